@@ -1,0 +1,108 @@
+//! The local APIC (the one-shot timer the scheduler runs on) and the I/O
+//! APICs (all pins masked until a driver server binds an IRQ). The legacy
+//! 8259 PICs are masked for good.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::instructions::port::Port;
+
+use super::paging::phys_to_virt;
+
+/// Vector of the LAPIC timer.
+pub const TIMER_VECTOR: u64 = 32;
+/// Spurious-interrupt vector (must end in 0xf on old APICs).
+pub const SPURIOUS_VECTOR: u64 = 0xff;
+
+const REG_EOI: u64 = 0xb0;
+const REG_SVR: u64 = 0xf0;
+const REG_LVT_TIMER: u64 = 0x320;
+const REG_TIMER_INIT: u64 = 0x380;
+const REG_TIMER_CURRENT: u64 = 0x390;
+const REG_TIMER_DIVIDE: u64 = 0x3e0;
+const LVT_MASKED: u32 = 1 << 16;
+
+static LAPIC_VA: AtomicU64 = AtomicU64::new(0);
+/// Timer interrupts taken since boot.
+pub static TIMER_FIRED: AtomicU64 = AtomicU64::new(0);
+
+fn lapic_write(reg: u64, v: u32) {
+    let base = LAPIC_VA.load(Ordering::Relaxed);
+    if base == 0 {
+        return;
+    }
+    // SAFETY: base is the LAPIC's MMIO page in the (uncached) direct map;
+    // `reg` is one of the architectural register offsets above.
+    unsafe { core::ptr::write_volatile((base + reg) as *mut u32, v) };
+}
+
+fn lapic_read(reg: u64) -> u32 {
+    let base = LAPIC_VA.load(Ordering::Relaxed);
+    if base == 0 {
+        return 0;
+    }
+    // SAFETY: as for `lapic_write`.
+    unsafe { core::ptr::read_volatile((base + reg) as *const u32) }
+}
+
+/// Masks the 8259s, enables the local APIC, masks every I/O APIC pin.
+/// Returns the number of I/O APIC pins masked.
+pub fn init(lapic_pa: u64, ioapics: &[(u64, u32)]) -> u32 {
+    let mut pic1: Port<u8> = Port::new(0x21);
+    let mut pic2: Port<u8> = Port::new(0xa1);
+    // SAFETY: writing 0xff to the 8259 data ports masks every legacy IRQ.
+    unsafe {
+        pic1.write(0xff);
+        pic2.write(0xff);
+    }
+    LAPIC_VA.store(phys_to_virt(lapic_pa), Ordering::Relaxed);
+    lapic_write(REG_SVR, (1 << 8) | SPURIOUS_VECTOR as u32);
+    lapic_write(REG_LVT_TIMER, LVT_MASKED);
+    let mut pins = 0;
+    for &(pa, _gsi) in ioapics {
+        let base = phys_to_virt(pa);
+        let sel = base as *mut u32;
+        let win = (base + 0x10) as *mut u32;
+        // SAFETY: IOREGSEL/IOWIN of an I/O APIC from the MADT, in the
+        // uncached direct map. Register 1 holds the redirection count.
+        let max = unsafe {
+            core::ptr::write_volatile(sel, 1);
+            (core::ptr::read_volatile(win) >> 16) & 0xff
+        };
+        for i in 0..=max {
+            // SAFETY: redirection entry i (low word) exists for i <= max;
+            // setting bit 16 masks the pin.
+            unsafe {
+                core::ptr::write_volatile(sel, 0x10 + 2 * i);
+                core::ptr::write_volatile(win, LVT_MASKED);
+            }
+            pins += 1;
+        }
+    }
+    pins
+}
+
+/// Starts the timer counting down from its maximum, masked (for calibration).
+pub fn timer_start_free_running() {
+    lapic_write(REG_TIMER_DIVIDE, 0b0011); // divide by 16
+    lapic_write(REG_LVT_TIMER, LVT_MASKED);
+    lapic_write(REG_TIMER_INIT, u32::MAX);
+}
+
+/// Ticks elapsed since [`timer_start_free_running`].
+pub fn timer_elapsed() -> u32 {
+    u32::MAX - lapic_read(REG_TIMER_CURRENT)
+}
+
+/// Arms a one-shot timer interrupt after `ticks` LAPIC ticks (0 disarms).
+pub fn timer_oneshot(ticks: u32) {
+    lapic_write(REG_TIMER_DIVIDE, 0b0011);
+    lapic_write(REG_LVT_TIMER, TIMER_VECTOR as u32);
+    lapic_write(REG_TIMER_INIT, ticks);
+}
+
+/// Handles a device or timer interrupt.
+pub fn interrupt(vector: u64) {
+    if vector == TIMER_VECTOR {
+        TIMER_FIRED.fetch_add(1, Ordering::Relaxed);
+    }
+    lapic_write(REG_EOI, 0);
+}

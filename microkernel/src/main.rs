@@ -1,0 +1,158 @@
+//! The Serac microkernel: the whole trusted core.
+//!
+//! It holds address spaces, the software TLB, the scheduler and interrupt
+//! batching, and nothing else; everything else runs in ring 3. `unsafe` is
+//! confined to `arch/` (hardware access) and every block there says why it
+//! is sound. Pure logic lives in `serac-kcore`, which is tested on the host.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+#[allow(unsafe_code)]
+mod arch;
+mod ktest;
+
+use core::fmt::Write;
+use log::info;
+
+use arch::bootinfo::BootInfo;
+use arch::exit::{exit, ExitCode};
+use arch::serial::RawWriter;
+
+/// Kernel heap size.
+const HEAP_BYTES: u64 = 4 << 20;
+
+/// Prints to COM1.
+#[macro_export]
+macro_rules! kprintln {
+    ($($arg:tt)*) => {
+        $crate::arch::serial::print(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Stops with a clear message: a boot stage that cannot proceed.
+fn fatal(stage: &str, what: core::fmt::Arguments<'_>) -> ! {
+    let _ = write!(RawWriter, "FATAL {stage}: {what}\r\n");
+    exit(ExitCode::Failure)
+}
+
+/// Rust entry, called by the trampoline on the kernel stack.
+/// `magic` and `info` are EAX and EBX as the loader left them.
+extern "C" fn kmain(magic: u32, info: u32) -> ! {
+    let bi = match BootInfo::parse(magic, info) {
+        Ok(bi) => bi,
+        Err(e) => fatal("boot", format_args!("unrecognised loader: {e:?} (eax={magic:#x})")),
+    };
+    arch::serial::init();
+    kprintln!(
+        "Serac {} booting via {}, {} MiB usable",
+        env!("CARGO_PKG_VERSION"),
+        bi.protocol.name(),
+        bi.usable_bytes() >> 20
+    );
+    arch::serial::init_logger();
+    info!(
+        "boot: cmdline \"{}\", {} memory region(s), {} module(s)",
+        bi.cmdline(),
+        bi.regions().len(),
+        bi.modules().len()
+    );
+
+    arch::cpu::init();
+    info!("cpu: GDT, TSS and IDT loaded; double faults on their own stack");
+
+    let mem = arch::paging::init_frames(&bi)
+        .unwrap_or_else(|| fatal("mem", format_args!("no room for the frame bitmap")));
+    info!(
+        "mem: {} free frames ({} MiB), bitmap {} KiB at {:#x}",
+        mem.free_frames,
+        mem.free_frames >> 8,
+        mem.bitmap_bytes.div_ceil(1024),
+        mem.bitmap_at
+    );
+
+    let tables = arch::paging::init_kernel_tables(mem.top, HEAP_BYTES)
+        .unwrap_or_else(|e| fatal("paging", format_args!("{e:?}")));
+    arch::heap::init(arch::paging::HEAP_START, tables.heap_bytes);
+    info!(
+        "paging: kernel tables live: direct map {} MiB, image {} pages W^X, heap {} KiB",
+        tables.physmap_bytes >> 20,
+        tables.image_pages,
+        tables.heap_bytes >> 10
+    );
+
+    let platform = arch::acpi::discover(bi.rsdp)
+        .unwrap_or_else(|e| fatal("acpi", format_args!("{e:?}")));
+    info!(
+        "acpi: rev {}, {} cpu(s), local APIC {:#x}, {} I/O APIC(s){}, HPET {}",
+        platform.revision,
+        platform.cpus,
+        platform.lapic,
+        platform.ioapic_count,
+        match platform.ioapics[..platform.ioapic_count].first() {
+            Some((pa, gsi)) => alloc::format!(" (first at {pa:#x}, GSI {gsi})"),
+            None => alloc::string::String::new(),
+        },
+        match platform.hpet {
+            Some(pa) => alloc::format!("at {pa:#x}"),
+            None => alloc::string::String::from("absent"),
+        }
+    );
+
+    let pins = arch::apic::init(platform.lapic, &platform.ioapics[..platform.ioapic_count]);
+    info!("apic: local APIC enabled, 8259s masked, {pins} I/O APIC pin(s) masked");
+
+    let cal = arch::time::calibrate(platform.hpet);
+    info!(
+        "time: TSC {}.{:03} MHz{}, LAPIC timer {}.{:03} MHz (after /16), against the {:?}",
+        cal.tsc_hz / 1_000_000,
+        cal.tsc_hz / 1_000 % 1_000,
+        if cal.invariant_tsc { " (invariant)" } else { "" },
+        cal.lapic_hz / 1_000_000,
+        cal.lapic_hz / 1_000 % 1_000,
+        cal.reference
+    );
+
+    let archive = bi.modules().first().map(|m| {
+        let len = usize::try_from(m.end - m.start).unwrap_or(0);
+        arch::boot_module(m.start, len)
+    });
+    match archive.map(serac_protocol::bootarc::Archive::parse) {
+        Some(Ok(a)) => {
+            info!("archive: {} entr{}", a.len(), if a.len() == 1 { "y" } else { "ies" });
+            for e in a.entries() {
+                match e {
+                    Ok(e) => info!("archive:   {} ({} bytes)", e.name, e.data.len()),
+                    Err(err) => log::warn!("archive:   bad entry: {err:?}"),
+                }
+            }
+        }
+        Some(Err(e)) => log::warn!("archive: rejected: {e:?}"),
+        None => log::warn!("archive: none given (pass one with -initrd or module2)"),
+    }
+
+    if let Some(name) = bi.cmdline_value("serac.test") {
+        ktest::run(name)
+    }
+    info!("boot complete; nothing to run yet, halting");
+    arch::exit::halt_forever()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let mut w = RawWriter;
+    let _ = match info.location() {
+        Some(l) => write!(
+            w,
+            "\r\nPANIC at {}:{}:{}: {}\r\n",
+            l.file(),
+            l.line(),
+            l.column(),
+            info.message()
+        ),
+        None => write!(w, "\r\nPANIC at <unknown>: {}\r\n", info.message()),
+    };
+    exit(ExitCode::Failure)
+}

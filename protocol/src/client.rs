@@ -1,0 +1,125 @@
+//! What every server protocol shares: the service error, the [`Transport`]
+//! a client stub calls through, and the generic typed call.
+//!
+//! Stubs are generic over `Transport`, so Ilwaco plugs in the `call` syscall
+//! and host tests plug in a fake. A request marked idempotent is retried
+//! once when the server turns out to have restarted; others are not, so a
+//! restart never silently repeats a side effect.
+
+use crate::codec::{decode, encode, CodecError};
+use crate::layout::MAX_PAYLOAD;
+use crate::SysError;
+use postcard::experimental::max_size::MaxSize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Errors a server reports inside its reply (shared by all servers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
+pub enum ServiceError {
+    /// The request decoded but makes no sense here.
+    BadRequest,
+    /// The caller may not do this.
+    NotPermitted,
+    /// No such domain (or a stale generation of it).
+    NoSuchDomain,
+    /// No such image in the boot archive.
+    NoSuchImage,
+    /// Out of frames, swap space or table slots.
+    NoResources,
+    /// A device reported an error; nothing was claimed to succeed.
+    Io,
+    /// The server (or one it depends on) restarted and lost the state this
+    /// request needed.
+    ServerRestarted,
+    /// The request is valid but not implemented yet.
+    Unsupported,
+}
+
+/// Moves one encoded request to a server and its encoded reply back.
+pub trait Transport {
+    /// Sends `req` with `label`, writes the reply payload into `reply` and
+    /// returns its length.
+    fn call(&mut self, label: u32, req: &[u8], reply: &mut [u8]) -> Result<usize, SysError>;
+}
+
+/// A request type of some server protocol.
+pub trait Request: Serialize + DeserializeOwned + MaxSize {
+    /// The header label carrying this protocol.
+    const LABEL: u32;
+    /// The matching reply enum.
+    type Reply: Reply;
+    /// Whether repeating the request has the same effect as sending it once.
+    fn is_idempotent(&self) -> bool;
+}
+
+/// A reply type of some server protocol.
+pub trait Reply: Serialize + DeserializeOwned + MaxSize {
+    /// The error the reply carries, if it is an error reply.
+    fn service_error(&self) -> Option<ServiceError>;
+}
+
+/// Why a typed call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientError {
+    /// The `call` itself failed.
+    Sys(SysError),
+    /// The request did not encode or the reply did not decode.
+    Codec(CodecError),
+    /// The server answered with an error.
+    Service(ServiceError),
+    /// The server answered with a reply of the wrong variant.
+    UnexpectedReply,
+}
+
+/// Label of the supervisor protocol.
+pub const LABEL_SUPERVISOR: u32 = 1;
+/// Label of the pager protocol.
+pub const LABEL_PAGER: u32 = 2;
+/// Label of the console protocol.
+pub const LABEL_CONSOLE: u32 = 3;
+
+/// One typed call; an idempotent request is retried once after a restart.
+pub fn rpc<T: Transport, R: Request>(t: &mut T, req: &R) -> Result<R::Reply, ClientError> {
+    let mut out = [0u8; MAX_PAYLOAD];
+    let mut back = [0u8; MAX_PAYLOAD];
+    let bytes = encode(req, &mut out).map_err(ClientError::Codec)?;
+    let mut tries = if req.is_idempotent() { 2 } else { 1 };
+    loop {
+        tries -= 1;
+        let restarted = match t.call(R::LABEL, bytes, &mut back) {
+            Ok(n) => {
+                let reply: R::Reply = decode(back.get(..n).ok_or(ClientError::Codec(CodecError::Malformed))?)
+                    .map_err(ClientError::Codec)?;
+                match reply.service_error() {
+                    None => return Ok(reply),
+                    Some(ServiceError::ServerRestarted) => ClientError::Service(ServiceError::ServerRestarted),
+                    Some(e) => return Err(ClientError::Service(e)),
+                }
+            }
+            Err(SysError::ServerRestarted) => ClientError::Sys(SysError::ServerRestarted),
+            Err(e) => return Err(ClientError::Sys(e)),
+        };
+        if tries == 0 {
+            return Err(restarted);
+        }
+    }
+}
+
+/// A fake transport for host tests: hands each request to a closure that
+/// plays the server.
+#[cfg(test)]
+pub(crate) mod fake {
+    use super::*;
+
+    pub(crate) struct FakeServer<F> {
+        pub(crate) serve: F,
+        pub(crate) calls: usize,
+    }
+
+    impl<F: FnMut(u32, &[u8], &mut [u8]) -> Result<usize, SysError>> Transport for FakeServer<F> {
+        fn call(&mut self, label: u32, req: &[u8], reply: &mut [u8]) -> Result<usize, SysError> {
+            self.calls += 1;
+            (self.serve)(label, req, reply)
+        }
+    }
+}

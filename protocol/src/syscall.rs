@@ -1,0 +1,190 @@
+//! Syscall numbers, the register convention and syscall sub-operations.
+//!
+//! Convention (x86_64 `syscall`, which clobbers `rcx` and `r11`):
+//! number in `rax`; arguments in `rdi, rsi, rdx, r10, r8, r9`; on return `rax`
+//! is 0 or a [`crate::SysError`] code and `rdx` carries the value. Numbers are
+//! stable ABI; 0 is deliberately no syscall so a zeroed `rax` fails loudly.
+//! `docs/abi.md` argues each call.
+
+/// The syscalls. Anything not here is policy and goes through IPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Syscall {
+    /// `debug_write(ptr, len)`: bytes to the serial console.
+    DebugWrite = 1,
+    /// `call(endpoint)`: send the IPC buffer's message, block for the reply.
+    Call = 2,
+    /// `reply_recv(reply)`: answer `reply` (or none) and wait for the next message.
+    ReplyRecv = 3,
+    /// `send(endpoint)`: send without waiting for a reply; fails with `WouldBlock`
+    /// if the server is not waiting.
+    Send = 4,
+    /// `notify(notification, bits)`: OR bits into a domain's notification word.
+    Notify = 5,
+    /// `idle(deadline)`: block until an event or the absolute TSC deadline.
+    Idle = 6,
+    /// `halt(code)`: end the calling domain; the supervisor is told.
+    Halt = 7,
+    /// `map(target, vaddr, frame, rights)`: insert a secure binding.
+    Map = 8,
+    /// `unmap(target, vaddr)`: remove a binding, returning the frame.
+    Unmap = 9,
+    /// `irq_ack(irq)`: re-enable an interrupt line bound to the caller.
+    IrqAck = 10,
+    /// `domain_ctl(handle, op, a, b)`: privileged operations on a domain.
+    DomainCtl = 11,
+}
+
+impl Syscall {
+    /// Every syscall, in numeric order.
+    pub const ALL: [Syscall; 11] = [
+        Syscall::DebugWrite,
+        Syscall::Call,
+        Syscall::ReplyRecv,
+        Syscall::Send,
+        Syscall::Notify,
+        Syscall::Idle,
+        Syscall::Halt,
+        Syscall::Map,
+        Syscall::Unmap,
+        Syscall::IrqAck,
+        Syscall::DomainCtl,
+    ];
+
+    /// The number placed in `rax`.
+    pub const fn number(self) -> u32 {
+        self as u32
+    }
+
+    /// How many argument registers the call reads (the rest are ignored).
+    pub const fn arg_count(self) -> usize {
+        match self {
+            Syscall::DebugWrite | Syscall::Notify | Syscall::Unmap => 2,
+            Syscall::Call | Syscall::ReplyRecv | Syscall::Send => 1,
+            Syscall::Idle | Syscall::Halt | Syscall::IrqAck => 1,
+            Syscall::Map | Syscall::DomainCtl => 4,
+        }
+    }
+}
+
+impl TryFrom<u64> for Syscall {
+    type Error = crate::SysError;
+
+    /// Any `rax` value outside the table is `BadSyscall`, including values
+    /// whose low 32 bits would match (no truncation).
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        Syscall::ALL
+            .iter()
+            .copied()
+            .find(|s| u64::from(s.number()) == n)
+            .ok_or(crate::SysError::BadSyscall)
+    }
+}
+
+/// `idle` deadline meaning "no timeout: wait for an event only".
+pub const IDLE_FOREVER: u64 = u64::MAX;
+
+/// Sub-operations of `domain_ctl`, passed in `rsi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum DomainOp {
+    /// Create an empty, stopped domain; `a` = class (0 server, 1 guest).
+    /// Returns a `DomainCtl` handle to it. Needs `CREATE` on the handle.
+    Create = 1,
+    /// Start a stopped domain at `rip = a`, `rsp = b`.
+    Start = 2,
+    /// Kill the domain: unmap everything, free its handles, tell the supervisor.
+    Kill = 3,
+    /// Hand ownership of frame `a` (owned by the caller) to the domain.
+    GiveFrame = 4,
+    /// Set the domain's upcall entry point to `a` (0 = upcalls off).
+    SetUpcall = 5,
+    /// Make endpoint handle `a` of the caller the domain's pager endpoint.
+    SetPager = 6,
+    /// Read counter `a` (see [`DomainCounter`]) into `rdx`.
+    ReadCounter = 7,
+}
+
+impl DomainOp {
+    /// Every sub-operation, in numeric order.
+    pub const ALL: [DomainOp; 7] = [
+        DomainOp::Create,
+        DomainOp::Start,
+        DomainOp::Kill,
+        DomainOp::GiveFrame,
+        DomainOp::SetUpcall,
+        DomainOp::SetPager,
+        DomainOp::ReadCounter,
+    ];
+}
+
+impl TryFrom<u64> for DomainOp {
+    type Error = crate::SysError;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        DomainOp::ALL
+            .iter()
+            .copied()
+            .find(|o| u64::from(*o as u32) == n)
+            .ok_or(crate::SysError::BadArgument)
+    }
+}
+
+/// Counters readable with `domain_ctl(ReadCounter)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum DomainCounter {
+    /// CPU time charged, in TSC ticks.
+    CpuTicks = 1,
+    /// Events raised into the pending mask.
+    EventsRaised = 2,
+    /// Upcalls (or idle returns) that delivered events.
+    UpcallsDelivered = 3,
+    /// Software-TLB misses sent to the pager.
+    Faults = 4,
+}
+
+impl TryFrom<u64> for DomainCounter {
+    type Error = crate::SysError;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        match n {
+            1 => Ok(DomainCounter::CpuTicks),
+            2 => Ok(DomainCounter::EventsRaised),
+            3 => Ok(DomainCounter::UpcallsDelivered),
+            4 => Ok(DomainCounter::Faults),
+            _ => Err(crate::SysError::BadArgument),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+    use crate::SysError;
+    use proptest::prelude::*;
+
+    #[test]
+    fn numbers_round_trip() {
+        for s in Syscall::ALL {
+            assert_eq!(Syscall::try_from(u64::from(s.number())), Ok(s));
+        }
+        for o in DomainOp::ALL {
+            assert_eq!(DomainOp::try_from(o as u64), Ok(o));
+        }
+        assert_eq!(Syscall::try_from(0), Err(SysError::BadSyscall));
+        assert_eq!(Syscall::try_from(1 << 32 | 1), Err(SysError::BadSyscall));
+    }
+
+    proptest! {
+        #[test]
+        fn rejects_everything_outside_the_table(n in any::<u64>()) {
+            let known = (1..=Syscall::ALL.len() as u64).contains(&n);
+            prop_assert_eq!(Syscall::try_from(n).is_ok(), known);
+            if let Ok(s) = Syscall::try_from(n) {
+                prop_assert_eq!(u64::from(s.number()), n);
+            }
+        }
+    }
+}

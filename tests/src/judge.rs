@@ -1,0 +1,189 @@
+//! Deciding whether a test passed, from its serial output and how QEMU ended.
+//! Pure functions, so the host tests cover them.
+
+use std::time::Duration;
+
+use crate::spec::{QemuTest, EXIT_FAILURE, EXIT_SUCCESS};
+
+/// How the QEMU process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal ended it (not ours).
+    Signalled,
+    /// It ran past the test's limit and was killed.
+    TimedOut(Duration),
+}
+
+/// A human reading of a QEMU exit status.
+pub fn describe_exit(code: i32) -> String {
+    match code {
+        EXIT_SUCCESS => "33: the kernel reported success (wrote 0x10 to isa-debug-exit)".into(),
+        EXIT_FAILURE => {
+            "35: the kernel reported failure (wrote 0x11 to isa-debug-exit: failed test, panic or exception)".into()
+        }
+        0 => "0: the guest reset or triple-faulted (QEMU runs with -no-reboot), or QEMU was shut down".into(),
+        1 => "1: QEMU itself failed (bad arguments or missing file? see the QEMU log)".into(),
+        c if c & 1 == 1 && c > 1 && c < 512 => format!(
+            "{c}: the kernel wrote {:#x} to isa-debug-exit, which means neither success nor failure",
+            c >> 1
+        ),
+        c => format!("{c}: unexpected"),
+    }
+}
+
+/// Splits serial output into lines, dropping `\r`, terminal escape sequences
+/// (GRUB and firmware emit them) and other control characters.
+pub fn clean_lines(serial: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    let mut it = serial.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '\n' => lines.push(std::mem::take(&mut cur)),
+            '\u{1b}' => {
+                if it.peek() == Some(&'[') {
+                    // CSI: parameters and intermediates, then a final byte
+                    // in 0x40..=0x7e.
+                    it.next();
+                    for d in it.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&d) {
+                            break;
+                        }
+                    }
+                } else {
+                    // Two-character escape (ESC 7, ESC c, ...).
+                    it.next();
+                }
+            }
+            '\t' => cur.push(c),
+            c if c.is_control() => {}
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+/// Everything wrong with a run; empty means the test passed.
+pub fn judge(test: &QemuTest, serial: &str, ending: Ending) -> Vec<String> {
+    let lines = clean_lines(serial);
+    let mut problems = Vec::new();
+
+    match ending {
+        Ending::Exited(c) if c == test.exit => {}
+        Ending::Exited(c) => problems.push(format!(
+            "QEMU exit status {}; expected {}",
+            describe_exit(c),
+            describe_exit(test.exit)
+        )),
+        Ending::Signalled => problems.push("QEMU was killed by a signal".into()),
+        Ending::TimedOut(t) => problems.push(format!(
+            "timed out after {:.0} s (QEMU killed); the kernel never wrote to isa-debug-exit",
+            t.as_secs_f64()
+        )),
+    }
+
+    if let Some(first) = &test.first_line {
+        match lines.iter().find(|l| !l.trim().is_empty()) {
+            Some(l) if first.matches(l) => {}
+            Some(l) => problems.push(format!("first serial line {l:?} does not match {first}")),
+            None => problems.push(format!(
+                "no serial output at all (expected a first line matching {first})"
+            )),
+        }
+    }
+    for p in &test.required {
+        if !lines.iter().any(|l| p.matches(l)) {
+            problems.push(format!("no serial line matches {p}"));
+        }
+    }
+    for p in &test.forbidden {
+        if let Some(l) = lines.iter().find(|l| p.matches(l)) {
+            problems.push(format!("forbidden line {l:?} (matches {p})"));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::Firmware;
+    use crate::spec::{all, Boot, QemuTest};
+
+    fn get(name: &str) -> QemuTest {
+        all().into_iter().find(|t| t.name == name).unwrap()
+    }
+
+    const GOOD: &str = "Serac 0.1.0 booting via pvh, 254 MiB usable\r\nstage: idt\r\nTEST boot ... ok\r\n";
+
+    #[test]
+    fn clean_strips_cr_and_escapes() {
+        let l = clean_lines("\u{1b}[2J\u{1b}[1;1Hhello\r\n\u{1b}7x\u{7}y\nlast");
+        assert_eq!(l, vec!["hello", "xy", "last"]);
+    }
+
+    #[test]
+    fn good_boot_passes() {
+        assert!(judge(&get("boot_pvh"), GOOD, Ending::Exited(33)).is_empty());
+    }
+
+    #[test]
+    fn wrong_exit_and_missing_line_fail() {
+        let p = judge(
+            &get("boot_pvh"),
+            "Serac 0.1.0 booting via pvh, 254 MiB usable\n",
+            Ending::Exited(0),
+        );
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("triple-faulted"));
+        assert!(p[1].contains("TEST boot ... ok"));
+    }
+
+    #[test]
+    fn timeout_and_silence_fail() {
+        let p = judge(
+            &get("boot_pvh"),
+            "",
+            Ending::TimedOut(Duration::from_secs(15)),
+        );
+        assert!(p[0].contains("timed out after 15 s"));
+        assert!(p.iter().any(|x| x.contains("no serial output")));
+    }
+
+    #[test]
+    fn wrong_boot_path_fails() {
+        let t = QemuTest::new("x", Boot::Iso(Firmware::SeaBios), "");
+        let p = judge(&t, GOOD, Ending::Exited(33));
+        assert!(p.iter().any(|x| x.contains("first serial line")), "{p:?}");
+    }
+
+    #[test]
+    fn forbidden_lines_fail() {
+        let out = format!("{GOOD}TEST other ... FAILED: nope\n");
+        let p = judge(&get("boot_pvh"), &out, Ending::Exited(33));
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("forbidden"));
+    }
+
+    #[test]
+    fn panic_and_exception_tests_accept_their_lines() {
+        let out = "Serac 0.1.0 booting via pvh, 254 MiB usable\nPANIC at microkernel/src/main.rs:40:9: deliberate panic\n";
+        assert!(judge(&get("panic_reported"), out, Ending::Exited(35)).is_empty());
+        let out = "Serac 0.1.0 booting via pvh, 254 MiB usable\nEXCEPTION #6 invalid opcode error=0x0 rip=0xffffffff80012345\n";
+        assert!(judge(&get("exception_reported"), out, Ending::Exited(35)).is_empty());
+        // A panic is not an exception.
+        let out = "Serac 0.1.0 booting via pvh, 254 MiB usable\nPANIC at a.rs:1:1: deliberate panic\n";
+        assert!(!judge(&get("exception_reported"), out, Ending::Exited(35)).is_empty());
+    }
+
+    #[test]
+    fn exit_descriptions() {
+        assert!(describe_exit(3).contains("0x1"));
+        assert!(describe_exit(33).contains("success"));
+    }
+}

@@ -1,0 +1,254 @@
+//! Running one QEMU test: make its archive and ISO if it needs them, boot
+//! QEMU with serial to a log file, enforce the wall-clock limit, and judge.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serac_boot::{archive, host, iso, Error};
+
+use crate::judge::{judge, Ending};
+use crate::qemu::{Accel, Machine, Media, Serial};
+use crate::spec::{Boot, QemuTest, Source};
+
+/// Lines of serial output shown when a test fails.
+pub const TAIL_LINES: usize = 30;
+
+/// What the tests run against; xtask fills it in after building.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Build output directory (`target/serac`).
+    pub out_dir: PathBuf,
+    /// The kernel ELF.
+    pub kernel: PathBuf,
+    /// The standard boot archive.
+    pub archive: PathBuf,
+    /// The standard archive's entries, so a test can get a variant of it.
+    pub base_entries: Vec<(String, Vec<u8>)>,
+    /// Accelerator for every test.
+    pub accel: Accel,
+}
+
+/// The result of one test.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Test name.
+    pub name: String,
+    /// Everything that went wrong; empty when it passed.
+    pub problems: Vec<String>,
+    /// Wall-clock time, including building its ISO if any.
+    pub elapsed: Duration,
+    /// Serial log.
+    pub log: PathBuf,
+    /// QEMU's own stdout and stderr.
+    pub qemu_log: PathBuf,
+    /// The QEMU command line, to rerun by hand (empty if setup failed).
+    pub command: String,
+}
+
+impl Outcome {
+    /// True when nothing went wrong.
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// A failure report: the problems, the command, and the end of the logs.
+    pub fn report(&self) -> String {
+        let mut s = String::new();
+        for p in &self.problems {
+            s.push_str(&format!("    - {p}\n"));
+        }
+        if !self.command.is_empty() {
+            s.push_str(&format!("    command: {}\n", self.command));
+        }
+        let serial = fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "    last {TAIL_LINES} serial lines ({}):\n",
+            self.log.display()
+        ));
+        let tail = host::tail(&serial.replace('\r', ""), TAIL_LINES);
+        if tail.is_empty() {
+            s.push_str("      (none)\n");
+        }
+        for l in tail.lines() {
+            s.push_str(&format!("      | {l}\n"));
+        }
+        let qemu = fs::read_to_string(&self.qemu_log).unwrap_or_default();
+        if !qemu.trim().is_empty() {
+            s.push_str(&format!("    QEMU said ({}):\n", self.qemu_log.display()));
+            for l in host::tail(&qemu, 10).lines() {
+                s.push_str(&format!("      | {l}\n"));
+            }
+        }
+        s
+    }
+}
+
+/// Runs tests against one [`Context`], reusing ISOs between tests that
+/// boot the same command line and archive.
+#[derive(Debug)]
+pub struct Runner {
+    ctx: Context,
+    isos: HashMap<(String, PathBuf), PathBuf>,
+}
+
+fn create_dir(d: &Path) -> Result<(), Error> {
+    fs::create_dir_all(d).map_err(|e| Error::io(format!("create {}", d.display()), e))
+}
+
+impl Runner {
+    /// A runner for `ctx`.
+    pub fn new(ctx: Context) -> Self {
+        Runner {
+            ctx,
+            isos: HashMap::new(),
+        }
+    }
+
+    fn tests_dir(&self) -> PathBuf {
+        self.ctx.out_dir.join("tests")
+    }
+
+    /// The archive a test boots: the standard one, or a variant with its
+    /// extra files written to `tests/<name>.sar`.
+    fn archive_for(&self, t: &QemuTest) -> Result<PathBuf, Error> {
+        if t.archive_extra.is_empty() {
+            return Ok(self.ctx.archive.clone());
+        }
+        let mut entries = self.ctx.base_entries.clone();
+        for (name, src) in &t.archive_extra {
+            let data = match src {
+                Source::Bytes(b) => b.clone(),
+                Source::File(p) => {
+                    let p = self.ctx.out_dir.join(p);
+                    fs::read(&p).map_err(|e| Error::io(format!("read {}", p.display()), e))?
+                }
+            };
+            match entries.iter_mut().find(|(n, _)| n == name) {
+                Some(e) => e.1 = data,
+                None => entries.push((name.clone(), data)),
+            }
+        }
+        let bytes = archive::build(&entries)?;
+        let path = self.tests_dir().join(format!("{}.sar", t.name));
+        fs::write(&path, bytes).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+        Ok(path)
+    }
+
+    /// The ISO for a command line and archive, built once per run. The
+    /// standard archive with `serac.test=NAME` gives `test-NAME.iso` in the
+    /// output directory; anything else gives `tests/<test>.iso`.
+    fn iso_for(&mut self, t: &QemuTest, archive: &Path) -> Result<PathBuf, Error> {
+        let key = (t.cmdline.clone(), archive.to_path_buf());
+        if let Some(p) = self.isos.get(&key) {
+            return Ok(p.clone());
+        }
+        let test_name = t
+            .cmdline
+            .strip_prefix("serac.test=")
+            .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        let stem = match test_name {
+            Some(n) if archive == self.ctx.archive => format!("test-{n}"),
+            _ => format!("tests/{}", t.name),
+        };
+        let out = self.ctx.out_dir.join(format!("{stem}.iso"));
+        let staging = self.ctx.out_dir.join("iso-staging").join(&stem);
+        iso::build(&iso::IsoSpec {
+            kernel: &self.ctx.kernel,
+            archive,
+            cmdline: &t.cmdline,
+            output: &out,
+            staging: &staging,
+        })?;
+        self.isos.insert(key, out.clone());
+        Ok(out)
+    }
+
+    /// Runs one test. Never panics on a test failure: everything that goes
+    /// wrong, setup included, is in the returned problems.
+    pub fn run(&mut self, t: &QemuTest) -> Outcome {
+        let start = Instant::now();
+        let dir = self.tests_dir();
+        let mut out = Outcome {
+            name: t.name.clone(),
+            problems: Vec::new(),
+            elapsed: Duration::ZERO,
+            log: dir.join(format!("{}.log", t.name)),
+            qemu_log: dir.join(format!("{}.qemu.log", t.name)),
+            command: String::new(),
+        };
+        // Stale logs from an earlier run would confuse the report.
+        let _ = fs::remove_file(&out.log);
+        let _ = fs::remove_file(&out.qemu_log);
+        match self.boot(t, &mut out) {
+            Ok(ending) => {
+                let serial = fs::read(&out.log)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                out.problems = judge(t, &serial, ending);
+            }
+            Err(e) => out.problems.push(format!("setup failed: {e}")),
+        }
+        out.elapsed = start.elapsed();
+        out
+    }
+
+    fn boot(&mut self, t: &QemuTest, out: &mut Outcome) -> Result<Ending, Error> {
+        create_dir(&self.tests_dir())?;
+        let archive = self.archive_for(t)?;
+        let media = match t.boot {
+            Boot::Pvh => Media::Pvh {
+                kernel: self.ctx.kernel.clone(),
+                initrd: archive,
+                cmdline: t.cmdline.clone(),
+            },
+            Boot::Iso(firmware) => Media::Iso {
+                iso: self.iso_for(t, &archive)?,
+                firmware,
+            },
+        };
+        let machine = Machine {
+            accel: self.ctx.accel,
+            media,
+            serial: Serial::File(out.log.clone()),
+            gdb: false,
+            ovmf_vars: self.tests_dir().join(format!("{}.ovmf-vars.fd", t.name)),
+            extra: t.qemu_args.iter().map(Into::into).collect(),
+        };
+        let mut cmd = machine.command()?;
+        out.command = host::display(&cmd);
+        let qlog = File::create(&out.qemu_log)
+            .map_err(|e| Error::io(format!("create {}", out.qemu_log.display()), e))?;
+        let qlog2 = qlog
+            .try_clone()
+            .map_err(|e| Error::io(format!("open {}", out.qemu_log.display()), e))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(qlog))
+            .stderr(Stdio::from(qlog2));
+        let mut child = host::spawn(&mut cmd)?;
+        let started = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => {
+                    return Ok(st.code().map_or(Ending::Signalled, Ending::Exited));
+                }
+                Ok(None) if started.elapsed() >= t.timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Ok(Ending::TimedOut(t.timeout));
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(10)),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::io("wait for QEMU", e));
+                }
+            }
+        }
+    }
+}

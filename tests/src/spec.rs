@@ -1,0 +1,203 @@
+//! What a QEMU test is, and the list of them.
+//!
+//! To add a test, add one entry to [`all`]. A test names how Serac boots
+//! ([`Boot`]), the kernel command line, extra boot-archive files, the QEMU
+//! exit status it expects, and the serial lines that must and must not
+//! appear (see [`crate::pattern`] for the syntax).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::pattern::Pattern;
+use crate::qemu::Firmware;
+
+/// QEMU's exit status when the kernel writes 0x10 to isa-debug-exit.
+pub const EXIT_SUCCESS: i32 = 33;
+/// QEMU's exit status when the kernel writes 0x11 to isa-debug-exit
+/// (failed test, panic, CPU exception).
+pub const EXIT_FAILURE: i32 = 35;
+
+/// How the test machine boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boot {
+    /// `qemu -kernel kernel.elf -initrd archive`: the PVH entry, fast.
+    Pvh,
+    /// The GRUB ISO (multiboot2 entry) under the given firmware.
+    Iso(Firmware),
+}
+
+impl Boot {
+    /// How this boot path announces itself in the boot line.
+    pub fn via(self) -> &'static str {
+        match self {
+            Boot::Pvh => "pvh",
+            Boot::Iso(_) => "multiboot2",
+        }
+    }
+
+    /// A default wall-clock limit: firmware and GRUB take seconds under TCG.
+    pub fn default_timeout(self) -> Duration {
+        Duration::from_secs(match self {
+            Boot::Pvh => 15,
+            Boot::Iso(Firmware::SeaBios) => 30,
+            Boot::Iso(Firmware::Ovmf) => 60,
+        })
+    }
+}
+
+/// Where an extra boot-archive file comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// These bytes.
+    Bytes(Vec<u8>),
+    /// A file, relative to `target/serac/` (where xtask puts build outputs).
+    File(PathBuf),
+}
+
+/// One QEMU test.
+#[derive(Debug, Clone)]
+pub struct QemuTest {
+    /// Unique name; also names the log file `target/serac/tests/<name>.log`.
+    pub name: String,
+    /// How it boots.
+    pub boot: Boot,
+    /// Kernel command line.
+    pub cmdline: String,
+    /// Files added to (or replacing same-named files in) the standard boot
+    /// archive for this test only.
+    pub archive_extra: Vec<(String, Source)>,
+    /// The QEMU exit status that means "passed".
+    pub exit: i32,
+    /// If set, the first non-empty serial line must match this.
+    pub first_line: Option<Pattern>,
+    /// Each must match at least one serial line.
+    pub required: Vec<Pattern>,
+    /// None may match any serial line.
+    pub forbidden: Vec<Pattern>,
+    /// Wall-clock limit; QEMU is killed after it.
+    pub timeout: Duration,
+    /// Extra QEMU arguments (devices, memory size, ...).
+    pub qemu_args: Vec<String>,
+}
+
+/// The boot line the kernel prints first, for a boot path.
+pub fn boot_line(via: &str) -> Pattern {
+    Pattern::new(format!("Serac %s booting via {via}, %d MiB usable"))
+}
+
+/// Forbidden in every test unless it opts out with [`QemuTest::allow`].
+pub const DEFAULT_FORBIDDEN: &[&str] = &["TEST * ... FAILED*", "PANIC at *", "EXCEPTION #*"];
+
+impl QemuTest {
+    /// A test that boots `boot` with the kernel command line `cmdline`,
+    /// expects the matching boot line first, a success exit, and no failed
+    /// test, panic or exception line.
+    pub fn new(name: impl Into<String>, boot: Boot, cmdline: impl Into<String>) -> Self {
+        QemuTest {
+            name: name.into(),
+            boot,
+            cmdline: cmdline.into(),
+            archive_extra: Vec::new(),
+            exit: EXIT_SUCCESS,
+            first_line: Some(boot_line(boot.via())),
+            required: vec![boot_line(boot.via())],
+            forbidden: DEFAULT_FORBIDDEN.iter().map(|&p| Pattern::new(p)).collect(),
+            timeout: boot.default_timeout(),
+            qemu_args: Vec::new(),
+        }
+    }
+
+    /// Expects QEMU to exit with `status`.
+    pub fn exit(mut self, status: i32) -> Self {
+        self.exit = status;
+        self
+    }
+
+    /// Requires a line matching `p`.
+    pub fn require(mut self, p: impl Into<Pattern>) -> Self {
+        self.required.push(p.into());
+        self
+    }
+
+    /// Forbids lines matching `p`.
+    pub fn forbid(mut self, p: impl Into<Pattern>) -> Self {
+        self.forbidden.push(p.into());
+        self
+    }
+
+    /// Removes `p` from the forbidden patterns (e.g. `PANIC at *` for a test
+    /// that expects a panic).
+    pub fn allow(mut self, p: &str) -> Self {
+        self.forbidden.retain(|f| f.as_str() != p);
+        self
+    }
+
+    /// Stops requiring a particular first line (for firmware that prints to
+    /// the serial port before the kernel does).
+    pub fn any_first_line(mut self) -> Self {
+        self.first_line = None;
+        self
+    }
+
+    /// Adds a file to this test's boot archive.
+    pub fn with_file(mut self, name: impl Into<String>, source: Source) -> Self {
+        self.archive_extra.push((name.into(), source));
+        self
+    }
+
+    /// Passes extra arguments to QEMU.
+    pub fn qemu_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.qemu_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the wall-clock limit.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+}
+
+/// Every QEMU test, in the order `cargo xtask test` runs them.
+pub fn all() -> Vec<QemuTest> {
+    vec![
+        QemuTest::new("boot_pvh", Boot::Pvh, "serac.test=boot").require("TEST boot ... ok"),
+        QemuTest::new("boot_iso_seabios", Boot::Iso(Firmware::SeaBios), "serac.test=boot")
+            .require("TEST boot ... ok"),
+        QemuTest::new("boot_iso_ovmf", Boot::Iso(Firmware::Ovmf), "serac.test=boot")
+            .require("TEST boot ... ok"),
+        QemuTest::new("panic_reported", Boot::Pvh, "serac.test=panic")
+            .exit(EXIT_FAILURE)
+            .allow("PANIC at *")
+            .require("PANIC at %s:%d:%d: *deliberate panic*"),
+        QemuTest::new("exception_reported", Boot::Pvh, "serac.test=exception")
+            .exit(EXIT_FAILURE)
+            .allow("EXCEPTION #*")
+            .require("EXCEPTION #%d * error=0x%x rip=0x%x*"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_file_safe() {
+        let tests = all();
+        let names: HashSet<_> = tests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names.len(), tests.len());
+        for n in names {
+            assert!(n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        }
+    }
+
+    #[test]
+    fn allow_removes_default() {
+        let t = QemuTest::new("x", Boot::Pvh, "").allow("PANIC at *");
+        assert!(!t.forbidden.iter().any(|p| p.as_str() == "PANIC at *"));
+        assert_eq!(t.forbidden.len(), DEFAULT_FORBIDDEN.len() - 1);
+    }
+}

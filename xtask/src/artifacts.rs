@@ -1,0 +1,134 @@
+//! Building what boots: the kernel, the boot archive and the ISO images.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serac_boot::{archive, host, iso};
+
+use crate::util::{cargo, out_dir, size_of, target_dir, Failure, Result, KERNEL_TARGET};
+
+/// The paths `build` produces.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// `target/serac/kernel.elf`: the kernel without debug info.
+    pub kernel: PathBuf,
+    /// `target/serac/kernel.sym`: the same kernel with debug info, for gdb.
+    pub kernel_sym: PathBuf,
+    /// `target/serac/boot.sar`: the boot archive.
+    pub archive: PathBuf,
+    /// The archive's entries, for tests that need a variant of it.
+    pub entries: Vec<(String, Vec<u8>)>,
+}
+
+/// The files packed into the boot archive, in order.
+///
+/// Add servers here as they appear: build them in [`build`] first, then
+/// read their ELF from `out` (e.g. `fs::read(out.join("supervisor.elf"))`).
+pub fn archive_entries(_out: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    Ok(vec![(
+        "manifest".to_owned(),
+        b"# serac boot manifest v0\n".to_vec(),
+    )])
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result {
+    fs::write(path, bytes).map_err(|e| Failure(format!("write {}: {e}", path.display())))
+}
+
+/// llvm-objcopy from the llvm-tools component of the active toolchain.
+fn llvm_objcopy() -> Option<PathBuf> {
+    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().ok()?;
+    let vv = Command::new("rustc").arg("-vV").output().ok()?;
+    let host_triple = String::from_utf8_lossy(&vv.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))?;
+    let p = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
+        .join("lib/rustlib")
+        .join(host_triple)
+        .join("bin/llvm-objcopy");
+    p.is_file().then_some(p)
+}
+
+/// Builds the kernel (release) and the boot archive into `target/serac`.
+pub fn build() -> Result<Built> {
+    let out = out_dir();
+    fs::create_dir_all(&out).map_err(|e| Failure(format!("create {}: {e}", out.display())))?;
+
+    println!("xtask: building the kernel (cargo build -p serac-kernel --target {KERNEL_TARGET} --release)");
+    host::run(cargo().args([
+        "build",
+        "-p",
+        "serac-kernel",
+        "--target",
+        KERNEL_TARGET,
+        "--release",
+    ]))
+    .map_err(|e| Failure(format!("kernel build failed: {e}")))?;
+    let built = target_dir()
+        .join(KERNEL_TARGET)
+        .join("release")
+        .join("serac-kernel");
+    let kernel = out.join("kernel.elf");
+    let kernel_sym = out.join("kernel.sym");
+    fs::copy(&built, &kernel_sym)
+        .map_err(|e| Failure(format!("copy {} to {}: {e}", built.display(), kernel_sym.display())))?;
+    // kernel.elf drops the debug info (smaller ISO, faster loads); the
+    // segments, notes and symbols are unchanged.
+    match llvm_objcopy() {
+        Some(objcopy) => host::run(
+            Command::new(objcopy)
+                .arg("--strip-debug")
+                .arg(&kernel_sym)
+                .arg(&kernel),
+        )?,
+        None => {
+            eprintln!("xtask: llvm-objcopy (rustup component llvm-tools) not found; kernel.elf keeps its debug info");
+            fs::copy(&kernel_sym, &kernel)
+                .map_err(|e| Failure(format!("copy to {}: {e}", kernel.display())))?;
+        }
+    }
+
+    let entries = archive_entries(&out)?;
+    let bytes = archive::build(&entries)?;
+    let archive = out.join("boot.sar");
+    write(&archive, &bytes)?;
+
+    println!("xtask: built");
+    println!("  {:<28} {}", kernel.display(), size_of(&kernel));
+    println!("  {:<28} {} (with debug info, for gdb)", kernel_sym.display(), size_of(&kernel_sym));
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    println!(
+        "  {:<28} {} ({})",
+        archive.display(),
+        size_of(&archive),
+        names.join(", ")
+    );
+    Ok(Built {
+        kernel,
+        kernel_sym,
+        archive,
+        entries,
+    })
+}
+
+/// Writes an ISO booting `built` with `cmdline` to `output`.
+pub fn iso(built: &Built, cmdline: &str, output: &Path) -> Result {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
+    iso::build(&iso::IsoSpec {
+        kernel: &built.kernel,
+        archive: &built.archive,
+        cmdline,
+        output,
+        staging: &out_dir().join("iso-staging").join(stem),
+    })?;
+    Ok(())
+}
+
+/// `target/serac.iso`, the user image (empty command line).
+pub fn user_iso_path() -> PathBuf {
+    target_dir().join("serac.iso")
+}
