@@ -82,6 +82,7 @@ pub fn build<N: AsRef<str>, D: AsRef<[u8]>>(files: &[(N, D)]) -> Result<Vec<u8>,
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
     use serac_protocol::bootarc::{Archive, ArchiveError};
@@ -89,7 +90,10 @@ mod tests {
     fn sample() -> Vec<(String, Vec<u8>)> {
         vec![
             ("manifest".into(), b"# serac boot manifest v0\n".to_vec()),
-            ("supervisor".into(), (0..=255u8).cycle().take(5000).collect()),
+            (
+                "supervisor".into(),
+                (0..=255u8).cycle().take(5000).collect(),
+            ),
             ("empty".into(), Vec::new()),
             ("n".repeat(NAME_LEN), b"long name".to_vec()),
         ]
@@ -151,10 +155,7 @@ mod tests {
     fn rejects_bad_names() {
         let long = "x".repeat(NAME_LEN + 1);
         for bad in ["", "a\0b", long.as_str()] {
-            assert!(matches!(
-                build(&[(bad, b"x")]),
-                Err(Error::BadName(_))
-            ));
+            assert!(matches!(build(&[(bad, b"x")]), Err(Error::BadName(_))));
         }
         assert!(matches!(
             build(&[("a", b"1"), ("a", b"2")]),

@@ -66,8 +66,7 @@ pub fn display(cmd: &Command) -> String {
 fn quote(a: &OsStr) -> String {
     let a = a.to_string_lossy();
     let plain = !a.is_empty()
-        && a
-            .chars()
+        && a.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
     if plain {
         a.into_owned()
@@ -139,6 +138,7 @@ pub fn tail(text: &str, n: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -155,7 +155,10 @@ mod tests {
             &Command::new("grub-mkrescue"),
             io::Error::from(io::ErrorKind::NotFound),
         );
-        assert!(e.to_string().contains("apt-get install -y grub-common"), "{e}");
+        assert!(
+            e.to_string().contains("apt-get install -y grub-common"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -133,6 +133,7 @@ pub fn build(spec: &IsoSpec<'_>) -> Result<(), Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -8,7 +8,7 @@ use crate::kprintln;
 use core::sync::atomic::Ordering;
 
 /// Runs test `name` and exits QEMU.
-pub fn run(name: &str) -> ! {
+pub fn run(name: &str) {
     match name {
         "boot" => {
             let mut failed = false;
@@ -27,6 +27,8 @@ pub fn run(name: &str) -> ! {
             // page fault that must be reported with CR2.
             arch::cpu::provoke_page_fault(0x0000_0dea_dbee_f000)
         }
+        // Tests that run domains are driven by the kernel proper.
+        "domains" => {}
         other => {
             kprintln!("TEST {other} ... FAILED: no such test");
             exit(ExitCode::Failure)

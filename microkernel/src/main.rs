@@ -12,6 +12,7 @@ extern crate alloc;
 
 #[allow(unsafe_code)]
 mod arch;
+mod kernel;
 mod ktest;
 
 use core::fmt::Write;
@@ -33,7 +34,7 @@ macro_rules! kprintln {
 }
 
 /// Stops with a clear message: a boot stage that cannot proceed.
-fn fatal(stage: &str, what: core::fmt::Arguments<'_>) -> ! {
+pub(crate) fn fatal(stage: &str, what: core::fmt::Arguments<'_>) -> ! {
     let _ = write!(RawWriter, "FATAL {stage}: {what}\r\n");
     exit(ExitCode::Failure)
 }
@@ -43,7 +44,10 @@ fn fatal(stage: &str, what: core::fmt::Arguments<'_>) -> ! {
 extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let bi = match BootInfo::parse(magic, info) {
         Ok(bi) => bi,
-        Err(e) => fatal("boot", format_args!("unrecognised loader: {e:?} (eax={magic:#x})")),
+        Err(e) => fatal(
+            "boot",
+            format_args!("unrecognised loader: {e:?} (eax={magic:#x})"),
+        ),
     };
     arch::serial::init();
     kprintln!(
@@ -77,16 +81,18 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         .unwrap_or_else(|e| fatal("paging", format_args!("{e:?}")));
     arch::heap::init(arch::paging::HEAP_START, tables.heap_bytes);
     info!(
-        "paging: kernel tables live: direct map {} MiB, image {} pages W^X, heap {} KiB",
+        "paging: kernel tables live: direct map {} MiB, image {} pages W^X, heap {} KiB, {} frames free",
         tables.physmap_bytes >> 20,
         tables.image_pages,
-        tables.heap_bytes >> 10
+        tables.heap_bytes >> 10,
+        arch::paging::free_frames()
     );
 
-    let platform = arch::acpi::discover(bi.rsdp)
-        .unwrap_or_else(|e| fatal("acpi", format_args!("{e:?}")));
+    let platform =
+        arch::acpi::discover(bi.rsdp).unwrap_or_else(|e| fatal("acpi", format_args!("{e:?}")));
     info!(
-        "acpi: rev {}, {} cpu(s), local APIC {:#x}, {} I/O APIC(s){}, HPET {}",
+        "acpi: RSDP {:#x} rev {}, {} cpu(s), local APIC {:#x}, {} I/O APIC(s){}, HPET {}",
+        platform.rsdp,
         platform.revision,
         platform.cpus,
         platform.lapic,
@@ -109,7 +115,11 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         "time: TSC {}.{:03} MHz{}, LAPIC timer {}.{:03} MHz (after /16), against the {:?}",
         cal.tsc_hz / 1_000_000,
         cal.tsc_hz / 1_000 % 1_000,
-        if cal.invariant_tsc { " (invariant)" } else { "" },
+        if cal.invariant_tsc {
+            " (invariant)"
+        } else {
+            ""
+        },
         cal.lapic_hz / 1_000_000,
         cal.lapic_hz / 1_000 % 1_000,
         cal.reference
@@ -119,9 +129,14 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         let len = usize::try_from(m.end - m.start).unwrap_or(0);
         arch::boot_module(m.start, len)
     });
-    match archive.map(serac_protocol::bootarc::Archive::parse) {
+    let archive = archive.map(serac_protocol::bootarc::Archive::parse);
+    match &archive {
         Some(Ok(a)) => {
-            info!("archive: {} entr{}", a.len(), if a.len() == 1 { "y" } else { "ies" });
+            info!(
+                "archive: {} entr{}",
+                a.len(),
+                if a.len() == 1 { "y" } else { "ies" }
+            );
             for e in a.entries() {
                 match e {
                     Ok(e) => info!("archive:   {} ({} bytes)", e.name, e.data.len()),
@@ -133,11 +148,22 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         None => log::warn!("archive: none given (pass one with -initrd or module2)"),
     }
 
-    if let Some(name) = bi.cmdline_value("serac.test") {
+    let test = bi.cmdline_value("serac.test");
+    if let Some(name) = test {
         ktest::run(name)
     }
-    info!("boot complete; nothing to run yet, halting");
-    arch::exit::halt_forever()
+    arch::user::init(arch::boot::kernel_stack_top());
+    // The kernel starts exactly one domain; the supervisor starts the rest.
+    let first = bi.cmdline_value("serac.init").unwrap_or("supervisor");
+    let image = match &archive {
+        Some(Ok(a)) => a.find(first).ok(),
+        _ => None,
+    };
+    let Some(image) = image else {
+        fatal("init", format_args!("no `{first}` in the boot archive"))
+    };
+    info!("init: starting {first} ({} bytes)", image.data.len());
+    kernel::start(first, image.data, bi.cmdline_value("serac.exit").is_some())
 }
 
 #[panic_handler]

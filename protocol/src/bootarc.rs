@@ -114,7 +114,9 @@ impl<'a> Archive<'a> {
         let offset = le32(self.bytes, base + NAME_LEN)? as usize;
         let len = le32(self.bytes, base + NAME_LEN + 4)? as usize;
         let crc = le32(self.bytes, base + NAME_LEN + 8)?;
-        let end = offset.checked_add(len).ok_or(ArchiveError::EntryOutOfBounds)?;
+        let end = offset
+            .checked_add(len)
+            .ok_or(ArchiveError::EntryOutOfBounds)?;
         let data = self
             .bytes
             .get(offset..end)
@@ -167,7 +169,10 @@ mod tests {
 
     #[test]
     fn rejects_short_and_bad_magic() {
-        assert_eq!(Archive::parse(b"SERAC").unwrap_err(), ArchiveError::Truncated);
+        assert_eq!(
+            Archive::parse(b"SERAC").unwrap_err(),
+            ArchiveError::Truncated
+        );
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(b"NOTSERAC");
         assert_eq!(Archive::parse(&b).unwrap_err(), ArchiveError::BadMagic);

@@ -42,6 +42,12 @@ pub trait Transport {
     fn call(&mut self, label: u32, req: &[u8], reply: &mut [u8]) -> Result<usize, SysError>;
 }
 
+impl<T: Transport + ?Sized> Transport for &mut T {
+    fn call(&mut self, label: u32, req: &[u8], reply: &mut [u8]) -> Result<usize, SysError> {
+        (**self).call(label, req, reply)
+    }
+}
+
 /// A request type of some server protocol.
 pub trait Request: Serialize + DeserializeOwned + MaxSize {
     /// The header label carrying this protocol.
@@ -88,11 +94,16 @@ pub fn rpc<T: Transport, R: Request>(t: &mut T, req: &R) -> Result<R::Reply, Cli
         tries -= 1;
         let restarted = match t.call(R::LABEL, bytes, &mut back) {
             Ok(n) => {
-                let reply: R::Reply = decode(back.get(..n).ok_or(ClientError::Codec(CodecError::Malformed))?)
-                    .map_err(ClientError::Codec)?;
+                let reply: R::Reply = decode(
+                    back.get(..n)
+                        .ok_or(ClientError::Codec(CodecError::Malformed))?,
+                )
+                .map_err(ClientError::Codec)?;
                 match reply.service_error() {
                     None => return Ok(reply),
-                    Some(ServiceError::ServerRestarted) => ClientError::Service(ServiceError::ServerRestarted),
+                    Some(ServiceError::ServerRestarted) => {
+                        ClientError::Service(ServiceError::ServerRestarted)
+                    }
                     Some(e) => return Err(ClientError::Service(e)),
                 }
             }

@@ -25,7 +25,10 @@ pub enum CodecError {
 }
 
 /// Encodes `msg` into `buf`, returning the used prefix.
-pub fn encode<'b, T: Serialize + MaxSize>(msg: &T, buf: &'b mut [u8]) -> Result<&'b [u8], CodecError> {
+pub fn encode<'b, T: Serialize + MaxSize>(
+    msg: &T,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], CodecError> {
     match postcard::to_slice(msg, buf) {
         Ok(used) => Ok(used),
         Err(postcard::Error::SerializeBufferFull) => Err(CodecError::BufferTooSmall),
@@ -63,7 +66,10 @@ pub struct BoundedBytes<const N: usize> {
 impl<const N: usize> BoundedBytes<N> {
     /// Empty.
     pub const fn new() -> Self {
-        BoundedBytes { len: 0, buf: [0; N] }
+        BoundedBytes {
+            len: 0,
+            buf: [0; N],
+        }
     }
 
     /// Copies `data`; `None` if longer than `N`.
@@ -148,7 +154,9 @@ pub struct BoundedStr<const N: usize> {
 impl<const N: usize> BoundedStr<N> {
     /// Copies `s`; `None` if longer than `N` bytes.
     pub fn new(s: &str) -> Option<Self> {
-        Some(BoundedStr { bytes: BoundedBytes::from_slice(s.as_bytes())? })
+        Some(BoundedStr {
+            bytes: BoundedBytes::from_slice(s.as_bytes())?,
+        })
     }
 
     /// The string (always valid UTF-8: checked on every construction path).
@@ -194,7 +202,6 @@ impl<const N: usize> MaxSize for BoundedStr<N> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -219,10 +226,19 @@ mod tests {
         assert!(BoundedBytes::<7>::from_slice(&[1; 8]).is_none());
         let mut tail = enc.clone();
         tail.push(0);
-        assert_eq!(decode::<BoundedBytes<8>>(&tail), Err(CodecError::TrailingBytes));
-        assert_eq!(encode(&long, &mut buf[..3]), Err(CodecError::BufferTooSmall));
+        assert_eq!(
+            decode::<BoundedBytes<8>>(&tail),
+            Err(CodecError::TrailingBytes)
+        );
+        assert_eq!(
+            encode(&long, &mut buf[..3]),
+            Err(CodecError::BufferTooSmall)
+        );
         // Invalid UTF-8 is rejected as a string.
-        assert_eq!(decode::<BoundedStr<8>>(&[2, 0xff, 0xfe]), Err(CodecError::Malformed));
+        assert_eq!(
+            decode::<BoundedStr<8>>(&[2, 0xff, 0xfe]),
+            Err(CodecError::Malformed)
+        );
         let s = BoundedStr::<8>::new("httpd").unwrap();
         let enc = encode(&s, &mut buf).unwrap().to_vec();
         assert_eq!(decode::<BoundedStr<8>>(&enc).unwrap().as_str(), "httpd");
@@ -236,7 +252,8 @@ mod tests {
             let mut buf = [0u8; BoundedBytes::<200>::POSTCARD_MAX_SIZE];
             let enc = encode(&b, &mut buf).unwrap();
             prop_assert!(enc.len() <= BoundedBytes::<200>::POSTCARD_MAX_SIZE);
-            prop_assert_eq!(decode::<BoundedBytes<200>>(enc).unwrap().as_slice(), &v[..]);
+            let back = decode::<BoundedBytes<200>>(enc).unwrap();
+            prop_assert_eq!(back.as_slice(), &v[..]);
         }
 
         #[test]

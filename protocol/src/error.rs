@@ -76,7 +76,10 @@ impl SysError {
 
     /// Decodes a code; `None` for 0 (success) and unknown codes.
     pub fn from_code(code: u64) -> Option<SysError> {
-        SysError::ALL.iter().copied().find(|e| u64::from(e.code()) == code)
+        SysError::ALL
+            .iter()
+            .copied()
+            .find(|e| u64::from(e.code()) == code)
     }
 }
 
@@ -113,7 +116,6 @@ pub fn sys_return(r: Result<u64, SysError>) -> (u64, u64) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -75,7 +75,12 @@ impl MsgHeader {
         if len as usize > MAX_PAYLOAD {
             return Err(SysError::MessageTooLarge);
         }
-        Ok(MsgHeader { label, len, handle, badge })
+        Ok(MsgHeader {
+            label,
+            len,
+            handle,
+            badge,
+        })
     }
 }
 
@@ -101,7 +106,7 @@ pub fn write_message(buf: &mut [u8], mut h: MsgHeader, payload: &[u8]) -> Result
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
+#[allow(clippy::cast_possible_truncation, reason = "tests")]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -127,17 +132,38 @@ mod tests {
     #[test]
     fn bounds() {
         let mut b = [0u8; 4096];
-        let big = MsgHeader { len: MAX_PAYLOAD as u32 + 1, ..Default::default() };
+        let big = MsgHeader {
+            len: MAX_PAYLOAD as u32 + 1,
+            ..Default::default()
+        };
         assert_eq!(big.encode(&mut b), Err(SysError::MessageTooLarge));
-        assert_eq!(MsgHeader::default().encode(&mut b[..23]), Err(SysError::BadArgument));
-        let n = write_message(&mut b, MsgHeader { label: 7, ..Default::default() }, b"hi").unwrap();
+        assert_eq!(
+            MsgHeader::default().encode(&mut b[..23]),
+            Err(SysError::BadArgument)
+        );
+        let n = write_message(
+            &mut b,
+            MsgHeader {
+                label: 7,
+                ..Default::default()
+            },
+            b"hi",
+        )
+        .unwrap();
         assert_eq!(n, HEADER_LEN + 2);
         let (h, p) = split_message(&b[..n]).unwrap();
         assert_eq!((h.label, h.len, p), (7, 2, &b"hi"[..]));
         assert_eq!(split_message(&b[..n - 1]), Err(SysError::MessageTooLarge));
-        assert_eq!(write_message(&mut b, MsgHeader::default(), &[0u8; MAX_PAYLOAD + 1]), Err(SysError::MessageTooLarge));
+        assert_eq!(
+            write_message(&mut b, MsgHeader::default(), &[0u8; MAX_PAYLOAD + 1]),
+            Err(SysError::MessageTooLarge)
+        );
         b[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(MsgHeader::decode(&b), Err(SysError::MessageTooLarge));
-        assert!(MsgHeader { label: LABEL_FAULT, ..Default::default() }.is_kernel_label());
+        assert!(MsgHeader {
+            label: LABEL_FAULT,
+            ..Default::default()
+        }
+        .is_kernel_label());
     }
 }

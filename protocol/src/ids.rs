@@ -9,8 +9,20 @@ use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
 
 /// A protection domain: slot index in the kernel's domain table + generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[derive(Serialize, Deserialize, MaxSize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    Serialize,
+    Deserialize,
+    MaxSize,
+)]
 pub struct DomainId {
     /// Slot in the kernel's domain table.
     pub index: u32,
@@ -34,8 +46,15 @@ impl DomainId {
 
     /// Unpacks a register value; any `u64` is syntactically an id, the
     /// kernel's table decides whether it is live.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "splitting the halves is the point"
+    )]
     pub const fn from_raw(raw: u64) -> DomainId {
-        DomainId { index: raw as u32, gen: (raw >> 32) as u32 }
+        DomainId {
+            index: raw as u32,
+            gen: (raw >> 32) as u32,
+        }
     }
 
     /// Whether this is [`DomainId::NONE`] (generation 0 is never live).
@@ -49,13 +68,28 @@ impl DomainId {
             0 => 1,
             g => g,
         };
-        DomainId { index: self.index, gen }
+        DomainId {
+            index: self.index,
+            gen,
+        }
     }
 }
 
 /// A per-domain handle: slot index in the holder's handle table + generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[derive(Serialize, Deserialize, MaxSize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    Serialize,
+    Deserialize,
+    MaxSize,
+)]
 pub struct Handle {
     /// Slot in the holder's handle table.
     pub index: u32,
@@ -78,8 +112,15 @@ impl Handle {
     }
 
     /// Unpacks a register value (see [`DomainId::from_raw`]).
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "splitting the halves is the point"
+    )]
     pub const fn from_raw(raw: u64) -> Handle {
-        Handle { index: raw as u32, gen: (raw >> 32) as u32 }
+        Handle {
+            index: raw as u32,
+            gen: (raw >> 32) as u32,
+        }
     }
 
     /// Whether this is [`Handle::NONE`].
@@ -89,8 +130,7 @@ impl Handle {
 }
 
 /// What a handle names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[derive(Serialize, Deserialize, MaxSize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
 #[repr(u8)]
 pub enum HandleKind {
     /// Where `call`/`send` deliver; object = serving domain + endpoint number.
@@ -135,8 +175,7 @@ impl TryFrom<u8> for HandleKind {
 }
 
 /// Rights carried by a handle, a subset of what its kind allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[derive(Serialize, Deserialize, MaxSize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, MaxSize)]
 pub struct HandleRights(pub u8);
 
 impl HandleRights {
@@ -168,13 +207,14 @@ impl HandleRights {
         if bits & !u64::from(HandleRights::ALL.0) != 0 {
             return Err(crate::SysError::BadArgument);
         }
-        Ok(HandleRights(bits as u8))
+        u8::try_from(bits)
+            .map(HandleRights)
+            .map_err(|_| crate::SysError::BadArgument)
     }
 }
 
 /// Rights of a page binding (`map`'s `rights` argument, an STLB entry).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[derive(Serialize, Deserialize, MaxSize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, MaxSize)]
 pub struct PageRights(u8);
 
 impl PageRights {
@@ -198,7 +238,9 @@ impl PageRights {
         if bits & !known != 0 || bits & u64::from(Self::R) == 0 {
             return Err(crate::SysError::BadArgument);
         }
-        Ok(PageRights(bits as u8))
+        u8::try_from(bits)
+            .map(PageRights)
+            .map_err(|_| crate::SysError::BadArgument)
     }
 
     /// The raw bits.
@@ -224,7 +266,6 @@ impl PageRights {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -37,7 +37,14 @@ pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
 pub const USER_SPACE: Range<u64> = USER_START..USER_END;
 
 /// Largest payload one message carries: the IPC buffer minus its header.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "a page size fits any usize"
+)]
 pub const MAX_PAYLOAD: usize = IPC_BUFFER_SIZE as usize - crate::header::HEADER_LEN;
+
+// The fixed pages must stay below what `map` can touch.
+const _: () = assert!(UPCALL_PAGE_ADDR + PAGE_SIZE <= USER_START && USER_START < USER_END);
 
 /// Whether `addr` is canonical for 48-bit virtual addresses (bits 63..47 equal).
 pub const fn is_canonical(addr: u64) -> bool {
@@ -102,7 +109,10 @@ pub mod clock {
             if tsc_hz == 0 {
                 return None;
             }
-            Some(ClockInfo { tsc_hz, boot_tsc: word(OFF_BOOT_TSC)? })
+            Some(ClockInfo {
+                tsc_hz,
+                boot_tsc: word(OFF_BOOT_TSC)?,
+            })
         }
 
         /// Nanoseconds since boot at TSC value `tsc` (saturating, no overflow).
@@ -121,18 +131,22 @@ pub mod clock {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::clock::ClockInfo;
     use super::*;
 
     #[test]
     fn layout_is_consistent() {
-        for a in [CLOCK_PAGE_ADDR, IPC_BUFFER_ADDR, UPCALL_PAGE_ADDR, USER_START, USER_END] {
+        for a in [
+            CLOCK_PAGE_ADDR,
+            IPC_BUFFER_ADDR,
+            UPCALL_PAGE_ADDR,
+            USER_START,
+            USER_END,
+        ] {
             assert!(is_page_aligned(a) && is_canonical(a));
             assert!(a <= USER_END);
         }
-        assert!(UPCALL_PAGE_ADDR + PAGE_SIZE <= USER_START);
         assert!(is_canonical(0xffff_8000_0000_0000));
         assert!(!is_canonical(0x0000_8000_0000_0000));
         assert_eq!(MAX_PAYLOAD, 4096 - 24);
@@ -140,7 +154,10 @@ mod tests {
 
     #[test]
     fn clock_page_round_trips() {
-        let c = ClockInfo { tsc_hz: 2_000_000_000, boot_tsc: 1000 };
+        let c = ClockInfo {
+            tsc_hz: 2_000_000_000,
+            boot_tsc: 1000,
+        };
         let mut page = [0u8; 64];
         assert_eq!(ClockInfo::read(&page), None);
         c.write(&mut page).unwrap();

@@ -159,7 +159,6 @@ impl TryFrom<u64> for DomainCounter {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
     use crate::SysError;

@@ -36,7 +36,12 @@ impl UserRange {
 
     /// Like [`UserRange::check`] and also requires `len <= max`
     /// (`MessageTooLarge` otherwise), e.g. for `debug_write`.
-    pub fn check_max(addr: u64, len: u64, max: u64, space: &Range<u64>) -> Result<UserRange, SysError> {
+    pub fn check_max(
+        addr: u64,
+        len: u64,
+        max: u64,
+        space: &Range<u64>,
+    ) -> Result<UserRange, SysError> {
         if len > max {
             return Err(SysError::MessageTooLarge);
         }
@@ -86,7 +91,6 @@ impl UserRange {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
     use crate::layout::{USER_END, USER_SPACE, USER_START};
@@ -104,7 +108,10 @@ mod tests {
         assert!(UserRange::check(USER_START, u64::MAX, s).is_err());
         assert!(UserRange::check(0xffff_8000_0000_0000, 8, &(0..u64::MAX)).is_ok());
         assert!(UserRange::check(0x0000_8000_0000_0000, 8, &(0..u64::MAX)).is_err());
-        assert_eq!(UserRange::check_max(USER_START, 9, 8, s), Err(SysError::MessageTooLarge));
+        assert_eq!(
+            UserRange::check_max(USER_START, 9, 8, s),
+            Err(SysError::MessageTooLarge)
+        );
         let r = UserRange::check(USER_START + 4090, 10, s).unwrap();
         assert_eq!(r.pages().count(), 2);
         assert_eq!(r.chunk_in_page(USER_START >> 12), Some((4090, 6)));

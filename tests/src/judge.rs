@@ -110,6 +110,7 @@ pub fn judge(test: &QemuTest, serial: &str, ending: Ending) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
     use crate::qemu::Firmware;
@@ -119,7 +120,8 @@ mod tests {
         all().into_iter().find(|t| t.name == name).unwrap()
     }
 
-    const GOOD: &str = "Serac 0.1.0 booting via pvh, 254 MiB usable\r\nstage: idt\r\nTEST boot ... ok\r\n";
+    const GOOD: &str =
+        "Serac 0.1.0 booting via pvh, 254 MiB usable\r\nstage: idt\r\nTEST boot ... ok\r\n";
 
     #[test]
     fn clean_strips_cr_and_escapes() {
@@ -159,7 +161,21 @@ mod tests {
     fn wrong_boot_path_fails() {
         let t = QemuTest::new("x", Boot::Iso(Firmware::SeaBios), "");
         let p = judge(&t, GOOD, Ending::Exited(33));
-        assert!(p.iter().any(|x| x.contains("first serial line")), "{p:?}");
+        assert!(p.iter().any(|x| x.contains("via multiboot2")), "{p:?}");
+    }
+
+    #[test]
+    fn pvh_boot_line_must_come_first() {
+        let out = format!("noise\n{GOOD}");
+        let p = judge(&get("boot_pvh"), &out, Ending::Exited(33));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("first serial line"));
+    }
+
+    #[test]
+    fn iso_tolerates_firmware_output() {
+        let out = "\u{1b}[2J\u{1b}[01;01HBdsDxe: loading Boot0001\n  Booting `Serac'\n\nSerac 0.1.0 booting via multiboot2, 249 MiB usable\r\nTEST boot ... ok\r\n";
+        assert!(judge(&get("boot_iso_ovmf"), out, Ending::Exited(33)).is_empty());
     }
 
     #[test]
@@ -177,7 +193,8 @@ mod tests {
         let out = "Serac 0.1.0 booting via pvh, 254 MiB usable\nEXCEPTION #6 invalid opcode error=0x0 rip=0xffffffff80012345\n";
         assert!(judge(&get("exception_reported"), out, Ending::Exited(35)).is_empty());
         // A panic is not an exception.
-        let out = "Serac 0.1.0 booting via pvh, 254 MiB usable\nPANIC at a.rs:1:1: deliberate panic\n";
+        let out =
+            "Serac 0.1.0 booting via pvh, 254 MiB usable\nPANIC at a.rs:1:1: deliberate panic\n";
         assert!(!judge(&get("exception_reported"), out, Ending::Exited(35)).is_empty());
     }
 

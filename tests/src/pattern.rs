@@ -126,6 +126,7 @@ impl fmt::Display for Pattern {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -150,7 +151,9 @@ mod tests {
     #[test]
     fn wildcards_and_classes() {
         let p = Pattern::new("PANIC at %s:%d:%d: *deliberate panic*");
-        assert!(p.matches("PANIC at microkernel/src/test.rs:12:5: deliberate panic (serac.test=panic)"));
+        assert!(
+            p.matches("PANIC at microkernel/src/test.rs:12:5: deliberate panic (serac.test=panic)")
+        );
         assert!(!p.matches("PANIC at x.rs:1: deliberate panic"));
         let e = Pattern::new("EXCEPTION #%d * error=0x%x rip=0x%x*");
         assert!(e.matches("EXCEPTION #14 page fault error=0x2 rip=0xffffffff80001234 cr2=0xdead"));

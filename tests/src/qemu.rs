@@ -45,6 +45,16 @@ impl Accel {
         }
     }
 
+    /// The CPU model: everything TCG emulates, or the host CPU under KVM.
+    /// `-arch-capabilities` because some nested or emulated KVMs refuse to
+    /// set that MSR (QEMU then aborts); Serac does not read it.
+    fn cpu(self) -> &'static str {
+        match self {
+            Accel::Tcg => "max",
+            Accel::Kvm => "host,-arch-capabilities",
+        }
+    }
+
     fn arg(self) -> &'static str {
         match self {
             Accel::Tcg => "tcg",
@@ -75,15 +85,33 @@ pub struct Ovmf {
 /// left out: they need SMM and enrolled keys.
 const OVMF_CANDIDATES: &[(&str, &str)] = &[
     // Debian, Ubuntu (package `ovmf`).
-    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
-    ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
+    (
+        "/usr/share/OVMF/OVMF_CODE_4M.fd",
+        "/usr/share/OVMF/OVMF_VARS_4M.fd",
+    ),
+    (
+        "/usr/share/OVMF/OVMF_CODE.fd",
+        "/usr/share/OVMF/OVMF_VARS.fd",
+    ),
     // Fedora (edk2-ovmf).
-    ("/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"),
+    (
+        "/usr/share/edk2/ovmf/OVMF_CODE.fd",
+        "/usr/share/edk2/ovmf/OVMF_VARS.fd",
+    ),
     // Arch (edk2-ovmf).
-    ("/usr/share/edk2/x64/OVMF_CODE.4m.fd", "/usr/share/edk2/x64/OVMF_VARS.4m.fd"),
-    ("/usr/share/edk2-ovmf/x64/OVMF_CODE.fd", "/usr/share/edk2-ovmf/x64/OVMF_VARS.fd"),
+    (
+        "/usr/share/edk2/x64/OVMF_CODE.4m.fd",
+        "/usr/share/edk2/x64/OVMF_VARS.4m.fd",
+    ),
+    (
+        "/usr/share/edk2-ovmf/x64/OVMF_CODE.fd",
+        "/usr/share/edk2-ovmf/x64/OVMF_VARS.fd",
+    ),
     // openSUSE (qemu-ovmf-x86_64).
-    ("/usr/share/qemu/ovmf-x86_64-code.bin", "/usr/share/qemu/ovmf-x86_64-vars.bin"),
+    (
+        "/usr/share/qemu/ovmf-x86_64-code.bin",
+        "/usr/share/qemu/ovmf-x86_64-vars.bin",
+    ),
 ];
 
 impl Ovmf {
@@ -141,7 +169,7 @@ pub enum Serial {
     File(PathBuf),
 }
 
-/// A QEMU machine: q35, `-cpu max`, 256 MiB, no display, no network,
+/// A QEMU machine: q35, `-cpu max` (TCG) or `host` (KVM), 256 MiB, no display, no network,
 /// isa-debug-exit at port 0xf4, and `-no-reboot` so a triple fault ends QEMU.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -164,7 +192,7 @@ impl Machine {
     /// `self.ovmf_vars` first, so runs never see each other's NVRAM.
     pub fn command(&self) -> Result<Command, Error> {
         let mut c = Command::new(QEMU);
-        c.args(["-M", "q35", "-cpu", "max", "-m", "256M"]);
+        c.args(["-M", "q35", "-cpu", self.accel.cpu(), "-m", "256M"]);
         c.args(["-accel", self.accel.arg()]);
         c.args(["-display", "none", "-no-reboot", "-nic", "none"]);
         c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
@@ -223,6 +251,7 @@ impl Machine {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
 

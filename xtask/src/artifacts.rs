@@ -38,7 +38,10 @@ fn write(path: &Path, bytes: &[u8]) -> Result {
 
 /// llvm-objcopy from the llvm-tools component of the active toolchain.
 fn llvm_objcopy() -> Option<PathBuf> {
-    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().ok()?;
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
     let vv = Command::new("rustc").arg("-vV").output().ok()?;
     let host_triple = String::from_utf8_lossy(&vv.stdout)
         .lines()
@@ -71,8 +74,13 @@ pub fn build() -> Result<Built> {
         .join("serac-kernel");
     let kernel = out.join("kernel.elf");
     let kernel_sym = out.join("kernel.sym");
-    fs::copy(&built, &kernel_sym)
-        .map_err(|e| Failure(format!("copy {} to {}: {e}", built.display(), kernel_sym.display())))?;
+    fs::copy(&built, &kernel_sym).map_err(|e| {
+        Failure(format!(
+            "copy {} to {}: {e}",
+            built.display(),
+            kernel_sym.display()
+        ))
+    })?;
     // kernel.elf drops the debug info (smaller ISO, faster loads); the
     // segments, notes and symbols are unchanged.
     match llvm_objcopy() {
@@ -96,7 +104,11 @@ pub fn build() -> Result<Built> {
 
     println!("xtask: built");
     println!("  {:<28} {}", kernel.display(), size_of(&kernel));
-    println!("  {:<28} {} (with debug info, for gdb)", kernel_sym.display(), size_of(&kernel_sym));
+    println!(
+        "  {:<28} {} (with debug info, for gdb)",
+        kernel_sym.display(),
+        size_of(&kernel_sym)
+    );
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
     println!(
         "  {:<28} {} ({})",

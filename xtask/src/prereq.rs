@@ -54,7 +54,9 @@ fn ensure_rust(needs: Needs) -> Result {
     // Run from the root so rust-toolchain.toml picks the toolchain.
     let targets = rustup_lines(&["target", "list", "--installed"])?;
     if !targets.iter().any(|t| t == KERNEL_TARGET) {
-        eprintln!("xtask: installing the {KERNEL_TARGET} target: rustup target add {KERNEL_TARGET}");
+        eprintln!(
+            "xtask: installing the {KERNEL_TARGET} target: rustup target add {KERNEL_TARGET}"
+        );
         host::run(Command::new("rustup").args(["target", "add", KERNEL_TARGET]))?;
     }
     let installed = rustup_lines(&["component", "list", "--installed"])?;
@@ -93,7 +95,10 @@ fn missing_packages(needs: Needs) -> Vec<(&'static str, String)> {
         }
     }
     if needs.ovmf && Ovmf::locate().is_err() {
-        missing.push(("ovmf", "OVMF firmware (OVMF_CODE*.fd, OVMF_VARS*.fd)".into()));
+        missing.push((
+            "ovmf",
+            "OVMF firmware (OVMF_CODE*.fd, OVMF_VARS*.fd)".into(),
+        ));
     }
     missing
 }
@@ -115,11 +120,15 @@ fn apt_install(pkgs: &[&str]) -> bool {
                 .args(pkgs),
         )
     };
-    if install().is_ok() {
-        return true;
+    match install() {
+        Ok(()) => return true,
+        Err(e) => eprintln!("xtask: {e}\nxtask: running apt-get update and retrying"),
     }
-    eprintln!("xtask: apt-get install failed; running apt-get update and retrying");
-    host::run(Command::new("apt-get").arg("update")).is_ok() && install().is_ok()
+    let retry = host::run(Command::new("apt-get").arg("update")).and_then(|()| install());
+    if let Err(e) = &retry {
+        eprintln!("xtask: {e}");
+    }
+    retry.is_ok()
 }
 
 fn ensure_system(needs: Needs) -> Result {
@@ -136,7 +145,10 @@ fn ensure_system(needs: Needs) -> Result {
         .collect();
     let what = what.join("\n");
     if is_root() && Path::new("/etc/debian_version").exists() {
-        eprintln!("xtask: missing:\n{what}\nxtask: installing: apt-get install -y {}", pkgs.join(" "));
+        eprintln!(
+            "xtask: missing:\n{what}\nxtask: installing: apt-get install -y {}",
+            pkgs.join(" ")
+        );
         if apt_install(&pkgs) && missing_packages(needs).is_empty() {
             return Ok(());
         }

@@ -6,5 +6,18 @@
 //! construction, no panics on any input a domain can choose.
 #![no_std]
 #![forbid(unsafe_code)]
+// Tests may unwrap: a panic there is a failed test, not a defect.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod batch;
+pub mod elf;
 pub mod frame;
+pub mod handles;
+pub mod owner;
+pub mod sched;
+pub mod stlb;
+pub mod timerq;
+
+// Host tests use std (proptest, model collections); the crate stays no_std.
+#[cfg(test)]
+extern crate std;

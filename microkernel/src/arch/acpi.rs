@@ -50,7 +50,7 @@ pub enum AcpiError {
     /// No RSDP given by the loader nor found in the BIOS area.
     NoRsdp,
     /// The tables were malformed (checksum, signature...).
-    Tables(acpi::AcpiError),
+    Tables(#[allow(dead_code, reason = "shown through Debug")] acpi::AcpiError),
     /// No MADT, so no APIC information.
     NoMadt,
 }
@@ -73,9 +73,7 @@ pub fn discover(rsdp: Option<u64>) -> Result<Platform, AcpiError> {
         revision: tables.revision(),
         ..Platform::default()
     };
-    let madt = tables
-        .find_table::<Madt>()
-        .map_err(|_| AcpiError::NoMadt)?;
+    let madt = tables.find_table::<Madt>().map_err(|_| AcpiError::NoMadt)?;
     p.lapic = u64::from(madt.get().local_apic_address);
     for entry in madt.get().entries() {
         match entry {

@@ -168,3 +168,8 @@ serac_entry64:
 pub struct Stack(pub [u8; KERNEL_STACK_SIZE]);
 
 pub static mut KERNEL_STACK: Stack = Stack([0; KERNEL_STACK_SIZE]);
+
+/// Top of the kernel stack (where every entry from ring 3 starts).
+pub fn kernel_stack_top() -> u64 {
+    (&raw const KERNEL_STACK) as u64 + KERNEL_STACK_SIZE as u64
+}

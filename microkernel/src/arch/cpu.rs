@@ -234,12 +234,20 @@ fn kernel_exception(frame: &TrapFrame) -> ! {
     exit(ExitCode::Failure)
 }
 
-/// Called by every trap stub with interrupts disabled.
+/// Called by every trap stub and the `syscall` entry, interrupts disabled.
+/// For entries from ring 3 the kernel may rewrite `frame` to switch domains.
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let from_user = frame.cs & 3 == 3;
     match frame.vector {
+        super::user::SYSCALL_VECTOR => crate::kernel::syscall(frame),
+        0..=31 if from_user => crate::kernel::user_exception(frame, Cr2::read_raw()),
         0..=31 => kernel_exception(frame),
         super::apic::SPURIOUS_VECTOR => {}
+        super::apic::TIMER_VECTOR => {
+            super::apic::interrupt(super::apic::TIMER_VECTOR);
+            crate::kernel::timer(frame, from_user);
+        }
         v => super::apic::interrupt(v),
     }
 }
@@ -263,6 +271,7 @@ trap_stubs:
     .set vec, vec + 1
     .endr
 
+    .global trap_common
 trap_common:
     push rax
     push rbx
@@ -282,6 +291,8 @@ trap_common:
     mov rdi, rsp
     cld
     call trap_dispatch
+    .global trap_return
+trap_return:
     pop r15
     pop r14
     pop r13

@@ -11,6 +11,7 @@ pub mod heap;
 pub mod paging;
 pub mod serial;
 pub mod time;
+pub mod user;
 
 /// The bytes of a boot module. Boot modules are reserved in the frame
 /// allocator at boot and never written, so a shared 'static view is sound;

@@ -94,9 +94,8 @@ pub fn init_frames(bi: &BootInfo) -> Option<MemStats> {
     // below 4 GiB (in the boot tables' direct map, and later in ours), overlaps
     // nothing in use, and is reserved in the allocator below, so this is the
     // only reference to it for the kernel's lifetime.
-    let bits: &'static mut [u64] = unsafe {
-        core::slice::from_raw_parts_mut(phys_to_virt(bitmap_at) as *mut u64, words)
-    };
+    let bits: &'static mut [u64] =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(bitmap_at) as *mut u64, words) };
     let mut fa = FrameAllocator::new(bits);
     for r in bi.regions() {
         fa.add_free(r.start.div_ceil(4096), r.end / 4096);
@@ -106,10 +105,7 @@ pub fn init_frames(bi: &BootInfo) -> Option<MemStats> {
     for m in bi.modules() {
         fa.reserve(m.start / 4096, m.end.div_ceil(4096));
     }
-    fa.reserve(
-        bi.info_range.start / 4096,
-        bi.info_range.end.div_ceil(4096),
-    );
+    fa.reserve(bi.info_range.start / 4096, bi.info_range.end.div_ceil(4096));
     fa.reserve(bitmap_at / 4096, (bitmap_at + bitmap_bytes).div_ceil(4096));
     let free_frames = fa.free_count();
     *FRAMES.lock() = Some(fa);
@@ -128,6 +124,34 @@ pub fn alloc_frame() -> Option<u64> {
     // reachable at phys_to_virt(pa).
     unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, 4096) };
     Some(pa)
+}
+
+/// Returns a frame to the pool.
+pub fn free_frame(pa: u64) -> Result<(), serac_kcore::frame::FrameError> {
+    FRAMES
+        .lock()
+        .as_mut()
+        .ok_or(serac_kcore::frame::FrameError::OutOfRange)?
+        .free(pa / 4096)
+}
+
+/// Writes `data` at physical address `pa` (a frame the kernel owns),
+/// through the direct map. `pa + data.len()` must stay within one frame.
+pub fn write_phys(pa: u64, data: &[u8]) {
+    let room = 4096 - (pa % 4096) as usize;
+    let n = data.len().min(room);
+    // SAFETY: the caller owns the frame containing `pa` and the write stays
+    // inside it (clamped above); the direct map covers all RAM.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), phys_to_virt(pa) as *mut u8, n) };
+}
+
+/// Reads into `buf` from physical address `pa`, within one frame.
+pub fn read_phys(pa: u64, buf: &mut [u8]) {
+    let room = 4096 - (pa % 4096) as usize;
+    let n = buf.len().min(room);
+    // SAFETY: reads stay inside one frame of RAM (clamped above), reached
+    // through the direct map; the kernel is single-threaded here.
+    unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, buf.as_mut_ptr(), n) };
 }
 
 /// Frames currently free.

@@ -1,0 +1,55 @@
+//! IPC through the IPC buffer: the [`Transport`] that typed client stubs
+//! from `serac_protocol` call through.
+//!
+//! A message is the fixed [`MsgHeader`] followed by the payload, at the start
+//! of the IPC buffer. Everything is copied in and out with bounds checks; a
+//! reply whose header is malformed or claims more than the caller's buffer
+//! is an error, never a panic.
+
+use serac_protocol::client::Transport;
+use serac_protocol::header::{write_message, MsgHeader, HEADER_LEN};
+use serac_protocol::layout::IPC_BUFFER_SIZE;
+use serac_protocol::{Handle, SysError};
+
+use crate::sys;
+
+/// Writes a message (header with `label` and `handle`, then `payload`) into
+/// the IPC buffer.
+pub fn put_message(label: u32, handle: Handle, payload: &[u8]) -> Result<(), SysError> {
+    let mut buf = [0u8; IPC_BUFFER_SIZE as usize];
+    let n = write_message(
+        &mut buf,
+        MsgHeader {
+            label,
+            handle,
+            ..MsgHeader::default()
+        },
+        payload,
+    )?;
+    sys::ipc_write(0, &buf[..n])
+}
+
+/// Reads the IPC buffer's header and copies its payload into `out`;
+/// returns the header. `MessageTooLarge` if `out` is too small.
+pub fn get_message(out: &mut [u8]) -> Result<(MsgHeader, usize), SysError> {
+    let mut raw = [0u8; HEADER_LEN];
+    sys::ipc_read(0, &mut raw)?;
+    let h = MsgHeader::decode(&raw)?;
+    let len = h.len as usize;
+    let dst = out.get_mut(..len).ok_or(SysError::MessageTooLarge)?;
+    sys::ipc_read(HEADER_LEN, dst)?;
+    Ok((h, len))
+}
+
+/// A client's endpoint handle: `call` through the IPC buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint(pub Handle);
+
+impl Transport for Endpoint {
+    fn call(&mut self, label: u32, req: &[u8], reply: &mut [u8]) -> Result<usize, SysError> {
+        put_message(label, Handle::NONE, req)?;
+        sys::call(self.0)?;
+        let (_, len) = get_message(reply)?;
+        Ok(len)
+    }
+}

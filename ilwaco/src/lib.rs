@@ -1,0 +1,31 @@
+//! Ilwaco, the library OS linked into every Serac guest and server.
+//!
+//! It gives a domain what a process expects from its C library and runtime:
+//! an entry point ([`entry!`]), a heap, a panic handler that halts with a
+//! message, a console ([`print!`], [`println!`]), clocks and sleep
+//! ([`time`]), the typed syscalls and IPC ([`sys`], [`ipc`]), and the upcall
+//! dispatcher ([`upcall`]).
+//!
+//! Invariants:
+//! - all `unsafe` is in [`sys`]; the rest of the crate (and every app, whose
+//!   lints forbid `unsafe`) is safe code over its wrappers;
+//! - no Rust reference ever points into the IPC buffer or the upcall page:
+//!   the kernel writes them, so Ilwaco only copies in and out;
+//! - nothing here allocates, so the console and panic path work even when the
+//!   heap is exhausted. Upcall handlers must not allocate either (the heap
+//!   lock may be held by the code they interrupted).
+//!
+//! A binary is `#![no_std]`, `#![no_main]`, calls `ilwaco::entry!(main)` and
+//! links with `user.ld` (see the `build.rs` of `apps/hello`).
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+pub mod console;
+pub mod ipc;
+pub mod rt;
+pub mod sys;
+pub mod time;
+pub mod upcall;
+
+pub use serac_protocol as protocol;
+pub use serac_protocol::SysError;

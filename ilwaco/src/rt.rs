@@ -1,0 +1,79 @@
+//! The runtime: the [`entry!`](crate::entry) macro, exit codes and the panic handler.
+//!
+//! `_start` (in [`crate::sys`]) switches to Ilwaco's stack, sets up the heap,
+//! calls the `main` named by `entry!` and halts with its exit code.
+
+/// The `halt` code of a domain that panicked.
+pub const PANIC_EXIT_CODE: u64 = 101;
+/// The `halt` code of a domain that panicked while panicking.
+pub const DOUBLE_PANIC_EXIT_CODE: u64 = 102;
+
+/// What `main` may return: turned into the `halt` code.
+pub trait Termination {
+    /// The exit code (0 = success).
+    fn report(self) -> u64;
+}
+
+impl Termination for () {
+    fn report(self) -> u64 {
+        0
+    }
+}
+
+impl Termination for u64 {
+    fn report(self) -> u64 {
+        self
+    }
+}
+
+/// Negative codes are passed sign-extended (-1 becomes `u64::MAX`).
+impl Termination for i32 {
+    fn report(self) -> u64 {
+        i64::from(self) as u64
+    }
+}
+
+/// `Err` prints the error and exits with 1.
+impl<E: core::fmt::Debug> Termination for Result<(), E> {
+    fn report(self) -> u64 {
+        match self {
+            Ok(()) => 0,
+            Err(e) => {
+                crate::println!("error: {e:?}");
+                1
+            }
+        }
+    }
+}
+
+/// Names the binary's `main`: `ilwaco::entry!(main);` at the crate root of a
+/// `#![no_std] #![no_main]` binary. `main` takes no arguments and returns
+/// `()`, `i32`, `u64`, `Result<(), E: Debug>` or `!`.
+///
+/// It defines the `ilwaco_main` symbol that Ilwaco's `_start` calls; that
+/// symbol name is the only link-level contract between Ilwaco and the app.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[doc(hidden)]
+        #[no_mangle]
+        pub extern "C" fn ilwaco_main() -> u64 {
+            $crate::rt::Termination::report($main())
+        }
+    };
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static PANICKING: AtomicBool = AtomicBool::new(false);
+    if PANICKING.swap(true, Ordering::Relaxed) {
+        crate::sys::halt(DOUBLE_PANIC_EXIT_CODE);
+    }
+    match info.location() {
+        Some(l) => crate::println!("panic: {} at {}:{}", info.message(), l.file(), l.line()),
+        None => crate::println!("panic: {} at <unknown>", info.message()),
+    }
+    crate::sys::halt(PANIC_EXIT_CODE)
+}

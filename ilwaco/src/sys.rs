@@ -1,0 +1,520 @@
+//! The one module of Ilwaco with `unsafe`: the `syscall` instruction, the
+//! `_start` entry, the upcall trampoline and the reads and writes of the
+//! fixed pages (clock, IPC buffer, upcall page). Everything else in Ilwaco and
+//! in every guest is safe code on top of the typed wrappers here.
+//!
+//! # What this module assumes about the kernel
+//!
+//! - `syscall` follows [`serac_protocol::syscall`]: number in `rax`,
+//!   arguments in `rdi, rsi, rdx, r10, r8, r9`, result in `rax` (0 or a
+//!   [`SysError`] code) and `rdx` (the value). `rcx` and `r11` are clobbered.
+//!   To stay robust, the wrappers also treat `rdi, rsi, r8, r9, r10` as
+//!   clobbered; they rely only on `rbx, rbp, rsp, r12..r15` (and the memory
+//!   the call does not name) surviving the call.
+//! - A domain starts at its ELF entry `_start` in ring 3. Nothing is assumed
+//!   about its registers, not even `rsp`: `_start` switches to a stack of
+//!   [`STACK_SIZE`] bytes in the image's own `.ilwaco_stack` segment (see
+//!   `user.ld`), so the kernel only has to bind the `PT_LOAD` segments
+//!   (zero-filled past their file size) and the fixed pages.
+//! - `rdtsc` is allowed in ring 3 (`CR4.TSD` clear), and the clock page is
+//!   mapped read-only at [`CLOCK_PAGE_ADDR`] before the domain first runs.
+//! - Upcalls follow [`serac_protocol::upcall`]; see [`crate::upcall`] for how
+//!   the trampoline resumes the interrupted context without a syscall.
+//!
+//! Rust code here is built for `x86_64-unknown-none`, which uses no SSE
+//! registers, so the general registers are the whole user context.
+#![allow(unsafe_code)]
+
+use core::arch::asm;
+#[cfg(not(test))]
+use core::mem::MaybeUninit;
+
+use serac_protocol::error::sys_result;
+use serac_protocol::layout::{
+    clock, CLOCK_PAGE_ADDR, IPC_BUFFER_ADDR, IPC_BUFFER_SIZE, UPCALL_PAGE_ADDR,
+};
+use serac_protocol::syscall::{DomainOp, Syscall};
+use serac_protocol::upcall::{UpcallFrame, OFF_ENABLED, OFF_FRAME};
+use serac_protocol::{Handle, PageRights, SysError};
+
+/// Bytes of the initial stack `_start` switches to.
+pub const STACK_SIZE: usize = 64 * 1024;
+/// Bytes of the global heap (a static array, set up before `main`).
+pub const HEAP_SIZE: usize = 256 * 1024;
+
+/// Bytes of the clock page that [`read_clock_page`] copies (the last field's end).
+pub const CLOCK_BYTES: usize = clock::OFF_BOOT_TSC + 8;
+
+// ---------------------------------------------------------------------------
+// Raw syscalls.
+
+/// The raw six-argument syscall: returns `(rax, rdx)`.
+///
+/// # Safety
+///
+/// The arguments must not ask the kernel to write memory that Rust code
+/// holds a reference to (the typed wrappers below only pass pointers the
+/// kernel reads, and the IPC buffer and upcall page, which no Rust reference
+/// ever points to).
+#[inline(always)]
+pub unsafe fn syscall6(
+    num: u64,
+    a0: u64,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> (u64, u64) {
+    let rax: u64;
+    let rdx: u64;
+    // SAFETY: `syscall` enters the kernel, which follows the convention in
+    // the module docs: it clobbers only the registers declared here, does not
+    // touch our stack (hence `nostack`), and writes memory only as the caller
+    // allowed (the memory clobber is implied: no `nomem`/`readonly`).
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") num => rax,
+            inlateout("rdi") a0 => _,
+            inlateout("rsi") a1 => _,
+            inlateout("rdx") a2 => rdx,
+            inlateout("r10") a3 => _,
+            inlateout("r8") a4 => _,
+            inlateout("r9") a5 => _,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    (rax, rdx)
+}
+
+/// The raw syscall without arguments (the unused registers are passed as 0).
+///
+/// # Safety
+///
+/// As for [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall0(num: u64) -> (u64, u64) {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(num, 0, 0, 0, 0, 0, 0) }
+}
+
+/// The raw one-argument syscall.
+///
+/// # Safety
+///
+/// As for [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall1(num: u64, a0: u64) -> (u64, u64) {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(num, a0, 0, 0, 0, 0, 0) }
+}
+
+/// The raw two-argument syscall.
+///
+/// # Safety
+///
+/// As for [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall2(num: u64, a0: u64, a1: u64) -> (u64, u64) {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(num, a0, a1, 0, 0, 0, 0) }
+}
+
+/// The raw three-argument syscall.
+///
+/// # Safety
+///
+/// As for [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall3(num: u64, a0: u64, a1: u64, a2: u64) -> (u64, u64) {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(num, a0, a1, a2, 0, 0, 0) }
+}
+
+/// The raw four-argument syscall.
+///
+/// # Safety
+///
+/// As for [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall4(num: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(num, a0, a1, a2, a3, 0, 0) }
+}
+
+/// The raw five-argument syscall.
+///
+/// # Safety
+///
+/// As for [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall5(num: u64, a0: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> (u64, u64) {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(num, a0, a1, a2, a3, a4, 0) }
+}
+
+// ---------------------------------------------------------------------------
+// Typed syscalls. None of these lets the kernel write Rust-visible memory:
+// IPC data moves through the IPC buffer page, which Rust only touches by copy.
+
+fn nr(s: Syscall) -> u64 {
+    u64::from(s.number())
+}
+
+/// `debug_write`: the bytes to the serial console; returns what the kernel reports.
+pub fn debug_write(bytes: &[u8]) -> Result<u64, SysError> {
+    // SAFETY: the kernel only reads `bytes.len()` bytes at `bytes.as_ptr()`,
+    // which a live shared borrow covers.
+    let (rax, rdx) = unsafe {
+        syscall2(
+            nr(Syscall::DebugWrite),
+            bytes.as_ptr() as u64,
+            bytes.len() as u64,
+        )
+    };
+    sys_result(rax, rdx)
+}
+
+/// `halt(code)`: ends the calling domain; the supervisor is told the code.
+pub fn halt(code: u64) -> ! {
+    // SAFETY: `halt` reads only its register argument.
+    let _ = unsafe { syscall1(nr(Syscall::Halt), code) };
+    // `halt` cannot fail for a live domain; if it ever returns, fault
+    // visibly (the supervisor sees `InvalidOpcode`) instead of running on.
+    // SAFETY: `ud2` raises #UD; it never returns.
+    unsafe { asm!("ud2", options(noreturn, nomem, nostack)) }
+}
+
+/// `idle(deadline)`: blocks until an event or the absolute TSC `deadline`
+/// ([`serac_protocol::syscall::IDLE_FOREVER`] for none); returns the
+/// pending-event mask it took.
+pub fn idle(deadline_tsc: u64) -> Result<u64, SysError> {
+    // SAFETY: `idle` reads only its register argument.
+    let (rax, rdx) = unsafe { syscall1(nr(Syscall::Idle), deadline_tsc) };
+    sys_result(rax, rdx)
+}
+
+/// `call(endpoint)`: sends the message in the IPC buffer and blocks for the
+/// reply, which the kernel leaves in the IPC buffer.
+pub fn call(endpoint: Handle) -> Result<u64, SysError> {
+    // SAFETY: the kernel reads and writes only the IPC buffer page, which no
+    // Rust reference points to (see `ipc_write`/`ipc_read`).
+    let (rax, rdx) = unsafe { syscall1(nr(Syscall::Call), endpoint.to_raw()) };
+    sys_result(rax, rdx)
+}
+
+/// `reply_recv(reply)`: answers `reply` (or [`Handle::NONE`]) with the IPC
+/// buffer's message and waits for the next one, left in the IPC buffer.
+pub fn reply_recv(reply: Handle) -> Result<u64, SysError> {
+    // SAFETY: as for `call`: only the IPC buffer page is touched.
+    let (rax, rdx) = unsafe { syscall1(nr(Syscall::ReplyRecv), reply.to_raw()) };
+    sys_result(rax, rdx)
+}
+
+/// `send(endpoint)`: sends the IPC buffer's message without waiting for a
+/// reply (`WouldBlock` if the server is not waiting).
+pub fn send(endpoint: Handle) -> Result<u64, SysError> {
+    // SAFETY: the kernel only reads the IPC buffer page.
+    let (rax, rdx) = unsafe { syscall1(nr(Syscall::Send), endpoint.to_raw()) };
+    sys_result(rax, rdx)
+}
+
+/// `notify(notification, bits)`: ORs `bits` into the target's notification word.
+pub fn notify(notification: Handle, bits: u64) -> Result<u64, SysError> {
+    // SAFETY: `notify` reads only its register arguments.
+    let (rax, rdx) = unsafe { syscall2(nr(Syscall::Notify), notification.to_raw(), bits) };
+    sys_result(rax, rdx)
+}
+
+/// `map(target, vaddr, frame, rights)`: inserts a binding into the domain
+/// that the `DomainCtl` handle `target` names.
+///
+/// Bindings are the kernel's and the pager's business: mapping or unmapping
+/// pages of the caller's own image is a logic error (the next access faults
+/// to the pager), not something Ilwaco can prevent.
+pub fn map(target: Handle, vaddr: u64, frame: u64, rights: PageRights) -> Result<u64, SysError> {
+    // SAFETY: `map` reads only its register arguments; it never makes the
+    // kernel write into the caller's memory.
+    let (rax, rdx) = unsafe {
+        syscall4(
+            nr(Syscall::Map),
+            target.to_raw(),
+            vaddr,
+            frame,
+            u64::from(rights.bits()),
+        )
+    };
+    sys_result(rax, rdx)
+}
+
+/// `unmap(target, vaddr)`: removes a binding, returning the frame.
+pub fn unmap(target: Handle, vaddr: u64) -> Result<u64, SysError> {
+    // SAFETY: `unmap` reads only its register arguments (see `map` for
+    // unmapping one's own pages).
+    let (rax, rdx) = unsafe { syscall2(nr(Syscall::Unmap), target.to_raw(), vaddr) };
+    sys_result(rax, rdx)
+}
+
+/// `irq_ack(irq)`: re-enables an interrupt line bound to the caller.
+pub fn irq_ack(irq: Handle) -> Result<u64, SysError> {
+    // SAFETY: `irq_ack` reads only its register argument.
+    let (rax, rdx) = unsafe { syscall1(nr(Syscall::IrqAck), irq.to_raw()) };
+    sys_result(rax, rdx)
+}
+
+/// `domain_ctl(handle, op, a, b)`: a privileged operation on a domain.
+pub fn domain_ctl(ctl: Handle, op: DomainOp, a: u64, b: u64) -> Result<u64, SysError> {
+    // SAFETY: `domain_ctl` reads only its register arguments; none of its
+    // operations writes the caller's memory.
+    let (rax, rdx) = unsafe { syscall4(nr(Syscall::DomainCtl), ctl.to_raw(), op as u64, a, b) };
+    sys_result(rax, rdx)
+}
+
+// ---------------------------------------------------------------------------
+// The fixed pages.
+
+/// Copies the first [`CLOCK_BYTES`] of the clock page (decode with
+/// [`clock::ClockInfo::read`]).
+pub fn read_clock_page() -> [u8; CLOCK_BYTES] {
+    let mut out = [0u8; CLOCK_BYTES];
+    let base = CLOCK_PAGE_ADDR as *const u8;
+    for (i, b) in out.iter_mut().enumerate() {
+        // SAFETY: the kernel maps the clock page read-only at
+        // CLOCK_PAGE_ADDR in every domain before it first runs, and
+        // CLOCK_BYTES < PAGE_SIZE; volatile because the kernel owns it.
+        *b = unsafe { core::ptr::read_volatile(base.add(i)) };
+    }
+    out
+}
+
+/// The time-stamp counter.
+pub fn rdtsc() -> u64 {
+    let lo: u32;
+    let hi: u32;
+    // SAFETY: `rdtsc` only writes eax/edx; the kernel allows it in ring 3.
+    unsafe {
+        asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
+    u64::from(hi) << 32 | u64::from(lo)
+}
+
+/// Copies `bytes` into the IPC buffer at `offset`; `MessageTooLarge` if it
+/// would run past the buffer.
+pub fn ipc_write(offset: usize, bytes: &[u8]) -> Result<(), SysError> {
+    check_ipc(offset, bytes.len())?;
+    // SAFETY: the kernel maps the IPC buffer RW at IPC_BUFFER_ADDR before the
+    // domain runs; [offset, offset + len) is inside it (checked above); no
+    // Rust reference points into the page, so this copy aliases nothing.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            (IPC_BUFFER_ADDR as *mut u8).add(offset),
+            bytes.len(),
+        );
+    }
+    Ok(())
+}
+
+/// Copies from the IPC buffer at `offset` into `out`; `MessageTooLarge` if
+/// it would run past the buffer.
+pub fn ipc_read(offset: usize, out: &mut [u8]) -> Result<(), SysError> {
+    check_ipc(offset, out.len())?;
+    // SAFETY: as for `ipc_write`; the source is the mapped IPC buffer range.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            (IPC_BUFFER_ADDR as *const u8).add(offset),
+            out.as_mut_ptr(),
+            out.len(),
+        );
+    }
+    Ok(())
+}
+
+fn check_ipc(offset: usize, len: usize) -> Result<(), SysError> {
+    match offset.checked_add(len) {
+        Some(end) if end as u64 <= IPC_BUFFER_SIZE => Ok(()),
+        _ => Err(SysError::MessageTooLarge),
+    }
+}
+
+/// Sets or clears the upcall page's enable flag.
+pub fn upcall_set_enabled(on: bool) {
+    let flag = (UPCALL_PAGE_ADDR + OFF_ENABLED as u64) as *mut u64;
+    // SAFETY: the kernel maps the upcall page RW at UPCALL_PAGE_ADDR before
+    // the domain runs; the flag is an aligned u64 in it that no Rust
+    // reference points to. Volatile: the kernel reads it.
+    unsafe { core::ptr::write_volatile(flag, u64::from(on)) };
+}
+
+/// The interrupted context the kernel saved for the current upcall
+/// (meaningful only inside an upcall handler).
+pub fn upcall_frame() -> UpcallFrame {
+    let mut raw = [0u8; UpcallFrame::LEN];
+    let base = (UPCALL_PAGE_ADDR + OFF_FRAME as u64) as *const u8;
+    for (i, b) in raw.iter_mut().enumerate() {
+        // SAFETY: the frame lies inside the mapped upcall page
+        // (OFF_FRAME + LEN < PAGE_SIZE); volatile because the kernel writes it.
+        *b = unsafe { core::ptr::read_volatile(base.add(i)) };
+    }
+    UpcallFrame::decode(&raw).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Entry, heap and the upcall trampoline (only in the real image: a host test
+// binary has its own `_start`).
+
+/// The heap the global allocator hands out.
+#[cfg(not(test))]
+#[global_allocator]
+static ALLOCATOR: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
+
+#[cfg(not(test))]
+static mut HEAP: [MaybeUninit<u8>; HEAP_SIZE] = [MaybeUninit::uninit(); HEAP_SIZE];
+
+#[cfg(not(test))]
+extern "C" {
+    /// Defined by [`crate::entry!`] in the binary: runs `main`, returns the exit code.
+    fn ilwaco_main() -> u64;
+}
+
+/// Called by `_start` on the Ilwaco stack: heap, then `main`, then `halt`.
+#[cfg(not(test))]
+extern "C" fn start() -> ! {
+    // SAFETY: `start` runs exactly once (only `_start` calls it, and
+    // `_start` is entered once per domain), before any allocation, so this
+    // is the only reference ever made to HEAP.
+    let heap: &'static mut [MaybeUninit<u8>] = unsafe { &mut *core::ptr::addr_of_mut!(HEAP) };
+    ALLOCATOR.lock().init_from_slice(heap);
+    // SAFETY: `ilwaco_main` is the `extern "C" fn() -> u64` that
+    // `ilwaco::entry!` defines; it takes no arguments and has no preconditions.
+    let code = unsafe { ilwaco_main() };
+    halt(code)
+}
+
+/// Rust side of the upcall trampoline (upcalls are disabled while it runs).
+#[cfg(not(test))]
+extern "C" fn upcall_dispatch(mask: u64, notify: u64) {
+    crate::upcall::dispatch(crate::upcall::Events { mask, notify });
+}
+
+#[cfg(not(test))]
+extern "C" {
+    /// The upcall entry point (see the trampoline below); never called from Rust.
+    fn __ilwaco_upcall_entry();
+}
+
+/// The address to give the kernel with `domain_ctl(SetUpcall)`.
+pub fn upcall_entry_address() -> u64 {
+    #[cfg(not(test))]
+    {
+        __ilwaco_upcall_entry as *const () as usize as u64
+    }
+    #[cfg(test)]
+    {
+        0
+    }
+}
+
+/// Address of saved register `i` of the upcall frame.
+const fn frame_slot(i: usize) -> u64 {
+    UPCALL_PAGE_ADDR + (OFF_FRAME + 8 * i) as u64
+}
+
+// Indices in `UpcallFrame::regs` after rip, rsp, rflags (protocol's order:
+// rax, rbx, rcx, rdx, rsi, rdi, rbp, r8..r15).
+const RAX: usize = 3;
+const R8: usize = 10;
+
+// `_start`: ignore whatever rsp the kernel left, switch to our own stack,
+// clear rbp (ends frame-pointer backtraces) and the direction flag (the
+// SysV ABI requires DF = 0 at calls), and call `start` with rsp 16-aligned
+// before the call, as the ABI wants.
+//
+// `__ilwaco_upcall_entry`: entered by the kernel with upcalls disabled,
+// rdi = pending mask, rsi = notification word, rsp below the interrupted
+// red zone. It calls `upcall_dispatch(rdi, rsi)`, then resumes the saved
+// frame with plain moves and one indirect jump. The frame is stable until
+// the enable flag is set again, which is the second-to-last instruction;
+// after it, the only instruction left is `jmp [resume_rip]`, and every
+// register already holds its interrupted value. If an upcall lands exactly
+// there, the kernel saves a frame whose rip is that `jmp`, and the nested
+// trampoline then leaves `resume_rip` alone (it still holds the original
+// rip), so the original context resumes intact. No stack memory of the
+// interrupted context (its red zone included) is touched.
+#[cfg(not(test))]
+core::arch::global_asm!(
+    ".section .text._start,\"ax\",@progbits",
+    ".globl _start",
+    ".type _start,@function",
+    "_start:",
+    "    lea rsp, [rip + __ilwaco_stack_top]",
+    "    xor ebp, ebp",
+    "    cld",
+    "    call {start}",
+    "    ud2",
+    ".size _start, . - _start",
+    "",
+    ".section .text.__ilwaco_upcall_entry,\"ax\",@progbits",
+    ".globl __ilwaco_upcall_entry",
+    ".type __ilwaco_upcall_entry,@function",
+    "__ilwaco_upcall_entry:",
+    "    cld",
+    "    and rsp, -16",
+    "    xor ebp, ebp",
+    "    call {dispatch}",
+    "    mov rax, qword ptr [{f_rip}]",
+    "    lea rcx, [rip + __ilwaco_upcall_resume]",
+    "    cmp rax, rcx",
+    "    je 2f",
+    "    mov qword ptr [rip + __ilwaco_resume_rip], rax",
+    "2:",
+    "    push qword ptr [{f_rflags}]",
+    "    popfq",
+    // From here on only `mov`s: the restored flags must survive.
+    "    mov rax, qword ptr [{f_rax}]",
+    "    mov rbx, qword ptr [{f_rax} + 8]",
+    "    mov rcx, qword ptr [{f_rax} + 16]",
+    "    mov rdx, qword ptr [{f_rax} + 24]",
+    "    mov rsi, qword ptr [{f_rax} + 32]",
+    "    mov rdi, qword ptr [{f_rax} + 40]",
+    "    mov rbp, qword ptr [{f_rax} + 48]",
+    "    mov r8,  qword ptr [{f_r8}]",
+    "    mov r9,  qword ptr [{f_r8} + 8]",
+    "    mov r10, qword ptr [{f_r8} + 16]",
+    "    mov r11, qword ptr [{f_r8} + 24]",
+    "    mov r12, qword ptr [{f_r8} + 32]",
+    "    mov r13, qword ptr [{f_r8} + 40]",
+    "    mov r14, qword ptr [{f_r8} + 48]",
+    "    mov r15, qword ptr [{f_r8} + 56]",
+    "    mov rsp, qword ptr [{f_rsp}]",
+    "    mov qword ptr [{enabled}], 1",
+    ".globl __ilwaco_upcall_resume",
+    "__ilwaco_upcall_resume:",
+    "    jmp qword ptr [rip + __ilwaco_resume_rip]",
+    ".size __ilwaco_upcall_entry, . - __ilwaco_upcall_entry",
+    "",
+    ".section .bss.__ilwaco_resume_rip,\"aw\",@nobits",
+    ".balign 8",
+    "__ilwaco_resume_rip:",
+    "    .skip 8",
+    "",
+    ".section .ilwaco_stack,\"aw\",@nobits",
+    ".balign 4096",
+    "__ilwaco_stack_bottom:",
+    "    .skip {stack_size}",
+    "__ilwaco_stack_top:",
+    "",
+    ".text",
+    start = sym start,
+    dispatch = sym upcall_dispatch,
+    f_rip = const frame_slot(UpcallFrame::RIP),
+    f_rsp = const frame_slot(UpcallFrame::RSP),
+    f_rflags = const frame_slot(UpcallFrame::RFLAGS),
+    f_rax = const frame_slot(RAX),
+    f_r8 = const frame_slot(R8),
+    enabled = const UPCALL_PAGE_ADDR + OFF_ENABLED as u64,
+    stack_size = const STACK_SIZE,
+);

@@ -1,0 +1,316 @@
+//! Hand-rolled argument parsing and the help texts.
+
+/// Top-level help.
+pub const HELP: &str = "\
+cargo xtask: build, run and test Serac.
+
+Usage: cargo xtask <COMMAND> [OPTIONS]
+
+Commands:
+  build   Build the kernel and the boot archive into target/serac/
+  image   Build, then write the bootable USB/CD image target/serac.iso
+  run     Build, then boot Serac in QEMU with the serial console on this terminal
+  test    Run everything CI runs: fmt, clippy, host tests, QEMU tests
+  gdb     Boot Serac in QEMU halted, waiting for gdb on :1234
+  help    Print this help, or a command's help (`cargo xtask help run`)
+
+Planned: bench, tcb.
+
+Each command checks its prerequisites first (rustup target and components,
+QEMU, GRUB, xorriso, mtools, OVMF). As root on Debian it installs missing
+packages with apt-get; otherwise it prints the command to run.
+
+Run `cargo xtask <COMMAND> --help` for a command's options.
+";
+
+const BUILD_HELP: &str = "\
+cargo xtask build: build the kernel and the boot archive.
+
+Usage: cargo xtask build
+
+Runs `cargo build -p serac-kernel --target x86_64-unknown-none --release` and
+writes:
+  target/serac/kernel.elf   the kernel (PVH note + multiboot2 header), no debug info
+  target/serac/kernel.sym   the same kernel with debug info, for gdb
+  target/serac/boot.sar     the boot archive (manifest; later the servers)
+";
+
+const IMAGE_HELP: &str = "\
+cargo xtask image: build, then write a bootable ISO.
+
+Usage: cargo xtask image
+
+Writes target/serac.iso with grub-mkrescue: one image that boots under BIOS
+and UEFI, from a CD or a USB stick. GRUB loads the kernel with multiboot2 and
+the boot archive as a module, with an empty kernel command line, and mirrors
+its console to the first serial port. Prints how to write it to a USB stick.
+";
+
+const RUN_HELP: &str = "\
+cargo xtask run: build, then boot Serac in QEMU.
+
+Usage: cargo xtask run [--kvm] [--iso] [--ovmf] [--cmdline STR] [-- QEMU ARGS...]
+
+Options:
+  --kvm          Use KVM if /dev/kvm is usable (else warn and use TCG).
+                 The default is TCG: some hosts' /dev/kvm is slower than TCG.
+  --iso          Boot the GRUB ISO (multiboot2) instead of the PVH fast path.
+  --ovmf         Boot the ISO under UEFI (OVMF) instead of SeaBIOS; implies --iso.
+  --cmdline STR  Kernel command line, e.g. `serac.test=boot`.
+  -- ARGS...     Extra arguments passed to qemu-system-x86_64 as they are.
+
+The serial console is this terminal. Leave QEMU with Ctrl-A X
+(Ctrl-A C switches to the QEMU monitor and back).
+";
+
+const TEST_HELP: &str = "\
+cargo xtask test: run everything CI runs, in order.
+
+Usage: cargo xtask test [--kvm] [--filter STR]
+
+Steps:
+  fmt            cargo fmt --all --check
+  clippy-host    cargo clippy --all-targets -- -D warnings   (host crates)
+  clippy-kernel  cargo clippy -p serac-kernel --target x86_64-unknown-none -- -D warnings
+  host-tests     cargo test   (host crates)
+  build          build the kernel and boot archive (needed by the QEMU tests)
+  qemu:<name>    each QEMU test (see tests/src/spec.rs): boots Serac, checks the
+                 serial lines and the exit status, with a hard timeout.
+                 Serial logs go to target/serac/tests/<name>.log.
+
+Options:
+  --kvm          Use KVM for the QEMU tests if /dev/kvm is usable.
+  --filter STR   Only steps and tests whose name contains STR (`build` runs
+                 whenever a QEMU test is selected).
+
+Prints ok/FAILED with the time of each, and ends with `N passed, M failed`;
+exits non-zero if anything failed. .ci/run runs exactly `cargo xtask test`.
+";
+
+const GDB_HELP: &str = "\
+cargo xtask gdb: debug the kernel with gdb.
+
+Usage: cargo xtask gdb [--attach] [--cmdline STR] [-- QEMU ARGS...]
+
+Builds, then boots the PVH kernel in QEMU (TCG) with `-s -S`: halted before
+the first instruction, with a gdb server on localhost:1234.
+
+Without --attach, QEMU runs in this terminal (serial console here; leave with
+Ctrl-A X) and the gdb command to run in another terminal is printed:
+    gdb -ex 'target remote :1234' target/serac/kernel.sym
+With --attach, QEMU runs in the background (serial to target/serac/gdb-serial.log)
+and gdb starts here; QEMU is stopped when gdb exits.
+
+Options:
+  --attach       Start gdb in this terminal.
+  --cmdline STR  Kernel command line.
+";
+
+/// Options of `run` and `gdb`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOpts {
+    /// Use KVM if usable.
+    pub kvm: bool,
+    /// Boot the ISO.
+    pub iso: bool,
+    /// Boot the ISO under OVMF.
+    pub ovmf: bool,
+    /// Kernel command line.
+    pub cmdline: String,
+    /// Extra QEMU arguments.
+    pub qemu_args: Vec<String>,
+    /// gdb only: start gdb here.
+    pub attach: bool,
+}
+
+/// Options of `test`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestOpts {
+    /// Use KVM if usable.
+    pub kvm: bool,
+    /// Only steps whose name contains this.
+    pub filter: Option<String>,
+}
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Print this text.
+    Help(&'static str),
+    /// `build`
+    Build,
+    /// `image`
+    Image,
+    /// `run`
+    Run(RunOpts),
+    /// `gdb`
+    Gdb(RunOpts),
+    /// `test`
+    Test(TestOpts),
+    /// A planned command.
+    NotYet(&'static str),
+}
+
+/// The parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    /// What to do.
+    pub command: Command,
+}
+
+fn help_for(cmd: &str) -> Option<&'static str> {
+    Some(match cmd {
+        "build" => BUILD_HELP,
+        "image" => IMAGE_HELP,
+        "run" => RUN_HELP,
+        "test" => TEST_HELP,
+        "gdb" => GDB_HELP,
+        _ => return None,
+    })
+}
+
+fn is_help(a: &str) -> bool {
+    matches!(a, "-h" | "--help" | "help")
+}
+
+/// Parses the arguments after `cargo xtask`.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut it = args.into_iter();
+    let Some(cmd) = it.next() else {
+        return Ok(Args {
+            command: Command::Help(HELP),
+        });
+    };
+    let rest: Vec<String> = it.collect();
+    let help = help_for(&cmd);
+    // `cargo xtask CMD --help` (before any `--`).
+    if let Some(h) = help {
+        if rest
+            .iter()
+            .take_while(|a| *a != "--")
+            .any(|a| a == "-h" || a == "--help")
+        {
+            return Ok(Args {
+                command: Command::Help(h),
+            });
+        }
+    }
+    let command = match cmd.as_str() {
+        c if is_help(c) => match rest.first() {
+            None => Command::Help(HELP),
+            Some(c) => Command::Help(help_for(c).ok_or_else(|| format!("no command `{c}`"))?),
+        },
+        "build" => no_options("build", &rest).map(|()| Command::Build)?,
+        "image" => no_options("image", &rest).map(|()| Command::Image)?,
+        "run" => Command::Run(run_opts("run", &rest, false)?),
+        "gdb" => Command::Gdb(run_opts("gdb", &rest, true)?),
+        "test" => Command::Test(test_opts(&rest)?),
+        "bench" => Command::NotYet("bench"),
+        "tcb" => Command::NotYet("tcb"),
+        other => return Err(format!("unknown command `{other}`")),
+    };
+    Ok(Args { command })
+}
+
+fn no_options(cmd: &str, rest: &[String]) -> Result<(), String> {
+    match rest.first() {
+        None => Ok(()),
+        Some(a) => Err(format!("`{cmd}` takes no arguments, got `{a}`")),
+    }
+}
+
+fn run_opts(cmd: &str, rest: &[String], gdb: bool) -> Result<RunOpts, String> {
+    let mut o = RunOpts::default();
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--kvm" if !gdb => o.kvm = true,
+            "--iso" if !gdb => o.iso = true,
+            "--ovmf" if !gdb => {
+                o.ovmf = true;
+                o.iso = true;
+            }
+            "--attach" if gdb => o.attach = true,
+            "--cmdline" => {
+                o.cmdline = it
+                    .next()
+                    .ok_or("--cmdline needs a value, e.g. --cmdline serac.test=boot")?
+                    .clone();
+            }
+            s if s.starts_with("--cmdline=") => o.cmdline = s["--cmdline=".len()..].to_owned(),
+            "--" => {
+                o.qemu_args = it.by_ref().cloned().collect();
+            }
+            other => return Err(format!("`{cmd}`: unknown option `{other}`")),
+        }
+    }
+    Ok(o)
+}
+
+fn test_opts(rest: &[String]) -> Result<TestOpts, String> {
+    let mut o = TestOpts::default();
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--kvm" => o.kvm = true,
+            "--filter" => {
+                o.filter = Some(it.next().ok_or("--filter needs a value")?.clone());
+            }
+            s if s.starts_with("--filter=") => o.filter = Some(s["--filter=".len()..].to_owned()),
+            other => return Err(format!("`test`: unknown option `{other}`")),
+        }
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Command, String> {
+        parse(s.split_whitespace().map(String::from)).map(|a| a.command)
+    }
+
+    #[test]
+    fn help_everywhere() {
+        assert_eq!(p("").unwrap(), Command::Help(HELP));
+        assert_eq!(p("--help").unwrap(), Command::Help(HELP));
+        assert_eq!(p("help run").unwrap(), Command::Help(RUN_HELP));
+        for c in ["build", "image", "run", "test", "gdb"] {
+            assert!(matches!(
+                p(&format!("{c} --help")).unwrap(),
+                Command::Help(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn run_options() {
+        let Command::Run(o) =
+            p("run --kvm --ovmf --cmdline serac.test=boot -- -smp 2 --help").unwrap()
+        else {
+            panic!()
+        };
+        assert!(o.kvm && o.iso && o.ovmf);
+        assert_eq!(o.cmdline, "serac.test=boot");
+        assert_eq!(o.qemu_args, ["-smp", "2", "--help"]);
+        assert!(p("run --bogus").is_err());
+        assert!(p("run --cmdline").is_err());
+        assert!(p("gdb --iso").is_err());
+    }
+
+    #[test]
+    fn test_options() {
+        assert_eq!(
+            p("test --filter boot").unwrap(),
+            Command::Test(TestOpts {
+                kvm: false,
+                filter: Some("boot".into())
+            })
+        );
+        assert!(p("build extra").is_err());
+        assert!(p("frobnicate").is_err());
+        assert_eq!(p("tcb").unwrap(), Command::NotYet("tcb"));
+    }
+}

@@ -1,0 +1,148 @@
+//! `run` and `gdb`: boot Serac in QEMU interactively.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+
+use serac_boot::host;
+use serac_tests::judge::describe_exit;
+use serac_tests::qemu::{Accel, Firmware, Machine, Media, Serial};
+use serac_tests::spec::EXIT_SUCCESS;
+
+use crate::artifacts::{self, Built};
+use crate::cli::RunOpts;
+use crate::prereq::{self, Needs};
+use crate::util::{out_dir, Failure, Result};
+
+fn media(built: &Built, o: &RunOpts) -> Result<Media> {
+    if !o.iso {
+        return Ok(Media::Pvh {
+            kernel: built.kernel.clone(),
+            initrd: built.archive.clone(),
+            cmdline: o.cmdline.clone(),
+        });
+    }
+    let iso: PathBuf = if o.cmdline.is_empty() {
+        artifacts::user_iso_path()
+    } else {
+        out_dir().join("run.iso")
+    };
+    println!("xtask: writing {}", iso.display());
+    artifacts::iso(built, &o.cmdline, &iso)?;
+    Ok(Media::Iso {
+        iso,
+        firmware: if o.ovmf {
+            Firmware::Ovmf
+        } else {
+            Firmware::SeaBios
+        },
+    })
+}
+
+fn accel(kvm: bool) -> Accel {
+    let (a, warning) = Accel::choose(kvm);
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    a
+}
+
+/// `cargo xtask run`.
+pub fn run(o: &RunOpts) -> Result<ExitCode> {
+    prereq::ensure(Needs {
+        kernel: true,
+        qemu: true,
+        iso: o.iso,
+        ovmf: o.ovmf,
+        ..Default::default()
+    })?;
+    let built = artifacts::build()?;
+    let machine = Machine {
+        accel: accel(o.kvm),
+        media: media(&built, o)?,
+        serial: Serial::Terminal,
+        gdb: false,
+        ovmf_vars: out_dir().join("run-ovmf-vars.fd"),
+        extra: o.qemu_args.iter().map(Into::into).collect(),
+    };
+    let mut cmd = machine.command()?;
+    println!("xtask: {}", host::display(&cmd));
+    println!("xtask: serial console follows. Leave QEMU with Ctrl-A X (Ctrl-A C: monitor).");
+    let status = host::status(&mut cmd)?;
+    match status.code() {
+        Some(0) => Ok(ExitCode::SUCCESS),
+        Some(EXIT_SUCCESS) => {
+            println!("xtask: QEMU exit status {}", describe_exit(EXIT_SUCCESS));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(c) => Err(Failure(format!("QEMU exit status {}", describe_exit(c)))),
+        None => Err("QEMU was killed by a signal".into()),
+    }
+}
+
+const GDB_LINE: &str = "gdb -ex 'target remote :1234' target/serac/kernel.sym";
+
+/// `cargo xtask gdb`.
+pub fn gdb(o: &RunOpts) -> Result<ExitCode> {
+    prereq::ensure(Needs {
+        kernel: true,
+        qemu: true,
+        ..Default::default()
+    })?;
+    let have_gdb = host::find_program("gdb").is_some();
+    if o.attach && !have_gdb {
+        return Err("gdb is not installed; install it with `sudo apt-get install -y gdb`".into());
+    }
+    let built = artifacts::build()?;
+    let serial_log = out_dir().join("gdb-serial.log");
+    let machine = Machine {
+        accel: Accel::Tcg,
+        media: media(&built, o)?,
+        serial: if o.attach {
+            Serial::File(serial_log.clone())
+        } else {
+            Serial::Terminal
+        },
+        gdb: true,
+        ovmf_vars: out_dir().join("gdb-ovmf-vars.fd"),
+        extra: o.qemu_args.iter().map(Into::into).collect(),
+    };
+    let mut cmd = machine.command()?;
+    println!("xtask: {}", host::display(&cmd));
+
+    if !o.attach {
+        println!("xtask: QEMU is halted before the first instruction, waiting for gdb on :1234.");
+        println!("xtask: in another terminal, from the repository root, run:\n\n    {GDB_LINE}\n");
+        if !have_gdb {
+            println!("xtask: gdb is not installed: sudo apt-get install -y gdb");
+        }
+        println!("xtask: serial console follows. Leave QEMU with Ctrl-A X.");
+        host::status(&mut cmd)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let qlog = out_dir().join("gdb-qemu.log");
+    let f = File::create(&qlog).map_err(|e| Failure(format!("create {}: {e}", qlog.display())))?;
+    let f2 = f
+        .try_clone()
+        .map_err(|e| Failure(format!("open {}: {e}", qlog.display())))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(f))
+        .stderr(Stdio::from(f2));
+    let mut qemu = host::spawn(&mut cmd)?;
+    println!(
+        "xtask: QEMU started (serial output in {}, QEMU messages in {})",
+        serial_log.display(),
+        qlog.display()
+    );
+    println!("xtask: {GDB_LINE}");
+    let result = host::status(
+        Command::new("gdb")
+            .args(["-ex", "target remote :1234"])
+            .arg(&built.kernel_sym),
+    );
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
