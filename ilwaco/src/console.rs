@@ -51,9 +51,25 @@ impl<F: FnMut(&[u8])> LineBuffer<F> {
     }
 }
 
+/// Text is cut only at `char` boundaries, so every chunk the sink gets from
+/// formatting is valid UTF-8 (the kernel rejects chunks that are not).
 impl<F: FnMut(&[u8])> fmt::Write for LineBuffer<F> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.push(s.as_bytes());
+    fn write_str(&mut self, mut s: &str) -> fmt::Result {
+        while !s.is_empty() {
+            let room = BUF_LEN - self.len;
+            if s.len() <= room {
+                self.push(s.as_bytes());
+                break;
+            }
+            let mut cut = room;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let (head, tail) = s.split_at(cut);
+            self.push(head.as_bytes());
+            self.flush();
+            s = tail;
+        }
         Ok(())
     }
 }
@@ -109,5 +125,21 @@ mod tests {
         let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
         assert_eq!(lens, [256, 256, 88]);
         assert_eq!(chunks.concat(), data);
+    }
+
+    #[test]
+    fn formatted_chunks_stay_utf8() {
+        use core::fmt::Write;
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        let text: std::string::String = "aé€😀".repeat(100);
+        {
+            let mut b = LineBuffer::new(|c: &[u8]| chunks.push(c.to_vec()));
+            write!(b, "x{text}").unwrap();
+            b.flush();
+        }
+        assert!(chunks
+            .iter()
+            .all(|c| c.len() <= BUF_LEN && core::str::from_utf8(c).is_ok()));
+        assert_eq!(chunks.concat(), std::format!("x{text}").into_bytes());
     }
 }

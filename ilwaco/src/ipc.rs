@@ -8,7 +8,7 @@
 
 use serac_protocol::client::Transport;
 use serac_protocol::header::{write_message, MsgHeader, HEADER_LEN};
-use serac_protocol::layout::IPC_BUFFER_SIZE;
+use serac_protocol::layout::MAX_PAYLOAD;
 use serac_protocol::{Handle, SysError};
 
 use crate::sys;
@@ -16,7 +16,7 @@ use crate::sys;
 /// Writes a message (header with `label` and `handle`, then `payload`) into
 /// the IPC buffer.
 pub fn put_message(label: u32, handle: Handle, payload: &[u8]) -> Result<(), SysError> {
-    let mut buf = [0u8; IPC_BUFFER_SIZE as usize];
+    let mut buf = [0u8; HEADER_LEN + MAX_PAYLOAD];
     let n = write_message(
         &mut buf,
         MsgHeader {

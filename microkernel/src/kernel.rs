@@ -8,6 +8,7 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use log::{info, warn};
 use serac_kcore::elf::{self, Elf};
 use serac_protocol::layout::{self, PAGE_SIZE};
@@ -269,14 +270,34 @@ fn load_image(
     for p in 0..STACK_PAGES {
         map_new(space, STACK_TOP - (p + 1) * PAGE_SIZE, true, false)?;
     }
-    // The IPC buffer and the upcall page.
+    // The global clock page (read-only, shared by all: the one exception to
+    // "no shared memory"), the IPC buffer and the upcall page.
+    let clock = CLOCK_FRAME.load(Ordering::Relaxed);
+    space
+        .map(layout::CLOCK_PAGE_ADDR, clock, false, false)
+        .map_err(|_| LoadError::OutOfMemory)?;
     map_new(space, layout::IPC_BUFFER_ADDR, true, false)?;
     map_new(space, layout::UPCALL_PAGE_ADDR, true, false)?;
     Ok(())
 }
 
+/// The frame of the global clock page.
+static CLOCK_FRAME: AtomicU64 = AtomicU64::new(0);
+
 /// Boot: create the first domain from `image` and enter it. Never returns.
 pub fn start(name: &str, image: &[u8], test_mode: bool) -> ! {
+    let Some(clock) = alloc_frame() else {
+        crate::fatal("clock", format_args!("no frame for the clock page"))
+    };
+    let mut page = [0u8; 64];
+    let info = serac_protocol::layout::clock::ClockInfo {
+        tsc_hz: tsc_hz(),
+        boot_tsc: rdtsc(),
+    };
+    if info.write(&mut page).is_some() {
+        write_phys(clock, &page);
+    }
+    CLOCK_FRAME.store(clock, Ordering::Relaxed);
     let mut k = Kernel {
         domains: Vec::with_capacity(64),
         gens: Vec::with_capacity(64),

@@ -36,6 +36,10 @@ pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
 /// The mappable range, as the argument of [`crate::user::UserRange::check`].
 pub const USER_SPACE: Range<u64> = USER_START..USER_END;
 
+/// Where a syscall's pointer argument may point: the mappable range plus
+/// the fixed pages (so a domain can e.g. `debug_write` from its IPC buffer).
+pub const SYSCALL_SPACE: Range<u64> = CLOCK_PAGE_ADDR..USER_END;
+
 /// Largest payload one message carries: the IPC buffer minus its header.
 #[allow(
     clippy::cast_possible_truncation,

@@ -81,6 +81,9 @@ impl TryFrom<u64> for Syscall {
     }
 }
 
+/// Most bytes one `debug_write` prints (`MessageTooLarge` beyond).
+pub const DEBUG_WRITE_MAX: u64 = 4096;
+
 /// `idle` deadline meaning "no timeout: wait for an event only".
 pub const IDLE_FOREVER: u64 = u64::MAX;
 

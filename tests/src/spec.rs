@@ -183,7 +183,7 @@ pub fn all() -> Vec<QemuTest> {
         QemuTest::new("exception_reported", Boot::Pvh, "serac.test=exception")
             .exit(EXIT_FAILURE)
             .allow("EXCEPTION #*")
-            .require("EXCEPTION #%d * error=0x%x rip=0x%x*"),
+            .require("EXCEPTION #14 page fault error=0x%x rip=0x%x cr2=0xdeadbeef000"),
     ]
 }
 

@@ -21,15 +21,56 @@ pub struct Built {
     pub entries: Vec<(String, Vec<u8>)>,
 }
 
-/// The files packed into the boot archive, in order.
-///
-/// Add servers here as they appear: build them in [`build`] first, then
-/// read their ELF from `out` (e.g. `fs::read(out.join("supervisor.elf"))`).
-pub fn archive_entries(_out: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    Ok(vec![(
+/// Ring-3 programs packed into the boot archive: (cargo package, binary,
+/// archive name). The kernel starts `supervisor`; the rest are started by it.
+pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
+    ("serac-supervisor", "serac-supervisor", "supervisor"),
+    ("serac-hello", "serac-hello", "hello"),
+];
+
+/// The files packed into the boot archive, in order: the manifest, then
+/// each user program's stripped ELF (written to `out/<name>.elf` by [`build`]).
+pub fn archive_entries(out: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut entries = vec![(
         "manifest".to_owned(),
         b"# serac boot manifest v0\n".to_vec(),
-    )])
+    )];
+    for (_, _, name) in USER_PROGRAMS {
+        let path = out.join(format!("{name}.elf"));
+        let bytes =
+            fs::read(&path).map_err(|e| Failure(format!("read {}: {e}", path.display())))?;
+        entries.push(((*name).to_owned(), bytes));
+    }
+    Ok(entries)
+}
+
+/// Builds the ring-3 programs and writes stripped copies to `out`.
+fn build_user_programs(out: &Path) -> Result {
+    let mut cmd = cargo();
+    cmd.args(["build", "--target", KERNEL_TARGET, "--release"]);
+    for (package, _, _) in USER_PROGRAMS {
+        cmd.args(["-p", package]);
+    }
+    println!("xtask: building ring-3 programs ({})", USER_PROGRAMS.len());
+    host::run(&mut cmd).map_err(|e| Failure(format!("user program build failed: {e}")))?;
+    let objcopy = llvm_objcopy();
+    for (_, bin, name) in USER_PROGRAMS {
+        let built = target_dir().join(KERNEL_TARGET).join("release").join(bin);
+        let dest = out.join(format!("{name}.elf"));
+        match &objcopy {
+            Some(objcopy) => host::run(
+                Command::new(objcopy)
+                    .arg("--strip-all")
+                    .arg(&built)
+                    .arg(&dest),
+            )?,
+            None => {
+                fs::copy(&built, &dest)
+                    .map_err(|e| Failure(format!("copy {}: {e}", built.display())))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result {
@@ -97,6 +138,7 @@ pub fn build() -> Result<Built> {
         }
     }
 
+    build_user_programs(&out)?;
     let entries = archive_entries(&out)?;
     let bytes = archive::build(&entries)?;
     let archive = out.join("boot.sar");
