@@ -518,3 +518,35 @@ core::arch::global_asm!(
     enabled = const UPCALL_PAGE_ADDR + OFF_ENABLED as u64,
     stack_size = const STACK_SIZE,
 );
+
+/// A syscall with arbitrary arguments, for tests of the kernel's checks
+/// (bad numbers, bad pointers). Safe because it refuses the calls that can
+/// change the caller's memory (`map`, `unmap`, `domain_ctl`) or end it
+/// (`halt`); every other call only reads what it is pointed at, or writes the
+/// IPC buffer, which no Rust reference covers.
+pub fn probe(num: u64, a0: u64, a1: u64, a2: u64) -> Result<u64, SysError> {
+    let refused = [
+        Syscall::Map,
+        Syscall::Unmap,
+        Syscall::DomainCtl,
+        Syscall::Halt,
+    ];
+    if refused.iter().any(|s| nr(*s) == num) {
+        return Err(SysError::BadArgument);
+    }
+    // SAFETY: see above: none of the permitted calls writes memory that Rust
+    // code holds a reference to.
+    let (rax, rdx) = unsafe { syscall3(num, a0, a1, a2) };
+    sys_result(rax, rdx)
+}
+
+/// Reads the `u64` at `addr`, whatever it is. For fault tests: reading an
+/// address the domain has no binding for makes the kernel stop the domain.
+/// Sound because a domain is single-threaded and any bit pattern is a valid
+/// `u64`; an unmapped address never returns.
+pub fn peek(addr: u64) -> u64 {
+    // SAFETY: a volatile read creates no reference; if the page is mapped the
+    // read sees plain bytes (no concurrent writer exists in a one-CPU
+    // domain), and if not, the domain faults and never resumes here.
+    unsafe { core::ptr::read_volatile(addr as *const u64) }
+}

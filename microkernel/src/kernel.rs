@@ -396,8 +396,9 @@ fn schedule(frame: &mut TrapFrame) {
     }
 }
 
+/// Test mode: every domain has ended; say how each ended and leave QEMU.
+/// The runner judges these lines (a fault may be the expected outcome).
 fn report_and_exit(k: &Kernel) -> ! {
-    let mut ok = true;
     for d in k.domains.iter().flatten() {
         info!(
             "domain {}:{} {} ended {:?} after {} us of CPU, {} syscalls",
@@ -408,13 +409,9 @@ fn report_and_exit(k: &Kernel) -> ! {
             tsc_to_ns(d.cpu_ticks) / 1000,
             d.syscalls
         );
-        ok &= d.state == State::Halted(0);
     }
-    exit(if ok {
-        ExitCode::Success
-    } else {
-        ExitCode::Failure
-    })
+    crate::kprintln!("KERNEL all domains ended");
+    exit(ExitCode::Success)
 }
 
 /// A trap or fault raised by ring-3 code: stop that domain only.
@@ -529,7 +526,11 @@ pub fn syscall(frame: &mut TrapFrame) {
 /// Copies a checked user buffer to the console, page by page through the
 /// domain's translations (never through a raw user pointer).
 fn debug_write(k: &mut Kernel, i: usize, addr: u64, len: u64) -> Result<u64, SysError> {
-    const MAX: u64 = 4096;
+    const MAX: u64 = serac_protocol::syscall::DEBUG_WRITE_MAX;
+    if len == 0 {
+        // Nothing is read, so no pointer is checked (like write(2)).
+        return Ok(0);
+    }
     let range = UserRange::check_max(addr, len, MAX, &(layout::CLOCK_PAGE_ADDR..layout::USER_END))?;
     let d = k.domain(i).ok_or(SysError::BadHandle)?;
     let space = d.space.as_ref().ok_or(SysError::BadPointer)?;

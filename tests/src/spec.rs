@@ -87,7 +87,13 @@ pub fn boot_line(via: &str) -> Pattern {
 }
 
 /// Forbidden in every test unless it opts out with [`QemuTest::allow`].
-pub const DEFAULT_FORBIDDEN: &[&str] = &["TEST * ... FAILED*", "PANIC at *", "EXCEPTION #*"];
+pub const DEFAULT_FORBIDDEN: &[&str] = &[
+    "TEST * ... FAILED*",
+    "PANIC at *",
+    "EXCEPTION #*",
+    "* domain * faulted: *",
+    "panic: *",
+];
 
 impl QemuTest {
     /// A test that boots `boot` with the kernel command line `cmdline`,
@@ -184,6 +190,24 @@ pub fn all() -> Vec<QemuTest> {
             .exit(EXIT_FAILURE)
             .allow("EXCEPTION #*")
             .require("EXCEPTION #14 page fault error=0x%x rip=0x%x cr2=0xdeadbeef000"),
+        // Ring 3: the kernel starts the supervisor from the boot archive; it
+        // prints, reads the clock page and halts.
+        QemuTest::new("domain_supervisor_runs", Boot::Pvh, "serac.exit=1")
+            .require("[ info] domain: supervisor created as 0:1")
+            .require("supervisor: up")
+            .require("supervisor: tsc %d Hz (%d MHz)")
+            .require("[ info] domain 0:1 supervisor halted with code 0")
+            .require("KERNEL all domains ended"),
+        // Ring 3 against the syscall checks, then a deliberate fault that
+        // must stop only that domain, with the details reported.
+        QemuTest::new("domain_selftest", Boot::Pvh, "serac.exit=1 serac.init=selftest")
+            .allow("* domain * faulted: *")
+            .require("TEST user_bad_syscall ... ok")
+            .require("TEST user_bad_pointer ... ok")
+            .require("TEST user_alarm ... ok")
+            .require("[ warn] domain 0:1 selftest faulted: #14 page fault error=0x%x rip=0x%x addr=0x700000000000")
+            .require("[ info] domain 0:1 selftest ended Faulted after %d us of CPU, %d syscalls")
+            .require("KERNEL all domains ended"),
     ]
 }
 

@@ -26,6 +26,7 @@ pub struct Built {
 pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-supervisor", "serac-supervisor", "supervisor"),
     ("serac-hello", "serac-hello", "hello"),
+    ("serac-selftest", "serac-selftest", "selftest"),
 ];
 
 /// The files packed into the boot archive, in order: the manifest, then

@@ -1,0 +1,98 @@
+//! Checks the kernel's syscall ABI from ring 3. Each check prints
+//! `TEST <name> ... ok|FAILED: why`; the QEMU runner judges the lines.
+//! The last step faults on purpose: the kernel must stop this domain alone
+//! and report the fault.
+#![no_std]
+#![no_main]
+
+use ilwaco::protocol::syscall::Syscall;
+use ilwaco::protocol::upcall::ALARM;
+use ilwaco::sys::probe;
+use ilwaco::SysError;
+
+ilwaco::entry!(main);
+
+fn check(name: &str, r: Result<(), &'static str>) -> bool {
+    match r {
+        Ok(()) => ilwaco::println!("TEST {name} ... ok"),
+        Err(why) => ilwaco::println!("TEST {name} ... FAILED: {why}"),
+    }
+    r.is_ok()
+}
+
+fn expect(r: Result<u64, SysError>, want: SysError) -> Result<(), &'static str> {
+    match r {
+        Err(e) if e == want => Ok(()),
+        Err(_) => Err("wrong error code"),
+        Ok(_) => Err("call succeeded"),
+    }
+}
+
+fn bad_syscalls() -> Result<(), &'static str> {
+    for n in [0, 12, 999, 1 << 32 | 1, u64::MAX] {
+        expect(probe(n, 0, 0, 0), SysError::BadSyscall)?;
+    }
+    Ok(())
+}
+
+fn bad_pointers() -> Result<(), &'static str> {
+    let dw = u64::from(Syscall::DebugWrite.number());
+    // Kernel half, non-canonical, wrapping, unmapped, null page.
+    expect(
+        probe(dw, 0xffff_8000_0000_0000, 16, 0),
+        SysError::BadPointer,
+    )?;
+    expect(
+        probe(dw, 0x0000_8000_0000_0000, 16, 0),
+        SysError::BadPointer,
+    )?;
+    expect(probe(dw, u64::MAX - 4, 10, 0), SysError::BadPointer)?;
+    expect(
+        probe(dw, 0x0000_1000_0000_0000, 16, 0),
+        SysError::BadPointer,
+    )?;
+    expect(probe(dw, 0x10, 4, 0), SysError::BadPointer)?;
+    expect(probe(dw, 0x40_0000, 1 << 20, 0), SysError::MessageTooLarge)?;
+    // A good pointer still works after all that.
+    match probe(dw, b"".as_ptr() as u64, 0, 0) {
+        Ok(0) => Ok(()),
+        _ => Err("empty write failed"),
+    }
+}
+
+fn alarm() -> Result<(), &'static str> {
+    let clock = ilwaco::time::clock().ok_or("no clock page")?;
+    let start = ilwaco::time::tsc();
+    let deadline = clock.deadline_after_ns(start, 20_000_000);
+    let events = ilwaco::sys::idle(deadline).map_err(|_| "idle failed")?;
+    let woke = ilwaco::time::tsc();
+    if woke < deadline {
+        return Err("woke before the deadline");
+    }
+    if events & ALARM == 0 {
+        return Err("ALARM bit not delivered");
+    }
+    let late_us = clock
+        .ns_since_boot(woke)
+        .saturating_sub(clock.ns_since_boot(deadline))
+        / 1000;
+    ilwaco::println!("selftest: 20 ms alarm woke {late_us} us late");
+    if late_us > 100_000 {
+        return Err("woke more than 100 ms late");
+    }
+    Ok(())
+}
+
+fn main() -> i32 {
+    let mut ok = true;
+    ok &= check("user_bad_syscall", bad_syscalls());
+    ok &= check("user_bad_pointer", bad_pointers());
+    ok &= check("user_alarm", alarm());
+    if !ok {
+        return 1;
+    }
+    ilwaco::println!("selftest: now faulting on purpose at 0x700000000000");
+    let v = ilwaco::sys::peek(0x7000_0000_0000);
+    ilwaco::println!("TEST user_fault ... FAILED: read of an unmapped page returned {v:#x}");
+    2
+}
