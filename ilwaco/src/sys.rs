@@ -419,13 +419,16 @@ pub fn upcall_entry_address() -> u64 {
 }
 
 /// Address of saved register `i` of the upcall frame.
+#[cfg(not(test))]
 const fn frame_slot(i: usize) -> u64 {
     UPCALL_PAGE_ADDR + (OFF_FRAME + 8 * i) as u64
 }
 
 // Indices in `UpcallFrame::regs` after rip, rsp, rflags (protocol's order:
 // rax, rbx, rcx, rdx, rsi, rdi, rbp, r8..r15).
+#[cfg(not(test))]
 const RAX: usize = 3;
+#[cfg(not(test))]
 const R8: usize = 10;
 
 // `_start`: ignore whatever rsp the kernel left, switch to our own stack,

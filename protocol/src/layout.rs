@@ -29,6 +29,11 @@ pub const IPC_BUFFER_SIZE: u64 = PAGE_SIZE;
 /// The domain's upcall page (see [`crate::upcall`]).
 pub const UPCALL_PAGE_ADDR: u64 = 0x0000_0000_0020_2000;
 
+/// Where the kernel binds the boot archive (read-only) in the first domain.
+pub const BOOT_ARCHIVE_ADDR: u64 = 0x0000_1000_0000_0000;
+/// Top of the first domain's initial stack (16 pages below it are bound).
+pub const INITIAL_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
+
 /// First address `map` accepts.
 pub const USER_START: u64 = 0x0000_0000_0040_0000;
 /// One past the last address `map` accepts (exclusive).

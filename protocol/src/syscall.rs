@@ -106,11 +106,27 @@ pub enum DomainOp {
     SetPager = 6,
     /// Read counter `a` (see [`DomainCounter`]) into `rdx`.
     ReadCounter = 7,
+    /// Give the domain named by the `DomainCtl` handle `a` (the recipient) a
+    /// new handle naming this domain: kind and rights in `b`
+    /// (`kind | rights << 8`, see [`grant_arg`]). The badge is the
+    /// recipient's `DomainId`. Returns the handle as the recipient sees it.
+    /// Needs `CONTROL` on both handles; the granted rights may not exceed
+    /// the caller's on this domain's handle.
+    Grant = 8,
+    /// Restart the domain: drop its bindings, handles and context, bump its
+    /// generation and leave it stopped, same slot. Handles naming the old
+    /// generation then fail once with `ServerRestarted` and follow the new one.
+    Restart = 9,
+}
+
+/// Packs the `b` argument of [`DomainOp::Grant`].
+pub const fn grant_arg(kind: crate::HandleKind, rights: crate::HandleRights) -> u64 {
+    (kind as u64) | ((rights.0 as u64) << 8)
 }
 
 impl DomainOp {
     /// Every sub-operation, in numeric order.
-    pub const ALL: [DomainOp; 7] = [
+    pub const ALL: [DomainOp; 9] = [
         DomainOp::Create,
         DomainOp::Start,
         DomainOp::Kill,
@@ -118,6 +134,8 @@ impl DomainOp {
         DomainOp::SetUpcall,
         DomainOp::SetPager,
         DomainOp::ReadCounter,
+        DomainOp::Grant,
+        DomainOp::Restart,
     ];
 }
 

@@ -29,13 +29,14 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-selftest", "serac-selftest", "selftest"),
 ];
 
+/// The boot manifest packed into the archive. It names no domains and grants
+/// no handles yet; `cargo xtask tcb` reads it for privileged domains.
+pub const MANIFEST: &[u8] = b"# serac boot manifest v0\n";
+
 /// The files packed into the boot archive, in order: the manifest, then
 /// each user program's stripped ELF (written to `out/<name>.elf` by [`build`]).
 pub fn archive_entries(out: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut entries = vec![(
-        "manifest".to_owned(),
-        b"# serac boot manifest v0\n".to_vec(),
-    )];
+    let mut entries = vec![("manifest".to_owned(), MANIFEST.to_vec())];
     for (_, _, name) in USER_PROGRAMS {
         let path = out.join(format!("{name}.elf"));
         let bytes =

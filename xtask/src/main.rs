@@ -10,6 +10,7 @@ mod artifacts;
 mod cli;
 mod prereq;
 mod run;
+mod tcb;
 mod test;
 mod util;
 
@@ -81,6 +82,7 @@ fn dispatch(args: Args) -> Result<ExitCode> {
         Command::Run(opts) => run::run(&opts),
         Command::Gdb(opts) => run::gdb(&opts),
         Command::Test(opts) => test::test(&opts),
+        Command::Tcb(json) => tcb::tcb(json),
         Command::NotYet(name) => {
             Err(format!("`cargo xtask {name}` is planned but not implemented yet").into())
         }

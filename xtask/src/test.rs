@@ -1,5 +1,6 @@
 //! `test`: everything CI runs, in order, with one summary line at the end.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use serac_tests::{Boot, Context, Runner};
 use crate::artifacts::{self, Built};
 use crate::cli::TestOpts;
 use crate::prereq::{self, Needs};
+use crate::tcb;
 use crate::util::{cargo, out_dir, Result, KERNEL_TARGET};
 
 struct Tally {
@@ -32,7 +34,10 @@ impl Tally {
     }
 }
 
-/// One cargo step: name and arguments.
+/// The step that runs the `tcb` audit in-process (it has no cargo arguments).
+const TCB_STEP: &str = "tcb";
+
+/// One cargo step: name and arguments ([`TCB_STEP`] is the audit instead).
 fn cargo_steps() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
         ("fmt", vec!["fmt", "--all", "--check"]),
@@ -42,12 +47,21 @@ fn cargo_steps() -> Vec<(&'static str, Vec<&'static str>)> {
             "clippy-host",
             vec!["clippy", "--all-targets", "--", "-D", "warnings"],
         ),
+        // The kernel and every ring-3 crate, for their own target.
         (
-            "clippy-kernel",
+            "clippy-target",
             vec![
                 "clippy",
                 "-p",
                 "serac-kernel",
+                "-p",
+                "ilwaco",
+                "-p",
+                "serac-supervisor",
+                "-p",
+                "serac-hello",
+                "-p",
+                "serac-selftest",
                 "--target",
                 KERNEL_TARGET,
                 "--",
@@ -55,8 +69,31 @@ fn cargo_steps() -> Vec<(&'static str, Vec<&'static str>)> {
                 "warnings",
             ],
         ),
+        // After clippy (the code is clean), before the tests.
+        (TCB_STEP, vec![]),
         ("host-tests", vec!["test"]),
     ]
+}
+
+/// The `tcb` step: the audit of `cargo xtask tcb`, failing on the same terms.
+fn tcb_step(tally: &mut Tally) {
+    println!("xtask: ==> {TCB_STEP}: cargo xtask tcb");
+    let t = Instant::now();
+    let (ok, note) = match tcb::audit(Path::new(".")) {
+        Ok(r) => {
+            println!("xtask: tcb: {}", r.headline());
+            let failures = r.failures();
+            for f in &failures {
+                eprintln!("error: tcb: {f}");
+            }
+            (
+                failures.is_empty(),
+                failures.first().cloned().unwrap_or_default(),
+            )
+        }
+        Err(e) => (false, e.to_string()),
+    };
+    tally.record(TCB_STEP, ok, t.elapsed(), &note);
 }
 
 fn selected(filter: Option<&str>, name: &str) -> bool {
@@ -81,8 +118,8 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
         .any(|t| t.boot == Boot::Iso(Firmware::Ovmf));
     if steps.is_empty() && !need_build {
         return Err(format!(
-            "--filter {:?} matches no step or test (steps: fmt, clippy-host, clippy-kernel, \
-             host-tests, build, qemu:<name>)",
+            "--filter {:?} matches no step or test (steps: fmt, clippy-host, clippy-target, \
+             tcb, host-tests, build, qemu:<name>)",
             filter.unwrap_or_default()
         )
         .into());
@@ -100,6 +137,10 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
         results: Vec::new(),
     };
     for (name, args) in steps {
+        if name == TCB_STEP {
+            tcb_step(&mut tally);
+            continue;
+        }
         println!("xtask: ==> {name}: cargo {}", args.join(" "));
         let t = Instant::now();
         let (ok, note) = match host::status(cargo().args(&args)) {
