@@ -22,8 +22,10 @@ use arch::bootinfo::BootInfo;
 use arch::exit::{exit, ExitCode};
 use arch::serial::RawWriter;
 
-/// Kernel heap size.
-const HEAP_BYTES: u64 = 4 << 20;
+/// Kernel heap: a fixed part plus room for the per-frame tables (software
+/// TLB and frame owners, ~110 bytes a frame) and the per-domain records.
+const HEAP_FIXED_BYTES: u64 = 8 << 20;
+const HEAP_BYTES_PER_FRAME: u64 = 128;
 
 /// Prints to COM1.
 #[macro_export]
@@ -77,7 +79,9 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         mem.bitmap_at
     );
 
-    let tables = arch::paging::init_kernel_tables(mem.top, HEAP_BYTES)
+    let heap_bytes =
+        (HEAP_FIXED_BYTES + (mem.top / 4096) * HEAP_BYTES_PER_FRAME).next_multiple_of(4096);
+    let tables = arch::paging::init_kernel_tables(mem.top, heap_bytes)
         .unwrap_or_else(|e| fatal("paging", format_args!("{e:?}")));
     arch::heap::init(arch::paging::HEAP_START, tables.heap_bytes);
     info!(
@@ -163,7 +167,16 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         fatal("init", format_args!("no `{first}` in the boot archive"))
     };
     info!("init: starting {first} ({} bytes)", image.data.len());
-    kernel::start(first, image.data, bi.cmdline_value("serac.exit").is_some())
+    let archive_range = bi
+        .modules()
+        .first()
+        .map_or((0, 0), |m| (m.start, m.end - m.start));
+    kernel::start(
+        first,
+        image.data,
+        archive_range,
+        bi.cmdline_value("serac.exit").is_some(),
+    )
 }
 
 #[panic_handler]

@@ -96,6 +96,30 @@ impl<'a> FrameAllocator<'a> {
         None
     }
 
+    /// Allocates `n` contiguous frames (first fit), returning the first.
+    pub fn alloc_range(&mut self, n: u64) -> Option<u64> {
+        if n == 0 {
+            return None;
+        }
+        let mut run_start = 0;
+        let mut run = 0;
+        for f in 0..self.capacity() {
+            if self.is_free(f) {
+                if run == 0 {
+                    run_start = f;
+                }
+                run += 1;
+                if run == n {
+                    self.reserve(run_start, run_start + n);
+                    return Some(run_start);
+                }
+            } else {
+                run = 0;
+            }
+        }
+        None
+    }
+
     /// Returns a frame to the pool.
     pub fn free(&mut self, frame: u64) -> Result<(), FrameError> {
         if frame >= self.capacity() {
@@ -135,6 +159,21 @@ mod tests {
         assert_eq!(a.free(11), Err(FrameError::NotAllocated));
         assert_eq!(a.free(1000), Err(FrameError::OutOfRange));
         assert_eq!(a.alloc(), Some(11));
+    }
+
+    #[test]
+    fn ranges_are_contiguous_and_free() {
+        let mut words = [0u64; 4];
+        let mut a = FrameAllocator::new(&mut words);
+        a.add_free(0, 100);
+        a.reserve(10, 11);
+        assert_eq!(a.alloc_range(20), Some(11));
+        assert_eq!(a.free_count(), 99 - 20);
+        assert_eq!(a.alloc_range(5), Some(0));
+        assert_eq!(a.alloc_range(200), None);
+        assert_eq!(a.alloc_range(0), None);
+        assert_eq!(a.free(15), Ok(()));
+        assert_eq!(a.alloc(), Some(5));
     }
 
     #[derive(Debug, Clone)]

@@ -5,7 +5,8 @@
 //! never resolves again, even after the slot is reused; a slot whose
 //! generation would wrap is retired for good rather than risk a repeat.
 //! Allocation and revocation are O(1) through an intrusive free list.
-//! Generation 0 is never issued, so [`Handle::NONE`] never resolves.
+//! Generation 0 is never issued, so [`Handle::NONE`] never resolves; slot 0
+//! is never used, so a table of `N` slots holds `N - 1` handles.
 
 use serac_protocol::{Handle, HandleKind, HandleRights, SysError};
 
@@ -63,9 +64,14 @@ impl<const N: usize> HandleTable<N> {
             };
             i += 1;
         }
+        // Slot 0 is never handed out, so a handle's index is never 0 and the
+        // first handle of a fresh table is always `Handle::new(1, 1)`.
+        if N > 0 {
+            slots[0].next_free = NIL;
+        }
         HandleTable {
             slots,
-            free_head: if N > 0 { 0 } else { NIL },
+            free_head: if N > 1 { 1 } else { NIL },
             live: 0,
         }
     }
@@ -110,6 +116,16 @@ impl<const N: usize> HandleTable<N> {
             return Err(SysError::StaleHandle);
         }
         slot.entry.as_ref().ok_or(SysError::BadHandle)
+    }
+
+    /// Like [`lookup`](Self::lookup), for updating the entry in place (the
+    /// kernel refreshes an endpoint's generation after `ServerRestarted`).
+    pub fn lookup_mut(&mut self, h: Handle) -> Result<&mut HandleEntry, SysError> {
+        self.lookup(h)?;
+        self.slots
+            .get_mut(h.index as usize)
+            .and_then(|s| s.entry.as_mut())
+            .ok_or(SysError::BadHandle)
     }
 
     /// Resolves `h` and checks its kind (`WrongHandleKind`) and that it
@@ -206,12 +222,14 @@ mod tests {
 
     #[test]
     fn lookup_errors() {
-        let mut t = HandleTable::<2>::new();
+        let mut t = HandleTable::<3>::new();
         let h = t.allocate(ep(1)).unwrap();
+        assert_eq!(h, Handle::new(1, 1), "the first handle is slot 1");
         assert_eq!(t.lookup(h).unwrap().badge, 1);
         assert_eq!(t.lookup(Handle::NONE), Err(SysError::BadHandle));
         assert_eq!(t.lookup(Handle::new(5, 1)), Err(SysError::BadHandle));
-        assert_eq!(t.lookup(Handle::new(1, 1)), Err(SysError::BadHandle));
+        assert_eq!(t.lookup(Handle::new(0, 1)), Err(SysError::BadHandle));
+        assert_eq!(t.lookup(Handle::new(2, 1)), Err(SysError::BadHandle));
         assert_eq!(
             t.lookup(Handle::new(h.index, h.gen + 1)),
             Err(SysError::StaleHandle)
@@ -240,8 +258,8 @@ mod tests {
 
     #[test]
     fn exhausted_generation_retires_the_slot() {
-        let mut t = HandleTable::<1>::new();
-        t.force_gen(0, u32::MAX);
+        let mut t = HandleTable::<2>::new();
+        t.force_gen(1, u32::MAX);
         let h = t.allocate(ep(0)).unwrap();
         assert_eq!(h.gen, u32::MAX);
         t.revoke(h).unwrap();
@@ -259,7 +277,7 @@ mod tests {
     proptest! {
         #[test]
         fn revoked_handles_never_resolve_again(ops in proptest::collection::vec((any::<bool>(), any::<prop::sample::Index>()), 0..300)) {
-            let mut t = HandleTable::<4>::new();
+            let mut t = HandleTable::<5>::new();
             let mut live: Vec<(Handle, u64)> = Vec::new();
             let mut dead: Vec<Handle> = Vec::new();
             for (n, (alloc, pick)) in ops.into_iter().enumerate() {

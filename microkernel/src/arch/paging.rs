@@ -154,6 +154,34 @@ pub fn read_phys(pa: u64, buf: &mut [u8]) {
     unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, buf.as_mut_ptr(), n) };
 }
 
+/// Frames the allocator covers (top of RAM / 4 KiB).
+pub fn total_frames() -> u64 {
+    FRAMES.lock().as_ref().map_or(0, |f| f.capacity())
+}
+
+/// Allocates up to `n` contiguous frames (halving until a run fits);
+/// returns (first frame, count).
+pub fn alloc_range(mut n: u64) -> Option<(u64, u64)> {
+    let mut guard = FRAMES.lock();
+    let fa = guard.as_mut()?;
+    while n > 0 {
+        if let Some(first) = fa.alloc_range(n) {
+            return Some((first, n));
+        }
+        n /= 2;
+    }
+    None
+}
+
+/// Zeroes `count` frames from frame number `first`.
+pub fn zero_frames(first: u64, count: u64) {
+    for f in first..first + count {
+        // SAFETY: the caller just allocated these frames, so nothing else
+        // refers to them; the direct map covers all RAM.
+        unsafe { core::ptr::write_bytes(phys_to_virt(f * 4096) as *mut u8, 0, 4096) };
+    }
+}
+
 /// Frames currently free.
 pub fn free_frames() -> u64 {
     FRAMES.lock().as_ref().map_or(0, |f| f.free_count())

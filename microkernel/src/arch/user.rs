@@ -12,8 +12,7 @@ use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
 use x86_64::structures::paging::{
-    mapper::TranslateResult, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F,
-    PhysFrame, Size4KiB, Translate,
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size4KiB,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -121,21 +120,6 @@ impl AddressSpace {
         let (frame, flush) = mapper(self.pml4).unmap(page).ok()?;
         flush.flush();
         Some(frame.start_address().as_u64())
-    }
-
-    /// The frame and writability of `va`, if mapped for ring 3.
-    pub fn translate(&self, va: u64) -> Option<(u64, bool)> {
-        match mapper(self.pml4).translate(VirtAddr::new(va)) {
-            TranslateResult::Mapped {
-                frame,
-                offset,
-                flags,
-            } if flags.contains(F::USER_ACCESSIBLE) => Some((
-                frame.start_address().as_u64() + offset,
-                flags.contains(F::WRITABLE),
-            )),
-            _ => None,
-        }
     }
 
     /// Loads this space into CR3.

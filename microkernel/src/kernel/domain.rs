@@ -1,0 +1,531 @@
+//! Domains: creation, dispatch (with batched upcalls), death and restart.
+
+use alloc::boxed::Box;
+use log::{info, warn};
+use serac_kcore::batch::Pending;
+use serac_kcore::elf::{self, Elf};
+use serac_kcore::handles::{HandleEntry, HandleTable};
+use serac_kcore::owner::Owner;
+use serac_kcore::stlb::Mapping;
+use serac_protocol::exit::{ExitReason, FaultKind};
+use serac_protocol::layout::{self, clock::ClockInfo, PAGE_SIZE};
+use serac_protocol::supervisor::DomainClass;
+use serac_protocol::upcall::{UpcallFrame, OFF_ENABLED, OFF_FRAME, WAKEUP};
+use serac_protocol::{DomainId, HandleKind, HandleRights, PageRights, SysError};
+
+use super::{ipc, Kernel};
+use crate::arch::cpu::TrapFrame;
+use crate::arch::paging::{alloc_frame, free_frame, read_phys, write_phys, zero_frames};
+use crate::arch::time::{rdtsc, tsc_hz};
+use crate::arch::user::{self, AddressSpace};
+
+/// Handle-table slots per domain (slot 0 is never used).
+pub const HANDLES: usize = 16;
+
+/// Where a domain is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Created, not yet started.
+    Stopped,
+    /// On the run queue, or running.
+    Runnable,
+    /// In `idle`, until an event or its alarm.
+    Idle,
+    /// In `call`/`send`, queued on `to` until it receives.
+    Sending {
+        /// Index of the receiving domain.
+        to: u32,
+        /// A `call` (waits for a reply) rather than a `send`.
+        call: bool,
+    },
+    /// In `call`, message delivered, waiting for `from`'s reply.
+    AwaitingReply {
+        /// Index of the server.
+        from: u32,
+    },
+    /// In `reply_recv`, waiting for a message.
+    Receiving,
+    /// Missed the software TLB; waiting for its pager.
+    Faulting {
+        /// Index of the pager.
+        pager: u32,
+        /// Whether the fault message has been delivered.
+        delivered: bool,
+    },
+    /// Ended; kept until the supervisor has been told.
+    Dead,
+}
+
+/// Why a domain ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Reason {
+    /// `halt(code)`.
+    Halted(u64),
+    /// A fault: kind, address, rip, error code.
+    Fault(FaultKind, u64, u64, u64),
+    /// `domain_ctl(Kill)`.
+    Killed,
+}
+
+impl Reason {
+    /// The reason as the supervisor's exit message states it.
+    pub fn to_exit(self) -> ExitReason {
+        match self {
+            Reason::Halted(c) => ExitReason::Halted(c),
+            Reason::Fault(kind, vaddr, rip, error) => ExitReason::Fault {
+                kind,
+                vaddr,
+                rip,
+                error,
+            },
+            Reason::Killed => ExitReason::Killed,
+        }
+    }
+}
+
+/// One protection domain: all the kernel keeps for it.
+#[derive(Debug)]
+pub struct Domain {
+    /// Slot index and generation.
+    pub id: DomainId,
+    /// Generation at which this lineage began (restarts keep the lineage).
+    pub lineage: u32,
+    name: [u8; 16],
+    /// Scheduling class.
+    pub class: DomainClass,
+    /// Life-cycle state.
+    pub state: State,
+    /// Saved registers while not running.
+    pub ctx: TrapFrame,
+    /// Page tables: a cache of the domain's software-TLB bindings.
+    pub space: Option<AddressSpace>,
+    /// Frame of the IPC buffer (kernel-owned).
+    pub ipc_frame: u64,
+    /// Frame of the upcall page (kernel-owned).
+    pub upcall_frame: u64,
+    /// Handles this domain holds.
+    pub handles: HandleTable<HANDLES>,
+    /// Pending virtual interrupts and batching counters.
+    pub pending: Pending,
+    /// Upcall entry point (0: upcalls off).
+    pub upcall_entry: u64,
+    /// The domain whose endpoint receives this domain's faults.
+    pub pager: Option<DomainId>,
+    /// Senders queued on this domain (head, tail: indices).
+    pub queue: Option<(u32, u32)>,
+    /// Next sender in the queue this domain waits on.
+    pub next_in_queue: Option<u32>,
+    /// Badge of the endpoint this domain is sending through.
+    pub send_badge: u64,
+    /// The access that missed: (vaddr, access, rip).
+    pub fault: (u64, serac_protocol::pager::Access, u64),
+    /// Why it ended, once dead.
+    pub exit: Option<Reason>,
+    /// TSC when last switched in.
+    pub last_dispatch: u64,
+    /// CPU charged, in TSC ticks.
+    pub cpu_ticks: u64,
+    /// Syscalls made.
+    pub syscalls: u64,
+    /// Software-TLB misses sent to the pager.
+    pub faults: u64,
+}
+
+impl Domain {
+    /// The name given at creation (for logs).
+    pub fn name(&self) -> &str {
+        let n = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.name.len());
+        core::str::from_utf8(&self.name[..n]).unwrap_or("?")
+    }
+}
+
+/// Why a domain could not be created.
+#[derive(Debug, Clone, Copy)]
+pub enum CreateError {
+    /// The first domain's image is not a valid static x86_64 executable.
+    #[allow(dead_code, reason = "shown through Debug")]
+    Elf(elf::ElfError),
+    /// A segment lies outside the mappable user range.
+    SegmentOutsideUserSpace,
+    /// A kernel table is full or memory ran out.
+    #[allow(dead_code, reason = "shown through Debug")]
+    Sys(SysError),
+}
+
+impl From<SysError> for CreateError {
+    fn from(e: SysError) -> Self {
+        CreateError::Sys(e)
+    }
+}
+
+/// Writes the global clock page.
+pub fn make_clock_page() -> u64 {
+    let Some(frame) = alloc_frame() else {
+        crate::fatal("clock", format_args!("no frame for the clock page"))
+    };
+    let mut page = [0u8; 64];
+    let info = ClockInfo {
+        tsc_hz: tsc_hz(),
+        boot_tsc: rdtsc(),
+    };
+    if info.write(&mut page).is_some() {
+        write_phys(frame, &page);
+    }
+    frame
+}
+
+/// Creates an empty, stopped domain with its fixed pages.
+pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId, SysError> {
+    let slot = match k.free_slots.pop() {
+        Some(s) => s,
+        None => {
+            if k.domains.len() >= super::MAX_DOMAINS {
+                return Err(SysError::TableFull);
+            }
+            k.domains.push(None);
+            k.gens.push(0);
+            u32::try_from(k.domains.len() - 1).map_err(|_| SysError::TableFull)?
+        }
+    };
+    let gen = k.gens[slot as usize].wrapping_add(1).max(1);
+    let fixed = alloc_frame().zip(alloc_frame());
+    let Some((ipc_frame, upcall_frame)) = fixed else {
+        k.free_slots.push(slot);
+        return Err(SysError::OutOfMemory);
+    };
+    k.gens[slot as usize] = gen;
+    let id = DomainId::new(slot, gen);
+    let mut n = [0u8; 16];
+    let len = name.len().min(16);
+    n[..len].copy_from_slice(&name.as_bytes()[..len]);
+    k.domains[slot as usize] = Some(Box::new(Domain {
+        id,
+        lineage: gen,
+        name: n,
+        class,
+        state: State::Stopped,
+        ctx: TrapFrame::default(),
+        space: None,
+        ipc_frame,
+        upcall_frame,
+        handles: HandleTable::new(),
+        pending: Pending::new(),
+        upcall_entry: 0,
+        pager: None,
+        queue: None,
+        next_in_queue: None,
+        send_badge: 0,
+        fault: (0, serac_protocol::pager::Access::Read, 0),
+        exit: None,
+        last_dispatch: 0,
+        cpu_ticks: 0,
+        syscalls: 0,
+        faults: 0,
+    }));
+    k.created += 1;
+    Ok(id)
+}
+
+/// Binds frame `f` (owned by `owner`) at `va` in domain `d`, in the STLB.
+fn bind(k: &mut Kernel, d: DomainId, va: u64, f: u64, rights: PageRights) -> Result<(), SysError> {
+    k.owners.assign(f, Owner::Domain(d))?;
+    serac_kcore::owner::map(&k.owners, &mut k.stlb, d, d, va, f, rights)
+}
+
+/// Creates the first domain: loads its ELF eagerly (every page bound,
+/// frames owned by it), binds the boot archive read-only, grants it a
+/// contiguous memory pool and a root `DomainCtl` handle on itself.
+pub fn create_first(
+    k: &mut Kernel,
+    name: &str,
+    image: &[u8],
+    archive: (u64, u64),
+) -> Result<DomainId, CreateError> {
+    let elf = Elf::parse(image).map_err(CreateError::Elf)?;
+    let id = create(k, name, DomainClass::Server)?;
+    for seg in elf.segments() {
+        let seg = seg.map_err(CreateError::Elf)?;
+        let end = seg
+            .vaddr
+            .checked_add(seg.mem_len)
+            .ok_or(CreateError::SegmentOutsideUserSpace)?;
+        if seg.vaddr < layout::USER_START || end > layout::USER_END {
+            return Err(CreateError::SegmentOutsideUserSpace);
+        }
+        let rights = PageRights::from_bits(
+            1 | if seg.flags & elf::flags::W != 0 { 2 } else { 0 }
+                | if seg.flags & elf::flags::X != 0 { 4 } else { 0 },
+        )?;
+        let data = elf.data(&seg);
+        let mut va = seg.vaddr & !(PAGE_SIZE - 1);
+        while va < end {
+            let f = alloc_frame().ok_or(SysError::OutOfMemory)?;
+            let from = seg.vaddr.max(va);
+            let to = (seg.vaddr + data.len() as u64).min(va + PAGE_SIZE);
+            if from < to {
+                let off = (from - seg.vaddr) as usize;
+                write_phys(f + (from - va), &data[off..off + (to - from) as usize]);
+            }
+            // Segments may share a page (the linker script aligns them, but
+            // be safe): the first binding wins.
+            match bind(k, id, va, f / PAGE_SIZE, rights) {
+                Ok(()) => {}
+                Err(SysError::AlreadyMapped) => {
+                    let _ = k.owners.assign(f / PAGE_SIZE, Owner::Kernel);
+                    let _ = free_frame(f);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            va += PAGE_SIZE;
+        }
+    }
+    // A conventional initial stack (Ilwaco switches to its own).
+    for p in 1..=16 {
+        let f = alloc_frame().ok_or(SysError::OutOfMemory)?;
+        bind(
+            k,
+            id,
+            layout::INITIAL_STACK_TOP - p * PAGE_SIZE,
+            f / PAGE_SIZE,
+            PageRights::READ_WRITE,
+        )?;
+    }
+    // The boot archive, read-only. Its frames stay the kernel's... but a
+    // binding needs an owner: the first domain owns them, read-only.
+    let (apa, alen) = archive;
+    let mut off = 0;
+    while off < alen {
+        let f = (apa + off) / PAGE_SIZE;
+        bind(k, id, layout::BOOT_ARCHIVE_ADDR + off, f, PageRights::READ)?;
+        off += PAGE_SIZE;
+    }
+    // The memory grant: half of what is free, contiguous, zeroed.
+    let want = crate::arch::paging::free_frames() / 2;
+    let (first, count) = crate::arch::paging::alloc_range(want).ok_or(SysError::OutOfMemory)?;
+    zero_frames(first, count);
+    for f in first..first + count {
+        k.owners.assign(f, Owner::Domain(id))?;
+    }
+    info!(
+        "domain: {name}: {} KiB image, archive {} KiB at {:#x}, grant of {} frames ({} MiB) from frame {:#x}",
+        image.len() / 1024,
+        alen / 1024,
+        layout::BOOT_ARCHIVE_ADDR,
+        count,
+        count >> 8,
+        first
+    );
+    let d = k.domain_mut(id.index).ok_or(SysError::BadHandle)?;
+    d.handles.allocate(HandleEntry {
+        kind: HandleKind::DomainCtl,
+        rights: HandleRights::SEND
+            .union(HandleRights::TRANSFER)
+            .union(HandleRights::MAP)
+            .union(HandleRights::CONTROL)
+            .union(HandleRights::CREATE),
+        object: id.to_raw(),
+        badge: 0,
+    })?;
+    let mut ctx = user::user_frame(elf.entry, layout::INITIAL_STACK_TOP);
+    ctx.rdi = layout::BOOT_ARCHIVE_ADDR;
+    ctx.rsi = alen;
+    ctx.rdx = first;
+    ctx.r10 = count;
+    d.ctx = ctx;
+    d.state = State::Runnable;
+    k.enqueue(id.index);
+    Ok(id)
+}
+
+/// Starts a stopped domain at `rip` with stack `rsp`.
+pub fn start(k: &mut Kernel, i: u32, rip: u64, rsp: u64) -> Result<(), SysError> {
+    let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;
+    if d.state != State::Stopped {
+        return Err(SysError::BadArgument);
+    }
+    d.ctx = user::user_frame(rip, rsp);
+    d.state = State::Runnable;
+    k.enqueue(i);
+    Ok(())
+}
+
+/// Builds (or reuses) the domain's page tables and returns the context to
+/// enter, delivering pending events in one upcall when enabled.
+pub fn dispatch(k: &mut Kernel, i: u32, switched: bool) -> Result<TrapFrame, SysError> {
+    let clock = k.clock_frame;
+    let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;
+    if d.space.is_none() {
+        let mut space = AddressSpace::new().map_err(|_| SysError::OutOfMemory)?;
+        // The fixed pages; everything else is filled from the STLB on faults.
+        let maps = [
+            (layout::CLOCK_PAGE_ADDR, clock, false),
+            (layout::IPC_BUFFER_ADDR, d.ipc_frame, true),
+            (layout::UPCALL_PAGE_ADDR, d.upcall_frame, true),
+        ];
+        for (va, pa, w) in maps {
+            space
+                .map(va, pa, w, false)
+                .map_err(|_| SysError::OutOfMemory)?;
+        }
+        d.space = Some(space);
+    }
+    if let Some(space) = &d.space {
+        space.activate();
+    }
+    if d.upcall_entry != 0 {
+        if switched {
+            d.pending.raise(WAKEUP);
+        }
+        let mut enabled = [0u8; 8];
+        read_phys(d.upcall_frame + OFF_ENABLED as u64, &mut enabled);
+        if u64::from_le_bytes(enabled) != 0 {
+            if let Some(del) = d.pending.take_all() {
+                deliver_upcall(d, del.mask, del.notify_word);
+            }
+        }
+    }
+    let mut ctx = d.ctx;
+    user::sanitize(&mut ctx);
+    Ok(ctx)
+}
+
+/// Saves the interrupted context in the upcall page and enters the upcall
+/// entry with the mask in rdi and the notification word in rsi.
+fn deliver_upcall(d: &mut Domain, mask: u64, word: u64) {
+    let c = d.ctx;
+    let saved = UpcallFrame {
+        regs: [
+            c.rip, c.rsp, c.rflags, c.rax, c.rbx, c.rcx, c.rdx, c.rsi, c.rdi, c.rbp, c.r8, c.r9,
+            c.r10, c.r11, c.r12, c.r13, c.r14, c.r15,
+        ],
+    };
+    let mut buf = [0u8; UpcallFrame::LEN];
+    if saved.encode(&mut buf).is_err() {
+        return;
+    }
+    write_phys(d.upcall_frame + OFF_FRAME as u64, &buf);
+    write_phys(d.upcall_frame + OFF_ENABLED as u64, &0u64.to_le_bytes());
+    d.ctx.rip = d.upcall_entry;
+    d.ctx.rdi = mask;
+    d.ctx.rsi = word;
+    d.ctx.rsp = (c.rsp.wrapping_sub(128)) & !15;
+}
+
+/// Ends domain `i`: unbinds its pages, revokes its handles, wakes whoever
+/// waits on it, frees its kernel memory and tells the supervisor.
+pub fn kill(k: &mut Kernel, i: u32, reason: Reason) {
+    let Some(d) = k.domain(i) else { return };
+    if d.state == State::Dead {
+        return;
+    }
+    let id = d.id;
+    let name_for_log = alloc::string::String::from(d.name());
+    teardown(k, i);
+    let is_supervisor = id == k.supervisor;
+    if let Some(d) = k.domain_mut(i) {
+        d.state = State::Dead;
+        d.exit = Some(reason);
+    }
+    match reason {
+        Reason::Halted(code) => info!("domain {}:{} {name_for_log} halted with code {code}", id.index, id.gen),
+        Reason::Fault(kind, vaddr, rip, error) => warn!(
+            "domain {}:{} {name_for_log} faulted: {kind:?} addr={vaddr:#x} rip={rip:#x} error={error:#x}",
+            id.index, id.gen
+        ),
+        Reason::Killed => info!("domain {}:{} {name_for_log} killed", id.index, id.gen),
+    }
+    if is_supervisor {
+        return;
+    }
+    // Tell the supervisor (queued like a sender; freed once delivered).
+    let sup = k.supervisor.index;
+    if k.live(k.supervisor).is_some() {
+        ipc::enqueue_sender(k, i, sup);
+        ipc::try_deliver(k, sup);
+    } else {
+        release_slot(k, i);
+    }
+}
+
+/// Frees a dead domain's slot for reuse (its generation is remembered).
+pub fn release_slot(k: &mut Kernel, i: u32) {
+    if let Some(slot) = k.domains.get_mut(i as usize) {
+        *slot = None;
+        k.free_slots.push(i);
+    }
+}
+
+/// Drops everything a domain holds except its slot and id.
+fn teardown(k: &mut Kernel, i: u32) {
+    let _ = k.runq.remove(i);
+    let _ = k.timers.cancel(i);
+    if k.current == Some(i) {
+        k.current = None;
+    }
+    ipc::detach(k, i);
+    let Some(d) = k.domain(i) else { return };
+    let id = d.id;
+    // Bindings: the frames stay with their owners, unbound.
+    let mut unbound = 0u64;
+    k.stlb.remove_all_for_domain(id, |_m: Mapping| unbound += 1);
+    // Frames it owned: back to the supervisor (frames the kernel gave the
+    // first domain return to the kernel).
+    let sup = k.supervisor;
+    let heir = if id == sup || k.live(sup).is_none() {
+        None
+    } else {
+        Some(sup)
+    };
+    let mut freed = alloc::vec::Vec::new();
+    k.owners.release_all(id, |f| freed.push(f));
+    for f in freed {
+        match heir {
+            Some(h) => {
+                let _ = k.owners.assign(f, Owner::Domain(h));
+            }
+            None => {
+                let _ = k.owners.assign(f, Owner::Kernel);
+            }
+        }
+    }
+    if let Some(d) = k.domain_mut(i) {
+        d.handles.revoke_all(|_| {});
+        if let Some(space) = d.space.take() {
+            space.destroy();
+        }
+        let _ = free_frame(d.ipc_frame);
+        let _ = free_frame(d.upcall_frame);
+        d.ipc_frame = 0;
+        d.upcall_frame = 0;
+        d.upcall_entry = 0;
+        d.pager = None;
+    }
+}
+
+/// Restarts domain `i` in place: same slot and lineage, next generation,
+/// stopped, with fresh fixed pages. Returns its new id.
+pub fn restart(k: &mut Kernel, i: u32) -> Result<DomainId, SysError> {
+    let d = k.domain(i).ok_or(SysError::BadHandle)?;
+    if d.id == k.supervisor {
+        return Err(SysError::BadArgument);
+    }
+    teardown(k, i);
+    let fixed = alloc_frame()
+        .zip(alloc_frame())
+        .ok_or(SysError::OutOfMemory)?;
+    let gen = k.gens[i as usize].wrapping_add(1).max(1);
+    k.gens[i as usize] = gen;
+    let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;
+    d.id = DomainId::new(i, gen);
+    d.state = State::Stopped;
+    d.pending = Pending::new();
+    d.ctx = TrapFrame::default();
+    d.ipc_frame = fixed.0;
+    d.upcall_frame = fixed.1;
+    d.exit = None;
+    Ok(d.id)
+}

@@ -1,0 +1,405 @@
+//! IPC: `call`, `reply_recv`, `send`, `notify`, and the kernel's own fault
+//! and exit messages.
+//!
+//! The kernel never buffers message bodies: a sender that finds its
+//! receiver busy is queued (an intrusive list through the domain records)
+//! and its message stays in its own IPC buffer until delivery. The kernel
+//! copies the fixed header and at most `MAX_PAYLOAD` bytes, plus at most one
+//! handle, from the sender's IPC buffer to the receiver's. It parses no
+//! payload; it encodes its own two messages with postcard into fixed buffers.
+
+use serac_kcore::handles::HandleEntry;
+use serac_protocol::codec;
+use serac_protocol::exit::DomainExit;
+use serac_protocol::header::{MsgHeader, HEADER_LEN, LABEL_EXIT, LABEL_FAULT};
+use serac_protocol::layout::MAX_PAYLOAD;
+use serac_protocol::pager::{Fault, FAULT_KILL, FAULT_MSG_MAX};
+use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, SysError};
+
+use super::domain::{self, Reason, State};
+use super::Kernel;
+use crate::arch::paging::{read_phys, write_phys};
+
+/// Reads and checks the message header in domain `i`'s IPC buffer.
+fn outgoing_header(k: &Kernel, i: u32) -> Result<MsgHeader, SysError> {
+    let d = k.domain(i).ok_or(SysError::BadHandle)?;
+    let mut raw = [0u8; HEADER_LEN];
+    read_phys(d.ipc_frame, &mut raw);
+    let h = MsgHeader::decode(&raw)?;
+    if h.len as usize > MAX_PAYLOAD {
+        return Err(SysError::MessageTooLarge);
+    }
+    if h.is_kernel_label() {
+        return Err(SysError::BadArgument);
+    }
+    Ok(h)
+}
+
+/// Resolves an endpoint or notification handle of domain `i` to its live
+/// target. A target restarted since the handle was made gives
+/// `ServerRestarted` once, and the handle follows the new generation.
+pub fn resolve_target(
+    k: &mut Kernel,
+    i: u32,
+    h: Handle,
+    kind: HandleKind,
+) -> Result<(DomainId, u64), SysError> {
+    let d = k.domain(i).ok_or(SysError::BadHandle)?;
+    let e = *d.handles.lookup_as(h, kind, HandleRights::SEND)?;
+    let target = DomainId::from_raw(e.object);
+    let Some(t) = k.domain(target.index) else {
+        return Err(SysError::PeerDead);
+    };
+    if t.id == target && t.state != State::Dead {
+        return Ok((target, e.badge));
+    }
+    if t.lineage <= target.gen && target.gen < t.id.gen && t.state != State::Dead {
+        let now = t.id;
+        if let Some(d) = k.domain_mut(i) {
+            if let Ok(e) = d.handles.lookup_mut(h) {
+                e.object = now.to_raw();
+            }
+        }
+        return Err(SysError::ServerRestarted);
+    }
+    Err(SysError::PeerDead)
+}
+
+/// Appends `sender` to `receiver`'s queue.
+pub fn enqueue_sender(k: &mut Kernel, sender: u32, receiver: u32) {
+    if let Some(s) = k.domain_mut(sender) {
+        s.next_in_queue = None;
+    }
+    let Some(r) = k.domain_mut(receiver) else {
+        return;
+    };
+    match r.queue {
+        None => r.queue = Some((sender, sender)),
+        Some((head, tail)) => {
+            r.queue = Some((head, sender));
+            if let Some(t) = k.domain_mut(tail) {
+                t.next_in_queue = Some(sender);
+            }
+        }
+    }
+}
+
+fn pop_sender(k: &mut Kernel, receiver: u32) -> Option<u32> {
+    let (head, tail) = k.domain(receiver)?.queue?;
+    let next = k.domain(head).and_then(|d| d.next_in_queue);
+    if let Some(r) = k.domain_mut(receiver) {
+        r.queue = if head == tail {
+            None
+        } else {
+            next.map(|n| (n, tail))
+        };
+    }
+    if let Some(h) = k.domain_mut(head) {
+        h.next_in_queue = None;
+    }
+    Some(head)
+}
+
+fn remove_sender(k: &mut Kernel, receiver: u32, sender: u32) {
+    let mut kept = alloc::vec::Vec::new();
+    while let Some(s) = pop_sender(k, receiver) {
+        if s != sender {
+            kept.push(s);
+        }
+    }
+    for s in kept {
+        enqueue_sender(k, s, receiver);
+    }
+}
+
+/// If `receiver` waits in `reply_recv` and has a queued sender, delivers
+/// the first message and makes it runnable.
+pub fn try_deliver(k: &mut Kernel, receiver: u32) {
+    if k.domain(receiver).map(|d| d.state) != Some(State::Receiving) {
+        return;
+    }
+    while let Some(s) = pop_sender(k, receiver) {
+        match deliver(k, s, receiver) {
+            Ok(reply) => {
+                if let Some(r) = k.domain_mut(receiver) {
+                    r.ctx.rax = 0;
+                    r.ctx.rdx = reply.to_raw();
+                }
+                k.make_runnable(receiver);
+                return;
+            }
+            Err(e) => fail_sender(k, s, e),
+        }
+    }
+}
+
+/// Completes a sender's operation with an error.
+fn fail_sender(k: &mut Kernel, s: u32, e: SysError) {
+    let Some(d) = k.domain_mut(s) else { return };
+    match d.state {
+        State::Sending { .. } | State::AwaitingReply { .. } => {
+            d.ctx.rax = u64::from(e.code());
+            d.ctx.rdx = 0;
+            k.make_runnable(s);
+        }
+        State::Faulting { .. } => {
+            let (vaddr, _, rip) = d.fault;
+            domain::kill(
+                k,
+                s,
+                Reason::Fault(serac_protocol::exit::FaultKind::PageFault, vaddr, rip, 0),
+            );
+        }
+        State::Dead => domain::release_slot(k, s),
+        _ => {}
+    }
+}
+
+/// Copies sender `s`'s message (or the kernel's message about `s`) into
+/// `r`'s IPC buffer. Returns the reply handle given to `r` (or NONE).
+fn deliver(k: &mut Kernel, s: u32, r: u32) -> Result<Handle, SysError> {
+    let sender = k.domain(s).ok_or(SysError::PeerDead)?;
+    let (sid, state) = (sender.id, sender.state);
+    let r_ipc = k.domain(r).ok_or(SysError::PeerDead)?.ipc_frame;
+    match state {
+        State::Sending { call, .. } => {
+            let mut h = outgoing_header(k, s)?;
+            let mut buf = [0u8; HEADER_LEN + MAX_PAYLOAD];
+            let total = HEADER_LEN + h.len as usize;
+            let s_ipc = k.domain(s).ok_or(SysError::PeerDead)?.ipc_frame;
+            read_phys(s_ipc, &mut buf[..total]);
+            h.badge = k.domain(s).map_or(0, |d| d.send_badge);
+            // At most one handle moves, and only with TRANSFER.
+            if !h.handle.is_none() {
+                let entry = {
+                    let sd = k.domain(s).ok_or(SysError::PeerDead)?;
+                    let e = *sd.handles.lookup(h.handle)?;
+                    if !e.rights.contains(HandleRights::TRANSFER) {
+                        return Err(SysError::NoRights);
+                    }
+                    e
+                };
+                let rd = k.domain_mut(r).ok_or(SysError::PeerDead)?;
+                let new = rd.handles.allocate(entry)?;
+                if let Some(sd) = k.domain_mut(s) {
+                    let _ = sd.handles.revoke(h.handle);
+                }
+                h.handle = new;
+            }
+            h.encode(&mut buf[..HEADER_LEN])?;
+            write_phys(r_ipc, &buf[..total]);
+            if call {
+                let reply = reply_handle(k, r, sid)?;
+                if let Some(sd) = k.domain_mut(s) {
+                    sd.state = State::AwaitingReply { from: r };
+                }
+                Ok(reply)
+            } else {
+                if let Some(sd) = k.domain_mut(s) {
+                    sd.ctx.rax = 0;
+                    sd.ctx.rdx = 0;
+                }
+                k.make_runnable(s);
+                Ok(Handle::NONE)
+            }
+        }
+        State::Faulting { pager, .. } => {
+            let (vaddr, access, rip) = k
+                .domain(s)
+                .map_or((0, serac_protocol::pager::Access::Read, 0), |d| d.fault);
+            let msg = Fault {
+                domain: sid,
+                vaddr,
+                access,
+                rip,
+            };
+            let mut payload = [0u8; FAULT_MSG_MAX];
+            let bytes = codec::encode(&msg, &mut payload).map_err(|_| SysError::MessageTooLarge)?;
+            write_kernel_message(r_ipc, LABEL_FAULT, sid, bytes)?;
+            let reply = reply_handle(k, r, sid)?;
+            if let Some(sd) = k.domain_mut(s) {
+                sd.state = State::Faulting {
+                    pager,
+                    delivered: true,
+                };
+            }
+            Ok(reply)
+        }
+        State::Dead => {
+            let reason = k.domain(s).and_then(|d| d.exit).unwrap_or(Reason::Killed);
+            let msg = DomainExit {
+                domain: sid,
+                reason: reason.to_exit(),
+            };
+            let mut payload = [0u8; serac_protocol::exit::EXIT_MSG_MAX];
+            let bytes = codec::encode(&msg, &mut payload).map_err(|_| SysError::MessageTooLarge)?;
+            write_kernel_message(r_ipc, LABEL_EXIT, sid, bytes)?;
+            domain::release_slot(k, s);
+            Ok(Handle::NONE)
+        }
+        _ => Err(SysError::PeerDead),
+    }
+}
+
+fn write_kernel_message(
+    ipc: u64,
+    label: u32,
+    about: DomainId,
+    payload: &[u8],
+) -> Result<(), SysError> {
+    let h = MsgHeader {
+        label,
+        len: u32::try_from(payload.len()).map_err(|_| SysError::MessageTooLarge)?,
+        handle: Handle::NONE,
+        badge: about.to_raw(),
+    };
+    let mut buf = [0u8; HEADER_LEN + 64];
+    let n = serac_protocol::header::write_message(&mut buf, h, payload)?;
+    write_phys(ipc, &buf[..n]);
+    Ok(())
+}
+
+/// A one-shot `Reply` handle in `r`'s table naming `caller`.
+fn reply_handle(k: &mut Kernel, r: u32, caller: DomainId) -> Result<Handle, SysError> {
+    let rd = k.domain_mut(r).ok_or(SysError::PeerDead)?;
+    rd.handles.allocate(HandleEntry {
+        kind: HandleKind::Reply,
+        rights: HandleRights::default(),
+        object: caller.to_raw(),
+        badge: 0,
+    })
+}
+
+/// `call(endpoint)` and `send(endpoint)`.
+pub fn call(k: &mut Kernel, i: u32, ep: Handle, is_call: bool) -> Result<Option<u64>, SysError> {
+    let (target, badge) = resolve_target(k, i, ep, HandleKind::Endpoint)?;
+    outgoing_header(k, i)?;
+    if target.index == i {
+        return Err(SysError::BadArgument);
+    }
+    let receiving = k.domain(target.index).map(|d| d.state) == Some(State::Receiving);
+    if !is_call && !receiving {
+        return Err(SysError::WouldBlock);
+    }
+    if let Some(d) = k.domain_mut(i) {
+        d.send_badge = badge;
+        d.state = State::Sending {
+            to: target.index,
+            call: is_call,
+        };
+    }
+    k.current = None;
+    enqueue_sender(k, i, target.index);
+    try_deliver(k, target.index);
+    // The caller's result is set on delivery (send) or reply (call).
+    Ok(None)
+}
+
+/// `reply_recv(reply)`: answer, then wait for the next message.
+pub fn reply_recv(k: &mut Kernel, i: u32, reply: Handle) -> Result<Option<u64>, SysError> {
+    if !reply.is_none() {
+        let e = {
+            let d = k.domain(i).ok_or(SysError::BadHandle)?;
+            *d.handles
+                .lookup_as(reply, HandleKind::Reply, HandleRights::default())?
+        };
+        let label = {
+            let mut raw = [0u8; HEADER_LEN];
+            let d = k.domain(i).ok_or(SysError::BadHandle)?;
+            read_phys(d.ipc_frame, &mut raw);
+            MsgHeader::decode(&raw)?
+        };
+        if label.len as usize > MAX_PAYLOAD {
+            return Err(SysError::MessageTooLarge);
+        }
+        if let Some(d) = k.domain_mut(i) {
+            let _ = d.handles.revoke(reply);
+        }
+        answer(k, i, DomainId::from_raw(e.object), label);
+    }
+    if let Some(d) = k.domain_mut(i) {
+        d.state = State::Receiving;
+    }
+    k.current = None;
+    try_deliver(k, i);
+    Ok(None)
+}
+
+/// Delivers server `i`'s reply (in its IPC buffer) to `target`.
+fn answer(k: &mut Kernel, i: u32, target: DomainId, h: MsgHeader) {
+    let Some(t) = k.live(target) else { return };
+    match t.state {
+        State::AwaitingReply { from } if from == i => {
+            let total = HEADER_LEN + h.len as usize;
+            let mut buf = [0u8; HEADER_LEN + MAX_PAYLOAD];
+            let src = k.domain(i).map_or(0, |d| d.ipc_frame);
+            let dst = t.ipc_frame;
+            read_phys(src, &mut buf[..total]);
+            let mut out = h;
+            out.handle = Handle::NONE;
+            out.badge = k.domain(i).map_or(0, |d| d.id.to_raw());
+            if out.encode(&mut buf[..HEADER_LEN]).is_ok() {
+                write_phys(dst, &buf[..total]);
+            }
+            if let Some(t) = k.domain_mut(target.index) {
+                t.ctx.rax = 0;
+                t.ctx.rdx = u64::from(h.len);
+            }
+            k.make_runnable(target.index);
+        }
+        State::Faulting {
+            pager,
+            delivered: true,
+        } if pager == i => {
+            if h.label == FAULT_KILL {
+                let (vaddr, _, rip) = t.fault;
+                domain::kill(
+                    k,
+                    target.index,
+                    Reason::Fault(serac_protocol::exit::FaultKind::PageFault, vaddr, rip, 0),
+                );
+            } else {
+                // Retry the access: the context is unchanged.
+                k.make_runnable(target.index);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `notify(notification, bits)`.
+pub fn notify(k: &mut Kernel, i: u32, h: Handle, bits: u64) -> Result<Option<u64>, SysError> {
+    let (target, _) = resolve_target(k, i, h, HandleKind::Notification)?;
+    k.raise(target.index, serac_protocol::upcall::NOTIFY, bits.max(1));
+    Ok(Some(0))
+}
+
+/// Removes domain `i` from every IPC relation before it dies: out of any
+/// queue, and everyone waiting on it gets `PeerDead`.
+pub fn detach(k: &mut Kernel, i: u32) {
+    let Some(d) = k.domain(i) else { return };
+    match d.state {
+        State::Sending { to, .. } => remove_sender(k, to, i),
+        State::Faulting {
+            pager,
+            delivered: false,
+        } => remove_sender(k, pager, i),
+        _ => {}
+    }
+    while let Some(s) = pop_sender(k, i) {
+        fail_sender(k, s, SysError::PeerDead);
+    }
+    let waiting: alloc::vec::Vec<u32> = k
+        .domains
+        .iter()
+        .flatten()
+        .filter(|d| {
+            matches!(d.state, State::AwaitingReply { from } if from == i)
+                || matches!(d.state, State::Faulting { pager, delivered: true } if pager == i)
+        })
+        .map(|d| d.id.index)
+        .collect();
+    for w in waiting {
+        fail_sender(k, w, SysError::PeerDead);
+    }
+}

@@ -1,0 +1,350 @@
+//! The kernel proper: domains, dispatch, syscalls, IPC, secure bindings.
+//!
+//! All of this is safe code over `arch` and `serac-kcore`. The kernel is
+//! event-driven: it runs only on a trap, interrupt or syscall, with the frame
+//! of the interrupted domain in hand, and leaves by returning into whichever
+//! domain should run next. A blocked domain holds no kernel stack, only its
+//! saved registers. Scheduling is round-robin with servers ahead of guests,
+//! tickless: one one-shot LAPIC deadline = min(end of quantum, next alarm).
+
+mod domain;
+mod ipc;
+mod mem;
+mod syscall;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use log::{info, warn};
+use serac_kcore::owner::FrameOwners;
+use serac_kcore::sched::{RunLink, RunQueue};
+use serac_kcore::stlb::{Stlb, StlbSlot};
+use serac_kcore::timerq::{TimerQueue, TimerSlot};
+use serac_protocol::supervisor::DomainClass;
+use serac_protocol::DomainId;
+use spin::Mutex;
+
+use crate::arch::cpu::TrapFrame;
+use crate::arch::exit::{exit, ExitCode};
+use crate::arch::time::{ns_to_lapic_ticks, rdtsc, tsc_hz, tsc_to_ns};
+use crate::arch::{apic, cpu, user};
+
+pub use domain::Domain;
+use domain::State;
+
+/// Upper bound on domains (tables are preallocated to this).
+pub const MAX_DOMAINS: usize = 16384;
+/// The quantum: a domain that spins this long is preempted.
+const QUANTUM_NS: u64 = 10_000_000;
+
+/// The kernel's state. One CPU, one lock, taken on every entry.
+pub struct Kernel {
+    domains: Vec<Option<Box<Domain>>>,
+    /// Generation of each slot's last occupant (survives the slot's reuse).
+    gens: Vec<u32>,
+    free_slots: Vec<u32>,
+    runq: RunQueue<'static>,
+    timers: TimerQueue<'static>,
+    stlb: Stlb<'static>,
+    owners: FrameOwners<'static>,
+    current: Option<u32>,
+    last_run: Option<u32>,
+    dispatched_at: u64,
+    test_mode: bool,
+    supervisor: DomainId,
+    /// The clock page frame, mapped read-only into every domain.
+    clock_frame: u64,
+    /// Domains created since boot.
+    pub created: u64,
+}
+
+impl core::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("domains", &self.domains.len())
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
+
+fn leak<T: Clone>(n: usize, v: T) -> &'static mut [T] {
+    Box::leak(alloc::vec![v; n].into_boxed_slice())
+}
+
+impl Kernel {
+    fn domain(&self, i: u32) -> Option<&Domain> {
+        self.domains.get(i as usize).and_then(|d| d.as_deref())
+    }
+
+    fn domain_mut(&mut self, i: u32) -> Option<&mut Domain> {
+        self.domains
+            .get_mut(i as usize)
+            .and_then(|d| d.as_deref_mut())
+    }
+
+    /// The live domain `id` names (index and generation must match).
+    fn live(&self, id: DomainId) -> Option<&Domain> {
+        self.domain(id.index)
+            .filter(|d| d.id == id && d.state != State::Dead)
+    }
+
+    /// Puts a runnable domain on the run queue.
+    fn enqueue(&mut self, i: u32) {
+        let Some(d) = self.domain(i) else { return };
+        let class = d.class;
+        if self.current != Some(i) {
+            let _ = self.runq.enqueue(i, class);
+        }
+    }
+
+    /// Makes a blocked or idle domain runnable.
+    fn make_runnable(&mut self, i: u32) {
+        let Some(d) = self.domain_mut(i) else { return };
+        if d.state == State::Dead || d.state == State::Stopped {
+            return;
+        }
+        d.state = State::Runnable;
+        let _ = self.timers.cancel(i);
+        self.enqueue(i);
+    }
+
+    /// Raises event bits for domain `i`; wakes it from `idle`, whose return
+    /// value (rdx) is the mask taken.
+    fn raise(&mut self, i: u32, bits: u64, word: u64) {
+        let Some(d) = self.domain_mut(i) else { return };
+        if word != 0 {
+            d.pending.notify(word);
+        }
+        if bits != 0 {
+            d.pending.raise(bits);
+        }
+        if d.state == State::Idle {
+            let taken = d.pending.take_all().map_or(0, |t| t.mask);
+            d.ctx.rax = 0;
+            d.ctx.rdx = taken;
+            self.make_runnable(i);
+        }
+    }
+
+    fn alive(&self) -> usize {
+        self.domains
+            .iter()
+            .flatten()
+            .filter(|d| d.state != State::Dead)
+            .count()
+    }
+}
+
+/// Boot: sets up the kernel tables, creates the first domain from `image`
+/// and enters it. Never returns.
+pub fn start(name: &str, image: &[u8], archive: (u64, u64), test_mode: bool) -> ! {
+    let frames = crate::arch::paging::total_frames();
+    let clock_frame = domain::make_clock_page();
+    // One STLB slot per frame plus slack: a frame is bound at most once.
+    let stlb_slots = leak((frames + frames / 4 + 64) as usize, StlbSlot::EMPTY);
+    let owner_slots = leak(frames as usize, serac_kcore::owner::Owner::Kernel);
+    let mut k = Kernel {
+        domains: Vec::with_capacity(256),
+        gens: Vec::with_capacity(256),
+        free_slots: Vec::new(),
+        runq: RunQueue::new(leak(MAX_DOMAINS, RunLink::default())),
+        timers: TimerQueue::new(leak(MAX_DOMAINS, TimerSlot::default())),
+        stlb: Stlb::new(stlb_slots, rdtsc()),
+        owners: FrameOwners::new(0, owner_slots),
+        current: None,
+        last_run: None,
+        dispatched_at: 0,
+        test_mode,
+        supervisor: DomainId::NONE,
+        clock_frame,
+        created: 0,
+    };
+    let id = match domain::create_first(&mut k, name, image, archive) {
+        Ok(id) => id,
+        Err(e) => crate::fatal("domain", format_args!("cannot start {name}: {e:?}")),
+    };
+    k.supervisor = id;
+    info!(
+        "domain: {name} started as {}:{}; the kernel starts no other domain",
+        id.index, id.gen
+    );
+    *KERNEL.lock() = Some(k);
+    let mut frame = TrapFrame::default();
+    schedule(&mut frame);
+    user::enter(&frame)
+}
+
+/// Charges the running domain and saves its registers from `frame`.
+fn save_current(k: &mut Kernel, frame: &TrapFrame) {
+    let now = rdtsc();
+    let since = k.dispatched_at;
+    k.dispatched_at = now;
+    if let Some(i) = k.current {
+        if let Some(d) = k.domain_mut(i) {
+            d.ctx = *frame;
+            d.cpu_ticks += now.saturating_sub(since);
+        }
+    }
+}
+
+/// Moves expired alarms to the run queue; returns the next deadline.
+fn expire_alarms(k: &mut Kernel, now: u64) -> Option<u64> {
+    while let Some((i, _)) = k.timers.pop_expired(now) {
+        k.raise(i, serac_protocol::upcall::ALARM, 0);
+    }
+    k.timers.next_deadline()
+}
+
+/// Leaves the kernel: keeps running the current domain if it is still
+/// runnable and not preempted, otherwise picks the next. Writes the chosen
+/// domain's context into `frame`. Idles the CPU until some domain can run.
+fn schedule(frame: &mut TrapFrame) {
+    loop {
+        let mut guard = KERNEL.lock();
+        let Some(k) = guard.as_mut() else {
+            crate::fatal("sched", format_args!("kernel not initialised"))
+        };
+        let now = rdtsc();
+        let next_alarm = expire_alarms(k, now);
+        // Keep the current domain unless it blocked, or a server waits
+        // while it is a guest.
+        let keep = k.current.filter(|&i| {
+            k.domain(i).is_some_and(|d| {
+                d.state == State::Runnable
+                    && !(d.class == DomainClass::Guest && k.runq.should_preempt(d.class))
+            })
+        });
+        if keep.is_none() {
+            if let Some(i) = k.current.take() {
+                if k.domain(i).is_some_and(|d| d.state == State::Runnable) {
+                    k.enqueue(i);
+                }
+            }
+        }
+        let pick = keep.or_else(|| k.runq.pop().map(|(i, _)| i));
+        if let Some(i) = pick {
+            if keep.is_none() {
+                if let Some(d) = k.domain_mut(i) {
+                    d.last_dispatch = now;
+                }
+            }
+            let started = k.domain(i).map_or(now, |d| d.last_dispatch);
+            let quantum_end = started + QUANTUM_NS * tsc_hz() / 1_000_000_000;
+            let deadline = next_alarm.map_or(quantum_end, |a| a.min(quantum_end));
+            apic::timer_oneshot(ns_to_lapic_ticks(tsc_to_ns(deadline.saturating_sub(now))));
+            k.dispatched_at = now;
+            let switched = k.last_run != Some(i);
+            k.current = Some(i);
+            k.last_run = Some(i);
+            match domain::dispatch(k, i, switched) {
+                Ok(ctx) => {
+                    *frame = ctx;
+                    return;
+                }
+                Err(e) => {
+                    warn!("sched: cannot dispatch domain {i}: {e:?}; killing it");
+                    k.current = None;
+                    domain::kill(
+                        k,
+                        i,
+                        domain::Reason::Fault(serac_protocol::exit::FaultKind::PageFault, 0, 0, 0),
+                    );
+                    continue;
+                }
+            }
+        }
+        if k.test_mode && k.live(k.supervisor).is_none() {
+            report_and_exit(k);
+        }
+        if k.alive() == 0 {
+            info!("sched: no domain left alive; the kernel idles (Ctrl-A X leaves QEMU)");
+        }
+        match next_alarm {
+            Some(a) => apic::timer_oneshot(ns_to_lapic_ticks(tsc_to_ns(a.saturating_sub(now)))),
+            None => apic::timer_oneshot(0),
+        }
+        drop(guard);
+        cpu::wait_for_interrupt();
+    }
+}
+
+/// Test mode: the supervisor has ended; say how each domain ended and
+/// leave QEMU. The runner judges these lines.
+fn report_and_exit(k: &Kernel) -> ! {
+    let shown = k.domains.iter().flatten().count();
+    for d in k.domains.iter().flatten().take(32) {
+        info!(
+            "domain {}:{} {} {:?} after {} us of CPU, {} syscalls, {} faults, {} events / {} upcalls",
+            d.id.index,
+            d.id.gen,
+            d.name(),
+            d.state,
+            tsc_to_ns(d.cpu_ticks) / 1000,
+            d.syscalls,
+            d.faults,
+            d.pending.events_raised(),
+            d.pending.upcalls_delivered(),
+        );
+    }
+    if shown > 32 {
+        info!("({} more domains not shown)", shown - 32);
+    }
+    crate::kprintln!("KERNEL supervisor ended; {} domain(s) alive", k.alive());
+    exit(ExitCode::Success)
+}
+
+/// A trap raised by ring-3 code.
+pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
+    {
+        let mut guard = KERNEL.lock();
+        let Some(k) = guard.as_mut() else { return };
+        save_current(k, frame);
+        if let Some(i) = k.current {
+            mem::exception(k, i, frame.vector, frame.error, cr2);
+        }
+    }
+    schedule(frame);
+}
+
+/// The LAPIC deadline passed: end of quantum or an alarm.
+pub fn timer(frame: &mut TrapFrame, from_user: bool) {
+    if !from_user {
+        // The kernel was idle in `schedule`, which rechecks alarms itself.
+        return;
+    }
+    {
+        let mut guard = KERNEL.lock();
+        let Some(k) = guard.as_mut() else { return };
+        save_current(k, frame);
+        let now = rdtsc();
+        let quantum = QUANTUM_NS * tsc_hz() / 1_000_000_000;
+        // End of quantum: to the back of its class.
+        if let Some(i) = k.current {
+            let ran = k
+                .domain(i)
+                .map_or(0, |d| now.saturating_sub(d.last_dispatch));
+            if ran + quantum / 16 >= quantum {
+                k.current = None;
+                if k.domain(i).is_some_and(|d| d.state == State::Runnable) {
+                    let _ = k
+                        .runq
+                        .enqueue(i, k.domain(i).map_or(DomainClass::Guest, |d| d.class));
+                }
+            }
+        }
+    }
+    schedule(frame);
+}
+
+/// A `syscall` from the running domain.
+pub fn syscall(frame: &mut TrapFrame) {
+    {
+        let mut guard = KERNEL.lock();
+        let Some(k) = guard.as_mut() else { return };
+        save_current(k, frame);
+        let Some(i) = k.current else { return };
+        syscall::dispatch(k, i);
+    }
+    schedule(frame);
+}

@@ -1,0 +1,242 @@
+//! Syscall dispatch: decode the number, check every argument, act.
+//!
+//! Each call returns `Ok(Some(value))` to resume the caller at once with
+//! rax = 0, rdx = value; `Ok(None)` when the caller blocked (its result is
+//! written when it is woken); or an error, which the caller gets in rax.
+
+use serac_kcore::handles::HandleEntry;
+use serac_kcore::owner::Owner;
+use serac_protocol::layout::{self, USER_SPACE};
+use serac_protocol::supervisor::DomainClass;
+use serac_protocol::syscall::{DomainCounter, DomainOp, DEBUG_WRITE_MAX};
+use serac_protocol::user::UserRange;
+use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, SysError, Syscall};
+
+use super::domain::{self, Reason, State};
+use super::{ipc, mem, Kernel};
+use crate::arch::paging::read_phys;
+
+/// Handles the syscall of running domain `i`, whose registers are saved.
+pub fn dispatch(k: &mut Kernel, i: u32) {
+    let Some(d) = k.domain_mut(i) else { return };
+    d.syscalls += 1;
+    let c = d.ctx;
+    let result = match Syscall::try_from(c.rax) {
+        Err(e) => Err(e),
+        Ok(Syscall::DebugWrite) => debug_write(k, i, c.rdi, c.rsi),
+        Ok(Syscall::Halt) => {
+            domain::kill(k, i, Reason::Halted(c.rdi));
+            return;
+        }
+        Ok(Syscall::Idle) => idle(k, i, c.rdi),
+        Ok(Syscall::Call) => ipc::call(k, i, Handle::from_raw(c.rdi), true),
+        Ok(Syscall::Send) => ipc::call(k, i, Handle::from_raw(c.rdi), false),
+        Ok(Syscall::ReplyRecv) => ipc::reply_recv(k, i, Handle::from_raw(c.rdi)),
+        Ok(Syscall::Notify) => ipc::notify(k, i, Handle::from_raw(c.rdi), c.rsi),
+        Ok(Syscall::Map) => mem::map(k, i, Handle::from_raw(c.rdi), c.rsi, c.rdx, c.r10),
+        Ok(Syscall::Unmap) => mem::unmap(k, i, Handle::from_raw(c.rdi), c.rsi),
+        Ok(Syscall::IrqAck) => Err(SysError::BadHandle),
+        Ok(Syscall::DomainCtl) => domain_ctl(k, i, Handle::from_raw(c.rdi), c.rsi, c.rdx, c.r10),
+    };
+    let Some(d) = k.domain_mut(i) else { return };
+    match result {
+        Ok(Some(v)) => {
+            d.ctx.rax = 0;
+            d.ctx.rdx = v;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            d.ctx.rax = u64::from(e.code());
+            d.ctx.rdx = 0;
+            // A failed blocking call leaves the caller running.
+            if d.state != State::Dead {
+                d.state = State::Runnable;
+            }
+        }
+    }
+}
+
+/// Copies a checked user buffer to the console, page by page through the
+/// software TLB (never through a raw user pointer).
+fn debug_write(k: &mut Kernel, i: u32, addr: u64, len: u64) -> Result<Option<u64>, SysError> {
+    if len == 0 {
+        // Nothing is read, so no pointer is checked (like write(2)).
+        return Ok(Some(0));
+    }
+    let range = UserRange::check_max(addr, len, DEBUG_WRITE_MAX, &layout::SYSCALL_SPACE)?;
+    let d = k.domain(i).ok_or(SysError::BadHandle)?;
+    let mut buf = [0u8; DEBUG_WRITE_MAX as usize];
+    let mut n = 0;
+    for vpn in range.pages() {
+        let Some((off, chunk)) = range.chunk_in_page(vpn) else {
+            continue;
+        };
+        let frame = match vpn << 12 {
+            layout::CLOCK_PAGE_ADDR => k.clock_frame,
+            layout::IPC_BUFFER_ADDR => d.ipc_frame,
+            layout::UPCALL_PAGE_ADDR => d.upcall_frame,
+            _ => k.stlb.lookup(d.id, vpn).ok_or(SysError::BadPointer)?.frame * 4096,
+        };
+        read_phys(frame + off, &mut buf[n..n + chunk as usize]);
+        n += chunk as usize;
+    }
+    let text = core::str::from_utf8(&buf[..n]).unwrap_or("<non-UTF-8 output>");
+    crate::arch::serial::print(format_args!("{text}"));
+    Ok(Some(n as u64))
+}
+
+/// `idle(deadline)`: returns at once with pending events, else blocks.
+fn idle(k: &mut Kernel, i: u32, deadline: u64) -> Result<Option<u64>, SysError> {
+    let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;
+    if let Some(t) = d.pending.take_all() {
+        return Ok(Some(t.mask));
+    }
+    let now = crate::arch::time::rdtsc();
+    d.ctx.rax = 0;
+    d.ctx.rdx = 0;
+    if deadline <= now {
+        // A past deadline is a yield: to the back of the class.
+        d.ctx.rdx = serac_protocol::upcall::ALARM;
+        let class = d.class;
+        k.current = None;
+        let _ = k.runq.enqueue(i, class);
+        return Ok(None);
+    }
+    d.state = State::Idle;
+    k.current = None;
+    if deadline != serac_protocol::syscall::IDLE_FOREVER {
+        k.timers.set(i, deadline)?;
+    }
+    Ok(None)
+}
+
+/// The domain a `DomainCtl` handle names, checked live, with `need`.
+fn ctl_target(k: &Kernel, i: u32, h: Handle, need: HandleRights) -> Result<DomainId, SysError> {
+    let d = k.domain(i).ok_or(SysError::BadHandle)?;
+    if h.is_none() {
+        return Ok(d.id);
+    }
+    let e = d.handles.lookup_as(h, HandleKind::DomainCtl, need)?;
+    let id = DomainId::from_raw(e.object);
+    k.live(id).map(|t| t.id).ok_or(SysError::StaleHandle)
+}
+
+/// `domain_ctl(handle, op, a, b)`.
+fn domain_ctl(
+    k: &mut Kernel,
+    i: u32,
+    h: Handle,
+    op: u64,
+    a: u64,
+    b: u64,
+) -> Result<Option<u64>, SysError> {
+    let op = DomainOp::try_from(op)?;
+    // Without a handle a domain may only act on itself, harmlessly.
+    if h.is_none() && !matches!(op, DomainOp::SetUpcall | DomainOp::ReadCounter) {
+        return Err(SysError::BadHandle);
+    }
+    let need = match op {
+        DomainOp::Create => HandleRights::CREATE,
+        _ => HandleRights::CONTROL,
+    };
+    let t = ctl_target(k, i, h, need)?;
+    match op {
+        DomainOp::Create => {
+            let class = match a {
+                0 => DomainClass::Server,
+                1 => DomainClass::Guest,
+                _ => return Err(SysError::BadArgument),
+            };
+            let id = domain::create(k, "domain", class)?;
+            let handle = k
+                .domain_mut(i)
+                .ok_or(SysError::BadHandle)?
+                .handles
+                .allocate(HandleEntry {
+                    kind: HandleKind::DomainCtl,
+                    rights: HandleRights::SEND
+                        .union(HandleRights::TRANSFER)
+                        .union(HandleRights::MAP)
+                        .union(HandleRights::CONTROL),
+                    object: id.to_raw(),
+                    badge: 0,
+                });
+            match handle {
+                Ok(h) => Ok(Some(h.to_raw())),
+                Err(e) => {
+                    domain::kill(k, id.index, Reason::Killed);
+                    Err(e)
+                }
+            }
+        }
+        DomainOp::Start => {
+            if !(USER_SPACE.contains(&a)) {
+                return Err(SysError::BadPointer);
+            }
+            domain::start(k, t.index, a, b)?;
+            Ok(Some(0))
+        }
+        DomainOp::Kill => {
+            domain::kill(k, t.index, Reason::Killed);
+            Ok(Some(0))
+        }
+        DomainOp::GiveFrame => {
+            let caller = k.domain(i).ok_or(SysError::BadHandle)?.id;
+            k.owners.transfer(&k.stlb, a, caller, t)?;
+            Ok(Some(0))
+        }
+        DomainOp::SetUpcall => {
+            if a != 0 && !USER_SPACE.contains(&a) {
+                return Err(SysError::BadPointer);
+            }
+            k.domain_mut(t.index)
+                .ok_or(SysError::BadHandle)?
+                .upcall_entry = a;
+            Ok(Some(0))
+        }
+        DomainOp::SetPager => {
+            let (pager, _) = ipc::resolve_target(k, i, Handle::from_raw(a), HandleKind::Endpoint)?;
+            k.domain_mut(t.index).ok_or(SysError::BadHandle)?.pager = Some(pager);
+            Ok(Some(0))
+        }
+        DomainOp::ReadCounter => {
+            let d = k.domain(t.index).ok_or(SysError::BadHandle)?;
+            let v = match DomainCounter::try_from(a)? {
+                DomainCounter::CpuTicks => d.cpu_ticks,
+                DomainCounter::EventsRaised => d.pending.events_raised(),
+                DomainCounter::UpcallsDelivered => d.pending.upcalls_delivered(),
+                DomainCounter::Faults => d.faults,
+            };
+            Ok(Some(v))
+        }
+        DomainOp::Grant => {
+            let recipient = ctl_target(k, i, Handle::from_raw(a), HandleRights::CONTROL)?;
+            let kind = HandleKind::try_from((b & 0xff) as u8)?;
+            let rights = HandleRights::from_bits(b >> 8)?;
+            if !matches!(kind, HandleKind::Endpoint | HandleKind::Notification) {
+                return Err(SysError::BadArgument);
+            }
+            let entry = HandleEntry {
+                kind,
+                rights,
+                object: t.to_raw(),
+                badge: recipient.to_raw(),
+            };
+            let r = k.domain_mut(recipient.index).ok_or(SysError::BadHandle)?;
+            Ok(Some(r.handles.allocate(entry)?.to_raw()))
+        }
+        DomainOp::Restart => {
+            let new = domain::restart(k, t.index)?;
+            let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;
+            if let Ok(e) = d.handles.lookup_mut(h) {
+                e.object = new.to_raw();
+            }
+            Ok(Some(h.to_raw()))
+        }
+    }
+}
+
+#[allow(dead_code, reason = "kept for the ownership audit in the console")]
+fn owner_of(k: &Kernel, frame: u64) -> Option<Owner> {
+    k.owners.owner(frame).ok()
+}
