@@ -8,6 +8,28 @@ pub const PANIC_EXIT_CODE: u64 = 101;
 /// The `halt` code of a domain that panicked while panicking.
 pub const DOUBLE_PANIC_EXIT_CODE: u64 = 102;
 
+/// The registers the kernel entered the domain with (docs/abi.md section
+/// 10). For the first domain (the supervisor): `a0` = boot archive address,
+/// `a1` = its length, `a2` = first frame of its memory grant, `a3` = frame
+/// count. Every other domain starts with them zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BootArgs {
+    /// `rdi`.
+    pub a0: u64,
+    /// `rsi`.
+    pub a1: u64,
+    /// `rdx`.
+    pub a2: u64,
+    /// `r10`.
+    pub a3: u64,
+}
+
+/// The registers `_start` was entered with (saved before anything ran).
+pub fn boot_args() -> BootArgs {
+    let [a0, a1, a2, a3] = crate::sys::boot_args();
+    BootArgs { a0, a1, a2, a3 }
+}
+
 /// What `main` may return: turned into the `halt` code.
 pub trait Termination {
     /// The exit code (0 = success).

@@ -28,10 +28,12 @@
 use core::arch::asm;
 #[cfg(not(test))]
 use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use serac_protocol::error::sys_result;
 use serac_protocol::layout::{
-    clock, CLOCK_PAGE_ADDR, IPC_BUFFER_ADDR, IPC_BUFFER_SIZE, UPCALL_PAGE_ADDR,
+    clock, BOOT_ARCHIVE_ADDR, CLOCK_PAGE_ADDR, IPC_BUFFER_ADDR, IPC_BUFFER_SIZE, PAGE_SIZE,
+    UPCALL_PAGE_ADDR,
 };
 use serac_protocol::syscall::{DomainOp, Syscall};
 use serac_protocol::upcall::{UpcallFrame, OFF_ENABLED, OFF_FRAME};
@@ -363,6 +365,91 @@ pub fn upcall_frame() -> UpcallFrame {
 }
 
 // ---------------------------------------------------------------------------
+// Boot arguments.
+
+/// `rdi, rsi, rdx, r10` as the kernel left them at `_start`, stored by
+/// `_start` before anything else runs (docs/abi.md section 10: the first
+/// domain gets the boot archive and its memory grant there; every other
+/// domain starts with them zero). Atomics, because assembly writes them.
+static BOOT_ARGS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// Largest boot archive [`boot_archive`] accepts.
+pub const BOOT_ARCHIVE_MAX: u64 = 256 * 1024 * 1024;
+
+/// The four argument registers the domain was entered with (`rdi, rsi, rdx,
+/// r10`); zeros in host tests.
+pub fn boot_args() -> [u64; 4] {
+    [0, 1, 2, 3].map(|i| BOOT_ARGS[i].load(Ordering::Relaxed))
+}
+
+/// The boot archive, if the kernel handed this domain one: `rdi` is
+/// [`BOOT_ARCHIVE_ADDR`] and `rsi` a length in `1..BOOT_ARCHIVE_MAX`.
+pub fn boot_archive() -> Option<&'static [u8]> {
+    let [addr, len, ..] = boot_args();
+    if addr != BOOT_ARCHIVE_ADDR || len == 0 || len >= BOOT_ARCHIVE_MAX {
+        return None;
+    }
+    let len = usize::try_from(len).ok()?;
+    // SAFETY: only the kernel sets these registers, and it passes
+    // BOOT_ARCHIVE_ADDR only to the first domain, after binding the archive's
+    // `len` bytes read-only there for the domain's whole life; nobody writes
+    // them (the frames are the kernel's, so no domain can map them
+    // writable). Unmapping them is a logic error of the same kind as
+    // unmapping one's own image (see `map`). `len` is below 256 MiB, so the
+    // range neither wraps nor exceeds `isize::MAX`.
+    Some(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
+}
+
+// ---------------------------------------------------------------------------
+// The scratch window.
+
+/// First page of the scratch window: virtual pages in which no Rust object
+/// lives (the linker script, the heap, the stack and the fixed pages are all
+/// elsewhere), so a domain may bind a frame there with `map(Handle::NONE,
+/// ..)` and fill it with [`scratch_write`] / [`scratch_zero`] before handing
+/// it on (the supervisor loading images).
+pub const SCRATCH_BASE: u64 = 0x0000_0e00_0000_0000;
+/// Pages in the scratch window.
+pub const SCRATCH_PAGES: u64 = 64;
+
+/// Checks that `[page + offset, + len)` lies in one scratch page; returns
+/// the address of its first byte.
+fn scratch_range(page: u64, offset: usize, len: usize) -> Result<u64, SysError> {
+    let in_window = (SCRATCH_BASE..SCRATCH_BASE + SCRATCH_PAGES * PAGE_SIZE).contains(&page);
+    if !in_window || !page.is_multiple_of(PAGE_SIZE) {
+        return Err(SysError::BadPointer);
+    }
+    match offset.checked_add(len) {
+        Some(end) if end as u64 <= PAGE_SIZE => Ok(page + offset as u64),
+        _ => Err(SysError::BadArgument),
+    }
+}
+
+/// Copies `bytes` to `page + offset`, where `page` is a page of the scratch
+/// window (`BadPointer` otherwise) and the bytes stay inside it
+/// (`BadArgument` otherwise). If nothing is bound there, the domain faults.
+pub fn scratch_write(page: u64, offset: usize, bytes: &[u8]) -> Result<(), SysError> {
+    let dst = scratch_range(page, offset, bytes.len())?;
+    // SAFETY: `dst .. dst + len` lies in the scratch window, where no Rust
+    // object or reference lives (nothing in Ilwaco or the linker script
+    // places anything there), so the write aliases nothing; `bytes` cannot
+    // point into the window for the same reason. An unbound page faults (the
+    // pager or the supervisor decides), it never reaches other memory.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, bytes.len()) };
+    Ok(())
+}
+
+/// Zeroes the scratch page `page` (see [`scratch_write`]).
+pub fn scratch_zero(page: u64) -> Result<(), SysError> {
+    const LEN: usize = 4096;
+    const _: () = assert!(LEN as u64 == PAGE_SIZE);
+    let dst = scratch_range(page, 0, LEN)?;
+    // SAFETY: as for `scratch_write`: one whole page of the scratch window.
+    unsafe { core::ptr::write_bytes(dst as *mut u8, 0, LEN) };
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
 // Entry, heap and the upcall trampoline (only in the real image: a host test
 // binary has its own `_start`).
 
@@ -431,7 +518,8 @@ const RAX: usize = 3;
 #[cfg(not(test))]
 const R8: usize = 10;
 
-// `_start`: ignore whatever rsp the kernel left, switch to our own stack,
+// `_start`: save the argument registers into BOOT_ARGS (before anything
+// clobbers them), ignore whatever rsp the kernel left, switch to our own stack,
 // clear rbp (ends frame-pointer backtraces) and the direction flag (the
 // SysV ABI requires DF = 0 at calls), and call `start` with rsp 16-aligned
 // before the call, as the ABI wants.
@@ -453,6 +541,10 @@ core::arch::global_asm!(
     ".globl _start",
     ".type _start,@function",
     "_start:",
+    "    mov qword ptr [rip + {boot_args}], rdi",
+    "    mov qword ptr [rip + {boot_args} + 8], rsi",
+    "    mov qword ptr [rip + {boot_args} + 16], rdx",
+    "    mov qword ptr [rip + {boot_args} + 24], r10",
     "    lea rsp, [rip + __ilwaco_stack_top]",
     "    xor ebp, ebp",
     "    cld",
@@ -512,6 +604,7 @@ core::arch::global_asm!(
     "",
     ".text",
     start = sym start,
+    boot_args = sym BOOT_ARGS,
     dispatch = sym upcall_dispatch,
     f_rip = const frame_slot(UpcallFrame::RIP),
     f_rsp = const frame_slot(UpcallFrame::RSP),

@@ -25,8 +25,26 @@ pub struct Built {
 /// archive name). The kernel starts `supervisor`; the rest are started by it.
 pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-supervisor", "serac-supervisor", "supervisor"),
+    ("serac-swapper", "serac-swapper", "swapper"),
     ("serac-hello", "serac-hello", "hello"),
     ("serac-selftest", "serac-selftest", "selftest"),
+    ("serac-pong", "serac-pong", "pong"),
+    ("serac-ping", "serac-ping", "ping"),
+    ("serac-spinner", "serac-spinner", "spinner"),
+    ("serac-ticker", "serac-ticker", "ticker"),
+    ("serac-faulter", "serac-faulter", "faulter"),
+    ("serac-neighbour", "serac-neighbour", "neighbour"),
+    ("serac-idler", "serac-idler", "idler"),
+    ("serac-alarm", "serac-alarm", "alarm"),
+    ("serac-mapper", "serac-mapper", "mapper"),
+    ("serac-toucher", "serac-toucher", "toucher"),
+    ("serac-hog", "serac-hog", "hog"),
+    ("serac-benchkit", "bench-core", "bench-core"),
+    ("serac-benchkit", "bench-yielder", "bench-yielder"),
+    ("serac-benchkit", "bench-sleeper", "bench-sleeper"),
+    ("serac-benchkit", "bench-worker", "bench-worker"),
+    ("serac-benchkit", "bench-poller", "bench-poller"),
+    ("serac-benchkit", "bench-waiter", "bench-waiter"),
 ];
 
 /// The boot manifest packed into the archive. It names no domains and grants
@@ -50,7 +68,9 @@ pub fn archive_entries(out: &Path) -> Result<Vec<(String, Vec<u8>)>> {
 fn build_user_programs(out: &Path) -> Result {
     let mut cmd = cargo();
     cmd.args(["build", "--target", KERNEL_TARGET, "--release"]);
-    for (package, _, _) in USER_PROGRAMS {
+    let mut packages: Vec<&str> = USER_PROGRAMS.iter().map(|p| p.0).collect();
+    packages.dedup();
+    for package in packages {
         cmd.args(["-p", package]);
     }
     println!("xtask: building ring-3 programs ({})", USER_PROGRAMS.len());

@@ -13,9 +13,8 @@ Commands:
   test    Run everything CI runs: fmt, clippy, host tests, QEMU tests
   gdb     Boot Serac in QEMU halted, waiting for gdb on :1234
   tcb     Audit the trusted computing base: kernel size, unsafe, syscalls, deps
+  bench   Measure the microkernel in QEMU (`cargo xtask bench core [--json]`)
   help    Print this help, or a command's help (`cargo xtask help run`)
-
-Planned: bench.
 
 Each command checks its prerequisites first (rustup target and components,
 QEMU, GRUB, xorriso, mtools, OVMF). As root on Debian it installs missing
@@ -182,8 +181,8 @@ pub enum Command {
     Test(TestOpts),
     /// `tcb`; true for `--json`.
     Tcb(bool),
-    /// A planned command.
-    NotYet(&'static str),
+    /// `bench <what> [--json]`.
+    Bench(String, bool),
 }
 
 /// The parsed command line.
@@ -201,6 +200,7 @@ fn help_for(cmd: &str) -> Option<&'static str> {
         "test" => TEST_HELP,
         "gdb" => GDB_HELP,
         "tcb" => TCB_HELP,
+        "bench" => BENCH_HELP,
         _ => return None,
     })
 }
@@ -241,12 +241,42 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         "run" => Command::Run(run_opts("run", &rest, false)?),
         "gdb" => Command::Gdb(run_opts("gdb", &rest, true)?),
         "test" => Command::Test(test_opts(&rest)?),
-        "bench" => Command::NotYet("bench"),
+        "bench" => {
+            let (what, json) = bench_opts(&rest)?;
+            Command::Bench(what, json)
+        }
         "tcb" => Command::Tcb(tcb_opts(&rest)?),
         other => return Err(format!("unknown command `{other}`")),
     };
     Ok(Args { command })
 }
+
+fn bench_opts(rest: &[String]) -> Result<(String, bool), String> {
+    let mut what = None;
+    let mut json = false;
+    for a in rest {
+        match a.as_str() {
+            "--json" => json = true,
+            s if !s.starts_with('-') && what.is_none() => what = Some(s.to_owned()),
+            other => return Err(format!("`bench` does not take `{other}`")),
+        }
+    }
+    Ok((what.unwrap_or_else(|| "core".into()), json))
+}
+
+/// `cargo xtask bench --help`.
+pub const BENCH_HELP: &str = "\
+cargo xtask bench core [--json]
+
+Measures the microkernel in QEMU under `-icount shift=0`, where the guest
+TSC counts executed instructions, so figures are deterministic path lengths
+in TSC units. Boots five scenarios (core figures; 100 idle-with-timeout
+waiters vs 100 pollers beside a worker; 100 and 1,000 idle domains) and
+prints a table, or one JSON object with --json: syscall_null, ipc_roundtrip,
+upcall, switch, fault_to_map, domain_create, batching_factor, idle_vs_spin,
+domains_booted, kernel_bytes_per_idle_domain. Logs are in
+target/serac/tests/bench_*.log.
+";
 
 fn no_options(cmd: &str, rest: &[String]) -> Result<(), String> {
     match rest.first() {
@@ -361,6 +391,10 @@ mod tests {
         assert_eq!(p("tcb").unwrap(), Command::Tcb(false));
         assert_eq!(p("tcb --json").unwrap(), Command::Tcb(true));
         assert!(p("tcb --yaml").is_err());
-        assert_eq!(p("bench").unwrap(), Command::NotYet("bench"));
+        assert_eq!(p("bench").unwrap(), Command::Bench("core".into(), false));
+        assert_eq!(
+            p("bench core --json").unwrap(),
+            Command::Bench("core".into(), true)
+        );
     }
 }

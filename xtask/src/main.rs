@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod artifacts;
+mod bench;
 mod cli;
 mod prereq;
 mod run;
@@ -83,8 +84,6 @@ fn dispatch(args: Args) -> Result<ExitCode> {
         Command::Gdb(opts) => run::gdb(&opts),
         Command::Test(opts) => test::test(&opts),
         Command::Tcb(json) => tcb::tcb(json),
-        Command::NotYet(name) => {
-            Err(format!("`cargo xtask {name}` is planned but not implemented yet").into())
-        }
+        Command::Bench(what, json) => bench::bench(&what, json),
     }
 }

@@ -55,6 +55,8 @@ pub struct Kernel {
     clock_frame: u64,
     /// Domains created since boot.
     pub created: u64,
+    /// Free kernel frames right after boot (for accounting).
+    kernel_frames_base: u64,
 }
 
 impl core::fmt::Debug for Kernel {
@@ -159,12 +161,14 @@ pub fn start(name: &str, image: &[u8], archive: (u64, u64), test_mode: bool) -> 
         supervisor: DomainId::NONE,
         clock_frame,
         created: 0,
+        kernel_frames_base: 0,
     };
     let id = match domain::create_first(&mut k, name, image, archive) {
         Ok(id) => id,
         Err(e) => crate::fatal("domain", format_args!("cannot start {name}: {e:?}")),
     };
     k.supervisor = id;
+    k.kernel_frames_base = crate::arch::paging::free_frames();
     info!(
         "domain: {name} started as {}:{}; the kernel starts no other domain",
         id.index, id.gen
@@ -290,6 +294,20 @@ fn report_and_exit(k: &Kernel) -> ! {
     if shown > 32 {
         info!("({} more domains not shown)", shown - 32);
     }
+    let (heap_used, _) = crate::arch::heap::usage();
+    let frames_used = k
+        .kernel_frames_base
+        .saturating_sub(crate::arch::paging::free_frames());
+    let records = k.domains.iter().flatten().count() as u64;
+    crate::kprintln!(
+        "KERNEL stats: {} domain record(s), {} created since boot, kernel frames in use since start {} ({} KiB), heap in use {} KiB, domain record {} bytes",
+        records,
+        k.created,
+        frames_used,
+        frames_used * 4,
+        heap_used / 1024,
+        core::mem::size_of::<Domain>()
+    );
     crate::kprintln!("KERNEL supervisor ended; {} domain(s) alive", k.alive());
     exit(ExitCode::Success)
 }

@@ -103,6 +103,14 @@ fn idle(k: &mut Kernel, i: u32, deadline: u64) -> Result<Option<u64>, SysError> 
         return Ok(None);
     }
     d.state = State::Idle;
+    // Page tables are only a cache of the software TLB: a domain that idles
+    // for long gives them back and refills them by faults when it wakes.
+    let long = deadline.saturating_sub(now) > crate::arch::time::tsc_hz() / 10;
+    if long {
+        if let Some(space) = d.space.take() {
+            space.destroy();
+        }
+    }
     k.current = None;
     if deadline != serac_protocol::syscall::IDLE_FOREVER {
         k.timers.set(i, deadline)?;

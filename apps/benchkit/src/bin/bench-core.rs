@@ -1,0 +1,110 @@
+//! The measuring client. Handles, in grant order: 1 = endpoint to `pong`,
+//! 2 = notification to itself, 3 = notification to `bench-sleeper`,
+//! 4 = notification to `bench-yielder` (which starts yielding when told).
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use ilwaco::protocol::Handle;
+use ilwaco::sys;
+use serac_benchkit::{median, report};
+
+ilwaco::entry!(main);
+
+const N: usize = 512;
+const PONG: Handle = Handle::new(1, 1);
+const SELF_NOTIFY: Handle = Handle::new(2, 1);
+const SLEEPER: Handle = Handle::new(3, 1);
+const YIELDER: Handle = Handle::new(4, 1);
+
+static UPCALL_AT: AtomicU64 = AtomicU64::new(0);
+
+fn on_upcall(_: ilwaco::upcall::Events) {
+    UPCALL_AT.store(sys::rdtsc(), Ordering::Relaxed);
+}
+
+/// Pages touched once each by the fault-to-map figure (in `.bss`, so the
+/// pager fills them on first touch).
+static FRESH_PAGES: [AtomicU64; 64 * 512] = [const { AtomicU64::new(0) }; 64 * 512];
+
+fn measure(mut f: impl FnMut()) -> u64 {
+    let mut t = [0u64; N];
+    for slot in t.iter_mut() {
+        let a = sys::rdtsc();
+        f();
+        *slot = sys::rdtsc() - a;
+    }
+    median(&mut t)
+}
+
+fn main() -> i32 {
+    ilwaco::println!("bench: start");
+    report(
+        "syscall_null",
+        measure(|| {
+            let _ = sys::debug_write(&[]);
+        }),
+    );
+
+    let payload = [7u8; 16];
+    let mut reply = [0u8; 64];
+    let mut bad = 0;
+    let ipc = measure(|| {
+        if ilwaco::ipc::put_message(1, Handle::NONE, &payload).is_err()
+            || sys::call(PONG).is_err()
+            || ilwaco::ipc::get_message(&mut reply).is_err()
+        {
+            bad += 1;
+        }
+    });
+    if bad > 0 {
+        ilwaco::println!("bench: {bad} IPC round trips failed");
+        return 1;
+    }
+    report("ipc_roundtrip", ipc);
+
+    if ilwaco::upcall::set_handler(on_upcall).is_err()
+        || ilwaco::upcall::install(Handle::NONE).is_err()
+    {
+        ilwaco::println!("bench: cannot install the upcall handler");
+        return 1;
+    }
+    ilwaco::upcall::enable();
+    let mut t = [0u64; N];
+    for slot in t.iter_mut() {
+        UPCALL_AT.store(0, Ordering::Relaxed);
+        let a = sys::rdtsc();
+        let _ = sys::notify(SELF_NOTIFY, 1);
+        let at = UPCALL_AT.load(Ordering::Relaxed);
+        *slot = at.saturating_sub(a);
+    }
+    report("upcall", median(&mut t));
+    ilwaco::upcall::disable();
+
+    // Yield to the yielder and back: two switches per iteration.
+    if sys::notify(YIELDER, 1).is_err() {
+        ilwaco::println!("bench: cannot wake the yielder");
+        return 1;
+    }
+    let _ = sys::idle(0);
+    let switch = measure(|| {
+        let _ = sys::idle(0);
+    });
+    report("switch", switch / 2);
+
+    let mut i = 0;
+    let fault = measure(|| {
+        FRESH_PAGES[i * 512 % FRESH_PAGES.len()].store(1, Ordering::Relaxed);
+        i += 1;
+    });
+    report("fault_to_map", fault);
+
+    for _ in 0..1000 {
+        let _ = sys::notify(SLEEPER, 1);
+    }
+    report("storm_sent", 1000);
+    // Let the sleeper run and report.
+    let _ = ilwaco::time::sleep_ns(5_000_000);
+    ilwaco::println!("bench: done");
+    0
+}

@@ -1,0 +1,683 @@
+//! The pager's state machine: one message in, one reply out.
+//!
+//! The swapper's loop receives a message, hands it to [`Pager::handle`] with
+//! an [`Mmu`] (its `map`/`unmap` wrappers) and sends back the [`Response`].
+//! Host tests drive the same code with a fake `Mmu`.
+//!
+//! A fault (label `LABEL_FAULT`, which only the kernel can send) is answered
+//! with `FAULT_RESUME` after a zeroed frame is bound at the faulting page
+//! through the fault's reply handle, or `FAULT_KILL`. Undecodable faults are
+//! killed, never trusted. Requests (label `LABEL_PAGER`) are answered with a
+//! `pager::Reply`. `Grant`, `Region` and `Revoke` change what the pager
+//! serves, so only the first domain that sends one of them (the supervisor,
+//! which alone holds an endpoint to the pager) may send them again; the
+//! sender is told apart by the badge the kernel writes.
+
+use serac_protocol::client::{ServiceError, LABEL_PAGER};
+use serac_protocol::codec::{decode, encode};
+use serac_protocol::header::LABEL_FAULT;
+use serac_protocol::layout::PAGE_SIZE;
+use serac_protocol::pager::{Fault, PagerStats, Reply, FAULT_KILL, FAULT_RESUME};
+use serac_protocol::{DomainId, Handle, SysError};
+
+pub use crate::policy::KillReason;
+use crate::policy::Policy;
+use crate::pool::{FramePool, GrantError};
+use crate::regions::{RegionError, Regions};
+use crate::wire::Request;
+
+/// Frames tried for one fault before giving up (each refused one is lost).
+const MAX_TRIES: usize = 8;
+
+/// The page-table work the pager needs from the kernel.
+pub trait Mmu {
+    /// Fills `frame` (owned by the pager, unbound) with zeros.
+    fn zero(&mut self, frame: u64) -> Result<(), SysError>;
+    /// Binds `frame` read-write at `page` in the domain whose pending fault
+    /// `reply` answers.
+    fn bind(&mut self, reply: Handle, page: u64, frame: u64) -> Result<(), SysError>;
+}
+
+/// One received message.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// Header label.
+    pub label: u32,
+    /// Header badge (kernel-written: who sent it).
+    pub badge: u64,
+    /// The reply handle `reply_recv` returned (`NONE` for a `send`).
+    pub reply: Handle,
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
+/// The answer: send `label` with the first `len` bytes of the output buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Response {
+    /// Reply label.
+    pub label: u32,
+    /// Payload bytes.
+    pub len: usize,
+}
+
+/// Something worth logging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Frames were granted; `first_grant` is true the first time.
+    Granted {
+        /// Frames in the grant.
+        count: u64,
+        /// Of those, how many the pool took (the rest exceed its capacity
+        /// and stay unused).
+        taken: u64,
+        /// Frames in the pool now.
+        total: usize,
+        /// Whether this was the first grant.
+        first_grant: bool,
+    },
+    /// A grant was refused.
+    GrantRefused(GrantError),
+    /// A region was refused.
+    RegionRefused(RegionError),
+    /// A fault was served.
+    Served {
+        /// Faults served so far, this one included.
+        nth: u64,
+        /// The domain.
+        domain: DomainId,
+        /// The faulting address.
+        vaddr: u64,
+        /// The frame bound.
+        frame: u64,
+    },
+    /// A fault was answered with `FAULT_KILL`.
+    Killed {
+        /// The domain (`NONE` if the message did not decode).
+        domain: DomainId,
+        /// The faulting address.
+        vaddr: u64,
+        /// Why.
+        reason: KillReason,
+    },
+    /// A domain's frames went back to the pool.
+    Revoked {
+        /// The domain.
+        domain: DomainId,
+        /// Frames freed.
+        frames: usize,
+    },
+    /// A request came from someone other than the controller.
+    NotPermitted {
+        /// The sender's badge.
+        badge: u64,
+    },
+    /// A message that was not understood.
+    BadRequest {
+        /// Its label.
+        label: u32,
+    },
+}
+
+/// The pager: pool, regions, policy and counters.
+#[derive(Debug)]
+pub struct Pager<P> {
+    /// The choices.
+    pub policy: P,
+    /// The frames.
+    pub pool: FramePool,
+    /// Where each domain may be zero-filled.
+    pub regions: Regions,
+    controller: Option<u64>,
+    faults: u64,
+    served: u64,
+    killed: u64,
+}
+
+impl<P: Policy> Pager<P> {
+    /// A pager with no frames yet.
+    pub const fn new(policy: P) -> Pager<P> {
+        Pager {
+            policy,
+            pool: FramePool::new(),
+            regions: Regions::new(),
+            controller: None,
+            faults: 0,
+            served: 0,
+            killed: 0,
+        }
+    }
+
+    /// Faults received.
+    pub fn faults(&self) -> u64 {
+        self.faults
+    }
+    /// Faults served with a frame.
+    pub fn served(&self) -> u64 {
+        self.served
+    }
+    /// Faults answered with `FAULT_KILL`.
+    pub fn killed(&self) -> u64 {
+        self.killed
+    }
+
+    /// The counters as the protocol reports them.
+    pub fn stats(&self) -> PagerStats {
+        PagerStats {
+            resident: u32::try_from(self.pool.bound_count()).unwrap_or(u32::MAX),
+            swapped: 0,
+            faults: self.faults,
+            page_ins: 0,
+            page_outs: 0,
+            io_errors: 0,
+        }
+    }
+
+    /// Handles one message; the reply payload is written to `out` (which
+    /// should hold `Reply::POSTCARD_MAX_SIZE` bytes).
+    pub fn handle(
+        &mut self,
+        msg: &Incoming<'_>,
+        mmu: &mut impl Mmu,
+        out: &mut [u8],
+    ) -> (Response, Option<Event>) {
+        match msg.label {
+            LABEL_FAULT => {
+                let (label, ev) = self.fault(msg, mmu);
+                (Response { label, len: 0 }, Some(ev))
+            }
+            LABEL_PAGER => {
+                let (reply, ev) = self.request(msg);
+                let len = encode(&reply, out).map(<[u8]>::len).unwrap_or(0);
+                (
+                    Response {
+                        label: LABEL_PAGER,
+                        len,
+                    },
+                    ev,
+                )
+            }
+            _ => {
+                let reply = Reply::Err(ServiceError::BadRequest);
+                let len = encode(&reply, out).map(<[u8]>::len).unwrap_or(0);
+                (
+                    Response {
+                        label: LABEL_PAGER,
+                        len,
+                    },
+                    Some(Event::BadRequest { label: msg.label }),
+                )
+            }
+        }
+    }
+
+    fn kill(&mut self, domain: DomainId, vaddr: u64, reason: KillReason) -> (u32, Event) {
+        self.killed += 1;
+        (
+            FAULT_KILL,
+            Event::Killed {
+                domain,
+                vaddr,
+                reason,
+            },
+        )
+    }
+
+    fn fault(&mut self, msg: &Incoming<'_>, mmu: &mut impl Mmu) -> (u32, Event) {
+        self.faults += 1;
+        let Ok(f) = decode::<Fault>(msg.payload) else {
+            return self.kill(DomainId::NONE, 0, KillReason::BadMessage);
+        };
+        if let Err(why) = self.policy.admit(&f, &self.regions) {
+            return self.kill(f.domain, f.vaddr, why);
+        }
+        let page = f.vaddr & !(PAGE_SIZE - 1);
+        let vpn = page / PAGE_SIZE;
+        for _ in 0..MAX_TRIES {
+            let frame = match self.policy.pick_frame(&mut self.pool, f.domain, vpn) {
+                Ok(fr) => fr,
+                Err(why) => return self.kill(f.domain, f.vaddr, why),
+            };
+            match mmu.zero(frame) {
+                Ok(()) => {}
+                // A grant that lied, or a frame still bound elsewhere:
+                // never use it again, try another.
+                Err(SysError::FrameNotOwned | SysError::FrameInUse) => {
+                    self.pool.lose(frame);
+                    continue;
+                }
+                Err(e) => {
+                    self.pool.put_back(frame);
+                    return self.kill(f.domain, f.vaddr, KillReason::MapFailed(e));
+                }
+            }
+            return match mmu.bind(msg.reply, page, frame) {
+                Ok(()) => {
+                    self.pool.bind(frame, f.domain);
+                    self.policy.on_bound(f.domain, vpn, frame);
+                    self.served += 1;
+                    (
+                        FAULT_RESUME,
+                        Event::Served {
+                            nth: self.served,
+                            domain: f.domain,
+                            vaddr: f.vaddr,
+                            frame,
+                        },
+                    )
+                }
+                Err(SysError::AlreadyMapped) => {
+                    self.pool.put_back(frame);
+                    self.kill(f.domain, f.vaddr, KillReason::AccessViolation)
+                }
+                Err(e) => {
+                    self.pool.put_back(frame);
+                    self.kill(f.domain, f.vaddr, KillReason::MapFailed(e))
+                }
+            };
+        }
+        self.kill(f.domain, f.vaddr, KillReason::OutOfFrames)
+    }
+
+    /// Whether `badge` may change what the pager serves (the first sender
+    /// of such a request becomes the only one who may).
+    fn controller_ok(&mut self, badge: u64) -> bool {
+        *self.controller.get_or_insert(badge) == badge
+    }
+
+    fn request(&mut self, msg: &Incoming<'_>) -> (Reply, Option<Event>) {
+        let Ok(req) = decode::<Request>(msg.payload) else {
+            return (
+                Reply::Err(ServiceError::BadRequest),
+                Some(Event::BadRequest { label: msg.label }),
+            );
+        };
+        let privileged = matches!(
+            req,
+            Request::Grant { .. } | Request::Region { .. } | Request::Revoke { .. }
+        );
+        if privileged && !self.controller_ok(msg.badge) {
+            return (
+                Reply::Err(ServiceError::NotPermitted),
+                Some(Event::NotPermitted { badge: msg.badge }),
+            );
+        }
+        match req {
+            Request::Stats => (Reply::Stats(self.stats()), None),
+            Request::Grant { first, count } => {
+                let first_grant = self.pool.total() == 0;
+                match self.pool.grant(first, count) {
+                    Ok(taken) => (
+                        Reply::Ok,
+                        Some(Event::Granted {
+                            count,
+                            taken,
+                            total: self.pool.total(),
+                            first_grant,
+                        }),
+                    ),
+                    Err(e) => {
+                        let se = match e {
+                            GrantError::TooMany | GrantError::NoMemory => ServiceError::NoResources,
+                            _ => ServiceError::BadRequest,
+                        };
+                        (Reply::Err(se), Some(Event::GrantRefused(e)))
+                    }
+                }
+            }
+            Request::Region { domain, start, end } => match self.regions.add(domain, start, end) {
+                Ok(()) => (Reply::Ok, None),
+                Err(e) => {
+                    let se = match e {
+                        RegionError::TooMany => ServiceError::NoResources,
+                        RegionError::Invalid => ServiceError::BadRequest,
+                    };
+                    (Reply::Err(se), Some(Event::RegionRefused(e)))
+                }
+            },
+            Request::Revoke { domain } => {
+                let frames = self.pool.release_domain(domain);
+                self.regions.remove_domain(domain);
+                self.policy.on_revoke(domain);
+                (Reply::Ok, Some(Event::Revoked { domain, frames }))
+            }
+            // Needs a disk (swap) or a DomainCtl handle on the domain:
+            // not in the zero-fill pager.
+            Request::PageIn { .. }
+            | Request::PageOut { .. }
+            | Request::SwapOut { .. }
+            | Request::SwapIn { .. } => (Reply::Err(ServiceError::Unsupported), None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::ZeroFill;
+    use postcard::experimental::max_size::MaxSize;
+    use serac_protocol::layout::USER_START;
+    use serac_protocol::pager::Access;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::vec::Vec;
+
+    /// A kernel in miniature: which frames the pager really owns, what is
+    /// bound where, and which frames were zeroed.
+    #[derive(Default)]
+    struct FakeMmu {
+        owned: BTreeSet<u64>,
+        bound: BTreeMap<(u64, u64), u64>,
+        zeroed: Vec<u64>,
+        fail_bind: Option<SysError>,
+    }
+
+    impl Mmu for FakeMmu {
+        fn zero(&mut self, frame: u64) -> Result<(), SysError> {
+            if !self.owned.contains(&frame) {
+                return Err(SysError::FrameNotOwned);
+            }
+            if self.bound.values().any(|f| *f == frame) {
+                return Err(SysError::FrameInUse);
+            }
+            self.zeroed.push(frame);
+            Ok(())
+        }
+        fn bind(&mut self, reply: Handle, page: u64, frame: u64) -> Result<(), SysError> {
+            if let Some(e) = self.fail_bind {
+                return Err(e);
+            }
+            if self.bound.contains_key(&(reply.to_raw(), page)) {
+                return Err(SysError::AlreadyMapped);
+            }
+            self.bound.insert((reply.to_raw(), page), frame);
+            Ok(())
+        }
+    }
+
+    const SUP: u64 = 0x1_0000_0001;
+    const D: DomainId = DomainId::new(5, 2);
+    /// The fake binds per "reply handle"; one handle per domain is enough.
+    const R: Handle = Handle::new(9, 1);
+
+    fn request(p: &mut Pager<ZeroFill>, mmu: &mut FakeMmu, badge: u64, r: &Request) -> Reply {
+        let mut buf = [0u8; 64];
+        let payload = encode(r, &mut buf).unwrap().to_vec();
+        let mut out = [0u8; Reply::POSTCARD_MAX_SIZE];
+        let (resp, _) = p.handle(
+            &Incoming {
+                label: LABEL_PAGER,
+                badge,
+                reply: Handle::new(2, 1),
+                payload: &payload,
+            },
+            mmu,
+            &mut out,
+        );
+        assert_eq!(resp.label, LABEL_PAGER);
+        decode(&out[..resp.len]).unwrap()
+    }
+
+    fn fault_bytes(vaddr: u64, access: Access) -> Vec<u8> {
+        let f = Fault {
+            domain: D,
+            vaddr,
+            access,
+            rip: USER_START,
+        };
+        let mut buf = [0u8; serac_protocol::pager::FAULT_MSG_MAX];
+        encode(&f, &mut buf).unwrap().to_vec()
+    }
+
+    fn fault(p: &mut Pager<ZeroFill>, mmu: &mut FakeMmu, payload: &[u8]) -> (u32, Event) {
+        let mut out = [0u8; 16];
+        let (resp, ev) = p.handle(
+            &Incoming {
+                label: LABEL_FAULT,
+                badge: 0,
+                reply: R,
+                payload,
+            },
+            mmu,
+            &mut out,
+        );
+        assert_eq!(resp.len, 0, "fault replies are empty");
+        (resp.label, ev.unwrap())
+    }
+
+    fn granted(first: u64, count: u64) -> (Pager<ZeroFill>, FakeMmu) {
+        let mut p = Pager::new(ZeroFill);
+        let mut mmu = FakeMmu {
+            owned: (first..first + count).collect(),
+            ..FakeMmu::default()
+        };
+        assert_eq!(
+            request(&mut p, &mut mmu, SUP, &Request::Grant { first, count }),
+            Reply::Ok
+        );
+        (p, mmu)
+    }
+
+    #[test]
+    fn serves_faults_with_zeroed_frames_until_dry() {
+        let (mut p, mut mmu) = granted(0x800, 2);
+        let (l, ev) = fault(
+            &mut p,
+            &mut mmu,
+            &fault_bytes(USER_START + 0x1234, Access::Write),
+        );
+        assert_eq!(l, FAULT_RESUME);
+        assert_eq!(
+            ev,
+            Event::Served {
+                nth: 1,
+                domain: D,
+                vaddr: USER_START + 0x1234,
+                frame: 0x800
+            }
+        );
+        assert_eq!(
+            mmu.bound.get(&(R.to_raw(), USER_START + 0x1000)),
+            Some(&0x800)
+        );
+        assert_eq!(mmu.zeroed, [0x800]);
+        let (l, _) = fault(&mut p, &mut mmu, &fault_bytes(USER_START, Access::Read));
+        assert_eq!(l, FAULT_RESUME);
+        let (l, ev) = fault(
+            &mut p,
+            &mut mmu,
+            &fault_bytes(USER_START + 0x5000, Access::Read),
+        );
+        assert_eq!(l, FAULT_KILL);
+        assert!(matches!(
+            ev,
+            Event::Killed {
+                reason: KillReason::OutOfFrames,
+                ..
+            }
+        ));
+        let s = match request(&mut p, &mut mmu, 77, &Request::Stats) {
+            Reply::Stats(s) => s,
+            r => panic!("{r:?}"),
+        };
+        assert_eq!((s.resident, s.faults), (2, 3));
+        assert_eq!((p.served(), p.killed()), (2, 1));
+    }
+
+    #[test]
+    fn kills_what_it_must_not_serve() {
+        let (mut p, mut mmu) = granted(0x800, 8);
+        for (payload, why) in [
+            (fault_bytes(USER_START, Access::Exec), KillReason::Exec),
+            (
+                fault_bytes(0x7000_0000_0000, Access::Read),
+                KillReason::OutsideRegions,
+            ),
+            (std::vec![0xff; 5], KillReason::BadMessage),
+            (Vec::new(), KillReason::BadMessage),
+        ] {
+            let (l, ev) = fault(&mut p, &mut mmu, &payload);
+            assert_eq!(l, FAULT_KILL);
+            assert!(matches!(ev, Event::Killed { reason, .. } if reason == why));
+        }
+        // A page that is already bound: a fresh frame cannot help.
+        fault(&mut p, &mut mmu, &fault_bytes(USER_START, Access::Read));
+        let (l, ev) = fault(
+            &mut p,
+            &mut mmu,
+            &fault_bytes(USER_START + 8, Access::Write),
+        );
+        assert_eq!(l, FAULT_KILL);
+        assert!(matches!(
+            ev,
+            Event::Killed {
+                reason: KillReason::AccessViolation,
+                ..
+            }
+        ));
+        assert_eq!(p.pool.free_count(), 7, "the frame went back");
+        mmu.fail_bind = Some(SysError::StaleHandle);
+        let (l, _) = fault(
+            &mut p,
+            &mut mmu,
+            &fault_bytes(USER_START + 0x3000, Access::Read),
+        );
+        assert_eq!(l, FAULT_KILL);
+        assert_eq!(p.pool.free_count(), 7);
+    }
+
+    #[test]
+    fn a_lying_grant_loses_frames_instead_of_using_them() {
+        let (mut p, mut mmu) = granted(0x800, 2);
+        // Claims frames the pager does not own.
+        assert_eq!(
+            request(
+                &mut p,
+                &mut mmu,
+                SUP,
+                &Request::Grant {
+                    first: 0x10,
+                    count: 3
+                }
+            ),
+            Reply::Ok
+        );
+        // The newest grant is on top of the free stack, so the three bad
+        // frames are tried first, refused by the kernel and lost.
+        let (l, ev) = fault(&mut p, &mut mmu, &fault_bytes(USER_START, Access::Write));
+        assert_eq!(l, FAULT_RESUME);
+        assert!(matches!(
+            ev,
+            Event::Served {
+                frame: 0x800 | 0x801,
+                ..
+            }
+        ));
+        assert_eq!(p.pool.lost_count(), 3);
+    }
+
+    #[test]
+    fn only_the_controller_changes_the_pool_and_revoke_frees() {
+        let (mut p, mut mmu) = granted(0x800, 4);
+        let intruder = 0x2_0000_0009;
+        assert_eq!(
+            request(&mut p, &mut mmu, intruder, &Request::Revoke { domain: D }),
+            Reply::Err(ServiceError::NotPermitted)
+        );
+        assert_eq!(
+            request(
+                &mut p,
+                &mut mmu,
+                intruder,
+                &Request::Grant {
+                    first: 0x900,
+                    count: 1
+                }
+            ),
+            Reply::Err(ServiceError::NotPermitted)
+        );
+        assert!(matches!(
+            request(&mut p, &mut mmu, intruder, &Request::Stats),
+            Reply::Stats(_)
+        ));
+        fault(&mut p, &mut mmu, &fault_bytes(USER_START, Access::Read));
+        fault(
+            &mut p,
+            &mut mmu,
+            &fault_bytes(USER_START + 0x1000, Access::Read),
+        );
+        assert_eq!(p.pool.free_count(), 2);
+        assert_eq!(
+            request(&mut p, &mut mmu, SUP, &Request::Revoke { domain: D }),
+            Reply::Ok
+        );
+        mmu.bound.clear(); // the kernel dropped the dead domain's bindings
+        assert_eq!(p.pool.free_count(), 4);
+        assert_eq!(
+            request(
+                &mut p,
+                &mut mmu,
+                SUP,
+                &Request::Grant {
+                    first: 0x800,
+                    count: 1
+                }
+            ),
+            Reply::Err(ServiceError::BadRequest),
+            "overlapping grant"
+        );
+    }
+
+    #[test]
+    fn regions_restrict_and_garbage_is_refused() {
+        let (mut p, mut mmu) = granted(0x800, 4);
+        assert_eq!(
+            request(
+                &mut p,
+                &mut mmu,
+                SUP,
+                &Request::Region {
+                    domain: D,
+                    start: 0x60_0000,
+                    end: 0x61_0000
+                }
+            ),
+            Reply::Ok
+        );
+        let (l, _) = fault(&mut p, &mut mmu, &fault_bytes(USER_START, Access::Read));
+        assert_eq!(l, FAULT_KILL);
+        let (l, _) = fault(&mut p, &mut mmu, &fault_bytes(0x60_0010, Access::Write));
+        assert_eq!(l, FAULT_RESUME);
+        let mut out = [0u8; Reply::POSTCARD_MAX_SIZE];
+        for (label, payload) in [(LABEL_PAGER, &[0xffu8, 1][..]), (42, &[][..])] {
+            let (resp, ev) = p.handle(
+                &Incoming {
+                    label,
+                    badge: SUP,
+                    reply: Handle::NONE,
+                    payload,
+                },
+                &mut mmu,
+                &mut out,
+            );
+            assert_eq!(
+                decode::<Reply>(&out[..resp.len]),
+                Ok(Reply::Err(ServiceError::BadRequest))
+            );
+            assert_eq!(ev, Some(Event::BadRequest { label }));
+        }
+        assert_eq!(
+            request(&mut p, &mut mmu, SUP, &Request::SwapOut { domain: D }),
+            Reply::Err(ServiceError::Unsupported)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_faults_never_panic_and_never_resume(v in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let (mut p, mut mmu) = granted(0x800, 4);
+            let (l, _) = fault(&mut p, &mut mmu, &v);
+            if decode::<Fault>(&v).is_err() {
+                proptest::prop_assert_eq!(l, FAULT_KILL);
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Paging policy: which faults to serve and with which frame.
+//!
+//! The [`Pager`](crate::Pager) does the mechanism (decode, zero, bind,
+//! reply); a [`Policy`] makes the choices. [`ZeroFill`] is the first pager:
+//! it serves data faults inside the domain's regions from the free pool and
+//! kills when the pool is dry. [`Quota`] wraps any policy with a per-domain
+//! frame limit, so one greedy guest cannot drain the pool that every other
+//! guest needs. A swapping policy (WSClock) implements the same trait: its
+//! `pick_frame` will choose a victim page when the pool is dry.
+
+use serac_protocol::pager::{Access, Fault};
+use serac_protocol::{DomainId, SysError};
+
+use crate::pool::FramePool;
+use crate::regions::Regions;
+
+/// Why a fault was answered with `FAULT_KILL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillReason {
+    /// The fault message did not decode.
+    BadMessage,
+    /// An instruction fetch: only the supervisor maps code.
+    Exec,
+    /// The address is outside the domain's zero-fill regions.
+    OutsideRegions,
+    /// The pool has no free frame.
+    OutOfFrames,
+    /// The domain holds its quota of frames.
+    OverQuota,
+    /// The page is already bound: the access broke its rights (e.g. a
+    /// write to code), which a fresh frame cannot fix.
+    AccessViolation,
+    /// The kernel refused to bind or zero a frame for another reason.
+    MapFailed(SysError),
+}
+
+/// The choices behind paging.
+pub trait Policy {
+    /// A short name for logs.
+    fn name(&self) -> &'static str;
+
+    /// Whether to serve `fault` at all. By default: never an instruction
+    /// fetch, and data accesses only inside the domain's regions.
+    fn admit(&mut self, fault: &Fault, regions: &Regions) -> Result<(), KillReason> {
+        if fault.access == Access::Exec {
+            return Err(KillReason::Exec);
+        }
+        if !regions.allows(fault.domain, fault.vaddr) {
+            return Err(KillReason::OutsideRegions);
+        }
+        Ok(())
+    }
+
+    /// Takes the frame that will back `domain`'s page `vpn` from `pool`
+    /// (see [`FramePool::take`]).
+    fn pick_frame(
+        &mut self,
+        pool: &mut FramePool,
+        domain: DomainId,
+        vpn: u64,
+    ) -> Result<u64, KillReason>;
+
+    /// The frame is now bound at `vpn` in `domain`.
+    fn on_bound(&mut self, _domain: DomainId, _vpn: u64, _frame: u64) {}
+
+    /// `domain` is gone; its frames are back in the pool.
+    fn on_revoke(&mut self, _domain: DomainId) {}
+}
+
+/// Zero-fill on demand from the free pool; no swapping.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ZeroFill;
+
+impl Policy for ZeroFill {
+    fn name(&self) -> &'static str {
+        "zero-fill"
+    }
+
+    fn pick_frame(
+        &mut self,
+        pool: &mut FramePool,
+        _domain: DomainId,
+        _vpn: u64,
+    ) -> Result<u64, KillReason> {
+        pool.take().ok_or(KillReason::OutOfFrames)
+    }
+}
+
+/// Another policy with at most `max_frames` frames bound per domain.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota<P> {
+    /// The policy that picks the frames.
+    pub inner: P,
+    /// Frames one domain may hold.
+    pub max_frames: usize,
+}
+
+impl<P: Policy> Policy for Quota<P> {
+    fn name(&self) -> &'static str {
+        "quota"
+    }
+
+    fn admit(&mut self, fault: &Fault, regions: &Regions) -> Result<(), KillReason> {
+        self.inner.admit(fault, regions)
+    }
+
+    fn pick_frame(
+        &mut self,
+        pool: &mut FramePool,
+        domain: DomainId,
+        vpn: u64,
+    ) -> Result<u64, KillReason> {
+        if pool.bound_to(domain) >= self.max_frames {
+            return Err(KillReason::OverQuota);
+        }
+        self.inner.pick_frame(pool, domain, vpn)
+    }
+
+    fn on_bound(&mut self, domain: DomainId, vpn: u64, frame: u64) {
+        self.inner.on_bound(domain, vpn, frame);
+    }
+
+    fn on_revoke(&mut self, domain: DomainId) {
+        self.inner.on_revoke(domain);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serac_protocol::layout::USER_START;
+
+    fn fault(access: Access, vaddr: u64) -> Fault {
+        Fault {
+            domain: DomainId::new(4, 1),
+            vaddr,
+            access,
+            rip: USER_START,
+        }
+    }
+
+    #[test]
+    fn zero_fill_admits_data_in_regions_only() {
+        let r = Regions::new();
+        let mut p = ZeroFill;
+        assert_eq!(p.admit(&fault(Access::Read, USER_START + 8), &r), Ok(()));
+        assert_eq!(p.admit(&fault(Access::Write, USER_START), &r), Ok(()));
+        assert_eq!(
+            p.admit(&fault(Access::Exec, USER_START), &r),
+            Err(KillReason::Exec)
+        );
+        assert_eq!(
+            p.admit(&fault(Access::Read, 0x7000_0000_0000), &r),
+            Err(KillReason::OutsideRegions)
+        );
+    }
+
+    #[test]
+    fn quota_limits_one_domain_not_the_others() {
+        let mut pool = FramePool::new();
+        pool.grant(100, 10).unwrap();
+        let mut q = Quota {
+            inner: ZeroFill,
+            max_frames: 2,
+        };
+        let (a, b) = (DomainId::new(1, 1), DomainId::new(2, 1));
+        for _ in 0..2 {
+            let f = q.pick_frame(&mut pool, a, 0).unwrap();
+            assert!(pool.bind(f, a));
+        }
+        assert_eq!(q.pick_frame(&mut pool, a, 0), Err(KillReason::OverQuota));
+        let f = q.pick_frame(&mut pool, b, 0).unwrap();
+        assert!(pool.bind(f, b));
+        pool.release_domain(a);
+        assert!(q.pick_frame(&mut pool, a, 0).is_ok());
+    }
+}

@@ -1,0 +1,165 @@
+//! The supervisor's frame pool: a bitmap over its memory grant.
+//!
+//! The kernel hands the supervisor frames `[first, first + count)`, owned
+//! and unbound. The pool tracks which of them are free (owned, not in use
+//! for an image page and not given away). It holds at most [`MAX_FRAMES`];
+//! a larger grant is clipped and the rest stays unused.
+
+/// Most frames the pool tracks (256 MiB of 4 KiB frames).
+pub const MAX_FRAMES: usize = 65_536;
+const WORDS: usize = MAX_FRAMES / 64;
+
+/// A bitmap of free frames (bit set = free).
+#[derive(Debug, Clone)]
+pub struct FramePool {
+    first: u64,
+    count: usize,
+    free: usize,
+    hint: usize,
+    bits: [u64; WORDS],
+}
+
+impl FramePool {
+    /// A pool over `count` frames from `first`, all free; `count` is clipped
+    /// to [`MAX_FRAMES`] (see [`FramePool::len`]).
+    pub fn new(first: u64, count: u64) -> FramePool {
+        let count = usize::try_from(count).unwrap_or(MAX_FRAMES).min(MAX_FRAMES);
+        let mut bits = [0u64; WORDS];
+        for (w, word) in bits.iter_mut().enumerate() {
+            let lo = w * 64;
+            if lo + 64 <= count {
+                *word = u64::MAX;
+            } else if lo < count {
+                *word = (1u64 << (count - lo)) - 1;
+            }
+        }
+        FramePool {
+            first,
+            count,
+            free: count,
+            hint: 0,
+            bits,
+        }
+    }
+
+    /// Frames tracked (after clipping).
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the pool tracks no frames.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Frames currently free.
+    pub fn free_count(&self) -> usize {
+        self.free
+    }
+
+    /// Takes a free frame.
+    pub fn alloc(&mut self) -> Option<u64> {
+        if self.free == 0 {
+            return None;
+        }
+        for k in 0..WORDS {
+            let w = (self.hint + k) % WORDS;
+            let word = self.bits[w];
+            if word != 0 {
+                let bit = word.trailing_zeros() as usize;
+                self.bits[w] &= !(1u64 << bit);
+                self.free -= 1;
+                self.hint = w;
+                return Some(self.first + (w * 64 + bit) as u64);
+            }
+        }
+        None
+    }
+
+    fn slot(&self, frame: u64) -> Option<(usize, u64)> {
+        let i = usize::try_from(frame.checked_sub(self.first)?).ok()?;
+        (i < self.count).then_some((i / 64, 1u64 << (i % 64)))
+    }
+
+    /// Returns a frame to the pool. `false` (and no change) if it is not
+    /// one of the pool's frames or is already free.
+    pub fn free(&mut self, frame: u64) -> bool {
+        match self.slot(frame) {
+            Some((w, m)) if self.bits[w] & m == 0 => {
+                self.bits[w] |= m;
+                self.free += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `frame` is one of the pool's frames and free.
+    pub fn is_free(&self, frame: u64) -> bool {
+        self.slot(frame).is_some_and(|(w, m)| self.bits[w] & m != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn allocates_each_frame_once() {
+        let mut p = FramePool::new(100, 130);
+        assert_eq!((p.len(), p.free_count()), (130, 130));
+        let mut seen = BTreeSet::new();
+        while let Some(f) = p.alloc() {
+            assert!((100..230).contains(&f));
+            assert!(seen.insert(f));
+        }
+        assert_eq!((seen.len(), p.free_count()), (130, 0));
+        assert!(p.free(150));
+        assert!(!p.free(150), "double free");
+        assert!(!p.free(99) && !p.free(230) && !p.free(0));
+        assert!(p.is_free(150) && !p.is_free(151));
+        assert_eq!(p.alloc(), Some(150));
+        assert_eq!(p.alloc(), None);
+    }
+
+    #[test]
+    fn clips_and_handles_empty() {
+        let p = FramePool::new(1, u64::MAX);
+        assert_eq!(p.len(), MAX_FRAMES);
+        let mut e = FramePool::new(5, 0);
+        assert!(e.is_empty());
+        assert_eq!(e.alloc(), None);
+        assert!(!e.free(5));
+        let mut full = FramePool::new(0, MAX_FRAMES as u64);
+        for _ in 0..MAX_FRAMES {
+            assert!(full.alloc().is_some());
+        }
+        assert_eq!(full.alloc(), None);
+        assert!(full.free(MAX_FRAMES as u64 - 1));
+        assert_eq!(full.alloc(), Some(MAX_FRAMES as u64 - 1));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_a_model(count in 0u64..300, ops in proptest::collection::vec(proptest::option::of(0u64..320), 0..400)) {
+            let mut p = FramePool::new(10, count);
+            let mut used = BTreeSet::new();
+            for op in ops {
+                match op {
+                    None => {
+                        match p.alloc() {
+                            Some(f) => proptest::prop_assert!(used.insert(f)),
+                            None => proptest::prop_assert_eq!(used.len() as u64, count),
+                        }
+                    }
+                    Some(f) => {
+                        let f = f + 10 - 5;
+                        proptest::prop_assert_eq!(p.free(f), used.remove(&f));
+                    }
+                }
+                proptest::prop_assert_eq!(p.free_count() as u64, count - used.len() as u64);
+            }
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The supervisor's loop: exit messages from the kernel and
+//! `supervisor::Request`s from domains, one `reply_recv` per message.
+
+use core::fmt;
+
+use ilwaco::{ipc, println, sys, time};
+use serac_protocol::client::{ServiceError, LABEL_SUPERVISOR};
+use serac_protocol::codec::{decode, encode};
+use serac_protocol::exit::{DomainExit, ExitReason};
+use serac_protocol::header::LABEL_EXIT;
+use serac_protocol::layout::MAX_PAYLOAD;
+use serac_protocol::supervisor::{
+    DomainClass, DomainStat, DomainState, ListPage, Reply, Request, LIST_PAGE_LEN,
+};
+use serac_protocol::syscall::DomainCounter;
+use serac_protocol::{DomainId, Handle, SysError};
+use serac_supervisor_core::manifest::Class;
+
+use crate::domains::{Life, Supervisor, MAX_RESTARTS};
+
+/// Consecutive failed `reply_recv`s before the supervisor gives up.
+const MAX_IPC_ERRORS: u32 = 3;
+
+/// How an exit reason prints.
+struct Why<'r>(&'r ExitReason);
+
+impl fmt::Display for Why<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self.0 {
+            ExitReason::Halted(code) => write!(f, "halted with code {code}"),
+            ExitReason::Fault {
+                kind,
+                vaddr,
+                rip,
+                error,
+            } => write!(
+                f,
+                "fault {kind:?} at rip {rip:#x} (address {vaddr:#x}, error {error:#x})"
+            ),
+            ExitReason::Killed => f.write_str("killed"),
+        }
+    }
+}
+
+/// Serves until a test ends or nothing is left; returns the halt code.
+pub fn run(sup: &mut Supervisor<'_>) -> u64 {
+    if let Some(ms) = sup.m.test_end_after_ms {
+        return timed_end(sup, ms);
+    }
+    let mut buf = [0u8; MAX_PAYLOAD];
+    let mut reply = Handle::NONE;
+    let mut errors = 0;
+    loop {
+        let got = sys::reply_recv(reply);
+        reply = Handle::NONE;
+        match got {
+            Ok(r) => {
+                errors = 0;
+                reply = Handle::from_raw(r);
+            }
+            Err(e) => {
+                errors += 1;
+                println!("supervisor: reply_recv failed: {e:?}");
+                if errors >= MAX_IPC_ERRORS || e == SysError::BadSyscall {
+                    println!("supervisor: cannot receive messages; giving up");
+                    return crate::EXIT_IPC;
+                }
+                continue;
+            }
+        }
+        let (label, len) = match ipc::get_message(&mut buf) {
+            Ok((h, len)) => (h.label, len),
+            Err(e) => {
+                println!("supervisor: unreadable message: {e:?}");
+                answer(&mut reply, &Reply::Err(ServiceError::BadRequest));
+                continue;
+            }
+        };
+        let payload = buf.get(..len).unwrap_or(&[]);
+        match label {
+            LABEL_EXIT => {
+                if let Some(code) = on_exit(sup, payload) {
+                    return code;
+                }
+                // The kernel expects no answer; if it gave a reply handle, answer empty.
+                if !reply.is_none() && ipc::put_message(0, Handle::NONE, &[]).is_err() {
+                    reply = Handle::NONE;
+                }
+            }
+            LABEL_SUPERVISOR => {
+                let r = match decode::<Request>(payload) {
+                    Ok(req) => on_request(sup, req),
+                    Err(_) => Reply::Err(ServiceError::BadRequest),
+                };
+                answer(&mut reply, &r);
+            }
+            other => {
+                println!("supervisor: message with unknown label {other:#x} ignored");
+                answer(&mut reply, &Reply::Err(ServiceError::BadRequest));
+            }
+        }
+    }
+}
+
+/// Puts `r` in the IPC buffer for the next `reply_recv`; without a reply
+/// handle (a `send`) there is nobody to answer.
+fn answer(reply: &mut Handle, r: &Reply) {
+    if reply.is_none() {
+        return;
+    }
+    let mut out = [0u8; MAX_PAYLOAD];
+    let ok = encode(r, &mut out)
+        .ok()
+        .and_then(|bytes| ipc::put_message(LABEL_SUPERVISOR, Handle::NONE, bytes).ok());
+    if ok.is_none() {
+        println!("supervisor: could not encode a reply");
+        *reply = Handle::NONE;
+    }
+}
+
+/// Handles a `LABEL_EXIT` message; `Some(code)` ends the supervisor.
+fn on_exit(sup: &mut Supervisor<'_>, payload: &[u8]) -> Option<u64> {
+    let ex = match decode::<DomainExit>(payload) {
+        Ok(ex) => ex,
+        Err(e) => {
+            println!(
+                "supervisor: malformed exit message ({} bytes, {e:?}) ignored",
+                payload.len()
+            );
+            return None;
+        }
+    };
+    let Some(i) = sup.by_id(ex.domain) else {
+        println!(
+            "supervisor: exit of unknown domain {}:{} ({}) ignored",
+            ex.domain.index,
+            ex.domain.gen,
+            Why(&ex.reason)
+        );
+        return None;
+    };
+    let name = sup.name(i);
+    println!("supervisor: {name} exited: {}", Why(&ex.reason));
+    let d = sup.inst[i].dom;
+    let spec = sup.m.domains()[d];
+    let is_test_end = sup.m.test_end == Some(d);
+    let fault = matches!(ex.reason, ExitReason::Fault { .. });
+    let restart = spec.restart && fault && !is_test_end;
+    if restart && sup.inst[i].restarts >= MAX_RESTARTS {
+        println!("supervisor: {name} restarted {MAX_RESTARTS} times already; left dead");
+    }
+    let restart = restart && sup.inst[i].restarts < MAX_RESTARTS;
+    sup.ended(i, ex.reason, restart);
+    if is_test_end && sup.all_ended(d) {
+        println!("supervisor: test end: {} {}", spec.name, Why(&ex.reason));
+        return Some(0);
+    }
+    if restart {
+        match sup.restart(i) {
+            Ok(()) => {
+                let id = sup.inst[i].id;
+                println!(
+                    "supervisor: restarted {name} (generation bumped) as {}:{}",
+                    id.index, id.gen
+                );
+            }
+            Err(f) => {
+                println!("supervisor: restart failed: {f}");
+                sup.ended(i, ex.reason, false);
+            }
+        }
+    }
+    if sup.running() == 0 {
+        println!("supervisor: every domain has ended");
+        return Some(0);
+    }
+    None
+}
+
+fn on_request(sup: &mut Supervisor<'_>, req: Request) -> Reply {
+    let live = |sup: &Supervisor<'_>, id: DomainId| {
+        sup.by_id(id)
+            .filter(|&i| !matches!(sup.inst[i].life, Life::Exited(_)))
+    };
+    match req {
+        Request::List { from_index } => {
+            let mut page = ListPage {
+                slots: [DomainId::NONE; LIST_PAGE_LEN],
+                count: 0,
+                next: None,
+            };
+            let mut n = 0;
+            for x in sup
+                .inst
+                .iter()
+                .filter(|x| !matches!(x.life, Life::Exited(_)) && x.id.index >= from_index)
+            {
+                if n == LIST_PAGE_LEN {
+                    page.next = Some(x.id.index);
+                    break;
+                }
+                page.slots[n] = x.id;
+                n += 1;
+            }
+            page.count = u8::try_from(n).unwrap_or(u8::MAX);
+            Reply::List(page)
+        }
+        Request::Stat { domain } => match sup.by_id(domain) {
+            Some(i) => Reply::Stat(stat(sup, i)),
+            None => Reply::Err(ServiceError::NoSuchDomain),
+        },
+        Request::Kill { domain } => match live(sup, domain) {
+            Some(i) => match sup.kill(i) {
+                Ok(()) => Reply::Ok,
+                Err(_) => Reply::Err(ServiceError::NoSuchDomain),
+            },
+            None => Reply::Err(ServiceError::NoSuchDomain),
+        },
+        Request::Restart { domain } => match live(sup, domain) {
+            Some(i) => match sup.restart(i) {
+                Ok(()) => {
+                    println!("supervisor: restarted {} on request", sup.name(i));
+                    Reply::Restarted(sup.inst[i].id)
+                }
+                Err(f) => {
+                    println!("supervisor: restart failed: {f}");
+                    Reply::Err(ServiceError::NoResources)
+                }
+            },
+            None => Reply::Err(ServiceError::NoSuchDomain),
+        },
+        Request::Spawn { .. } | Request::SwapOut { .. } => Reply::Err(ServiceError::Unsupported),
+    }
+}
+
+fn stat(sup: &Supervisor<'_>, i: usize) -> DomainStat {
+    let x = sup.inst[i];
+    let class = match sup.m.domains()[x.dom].class {
+        Class::Server => DomainClass::Server,
+        Class::Guest => DomainClass::Guest,
+    };
+    let dead = matches!(x.life, Life::Exited(_));
+    let counter = |c| if dead { 0 } else { sup.counter(i, c) };
+    DomainStat {
+        id: x.id,
+        class,
+        state: if dead {
+            DomainState::Dead
+        } else {
+            DomainState::Runnable
+        },
+        frames_resident: u32::try_from(sup.pages(i)).unwrap_or(u32::MAX),
+        pages_swapped: 0,
+        cpu_ticks: counter(DomainCounter::CpuTicks),
+        events_raised: counter(DomainCounter::EventsRaised),
+        upcalls_delivered: counter(DomainCounter::UpcallsDelivered),
+        faults: counter(DomainCounter::Faults),
+        restarts: x.restarts,
+    }
+}
+
+/// `test-end-after-ms`: sleeps `ms`, then reports and ends. `reply_recv`
+/// has no timeout, so the supervisor does not serve messages meanwhile;
+/// "running" counts the instances whose exit it had seen before.
+fn timed_end(sup: &mut Supervisor<'_>, ms: u64) -> u64 {
+    if let Err(e) = time::sleep_ns(ms.saturating_mul(1_000_000)) {
+        println!("supervisor: cannot sleep: {e:?}");
+    }
+    let mut cpu = 0u64;
+    let mut faults = 0u64;
+    let mut restarts = 0u64;
+    for i in 0..sup.inst.len() {
+        cpu = cpu.saturating_add(sup.counter(i, DomainCounter::CpuTicks));
+        faults = faults.saturating_add(sup.counter(i, DomainCounter::Faults));
+        restarts += u64::from(sup.inst[i].restarts);
+    }
+    println!(
+        "supervisor: stats: {} instance(s), cpu {cpu} ticks, {faults} pager fault(s), {restarts} restart(s)",
+        sup.inst.len()
+    );
+    println!(
+        "supervisor: test end: {} domain(s) running after {ms} ms",
+        sup.running()
+    );
+    0
+}
