@@ -82,6 +82,25 @@ pub enum Request {
     },
     /// Counters.
     Stats,
+    /// Supervisor → pager: frames `first .. first + count` were just given
+    /// to the pager with `domain_ctl(GiveFrame)`. A repeated grant of the
+    /// same range is refused as overlapping and changes nothing.
+    Grant {
+        /// First frame number.
+        first: u64,
+        /// How many frames.
+        count: u64,
+    },
+    /// Supervisor → pager: faults of `domain` in `start .. end` (page
+    /// aligned) may be zero-filled (its `.bss`, stack, heap).
+    Region {
+        /// The domain.
+        domain: DomainId,
+        /// First address (page aligned).
+        start: u64,
+        /// End (exclusive, page aligned).
+        end: u64,
+    },
 }
 
 impl Request {

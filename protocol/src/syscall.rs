@@ -163,6 +163,8 @@ pub enum DomainCounter {
     UpcallsDelivered = 3,
     /// Software-TLB misses sent to the pager.
     Faults = 4,
+    /// The domain's `DomainId` (packed), so a creator learns its child's id.
+    Id = 5,
 }
 
 impl TryFrom<u64> for DomainCounter {
@@ -174,6 +176,7 @@ impl TryFrom<u64> for DomainCounter {
             2 => Ok(DomainCounter::EventsRaised),
             3 => Ok(DomainCounter::UpcallsDelivered),
             4 => Ok(DomainCounter::Faults),
+            5 => Ok(DomainCounter::Id),
             _ => Err(crate::SysError::BadArgument),
         }
     }

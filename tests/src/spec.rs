@@ -166,6 +166,16 @@ impl QemuTest {
     }
 }
 
+/// The first line of most manifests: the pager, its image mapped eagerly.
+const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes";
+
+/// A boot manifest from lines.
+fn manifest(lines: &[&str]) -> Source {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    Source::Bytes(text.into_bytes())
+}
+
 /// Every QEMU test, in the order `cargo xtask test` runs them.
 pub fn all() -> Vec<QemuTest> {
     vec![
@@ -192,11 +202,100 @@ pub fn all() -> Vec<QemuTest> {
             .require("EXCEPTION #14 page fault error=0x%x rip=0x%x cr2=0xdeadbeef000"),
         // Ring 3: the kernel starts the supervisor from the boot archive; it
         // prints, reads the clock page and halts.
+        // The kernel starts the supervisor, which reads the manifest,
+        // starts the pager and a guest, and ends the run when it halts.
         QemuTest::new("domain_supervisor_runs", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[SWAPPER, "domain hello image=hello class=guest pager=swapper", "test-end=hello"]))
             .require("[ info] domain: supervisor started as 0:1; the kernel starts no other domain")
             .require("supervisor: up")
             .require("supervisor: tsc %d Hz (%d MHz)")
+            .require("swapper: up, %d frames")
+            .require("hello from domain")
+            .require("supervisor: test end: hello halted with code 0")
             .require("KERNEL supervisor ended; %d domain(s) alive"),
+        QemuTest::new("ipc_pingpong", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER,
+                "domain pong image=pong class=server pager=swapper",
+                "domain ping image=ping class=guest pager=swapper endpoint=pong",
+                "test-end=ping",
+            ]))
+            .require("pong: up")
+            .require("TEST ipc_pingpong ... ok")
+            .require("ping: 1000 round trips in %d us"),
+        QemuTest::new("preempt_spinner", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain spinner image=spinner class=guest eager=yes",
+                "domain ticker image=ticker class=guest eager=yes",
+                "test-end=ticker",
+            ]))
+            .require("TEST preempt_spinner ... ok"),
+        QemuTest::new("fault_isolated", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain faulter image=faulter class=guest eager=yes",
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "test-end=neighbour",
+            ]))
+            .allow("* domain * faulted: *")
+            .require("faulter: about to fault")
+            .require("[ warn] domain 1:1 domain faulted: PageFault addr=0x700000000000 rip=0x%x error=0x%x")
+            .require("supervisor: faulter exited: *")
+            .require("TEST fault_isolated ... ok"),
+        QemuTest::new("map_foreign_frame_refused", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain mapper image=mapper class=guest eager=yes",
+                "test-end=mapper",
+            ]))
+            .require("TEST map_foreign_frame_refused ... ok"),
+        QemuTest::new("pager_zero_fill", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER,
+                "domain toucher image=toucher class=guest pager=swapper endpoint=swapper",
+                "test-end=toucher",
+            ]))
+            .require("swapper: fault #1 domain *")
+            .require("TEST pager_zero_fill ... ok"),
+        QemuTest::new("pager_out_of_frames", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER,
+                "domain hog image=hog class=guest pager=swapper",
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "test-end=hog",
+            ]))
+            .allow("* domain * faulted: *")
+            .require("swapper: out of frames, killing *")
+            .require("TEST fault_isolated ... ok")
+            .timeout(Duration::from_secs(60)),
+        QemuTest::new("server_restart", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER,
+                "domain crashy image=crashy class=server pager=swapper restart=yes",
+                "domain crashclient image=crashclient class=guest pager=swapper endpoint=crashy",
+                "test-end=crashclient",
+            ]))
+            .allow("* domain * faulted: *")
+            .require("crashy: up (generation 1)")
+            .require("crashclient: crash call failed with PeerDead")
+            .require("crashy: up (generation 2)")
+            .require("crashclient: call failed with ServerRestarted")
+            .require("TEST server_restart_seen ... ok"),
+        QemuTest::new("alarms_on_time", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER,
+                "domain idler image=idler class=guest pager=swapper count=100",
+                "domain alarm image=alarm class=guest eager=yes",
+                "test-end=alarm",
+            ]))
+            .require("TEST alarms_on_time ... ok")
+            .timeout(Duration::from_secs(60)),
+        QemuTest::new("domains_1000_idle", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER,
+                "domain idler image=idler class=guest pager=swapper count=1000",
+                "test-end-after-ms=200",
+            ]))
+            .require("supervisor: test end: 1001 domain(s) running after 200 ms")
+            .timeout(Duration::from_secs(120)),
         // Ring 3 against the syscall checks, then a deliberate fault that
         // must stop only that domain, with the details reported.
         QemuTest::new("domain_selftest", Boot::Pvh, "serac.exit=1 serac.init=selftest")

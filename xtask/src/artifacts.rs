@@ -39,6 +39,8 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-mapper", "serac-mapper", "mapper"),
     ("serac-toucher", "serac-toucher", "toucher"),
     ("serac-hog", "serac-hog", "hog"),
+    ("serac-crashy", "serac-crashy", "crashy"),
+    ("serac-crashclient", "serac-crashclient", "crashclient"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),
     ("serac-benchkit", "bench-sleeper", "bench-sleeper"),

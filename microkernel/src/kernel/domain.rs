@@ -4,7 +4,7 @@ use alloc::boxed::Box;
 use log::{info, warn};
 use serac_kcore::batch::Pending;
 use serac_kcore::elf::{self, Elf};
-use serac_kcore::handles::{HandleEntry, HandleTable};
+use serac_kcore::handles::HandleEntry;
 use serac_kcore::owner::Owner;
 use serac_kcore::stlb::Mapping;
 use serac_protocol::exit::{ExitReason, FaultKind};
@@ -19,8 +19,10 @@ use crate::arch::paging::{alloc_frame, free_frame, read_phys, write_phys, zero_f
 use crate::arch::time::{rdtsc, tsc_hz};
 use crate::arch::user::{self, AddressSpace};
 
-/// Handle-table slots per domain (slot 0 is never used).
-pub const HANDLES: usize = 16;
+/// Handle chunks an ordinary domain may grow to (`CHUNK` slots each).
+const HANDLE_CHUNKS: usize = 4;
+/// Handle chunks the first domain may grow to: one handle per domain.
+const SUPERVISOR_HANDLE_CHUNKS: usize = 2 * super::MAX_DOMAINS / super::handles::CHUNK;
 
 /// Where a domain is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +106,7 @@ pub struct Domain {
     /// Frame of the upcall page (kernel-owned).
     pub upcall_frame: u64,
     /// Handles this domain holds.
-    pub handles: HandleTable<HANDLES>,
+    pub handles: super::handles::Handles,
     /// Pending virtual interrupts and batching counters.
     pub pending: Pending,
     /// Upcall entry point (0: upcalls off).
@@ -212,7 +214,7 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         space: None,
         ipc_frame,
         upcall_frame,
-        handles: HandleTable::new(),
+        handles: super::handles::Handles::new(HANDLE_CHUNKS),
         pending: Pending::new(),
         upcall_entry: 0,
         pager: None,
@@ -320,6 +322,7 @@ pub fn create_first(
         first
     );
     let d = k.domain_mut(id.index).ok_or(SysError::BadHandle)?;
+    d.handles = super::handles::Handles::new(SUPERVISOR_HANDLE_CHUNKS);
     d.handles.allocate(HandleEntry {
         kind: HandleKind::DomainCtl,
         rights: HandleRights::SEND
@@ -446,9 +449,14 @@ pub fn kill(k: &mut Kernel, i: u32, reason: Reason) {
     if k.live(k.supervisor).is_some() {
         ipc::enqueue_sender(k, i, sup);
         ipc::try_deliver(k, sup);
-    } else {
-        release_slot(k, i);
     }
+}
+
+/// `domain_ctl(Kill)` of a dead domain: forgets it, freeing its slot.
+pub fn reap(k: &mut Kernel, i: u32) {
+    let sup = k.supervisor.index;
+    ipc::remove_queued(k, sup, i);
+    release_slot(k, i);
 }
 
 /// Frees a dead domain's slot for reuse (its generation is remembered).
@@ -493,12 +501,15 @@ fn teardown(k: &mut Kernel, i: u32) {
         }
     }
     if let Some(d) = k.domain_mut(i) {
-        d.handles.revoke_all(|_| {});
+        d.handles.revoke_all();
         if let Some(space) = d.space.take() {
             space.destroy();
         }
-        let _ = free_frame(d.ipc_frame);
-        let _ = free_frame(d.upcall_frame);
+        for f in [d.ipc_frame, d.upcall_frame] {
+            if f != 0 {
+                let _ = free_frame(f);
+            }
+        }
         d.ipc_frame = 0;
         d.upcall_frame = 0;
         d.upcall_entry = 0;
@@ -512,6 +523,10 @@ pub fn restart(k: &mut Kernel, i: u32) -> Result<DomainId, SysError> {
     let d = k.domain(i).ok_or(SysError::BadHandle)?;
     if d.id == k.supervisor {
         return Err(SysError::BadArgument);
+    }
+    if d.state == State::Dead {
+        // Its exit message may still be queued: it is moot now.
+        ipc::remove_queued(k, k.supervisor.index, i);
     }
     teardown(k, i);
     let fixed = alloc_frame()

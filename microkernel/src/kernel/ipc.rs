@@ -100,6 +100,11 @@ fn pop_sender(k: &mut Kernel, receiver: u32) -> Option<u32> {
     Some(head)
 }
 
+/// Takes `sender` out of `receiver`'s queue if it is there.
+pub fn remove_queued(k: &mut Kernel, receiver: u32, sender: u32) {
+    remove_sender(k, receiver, sender);
+}
+
 fn remove_sender(k: &mut Kernel, receiver: u32, sender: u32) {
     let mut kept = alloc::vec::Vec::new();
     while let Some(s) = pop_sender(k, receiver) {
@@ -150,7 +155,6 @@ fn fail_sender(k: &mut Kernel, s: u32, e: SysError) {
                 Reason::Fault(serac_protocol::exit::FaultKind::PageFault, vaddr, rip, 0),
             );
         }
-        State::Dead => domain::release_slot(k, s),
         _ => {}
     }
 }
@@ -234,7 +238,8 @@ fn deliver(k: &mut Kernel, s: u32, r: u32) -> Result<Handle, SysError> {
             let mut payload = [0u8; serac_protocol::exit::EXIT_MSG_MAX];
             let bytes = codec::encode(&msg, &mut payload).map_err(|_| SysError::MessageTooLarge)?;
             write_kernel_message(r_ipc, LABEL_EXIT, sid, bytes)?;
-            domain::release_slot(k, s);
+            // The record stays (state Dead) until the supervisor restarts
+            // or kills it, so `Restart` can reuse the slot and lineage.
             Ok(Handle::NONE)
         }
         _ => Err(SysError::PeerDead),

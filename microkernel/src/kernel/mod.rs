@@ -8,6 +8,7 @@
 //! tickless: one one-shot LAPIC deadline = min(end of quantum, next alarm).
 
 mod domain;
+mod handles;
 mod ipc;
 mod mem;
 mod syscall;
@@ -111,14 +112,18 @@ impl Kernel {
         self.enqueue(i);
     }
 
-    /// Raises event bits for domain `i`; wakes it from `idle`, whose return
-    /// value (rdx) is the mask taken.
+    /// Raises event bits (and, with NOTIFY, notification bits `word`) for
+    /// domain `i`; wakes it from `idle`, whose return value (rdx) is the
+    /// mask taken. One call is one event.
     fn raise(&mut self, i: u32, bits: u64, word: u64) {
         let Some(d) = self.domain_mut(i) else { return };
-        if word != 0 {
+        if bits & serac_protocol::upcall::NOTIFY != 0 {
             d.pending.notify(word);
-        }
-        if bits != 0 {
+            let rest = bits & !serac_protocol::upcall::NOTIFY;
+            if rest != 0 {
+                d.pending.raise(rest);
+            }
+        } else if bits != 0 {
             d.pending.raise(bits);
         }
         if d.state == State::Idle {
@@ -209,6 +214,9 @@ fn schedule(frame: &mut TrapFrame) {
         let Some(k) = guard.as_mut() else {
             crate::fatal("sched", format_args!("kernel not initialised"))
         };
+        if k.test_mode && k.live(k.supervisor).is_none() {
+            report_and_exit(k);
+        }
         let now = rdtsc();
         let next_alarm = expire_alarms(k, now);
         // Keep the current domain unless it blocked, or a server waits
@@ -257,9 +265,6 @@ fn schedule(frame: &mut TrapFrame) {
                     continue;
                 }
             }
-        }
-        if k.test_mode && k.live(k.supervisor).is_none() {
-            report_and_exit(k);
         }
         if k.alive() == 0 {
             info!("sched: no domain left alive; the kernel idles (Ctrl-A X leaves QEMU)");

@@ -120,13 +120,23 @@ fn idle(k: &mut Kernel, i: u32, deadline: u64) -> Result<Option<u64>, SysError> 
 
 /// The domain a `DomainCtl` handle names, checked live, with `need`.
 fn ctl_target(k: &Kernel, i: u32, h: Handle, need: HandleRights) -> Result<DomainId, SysError> {
+    let id = ctl_target_any(k, i, h, need)?;
+    k.live(id).map(|t| t.id).ok_or(SysError::StaleHandle)
+}
+
+/// Like [`ctl_target`], but the domain may have ended (Kill reaps it,
+/// Restart revives it, counters stay readable).
+fn ctl_target_any(k: &Kernel, i: u32, h: Handle, need: HandleRights) -> Result<DomainId, SysError> {
     let d = k.domain(i).ok_or(SysError::BadHandle)?;
     if h.is_none() {
         return Ok(d.id);
     }
     let e = d.handles.lookup_as(h, HandleKind::DomainCtl, need)?;
     let id = DomainId::from_raw(e.object);
-    k.live(id).map(|t| t.id).ok_or(SysError::StaleHandle)
+    match k.domain(id.index) {
+        Some(t) if t.id == id => Ok(id),
+        _ => Err(SysError::StaleHandle),
+    }
 }
 
 /// `domain_ctl(handle, op, a, b)`.
@@ -147,7 +157,12 @@ fn domain_ctl(
         DomainOp::Create => HandleRights::CREATE,
         _ => HandleRights::CONTROL,
     };
-    let t = ctl_target(k, i, h, need)?;
+    let t = match op {
+        DomainOp::Kill | DomainOp::Restart | DomainOp::ReadCounter => {
+            ctl_target_any(k, i, h, need)?
+        }
+        _ => ctl_target(k, i, h, need)?,
+    };
     match op {
         DomainOp::Create => {
             let class = match a {
@@ -185,7 +200,11 @@ fn domain_ctl(
             Ok(Some(0))
         }
         DomainOp::Kill => {
-            domain::kill(k, t.index, Reason::Killed);
+            if k.domain(t.index).is_some_and(|d| d.state == State::Dead) {
+                domain::reap(k, t.index);
+            } else {
+                domain::kill(k, t.index, Reason::Killed);
+            }
             Ok(Some(0))
         }
         DomainOp::GiveFrame => {
@@ -214,6 +233,7 @@ fn domain_ctl(
                 DomainCounter::EventsRaised => d.pending.events_raised(),
                 DomainCounter::UpcallsDelivered => d.pending.upcalls_delivered(),
                 DomainCounter::Faults => d.faults,
+                DomainCounter::Id => d.id.to_raw(),
             };
             Ok(Some(v))
         }

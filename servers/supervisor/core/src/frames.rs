@@ -8,6 +8,8 @@
 /// Most frames the pool tracks (256 MiB of 4 KiB frames).
 pub const MAX_FRAMES: usize = 65_536;
 const WORDS: usize = MAX_FRAMES / 64;
+// Every pool-relative frame number fits a `u16` (see [`FramePool::offset`]).
+const _: () = assert!(MAX_FRAMES <= u16::MAX as usize + 1);
 
 /// A bitmap of free frames (bit set = free).
 #[derive(Debug, Clone)]
@@ -94,6 +96,23 @@ impl FramePool {
         }
     }
 
+    /// The pool-relative number of `frame` (`frame - first`), if it is one
+    /// of the pool's frames: a compact record of a frame (2 bytes instead
+    /// of 8), turned back with [`FramePool::frame`].
+    pub fn offset(&self, frame: u64) -> Option<u16> {
+        let i = usize::try_from(frame.checked_sub(self.first)?).ok()?;
+        if i < self.count {
+            u16::try_from(i).ok()
+        } else {
+            None
+        }
+    }
+
+    /// The frame with pool-relative number `offset` (see [`FramePool::offset`]).
+    pub fn frame(&self, offset: u16) -> u64 {
+        self.first + u64::from(offset)
+    }
+
     /// Whether `frame` is one of the pool's frames and free.
     pub fn is_free(&self, frame: u64) -> bool {
         self.slot(frame).is_some_and(|(w, m)| self.bits[w] & m != 0)
@@ -121,6 +140,20 @@ mod tests {
         assert!(p.is_free(150) && !p.is_free(151));
         assert_eq!(p.alloc(), Some(150));
         assert_eq!(p.alloc(), None);
+    }
+
+    #[test]
+    fn offsets_round_trip() {
+        let p = FramePool::new(0x1000, 130);
+        assert_eq!(p.offset(0x1000), Some(0));
+        assert_eq!(p.offset(0x1000 + 129), Some(129));
+        assert_eq!(p.offset(0x1000 + 130), None);
+        assert_eq!(p.offset(0xfff), None);
+        assert_eq!(p.frame(129), 0x1000 + 129);
+        let full = FramePool::new(7, MAX_FRAMES as u64);
+        let last = 7 + MAX_FRAMES as u64 - 1;
+        assert_eq!(full.offset(last), Some(u16::MAX));
+        assert_eq!(full.frame(u16::MAX), last);
     }
 
     #[test]

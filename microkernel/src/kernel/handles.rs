@@ -1,0 +1,104 @@
+//! A domain's handle space: `serac_kcore::handles::HandleTable` chunks that
+//! grow on demand up to a per-domain limit, so an ordinary domain costs one
+//! small chunk and the supervisor can hold a handle per domain it runs.
+//!
+//! Handle index `c * CHUNK + j` is slot `j` of chunk `c`. Slot 0 of every
+//! chunk is never used (kcore reserves it), so index 0 never resolves and
+//! a fresh space's first handle is `Handle::new(1, 1)`.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use serac_kcore::handles::{HandleEntry, HandleTable};
+use serac_protocol::{Handle, HandleKind, HandleRights, SysError};
+
+/// Slots per chunk.
+pub const CHUNK: usize = 16;
+
+/// A growable handle space.
+#[derive(Debug)]
+pub struct Handles {
+    chunks: Vec<Box<HandleTable<CHUNK>>>,
+    max_chunks: usize,
+}
+
+fn split(h: Handle) -> (usize, Handle) {
+    let i = h.index as usize;
+    (i / CHUNK, Handle::new((i % CHUNK) as u32, h.gen))
+}
+
+impl Handles {
+    /// A space of at most `max_chunks` chunks (one allocated now).
+    pub fn new(max_chunks: usize) -> Self {
+        let mut chunks = Vec::with_capacity(1);
+        chunks.push(Box::new(HandleTable::new()));
+        Handles {
+            chunks,
+            max_chunks: max_chunks.max(1),
+        }
+    }
+
+    /// Installs `entry`; `TableFull` when every chunk is full and the
+    /// limit is reached.
+    pub fn allocate(&mut self, entry: HandleEntry) -> Result<Handle, SysError> {
+        for (c, t) in self.chunks.iter_mut().enumerate() {
+            if t.len() < CHUNK - 1 {
+                let h = t.allocate(entry)?;
+                return Ok(Handle::new((c * CHUNK) as u32 + h.index, h.gen));
+            }
+        }
+        if self.chunks.len() >= self.max_chunks {
+            return Err(SysError::TableFull);
+        }
+        let c = self.chunks.len();
+        let mut t = Box::new(HandleTable::new());
+        let h = t.allocate(entry)?;
+        self.chunks.push(t);
+        Ok(Handle::new((c * CHUNK) as u32 + h.index, h.gen))
+    }
+
+    /// Resolves `h`.
+    pub fn lookup(&self, h: Handle) -> Result<&HandleEntry, SysError> {
+        let (c, local) = split(h);
+        self.chunks.get(c).ok_or(SysError::BadHandle)?.lookup(local)
+    }
+
+    /// Resolves `h` for an update in place.
+    pub fn lookup_mut(&mut self, h: Handle) -> Result<&mut HandleEntry, SysError> {
+        let (c, local) = split(h);
+        self.chunks
+            .get_mut(c)
+            .ok_or(SysError::BadHandle)?
+            .lookup_mut(local)
+    }
+
+    /// Resolves `h` and checks kind and rights.
+    pub fn lookup_as(
+        &self,
+        h: Handle,
+        kind: HandleKind,
+        need: HandleRights,
+    ) -> Result<&HandleEntry, SysError> {
+        let (c, local) = split(h);
+        self.chunks
+            .get(c)
+            .ok_or(SysError::BadHandle)?
+            .lookup_as(local, kind, need)
+    }
+
+    /// Revokes `h`, returning what it named.
+    pub fn revoke(&mut self, h: Handle) -> Result<HandleEntry, SysError> {
+        let (c, local) = split(h);
+        self.chunks
+            .get_mut(c)
+            .ok_or(SysError::BadHandle)?
+            .revoke(local)
+    }
+
+    /// Revokes everything and shrinks back to one chunk.
+    pub fn revoke_all(&mut self) {
+        for t in &mut self.chunks {
+            t.revoke_all(|_| {});
+        }
+        self.chunks.truncate(1);
+    }
+}
