@@ -41,8 +41,9 @@ use serac_protocol::{Handle, PageRights, SysError};
 
 /// Bytes of the initial stack `_start` switches to.
 pub const STACK_SIZE: usize = 64 * 1024;
-/// Bytes of the global heap (a static array, set up before `main`).
-pub const HEAP_SIZE: usize = 256 * 1024;
+/// Bytes of the global heap (a static array in `.bss`, set up before `main`;
+/// its pages cost a frame only once touched, through the pager).
+pub const HEAP_SIZE: usize = 1024 * 1024;
 
 /// Bytes of the clock page that [`read_clock_page`] copies (the last field's end).
 pub const CLOCK_BYTES: usize = clock::OFF_BOOT_TSC + 8;

@@ -225,6 +225,9 @@ impl<'a> Stlb<'a> {
         let mut fi = None;
         let mut ri = None;
         for _ in 0..n {
+            if fi.is_some() && ri.is_some() {
+                break;
+            }
             if fi.is_none() {
                 if self.slots.get(i).is_some_and(|s| s.fwd.is_none()) {
                     fi = Some(i);

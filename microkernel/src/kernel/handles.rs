@@ -6,7 +6,6 @@
 //! chunk is never used (kcore reserves it), so index 0 never resolves and
 //! a fresh space's first handle is `Handle::new(1, 1)`.
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use serac_kcore::handles::{HandleEntry, HandleTable};
 use serac_protocol::{Handle, HandleKind, HandleRights, SysError};
@@ -17,7 +16,7 @@ pub const CHUNK: usize = 16;
 /// A growable handle space.
 #[derive(Debug)]
 pub struct Handles {
-    chunks: Vec<Box<HandleTable<CHUNK>>>,
+    chunks: Vec<HandleTable<CHUNK>>,
     max_chunks: usize,
 }
 
@@ -29,10 +28,8 @@ fn split(h: Handle) -> (usize, Handle) {
 impl Handles {
     /// A space of at most `max_chunks` chunks (one allocated now).
     pub fn new(max_chunks: usize) -> Self {
-        let mut chunks = Vec::with_capacity(1);
-        chunks.push(Box::new(HandleTable::new()));
         Handles {
-            chunks,
+            chunks: alloc::vec![HandleTable::new()],
             max_chunks: max_chunks.max(1),
         }
     }
@@ -50,7 +47,7 @@ impl Handles {
             return Err(SysError::TableFull);
         }
         let c = self.chunks.len();
-        let mut t = Box::new(HandleTable::new());
+        let mut t = HandleTable::new();
         let h = t.allocate(entry)?;
         self.chunks.push(t);
         Ok(Handle::new((c * CHUNK) as u32 + h.index, h.gen))

@@ -6,8 +6,8 @@
 //! - [`regions`]: where each domain may have pages zero-filled.
 //! - [`policy`]: the [`Policy`] trait (which fault to serve, which frame to
 //!   use) and its implementations; a swapping policy plugs in here.
-//! - [`wire`]: the pager request enum the swapper decodes (a superset of
-//!   `serac_protocol::pager::Request`, wire-compatible with it).
+//! - [`wire`]: client helpers for the supervisor's `Grant`/`Region`
+//!   requests (`serac_protocol::pager::Request`).
 //! - [`pager`]: the state machine: one incoming message in, one reply (label
 //!   and payload) out, with the page-table work done through the [`Mmu`]
 //!   trait that the swapper implements with `map`/`unmap`.

@@ -1,7 +1,7 @@
 //! Client helpers for the pager requests the supervisor sends
 //! (`serac_protocol::pager::Request::{Grant, Region}`).
 
-use serac_protocol::client::{rpc, ClientError, Transport, LABEL_PAGER};
+use serac_protocol::client::{rpc, ClientError, Transport};
 use serac_protocol::pager::Reply;
 use serac_protocol::DomainId;
 

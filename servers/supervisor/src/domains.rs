@@ -1,31 +1,43 @@
-//! Building, starting and restarting the manifest's domains (docs/abi.md
-//! section 10, "Building a domain").
+//! Building, starting, restarting and reaping the manifest's domains
+//! (docs/abi.md section 10, "Building a domain").
 //!
 //! Every image page is a frame of the supervisor's memory grant: bound in
 //! the supervisor's scratch window, zeroed and filled, unbound, then bound
 //! in the child with the segment's rights. The frame stays the
 //! supervisor's; the instance remembers which frames it got (in order), so
-//! a restart binds the same frames again and an ended domain returns them
+//! a restart binds the same frames again and a reaped domain returns them
 //! to the pool.
 //!
-//! Domain ids: no call returns a child's `DomainId`, yet the kernel's exit
-//! messages name domains by it. The kernel allocates domain slots from 0 (the
-//! supervisor, `0:1`) upwards, so the supervisor predicts that its `n`-th
-//! `Create` gets `n:1`, and a `Restart` bumps the generation
-//! ([`DomainId::next_gen`]). An exit for an id it did not predict is logged
-//! and ignored.
+//! Domain ids: after `Create`, and again after every `Restart`, the
+//! supervisor reads the child's `DomainId` with
+//! `domain_ctl(ReadCounter, DomainCounter::Id)`; the kernel's exit messages
+//! and the pager protocol name domains by it.
+//!
+//! Ends: when a domain ends, the kernel keeps its record (state Dead) and
+//! sends the supervisor a `LABEL_EXIT` message. The supervisor then either
+//! restarts it in place ([`Supervisor::restart`]: same slot and lineage,
+//! next generation, and the handles other domains hold fail once with
+//! `ServerRestarted` and then follow it) or reaps it ([`Supervisor::reap`]:
+//! `Kill` of a dead domain frees its slot).
+//!
+//! Memory: the supervisor's heap is Ilwaco's 256 KiB static array and a
+//! manifest may ask for `MAX_INSTANCES` (2048) instances, so an instance's
+//! record is kept small (28 bytes) and an image frame is logged as a 2-byte
+//! pool offset; both vectors are reserved up front, and a manifest whose
+//! bookkeeping does not fit is refused at boot instead of running out later.
 
+use alloc::boxed::Box;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
 use ilwaco::ipc::Endpoint;
 use ilwaco::println;
 use ilwaco::rt::BootArgs;
-use ilwaco::sys;
-use serac_pager_policy::wire;
+use ilwaco::{sys, time};
 use serac_protocol::bootarc::{Archive, ArchiveError};
-use serac_protocol::client::rpc;
-use serac_protocol::exit::ExitReason;
+use serac_protocol::client::{rpc, ClientError};
+use serac_protocol::pager;
 use serac_protocol::syscall::{grant_arg, DomainCounter, DomainOp};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 use serac_supervisor_core::frames::{FramePool, MAX_FRAMES};
@@ -41,19 +53,24 @@ const SCRATCH: u64 = sys::SCRATCH_BASE;
 /// Domains with a larger count get one summary line instead of one per instance.
 const VERBOSE_MAX: u32 = 100;
 /// Restarts of one instance before the supervisor gives up on it.
-pub const MAX_RESTARTS: u32 = 8;
-/// Most frames one pager takes (what the swapper's pool can track).
-const PAGER_MAX_FRAMES: usize = serac_pager_policy::pool::MAX_FRAMES as usize;
-/// Most separate `Grant` runs one pager records.
-const PAGER_MAX_RUNS: usize = serac_pager_policy::pool::MAX_RANGES;
+pub const MAX_RESTARTS: u8 = 8;
+/// Most frames one pager takes: what the swapper's frame pool can track
+/// (`serac_pager_policy::pool::MAX_FRAMES`; frames beyond it would be
+/// given away and never used).
+const PAGER_MAX_FRAMES: usize = 12 * 1024;
+/// Most separate `Grant` runs one pager records
+/// (`serac_pager_policy::pool::MAX_RANGES`).
+const PAGER_MAX_RUNS: usize = 64;
+/// Pager refusals logged one by one; later ones are only counted.
+const LOGGED_REFUSALS: u32 = 4;
+/// Instances sampled for `BENCH domain_create`.
+const BENCH_SAMPLES: usize = 256;
 
 /// A failed step: what was attempted, on which instance, and the error.
 #[derive(Debug, Clone, Copy)]
 pub struct Fail<'a> {
     /// The step (`create`, `map`, `grant`...).
     pub what: &'static str,
-    /// The instance, if the step concerned one.
-    pub instance: Option<usize>,
     /// The kernel's answer.
     pub err: SysError,
     name: Option<InstanceName<'a>>,
@@ -71,34 +88,43 @@ impl fmt::Display for Fail<'_> {
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Life {
-    /// Created and loaded, not started yet.
+    /// Created and loaded (or restarted), not started yet.
     Built,
     /// Started (runnable, blocked or idle: the supervisor cannot tell).
     Running,
-    /// Ended, with this reason; its frames are back in the pool unless it
-    /// is about to restart.
-    Exited(ExitReason),
+    /// Ended and reaped (or being reaped): its slot is free, its frames are
+    /// back in the pool.
+    Exited,
 }
 
-/// One instance of a manifest domain.
+/// One instance of a manifest domain (kept small: there may be 2048).
 #[derive(Debug, Clone, Copy)]
 pub struct Instance {
-    /// Index of its domain in the manifest.
-    pub dom: usize,
-    /// Its number within the domain.
-    pub ordinal: u32,
-    /// The supervisor's `DomainCtl` handle on it.
+    /// The supervisor's `DomainCtl` handle on it (it follows restarts).
     pub ctl: Handle,
-    /// Its predicted id (see the module docs).
+    /// Its id, as the kernel reported it.
     pub id: DomainId,
+    /// Its frames: `frame_log[frames_start ..][.. frames_len]`, in plan order.
+    frames_start: u32,
+    frames_len: u16,
+    /// Its number within its domain (`count` is at most 2048).
+    ordinal: u16,
+    /// Index of its domain in the manifest (at most 32).
+    dom: u8,
     /// Where it is in its life.
     pub life: Life,
     /// Times restarted.
-    pub restarts: u32,
-    /// Its frames: `frame_log[frames.0 .. frames.0 + frames.1]`, in plan order.
-    frames: (usize, usize),
-    /// For a pager: the supervisor's endpoint handle to it (for `SetPager`).
-    pager_ep: Handle,
+    pub restarts: u8,
+}
+
+// The per-instance record must stay small (see the module docs).
+const _: () = assert!(core::mem::size_of::<Instance>() <= 32);
+
+impl Instance {
+    /// Index of its domain in the manifest.
+    pub fn dom(&self) -> usize {
+        usize::from(self.dom)
+    }
 }
 
 /// Per-domain data fixed at boot: its image and load plan.
@@ -106,6 +132,42 @@ pub struct Instance {
 struct Image<'a> {
     bytes: &'a [u8],
     plan: Plan,
+}
+
+/// Per-instance build cost for `BENCH domain_create`: every `stride`-th
+/// instance is sampled and sums the TSC deltas of its build phases
+/// (Create + load, grants + SetPager, Region + Start).
+#[derive(Debug, Default)]
+struct Bench {
+    stride: usize,
+    ticks: Vec<u64>,
+}
+
+impl Bench {
+    fn new(instances: usize) -> Bench {
+        let stride = instances.div_ceil(BENCH_SAMPLES).max(1);
+        let mut ticks = Vec::new();
+        if ticks.try_reserve_exact(instances.div_ceil(stride)).is_ok() {
+            ticks.resize(instances.div_ceil(stride), 0);
+        }
+        Bench { stride, ticks }
+    }
+
+    /// Charges instance `i` the ticks since `since`.
+    fn add(&mut self, i: usize, since: u64) {
+        let stride = self.stride.max(1);
+        if !i.is_multiple_of(stride) {
+            return;
+        }
+        if let Some(t) = self.ticks.get_mut(i / stride) {
+            *t = t.saturating_add(time::tsc().saturating_sub(since));
+        }
+    }
+
+    fn median(&mut self) -> Option<u64> {
+        self.ticks.sort_unstable();
+        self.ticks.get(self.ticks.len() / 2).copied()
+    }
 }
 
 /// The supervisor's state.
@@ -116,15 +178,21 @@ pub struct Supervisor<'a> {
     images: Vec<Image<'a>>,
     /// Every instance, in manifest order.
     pub inst: Vec<Instance>,
-    frame_log: Vec<u64>,
-    pool: alloc::boxed::Box<FramePool>,
-    next_index: u32,
+    /// Image frames of every instance, as pool offsets.
+    frame_log: Vec<u16>,
+    pool: Box<FramePool>,
+    /// Per manifest domain that is a pager: the supervisor's endpoint to
+    /// its instance 0 (for `SetPager` and the pager requests), else NONE.
+    pager_ep: Vec<Handle>,
+    bench: Bench,
+    /// `Region` requests pagers refused (their domains get the pager's
+    /// default window instead).
+    refusals: u32,
 }
 
 fn fail<'a>(what: &'static str, err: SysError) -> Fail<'a> {
     Fail {
         what,
-        instance: None,
         err,
         name: None,
     }
@@ -141,6 +209,19 @@ fn retry<T>(mut f: impl FnMut() -> Result<T, SysError>) -> Result<T, SysError> {
 
 fn ctl(h: Handle, op: DomainOp, a: u64, b: u64) -> Result<u64, SysError> {
     retry(|| sys::domain_ctl(h, op, a, b))
+}
+
+/// The id of the domain `c` names (it changes with every restart).
+fn read_id(c: Handle) -> Result<DomainId, SysError> {
+    ctl(c, DomainOp::ReadCounter, DomainCounter::Id as u64, 0).map(DomainId::from_raw)
+}
+
+/// One pager request that is answered with `Reply::Ok`.
+fn pager_call(ep: Handle, req: &pager::Request) -> Result<(), ClientError> {
+    match rpc(&mut Endpoint(ep), req)? {
+        pager::Reply::Ok => Ok(()),
+        _ => Err(ClientError::UnexpectedReply),
+    }
 }
 
 impl<'a> Supervisor<'a> {
@@ -168,7 +249,16 @@ impl<'a> Supervisor<'a> {
                 }
             };
             let plan = match Plan::new(bytes, d.eager) {
-                Ok(p) => p,
+                Ok(p) if p.page_count() <= u64::from(u16::MAX) => p,
+                Ok(_) => {
+                    println!(
+                        "supervisor: manifest line {}: image `{}` has more than {} pages",
+                        d.line,
+                        d.image,
+                        u16::MAX
+                    );
+                    return Err(crate::EXIT_MANIFEST);
+                }
                 Err(e) => {
                     println!(
                         "supervisor: manifest line {}: image `{}` cannot be loaded: {e:?}",
@@ -180,7 +270,7 @@ impl<'a> Supervisor<'a> {
             pages = pages.saturating_add(plan.page_count().saturating_mul(u64::from(d.count)));
             images.push(Image { bytes, plan });
         }
-        let pool = alloc::boxed::Box::new(FramePool::new(args.a2, args.a3));
+        let pool = Box::new(FramePool::new(args.a2, args.a3));
         println!(
             "supervisor: memory grant: {} frames from frame {:#x}{}",
             args.a3,
@@ -198,29 +288,41 @@ impl<'a> Supervisor<'a> {
             );
             return Err(crate::EXIT_BUILD);
         }
+        // `pages` fits: it is at most the pool's size.
+        let pages = usize::try_from(pages).unwrap_or(MAX_FRAMES);
+        let n = m.instance_count();
+        let mut inst = Vec::new();
+        let mut frame_log = Vec::new();
+        if inst.try_reserve_exact(n).is_err() || frame_log.try_reserve_exact(pages).is_err() {
+            println!(
+                "supervisor: not enough heap to track {n} instance(s) with {pages} image page(s)"
+            );
+            return Err(crate::EXIT_BUILD);
+        }
         Ok(Supervisor {
             m,
             images,
-            inst: Vec::with_capacity(m.instance_count()),
-            frame_log: Vec::with_capacity(usize::try_from(pages).unwrap_or(0)),
+            inst,
+            frame_log,
             pool,
-            next_index: 1,
+            pager_ep: vec![Handle::NONE; m.domains().len()],
+            bench: Bench::new(n),
+            refusals: 0,
         })
     }
 
     fn spec(&self, i: usize) -> &DomainSpec<'a> {
         // `i` indexes `inst`, whose `dom` came from the manifest itself.
-        &self.m.domains()[self.inst[i].dom]
+        &self.m.domains()[self.inst[i].dom()]
     }
 
     /// The printable name of instance `i`.
     pub fn name(&self, i: usize) -> InstanceName<'a> {
         let inst = &self.inst[i];
-        self.m.domains()[inst.dom].instance_name(inst.ordinal)
+        self.m.domains()[inst.dom()].instance_name(u32::from(inst.ordinal))
     }
 
     fn tag(&self, i: usize, mut f: Fail<'a>) -> Fail<'a> {
-        f.instance = Some(i);
         f.name = Some(self.name(i));
         f
     }
@@ -232,31 +334,43 @@ impl<'a> Supervisor<'a> {
 
     /// Builds and starts everything: create + load in manifest order,
     /// grants, then the pagers (started and given frames first, so nobody
-    /// faults into an empty pager), the other servers, the guests.
+    /// faults into an empty pager), the other servers, the guests. Prints
+    /// `BENCH domain_create <ticks>` at the end.
     pub fn boot(&mut self) -> Result<(), Fail<'a>> {
         // Clear a binding a previous incarnation might have left.
         let _ = sys::unmap(Handle::NONE, SCRATCH);
         for (d, spec) in self.m.domains().iter().enumerate() {
             for k in 0..spec.count {
-                let c = ctl(ROOT, DomainOp::Create, spec.class.create_arg(), 0)
-                    .map_err(|e| fail("create", e))?;
                 let i = self.inst.len();
+                let t0 = time::tsc();
+                let named = |what, e| Fail {
+                    what,
+                    err: e,
+                    name: Some(spec.instance_name(k)),
+                };
+                let c = ctl(ROOT, DomainOp::Create, spec.class.create_arg(), 0)
+                    .map_err(|e| named("create", e))?;
+                let c = Handle::from_raw(c);
+                let id = read_id(c).map_err(|e| named("read id", e))?;
                 self.inst.push(Instance {
-                    dom: d,
-                    ordinal: k,
-                    ctl: Handle::from_raw(c),
-                    id: DomainId::new(self.next_index, 1),
+                    ctl: c,
+                    id,
+                    frames_start: u32::try_from(self.frame_log.len()).unwrap_or(u32::MAX),
+                    frames_len: 0,
+                    // The manifest bounds both (2048 instances, 32 domains).
+                    ordinal: u16::try_from(k).unwrap_or(u16::MAX),
+                    dom: u8::try_from(d).unwrap_or(u8::MAX),
                     life: Life::Built,
                     restarts: 0,
-                    frames: (self.frame_log.len(), 0),
-                    pager_ep: Handle::NONE,
                 });
-                self.next_index += 1;
                 self.load(i, false).map_err(|f| self.tag(i, f))?;
+                self.bench.add(i, t0);
             }
         }
         for i in 0..self.inst.len() {
+            let t0 = time::tsc();
             self.wire(i).map_err(|f| self.tag(i, f))?;
+            self.bench.add(i, t0);
         }
         let pagers: Vec<usize> = (0..self.m.domains().len())
             .filter(|&d| self.m.is_pager(d))
@@ -272,6 +386,16 @@ impl<'a> Supervisor<'a> {
                 }
             }
         }
+        if self.refusals > LOGGED_REFUSALS {
+            println!(
+                "supervisor: pagers refused {} region request(s) in all",
+                self.refusals
+            );
+        }
+        let mut bench = core::mem::take(&mut self.bench);
+        if let Some(t) = bench.median() {
+            println!("BENCH domain_create {t}");
+        }
         Ok(())
     }
 
@@ -283,8 +407,10 @@ impl<'a> Supervisor<'a> {
             return Ok(());
         }
         for i in spec.first_instance..spec.first_instance + spec.count as usize {
+            let t0 = time::tsc();
             self.announce_regions(i);
             self.start(i).map_err(|f| self.tag(i, f))?;
+            self.bench.add(i, t0);
             if spec.count <= VERBOSE_MAX {
                 let x = &self.inst[i];
                 println!(
@@ -292,7 +418,7 @@ impl<'a> Supervisor<'a> {
                     self.name(i),
                     x.id.index,
                     x.id.gen,
-                    x.frames.1
+                    x.frames_len
                 );
             }
         }
@@ -304,8 +430,7 @@ impl<'a> Supervisor<'a> {
 
     /// The supervisor's endpoint to instance `i`'s pager, if it has one.
     fn pager_of(&self, i: usize) -> Option<Handle> {
-        let p = self.spec(i).pager?;
-        let ep = self.inst[self.m.domains()[p].first_instance].pager_ep;
+        let ep = *self.pager_ep.get(self.spec(i).pager?)?;
         (!ep.is_none()).then_some(ep)
     }
 
@@ -313,31 +438,38 @@ impl<'a> Supervisor<'a> {
     /// a refusal is logged, the pager then falls back to its default window.
     fn announce_regions(&mut self, i: usize) {
         let Some(ep) = self.pager_of(i) else { return };
-        let plan = self.images[self.inst[i].dom].plan;
-        let id = self.inst[i].id;
+        let plan = &self.images[self.inst[i].dom()].plan;
+        let domain = self.inst[i].id;
         for (start, end) in plan.zero_ranges() {
-            if let Err(e) = wire::region(&mut Endpoint(ep), id, start, end) {
-                println!(
-                    "supervisor: {}: pager refused a region: {e:?}",
-                    self.name(i)
-                );
+            let req = pager::Request::Region { domain, start, end };
+            if let Err(e) = pager_call(ep, &req) {
+                self.refusals = self.refusals.saturating_add(1);
+                if self.refusals <= LOGGED_REFUSALS {
+                    println!(
+                        "supervisor: {}: pager refused a region: {e:?} (it falls back to its default window)",
+                        self.name(i)
+                    );
+                }
+                if self.refusals == LOGGED_REFUSALS {
+                    println!("supervisor: further region refusals are only counted");
+                }
                 return;
             }
         }
     }
 
-    /// Tells instance `i`'s pager that the domain is gone (its frames are free).
-    pub fn revoke(&mut self, i: usize, id: DomainId) {
+    /// Tells instance `i`'s pager that domain `id` is gone (its frames are
+    /// free), unless the pager itself has ended.
+    fn revoke(&self, i: usize, id: DomainId) {
         let Some(ep) = self.pager_of(i) else { return };
         let pager_alive = self.spec(i).pager.is_some_and(|p| {
             let pi = self.m.domains()[p].first_instance;
-            !matches!(self.inst[pi].life, Life::Exited(_))
+            self.inst.get(pi).is_some_and(|x| x.life != Life::Exited)
         });
         if !pager_alive {
             return;
         }
-        let r = rpc(&mut Endpoint(ep), &wire::Request::Revoke { domain: id });
-        if let Err(e) = r {
+        if let Err(e) = pager_call(ep, &pager::Request::Revoke { domain: id }) {
             println!("supervisor: {}: pager revoke failed: {e:?}", self.name(i));
         }
     }
@@ -345,23 +477,31 @@ impl<'a> Supervisor<'a> {
     /// Binds instance `i`'s image pages; `reuse` binds the frames it had
     /// before (a restart), else takes new ones from the pool.
     fn load(&mut self, i: usize, reuse: bool) -> Result<(), Fail<'a>> {
-        let img = self.images[self.inst[i].dom];
+        let img = self.images[self.inst[i].dom()];
         let c = self.inst[i].ctl;
-        let (start, had) = self.inst[i].frames;
+        let start = self.inst[i].frames_start as usize;
+        let had = usize::from(self.inst[i].frames_len);
         for (n, page) in img.plan.pages().enumerate() {
             let frame = if reuse {
-                *self
+                let off = *self
                     .frame_log
                     .get(start + n)
                     .filter(|_| n < had)
-                    .ok_or(fail("reload", SysError::BadArgument))?
+                    .ok_or(fail("reload", SysError::BadArgument))?;
+                self.pool.frame(off)
             } else {
                 let f = self
                     .pool
                     .alloc()
                     .ok_or(fail("frame pool", SysError::OutOfMemory))?;
-                self.frame_log.push(f);
-                self.inst[i].frames.1 += 1;
+                // `alloc` only hands out the pool's frames, and `new` reserved
+                // room for every image page.
+                let Some(off) = self.pool.offset(f) else {
+                    self.pool.free(f);
+                    return Err(fail("frame pool", SysError::BadArgument));
+                };
+                self.frame_log.push(off);
+                self.inst[i].frames_len += 1;
                 f
             };
             fill(
@@ -379,7 +519,10 @@ impl<'a> Supervisor<'a> {
     /// `GiveFrame` each, announced in contiguous runs with a `Grant` request.
     fn feed_pager(&mut self, p: usize, ways: usize) {
         let share = (self.pool.free_count() / 2 / ways.max(1)).min(PAGER_MAX_FRAMES);
-        let (c, ep) = (self.inst[p].ctl, self.inst[p].pager_ep);
+        let c = self.inst[p].ctl;
+        let Some(&ep) = self.pager_ep.get(self.inst[p].dom()) else {
+            return;
+        };
         let mut given = 0usize;
         let mut run: Option<(u64, u64)> = None;
         let mut runs = 0usize;
@@ -416,7 +559,7 @@ impl<'a> Supervisor<'a> {
     }
 
     fn announce(&self, p: usize, ep: Handle, first: u64, count: u64) {
-        if let Err(e) = wire::grant(&mut Endpoint(ep), first, count) {
+        if let Err(e) = pager_call(ep, &pager::Request::Grant { first, count }) {
             println!(
                 "supervisor: {}: grant of {count} frames from {first:#x} refused: {e:?}",
                 self.name(p)
@@ -448,78 +591,81 @@ impl<'a> Supervisor<'a> {
         }
         if let Some(p) = spec.pager {
             let pi = self.m.domains()[p].first_instance;
-            if self.inst[pi].pager_ep.is_none() {
-                let ep = ctl(
+            let mut ep = self.pager_ep.get(p).copied().unwrap_or(Handle::NONE);
+            if ep.is_none() {
+                let raw = ctl(
                     self.inst[pi].ctl,
                     DomainOp::Grant,
                     ROOT.to_raw(),
                     grant_arg(HandleKind::Endpoint, HandleRights::SEND),
                 )
                 .map_err(|e| fail("grant pager endpoint", e))?;
-                self.inst[pi].pager_ep = Handle::from_raw(ep);
+                ep = Handle::from_raw(raw);
+                if let Some(slot) = self.pager_ep.get_mut(p) {
+                    *slot = ep;
+                }
             }
-            ctl(c, DomainOp::SetPager, self.inst[pi].pager_ep.to_raw(), 0)
-                .map_err(|e| fail("set pager", e))?;
+            ctl(c, DomainOp::SetPager, ep.to_raw(), 0).map_err(|e| fail("set pager", e))?;
         }
         Ok(())
     }
 
     fn start(&mut self, i: usize) -> Result<(), Fail<'a>> {
-        let entry = self.images[self.inst[i].dom].plan.entry;
+        let entry = self.images[self.inst[i].dom()].plan.entry;
         ctl(self.inst[i].ctl, DomainOp::Start, entry, 0).map_err(|e| fail("start", e))?;
         self.inst[i].life = Life::Running;
         Ok(())
     }
 
-    /// Restarts instance `i`: `Restart` (same slot, next generation; the
-    /// handles others hold follow it), bind the same frames again, grant
-    /// again, start. The kernel refuses `Restart` of a domain that has
-    /// already ended (its slot is released when its exit is delivered);
-    /// then a new domain is created instead, which lands in the freed slot
-    /// with the next generation too, but handles naming the old incarnation
-    /// stay dead.
+    /// Restarts instance `i`, dead (after its exit message) or alive (on
+    /// request): its pager forgets the old generation, `Restart` (same
+    /// slot and lineage, next generation, stopped; the supervisor's handle
+    /// follows it), read the new id, bind the same frames again, grant and
+    /// set the pager again, announce the regions, start. A restarted pager
+    /// is given a new share of frames, and its clients' regions again.
     pub fn restart(&mut self, i: usize) -> Result<(), Fail<'a>> {
-        let old = self.inst[i].id;
-        let live = !matches!(self.inst[i].life, Life::Exited(_));
-        if live {
-            self.revoke(i, old);
-        }
-        match ctl(self.inst[i].ctl, DomainOp::Restart, 0, 0) {
-            Ok(_) => {}
-            Err(SysError::StaleHandle | SysError::BadHandle) if !live => {
-                let class = self.spec(i).class.create_arg();
-                let c = ctl(ROOT, DomainOp::Create, class, 0)
-                    .map_err(|e| self.tag(i, fail("re-create", e)))?;
-                self.inst[i].ctl = Handle::from_raw(c);
-                println!(
-                    "supervisor: {}: the kernel released its slot; made a new domain (old handles to it stay dead)",
-                    self.name(i)
-                );
-            }
-            Err(e) => return Err(self.tag(i, fail("restart", e))),
-        }
-        self.inst[i].id = old.next_gen();
-        self.inst[i].restarts += 1;
+        self.revoke(i, self.inst[i].id);
+        let c = self.inst[i].ctl;
+        ctl(c, DomainOp::Restart, 0, 0).map_err(|e| self.tag(i, fail("restart", e)))?;
+        self.inst[i].id = read_id(c).map_err(|e| self.tag(i, fail("read id", e)))?;
+        self.inst[i].restarts = self.inst[i].restarts.saturating_add(1);
         self.inst[i].life = Life::Built;
         self.load(i, true).map_err(|f| self.tag(i, f))?;
         self.wire(i).map_err(|f| self.tag(i, f))?;
         self.announce_regions(i);
-        self.start(i).map_err(|f| self.tag(i, f))
+        self.start(i).map_err(|f| self.tag(i, f))?;
+        let d = self.inst[i].dom();
+        if self.m.is_pager(d) && self.m.domains()[d].first_instance == i {
+            self.feed_pager(i, 1);
+            for j in 0..self.inst.len() {
+                if self.spec(j).pager == Some(d) && self.inst[j].life == Life::Running {
+                    self.announce_regions(j);
+                }
+            }
+        }
+        Ok(())
     }
 
-    /// Records that instance `i` ended and tells its pager; unless
-    /// `keep_frames`, its frames go back to the pool (the kernel unbound
-    /// them when it ended).
-    pub fn ended(&mut self, i: usize, reason: ExitReason, keep_frames: bool) {
-        if !matches!(self.inst[i].life, Life::Exited(_)) {
+    /// Forgets instance `i` after it ended (or when a restart failed): its
+    /// pager drops its state, `Kill` reaps it (for a dead domain that frees
+    /// the slot; a live one is killed and its exit message, when it comes,
+    /// reaps it), and its image frames go back to the pool (the kernel
+    /// unbound them when it ended).
+    pub fn reap(&mut self, i: usize) {
+        if self.inst[i].life != Life::Exited {
             self.revoke(i, self.inst[i].id);
         }
-        self.inst[i].life = Life::Exited(reason);
-        if !keep_frames {
-            let (start, n) = self.inst[i].frames;
-            for &f in self.frame_log.get(start..start + n).unwrap_or(&[]) {
-                self.pool.free(f);
-            }
+        if let Err(e) = ctl(self.inst[i].ctl, DomainOp::Kill, 0, 0) {
+            println!("supervisor: {}: reap failed: {e:?}", self.name(i));
+        }
+        if self.inst[i].life == Life::Exited {
+            return;
+        }
+        self.inst[i].life = Life::Exited;
+        let start = self.inst[i].frames_start as usize;
+        let n = usize::from(self.inst[i].frames_len);
+        for &off in self.frame_log.get(start..start + n).unwrap_or(&[]) {
+            self.pool.free(self.pool.frame(off));
         }
     }
 
@@ -537,21 +683,18 @@ impl<'a> Supervisor<'a> {
     pub fn all_ended(&self, d: usize) -> bool {
         self.inst
             .iter()
-            .filter(|x| x.dom == d)
-            .all(|x| matches!(x.life, Life::Exited(_)))
+            .filter(|x| x.dom() == d)
+            .all(|x| x.life == Life::Exited)
     }
 
-    /// Instances not known to have ended.
+    /// Instances started and not known to have ended.
     pub fn running(&self) -> usize {
-        self.inst
-            .iter()
-            .filter(|x| !matches!(x.life, Life::Exited(_)))
-            .count()
+        self.inst.iter().filter(|x| x.life == Life::Running).count()
     }
 
     /// Pages the supervisor bound in instance `i`.
     pub fn pages(&self, i: usize) -> usize {
-        self.inst[i].frames.1
+        usize::from(self.inst[i].frames_len)
     }
 }
 

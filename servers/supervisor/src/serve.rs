@@ -119,6 +119,10 @@ fn answer(reply: &mut Handle, r: &Reply) {
 }
 
 /// Handles a `LABEL_EXIT` message; `Some(code)` ends the supervisor.
+///
+/// The kernel keeps the dead domain's record until the supervisor acts:
+/// a domain marked `restart=yes` that faulted (and has restarts left) is
+/// restarted in place, every other one is reaped.
 fn on_exit(sup: &mut Supervisor<'_>, payload: &[u8]) -> Option<u64> {
     let ex = match decode::<DomainExit>(payload) {
         Ok(ex) => ex,
@@ -139,9 +143,14 @@ fn on_exit(sup: &mut Supervisor<'_>, payload: &[u8]) -> Option<u64> {
         );
         return None;
     };
+    if sup.inst[i].life == Life::Exited {
+        // Killed after a failed restart: now it can be reaped.
+        sup.reap(i);
+        return None;
+    }
     let name = sup.name(i);
     println!("supervisor: {name} exited: {}", Why(&ex.reason));
-    let d = sup.inst[i].dom;
+    let d = sup.inst[i].dom();
     let spec = sup.m.domains()[d];
     let is_test_end = sup.m.test_end == Some(d);
     let fault = matches!(ex.reason, ExitReason::Fault { .. });
@@ -149,26 +158,27 @@ fn on_exit(sup: &mut Supervisor<'_>, payload: &[u8]) -> Option<u64> {
     if restart && sup.inst[i].restarts >= MAX_RESTARTS {
         println!("supervisor: {name} restarted {MAX_RESTARTS} times already; left dead");
     }
-    let restart = restart && sup.inst[i].restarts < MAX_RESTARTS;
-    sup.ended(i, ex.reason, restart);
-    if is_test_end && sup.all_ended(d) {
-        println!("supervisor: test end: {} {}", spec.name, Why(&ex.reason));
-        return Some(0);
-    }
-    if restart {
+    if restart && sup.inst[i].restarts < MAX_RESTARTS {
+        let old = sup.inst[i].id;
         match sup.restart(i) {
             Ok(()) => {
                 let id = sup.inst[i].id;
                 println!(
-                    "supervisor: restarted {name} (generation bumped) as {}:{}",
-                    id.index, id.gen
+                    "supervisor: restarted {name}: {}:{} -> {}:{} (same slot, generation bumped)",
+                    old.index, old.gen, id.index, id.gen
                 );
             }
             Err(f) => {
                 println!("supervisor: restart failed: {f}");
-                sup.ended(i, ex.reason, false);
+                sup.reap(i);
             }
         }
+    } else {
+        sup.reap(i);
+    }
+    if is_test_end && sup.all_ended(d) {
+        println!("supervisor: test end: {} {}", spec.name, Why(&ex.reason));
+        return Some(0);
     }
     if sup.running() == 0 {
         println!("supervisor: every domain has ended");
@@ -179,8 +189,7 @@ fn on_exit(sup: &mut Supervisor<'_>, payload: &[u8]) -> Option<u64> {
 
 fn on_request(sup: &mut Supervisor<'_>, req: Request) -> Reply {
     let live = |sup: &Supervisor<'_>, id: DomainId| {
-        sup.by_id(id)
-            .filter(|&i| !matches!(sup.inst[i].life, Life::Exited(_)))
+        sup.by_id(id).filter(|&i| sup.inst[i].life != Life::Exited)
     };
     match req {
         Request::List { from_index } => {
@@ -193,7 +202,7 @@ fn on_request(sup: &mut Supervisor<'_>, req: Request) -> Reply {
             for x in sup
                 .inst
                 .iter()
-                .filter(|x| !matches!(x.life, Life::Exited(_)) && x.id.index >= from_index)
+                .filter(|x| x.life != Life::Exited && x.id.index >= from_index)
             {
                 if n == LIST_PAGE_LEN {
                     page.next = Some(x.id.index);
@@ -224,6 +233,7 @@ fn on_request(sup: &mut Supervisor<'_>, req: Request) -> Reply {
                 }
                 Err(f) => {
                     println!("supervisor: restart failed: {f}");
+                    sup.reap(i);
                     Reply::Err(ServiceError::NoResources)
                 }
             },
@@ -235,11 +245,11 @@ fn on_request(sup: &mut Supervisor<'_>, req: Request) -> Reply {
 
 fn stat(sup: &Supervisor<'_>, i: usize) -> DomainStat {
     let x = sup.inst[i];
-    let class = match sup.m.domains()[x.dom].class {
+    let class = match sup.m.domains()[x.dom()].class {
         Class::Server => DomainClass::Server,
         Class::Guest => DomainClass::Guest,
     };
-    let dead = matches!(x.life, Life::Exited(_));
+    let dead = x.life == Life::Exited;
     let counter = |c| if dead { 0 } else { sup.counter(i, c) };
     DomainStat {
         id: x.id,
@@ -255,13 +265,16 @@ fn stat(sup: &Supervisor<'_>, i: usize) -> DomainStat {
         events_raised: counter(DomainCounter::EventsRaised),
         upcalls_delivered: counter(DomainCounter::UpcallsDelivered),
         faults: counter(DomainCounter::Faults),
-        restarts: x.restarts,
+        restarts: u32::from(x.restarts),
     }
 }
 
-/// `test-end-after-ms`: sleeps `ms`, then reports and ends. `reply_recv`
-/// has no timeout, so the supervisor does not serve messages meanwhile;
-/// "running" counts the instances whose exit it had seen before.
+/// `test-end-after-ms`: sleeps `ms`, then reports and ends with
+/// `supervisor: test end: <k> domain(s) running after <ms> ms`, where `k`
+/// counts every instance started (pagers and other servers included) whose
+/// exit the supervisor has not seen. `reply_recv` has no timeout, so the
+/// supervisor does not serve messages meanwhile: exits during the sleep are
+/// not seen, and such instances still count.
 fn timed_end(sup: &mut Supervisor<'_>, ms: u64) -> u64 {
     if let Err(e) = time::sleep_ns(ms.saturating_mul(1_000_000)) {
         println!("supervisor: cannot sleep: {e:?}");
