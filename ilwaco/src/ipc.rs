@@ -7,7 +7,7 @@
 //! is an error, never a panic.
 
 use serac_protocol::client::Transport;
-use serac_protocol::header::{write_message, MsgHeader, HEADER_LEN};
+use serac_protocol::header::{MsgHeader, HEADER_LEN};
 use serac_protocol::layout::MAX_PAYLOAD;
 use serac_protocol::{Handle, SysError};
 
@@ -16,17 +16,21 @@ use crate::sys;
 /// Writes a message (header with `label` and `handle`, then `payload`) into
 /// the IPC buffer.
 pub fn put_message(label: u32, handle: Handle, payload: &[u8]) -> Result<(), SysError> {
-    let mut buf = [0u8; HEADER_LEN + MAX_PAYLOAD];
-    let n = write_message(
-        &mut buf,
-        MsgHeader {
-            label,
-            handle,
-            ..MsgHeader::default()
-        },
-        payload,
-    )?;
-    sys::ipc_write(0, &buf[..n])
+    if payload.len() > MAX_PAYLOAD {
+        return Err(SysError::MessageTooLarge);
+    }
+    // Header and payload go straight into the IPC buffer: no staging copy
+    // (this is on every RPC's path).
+    let mut head = [0u8; HEADER_LEN];
+    MsgHeader {
+        label,
+        len: u32::try_from(payload.len()).map_err(|_| SysError::MessageTooLarge)?,
+        handle,
+        badge: 0,
+    }
+    .encode(&mut head)?;
+    sys::ipc_write(0, &head)?;
+    sys::ipc_write(HEADER_LEN, payload)
 }
 
 /// Reads the IPC buffer's header and copies its payload into `out`;

@@ -160,7 +160,11 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
         eprintln!(
             "xtask: bench: booting `{}`{}",
             s.name,
-            if s.icount { " under -icount shift=0" } else { " (plain TCG, wall clock)" }
+            if s.icount {
+                " under -icount shift=0"
+            } else {
+                " (plain TCG, wall clock)"
+            }
         );
         let t = QemuTest::new(format!("bench_{}", s.name), Boot::Pvh, "serac.exit=1")
             .with_file("manifest", Source::Bytes(s.manifest.into_bytes()))

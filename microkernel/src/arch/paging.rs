@@ -145,6 +145,26 @@ pub fn write_phys(pa: u64, data: &[u8]) {
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), phys_to_virt(pa) as *mut u8, n) };
 }
 
+/// Copies `len` bytes between physical addresses, each range within one
+/// frame (clamped). For IPC: buffer to buffer, no staging copy.
+pub fn copy_phys(src: u64, dst: u64, len: usize) {
+    let room = |pa: u64| 4096 - (pa % 4096) as usize;
+    let n = len.min(room(src)).min(room(dst));
+    if src / 4096 == dst / 4096 {
+        return;
+    }
+    // SAFETY: both ranges lie inside single frames (clamped above) of RAM in
+    // the direct map, in different frames (checked), so they do not overlap;
+    // the kernel is single-threaded here.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            phys_to_virt(src) as *const u8,
+            phys_to_virt(dst) as *mut u8,
+            n,
+        )
+    };
+}
+
 /// Reads into `buf` from physical address `pa`, within one frame.
 pub fn read_phys(pa: u64, buf: &mut [u8]) {
     let room = 4096 - (pa % 4096) as usize;

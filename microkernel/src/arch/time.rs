@@ -9,6 +9,9 @@ use super::paging::phys_to_virt;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 static LAPIC_HZ: AtomicU64 = AtomicU64::new(0);
+/// LAPIC ticks per TSC tick, as a 32.32 fixed-point number, so arming the
+/// timer on every dispatch costs a multiply, not two 128-bit divisions.
+static LAPIC_PER_TSC_32: AtomicU64 = AtomicU64::new(0);
 
 /// Calibration window.
 const WINDOW_US: u64 = 10_000;
@@ -117,6 +120,8 @@ pub fn calibrate(hpet: Option<u64>) -> Calibration {
     let lapic_hz = lapic * 1_000_000 / WINDOW_US;
     TSC_HZ.store(tsc_hz.max(1), Ordering::Relaxed);
     LAPIC_HZ.store(lapic_hz.max(1), Ordering::Relaxed);
+    let ratio = (u128::from(lapic_hz.max(1)) << 32) / u128::from(tsc_hz.max(1));
+    LAPIC_PER_TSC_32.store(u64::try_from(ratio).unwrap_or(u64::MAX), Ordering::Relaxed);
     Calibration {
         tsc_hz,
         lapic_hz,
@@ -134,6 +139,12 @@ pub fn tsc_hz() -> u64 {
 pub fn ns_to_lapic_ticks(ns: u64) -> u32 {
     let hz = LAPIC_HZ.load(Ordering::Relaxed).max(1);
     let t = u128::from(ns) * u128::from(hz) / 1_000_000_000;
+    u32::try_from(t).unwrap_or(u32::MAX).max(1)
+}
+
+/// Converts a TSC interval to LAPIC timer ticks (at least 1, saturating).
+pub fn tsc_to_lapic_ticks(tsc: u64) -> u32 {
+    let t = (u128::from(tsc) * u128::from(LAPIC_PER_TSC_32.load(Ordering::Relaxed))) >> 32;
     u32::try_from(t).unwrap_or(u32::MAX).max(1)
 }
 

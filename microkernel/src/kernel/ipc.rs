@@ -18,7 +18,7 @@ use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, SysError};
 
 use super::domain::{self, Reason, State};
 use super::Kernel;
-use crate::arch::paging::{read_phys, write_phys};
+use crate::arch::paging::{copy_phys, read_phys, write_phys};
 
 /// Reads and checks the message header in domain `i`'s IPC buffer.
 fn outgoing_header(k: &Kernel, i: u32) -> Result<MsgHeader, SysError> {
@@ -168,10 +168,7 @@ fn deliver(k: &mut Kernel, s: u32, r: u32) -> Result<Handle, SysError> {
     match state {
         State::Sending { call, .. } => {
             let mut h = outgoing_header(k, s)?;
-            let mut buf = [0u8; HEADER_LEN + MAX_PAYLOAD];
-            let total = HEADER_LEN + h.len as usize;
             let s_ipc = k.domain(s).ok_or(SysError::PeerDead)?.ipc_frame;
-            read_phys(s_ipc, &mut buf[..total]);
             h.badge = k.domain(s).map_or(0, |d| d.send_badge);
             // At most one handle moves, and only with TRANSFER.
             if !h.handle.is_none() {
@@ -190,8 +187,14 @@ fn deliver(k: &mut Kernel, s: u32, r: u32) -> Result<Handle, SysError> {
                 }
                 h.handle = new;
             }
-            h.encode(&mut buf[..HEADER_LEN])?;
-            write_phys(r_ipc, &buf[..total]);
+            let mut head = [0u8; HEADER_LEN];
+            h.encode(&mut head)?;
+            write_phys(r_ipc, &head);
+            copy_phys(
+                s_ipc + HEADER_LEN as u64,
+                r_ipc + HEADER_LEN as u64,
+                h.len as usize,
+            );
             if call {
                 let reply = reply_handle(k, r, sid)?;
                 if let Some(sd) = k.domain_mut(s) {
@@ -335,16 +338,19 @@ fn answer(k: &mut Kernel, i: u32, target: DomainId, h: MsgHeader) {
     let Some(t) = k.live(target) else { return };
     match t.state {
         State::AwaitingReply { from } if from == i => {
-            let total = HEADER_LEN + h.len as usize;
-            let mut buf = [0u8; HEADER_LEN + MAX_PAYLOAD];
             let src = k.domain(i).map_or(0, |d| d.ipc_frame);
             let dst = t.ipc_frame;
-            read_phys(src, &mut buf[..total]);
             let mut out = h;
             out.handle = Handle::NONE;
             out.badge = k.domain(i).map_or(0, |d| d.id.to_raw());
-            if out.encode(&mut buf[..HEADER_LEN]).is_ok() {
-                write_phys(dst, &buf[..total]);
+            let mut head = [0u8; HEADER_LEN];
+            if out.encode(&mut head).is_ok() {
+                write_phys(dst, &head);
+                copy_phys(
+                    src + HEADER_LEN as u64,
+                    dst + HEADER_LEN as u64,
+                    h.len as usize,
+                );
             }
             if let Some(t) = k.domain_mut(target.index) {
                 t.ctx.rax = 0;

@@ -26,7 +26,7 @@ use spin::Mutex;
 
 use crate::arch::cpu::TrapFrame;
 use crate::arch::exit::{exit, ExitCode};
-use crate::arch::time::{ns_to_lapic_ticks, rdtsc, tsc_hz, tsc_to_ns};
+use crate::arch::time::{rdtsc, tsc_hz, tsc_to_lapic_ticks, tsc_to_ns};
 use crate::arch::{apic, cpu, user};
 
 pub use domain::Domain;
@@ -58,6 +58,10 @@ pub struct Kernel {
     pub created: u64,
     /// Free kernel frames right after boot (for accounting).
     kernel_frames_base: u64,
+    /// The quantum in TSC ticks.
+    quantum_tsc: u64,
+    /// The TSC deadline the LAPIC timer is armed for (0: none).
+    armed: u64,
 }
 
 impl core::fmt::Debug for Kernel {
@@ -167,6 +171,8 @@ pub fn start(name: &str, image: &[u8], archive: (u64, u64), test_mode: bool) -> 
         clock_frame,
         created: 0,
         kernel_frames_base: 0,
+        quantum_tsc: QUANTUM_NS * tsc_hz() / 1_000_000_000,
+        armed: 0,
     };
     let id = match domain::create_first(&mut k, name, image, archive) {
         Ok(id) => id,
@@ -242,9 +248,13 @@ fn schedule(frame: &mut TrapFrame) {
                 }
             }
             let started = k.domain(i).map_or(now, |d| d.last_dispatch);
-            let quantum_end = started + QUANTUM_NS * tsc_hz() / 1_000_000_000;
+            let quantum_end = started + k.quantum_tsc;
             let deadline = next_alarm.map_or(quantum_end, |a| a.min(quantum_end));
-            apic::timer_oneshot(ns_to_lapic_ticks(tsc_to_ns(deadline.saturating_sub(now))));
+            // One one-shot deadline; rearm only when it moved.
+            if deadline != k.armed {
+                k.armed = deadline;
+                apic::timer_oneshot(tsc_to_lapic_ticks(deadline.saturating_sub(now)));
+            }
             k.dispatched_at = now;
             let switched = k.last_run != Some(i);
             k.current = Some(i);
@@ -270,8 +280,14 @@ fn schedule(frame: &mut TrapFrame) {
             info!("sched: no domain left alive; the kernel idles (Ctrl-A X leaves QEMU)");
         }
         match next_alarm {
-            Some(a) => apic::timer_oneshot(ns_to_lapic_ticks(tsc_to_ns(a.saturating_sub(now)))),
-            None => apic::timer_oneshot(0),
+            Some(a) => {
+                k.armed = a;
+                apic::timer_oneshot(tsc_to_lapic_ticks(a.saturating_sub(now)));
+            }
+            None => {
+                k.armed = 0;
+                apic::timer_oneshot(0);
+            }
         }
         drop(guard);
         cpu::wait_for_interrupt();
@@ -332,16 +348,19 @@ pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
 
 /// The LAPIC deadline passed: end of quantum or an alarm.
 pub fn timer(frame: &mut TrapFrame, from_user: bool) {
-    if !from_user {
-        // The kernel was idle in `schedule`, which rechecks alarms itself.
-        return;
-    }
     {
         let mut guard = KERNEL.lock();
         let Some(k) = guard.as_mut() else { return };
+        // The armed deadline has passed (possibly a little early, by
+        // calibration rounding): the next schedule must arm a new one.
+        k.armed = 0;
+        if !from_user {
+            // The kernel was idle in `schedule`, which rechecks alarms itself.
+            return;
+        }
         save_current(k, frame);
         let now = rdtsc();
-        let quantum = QUANTUM_NS * tsc_hz() / 1_000_000_000;
+        let quantum = k.quantum_tsc;
         // End of quantum: to the back of its class.
         if let Some(i) = k.current {
             let ran = k
@@ -368,6 +387,20 @@ pub fn syscall(frame: &mut TrapFrame) {
         save_current(k, frame);
         let Some(i) = k.current else { return };
         syscall::dispatch(k, i);
+        // Fast path: the caller keeps the CPU (it did not block, nobody it
+        // woke outranks it, no upcall is due): just return its result.
+        if k.current == Some(i) {
+            let preempt = k.runq.should_preempt(DomainClass::Guest);
+            if let Some(d) = k.domain(i) {
+                let upcall_due = d.upcall_entry != 0 && d.pending.any();
+                let outranked = d.class == DomainClass::Guest && preempt;
+                if d.state == State::Runnable && !upcall_due && !outranked {
+                    frame.rax = d.ctx.rax;
+                    frame.rdx = d.ctx.rdx;
+                    return;
+                }
+            }
+        }
     }
     schedule(frame);
 }
