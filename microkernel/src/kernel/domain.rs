@@ -101,10 +101,10 @@ pub struct Domain {
     pub ctx: TrapFrame,
     /// Page tables: a cache of the domain's software-TLB bindings.
     pub space: Option<AddressSpace>,
-    /// Frame of the IPC buffer (kernel-owned).
-    pub ipc_frame: u64,
-    /// Frame of the upcall page (kernel-owned).
-    pub upcall_frame: u64,
+    /// Frame of the IPC buffer (kernel-owned; 0 until first used).
+    ipc_frame: u64,
+    /// Frame of the upcall page (kernel-owned; 0 until first used).
+    upcall_frame: u64,
     /// Handles this domain holds.
     pub handles: super::handles::Handles,
     /// Pending virtual interrupts and batching counters.
@@ -134,6 +134,34 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// The IPC buffer's frame, allocated on first use: a domain that never
+    /// does IPC (an idle guest) costs no kernel page for it.
+    pub fn ipc_frame(&mut self) -> Result<u64, SysError> {
+        if self.ipc_frame == 0 {
+            self.ipc_frame = alloc_frame().ok_or(SysError::OutOfMemory)?;
+            if let Some(space) = self.space.as_mut() {
+                let _ = space.map(layout::IPC_BUFFER_ADDR, self.ipc_frame, true, false);
+            }
+        }
+        Ok(self.ipc_frame)
+    }
+
+    /// The upcall page's frame, allocated on first use.
+    pub fn upcall_frame(&mut self) -> Result<u64, SysError> {
+        if self.upcall_frame == 0 {
+            self.upcall_frame = alloc_frame().ok_or(SysError::OutOfMemory)?;
+            if let Some(space) = self.space.as_mut() {
+                let _ = space.map(layout::UPCALL_PAGE_ADDR, self.upcall_frame, true, false);
+            }
+        }
+        Ok(self.upcall_frame)
+    }
+
+    /// The frames of the fixed pages, 0 where not allocated yet.
+    pub fn fixed_frames(&self) -> (u64, u64) {
+        (self.ipc_frame, self.upcall_frame)
+    }
+
     /// The name given at creation (for logs).
     pub fn name(&self) -> &str {
         let n = self
@@ -194,11 +222,6 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         }
     };
     let gen = k.gens[slot as usize].wrapping_add(1).max(1);
-    let fixed = alloc_frame().zip(alloc_frame());
-    let Some((ipc_frame, upcall_frame)) = fixed else {
-        k.free_slots.push(slot);
-        return Err(SysError::OutOfMemory);
-    };
     k.gens[slot as usize] = gen;
     let id = DomainId::new(slot, gen);
     let mut n = [0u8; 16];
@@ -212,8 +235,8 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         state: State::Stopped,
         ctx: TrapFrame::default(),
         space: None,
-        ipc_frame,
-        upcall_frame,
+        ipc_frame: 0,
+        upcall_frame: 0,
         handles: super::handles::Handles::new(HANDLE_CHUNKS),
         pending: Pending::new(),
         upcall_entry: 0,
@@ -369,17 +392,20 @@ pub fn dispatch(k: &mut Kernel, i: u32, switched: bool) -> Result<TrapFrame, Sys
             (layout::IPC_BUFFER_ADDR, d.ipc_frame, true),
             (layout::UPCALL_PAGE_ADDR, d.upcall_frame, true),
         ];
+        // Fixed pages not allocated yet are allocated by their first fault.
         for (va, pa, w) in maps {
-            space
-                .map(va, pa, w, false)
-                .map_err(|_| SysError::OutOfMemory)?;
+            if pa != 0 {
+                space
+                    .map(va, pa, w, false)
+                    .map_err(|_| SysError::OutOfMemory)?;
+            }
         }
         d.space = Some(space);
     }
     if let Some(space) = &d.space {
         space.activate();
     }
-    if d.upcall_entry != 0 {
+    if d.upcall_entry != 0 && d.upcall_frame != 0 {
         if switched {
             d.pending.raise(WAKEUP);
         }
@@ -529,9 +555,6 @@ pub fn restart(k: &mut Kernel, i: u32) -> Result<DomainId, SysError> {
         ipc::remove_queued(k, k.supervisor.index, i);
     }
     teardown(k, i);
-    let fixed = alloc_frame()
-        .zip(alloc_frame())
-        .ok_or(SysError::OutOfMemory)?;
     let gen = k.gens[i as usize].wrapping_add(1).max(1);
     k.gens[i as usize] = gen;
     let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;
@@ -539,8 +562,6 @@ pub fn restart(k: &mut Kernel, i: u32) -> Result<DomainId, SysError> {
     d.state = State::Stopped;
     d.pending = Pending::new();
     d.ctx = TrapFrame::default();
-    d.ipc_frame = fixed.0;
-    d.upcall_frame = fixed.1;
     d.exit = None;
     Ok(d.id)
 }

@@ -1,6 +1,7 @@
 //! A domain's handle space: `serac_kcore::handles::HandleTable` chunks that
-//! grow on demand up to a per-domain limit, so an ordinary domain costs one
-//! small chunk and the supervisor can hold a handle per domain it runs.
+//! grow on demand up to a per-domain limit, so a domain without handles
+//! costs none, an ordinary one a small chunk, and the supervisor can hold a
+//! handle per domain it runs.
 //!
 //! Handle index `c * CHUNK + j` is slot `j` of chunk `c`. Slot 0 of every
 //! chunk is never used (kcore reserves it), so index 0 never resolves and
@@ -26,10 +27,11 @@ fn split(h: Handle) -> (usize, Handle) {
 }
 
 impl Handles {
-    /// A space of at most `max_chunks` chunks (one allocated now).
+    /// A space of at most `max_chunks` chunks, none allocated until the
+    /// first handle (an idle guest with no handles costs nothing here).
     pub fn new(max_chunks: usize) -> Self {
         Handles {
-            chunks: alloc::vec![HandleTable::new()],
+            chunks: Vec::new(),
             max_chunks: max_chunks.max(1),
         }
     }
@@ -91,11 +93,11 @@ impl Handles {
             .revoke(local)
     }
 
-    /// Revokes everything and shrinks back to one chunk.
+    /// Revokes everything and frees the chunks.
     pub fn revoke_all(&mut self) {
         for t in &mut self.chunks {
             t.revoke_all(|_| {});
         }
-        self.chunks.truncate(1);
+        self.chunks = Vec::new();
     }
 }

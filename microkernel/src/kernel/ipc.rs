@@ -21,10 +21,10 @@ use super::Kernel;
 use crate::arch::paging::{copy_phys, read_phys, write_phys};
 
 /// Reads and checks the message header in domain `i`'s IPC buffer.
-fn outgoing_header(k: &Kernel, i: u32) -> Result<MsgHeader, SysError> {
-    let d = k.domain(i).ok_or(SysError::BadHandle)?;
+fn outgoing_header(k: &mut Kernel, i: u32) -> Result<MsgHeader, SysError> {
+    let f = k.domain_mut(i).ok_or(SysError::BadHandle)?.ipc_frame()?;
     let mut raw = [0u8; HEADER_LEN];
-    read_phys(d.ipc_frame, &mut raw);
+    read_phys(f, &mut raw);
     let h = MsgHeader::decode(&raw)?;
     if h.len as usize > MAX_PAYLOAD {
         return Err(SysError::MessageTooLarge);
@@ -164,11 +164,11 @@ fn fail_sender(k: &mut Kernel, s: u32, e: SysError) {
 fn deliver(k: &mut Kernel, s: u32, r: u32) -> Result<Handle, SysError> {
     let sender = k.domain(s).ok_or(SysError::PeerDead)?;
     let (sid, state) = (sender.id, sender.state);
-    let r_ipc = k.domain(r).ok_or(SysError::PeerDead)?.ipc_frame;
+    let r_ipc = k.domain_mut(r).ok_or(SysError::PeerDead)?.ipc_frame()?;
     match state {
         State::Sending { call, .. } => {
             let mut h = outgoing_header(k, s)?;
-            let s_ipc = k.domain(s).ok_or(SysError::PeerDead)?.ipc_frame;
+            let s_ipc = k.domain_mut(s).ok_or(SysError::PeerDead)?.ipc_frame()?;
             h.badge = k.domain(s).map_or(0, |d| d.send_badge);
             // At most one handle moves, and only with TRANSFER.
             if !h.handle.is_none() {
@@ -313,8 +313,8 @@ pub fn reply_recv(k: &mut Kernel, i: u32, reply: Handle) -> Result<Option<u64>, 
         };
         let label = {
             let mut raw = [0u8; HEADER_LEN];
-            let d = k.domain(i).ok_or(SysError::BadHandle)?;
-            read_phys(d.ipc_frame, &mut raw);
+            let f = k.domain_mut(i).ok_or(SysError::BadHandle)?.ipc_frame()?;
+            read_phys(f, &mut raw);
             MsgHeader::decode(&raw)?
         };
         if label.len as usize > MAX_PAYLOAD {
@@ -338,8 +338,12 @@ fn answer(k: &mut Kernel, i: u32, target: DomainId, h: MsgHeader) {
     let Some(t) = k.live(target) else { return };
     match t.state {
         State::AwaitingReply { from } if from == i => {
-            let src = k.domain(i).map_or(0, |d| d.ipc_frame);
-            let dst = t.ipc_frame;
+            let src = k.domain_mut(i).map(|d| d.ipc_frame());
+            let dst = k.domain_mut(target.index).map(|d| d.ipc_frame());
+            let (Some(Ok(src)), Some(Ok(dst))) = (src, dst) else {
+                fail_sender(k, target.index, SysError::OutOfMemory);
+                return;
+            };
             let mut out = h;
             out.handle = Handle::NONE;
             out.badge = k.domain(i).map_or(0, |d| d.id.to_raw());

@@ -6,7 +6,7 @@
 
 use serac_kcore::owner;
 use serac_protocol::exit::FaultKind;
-use serac_protocol::layout::{vpn, PAGE_SIZE};
+use serac_protocol::layout::{self, vpn, PAGE_SIZE};
 use serac_protocol::pager::Access;
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 
@@ -112,6 +112,22 @@ pub fn exception(k: &mut Kernel, i: u32, vector: u64, error: u64, cr2: u64) {
         let Some(id) = k.domain(i).map(|d| d.id) else {
             return;
         };
+        // First touch of a fixed page: allocate it now.
+        let page = cr2 & !(PAGE_SIZE - 1);
+        if !present && (page == layout::IPC_BUFFER_ADDR || page == layout::UPCALL_PAGE_ADDR) {
+            let made = k.domain_mut(i).map(|d| {
+                if page == layout::IPC_BUFFER_ADDR {
+                    d.ipc_frame()
+                } else {
+                    d.upcall_frame()
+                }
+            });
+            if let Some(Ok(_)) = made {
+                return;
+            }
+            domain::kill(k, i, Reason::Fault(FaultKind::PageFault, cr2, rip, error));
+            return;
+        }
         match k.stlb.lookup(id, vpn(cr2)) {
             Some(m) if !present && m.rights.allows(access) => {
                 install(k, i, cr2 & !(PAGE_SIZE - 1), m.frame, m.rights);

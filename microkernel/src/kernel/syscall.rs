@@ -73,8 +73,8 @@ fn debug_write(k: &mut Kernel, i: u32, addr: u64, len: u64) -> Result<Option<u64
         };
         let frame = match vpn << 12 {
             layout::CLOCK_PAGE_ADDR => k.clock_frame,
-            layout::IPC_BUFFER_ADDR => d.ipc_frame,
-            layout::UPCALL_PAGE_ADDR => d.upcall_frame,
+            layout::IPC_BUFFER_ADDR => nonzero(d.fixed_frames().0)?,
+            layout::UPCALL_PAGE_ADDR => nonzero(d.fixed_frames().1)?,
             _ => k.stlb.lookup(d.id, vpn).ok_or(SysError::BadPointer)?.frame * 4096,
         };
         read_phys(frame + off, &mut buf[n..n + chunk as usize]);
@@ -83,6 +83,15 @@ fn debug_write(k: &mut Kernel, i: u32, addr: u64, len: u64) -> Result<Option<u64
     let text = core::str::from_utf8(&buf[..n]).unwrap_or("<non-UTF-8 output>");
     crate::arch::serial::print(format_args!("{text}"));
     Ok(Some(n as u64))
+}
+
+/// A fixed page not allocated yet holds nothing to read.
+fn nonzero(frame: u64) -> Result<u64, SysError> {
+    if frame == 0 {
+        Err(SysError::BadPointer)
+    } else {
+        Ok(frame)
+    }
 }
 
 /// `idle(deadline)`: returns at once with pending events, else blocks.
