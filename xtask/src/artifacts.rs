@@ -49,9 +49,13 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-benchkit", "bench-waiter", "bench-waiter"),
 ];
 
-/// The boot manifest packed into the archive. It names no domains and grants
-/// no handles yet; `cargo xtask tcb` reads it for privileged domains.
-pub const MANIFEST: &[u8] = b"# serac boot manifest v0\n";
+/// The boot manifest packed into the archive (tests replace it with their
+/// own): the pager, then a guest it serves. The syntax is the supervisor's,
+/// see `servers/supervisor/core/src/manifest.rs`; `cargo xtask tcb` reads it
+/// for privileged domains.
+pub const MANIFEST: &[u8] = b"# serac boot manifest\n\
+domain swapper image=swapper class=server eager=yes\n\
+domain hello   image=hello   class=guest  pager=swapper\n";
 
 /// The files packed into the boot archive, in order: the manifest, then
 /// each user program's stripped ELF (written to `out/<name>.elf` by [`build`]).
