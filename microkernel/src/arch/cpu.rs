@@ -50,11 +50,15 @@ pub struct TrapFrame {
 
 /// IST slot (1-based in the IDT, 0-based in the TSS) for the double fault.
 const DOUBLE_FAULT_IST: u16 = 1;
+/// IST slot for NMI and machine check: they can arrive in the instruction
+/// window of `sysretq` where rsp is already the user's.
+const NMI_IST: u16 = 2;
 const IST_STACK_SIZE: usize = 16 * 1024;
 
 #[repr(C, align(16))]
 struct IstStack([u8; IST_STACK_SIZE]);
 static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
+static mut NMI_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 
 /// Segment selectors, fixed so `syscall`/`sysret` (STAR) can rely on them.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +75,8 @@ static TSS: Lazy<TaskStateSegment> = Lazy::new(|| {
     let mut tss = TaskStateSegment::new();
     let top = VirtAddr::from_ptr(&raw const DOUBLE_FAULT_STACK) + IST_STACK_SIZE as u64;
     tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST - 1)] = top;
+    let nmi_top = VirtAddr::from_ptr(&raw const NMI_STACK) + IST_STACK_SIZE as u64;
+    tss.interrupt_stack_table[usize::from(NMI_IST - 1)] = nmi_top;
     let kstack = VirtAddr::from_ptr(&raw const super::boot::KERNEL_STACK)
         + super::boot::KERNEL_STACK_SIZE as u64;
     tss.privilege_stack_table[0] = kstack;
@@ -126,7 +132,11 @@ static IDT: Lazy<Idt> = Lazy::new(|| {
         *gate = Gate {
             offset_low: addr as u16,
             selector: cs,
-            ist: if vec == 8 { DOUBLE_FAULT_IST as u8 } else { 0 },
+            ist: match vec {
+                8 => DOUBLE_FAULT_IST as u8,
+                2 | 18 => NMI_IST as u8,
+                _ => 0,
+            },
             // Present, interrupt gate (IF cleared on entry). DPL 3 only for
             // #BP, so user `int3` is a debug trap rather than a #GP.
             flags: if vec == 3 { 0xee } else { 0x8e },

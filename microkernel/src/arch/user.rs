@@ -237,7 +237,8 @@ global_asm!(
     .text
     .global serac_syscall_entry
 serac_syscall_entry:
-    /* IF=0 (SFMASK). rcx = user rip, r11 = user rflags. */
+    /* IF=0 (SFMASK). rcx = user rip, r11 = user rflags. Build the same
+       TrapFrame an interrupt would, with vector 0x100. */
     mov [rip + SERAC_USER_RSP], rsp
     mov rsp, [rip + SERAC_KERNEL_RSP]
     push 0x1b
@@ -247,11 +248,63 @@ serac_syscall_entry:
     push rcx
     push 0
     push 0x100
-    jmp trap_common
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call trap_dispatch
+
+    /* rsp -> the TrapFrame of whichever domain runs next. A frame saved by
+       a syscall entry returns with sysretq (its rcx and r11 are dead by the
+       ABI); any other with iretq. sysretq to a non-canonical rip would fault
+       in ring 0, so only a lower-half rip takes that path. */
+    .global serac_return_to_user
+serac_return_to_user:
+    cmp qword ptr [rsp + 15 * 8], 0x100
+    jne trap_return
+    mov rax, [rsp + 17 * 8]
+    shr rax, 47
+    jnz trap_return
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    pop rcx
+    add rsp, 8
+    pop r11
+    /* Last: from here until sysretq the CPU is in ring 0 on the user stack
+       with IF=0; NMIs and machine checks use IST stacks (cpu.rs). */
+    pop rsp
+    sysretq
 
     .global serac_enter_user
 serac_enter_user:
     mov rsp, rdi
-    jmp trap_return
+    jmp serac_return_to_user
 "#
 );
