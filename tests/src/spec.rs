@@ -288,6 +288,23 @@ pub fn all() -> Vec<QemuTest> {
             ]))
             .require("TEST alarms_on_time ... ok")
             .timeout(Duration::from_secs(60)),
+        // Batched virtual interrupts: a self-notification is delivered as an
+        // upcall on the way back to the domain; a 1000-notification storm
+        // against a descheduled domain reaches it in (at most) two batches.
+        QemuTest::new("upcall_batching", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER,
+                "domain pong image=pong class=server pager=swapper",
+                "domain bench-sleeper image=bench-sleeper class=guest pager=swapper",
+                "domain bench-yielder image=bench-yielder class=guest pager=swapper",
+                "domain bench-core image=bench-core class=guest pager=swapper endpoint=pong notify=bench-core notify=bench-sleeper notify=bench-yielder",
+                "test-end=bench-core",
+            ]))
+            .require("BENCH upcall %d")
+            .require("BENCH batch_events 1000")
+            .require("BENCH batch_deliveries 2")
+            .require("bench: done")
+            .require("supervisor: test end: bench-core halted with code 0"),
         QemuTest::new("domains_1000_idle", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,

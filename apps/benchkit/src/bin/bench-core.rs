@@ -77,6 +77,10 @@ fn main() -> i32 {
         let a = sys::rdtsc();
         let _ = sys::notify(SELF_NOTIFY, 1);
         let at = UPCALL_AT.load(Ordering::Relaxed);
+        if at == 0 {
+            ilwaco::println!("bench: the upcall was not delivered on return from notify");
+            return 1;
+        }
         *slot = at.saturating_sub(a);
     }
     report("upcall", median(&mut t));
