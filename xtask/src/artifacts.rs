@@ -79,7 +79,7 @@ fn build_user_programs(out: &Path) -> Result {
     for package in packages {
         cmd.args(["-p", package]);
     }
-    println!("xtask: building ring-3 programs ({})", USER_PROGRAMS.len());
+    eprintln!("xtask: building ring-3 programs ({})", USER_PROGRAMS.len());
     host::run(&mut cmd).map_err(|e| Failure(format!("user program build failed: {e}")))?;
     let objcopy = llvm_objcopy();
     for (_, bin, name) in USER_PROGRAMS {
@@ -127,7 +127,7 @@ pub fn build() -> Result<Built> {
     let out = out_dir();
     fs::create_dir_all(&out).map_err(|e| Failure(format!("create {}: {e}", out.display())))?;
 
-    println!("xtask: building the kernel (cargo build -p serac-kernel --target {KERNEL_TARGET} --release)");
+    eprintln!("xtask: building the kernel (cargo build -p serac-kernel --target {KERNEL_TARGET} --release)");
     host::run(cargo().args([
         "build",
         "-p",
@@ -172,15 +172,15 @@ pub fn build() -> Result<Built> {
     let archive = out.join("boot.sar");
     write(&archive, &bytes)?;
 
-    println!("xtask: built");
-    println!("  {:<28} {}", kernel.display(), size_of(&kernel));
-    println!(
+    eprintln!("xtask: built");
+    eprintln!("  {:<28} {}", kernel.display(), size_of(&kernel));
+    eprintln!(
         "  {:<28} {} (with debug info, for gdb)",
         kernel_sym.display(),
         size_of(&kernel_sym)
     );
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
-    println!(
+    eprintln!(
         "  {:<28} {} ({})",
         archive.display(),
         size_of(&archive),
