@@ -108,6 +108,20 @@ impl<'a> FrameOwners<'a> {
         n
     }
 
+    /// Hands every frame `from` owns to `to` (domain death: its frames go
+    /// back to whoever gave them). The caller unbinds them first. Returns
+    /// the count. O(frames).
+    pub fn reassign_all(&mut self, from: DomainId, to: Owner) -> usize {
+        let mut n = 0;
+        for s in self.slots.iter_mut() {
+            if *s == Owner::Domain(from) {
+                *s = to;
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Frames `domain` owns. O(frames).
     pub fn count_owned(&self, domain: DomainId) -> usize {
         self.slots
@@ -171,6 +185,21 @@ fn check_vaddr(vaddr: u64) -> Result<(), SysError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reassign_moves_only_the_dead_domains_frames() {
+        let a = DomainId::new(1, 1);
+        let b = DomainId::new(2, 1);
+        let mut slots = [Owner::Free; 8];
+        let mut o = FrameOwners::new(100, &mut slots);
+        o.assign(100, Owner::Domain(a)).unwrap();
+        o.assign(101, Owner::Domain(a)).unwrap();
+        o.assign(102, Owner::Domain(b)).unwrap();
+        assert_eq!(o.reassign_all(a, Owner::Domain(b)), 2);
+        assert_eq!(o.count_owned(b), 3);
+        assert_eq!(o.count_owned(a), 0);
+        assert_eq!(o.reassign_all(a, Owner::Kernel), 0);
+    }
     use crate::stlb::StlbSlot;
     use proptest::prelude::*;
     use serac_protocol::layout::USER_START;

@@ -20,3 +20,12 @@ pub fn usage() -> (usize, usize) {
     let h = HEAP.lock();
     (h.used(), h.free())
 }
+
+/// Whether the heap can take `bytes` more and still keep a reserve for the
+/// kernel's own bookkeeping. Allocation failure in the kernel is fatal, so
+/// anything a domain can make the kernel allocate asks this first and
+/// answers `OutOfMemory` instead.
+pub fn has_room(bytes: usize) -> bool {
+    const RESERVE: usize = 256 * 1024;
+    usage().1 >= bytes.saturating_add(RESERVE)
+}

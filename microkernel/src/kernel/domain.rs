@@ -6,7 +6,6 @@ use serac_kcore::batch::Pending;
 use serac_kcore::elf::{self, Elf};
 use serac_kcore::handles::HandleEntry;
 use serac_kcore::owner::Owner;
-use serac_kcore::stlb::Mapping;
 use serac_protocol::exit::{ExitReason, FaultKind};
 use serac_protocol::layout::{self, clock::ClockInfo, PAGE_SIZE};
 use serac_protocol::supervisor::DomainClass;
@@ -210,6 +209,10 @@ pub fn make_clock_page() -> u64 {
 
 /// Creates an empty, stopped domain with its fixed pages.
 pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId, SysError> {
+    // The record, a slot in the tables and room for a handle chunk.
+    if !crate::arch::heap::has_room(2 * core::mem::size_of::<Domain>() + 1024) {
+        return Err(SysError::OutOfMemory);
+    }
     let slot = match k.free_slots.pop() {
         Some(s) => s,
         None => {
@@ -504,8 +507,7 @@ fn teardown(k: &mut Kernel, i: u32) {
     let Some(d) = k.domain(i) else { return };
     let id = d.id;
     // Bindings: the frames stay with their owners, unbound.
-    let mut unbound = 0u64;
-    k.stlb.remove_all_for_domain(id, |_m: Mapping| unbound += 1);
+    k.stlb.remove_all_for_domain(id, |_| {});
     // Frames it owned: back to the supervisor (frames the kernel gave the
     // first domain return to the kernel).
     let sup = k.supervisor;
@@ -514,18 +516,8 @@ fn teardown(k: &mut Kernel, i: u32) {
     } else {
         Some(sup)
     };
-    let mut freed = alloc::vec::Vec::new();
-    k.owners.release_all(id, |f| freed.push(f));
-    for f in freed {
-        match heir {
-            Some(h) => {
-                let _ = k.owners.assign(f, Owner::Domain(h));
-            }
-            None => {
-                let _ = k.owners.assign(f, Owner::Kernel);
-            }
-        }
-    }
+    let to = heir.map_or(Owner::Kernel, Owner::Domain);
+    k.owners.reassign_all(id, to);
     if let Some(d) = k.domain_mut(i) {
         d.handles.revoke_all();
         if let Some(space) = d.space.take() {

@@ -48,6 +48,11 @@ impl Handles {
         if self.chunks.len() >= self.max_chunks {
             return Err(SysError::TableFull);
         }
+        // Growing the chunk vector may reallocate it whole.
+        let need = (self.chunks.len() + 1) * 2 * core::mem::size_of::<HandleTable<CHUNK>>();
+        if !crate::arch::heap::has_room(need) {
+            return Err(SysError::OutOfMemory);
+        }
         let c = self.chunks.len();
         let mut t = HandleTable::new();
         let h = t.allocate(entry)?;
