@@ -305,6 +305,18 @@ pub fn all() -> Vec<QemuTest> {
             .require("BENCH batch_deliveries 2")
             .require("bench: done")
             .require("supervisor: test end: bench-core halted with code 0"),
+        // A handle moves in a message: it leaves the sender's table and works
+        // in the receiver's.
+        QemuTest::new("handle_transfer", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER,
+                "domain pong image=pong class=server pager=swapper",
+                "domain relay image=relay class=server pager=swapper",
+                "domain xferclient image=xferclient class=guest pager=swapper endpoint=pong endpoint=relay",
+                "test-end=xferclient",
+            ]))
+            .require("relay: received handle %d:%d")
+            .require("TEST handle_transfer ... ok"),
         QemuTest::new("domains_1000_idle", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,

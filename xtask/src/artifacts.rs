@@ -41,6 +41,8 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-hog", "serac-hog", "hog"),
     ("serac-crashy", "serac-crashy", "crashy"),
     ("serac-crashclient", "serac-crashclient", "crashclient"),
+    ("serac-relay", "serac-relay", "relay"),
+    ("serac-xferclient", "serac-xferclient", "xferclient"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),
     ("serac-benchkit", "bench-sleeper", "bench-sleeper"),

@@ -250,6 +250,17 @@ fn domain_ctl(
             let recipient = ctl_target(k, i, Handle::from_raw(a), HandleRights::CONTROL)?;
             let kind = HandleKind::try_from((b & 0xff) as u8)?;
             let rights = HandleRights::from_bits(b >> 8)?;
+            // No amplification: the grant carries no right the caller's
+            // handle on this domain lacks.
+            let held = k
+                .domain(i)
+                .ok_or(SysError::BadHandle)?
+                .handles
+                .lookup(h)?
+                .rights;
+            if !held.contains(rights) {
+                return Err(SysError::NoRights);
+            }
             if !matches!(kind, HandleKind::Endpoint | HandleKind::Notification) {
                 return Err(SysError::BadArgument);
             }

@@ -577,17 +577,17 @@ impl<'a> Supervisor<'a> {
                 Target::Supervisor => ROOT,
                 Target::Domain(d) => self.inst[self.m.domains()[d].first_instance].ctl,
             };
-            let kind = match l.kind {
-                LinkKind::Endpoint => HandleKind::Endpoint,
-                LinkKind::Notify => HandleKind::Notification,
+            // Endpoints may be passed on in a message (TRANSFER), like a
+            // capability; notifications stay with the domain they were given.
+            let (kind, rights) = match l.kind {
+                LinkKind::Endpoint => (
+                    HandleKind::Endpoint,
+                    HandleRights::SEND.union(HandleRights::TRANSFER),
+                ),
+                LinkKind::Notify => (HandleKind::Notification, HandleRights::SEND),
             };
-            ctl(
-                named,
-                DomainOp::Grant,
-                c.to_raw(),
-                grant_arg(kind, HandleRights::SEND),
-            )
-            .map_err(|e| fail("grant", e))?;
+            ctl(named, DomainOp::Grant, c.to_raw(), grant_arg(kind, rights))
+                .map_err(|e| fail("grant", e))?;
         }
         if let Some(p) = spec.pager {
             let pi = self.m.domains()[p].first_instance;
