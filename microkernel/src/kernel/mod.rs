@@ -8,6 +8,7 @@
 //! tickless: one one-shot LAPIC deadline = min(end of quantum, next alarm).
 
 mod domain;
+mod fastpath;
 mod handles;
 mod ipc;
 mod mem;
@@ -386,6 +387,17 @@ pub fn syscall(frame: &mut TrapFrame) {
         let Some(k) = guard.as_mut() else { return };
         save_current(k, frame);
         let Some(i) = k.current else { return };
+        let fast = match frame.rax {
+            2 => fastpath::call(k, i, frame),
+            3 => fastpath::reply_recv(k, i, frame),
+            _ => false,
+        };
+        if fast {
+            if let Some(d) = k.domain_mut(i) {
+                d.syscalls += 1;
+            }
+            return;
+        }
         syscall::dispatch(k, i);
         // Fast path: the caller keeps the CPU (it did not block, nobody it
         // woke outranks it, no upcall is due): just return its result.
