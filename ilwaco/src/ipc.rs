@@ -19,25 +19,20 @@ pub fn put_message(label: u32, handle: Handle, payload: &[u8]) -> Result<(), Sys
     if payload.len() > MAX_PAYLOAD {
         return Err(SysError::MessageTooLarge);
     }
-    // Header and payload go straight into the IPC buffer: no staging copy
-    // (this is on every RPC's path).
-    let mut head = [0u8; HEADER_LEN];
-    MsgHeader {
-        label,
-        len: u32::try_from(payload.len()).map_err(|_| SysError::MessageTooLarge)?,
-        handle,
-        badge: 0,
-    }
-    .encode(&mut head)?;
-    sys::ipc_write(0, &head)?;
+    let len = u32::try_from(payload.len()).map_err(|_| SysError::MessageTooLarge)?;
+    // Straight into the IPC buffer, no staging copy: this is every RPC's path.
+    sys::ipc_set_header(label, len, handle.to_raw());
     sys::ipc_write(HEADER_LEN, payload)
 }
 
 /// Reads the IPC buffer's header and copies its payload into `out`;
 /// returns the header. `MessageTooLarge` if `out` is too small.
 pub fn get_message(out: &mut [u8]) -> Result<(MsgHeader, usize), SysError> {
+    let w = sys::ipc_header_words();
     let mut raw = [0u8; HEADER_LEN];
-    sys::ipc_read(0, &mut raw)?;
+    for (chunk, word) in raw.chunks_exact_mut(8).zip(w) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
     let h = MsgHeader::decode(&raw)?;
     let len = h.len as usize;
     let dst = out.get_mut(..len).ok_or(SysError::MessageTooLarge)?;

@@ -647,3 +647,30 @@ pub fn peek(addr: u64) -> u64 {
     // domain), and if not, the domain faults and never resumes here.
     unsafe { core::ptr::read_volatile(addr as *const u64) }
 }
+
+/// Writes the first two header words of the IPC buffer (label and length;
+/// the handle to move). The badge word is the kernel's to fill. Word
+/// stores instead of a byte copy: this is on every RPC's path.
+pub fn ipc_set_header(label: u32, len: u32, handle: u64) {
+    let p = IPC_BUFFER_ADDR as *mut u64;
+    // SAFETY: the IPC buffer is mapped read-write at IPC_BUFFER_ADDR (page
+    // aligned, so the words are aligned) before the domain runs, and no
+    // Rust reference points into it, so these stores alias nothing.
+    unsafe {
+        core::ptr::write_volatile(p, u64::from(label) | (u64::from(len) << 32));
+        core::ptr::write_volatile(p.add(1), handle);
+    }
+}
+
+/// The IPC buffer's three header words (label and length, handle, badge).
+pub fn ipc_header_words() -> [u64; 3] {
+    let p = IPC_BUFFER_ADDR as *const u64;
+    // SAFETY: as for `ipc_set_header`; reads of three aligned words.
+    unsafe {
+        [
+            core::ptr::read_volatile(p),
+            core::ptr::read_volatile(p.add(1)),
+            core::ptr::read_volatile(p.add(2)),
+        ]
+    }
+}

@@ -297,7 +297,8 @@ pub fn all() -> Vec<QemuTest> {
                 "domain pong image=pong class=server pager=swapper",
                 "domain bench-sleeper image=bench-sleeper class=guest pager=swapper",
                 "domain bench-yielder image=bench-yielder class=guest pager=swapper",
-                "domain bench-core image=bench-core class=guest pager=swapper endpoint=pong notify=bench-core notify=bench-sleeper notify=bench-yielder",
+                "domain bench-echo image=bench-echo class=server pager=swapper",
+                "domain bench-core image=bench-core class=guest pager=swapper endpoint=pong notify=bench-core notify=bench-sleeper notify=bench-yielder endpoint=bench-echo",
                 "test-end=bench-core",
             ]))
             .require("BENCH upcall %d")

@@ -54,9 +54,10 @@ fn scenarios() -> Vec<Scenario> {
             name: "core",
             manifest: format!(
                 "{SWAPPER}domain pong image=pong class=server pager=swapper\n\
+                 domain bench-echo image=bench-echo class=server pager=swapper\n\
                  domain bench-sleeper image=bench-sleeper class=guest pager=swapper\n\
                  domain bench-yielder image=bench-yielder class=guest pager=swapper\n\
-                 domain bench-core image=bench-core class=guest pager=swapper endpoint=pong notify=bench-core notify=bench-sleeper notify=bench-yielder\n\
+                 domain bench-core image=bench-core class=guest pager=swapper endpoint=pong notify=bench-core notify=bench-sleeper notify=bench-yielder endpoint=bench-echo\n\
                  test-end=bench-core\n"
             ),
             timeout: Duration::from_secs(120),

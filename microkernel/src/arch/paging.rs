@@ -165,6 +165,22 @@ pub fn copy_phys(src: u64, dst: u64, len: usize) {
     };
 }
 
+/// Reads the aligned `u64` at physical address `pa` (IPC header words).
+pub fn read_u64(pa: u64) -> u64 {
+    let pa = pa & !7;
+    // SAFETY: an aligned word of RAM in the direct map; the kernel is
+    // single-threaded here and the word is plain data.
+    unsafe { core::ptr::read_volatile(phys_to_virt(pa) as *const u64) }
+}
+
+/// Writes the aligned `u64` at physical address `pa` of a frame the kernel
+/// owns or is delivering into (IPC header words).
+pub fn write_u64(pa: u64, v: u64) {
+    let pa = pa & !7;
+    // SAFETY: as for `read_u64`; the caller owns the frame for this write.
+    unsafe { core::ptr::write_volatile(phys_to_virt(pa) as *mut u64, v) }
+}
+
 /// Reads into `buf` from physical address `pa`, within one frame.
 pub fn read_phys(pa: u64, buf: &mut [u8]) {
     let room = 4096 - (pa % 4096) as usize;

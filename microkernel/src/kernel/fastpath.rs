@@ -17,16 +17,23 @@ use serac_protocol::{DomainId, Handle, HandleKind, HandleRights};
 use super::domain::State;
 use super::Kernel;
 use crate::arch::cpu::TrapFrame;
-use crate::arch::paging::{copy_phys, read_phys, write_phys};
+use crate::arch::paging::{copy_phys, read_u64, write_u64};
 use crate::arch::user;
 
-/// Reads and checks the outgoing header in an IPC frame: a plain message,
-/// no handle to move.
-fn plain_header(ipc: u64) -> Option<MsgHeader> {
-    let mut raw = [0u8; HEADER_LEN];
-    read_phys(ipc, &mut raw);
-    let h = MsgHeader::decode(&raw).ok()?;
-    (h.len as usize <= MAX_PAYLOAD && !h.is_kernel_label() && h.handle.is_none()).then_some(h)
+/// Reads and checks the outgoing header in an IPC frame, word by word: a
+/// plain message (no handle to move, no kernel label, a legal length).
+/// Returns its payload length.
+fn plain_header(ipc: u64) -> Option<u32> {
+    let w0 = read_u64(ipc);
+    let (label, len) = (w0 as u32, (w0 >> 32) as u32);
+    let handle = read_u64(ipc + 8);
+    let h = MsgHeader {
+        label,
+        len,
+        handle: Handle::from_raw(handle),
+        badge: 0,
+    };
+    (len as usize <= MAX_PAYLOAD && !h.is_kernel_label() && h.handle.is_none()).then_some(len)
 }
 
 /// Whether domain `j` can be entered at once: tables built, IPC buffer
@@ -38,15 +45,13 @@ fn enterable(k: &Kernel, j: u32) -> Option<u64> {
     (d.space.is_some() && ipc != 0 && d.upcall_entry == 0 && !outranked).then_some(ipc)
 }
 
-/// Copies `h` and its payload from one IPC frame to another, stamping the
-/// badge.
-fn copy_message(from: u64, to: u64, mut h: MsgHeader, badge: u64) {
-    h.badge = badge;
-    let mut head = [0u8; HEADER_LEN];
-    if h.encode(&mut head).is_ok() {
-        write_phys(to, &head);
-        copy_phys(from + HEADER_LEN as u64, to + HEADER_LEN as u64, h.len as usize);
-    }
+/// Copies a message (header and `len` payload bytes) from one IPC frame to
+/// another in one copy, then stamps the badge (and clears the handle slot:
+/// the fast path never moves a handle).
+fn copy_message(from: u64, to: u64, len: u32, badge: u64) {
+    copy_phys(from, to, HEADER_LEN + len as usize);
+    write_u64(to + 8, 0);
+    write_u64(to + 16, badge);
 }
 
 /// Makes `j` the running domain, its registers in `frame`.
@@ -59,9 +64,8 @@ fn switch_to(k: &mut Kernel, from: u32, j: u32, frame: &mut TrapFrame) {
         if let Some(space) = &d.space {
             space.activate();
         }
-        let mut ctx = d.ctx;
-        user::sanitize(&mut ctx);
-        *frame = ctx;
+        *frame = d.ctx;
+        user::sanitize(frame);
     }
 }
 
@@ -69,20 +73,32 @@ fn switch_to(k: &mut Kernel, from: u32, j: u32, frame: &mut TrapFrame) {
 pub fn call(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
     let ep = Handle::from_raw(frame.rdi);
     let Some(c) = k.domain(i) else { return false };
-    let Ok(e) = c.handles.lookup_as(ep, HandleKind::Endpoint, HandleRights::SEND) else {
+    let Ok(e) = c
+        .handles
+        .lookup_as(ep, HandleKind::Endpoint, HandleRights::SEND)
+    else {
         return false;
     };
     let (target, badge) = (DomainId::from_raw(e.object), e.badge);
     let c_ipc = c.fixed_frames().0;
     let t = target.index;
-    if t == i || c_ipc == 0 || k.domain(t).map(|d| (d.id, d.state)) != Some((target, State::Receiving)) {
+    if t == i
+        || c_ipc == 0
+        || k.domain(t).map(|d| (d.id, d.state)) != Some((target, State::Receiving))
+    {
         return false;
     }
-    let Some(t_ipc) = enterable(k, t) else { return false };
-    let Some(h) = plain_header(c_ipc) else { return false };
+    let Some(t_ipc) = enterable(k, t) else {
+        return false;
+    };
+    let Some(len) = plain_header(c_ipc) else {
+        return false;
+    };
     // The one fallible change first: the server's reply handle.
     let caller = c.id;
-    let Some(td) = k.domain_mut(t) else { return false };
+    let Some(td) = k.domain_mut(t) else {
+        return false;
+    };
     let Ok(reply) = td.handles.allocate(HandleEntry {
         kind: HandleKind::Reply,
         rights: HandleRights::default(),
@@ -91,7 +107,7 @@ pub fn call(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
     }) else {
         return false;
     };
-    copy_message(c_ipc, t_ipc, h, badge);
+    copy_message(c_ipc, t_ipc, len, badge);
     if let Some(td) = k.domain_mut(t) {
         td.ctx.rax = 0;
         td.ctx.rdx = reply.to_raw();
@@ -112,7 +128,10 @@ pub fn reply_recv(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
     if reply.is_none() || s.queue.is_some() {
         return false;
     }
-    let Ok(e) = s.handles.lookup_as(reply, HandleKind::Reply, HandleRights::default()) else {
+    let Ok(e) = s
+        .handles
+        .lookup_as(reply, HandleKind::Reply, HandleRights::default())
+    else {
         return false;
     };
     let caller = DomainId::from_raw(e.object);
@@ -122,21 +141,24 @@ pub fn reply_recv(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
     if s_ipc == 0 || waiting != Some((caller, State::AwaitingReply { from: i })) {
         return false;
     }
-    let Some(c_ipc) = enterable(k, c) else { return false };
-    let mut raw = [0u8; HEADER_LEN];
-    read_phys(s_ipc, &mut raw);
-    let Ok(mut h) = MsgHeader::decode(&raw) else { return false };
-    h.handle = Handle::NONE;
+    let Some(c_ipc) = enterable(k, c) else {
+        return false;
+    };
+    // A reply may carry any label; only its length needs checking.
+    let len = (read_u64(s_ipc) >> 32) as u32;
+    if len as usize > MAX_PAYLOAD {
+        return false;
+    }
     if let Some(sd) = k.domain_mut(i) {
         if sd.handles.revoke(reply).is_err() {
             return false;
         }
         sd.state = State::Receiving;
     }
-    copy_message(s_ipc, c_ipc, h, s_id.to_raw());
+    copy_message(s_ipc, c_ipc, len, s_id.to_raw());
     if let Some(cd) = k.domain_mut(c) {
         cd.ctx.rax = 0;
-        cd.ctx.rdx = u64::from(h.len);
+        cd.ctx.rdx = u64::from(len);
         cd.state = State::Runnable;
     }
     switch_to(k, i, c, frame);

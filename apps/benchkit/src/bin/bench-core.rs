@@ -1,6 +1,7 @@
 //! The measuring client. Handles, in grant order: 1 = endpoint to `pong`,
 //! 2 = notification to itself, 3 = notification to `bench-sleeper`,
-//! 4 = notification to `bench-yielder` (which starts yielding when told).
+//! 4 = notification to `bench-yielder` (which starts yielding when told),
+//! 5 = endpoint to `bench-echo` (which answers each message with itself).
 #![no_std]
 #![no_main]
 
@@ -16,6 +17,7 @@ const PONG: Handle = Handle::new(1, 1);
 const SELF_NOTIFY: Handle = Handle::new(2, 1);
 const SLEEPER: Handle = Handle::new(3, 1);
 const YIELDER: Handle = Handle::new(4, 1);
+const ECHO: Handle = Handle::new(5, 1);
 
 static UPCALL_AT: AtomicU64 = AtomicU64::new(0);
 
@@ -27,6 +29,11 @@ fn on_upcall(_: ilwaco::upcall::Events) {
 /// pager fills them on first touch).
 static FRESH_PAGES: [AtomicU64; FRESH * 512] = [const { AtomicU64::new(0) }; FRESH * 512];
 const FRESH: usize = 64;
+
+/// The badge the kernel stamps on the echo server's replies: its id.
+fn reply_badge() -> u64 {
+    ilwaco::sys::ipc_header_words()[2]
+}
 
 fn measure(mut f: impl FnMut()) -> u64 {
     let mut t = [0u64; N];
@@ -62,7 +69,35 @@ fn main() -> i32 {
         ilwaco::println!("bench: {bad} IPC round trips failed");
         return 1;
     }
-    report("ipc_roundtrip", ipc);
+    report("ipc_roundtrip_ilwaco", ipc);
+
+    // The kernel path alone: the 16-byte message stays in the IPC buffer,
+    // the echo server sends it back unchanged, and the client calls again.
+    if ilwaco::ipc::put_message(1, Handle::NONE, &payload).is_err() {
+        return 1;
+    }
+    let raw = measure(|| {
+        if sys::call(ECHO).is_err() {
+            bad += 1;
+        }
+    });
+    if bad > 0
+        || ilwaco::ipc::get_message(&mut reply)
+            != Ok((
+                ilwaco::protocol::header::MsgHeader {
+                    label: 1,
+                    len: 16,
+                    handle: Handle::NONE,
+                    badge: reply_badge(),
+                },
+                16,
+            ))
+        || reply[..16] != payload
+    {
+        ilwaco::println!("bench: the echo round trips did not return the message");
+        return 1;
+    }
+    report("ipc_roundtrip", raw);
 
     if ilwaco::upcall::set_handler(on_upcall).is_err()
         || ilwaco::upcall::install(Handle::NONE).is_err()
