@@ -250,7 +250,9 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
             per_domain.map_or("null".into(), |v| v.to_string())
         ));
         parts.push(
-            "\"units\": \"TSC ticks under -icount shift=0 (1 tick = 1 instruction-time ns)\""
+            "\"units\": \"syscall_null to domain_create: TSC ticks under -icount shift=0 \
+             (instruction path lengths); batching_factor: events per delivery; idle_vs_spin: \
+             ratio of work, plain TCG; kernel_bytes_per_idle_domain: bytes\""
                 .into(),
         );
         println!("{{{}}}", parts.join(", "));
