@@ -674,3 +674,35 @@ pub fn ipc_header_words() -> [u64; 3] {
         ]
     }
 }
+
+/// Makes any syscall with arbitrary arguments, for adversarial tests of the
+/// kernel, returning the raw `(rax, rdx)`. Sound because the few arguments
+/// that could change this domain's own memory or control flow are pinned:
+/// `halt` is refused (answered with `BadArgument`'s code), `idle` waits at
+/// most a millisecond, `reply_recv` never waits without a reply handle (it
+/// would wait for ever), `map`/`unmap` act only inside the scratch window
+/// (where no Rust object lives), and `domain_ctl(SetUpcall)` can only turn
+/// upcalls off. Everything else only reads what it is pointed at, writes
+/// the IPC buffer, or acts on other domains through handles the kernel
+/// checks.
+pub fn fuzz_syscall(num: u64, mut a: [u64; 6]) -> (u64, u64) {
+    match Syscall::try_from(num) {
+        Ok(Syscall::Halt) => return (u64::from(SysError::BadArgument.code()), 0),
+        Ok(Syscall::ReplyRecv) if Handle::from_raw(a[0]).is_none() => {
+            return (u64::from(SysError::BadArgument.code()), 0)
+        }
+        Ok(Syscall::Idle) => {
+            let now = rdtsc();
+            let ms = crate::time::tsc_hz().unwrap_or(1_000_000_000) / 1000;
+            a[0] = now.saturating_add(a[0] % ms.max(1));
+        }
+        Ok(Syscall::Map | Syscall::Unmap) => {
+            a[1] = SCRATCH_BASE + (a[1] % SCRATCH_PAGES) * PAGE_SIZE;
+        }
+        Ok(Syscall::DomainCtl) if a[1] == DomainOp::SetUpcall as u64 => a[2] = 0,
+        _ => {}
+    }
+    // SAFETY: see above: with these arguments no syscall changes memory that
+    // Rust code refers to or redirects this domain's control flow.
+    unsafe { syscall6(num, a[0], a[1], a[2], a[3], a[4], a[5]) }
+}

@@ -318,6 +318,20 @@ pub fn all() -> Vec<QemuTest> {
             ]))
             .require("relay: received handle %d:%d")
             .require("TEST handle_transfer ... ok"),
+        // Adversarial: random syscalls with hostile arguments get typed
+        // answers; the kernel and a neighbour carry on.
+        QemuTest::new("chaos_syscalls", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER,
+                "domain pong image=pong class=server pager=swapper",
+                "domain neighbour image=neighbour class=guest pager=swapper",
+                "domain chaos image=chaos class=guest pager=swapper endpoint=pong",
+                "test-end=chaos",
+            ]))
+            .require("chaos: 20000 syscalls: %d succeeded, errors by code *")
+            .require("TEST chaos_syscalls ... ok")
+            .require("TEST fault_isolated ... ok")
+            .timeout(Duration::from_secs(60)),
         QemuTest::new("domains_1000_idle", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,

@@ -43,6 +43,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-crashclient", "serac-crashclient", "crashclient"),
     ("serac-relay", "serac-relay", "relay"),
     ("serac-xferclient", "serac-xferclient", "xferclient"),
+    ("serac-chaos", "serac-chaos", "chaos"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-echo", "bench-echo"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),
