@@ -27,8 +27,6 @@ pub fn run(name: &str) {
             // page fault that must be reported with CR2.
             arch::cpu::provoke_page_fault(0x0000_0dea_dbee_f000)
         }
-        // Tests that run domains are driven by the kernel proper.
-        "domains" => {}
         other => {
             kprintln!("TEST {other} ... FAILED: no such test");
             exit(ExitCode::Failure)

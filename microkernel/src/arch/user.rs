@@ -114,7 +114,6 @@ impl AddressSpace {
     }
 
     /// Removes the mapping at `va`, returning the frame it named.
-    #[allow(dead_code, reason = "for the unmap syscall, next")]
     pub fn unmap(&mut self, va: u64) -> Option<u64> {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
         let (frame, flush) = mapper(self.pml4).unmap(page).ok()?;

@@ -5,7 +5,6 @@
 //! written when it is woken); or an error, which the caller gets in rax.
 
 use serac_kcore::handles::HandleEntry;
-use serac_kcore::owner::Owner;
 use serac_protocol::layout::{self, USER_SPACE};
 use serac_protocol::supervisor::DomainClass;
 use serac_protocol::syscall::{DomainCounter, DomainOp, DEBUG_WRITE_MAX};
@@ -282,9 +281,4 @@ fn domain_ctl(
             Ok(Some(h.to_raw()))
         }
     }
-}
-
-#[allow(dead_code, reason = "kept for the ownership audit in the console")]
-fn owner_of(k: &Kernel, frame: u64) -> Option<Owner> {
-    k.owners.owner(frame).ok()
 }
