@@ -213,6 +213,17 @@ pub fn all() -> Vec<QemuTest> {
             .require("hello from domain")
             .require("supervisor: test end: hello halted with code 0")
             .require("KERNEL supervisor ended; %d domain(s) alive"),
+        // The same from the GRUB ISO (multiboot2 module path, SeaBIOS).
+        QemuTest::new(
+            "domain_supervisor_runs_iso",
+            Boot::Iso(Firmware::SeaBios),
+            "serac.exit=1",
+        )
+        .with_file("manifest", manifest(&[SWAPPER, "domain hello image=hello class=guest pager=swapper", "test-end=hello"]))
+        .require("supervisor: up")
+        .require("hello from domain")
+        .require("supervisor: test end: hello halted with code 0")
+        .require("KERNEL supervisor ended; %d domain(s) alive"),
         QemuTest::new("ipc_pingpong", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,
