@@ -10,7 +10,7 @@ Commands:
   build   Build the kernel and the boot archive into target/serac/
   image   Build, then write the bootable USB/CD image target/serac.iso
   run     Build, then boot Serac in QEMU with the serial console on this terminal
-  test    Run everything CI runs: fmt, clippy, host tests, QEMU tests
+  test    Run everything CI runs: fmt, clippy, TCB audit, host tests, QEMU tests
   gdb     Boot Serac in QEMU halted, waiting for gdb on :1234
   tcb     Audit the trusted computing base: kernel size, unsafe, syscalls, deps
   bench   Measure the microkernel in QEMU (`cargo xtask bench core [--json]`)
@@ -71,7 +71,9 @@ Usage: cargo xtask test [--kvm] [--filter STR]
 Steps:
   fmt            cargo fmt --all --check
   clippy-host    cargo clippy --all-targets -- -D warnings   (host crates)
-  clippy-target  cargo clippy -p serac-kernel -p ilwaco -p <ring-3 crates> --target x86_64-unknown-none -- -D warnings
+  clippy-target  cargo clippy --workspace --exclude xtask --exclude serac-tests
+                 --exclude serac-boot --target x86_64-unknown-none -- -D warnings
+                 (the kernel and every ring-3 crate)
   tcb            the `cargo xtask tcb` audit (fails on undocumented kernel unsafe,
                  unsafe outside sys/hal modules, or a kernel over its line budget)
   host-tests     cargo test   (host crates)
