@@ -212,8 +212,14 @@ pub fn call(endpoint: Handle) -> Result<u64, SysError> {
 /// `reply_recv(reply)`: answers `reply` (or [`Handle::NONE`]) with the IPC
 /// buffer's message and waits for the next one, left in the IPC buffer.
 pub fn reply_recv(reply: Handle) -> Result<u64, SysError> {
+    reply_recv_until(reply, 0)
+}
+
+/// `reply_recv` that gives up at the absolute TSC `deadline` (0: never)
+/// with `WouldBlock` when no message has come.
+pub fn reply_recv_until(reply: Handle, deadline: u64) -> Result<u64, SysError> {
     // SAFETY: as for `call`: only the IPC buffer page is touched.
-    let (rax, rdx) = unsafe { syscall1(nr(Syscall::ReplyRecv), reply.to_raw()) };
+    let (rax, rdx) = unsafe { syscall2(nr(Syscall::ReplyRecv), reply.to_raw(), deadline) };
     sys_result(rax, rdx)
 }
 

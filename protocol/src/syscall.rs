@@ -14,7 +14,8 @@ pub enum Syscall {
     DebugWrite = 1,
     /// `call(endpoint)`: send the IPC buffer's message, block for the reply.
     Call = 2,
-    /// `reply_recv(reply)`: answer `reply` (or none) and wait for the next message.
+    /// `reply_recv(reply, deadline)`: answer `reply` (or none) and wait for the next
+    /// message, until the absolute TSC `deadline` if nonzero (then `WouldBlock`).
     ReplyRecv = 3,
     /// `send(endpoint)`: send without waiting for a reply; fails with `WouldBlock`
     /// if the server is not waiting.
@@ -60,7 +61,8 @@ impl Syscall {
     pub const fn arg_count(self) -> usize {
         match self {
             Syscall::DebugWrite | Syscall::Notify | Syscall::Unmap => 2,
-            Syscall::Call | Syscall::ReplyRecv | Syscall::Send => 1,
+            Syscall::Call | Syscall::Send => 1,
+            Syscall::ReplyRecv => 2,
             Syscall::Idle | Syscall::Halt | Syscall::IrqAck => 1,
             Syscall::Map | Syscall::DomainCtl => 4,
         }

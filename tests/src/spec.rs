@@ -358,6 +358,7 @@ pub fn all() -> Vec<QemuTest> {
             .require("TEST user_bad_syscall ... ok")
             .require("TEST user_bad_pointer ... ok")
             .require("TEST user_alarm ... ok")
+            .require("TEST user_recv_timeout ... ok")
             .require("[ warn] domain 0:1 selftest faulted: PageFault addr=0x700000000000 rip=0x%x error=0x%x")
             .require("KERNEL supervisor ended; 0 domain(s) alive"),
     ]

@@ -89,11 +89,25 @@ fn alarm() -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `reply_recv` with a deadline and no message: `WouldBlock`, not before
+/// the deadline.
+fn recv_timeout() -> Result<(), &'static str> {
+    let clock = ilwaco::time::clock().ok_or("no clock page")?;
+    let deadline = clock.deadline_after_ns(ilwaco::time::tsc(), 5_000_000);
+    match ilwaco::sys::reply_recv_until(ilwaco::protocol::Handle::NONE, deadline) {
+        Err(SysError::WouldBlock) if ilwaco::time::tsc() >= deadline => Ok(()),
+        Err(SysError::WouldBlock) => Err("gave up before the deadline"),
+        Err(_) => Err("wrong error"),
+        Ok(_) => Err("received a message nobody sent"),
+    }
+}
+
 fn main() -> i32 {
     let mut ok = true;
     ok &= check("user_bad_syscall", bad_syscalls());
     ok &= check("user_bad_pointer", bad_pointers());
     ok &= check("user_alarm", alarm());
+    ok &= check("user_recv_timeout", recv_timeout());
     if !ok {
         return 1;
     }

@@ -108,6 +108,8 @@ pub fn call(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
         return false;
     };
     copy_message(c_ipc, t_ipc, len, badge);
+    // A server waiting with a deadline: the message beat it.
+    let _ = k.timers.cancel(t);
     if let Some(td) = k.domain_mut(t) {
         td.ctx.rax = 0;
         td.ctx.rdx = reply.to_raw();
@@ -125,7 +127,8 @@ pub fn call(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
 pub fn reply_recv(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
     let reply = Handle::from_raw(frame.rdi);
     let Some(s) = k.domain(i) else { return false };
-    if reply.is_none() || s.queue.is_some() {
+    // A deadline (rsi) needs the timer queue: the ordinary path.
+    if reply.is_none() || frame.rsi != 0 || s.queue.is_some() {
         return false;
     }
     let Ok(e) = s

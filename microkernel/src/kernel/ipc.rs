@@ -303,8 +303,14 @@ pub fn call(k: &mut Kernel, i: u32, ep: Handle, is_call: bool) -> Result<Option<
     Ok(None)
 }
 
-/// `reply_recv(reply)`: answer, then wait for the next message.
-pub fn reply_recv(k: &mut Kernel, i: u32, reply: Handle) -> Result<Option<u64>, SysError> {
+/// `reply_recv(reply, deadline)`: answer, then wait for the next message,
+/// until the absolute TSC `deadline` if it is not 0 (then `WouldBlock`).
+pub fn reply_recv(
+    k: &mut Kernel,
+    i: u32,
+    reply: Handle,
+    deadline: u64,
+) -> Result<Option<u64>, SysError> {
     if !reply.is_none() {
         let e = {
             let d = k.domain(i).ok_or(SysError::BadHandle)?;
@@ -330,6 +336,17 @@ pub fn reply_recv(k: &mut Kernel, i: u32, reply: Handle) -> Result<Option<u64>, 
     }
     k.current = None;
     try_deliver(k, i);
+    if deadline != 0 && k.domain(i).map(|d| d.state) == Some(State::Receiving) {
+        if deadline <= crate::arch::time::rdtsc() {
+            // Nothing arrived and the time is up: the caller keeps running.
+            if let Some(d) = k.domain_mut(i) {
+                d.state = State::Runnable;
+            }
+            k.current = Some(i);
+            return Err(SysError::WouldBlock);
+        }
+        k.timers.set(i, deadline)?;
+    }
     Ok(None)
 }
 

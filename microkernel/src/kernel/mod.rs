@@ -207,7 +207,16 @@ fn save_current(k: &mut Kernel, frame: &TrapFrame) {
 /// Moves expired alarms to the run queue; returns the next deadline.
 fn expire_alarms(k: &mut Kernel, now: u64) -> Option<u64> {
     while let Some((i, _)) = k.timers.pop_expired(now) {
-        k.raise(i, serac_protocol::upcall::ALARM, 0);
+        if k.domain(i).map(|d| d.state) == Some(State::Receiving) {
+            // `reply_recv` with a deadline: no message came in time.
+            if let Some(d) = k.domain_mut(i) {
+                d.ctx.rax = u64::from(serac_protocol::SysError::WouldBlock.code());
+                d.ctx.rdx = 0;
+            }
+            k.make_runnable(i);
+        } else {
+            k.raise(i, serac_protocol::upcall::ALARM, 0);
+        }
     }
     k.timers.next_deadline()
 }

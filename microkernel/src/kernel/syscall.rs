@@ -30,7 +30,7 @@ pub fn dispatch(k: &mut Kernel, i: u32) {
         Ok(Syscall::Idle) => idle(k, i, c.rdi),
         Ok(Syscall::Call) => ipc::call(k, i, Handle::from_raw(c.rdi), true),
         Ok(Syscall::Send) => ipc::call(k, i, Handle::from_raw(c.rdi), false),
-        Ok(Syscall::ReplyRecv) => ipc::reply_recv(k, i, Handle::from_raw(c.rdi)),
+        Ok(Syscall::ReplyRecv) => ipc::reply_recv(k, i, Handle::from_raw(c.rdi), c.rsi),
         Ok(Syscall::Notify) => ipc::notify(k, i, Handle::from_raw(c.rdi), c.rsi),
         Ok(Syscall::Map) => mem::map(k, i, Handle::from_raw(c.rdi), c.rsi, c.rdx, c.r10),
         Ok(Syscall::Unmap) => mem::unmap(k, i, Handle::from_raw(c.rdi), c.rsi),

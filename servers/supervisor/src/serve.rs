@@ -44,19 +44,26 @@ impl fmt::Display for Why<'_> {
 
 /// Serves until a test ends or nothing is left; returns the halt code.
 pub fn run(sup: &mut Supervisor<'_>) -> u64 {
-    if let Some(ms) = sup.m.test_end_after_ms {
-        return timed_end(sup, ms);
-    }
+    // `test-end-after-ms`: serve until then, then report.
+    let end = sup.m.test_end_after_ms.map(|ms| {
+        let deadline = time::clock().map_or(0, |c| {
+            c.deadline_after_ns(time::tsc(), ms.saturating_mul(1_000_000))
+        });
+        (ms, deadline.max(1))
+    });
     let mut buf = [0u8; MAX_PAYLOAD];
     let mut reply = Handle::NONE;
     let mut errors = 0;
     loop {
-        let got = sys::reply_recv(reply);
+        let got = sys::reply_recv_until(reply, end.map_or(0, |(_, d)| d));
         reply = Handle::NONE;
         match got {
             Ok(r) => {
                 errors = 0;
                 reply = Handle::from_raw(r);
+            }
+            Err(SysError::WouldBlock) if end.is_some() => {
+                return timed_end(sup, end.map_or(0, |(ms, _)| ms));
             }
             Err(e) => {
                 errors += 1;
@@ -269,16 +276,11 @@ fn stat(sup: &Supervisor<'_>, i: usize) -> DomainStat {
     }
 }
 
-/// `test-end-after-ms`: sleeps `ms`, then reports and ends with
-/// `supervisor: test end: <k> domain(s) running after <ms> ms`, where `k`
-/// counts every instance started (pagers and other servers included) whose
-/// exit the supervisor has not seen. `reply_recv` has no timeout, so the
-/// supervisor does not serve messages meanwhile: exits during the sleep are
-/// not seen, and such instances still count.
+/// `test-end-after-ms`: after serving messages (exits included) for `ms`,
+/// reports and ends with `supervisor: test end: <k> domain(s) running
+/// after <ms> ms`, where `k` counts every instance started (pagers and
+/// other servers included) that has not exited.
 fn timed_end(sup: &mut Supervisor<'_>, ms: u64) -> u64 {
-    if let Err(e) = time::sleep_ns(ms.saturating_mul(1_000_000)) {
-        println!("supervisor: cannot sleep: {e:?}");
-    }
     let mut cpu = 0u64;
     let mut faults = 0u64;
     let mut restarts = 0u64;
