@@ -129,6 +129,12 @@ pub enum DomainOp {
     /// generation and leave it stopped, same slot. Handles naming the old
     /// generation then fail once with `ServerRestarted` and follow the new one.
     Restart = 9,
+    /// Bind interrupt line (global system interrupt) `a` to the domain
+    /// named by the `DomainCtl` handle `b`, which gets an `Irq` handle for
+    /// it (returned): the line raises the domain's `IRQ(n)` pending bit and
+    /// stays masked until `irq_ack`. Device power: needs `CREATE` on the
+    /// handle used (the supervisor's root handle).
+    BindIrq = 10,
 }
 
 /// Packs the `b` argument of [`DomainOp::Grant`].
@@ -138,7 +144,7 @@ pub const fn grant_arg(kind: crate::HandleKind, rights: crate::HandleRights) -> 
 
 impl DomainOp {
     /// Every sub-operation, in numeric order.
-    pub const ALL: [DomainOp; 9] = [
+    pub const ALL: [DomainOp; 10] = [
         DomainOp::Create,
         DomainOp::Start,
         DomainOp::Kill,
@@ -148,6 +154,7 @@ impl DomainOp {
         DomainOp::ReadCounter,
         DomainOp::Grant,
         DomainOp::Restart,
+        DomainOp::BindIrq,
     ];
 }
 

@@ -343,6 +343,11 @@ pub fn all() -> Vec<QemuTest> {
             .require("TEST chaos_syscalls ... ok")
             .require("TEST fault_isolated ... ok")
             .timeout(Duration::from_secs(60)),
+        // A device interrupt line bound to a driver domain arrives as its
+        // IRQ pending bit and stays masked until irq_ack.
+        QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")
+            .require("irqtest: interrupt 2 after %d ms")
+            .require("TEST irq_delivery ... ok"),
         QemuTest::new("domains_1000_idle", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,

@@ -44,6 +44,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-relay", "serac-relay", "relay"),
     ("serac-xferclient", "serac-xferclient", "xferclient"),
     ("serac-chaos", "serac-chaos", "chaos"),
+    ("serac-irqtest", "serac-irqtest", "irqtest"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-echo", "bench-echo"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),

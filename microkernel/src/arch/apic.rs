@@ -21,6 +21,14 @@ const REG_TIMER_DIVIDE: u64 = 0x3e0;
 const LVT_MASKED: u32 = 1 << 16;
 
 static LAPIC_VA: AtomicU64 = AtomicU64::new(0);
+
+/// First vector used for device interrupts: vector = `IRQ_VECTOR_BASE + gsi`.
+pub const IRQ_VECTOR_BASE: u64 = 0x30;
+/// Global system interrupts a driver domain can bind (vectors 0x30..0x70).
+pub const MAX_GSI: u32 = 64;
+
+/// The I/O APICs: (direct-map address, first GSI, pins).
+static IOAPICS: spin::Mutex<[(u64, u32, u32); 8]> = spin::Mutex::new([(0, 0, 0); 8]);
 /// Timer interrupts taken since boot.
 pub static TIMER_FIRED: AtomicU64 = AtomicU64::new(0);
 
@@ -57,7 +65,7 @@ pub fn init(lapic_pa: u64, ioapics: &[(u64, u32)]) -> u32 {
     lapic_write(REG_SVR, (1 << 8) | SPURIOUS_VECTOR as u32);
     lapic_write(REG_LVT_TIMER, LVT_MASKED);
     let mut pins = 0;
-    for &(pa, _gsi) in ioapics {
+    for (n, &(pa, gsi_base)) in ioapics.iter().enumerate() {
         let base = phys_to_virt(pa);
         let sel = base as *mut u32;
         let win = (base + 0x10) as *mut u32;
@@ -75,6 +83,9 @@ pub fn init(lapic_pa: u64, ioapics: &[(u64, u32)]) -> u32 {
                 core::ptr::write_volatile(win, LVT_MASKED);
             }
             pins += 1;
+        }
+        if let Some(slot) = IOAPICS.lock().get_mut(n) {
+            *slot = (base, gsi_base, max + 1);
         }
     }
     pins
@@ -97,6 +108,41 @@ pub fn timer_oneshot(ticks: u32) {
     lapic_write(REG_TIMER_DIVIDE, 0b0011);
     lapic_write(REG_LVT_TIMER, TIMER_VECTOR as u32);
     lapic_write(REG_TIMER_INIT, ticks);
+}
+
+/// Routes `gsi` to its vector on the boot CPU (edge, active high), masked
+/// or not. False if no I/O APIC has that pin or it is out of range.
+pub fn route_gsi(gsi: u32, masked: bool) -> bool {
+    if gsi >= MAX_GSI {
+        return false;
+    }
+    let apics = *IOAPICS.lock();
+    for (base, first, pins) in apics {
+        if base == 0 || gsi < first || gsi - first >= pins {
+            continue;
+        }
+        let pin = gsi - first;
+        let low = (IRQ_VECTOR_BASE as u32 + gsi) | if masked { LVT_MASKED } else { 0 };
+        let sel = base as *mut u32;
+        let win = (base + 0x10) as *mut u32;
+        // SAFETY: IOREGSEL/IOWIN of an I/O APIC found in the MADT, in the
+        // uncached direct map; redirection entry `pin` exists (pin < pins).
+        // High word first (destination: APIC id 0, the boot CPU), then the
+        // low word, which unmasks last.
+        unsafe {
+            core::ptr::write_volatile(sel, 0x10 + 2 * pin + 1);
+            core::ptr::write_volatile(win, 0);
+            core::ptr::write_volatile(sel, 0x10 + 2 * pin);
+            core::ptr::write_volatile(win, low);
+        }
+        return true;
+    }
+    false
+}
+
+/// Acknowledges an interrupt at the local APIC.
+pub fn eoi() {
+    lapic_write(REG_EOI, 0);
 }
 
 /// Handles a device or timer interrupt.

@@ -258,6 +258,12 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             super::apic::interrupt(super::apic::TIMER_VECTOR);
             crate::kernel::timer(frame, from_user);
         }
+        v if (super::apic::IRQ_VECTOR_BASE
+            ..super::apic::IRQ_VECTOR_BASE + u64::from(super::apic::MAX_GSI))
+            .contains(&v) =>
+        {
+            crate::kernel::irq(frame, from_user, (v - super::apic::IRQ_VECTOR_BASE) as u32)
+        }
         v => super::apic::interrupt(v),
     }
 }

@@ -130,6 +130,8 @@ pub struct Domain {
     pub syscalls: u64,
     /// Software-TLB misses sent to the pager.
     pub faults: u64,
+    /// Interrupt lines bound to it (the next one gets bit `IRQ(irq_lines)`).
+    pub irq_lines: u32,
 }
 
 impl Domain {
@@ -253,6 +255,7 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         cpu_ticks: 0,
         syscalls: 0,
         faults: 0,
+        irq_lines: 0,
     }));
     k.created += 1;
     Ok(id)
@@ -508,6 +511,7 @@ fn teardown(k: &mut Kernel, i: u32) {
     let id = d.id;
     // Bindings: the frames stay with their owners, unbound.
     k.stlb.remove_all_for_domain(id, |_| {});
+    super::unbind_irqs(k, id);
     // Frames it owned: back to the supervisor (frames the kernel gave the
     // first domain return to the kernel).
     let sup = k.supervisor;
@@ -532,6 +536,7 @@ fn teardown(k: &mut Kernel, i: u32) {
         d.upcall_frame = 0;
         d.upcall_entry = 0;
         d.pager = None;
+        d.irq_lines = 0;
     }
 }
 

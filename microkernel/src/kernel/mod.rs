@@ -63,6 +63,8 @@ pub struct Kernel {
     quantum_tsc: u64,
     /// The TSC deadline the LAPIC timer is armed for (0: none).
     armed: u64,
+    /// Interrupt lines bound to driver domains: GSI -> (domain, its IRQ bit).
+    irqs: [Option<(DomainId, u32)>; crate::arch::apic::MAX_GSI as usize],
 }
 
 impl core::fmt::Debug for Kernel {
@@ -174,6 +176,7 @@ pub fn start(name: &str, image: &[u8], archive: (u64, u64), test_mode: bool) -> 
         kernel_frames_base: 0,
         quantum_tsc: QUANTUM_NS * tsc_hz() / 1_000_000_000,
         armed: 0,
+        irqs: [None; crate::arch::apic::MAX_GSI as usize],
     };
     let id = match domain::create_first(&mut k, name, image, archive) {
         Ok(id) => id,
@@ -387,6 +390,62 @@ pub fn timer(frame: &mut TrapFrame, from_user: bool) {
         }
     }
     schedule(frame);
+}
+
+/// A device interrupt on line `gsi`: masked until the driver acknowledges
+/// it, and delivered as the driver's `IRQ(n)` pending bit (waking it from
+/// `idle`). A line bound to nobody stays masked.
+pub fn irq(frame: &mut TrapFrame, from_user: bool, gsi: u32) {
+    apic::eoi();
+    crate::arch::apic::route_gsi(gsi, true);
+    {
+        let mut guard = KERNEL.lock();
+        let Some(k) = guard.as_mut() else { return };
+        let bound = k.irqs.get(gsi as usize).copied().flatten();
+        if let Some((d, n)) = bound {
+            if k.live(d).is_some() {
+                if let Ok(bit) = serac_protocol::upcall::irq_bit(n) {
+                    k.raise(d.index, bit, 0);
+                }
+            }
+        }
+        if !from_user {
+            return;
+        }
+        save_current(k, frame);
+    }
+    schedule(frame);
+}
+
+/// Binds line `gsi` to domain `to`, which gets IRQ bit `n`.
+pub(crate) fn bind_irq(
+    k: &mut Kernel,
+    gsi: u32,
+    to: DomainId,
+    n: u32,
+) -> Result<(), serac_protocol::SysError> {
+    let slot = k
+        .irqs
+        .get_mut(gsi as usize)
+        .ok_or(serac_protocol::SysError::BadArgument)?;
+    if slot.is_some_and(|(d, _)| d != to) {
+        return Err(serac_protocol::SysError::AlreadyMapped);
+    }
+    if !crate::arch::apic::route_gsi(gsi, false) {
+        return Err(serac_protocol::SysError::BadArgument);
+    }
+    *slot = Some((to, n));
+    Ok(())
+}
+
+/// Unbinds every line of domain `d` (it ended), masking them.
+pub(crate) fn unbind_irqs(k: &mut Kernel, d: DomainId) {
+    for (gsi, slot) in k.irqs.iter_mut().enumerate() {
+        if slot.is_some_and(|(o, _)| o.index == d.index) {
+            *slot = None;
+            crate::arch::apic::route_gsi(gsi as u32, true);
+        }
+    }
 }
 
 /// A `syscall` from the running domain.

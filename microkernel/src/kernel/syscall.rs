@@ -34,7 +34,7 @@ pub fn dispatch(k: &mut Kernel, i: u32) {
         Ok(Syscall::Notify) => ipc::notify(k, i, Handle::from_raw(c.rdi), c.rsi),
         Ok(Syscall::Map) => mem::map(k, i, Handle::from_raw(c.rdi), c.rsi, c.rdx, c.r10),
         Ok(Syscall::Unmap) => mem::unmap(k, i, Handle::from_raw(c.rdi), c.rsi),
-        Ok(Syscall::IrqAck) => Err(SysError::BadHandle),
+        Ok(Syscall::IrqAck) => irq_ack(k, i, Handle::from_raw(c.rdi)),
         Ok(Syscall::DomainCtl) => domain_ctl(k, i, Handle::from_raw(c.rdi), c.rsi, c.rdx, c.r10),
     };
     let Some(d) = k.domain_mut(i) else { return };
@@ -82,6 +82,23 @@ fn debug_write(k: &mut Kernel, i: u32, addr: u64, len: u64) -> Result<Option<u64
     let text = core::str::from_utf8(&buf[..n]).unwrap_or("<non-UTF-8 output>");
     crate::arch::serial::print(format_args!("{text}"));
     Ok(Some(n as u64))
+}
+
+/// `irq_ack(irq)`: unmask a line bound to the caller.
+fn irq_ack(k: &mut Kernel, i: u32, h: Handle) -> Result<Option<u64>, SysError> {
+    let d = k.domain(i).ok_or(SysError::BadHandle)?;
+    let e = d
+        .handles
+        .lookup_as(h, HandleKind::Irq, HandleRights::default())?;
+    let gsi = u32::try_from(e.object).map_err(|_| SysError::BadHandle)?;
+    let id = d.id;
+    match k.irqs.get(gsi as usize).copied().flatten() {
+        Some((owner, _)) if owner == id => {
+            crate::arch::apic::route_gsi(gsi, false);
+            Ok(Some(0))
+        }
+        _ => Err(SysError::StaleHandle),
+    }
 }
 
 /// A fixed page not allocated yet holds nothing to read.
@@ -271,6 +288,39 @@ fn domain_ctl(
             };
             let r = k.domain_mut(recipient.index).ok_or(SysError::BadHandle)?;
             Ok(Some(r.handles.allocate(entry)?.to_raw()))
+        }
+        DomainOp::BindIrq => {
+            // Device power: only through a handle with CREATE (the root).
+            let root = k
+                .domain(i)
+                .ok_or(SysError::BadHandle)?
+                .handles
+                .lookup(h)?
+                .rights;
+            if !root.contains(HandleRights::CREATE) {
+                return Err(SysError::NoRights);
+            }
+            let gsi = u32::try_from(a).map_err(|_| SysError::BadArgument)?;
+            let to = ctl_target(k, i, Handle::from_raw(b), HandleRights::CONTROL)?;
+            let d = k.domain_mut(to.index).ok_or(SysError::BadHandle)?;
+            let n = d.irq_lines;
+            serac_protocol::upcall::irq_bit(n)?;
+            let handle = d.handles.allocate(HandleEntry {
+                kind: HandleKind::Irq,
+                rights: HandleRights::default(),
+                object: u64::from(gsi),
+                badge: u64::from(n),
+            })?;
+            if let Err(e) = super::bind_irq(k, gsi, to, n) {
+                if let Some(d) = k.domain_mut(to.index) {
+                    let _ = d.handles.revoke(handle);
+                }
+                return Err(e);
+            }
+            if let Some(d) = k.domain_mut(to.index) {
+                d.irq_lines += 1;
+            }
+            Ok(Some(handle.to_raw()))
         }
         DomainOp::Restart => {
             let new = domain::restart(k, t.index)?;
