@@ -118,6 +118,31 @@ pub fn rpc<T: Transport, R: Request>(t: &mut T, req: &R) -> Result<R::Reply, Cli
 
 /// A fake transport for host tests: hands each request to a closure that
 /// plays the server.
+/// Implements [`Request`] and [`Reply`] for a server's message pair: the
+/// label, the idempotence the request type states, and `Reply::Err(e)` as
+/// the service error. Every server's `Request`/`Reply` is wired this way.
+#[macro_export]
+macro_rules! impl_messages {
+    ($label:expr, $request:ty, $reply:ident) => {
+        impl $crate::client::Request for $request {
+            const LABEL: u32 = $label;
+            type Reply = $reply;
+            fn is_idempotent(&self) -> bool {
+                <$request>::is_idempotent(self)
+            }
+        }
+
+        impl $crate::client::Reply for $reply {
+            fn service_error(&self) -> Option<$crate::client::ServiceError> {
+                match self {
+                    $reply::Err(e) => Some(*e),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 pub(crate) mod fake {
     use super::*;

@@ -138,22 +138,7 @@ pub enum Reply {
     Err(ServiceError),
 }
 
-impl crate::client::Request for Request {
-    const LABEL: u32 = LABEL_PAGER;
-    type Reply = Reply;
-    fn is_idempotent(&self) -> bool {
-        Request::is_idempotent(self)
-    }
-}
-
-impl crate::client::Reply for Reply {
-    fn service_error(&self) -> Option<ServiceError> {
-        match self {
-            Reply::Err(e) => Some(*e),
-            _ => None,
-        }
-    }
-}
+crate::impl_messages!(LABEL_PAGER, Request, Reply);
 
 /// Typed client of the pager.
 #[derive(Debug)]
