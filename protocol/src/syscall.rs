@@ -93,8 +93,34 @@ impl TryFrom<u64> for Syscall {
     }
 }
 
-/// Most bytes one `debug_write` prints (`MessageTooLarge` beyond).
-pub const DEBUG_WRITE_MAX: u64 = 4096;
+/// Most bytes one `debug_write` prints (`MessageTooLarge` beyond). The
+/// kernel busy-waits on the UART with interrupts off, so one call must stay
+/// short: 256 bytes are about 22 ms at 115200 baud.
+pub const DEBUG_WRITE_MAX: u64 = 256;
+
+/// Longest domain name the kernel keeps (it prefixes the domain's console
+/// lines with it). Names are `[A-Za-z0-9._-]`.
+pub const DOMAIN_NAME_MAX: usize = 16;
+
+/// Whether `name` is a name the kernel accepts at `Create`.
+pub fn valid_domain_name(name: &[u8]) -> bool {
+    name.len() <= DOMAIN_NAME_MAX
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `a` for `domain_ctl(Create)`: class 0 (server) or 1 (guest), and the
+/// length of a name of at most [`DOMAIN_NAME_MAX`] bytes (longer names are
+/// cut to that length by the caller).
+pub const fn create_arg(class: u64, name_len: usize) -> u64 {
+    let len = if name_len > DOMAIN_NAME_MAX {
+        DOMAIN_NAME_MAX
+    } else {
+        name_len
+    };
+    (class & 0xff) | ((len as u64) << 8)
+}
 
 /// `idle` deadline meaning "no timeout: wait for an event only".
 pub const IDLE_FOREVER: u64 = u64::MAX;
@@ -103,7 +129,9 @@ pub const IDLE_FOREVER: u64 = u64::MAX;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum DomainOp {
-    /// Create an empty, stopped domain; `a` = class (0 server, 1 guest).
+    /// Create an empty, stopped domain; `a` = class (0 server, 1 guest) in
+    /// bits 0..8 and the name's length (at most [`DOMAIN_NAME_MAX`]; 0 for
+    /// none) in bits 8..16, `b` = the name's address (see [`create_arg`]).
     /// Returns a `DomainCtl` handle to it. Needs `CREATE` on the handle.
     Create = 1,
     /// Start a stopped domain at `rip = a`, `rsp = b`.

@@ -68,10 +68,63 @@ pub fn clean_lines(serial: &str) -> Vec<String> {
     lines
 }
 
+/// Who printed a serial line. The kernel writes `[<index>:<gen> <name>] `
+/// before every line a domain prints (`serac_kcore::console`), so a line
+/// without that prefix is the kernel's (or, on an ISO boot, the firmware's
+/// and GRUB's, before the kernel runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// The kernel (or firmware before it).
+    Kernel,
+    /// A domain, by the name the supervisor gave it.
+    Domain(&'a str),
+}
+
+/// Splits a serial line into its source and the text after the prefix.
+pub fn source(line: &str) -> (Source<'_>, &str) {
+    let parse = || -> Option<(&str, &str)> {
+        let rest = line.strip_prefix('[')?;
+        let (id, rest) = rest.split_once(' ')?;
+        let (index, gen) = id.split_once(':')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(index) || !digits(gen) {
+            return None;
+        }
+        let (name, body) = rest.split_once("] ")?;
+        Some((name, body))
+    };
+    match parse() {
+        Some((name, body)) => (Source::Domain(name), body),
+        None => (Source::Kernel, line),
+    }
+}
+
+/// Whether a line is a verdict (`TEST ...` or `BENCH ...`), which counts
+/// only from a party that cannot be forged.
+fn is_verdict(body: &str) -> bool {
+    body.starts_with("TEST ") || body.starts_with("BENCH ")
+}
+
+/// Whether `line` may satisfy a required pattern of `test`: any line that
+/// is not a verdict; a verdict only from the kernel, the supervisor or a
+/// domain the test names in `verdicts_from`.
+pub fn trusted_for(test: &QemuTest, line: &str) -> bool {
+    let (src, body) = source(line);
+    match src {
+        Source::Kernel => true,
+        Source::Domain(name) => {
+            !is_verdict(body)
+                || name == "supervisor"
+                || test.verdicts_from.iter().any(|v| v == name)
+        }
+    }
+}
+
 /// Everything wrong with a run; empty means the test passed.
 pub fn judge(test: &QemuTest, serial: &str, ending: Ending) -> Vec<String> {
     let lines = clean_lines(serial);
     let mut problems = Vec::new();
+    let counts = |l: &&String, p: &crate::pattern::Pattern| p.matches(l) && trusted_for(test, l);
 
     match ending {
         Ending::Exited(c) if c == test.exit => {}
@@ -97,8 +150,30 @@ pub fn judge(test: &QemuTest, serial: &str, ending: Ending) -> Vec<String> {
         }
     }
     for p in &test.required {
-        if !lines.iter().any(|l| p.matches(l)) {
-            problems.push(format!("no serial line matches {p}"));
+        if !lines.iter().any(|l| counts(&l, p)) {
+            problems.push(format!(
+                "no serial line matches {p}{}",
+                untrusted_hint(test, &lines, p)
+            ));
+        }
+    }
+    // Ordered requirements: each step must match a line after the line
+    // that matched the step before (earliest matches, which is optimal).
+    for steps in &test.in_order {
+        let mut at = 0;
+        for (n, p) in steps.iter().enumerate() {
+            match lines.iter().skip(at).position(|l| counts(&l, p)) {
+                Some(k) => at += k + 1,
+                None => {
+                    let after = if n == 0 {
+                        String::new()
+                    } else {
+                        format!(" after the line matching {}", steps[n - 1])
+                    };
+                    problems.push(format!("no serial line matches {p}{after}"));
+                    break;
+                }
+            }
         }
     }
     for p in &test.forbidden {
@@ -107,6 +182,14 @@ pub fn judge(test: &QemuTest, serial: &str, ending: Ending) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Explains a verdict that was printed, but by a party the test does not trust.
+fn untrusted_hint(test: &QemuTest, lines: &[String], p: &crate::pattern::Pattern) -> String {
+    match lines.iter().find(|l| p.matches(l) && !trusted_for(test, l)) {
+        Some(l) => format!(" from a trusted party (ignored {l:?}: a verdict counts only from the kernel, the supervisor or {:?})", test.verdicts_from),
+        None => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +282,63 @@ mod tests {
         let out =
             "Serac 0.1.0 booting via pvh, 254 MiB usable\nPANIC at a.rs:1:1: deliberate panic\n";
         assert!(!judge(&get("exception_reported"), out, Ending::Exited(35)).is_empty());
+    }
+
+    #[test]
+    fn sources_come_from_the_kernel_prefix() {
+        assert_eq!(
+            source("[3:1 evil] TEST x ... ok"),
+            (Source::Domain("evil"), "TEST x ... ok")
+        );
+        assert_eq!(
+            source("[ info] domain: x"),
+            (Source::Kernel, "[ info] domain: x")
+        );
+        assert_eq!(source("[a:1 x] y"), (Source::Kernel, "[a:1 x] y"));
+        assert_eq!(
+            source("TEST boot ... ok"),
+            (Source::Kernel, "TEST boot ... ok")
+        );
+    }
+
+    #[test]
+    fn forged_verdicts_do_not_count() {
+        let t = QemuTest::new("x", Boot::Pvh, "")
+            .require("[%d:%d %s] TEST isolation ... ok")
+            .verdicts_from("neighbour");
+        let head = "Serac 0.1.0 booting via pvh, 254 MiB usable\n";
+        let forged = format!("{head}[3:1 evil] TEST isolation ... ok\n");
+        let p = judge(&t, &forged, Ending::Exited(33));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("ignored"), "{p:?}");
+        for good in [
+            "[4:1 neighbour] TEST isolation ... ok",
+            "[0:1 supervisor] TEST isolation ... ok",
+        ] {
+            let out = format!("{head}{good}\n");
+            assert!(judge(&t, &out, Ending::Exited(33)).is_empty());
+        }
+        // A domain cannot print an unprefixed line, so only the kernel's
+        // own `TEST` lines arrive without one.
+        let t = QemuTest::new("x", Boot::Pvh, "").require("TEST boot ... ok");
+        let out = format!("{head}[3:1 evil] TEST boot ... ok\n");
+        assert!(!judge(&t, &out, Ending::Exited(33)).is_empty());
+    }
+
+    #[test]
+    fn ordered_requirements_need_their_order() {
+        let t = QemuTest::new("x", Boot::Pvh, "")
+            .require_in_order(["attack done", "[%d:%d n] tick %d"]);
+        let head = "Serac 0.1.0 booting via pvh, 254 MiB usable\n";
+        let ok = format!("{head}[2:1 n] tick 1\nattack done\n[2:1 n] tick 2\n");
+        assert!(judge(&t, &ok, Ending::Exited(33)).is_empty());
+        let late = format!("{head}[2:1 n] tick 1\nattack done\n");
+        let p = judge(&t, &late, Ending::Exited(33));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("after the line matching `attack done`"),
+            "{p:?}"
+        );
     }
 
     #[test]

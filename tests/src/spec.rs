@@ -79,6 +79,11 @@ pub struct QemuTest {
     pub timeout: Duration,
     /// Extra QEMU arguments (devices, memory size, ...).
     pub qemu_args: Vec<String>,
+    /// Each list must match lines in this order (see [`QemuTest::require_in_order`]).
+    pub in_order: Vec<Vec<Pattern>>,
+    /// Domains (by name) whose `TEST`/`BENCH` lines count, besides the
+    /// kernel's and the supervisor's (see [`crate::judge::trusted_for`]).
+    pub verdicts_from: Vec<String>,
 }
 
 /// The boot line the kernel prints first, for a boot path.
@@ -88,11 +93,11 @@ pub fn boot_line(via: &str) -> Pattern {
 
 /// Forbidden in every test unless it opts out with [`QemuTest::allow`].
 pub const DEFAULT_FORBIDDEN: &[&str] = &[
-    "TEST * ... FAILED*",
+    "*TEST * ... FAILED*",
     "PANIC at *",
     "EXCEPTION #*",
     "* domain * faulted: *",
-    "panic: *",
+    "[%d:%d %s] panic: *",
 ];
 
 impl QemuTest {
@@ -112,6 +117,8 @@ impl QemuTest {
             forbidden: DEFAULT_FORBIDDEN.iter().map(|&p| Pattern::new(p)).collect(),
             timeout: boot.default_timeout(),
             qemu_args: Vec::new(),
+            in_order: Vec::new(),
+            verdicts_from: Vec::new(),
         }
     }
 
@@ -124,6 +131,23 @@ impl QemuTest {
     /// Requires a line matching `p`.
     pub fn require(mut self, p: impl Into<Pattern>) -> Self {
         self.required.push(p.into());
+        self
+    }
+
+    /// Requires lines matching `steps`, each after the one before: "the
+    /// neighbour ran after the attack" is an ordered requirement.
+    pub fn require_in_order<P: Into<Pattern>>(
+        mut self,
+        steps: impl IntoIterator<Item = P>,
+    ) -> Self {
+        self.in_order
+            .push(steps.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Lets the domain named `name` (the test domain) give verdicts.
+    pub fn verdicts_from(mut self, name: impl Into<String>) -> Self {
+        self.verdicts_from.push(name.into());
         self
     }
 
@@ -169,6 +193,14 @@ impl QemuTest {
 /// The first line of most manifests: the pager, its image mapped eagerly.
 const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes";
 
+/// A line printed by domain `name`: the kernel's prefix, then `body`.
+fn d(name: &str, body: &str) -> String {
+    format!("[%d:%d {name}] {body}")
+}
+
+/// The innocent neighbour's progress line (`apps/neighbour`).
+const NEIGHBOUR_TICK: &str = "[%d:%d neighbour] neighbour: tick %d, %d pages intact";
+
 /// A boot manifest from lines.
 fn manifest(lines: &[&str]) -> Source {
     let mut text = lines.join("\n");
@@ -207,11 +239,11 @@ pub fn all() -> Vec<QemuTest> {
         QemuTest::new("domain_supervisor_runs", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[SWAPPER, "domain hello image=hello class=guest pager=swapper", "test-end=hello"]))
             .require("[ info] domain: supervisor started as 0:1; the kernel starts no other domain")
-            .require("supervisor: up")
-            .require("supervisor: tsc %d Hz (%d MHz)")
-            .require("swapper: up, %d frames")
-            .require("hello from domain")
-            .require("supervisor: test end: hello halted with code 0")
+            .require(d("supervisor", "supervisor: up"))
+            .require(d("supervisor", "supervisor: tsc %d Hz (%d MHz)"))
+            .require(d("swapper", "swapper: up, %d frames"))
+            .require(d("hello", "hello from domain"))
+            .require(d("supervisor", "supervisor: test end: hello halted with code 0"))
             .require("KERNEL supervisor ended; %d domain(s) alive"),
         // The same from the GRUB ISO (multiboot2 module path, SeaBIOS).
         QemuTest::new(
@@ -220,9 +252,9 @@ pub fn all() -> Vec<QemuTest> {
             "serac.exit=1",
         )
         .with_file("manifest", manifest(&[SWAPPER, "domain hello image=hello class=guest pager=swapper", "test-end=hello"]))
-        .require("supervisor: up")
-        .require("hello from domain")
-        .require("supervisor: test end: hello halted with code 0")
+        .require(d("supervisor", "supervisor: up"))
+        .require(d("hello", "hello from domain"))
+        .require(d("supervisor", "supervisor: test end: hello halted with code 0"))
         .require("KERNEL supervisor ended; %d domain(s) alive"),
         QemuTest::new("ipc_pingpong", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
@@ -231,51 +263,67 @@ pub fn all() -> Vec<QemuTest> {
                 "domain ping image=ping class=guest pager=swapper endpoint=pong",
                 "test-end=ping",
             ]))
-            .require("pong: up")
-            .require("TEST ipc_pingpong ... ok")
-            .require("ping: 1000 round trips in %d us"),
+            .require(d("pong", "pong: up"))
+            .require(d("ping", "TEST ipc_pingpong ... ok"))
+            .verdicts_from("ping")
+            .require(d("ping", "ping: 1000 round trips in %d us")),
         QemuTest::new("preempt_spinner", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 "domain spinner image=spinner class=guest eager=yes",
                 "domain ticker image=ticker class=guest eager=yes",
                 "test-end=ticker",
             ]))
-            .require("TEST preempt_spinner ... ok"),
+            .require(d("ticker", "TEST preempt_spinner ... ok"))
+            .verdicts_from("ticker"),
+        // A fault stops only the faulting domain: the neighbour writes and
+        // checks its memory after the kernel has stopped the faulter.
         QemuTest::new("fault_isolated", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 "domain faulter image=faulter class=guest eager=yes",
                 "domain neighbour image=neighbour class=guest eager=yes",
-                "test-end=neighbour",
+                "test-end=faulter",
+                "test-linger-ms=100",
             ]))
             .allow("* domain * faulted: *")
-            .require("faulter: about to fault")
-            .require("[ warn] domain 1:1 domain faulted: PageFault addr=0x700000000000 rip=0x%x error=0x%x")
-            .require("supervisor: faulter exited: *")
-            .require("TEST fault_isolated ... ok"),
+            .require(d("supervisor", "supervisor: faulter exited: *"))
+            .require_in_order([
+                d("faulter", "faulter: about to fault"),
+                "[ warn] domain %d:%d %s faulted: PageFault addr=0x700000000000 rip=0x%x error=0x%x".into(),
+                NEIGHBOUR_TICK.into(),
+            ]),
         QemuTest::new("map_foreign_frame_refused", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 "domain mapper image=mapper class=guest eager=yes",
                 "test-end=mapper",
             ]))
-            .require("TEST map_foreign_frame_refused ... ok"),
+            .require(d("mapper", "TEST map_foreign_frame_refused ... ok"))
+            .verdicts_from("mapper"),
         QemuTest::new("pager_zero_fill", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,
                 "domain toucher image=toucher class=guest pager=swapper endpoint=swapper",
                 "test-end=toucher",
             ]))
-            .require("swapper: fault #1 domain *")
-            .require("TEST pager_zero_fill ... ok"),
+            .require(d("swapper", "swapper: fault #1 domain *"))
+            .require(d("toucher", "TEST pager_zero_fill ... ok"))
+            .verdicts_from("toucher"),
+        // The pager runs dry on the hog; the neighbour, served by the same
+        // pager, still gets fresh pages after the hog is gone.
         QemuTest::new("pager_out_of_frames", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,
                 "domain hog image=hog class=guest pager=swapper",
-                "domain neighbour image=neighbour class=guest eager=yes",
+                "domain neighbour image=neighbour class=guest pager=swapper",
                 "test-end=hog",
+                "test-linger-ms=200",
             ]))
             .allow("* domain * faulted: *")
-            .require("swapper: out of frames, killing *")
-            .require("TEST fault_isolated ... ok")
+            .forbid(d("supervisor", "supervisor: neighbour exited: *"))
+            .require_in_order([
+                d("swapper", "swapper: out of frames, killing *"),
+                d("supervisor", "supervisor: test end: hog *"),
+                NEIGHBOUR_TICK.into(),
+            ])
             .timeout(Duration::from_secs(60)),
         QemuTest::new("server_restart", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
@@ -285,11 +333,12 @@ pub fn all() -> Vec<QemuTest> {
                 "test-end=crashclient",
             ]))
             .allow("* domain * faulted: *")
-            .require("crashy: up (generation 1)")
-            .require("crashclient: crash call failed with PeerDead")
-            .require("crashy: up (generation 2)")
-            .require("crashclient: call failed with ServerRestarted")
-            .require("TEST server_restart_seen ... ok"),
+            .require(d("crashy", "crashy: up (generation 1)"))
+            .require(d("crashclient", "crashclient: crash call failed with PeerDead"))
+            .require(d("crashy", "crashy: up (generation 2)"))
+            .require(d("crashclient", "crashclient: call failed with ServerRestarted"))
+            .require(d("crashclient", "TEST server_restart_seen ... ok"))
+            .verdicts_from("crashclient"),
         QemuTest::new("alarms_on_time", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,
@@ -297,7 +346,8 @@ pub fn all() -> Vec<QemuTest> {
                 "domain alarm image=alarm class=guest eager=yes",
                 "test-end=alarm",
             ]))
-            .require("TEST alarms_on_time ... ok")
+            .require(d("alarm", "TEST alarms_on_time ... ok"))
+            .verdicts_from("alarm")
             .timeout(Duration::from_secs(60)),
         // Batched virtual interrupts: a self-notification is delivered as an
         // upcall on the way back to the domain; a 1000-notification storm
@@ -312,11 +362,13 @@ pub fn all() -> Vec<QemuTest> {
                 "domain bench-core image=bench-core class=guest pager=swapper endpoint=pong notify=bench-core notify=bench-sleeper notify=bench-yielder endpoint=bench-echo",
                 "test-end=bench-core",
             ]))
-            .require("BENCH upcall %d")
-            .require("BENCH batch_events 1000")
-            .require("BENCH batch_deliveries 2")
-            .require("bench: done")
-            .require("supervisor: test end: bench-core halted with code 0"),
+            .require(d("bench-core", "BENCH upcall %d"))
+            .verdicts_from("bench-core")
+            .require(d("bench-sleeper", "BENCH batch_events 1000"))
+            .require(d("bench-sleeper", "BENCH batch_deliveries 2"))
+            .verdicts_from("bench-sleeper")
+            .require(d("bench-core", "bench: done"))
+            .require(d("supervisor", "supervisor: test end: bench-core halted with code 0")),
         // A handle moves in a message: it leaves the sender's table and works
         // in the receiver's.
         QemuTest::new("handle_transfer", Boot::Pvh, "serac.exit=1")
@@ -327,8 +379,9 @@ pub fn all() -> Vec<QemuTest> {
                 "domain xferclient image=xferclient class=guest pager=swapper endpoint=pong endpoint=relay",
                 "test-end=xferclient",
             ]))
-            .require("relay: received handle %d:%d")
-            .require("TEST handle_transfer ... ok"),
+            .require(d("relay", "relay: received handle %d:%d"))
+            .require(d("xferclient", "TEST handle_transfer ... ok"))
+            .verdicts_from("xferclient"),
         // Adversarial: random syscalls with hostile arguments get typed
         // answers; the kernel and a neighbour carry on.
         QemuTest::new("chaos_syscalls", Boot::Pvh, "serac.exit=1")
@@ -338,32 +391,38 @@ pub fn all() -> Vec<QemuTest> {
                 "domain neighbour image=neighbour class=guest pager=swapper",
                 "domain chaos image=chaos class=guest pager=swapper endpoint=pong",
                 "test-end=chaos",
+                "test-linger-ms=200",
             ]))
-            .require("chaos: 20000 syscalls: %d succeeded, errors by code *")
-            .require("TEST chaos_syscalls ... ok")
-            .require("TEST fault_isolated ... ok")
+            .forbid(d("supervisor", "supervisor: neighbour exited: *"))
+            .require(d("chaos", "chaos: 20000 syscalls: %d succeeded, errors by code *"))
+            .require_in_order([
+                d("supervisor", "supervisor: test end: chaos *"),
+                NEIGHBOUR_TICK.into(),
+            ])
             .timeout(Duration::from_secs(60)),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")
-            .require("irqtest: interrupt 2 after %d ms")
-            .require("TEST irq_delivery ... ok"),
+            .require(d("irqtest", "irqtest: interrupt 2 after %d ms"))
+            .require(d("irqtest", "TEST irq_delivery ... ok"))
+            .verdicts_from("irqtest"),
         QemuTest::new("domains_1000_idle", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,
                 "domain idler image=idler class=guest pager=swapper count=1000",
                 "test-end-after-ms=200",
             ]))
-            .require("supervisor: test end: 1001 domain(s) running after 200 ms")
+            .require(d("supervisor", "supervisor: test end: 1001 domain(s) running after 200 ms"))
             .timeout(Duration::from_secs(120)),
         // Ring 3 against the syscall checks, then a deliberate fault that
         // must stop only that domain, with the details reported.
         QemuTest::new("domain_selftest", Boot::Pvh, "serac.exit=1 serac.init=selftest")
             .allow("* domain * faulted: *")
-            .require("TEST user_bad_syscall ... ok")
-            .require("TEST user_bad_pointer ... ok")
-            .require("TEST user_alarm ... ok")
-            .require("TEST user_recv_timeout ... ok")
+            .require(d("selftest", "TEST user_bad_syscall ... ok"))
+            .verdicts_from("selftest")
+            .require(d("selftest", "TEST user_bad_pointer ... ok"))
+            .require(d("selftest", "TEST user_alarm ... ok"))
+            .require(d("selftest", "TEST user_recv_timeout ... ok"))
             .require("[ warn] domain 0:1 selftest faulted: PageFault addr=0x700000000000 rip=0x%x error=0x%x")
             .require("KERNEL supervisor ended; 0 domain(s) alive"),
     ]

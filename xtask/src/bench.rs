@@ -15,6 +15,7 @@ use std::fs;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use serac_tests::judge::{source, Source as JudgeSource};
 use serac_tests::qemu::Accel;
 use serac_tests::runner::{Context, Runner};
 use serac_tests::spec::{Boot, QemuTest, Source};
@@ -115,16 +116,28 @@ fn parse(serial: &str) -> Figures {
     let mut f = Figures::default();
     for line in serial.lines() {
         let line = line.trim_end_matches('\r');
+        // Figures count only from parties a guest cannot impersonate: the
+        // kernel, the supervisor and the benchmark's own domains.
+        let (from, line) = match source(line) {
+            (JudgeSource::Kernel, body) => (Some("kernel"), body),
+            (JudgeSource::Domain(n), body) if n == "supervisor" || n.starts_with("bench-") => {
+                (Some(n), body)
+            }
+            _ => (None, line),
+        };
+        if from.is_none() {
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("BENCH ") {
             let mut it = rest.split_whitespace();
             if let (Some(k), Some(v)) = (it.next(), it.next().and_then(|v| v.parse().ok())) {
                 // The last value wins (the sleeper reports after each wake).
                 f.bench.insert(k.to_owned(), v);
             }
-        } else if line.starts_with("KERNEL stats:") {
+        } else if from == Some("kernel") && line.starts_with("KERNEL stats:") {
             f.kernel_frames = number_after(line, "kernel frames in use since start");
             f.heap_kib = number_after(line, "heap in use");
-        } else if line.contains("supervisor: test end:") {
+        } else if from == Some("supervisor") && line.starts_with("supervisor: test end:") {
             f.running = number_after(line, "test end:");
         }
     }
@@ -292,9 +305,10 @@ mod tests {
     #[test]
     fn parses_bench_and_kernel_lines() {
         let f = parse(
-            "BENCH ipc_roundtrip 1234\r\nBENCH batch_events 5\nBENCH batch_events 7\n\
+            "[4:1 bench-core] BENCH ipc_roundtrip 1234\r\n[4:1 bench-core] BENCH batch_events 5\n[4:1 bench-core] BENCH batch_events 7\n\
+             [5:1 evil] BENCH ipc_roundtrip 1\n\
              KERNEL stats: 3 domain record(s), 3 created since boot, kernel frames in use since start 40 (160 KiB), heap in use 12 KiB, domain record 900 bytes\n\
-             supervisor: test end: 1000 domain(s) running after 200 ms\n",
+             [0:1 supervisor] supervisor: test end: 1000 domain(s) running after 200 ms\n",
         );
         assert_eq!(f.bench.get("ipc_roundtrip"), Some(&1234));
         assert_eq!(f.bench.get("batch_events"), Some(&7));

@@ -5,6 +5,7 @@
 //! lock is held, so they use [`raw_write`], which polls the UART directly.
 
 use core::fmt::{self, Write};
+use serac_kcore::console::{prefix_name, Lines, Piece, Writer};
 use spin::Mutex;
 use uart_16550::backend::PioBackend;
 use uart_16550::{Config, Uart16550};
@@ -14,8 +15,8 @@ const COM1: u16 = 0x3f8;
 
 // COM1 (0x3f8..0x400) is on every PC and QEMU machine; nothing else in
 // the kernel touches these ports except `raw_write`, which only polls LSR and
-// writes THR (safe to interleave at byte granularity).
-static UART: Mutex<Option<Uart16550<PioBackend>>> = Mutex::new(None);
+// writes THR (safe to interleave at byte granularity). The UART lives in
+// `CONSOLE` below.
 
 /// Initialises COM1 (115200 8N1, FIFO on). Safe to call once, early.
 pub fn init() {
@@ -25,7 +26,7 @@ pub fn init() {
         return;
     };
     if uart.init(Config::default()).is_ok() {
-        *UART.lock() = Some(uart);
+        CONSOLE.lock().uart = Some(uart);
     }
 }
 
@@ -65,34 +66,76 @@ impl Write for RawWriter {
     }
 }
 
-struct Locked<'a>(&'a mut Uart16550<PioBackend>);
+/// The UART and the console's line state, behind one lock.
+struct Console {
+    uart: Option<Uart16550<PioBackend>>,
+    lines: Lines,
+}
 
-impl Write for Locked<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for chunk in s.split_inclusive('\n') {
-            if let Some(line) = chunk.strip_suffix('\n') {
-                self.0.send_bytes_exact(line.as_bytes());
-                self.0.send_bytes_exact(b"\r\n");
-            } else {
-                self.0.send_bytes_exact(chunk.as_bytes());
+static CONSOLE: Mutex<Console> = Mutex::new(Console {
+    uart: None,
+    lines: Lines::new(),
+});
+
+fn send(uart: &mut Option<Uart16550<PioBackend>>, bytes: &[u8]) {
+    match uart.as_mut() {
+        Some(u) => u.send_bytes_exact(bytes),
+        None => bytes.iter().for_each(|&b| raw_byte(b)),
+    }
+}
+
+fn emit(uart: &mut Option<Uart16550<PioBackend>>, p: Piece<'_>) {
+    match p {
+        Piece::Newline => send(uart, b"\r\n"),
+        Piece::Prefix(index, gen, name) => {
+            let _ = write!(Raw(uart), "[{index}:{gen} ");
+            for c in prefix_name(name) {
+                send(uart, c.encode_utf8(&mut [0; 4]).as_bytes());
             }
+            send(uart, b"] ");
         }
+        Piece::Char(c) => send(uart, c.encode_utf8(&mut [0; 4]).as_bytes()),
+    }
+}
+
+/// Plain bytes to the UART (for the prefix's numbers).
+struct Raw<'a>(&'a mut Option<Uart16550<PioBackend>>);
+
+impl Write for Raw<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        send(self.0, s.as_bytes());
         Ok(())
     }
 }
 
-/// Prints formatted text to COM1 (used by `kprintln!`).
+/// Kernel text through the line rules.
+struct KernelText<'a>(&'a mut Console);
+
+impl Write for KernelText<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let Console { uart, lines } = &mut *self.0;
+        lines.write(Writer::Kernel, s.as_bytes(), |p| emit(uart, p));
+        Ok(())
+    }
+}
+
+/// Prints formatted text to COM1 (used by `kprintln!` and the logger).
 pub fn print(args: fmt::Arguments<'_>) {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        let mut guard = UART.lock();
-        match guard.as_mut() {
-            Some(uart) => {
-                let _ = Locked(uart).write_fmt(args);
-            }
-            None => {
-                let _ = RawWriter.write_fmt(args);
-            }
-        }
+        let mut console = CONSOLE.lock();
+        let _ = KernelText(&mut console).write_fmt(args);
+    });
+}
+
+/// Writes a domain's `debug_write` bytes, each line behind the kernel's
+/// `[index:gen name] ` prefix (see `serac_kcore::console`).
+pub fn domain_write(index: u32, gen: u32, name: &str, bytes: &[u8]) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut console = CONSOLE.lock();
+        let Console { uart, lines } = &mut *console;
+        lines.write(Writer::Domain { index, gen, name }, bytes, |p| {
+            emit(uart, p)
+        });
     });
 }
 

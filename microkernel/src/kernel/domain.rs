@@ -132,6 +132,8 @@ pub struct Domain {
     pub faults: u64,
     /// Interrupt lines bound to it (the next one gets bit `IRQ(irq_lines)`).
     pub irq_lines: u32,
+    /// Console bytes it may still write (`debug_write`).
+    pub console: serac_kcore::console::Budget,
 }
 
 impl Domain {
@@ -256,6 +258,7 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         syscalls: 0,
         faults: 0,
         irq_lines: 0,
+        console: serac_kcore::console::Budget::new(rdtsc()),
     }));
     k.created += 1;
     Ok(id)

@@ -313,7 +313,7 @@ fn report_and_exit(k: &Kernel) -> ! {
     let shown = k.domains.iter().flatten().count();
     for d in k.domains.iter().flatten().take(32) {
         info!(
-            "domain {}:{} {} {:?} after {} us of CPU, {} syscalls, {} faults, {} events / {} upcalls",
+            "domain {}:{} {} {:?} after {} us of CPU, {} syscalls, {} faults, {} events / {} upcalls, {} console bytes dropped",
             d.id.index,
             d.id.gen,
             d.name(),
@@ -323,6 +323,7 @@ fn report_and_exit(k: &Kernel) -> ! {
             d.faults,
             d.pending.events_raised(),
             d.pending.upcalls_delivered(),
+            d.console.dropped(),
         );
     }
     if shown > 32 {

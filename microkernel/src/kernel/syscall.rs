@@ -7,7 +7,9 @@
 use serac_kcore::handles::HandleEntry;
 use serac_protocol::layout::{self, USER_SPACE};
 use serac_protocol::supervisor::DomainClass;
-use serac_protocol::syscall::{DomainCounter, DomainOp, DEBUG_WRITE_MAX};
+use serac_protocol::syscall::{
+    valid_domain_name, DomainCounter, DomainOp, DEBUG_WRITE_MAX, DOMAIN_NAME_MAX,
+};
 use serac_protocol::user::UserRange;
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, SysError, Syscall};
 
@@ -56,15 +58,58 @@ pub fn dispatch(k: &mut Kernel, i: u32) {
 }
 
 /// Copies a checked user buffer to the console, page by page through the
-/// software TLB (never through a raw user pointer).
+/// software TLB (never through a raw user pointer). The kernel prefixes
+/// each line with the writer's id and name; each domain but the first has
+/// a byte budget (`serac_kcore::console::Budget`), and what goes over it is
+/// dropped, counted and reported once per episode. Returns the bytes
+/// written, which may be fewer than `len`.
 fn debug_write(k: &mut Kernel, i: u32, addr: u64, len: u64) -> Result<Option<u64>, SysError> {
     if len == 0 {
         // Nothing is read, so no pointer is checked (like write(2)).
         return Ok(Some(0));
     }
-    let range = UserRange::check_max(addr, len, DEBUG_WRITE_MAX, &layout::SYSCALL_SPACE)?;
-    let d = k.domain(i).ok_or(SysError::BadHandle)?;
+    if len > DEBUG_WRITE_MAX {
+        return Err(SysError::MessageTooLarge);
+    }
     let mut buf = [0u8; DEBUG_WRITE_MAX as usize];
+    let n = len as usize;
+    read_user(k, i, addr, &mut buf[..n])?;
+    let d = k.domain(i).ok_or(SysError::BadHandle)?;
+    let first = d.id == k.supervisor;
+    let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;
+    let allowed = if first {
+        n as u64
+    } else {
+        let g = d.console.take(
+            crate::arch::time::rdtsc(),
+            crate::arch::time::tsc_hz(),
+            n as u64,
+        );
+        if g.newly_throttled {
+            log::warn!(
+                "domain {}:{} {}: console output over its budget; dropping the rest ({} bytes dropped so far)",
+                d.id.index,
+                d.id.gen,
+                d.name(),
+                d.console.dropped()
+            );
+        }
+        g.bytes
+    };
+    let shown = &buf[..allowed as usize];
+    crate::arch::serial::domain_write(d.id.index, d.id.gen, d.name(), shown);
+    Ok(Some(allowed))
+}
+
+/// Copies `out.len()` bytes of domain `i`'s memory at `addr` into `out`,
+/// page by page through the software TLB and the fixed pages (never
+/// through a raw user pointer). `BadPointer` for anything unbound.
+fn read_user(k: &Kernel, i: u32, addr: u64, out: &mut [u8]) -> Result<(), SysError> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let range = UserRange::check(addr, out.len() as u64, &layout::SYSCALL_SPACE)?;
+    let d = k.domain(i).ok_or(SysError::BadHandle)?;
     let mut n = 0;
     for vpn in range.pages() {
         let Some((off, chunk)) = range.chunk_in_page(vpn) else {
@@ -76,12 +121,13 @@ fn debug_write(k: &mut Kernel, i: u32, addr: u64, len: u64) -> Result<Option<u64
             layout::UPCALL_PAGE_ADDR => nonzero(d.fixed_frames().1)?,
             _ => k.stlb.lookup(d.id, vpn).ok_or(SysError::BadPointer)?.frame * 4096,
         };
-        read_phys(frame + off, &mut buf[n..n + chunk as usize]);
+        let to = out
+            .get_mut(n..n + chunk as usize)
+            .ok_or(SysError::BadPointer)?;
+        read_phys(frame + off, to);
         n += chunk as usize;
     }
-    let text = core::str::from_utf8(&buf[..n]).unwrap_or("<non-UTF-8 output>");
-    crate::arch::serial::print(format_args!("{text}"));
-    Ok(Some(n as u64))
+    Ok(())
 }
 
 /// `irq_ack(irq)`: unmask a line bound to the caller.
@@ -190,12 +236,22 @@ fn domain_ctl(
     };
     match op {
         DomainOp::Create => {
-            let class = match a {
+            let class = match a & 0xff {
                 0 => DomainClass::Server,
                 1 => DomainClass::Guest,
                 _ => return Err(SysError::BadArgument),
             };
-            let id = domain::create(k, "domain", class)?;
+            let len = (a >> 8) as usize;
+            if a >> 16 != 0 || len > DOMAIN_NAME_MAX {
+                return Err(SysError::BadArgument);
+            }
+            let mut name = [0u8; DOMAIN_NAME_MAX];
+            read_user(k, i, b, &mut name[..len])?;
+            if !valid_domain_name(&name[..len]) {
+                return Err(SysError::BadArgument);
+            }
+            let name = core::str::from_utf8(&name[..len]).map_err(|_| SysError::BadArgument)?;
+            let id = domain::create(k, if name.is_empty() { "domain" } else { name }, class)?;
             let handle = k
                 .domain_mut(i)
                 .ok_or(SysError::BadHandle)?

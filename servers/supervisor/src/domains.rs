@@ -38,7 +38,7 @@ use ilwaco::{sys, time};
 use serac_protocol::bootarc::{Archive, ArchiveError};
 use serac_protocol::client::{rpc, ClientError};
 use serac_protocol::pager;
-use serac_protocol::syscall::{grant_arg, DomainCounter, DomainOp};
+use serac_protocol::syscall::{create_arg, grant_arg, DomainCounter, DomainOp, DOMAIN_NAME_MAX};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 use serac_supervisor_core::frames::{FramePool, MAX_FRAMES};
 use serac_supervisor_core::manifest::{
@@ -348,7 +348,11 @@ impl<'a> Supervisor<'a> {
                     err: e,
                     name: Some(spec.instance_name(k)),
                 };
-                let c = ctl(ROOT, DomainOp::Create, spec.class.create_arg(), 0)
+                // The kernel names the domain's console lines with this.
+                let name = spec.name.as_bytes();
+                let name = &name[..name.len().min(DOMAIN_NAME_MAX)];
+                let arg = create_arg(spec.class.create_arg(), name.len());
+                let c = ctl(ROOT, DomainOp::Create, arg, name.as_ptr() as u64)
                     .map_err(|e| named("create", e))?;
                 let c = Handle::from_raw(c);
                 let id = read_id(c).map_err(|e| named("read id", e))?;

@@ -45,12 +45,15 @@ impl fmt::Display for Why<'_> {
 /// Serves until a test ends or nothing is left; returns the halt code.
 pub fn run(sup: &mut Supervisor<'_>) -> u64 {
     // `test-end-after-ms`: serve until then, then report.
-    let end = sup.m.test_end_after_ms.map(|ms| {
+    let after = |ms: u64| {
         let deadline = time::clock().map_or(0, |c| {
             c.deadline_after_ns(time::tsc(), ms.saturating_mul(1_000_000))
         });
         (ms, deadline.max(1))
-    });
+    };
+    let mut end = sup.m.test_end_after_ms.map(after);
+    // Set once the test-end domain has ended and `test-linger-ms` runs.
+    let mut lingering = false;
     let mut buf = [0u8; MAX_PAYLOAD];
     let mut reply = Handle::NONE;
     let mut errors = 0;
@@ -61,6 +64,10 @@ pub fn run(sup: &mut Supervisor<'_>) -> u64 {
             Ok(r) => {
                 errors = 0;
                 reply = Handle::from_raw(r);
+            }
+            Err(SysError::WouldBlock) if lingering => {
+                println!("supervisor: linger over; ending the run");
+                return 0;
             }
             Err(SysError::WouldBlock) if end.is_some() => {
                 return timed_end(sup, end.map_or(0, |(ms, _)| ms));
@@ -87,7 +94,15 @@ pub fn run(sup: &mut Supervisor<'_>) -> u64 {
         match label {
             LABEL_EXIT => {
                 if let Some(code) = on_exit(sup, payload) {
-                    return code;
+                    match sup.m.test_linger_ms {
+                        Some(ms) if code == 0 && !lingering => {
+                            println!("supervisor: lingering {ms} ms before ending the run");
+                            lingering = true;
+                            end = Some(after(ms));
+                        }
+                        _ if lingering => {}
+                        _ => return code,
+                    }
                 }
                 // The kernel expects no answer; if it gave a reply handle, answer empty.
                 if !reply.is_none() && ipc::put_message(0, Handle::NONE, &[]).is_err() {

@@ -9,6 +9,7 @@
 //!        [pager=<domain>] [eager=yes|no] [endpoint=<domain>]... [notify=<domain>]...
 //! test-end=<domain>
 //! test-end-after-ms=<n>
+//! test-linger-ms=<n>
 //! ```
 //!
 //! (a `domain` directive is one line; it is wrapped above only for reading.)
@@ -187,6 +188,10 @@ pub struct Manifest<'a> {
     pub test_end: Option<usize>,
     /// `test-end-after-ms=`: end the run this long after every domain started.
     pub test_end_after_ms: Option<u64>,
+    /// `test-linger-ms=`: after `test-end=`'s domain has ended, keep serving
+    /// this long before ending the run (so a test can see what the other
+    /// domains did after it: the neighbour of an attacker).
+    pub test_linger_ms: Option<u64>,
 }
 
 /// A manifest error: where and what.
@@ -268,6 +273,8 @@ pub enum ErrorKind<'a> {
     DuplicateTestEnd(&'a str),
     /// Extra words after a one-word directive.
     Unexpected(&'a str),
+    /// `test-linger-ms=` without a `test-end=` to linger after.
+    LingerWithoutTestEnd,
 }
 
 impl fmt::Display for ErrorKind<'_> {
@@ -276,7 +283,7 @@ impl fmt::Display for ErrorKind<'_> {
             ErrorKind::NotUtf8 => f.write_str("not UTF-8"),
             ErrorKind::UnknownDirective(w) => write!(
                 f,
-                "unknown directive `{w}` (expected domain, test-end= or test-end-after-ms=)"
+                "unknown directive `{w}` (expected domain, test-end=, test-end-after-ms= or test-linger-ms=)"
             ),
             ErrorKind::MissingName => f.write_str("`domain` needs a name"),
             ErrorKind::BadName(n) => {
@@ -318,6 +325,9 @@ impl fmt::Display for ErrorKind<'_> {
             }
             ErrorKind::DuplicateTestEnd(k) => write!(f, "second `{k}=`"),
             ErrorKind::Unexpected(w) => write!(f, "unexpected `{w}`"),
+            ErrorKind::LingerWithoutTestEnd => {
+                f.write_str("`test-linger-ms=` needs a `test-end=` to linger after")
+            }
         }
     }
 }
@@ -392,6 +402,7 @@ impl<'a> Manifest<'a> {
             instances: 0,
             test_end: None,
             test_end_after_ms: None,
+            test_linger_ms: None,
         };
         let mut test_end: Option<(usize, &'a str)> = None;
         for (i, raw) in text.lines().enumerate() {
@@ -409,7 +420,7 @@ impl<'a> Manifest<'a> {
                 return Err(err(line, ErrorKind::UnknownDirective(first)));
             };
             match key {
-                "test-end" | "test-end-after-ms" => {}
+                "test-end" | "test-end-after-ms" | "test-linger-ms" => {}
                 _ => return Err(err(line, ErrorKind::UnknownDirective(first))),
             }
             if let Some(extra) = words.next() {
@@ -423,6 +434,11 @@ impl<'a> Manifest<'a> {
                     return Err(err(line, ErrorKind::DuplicateTestEnd(key)));
                 }
                 test_end = Some((line, value));
+            } else if key == "test-linger-ms" {
+                if m.test_linger_ms.is_some() {
+                    return Err(err(line, ErrorKind::DuplicateTestEnd(key)));
+                }
+                m.test_linger_ms = Some(ranged(line, key, value, MAX_TEST_MS)?);
             } else {
                 if m.test_end_after_ms.is_some() {
                     return Err(err(line, ErrorKind::DuplicateTestEnd(key)));
@@ -436,6 +452,8 @@ impl<'a> Manifest<'a> {
                 .find(name)
                 .ok_or(err(line, ErrorKind::UnknownDomain(name)))?;
             m.test_end = Some(d);
+        } else if m.test_linger_ms.is_some() {
+            return Err(err(0, ErrorKind::LingerWithoutTestEnd));
         }
         Ok(m)
     }
@@ -881,6 +899,14 @@ test-end=ping
             ErrorKind::DuplicateTestEnd("test-end-after-ms")
         );
         assert_eq!(kind(&with("test-end=s s")), ErrorKind::Unexpected("s"));
+        assert_eq!(kind("test-linger-ms=5"), ErrorKind::LingerWithoutTestEnd);
+        assert_eq!(
+            kind(&with("test-end=s\ntest-linger-ms=1\ntest-linger-ms=2")),
+            ErrorKind::DuplicateTestEnd("test-linger-ms")
+        );
+        let text = with("test-end=s\ntest-linger-ms=40");
+        let m = Manifest::parse(&text).unwrap();
+        assert_eq!(m.test_linger_ms, Some(40));
         assert_eq!(kind("test-end="), ErrorKind::EmptyValue("test-end"));
         assert_eq!(
             Manifest::parse_bytes(b"# ok\n\ndomain \xff").unwrap_err(),
