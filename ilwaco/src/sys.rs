@@ -218,9 +218,22 @@ pub fn reply_recv(reply: Handle) -> Result<u64, SysError> {
 /// `reply_recv` that gives up at the absolute TSC `deadline` (0: never)
 /// with `WouldBlock` when no message has come.
 pub fn reply_recv_until(reply: Handle, deadline: u64) -> Result<u64, SysError> {
+    reply_recv_with(reply, deadline, 0)
+}
+
+/// `reply_recv` with `flags` (`RECV_ACCEPT_HANDLE`: the next message may
+/// move a handle into this domain's table; without it such a message is
+/// refused and its sender keeps the handle).
+pub fn reply_recv_with(reply: Handle, deadline: u64, flags: u64) -> Result<u64, SysError> {
     // SAFETY: as for `call`: only the IPC buffer page is touched.
-    let (rax, rdx) = unsafe { syscall2(nr(Syscall::ReplyRecv), reply.to_raw(), deadline) };
+    let (rax, rdx) = unsafe { syscall3(nr(Syscall::ReplyRecv), reply.to_raw(), deadline, flags) };
     sys_result(rax, rdx)
+}
+
+/// Drops one of this domain's handles (`domain_ctl(NONE, Close, h)`).
+/// Closing a `Reply` handle tells its caller `PeerDead`.
+pub fn close(h: Handle) -> Result<(), SysError> {
+    domain_ctl(Handle::NONE, DomainOp::Close, h.to_raw(), 0).map(|_| ())
 }
 
 /// `send(endpoint)`: sends the IPC buffer's message without waiting for a

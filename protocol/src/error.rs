@@ -45,11 +45,15 @@ pub enum SysError {
     ServerRestarted = 16,
     /// The frame is already bound in some (possibly other) domain.
     FrameInUse = 17,
+    /// The message moves a handle and the receiver did not opt in to
+    /// receiving one (`reply_recv` without `RECV_ACCEPT_HANDLE`); the
+    /// sender keeps it.
+    HandleRefused = 18,
 }
 
 impl SysError {
     /// Every code, in numeric order (for tests and tools).
-    pub const ALL: [SysError; 17] = [
+    pub const ALL: [SysError; 18] = [
         SysError::BadSyscall,
         SysError::BadArgument,
         SysError::BadPointer,
@@ -67,6 +71,7 @@ impl SysError {
         SysError::PeerDead,
         SysError::ServerRestarted,
         SysError::FrameInUse,
+        SysError::HandleRefused,
     ];
 
     /// The stable numeric code.

@@ -163,7 +163,17 @@ pub enum DomainOp {
     /// stays masked until `irq_ack`. Device power: needs `CREATE` on the
     /// handle used (the supervisor's root handle).
     BindIrq = 10,
+    /// Drop the caller's handle `a` (the handle argument must be `NONE`: a
+    /// domain closes only its own handles). Closing a `Reply` handle tells
+    /// the waiting caller `PeerDead` (a fault's: kills the faulting domain,
+    /// as `FAULT_KILL` would).
+    Close = 11,
 }
+
+/// `reply_recv` flag (in `rdx`): the next message may move a handle into
+/// the caller's table. Without it, a message that carries one is refused
+/// with `HandleRefused` and the sender keeps its handle.
+pub const RECV_ACCEPT_HANDLE: u64 = 1;
 
 /// Packs the `b` argument of [`DomainOp::Grant`].
 pub const fn grant_arg(kind: crate::HandleKind, rights: crate::HandleRights) -> u64 {
@@ -172,7 +182,7 @@ pub const fn grant_arg(kind: crate::HandleKind, rights: crate::HandleRights) -> 
 
 impl DomainOp {
     /// Every sub-operation, in numeric order.
-    pub const ALL: [DomainOp; 10] = [
+    pub const ALL: [DomainOp; 11] = [
         DomainOp::Create,
         DomainOp::Start,
         DomainOp::Kill,
@@ -183,6 +193,7 @@ impl DomainOp {
         DomainOp::Grant,
         DomainOp::Restart,
         DomainOp::BindIrq,
+        DomainOp::Close,
     ];
 }
 

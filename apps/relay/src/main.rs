@@ -6,6 +6,7 @@
 
 use ilwaco::ipc::{get_message, put_message};
 use ilwaco::protocol::layout::MAX_PAYLOAD;
+use ilwaco::protocol::syscall::RECV_ACCEPT_HANDLE;
 use ilwaco::protocol::Handle;
 use ilwaco::{println, sys};
 
@@ -16,7 +17,8 @@ fn main() -> i32 {
     let mut buf = [0u8; MAX_PAYLOAD];
     let mut reply = Handle::NONE;
     loop {
-        reply = match sys::reply_recv(reply) {
+        // The relay wants handles: it opts in on every receive.
+        reply = match sys::reply_recv_with(reply, 0, RECV_ACCEPT_HANDLE) {
             Ok(raw) => Handle::from_raw(raw),
             Err(e) => {
                 println!("relay: reply_recv failed: {e:?}");

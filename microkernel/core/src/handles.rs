@@ -47,10 +47,17 @@ fn index_u32(i: usize) -> u32 {
 
 impl<const N: usize> HandleTable<N> {
     /// An empty table.
-    #[allow(clippy::cast_possible_truncation, reason = "guarded: i + 1 < NIL")]
     pub const fn new() -> Self {
+        Self::with_first_gen(1)
+    }
+
+    /// An empty table whose slots start at generation `gen` (at least 1):
+    /// a table that replaces an older one issues no handle the old one did.
+    #[allow(clippy::cast_possible_truncation, reason = "guarded: i + 1 < NIL")]
+    pub const fn with_first_gen(gen: u32) -> Self {
+        let gen = if gen == 0 { 1 } else { gen };
         let mut slots = [Slot {
-            gen: 1,
+            gen,
             entry: None,
             next_free: NIL,
         }; N];
@@ -185,6 +192,12 @@ impl<const N: usize> HandleTable<N> {
         n
     }
 
+    /// The highest generation any slot has reached (the next table for the
+    /// same handle space should start above it).
+    pub fn max_gen(&self) -> u32 {
+        self.slots.iter().map(|s| s.gen).max().unwrap_or(1)
+    }
+
     /// Live handles and their entries.
     pub fn iter(&self) -> impl Iterator<Item = (Handle, &HandleEntry)> + '_ {
         self.slots
@@ -254,6 +267,24 @@ mod tests {
         assert_ne!(h2, h);
         assert_eq!(t.revoke_all(|_| {}), 2);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_successor_table_never_repeats_a_handle() {
+        let mut t: HandleTable<4> = HandleTable::new();
+        let e = HandleEntry {
+            kind: HandleKind::Endpoint,
+            rights: HandleRights::SEND,
+            object: 1,
+            badge: 0,
+        };
+        let old: std::vec::Vec<Handle> = (0..3).map(|_| t.allocate(e).unwrap()).collect();
+        t.revoke_all(|_| {});
+        let mut next: HandleTable<4> = HandleTable::with_first_gen(t.max_gen() + 1);
+        for _ in 0..3 {
+            let h = next.allocate(e).unwrap();
+            assert!(old.iter().all(|o| o.gen < h.gen), "{h:?} vs {old:?}");
+        }
     }
 
     #[test]

@@ -60,6 +60,34 @@ struct IstStack([u8; IST_STACK_SIZE]);
 static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 static mut NMI_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 
+/// The GDT's layout, fixed: the entry assembly pushes these selectors, and
+/// `sysret` derives the user ones from STAR (user data, then user code).
+pub const KERNEL_CODE_SEL: u16 = 1 << 3;
+/// Kernel data selector.
+pub const KERNEL_DATA_SEL: u16 = 2 << 3;
+/// User data (and stack) selector, RPL 3.
+pub const USER_DATA_SEL: u16 = (3 << 3) | 3;
+/// User code selector, RPL 3.
+pub const USER_CODE_SEL: u16 = (4 << 3) | 3;
+
+// `sysretq` loads CS = STAR[63:48] + 16 and SS = STAR[63:48] + 8.
+const _: () = assert!(USER_CODE_SEL == USER_DATA_SEL + 8);
+
+// The entry assembly names frame fields by offset (`cpu.rs`, `user.rs`).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(TrapFrame, r15) == 0);
+    assert!(offset_of!(TrapFrame, rax) == 14 * 8);
+    assert!(offset_of!(TrapFrame, vector) == 15 * 8);
+    assert!(offset_of!(TrapFrame, error) == 16 * 8);
+    assert!(offset_of!(TrapFrame, rip) == 17 * 8);
+    assert!(offset_of!(TrapFrame, cs) == 18 * 8);
+    assert!(offset_of!(TrapFrame, rflags) == 19 * 8);
+    assert!(offset_of!(TrapFrame, rsp) == 20 * 8);
+    assert!(offset_of!(TrapFrame, ss) == 21 * 8);
+    assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+};
+
 /// Segment selectors, fixed so `syscall`/`sysret` (STAR) can rely on them.
 #[derive(Debug, Clone, Copy)]
 #[allow(missing_docs)]
@@ -90,6 +118,19 @@ static GDT: Lazy<(GlobalDescriptorTable, Selectors)> = Lazy::new(|| {
     let user_data = gdt.append(Descriptor::user_data_segment());
     let user_code = gdt.append(Descriptor::user_code_segment());
     let tss = gdt.append(Descriptor::tss_segment(&TSS));
+    // The assembly's selectors are constants: the table must agree.
+    let fixed = [
+        (kernel_code, KERNEL_CODE_SEL),
+        (kernel_data, KERNEL_DATA_SEL),
+        (user_data, USER_DATA_SEL),
+        (user_code, USER_CODE_SEL),
+    ];
+    if fixed.iter().any(|(s, want)| s.0 != *want) {
+        crate::fatal(
+            "cpu",
+            format_args!("GDT layout differs from the entry selectors"),
+        );
+    }
     (
         gdt,
         Selectors {
@@ -176,6 +217,33 @@ pub fn init() {
     // SAFETY: the IDT is a 'static table of valid gates pointing at the
     // trap stubs below, all using the kernel code selector.
     unsafe { lidt(&ptr) };
+    lock_fpu();
+}
+
+/// Makes every x87, MMX and SSE instruction trap, in ring 3 and ring 0.
+///
+/// Nothing saves that state per domain, so if it worked it would be a
+/// channel between domains. The kernel and Ilwaco are built soft-float
+/// (`x86_64-unknown-none`), so nothing legitimate uses it: CR0.EM makes
+/// x87 and MMX instructions raise #NM and SSE ones #UD, and clearing
+/// CR4.OSFXSR/OSXMMEXCPT/OSXSAVE makes SSE, `fxsave` and `xgetbv`/`xsave`
+/// #UD too. A domain that tries faults alone. CR0.NE picks native x87
+/// error reporting (never the legacy IRQ 13 path); MP makes `wait` obey TS.
+fn lock_fpu() {
+    use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+    // SAFETY: the kernel executes no x87/MMX/SSE instruction (soft-float
+    // target), so trapping them changes nothing for kernel code; the other
+    // bits touched only select how such instructions fault.
+    unsafe {
+        Cr0::update(|f| {
+            f.insert(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::MONITOR_COPROCESSOR);
+            f.insert(Cr0Flags::NUMERIC_ERROR);
+            f.remove(Cr0Flags::TASK_SWITCHED);
+        });
+        Cr4::update(|f| {
+            f.remove(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE | Cr4Flags::OSXSAVE);
+        });
+    }
 }
 
 const EXCEPTION_NAMES: [&str; 32] = [
@@ -304,8 +372,11 @@ trap_common:
     push r13
     push r14
     push r15
+    /* A clean RFLAGS for the kernel, whatever ring 3 left: the CPU clears
+       only TF, NT, RF and IF here, not DF, AC or IOPL. */
+    push 2
+    popfq
     mov rdi, rsp
-    cld
     call trap_dispatch
     .global trap_return
 trap_return:

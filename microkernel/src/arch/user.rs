@@ -172,13 +172,10 @@ pub fn init(kernel_stack_top: u64) {
         crate::arch::exit::halt_forever();
     }
     LStar::write(VirtAddr::new(syscall_entry_addr()));
-    // Interrupts, traps, direction and alignment checks off on entry.
-    SFMask::write(
-        RFlags::INTERRUPT_FLAG
-            | RFlags::TRAP_FLAG
-            | RFlags::DIRECTION_FLAG
-            | RFlags::ALIGNMENT_CHECK,
-    );
+    // The kernel runs with RFLAGS = 2 whatever ring 3 set: in particular
+    // NT (with NT set, the kernel's `iretq` faults), IOPL, AC, DF and TF
+    // never reach ring 0. Linux masks the same set.
+    SFMask::write(RFlags::all());
 }
 
 fn syscall_entry_addr() -> u64 {
@@ -236,17 +233,17 @@ global_asm!(
     .text
     .global serac_syscall_entry
 serac_syscall_entry:
-    /* IF=0 (SFMASK). rcx = user rip, r11 = user rflags. Build the same
-       TrapFrame an interrupt would, with vector 0x100. */
+    /* RFLAGS = 2 (SFMASK). rcx = user rip, r11 = user rflags. Build the
+       same TrapFrame an interrupt would, with vector 0x100. */
     mov [rip + SERAC_USER_RSP], rsp
     mov rsp, [rip + SERAC_KERNEL_RSP]
-    push 0x1b
+    push {user_ss}
     push [rip + SERAC_USER_RSP]
     push r11
-    push 0x23
+    push {user_cs}
     push rcx
     push 0
-    push 0x100
+    push {syscall_vector}
     push rax
     push rbx
     push rcx
@@ -272,9 +269,9 @@ serac_syscall_entry:
        in ring 0, so only a lower-half rip takes that path. */
     .global serac_return_to_user
 serac_return_to_user:
-    cmp qword ptr [rsp + 15 * 8], 0x100
+    cmp qword ptr [rsp + {off_vector}], {syscall_vector}
     jne trap_return
-    mov rax, [rsp + 17 * 8]
+    mov rax, [rsp + {off_rip}]
     shr rax, 47
     jnz trap_return
     pop r15
@@ -305,5 +302,10 @@ serac_return_to_user:
 serac_enter_user:
     mov rsp, rdi
     jmp serac_return_to_user
-"#
+"#,
+    user_ss = const super::cpu::USER_DATA_SEL,
+    user_cs = const super::cpu::USER_CODE_SEL,
+    syscall_vector = const SYSCALL_VECTOR,
+    off_vector = const core::mem::offset_of!(TrapFrame, vector),
+    off_rip = const core::mem::offset_of!(TrapFrame, rip),
 );

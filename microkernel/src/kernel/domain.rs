@@ -132,6 +132,9 @@ pub struct Domain {
     pub faults: u64,
     /// Interrupt lines bound to it (the next one gets bit `IRQ(irq_lines)`).
     pub irq_lines: u32,
+    /// In `reply_recv` with `RECV_ACCEPT_HANDLE`: the next message may move
+    /// a handle into its table.
+    pub accept_handle: bool,
     /// Console bytes it may still write (`debug_write`).
     pub console: serac_kcore::console::Budget,
 }
@@ -258,6 +261,7 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         syscalls: 0,
         faults: 0,
         irq_lines: 0,
+        accept_handle: false,
         console: serac_kcore::console::Budget::new(rdtsc()),
     }));
     k.created += 1;

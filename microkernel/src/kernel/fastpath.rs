@@ -127,8 +127,9 @@ pub fn call(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
 pub fn reply_recv(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
     let reply = Handle::from_raw(frame.rdi);
     let Some(s) = k.domain(i) else { return false };
-    // A deadline (rsi) needs the timer queue: the ordinary path.
-    if reply.is_none() || frame.rsi != 0 || s.queue.is_some() {
+    // A deadline (rsi) needs the timer queue and flags (rdx) need
+    // recording: the ordinary path.
+    if reply.is_none() || frame.rsi != 0 || frame.rdx != 0 || s.queue.is_some() {
         return false;
     }
     let Ok(e) = s
@@ -147,9 +148,11 @@ pub fn reply_recv(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
     let Some(c_ipc) = enterable(k, c) else {
         return false;
     };
-    // A reply may carry any label; only its length needs checking.
-    let len = (read_u64(s_ipc) >> 32) as u32;
-    if len as usize > MAX_PAYLOAD {
+    // The same checks as the ordinary path: a legal length, no kernel
+    // label (refused there with `BadArgument`).
+    let w0 = read_u64(s_ipc);
+    let (label, len) = (w0 as u32, (w0 >> 32) as u32);
+    if len as usize > MAX_PAYLOAD || label >= serac_protocol::header::KERNEL_LABEL_BASE {
         return false;
     }
     if let Some(sd) = k.domain_mut(i) {

@@ -19,6 +19,10 @@ pub const CHUNK: usize = 16;
 pub struct Handles {
     chunks: Vec<HandleTable<CHUNK>>,
     max_chunks: usize,
+    /// First generation of chunks made from now on: above every generation
+    /// this space issued before, so generations stay monotonic per slot
+    /// even though `revoke_all` frees the chunks.
+    next_gen: u32,
 }
 
 fn split(h: Handle) -> (usize, Handle) {
@@ -33,6 +37,7 @@ impl Handles {
         Handles {
             chunks: Vec::new(),
             max_chunks: max_chunks.max(1),
+            next_gen: 1,
         }
     }
 
@@ -54,7 +59,7 @@ impl Handles {
             return Err(SysError::OutOfMemory);
         }
         let c = self.chunks.len();
-        let mut t = HandleTable::new();
+        let mut t = HandleTable::with_first_gen(self.next_gen);
         let h = t.allocate(entry)?;
         self.chunks.push(t);
         Ok(Handle::new((c * CHUNK) as u32 + h.index, h.gen))
@@ -98,10 +103,12 @@ impl Handles {
             .revoke(local)
     }
 
-    /// Revokes everything and frees the chunks.
+    /// Revokes everything and frees the chunks; later handles in this
+    /// space get higher generations than any issued so far.
     pub fn revoke_all(&mut self) {
         for t in &mut self.chunks {
             t.revoke_all(|_| {});
+            self.next_gen = self.next_gen.max(t.max_gen().saturating_add(1));
         }
         self.chunks = Vec::new();
     }

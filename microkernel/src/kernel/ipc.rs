@@ -14,6 +14,7 @@ use serac_protocol::exit::DomainExit;
 use serac_protocol::header::{MsgHeader, HEADER_LEN, LABEL_EXIT, LABEL_FAULT};
 use serac_protocol::layout::MAX_PAYLOAD;
 use serac_protocol::pager::{Fault, FAULT_KILL, FAULT_MSG_MAX};
+use serac_protocol::syscall::RECV_ACCEPT_HANDLE;
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, SysError};
 
 use super::domain::{self, Reason, State};
@@ -170,22 +171,45 @@ fn deliver(k: &mut Kernel, s: u32, r: u32) -> Result<Handle, SysError> {
             let mut h = outgoing_header(k, s)?;
             let s_ipc = k.domain_mut(s).ok_or(SysError::PeerDead)?.ipc_frame()?;
             h.badge = k.domain(s).map_or(0, |d| d.send_badge);
-            // At most one handle moves, and only with TRANSFER.
-            if !h.handle.is_none() {
-                let entry = {
-                    let sd = k.domain(s).ok_or(SysError::PeerDead)?;
-                    let e = *sd.handles.lookup(h.handle)?;
-                    if !e.rights.contains(HandleRights::TRANSFER) {
-                        return Err(SysError::NoRights);
-                    }
-                    e
-                };
-                let rd = k.domain_mut(r).ok_or(SysError::PeerDead)?;
-                let new = rd.handles.allocate(entry)?;
-                if let Some(sd) = k.domain_mut(s) {
-                    let _ = sd.handles.revoke(h.handle);
+            // At most one handle moves, only with TRANSFER, and only into a
+            // receiver that opted in (`RECV_ACCEPT_HANDLE`): nobody can
+            // fill another domain's table unasked.
+            let moving = if h.handle.is_none() {
+                None
+            } else {
+                let sd = k.domain(s).ok_or(SysError::PeerDead)?;
+                let e = *sd.handles.lookup(h.handle)?;
+                if !e.rights.contains(HandleRights::TRANSFER) {
+                    return Err(SysError::NoRights);
                 }
-                h.handle = new;
+                if !k.domain(r).is_some_and(|d| d.accept_handle) {
+                    return Err(SysError::HandleRefused);
+                }
+                Some(e)
+            };
+            // The reply handle first: if it cannot be made, nothing has
+            // moved and the sender keeps its handle (abi.md 5, rule 2).
+            let reply = if call {
+                reply_handle(k, r, sid)?
+            } else {
+                Handle::NONE
+            };
+            if let Some(entry) = moving {
+                let rd = k.domain_mut(r).ok_or(SysError::PeerDead)?;
+                match rd.handles.allocate(entry) {
+                    Ok(new) => {
+                        if let Some(sd) = k.domain_mut(s) {
+                            let _ = sd.handles.revoke(h.handle);
+                        }
+                        h.handle = new;
+                    }
+                    Err(e) => {
+                        if !reply.is_none() {
+                            let _ = rd.handles.revoke(reply);
+                        }
+                        return Err(e);
+                    }
+                }
             }
             let mut head = [0u8; HEADER_LEN];
             h.encode(&mut head)?;
@@ -196,7 +220,6 @@ fn deliver(k: &mut Kernel, s: u32, r: u32) -> Result<Handle, SysError> {
                 h.len as usize,
             );
             if call {
-                let reply = reply_handle(k, r, sid)?;
                 if let Some(sd) = k.domain_mut(s) {
                     sd.state = State::AwaitingReply { from: r };
                 }
@@ -303,14 +326,19 @@ pub fn call(k: &mut Kernel, i: u32, ep: Handle, is_call: bool) -> Result<Option<
     Ok(None)
 }
 
-/// `reply_recv(reply, deadline)`: answer, then wait for the next message,
-/// until the absolute TSC `deadline` if it is not 0 (then `WouldBlock`).
+/// `reply_recv(reply, deadline, flags)`: answer, then wait for the next
+/// message, until the absolute TSC `deadline` if it is not 0 (then
+/// `WouldBlock`); `flags` may only hold `RECV_ACCEPT_HANDLE`.
 pub fn reply_recv(
     k: &mut Kernel,
     i: u32,
     reply: Handle,
     deadline: u64,
+    flags: u64,
 ) -> Result<Option<u64>, SysError> {
+    if flags & !RECV_ACCEPT_HANDLE != 0 {
+        return Err(SysError::BadArgument);
+    }
     if !reply.is_none() {
         let e = {
             let d = k.domain(i).ok_or(SysError::BadHandle)?;
@@ -326,6 +354,11 @@ pub fn reply_recv(
         if label.len as usize > MAX_PAYLOAD {
             return Err(SysError::MessageTooLarge);
         }
+        // A reply is a message like any other: a kernel label in it would
+        // pass for the kernel's word. The reply handle stays for a retry.
+        if label.is_kernel_label() {
+            return Err(SysError::BadArgument);
+        }
         if let Some(d) = k.domain_mut(i) {
             let _ = d.handles.revoke(reply);
         }
@@ -333,6 +366,7 @@ pub fn reply_recv(
     }
     if let Some(d) = k.domain_mut(i) {
         d.state = State::Receiving;
+        d.accept_handle = flags & RECV_ACCEPT_HANDLE != 0;
     }
     k.current = None;
     try_deliver(k, i);
@@ -395,6 +429,23 @@ fn answer(k: &mut Kernel, i: u32, target: DomainId, h: MsgHeader) {
                 k.make_runnable(target.index);
             }
         }
+        _ => {}
+    }
+}
+
+/// Server `i` dropped the `Reply` handle for `caller` without answering:
+/// the caller learns the server will never answer (`PeerDead`); a fault
+/// left unserved kills the faulting domain, as `FAULT_KILL` would.
+pub fn abandon(k: &mut Kernel, i: u32, caller: DomainId) {
+    let Some(t) = k.live(caller) else { return };
+    match t.state {
+        State::AwaitingReply { from } if from == i => {
+            fail_sender(k, caller.index, SysError::PeerDead);
+        }
+        State::Faulting {
+            pager,
+            delivered: true,
+        } if pager == i => fail_sender(k, caller.index, SysError::PeerDead),
         _ => {}
     }
 }

@@ -32,7 +32,7 @@ pub fn dispatch(k: &mut Kernel, i: u32) {
         Ok(Syscall::Idle) => idle(k, i, c.rdi),
         Ok(Syscall::Call) => ipc::call(k, i, Handle::from_raw(c.rdi), true),
         Ok(Syscall::Send) => ipc::call(k, i, Handle::from_raw(c.rdi), false),
-        Ok(Syscall::ReplyRecv) => ipc::reply_recv(k, i, Handle::from_raw(c.rdi), c.rsi),
+        Ok(Syscall::ReplyRecv) => ipc::reply_recv(k, i, Handle::from_raw(c.rdi), c.rsi, c.rdx),
         Ok(Syscall::Notify) => ipc::notify(k, i, Handle::from_raw(c.rdi), c.rsi),
         Ok(Syscall::Map) => mem::map(k, i, Handle::from_raw(c.rdi), c.rsi, c.rdx, c.r10),
         Ok(Syscall::Unmap) => mem::unmap(k, i, Handle::from_raw(c.rdi), c.rsi),
@@ -220,9 +220,26 @@ fn domain_ctl(
     b: u64,
 ) -> Result<Option<u64>, SysError> {
     let op = DomainOp::try_from(op)?;
-    // Without a handle a domain may only act on itself, harmlessly.
-    if h.is_none() && !matches!(op, DomainOp::SetUpcall | DomainOp::ReadCounter) {
+    // Without a handle a domain may only act on itself, harmlessly; it
+    // closes only its own handles.
+    if h.is_none()
+        && !matches!(
+            op,
+            DomainOp::SetUpcall | DomainOp::ReadCounter | DomainOp::Close
+        )
+    {
         return Err(SysError::BadHandle);
+    }
+    if op == DomainOp::Close {
+        if !h.is_none() {
+            return Err(SysError::BadArgument);
+        }
+        let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;
+        let e = d.handles.revoke(Handle::from_raw(a))?;
+        if e.kind == HandleKind::Reply {
+            ipc::abandon(k, i, DomainId::from_raw(e.object));
+        }
+        return Ok(Some(0));
     }
     let need = match op {
         DomainOp::Create => HandleRights::CREATE,
@@ -378,6 +395,7 @@ fn domain_ctl(
             }
             Ok(Some(handle.to_raw()))
         }
+        DomainOp::Close => Err(SysError::BadArgument),
         DomainOp::Restart => {
             let new = domain::restart(k, t.index)?;
             let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;
