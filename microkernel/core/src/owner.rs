@@ -122,6 +122,15 @@ impl<'a> FrameOwners<'a> {
         n
     }
 
+    /// The first frame at or after `from` that `domain` owns (for walks
+    /// that change other tables as they go). O(frames) over a whole walk.
+    pub fn next_owned(&self, domain: DomainId, from: u64) -> Option<u64> {
+        let start = usize::try_from(from.saturating_sub(self.base)).ok()?;
+        let skip = self.slots.get(start..)?;
+        let i = skip.iter().position(|s| *s == Owner::Domain(domain))?;
+        Some(self.base + (start + i) as u64)
+    }
+
     /// Frames `domain` owns. O(frames).
     pub fn count_owned(&self, domain: DomainId) -> usize {
         self.slots

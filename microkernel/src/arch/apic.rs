@@ -51,13 +51,30 @@ fn lapic_read(reg: u64) -> u32 {
     unsafe { core::ptr::read_volatile((base + reg) as *const u32) }
 }
 
-/// Masks the 8259s, enables the local APIC, masks every I/O APIC pin.
-/// Returns the number of I/O APIC pins masked.
+/// Where the 8259s are remapped: masked for good, they can still raise a
+/// spurious IRQ 7 or 15, which must not land on an exception vector (where
+/// it would pass for the running domain's fault).
+pub const PIC_VECTOR_BASE: u64 = 0xe0;
+
+/// Remaps and masks the 8259s, enables the local APIC, masks every I/O
+/// APIC pin. Returns the number of I/O APIC pins masked.
 pub fn init(lapic_pa: u64, ioapics: &[(u64, u32)]) -> u32 {
+    let mut cmd1: Port<u8> = Port::new(0x20);
+    let mut cmd2: Port<u8> = Port::new(0xa0);
     let mut pic1: Port<u8> = Port::new(0x21);
     let mut pic2: Port<u8> = Port::new(0xa1);
-    // SAFETY: writing 0xff to the 8259 data ports masks every legacy IRQ.
+    // SAFETY: the standard 8259 initialisation sequence on their fixed
+    // ports: ICW1 (edge, cascade, ICW4 follows), ICW2 (vector base), ICW3
+    // (slave on IRQ 2), ICW4 (8086 mode), then mask every line.
     unsafe {
+        cmd1.write(0x11);
+        cmd2.write(0x11);
+        pic1.write(PIC_VECTOR_BASE as u8);
+        pic2.write(PIC_VECTOR_BASE as u8 + 8);
+        pic1.write(4);
+        pic2.write(2);
+        pic1.write(1);
+        pic2.write(1);
         pic1.write(0xff);
         pic2.write(0xff);
     }

@@ -218,6 +218,7 @@ pub fn init() {
     // trap stubs below, all using the kernel code selector.
     unsafe { lidt(&ptr) };
     lock_fpu();
+    enable_machine_check();
 }
 
 /// Makes every x87, MMX and SSE instruction trap, in ring 3 and ring 0.
@@ -319,6 +320,12 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let from_user = frame.cs & 3 == 3;
     match frame.vector {
         super::user::SYSCALL_VECTOR => crate::kernel::syscall(frame),
+        // Not the running domain's doing: kernel events, wherever they hit.
+        2 => nmi(),
+        18 => machine_check(frame),
+        v if (super::apic::PIC_VECTOR_BASE..super::apic::PIC_VECTOR_BASE + 16).contains(&v) => {
+            SPURIOUS_PIC.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
         0..=31 if from_user => crate::kernel::user_exception(frame, Cr2::read_raw()),
         0..=31 => kernel_exception(frame),
         super::apic::SPURIOUS_VECTOR => {}
@@ -333,6 +340,56 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::kernel::irq(frame, from_user, (v - super::apic::IRQ_VECTOR_BASE) as u32)
         }
         v => super::apic::interrupt(v),
+    }
+}
+
+/// NMIs taken (counted here, logged later by the scheduler: an NMI can
+/// arrive while the console lock is held).
+pub static NMIS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Machine checks taken and survived.
+pub static MACHINE_CHECKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Spurious interrupts from the (masked) 8259s.
+pub static SPURIOUS_PIC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn nmi() {
+    NMIS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
+const MSR_MCG_STATUS: u32 = 0x17a;
+const MCG_RIPV: u64 = 1;
+
+/// A machine check is the hardware's, not the running domain's: when the
+/// interrupted context can resume (`MCG_STATUS.RIPV`) the kernel counts
+/// it and resumes; otherwise nothing can be trusted and it stops.
+fn machine_check(frame: &TrapFrame) {
+    let mut msr = x86_64::registers::model_specific::Msr::new(MSR_MCG_STATUS);
+    // SAFETY: MCG_STATUS exists on every CPU that can raise #MC (CR4.MCE is
+    // set only when CPUID reports MCE); reading it has no side effects.
+    let status = unsafe { msr.read() };
+    if status & MCG_RIPV == 0 {
+        let mut w = RawWriter;
+        let _ = write!(
+            w,
+            "\r\nMACHINE CHECK mcg_status={status:#x} rip={:#x}: cannot resume\r\n",
+            frame.rip
+        );
+        exit(ExitCode::Failure);
+    }
+    // SAFETY: clearing MCG_STATUS (MCIP) after handling is what the
+    // architecture asks; a second #MC while MCIP is set would shut down.
+    unsafe { msr.write(0) };
+    MACHINE_CHECKS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Lets the CPU deliver machine checks as #MC (handled above) instead of
+/// shutting down, where it can.
+fn enable_machine_check() {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    // CPUID.1:EDX bit 7 = MCE.
+    let edx = core::arch::x86_64::__cpuid(1).edx;
+    if edx & (1 << 7) != 0 {
+        // SAFETY: #MC has a handler on its own IST stack (`machine_check`).
+        unsafe { Cr4::update(|f| f.insert(Cr4Flags::MACHINE_CHECK_EXCEPTION)) };
     }
 }
 

@@ -56,19 +56,36 @@ fn mapper(pml4_pa: u64) -> OffsetPageTable<'static> {
     unsafe { OffsetPageTable::new(pml4_mut(pml4_pa), VirtAddr::new(PHYS_OFFSET)) }
 }
 
-struct TableFrames;
+/// Allocates table frames and counts them for the space they go to.
+struct TableFrames<'a>(&'a mut u32);
 
 // SAFETY: `alloc_frame` returns distinct, unused, zeroed frames.
-unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for TableFrames {
+unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for TableFrames<'_> {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        alloc_frame().map(|pa| PhysFrame::containing_address(PhysAddr::new(pa)))
+        let pa = alloc_frame()?;
+        *self.0 += 1;
+        Some(PhysFrame::containing_address(PhysAddr::new(pa)))
     }
+}
+
+/// Table frames a space may hold before the kernel drops it (it is only a
+/// cache, refilled from the software TLB on faults): a base for the usual
+/// layout (image, stack, heap, fixed pages, scratch) plus one per 128 pages
+/// mapped, four times what dense mappings need. Intermediate tables are
+/// never freed one by one, so without this a domain mapping and unmapping
+/// at fresh strides would drain the kernel's pool (3 frames a step).
+pub fn table_budget(pages: u32) -> u32 {
+    32 + pages / 128
 }
 
 /// One domain's x86 page tables: a cache of its software-TLB bindings.
 #[derive(Debug)]
 pub struct AddressSpace {
     pml4: u64,
+    /// Frames of this space's tables (the PML4 included).
+    tables: u32,
+    /// Pages mapped in it.
+    pages: u32,
 }
 
 impl AddressSpace {
@@ -79,7 +96,21 @@ impl AddressSpace {
         let mut upper = [0u8; 2048];
         super::paging::read_phys(KERNEL_PML4.load(Ordering::Relaxed) + 2048, &mut upper);
         super::paging::write_phys(pa + 2048, &upper);
-        Ok(Self { pml4: pa })
+        Ok(Self {
+            pml4: pa,
+            tables: 1,
+            pages: 0,
+        })
+    }
+
+    /// Table frames this space holds.
+    pub fn tables(&self) -> u32 {
+        self.tables
+    }
+
+    /// Whether it holds more table frames than [`table_budget`] allows.
+    pub fn over_budget(&self) -> bool {
+        self.tables > table_budget(self.pages)
     }
 
     /// Maps the 4 KiB page at `va` to frame `pa` for ring 3.
@@ -101,7 +132,13 @@ impl AddressSpace {
         // frame's ownership was checked by the caller (secure binding), and
         // the kernel half is untouched.
         let flush = unsafe {
-            mapper(self.pml4).map_to_with_table_flags(page, frame, flags, parents, &mut TableFrames)
+            mapper(self.pml4).map_to_with_table_flags(
+                page,
+                frame,
+                flags,
+                parents,
+                &mut TableFrames(&mut self.tables),
+            )
         }
         .map_err(|e| match e {
             x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed => {
@@ -110,6 +147,7 @@ impl AddressSpace {
             _ => MapError::AlreadyMapped,
         })?;
         flush.flush();
+        self.pages += 1;
         Ok(())
     }
 
@@ -118,6 +156,7 @@ impl AddressSpace {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
         let (frame, flush) = mapper(self.pml4).unmap(page).ok()?;
         flush.flush();
+        self.pages = self.pages.saturating_sub(1);
         Some(frame.start_address().as_u64())
     }
 

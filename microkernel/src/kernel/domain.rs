@@ -132,6 +132,8 @@ pub struct Domain {
     pub faults: u64,
     /// Interrupt lines bound to it (the next one gets bit `IRQ(irq_lines)`).
     pub irq_lines: u32,
+    /// Times its page-table cache went over budget and was dropped.
+    pub table_resets: u32,
     /// In `reply_recv` with `RECV_ACCEPT_HANDLE`: the next message may move
     /// a handle into its table.
     pub accept_handle: bool,
@@ -261,6 +263,7 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         syscalls: 0,
         faults: 0,
         irq_lines: 0,
+        table_resets: 0,
         accept_handle: false,
         console: serac_kcore::console::Budget::new(rdtsc()),
     }));
@@ -392,28 +395,60 @@ pub fn start(k: &mut Kernel, i: u32, rip: u64, rsp: u64) -> Result<(), SysError>
     Ok(())
 }
 
+/// A fresh page-table cache for `d`: the fixed pages only; everything
+/// else is filled from the STLB on faults.
+fn new_space(d: &Domain, clock: u64) -> Result<AddressSpace, SysError> {
+    let mut space = AddressSpace::new().map_err(|_| SysError::OutOfMemory)?;
+    let maps = [
+        (layout::CLOCK_PAGE_ADDR, clock, false),
+        (layout::IPC_BUFFER_ADDR, d.ipc_frame, true),
+        (layout::UPCALL_PAGE_ADDR, d.upcall_frame, true),
+    ];
+    // Fixed pages not allocated yet are allocated by their first fault.
+    for (va, pa, w) in maps {
+        if pa != 0 {
+            if let Err(e) = space.map(va, pa, w, false) {
+                space.destroy();
+                let _ = e;
+                return Err(SysError::OutOfMemory);
+            }
+        }
+    }
+    Ok(space)
+}
+
+/// Drops domain `i`'s page-table cache (over its budget) and, if it is
+/// the running domain, gives it a fresh one at once: the syscall return
+/// path does not pass through `dispatch`.
+pub fn rebuild_space(k: &mut Kernel, i: u32) {
+    let clock = k.clock_frame;
+    let running = k.current == Some(i);
+    let Some(d) = k.domain_mut(i) else { return };
+    d.table_resets += 1;
+    if let Some(space) = d.space.take() {
+        space.destroy();
+    }
+    if running {
+        match new_space(d, clock) {
+            Ok(space) => {
+                space.activate();
+                d.space = Some(space);
+            }
+            Err(_) => {
+                k.current = None;
+                kill(k, i, Reason::Fault(FaultKind::PageFault, 0, 0, 0));
+            }
+        }
+    }
+}
+
 /// Builds (or reuses) the domain's page tables and returns the context to
 /// enter, delivering pending events in one upcall when enabled.
 pub fn dispatch(k: &mut Kernel, i: u32, switched: bool) -> Result<TrapFrame, SysError> {
     let clock = k.clock_frame;
     let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;
     if d.space.is_none() {
-        let mut space = AddressSpace::new().map_err(|_| SysError::OutOfMemory)?;
-        // The fixed pages; everything else is filled from the STLB on faults.
-        let maps = [
-            (layout::CLOCK_PAGE_ADDR, clock, false),
-            (layout::IPC_BUFFER_ADDR, d.ipc_frame, true),
-            (layout::UPCALL_PAGE_ADDR, d.upcall_frame, true),
-        ];
-        // Fixed pages not allocated yet are allocated by their first fault.
-        for (va, pa, w) in maps {
-            if pa != 0 {
-                space
-                    .map(va, pa, w, false)
-                    .map_err(|_| SysError::OutOfMemory)?;
-            }
-        }
-        d.space = Some(space);
+        d.space = Some(new_space(d, clock)?);
     }
     if let Some(space) = &d.space {
         space.activate();
@@ -516,19 +551,58 @@ fn teardown(k: &mut Kernel, i: u32) {
     ipc::detach(k, i);
     let Some(d) = k.domain(i) else { return };
     let id = d.id;
-    // Bindings: the frames stay with their owners, unbound.
+    // Its own bindings: the frames stay with their owners, unbound.
     k.stlb.remove_all_for_domain(id, |_| {});
     super::unbind_irqs(k, id);
-    // Frames it owned: back to the supervisor (frames the kernel gave the
-    // first domain return to the kernel).
+    // Frames it owns that are bound in other domains (it was their pager):
+    // unbound there first, so a frame is never owned by one domain while
+    // another still uses it. Those domains fault on their next touch.
+    let mut foreign = 0u64;
+    let mut next = 0;
+    while let Some(f) = k.owners.next_owned(id, next) {
+        next = f + 1;
+        if let Some((d, vpn)) = k.stlb.frame_binding(f) {
+            if k.stlb.remove(d, vpn).is_ok() {
+                foreign += 1;
+                if let Some(space) = k.domain_mut(d.index).and_then(|x| x.space.as_mut()) {
+                    let _ = space.unmap(vpn * PAGE_SIZE);
+                }
+            }
+        }
+    }
+    // Then the frames go to the supervisor; with no supervisor (it is the
+    // one dying) back to the kernel's pool, but for the boot archive's.
     let sup = k.supervisor;
     let heir = if id == sup || k.live(sup).is_none() {
         None
     } else {
         Some(sup)
     };
-    let to = heir.map_or(Owner::Kernel, Owner::Domain);
-    k.owners.reassign_all(id, to);
+    let returned = match heir {
+        Some(h) => k.owners.reassign_all(id, Owner::Domain(h)) as u64,
+        None => {
+            let (a0, an) = k.archive_frames;
+            let mut n = 0u64;
+            let mut next = 0;
+            while let Some(f) = k.owners.next_owned(id, next) {
+                next = f + 1;
+                let _ = k.owners.assign(f, Owner::Kernel);
+                if !(a0..a0 + an).contains(&f) && free_frame(f * PAGE_SIZE).is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        }
+    };
+    if foreign > 0 || returned > 0 {
+        let name = k.domain(i).map_or("?", |d| d.name());
+        info!(
+            "domain {}:{} {name}: {foreign} of its frames unbound from other domains, {returned} returned to the {}",
+            id.index,
+            id.gen,
+            if heir.is_some() { "supervisor" } else { "kernel's pool" }
+        );
+    }
     if let Some(d) = k.domain_mut(i) {
         d.handles.revoke_all();
         if let Some(space) = d.space.take() {

@@ -68,16 +68,21 @@ pub fn unmap(k: &mut Kernel, i: u32, h: Handle, vaddr: u64) -> Result<Option<u64
 }
 
 /// Puts a binding into the target's page-table cache, if it has tables.
+/// A cache grown past its table budget is dropped and rebuilt: the cost
+/// of mapping at fresh strides falls on the domain that does it.
 fn install(k: &mut Kernel, t: u32, vaddr: u64, frame: u64, rights: PageRights) {
-    if let Some(d) = k.domain_mut(t) {
-        if let Some(space) = d.space.as_mut() {
-            let _ = space.map(
-                vaddr,
-                frame * PAGE_SIZE,
-                rights.writable(),
-                rights.executable(),
-            );
-        }
+    let Some(d) = k.domain_mut(t) else { return };
+    let Some(space) = d.space.as_mut() else {
+        return;
+    };
+    let _ = space.map(
+        vaddr,
+        frame * PAGE_SIZE,
+        rights.writable(),
+        rights.executable(),
+    );
+    if space.over_budget() {
+        domain::rebuild_space(k, t);
     }
 }
 

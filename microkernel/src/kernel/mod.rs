@@ -65,6 +65,10 @@ pub struct Kernel {
     armed: u64,
     /// Interrupt lines bound to driver domains: GSI -> (domain, its IRQ bit).
     irqs: [Option<(DomainId, u32)>; crate::arch::apic::MAX_GSI as usize],
+    /// NMIs, machine checks and spurious 8259 interrupts already logged.
+    hw_events_logged: [u64; 3],
+    /// The boot archive's frames (first, count): never returned to the pool.
+    archive_frames: (u64, u64),
 }
 
 impl core::fmt::Debug for Kernel {
@@ -177,6 +181,8 @@ pub fn start(name: &str, image: &[u8], archive: (u64, u64), test_mode: bool) -> 
         quantum_tsc: QUANTUM_NS * tsc_hz() / 1_000_000_000,
         armed: 0,
         irqs: [None; crate::arch::apic::MAX_GSI as usize],
+        hw_events_logged: [0; 3],
+        archive_frames: (archive.0 / 4096, archive.1.div_ceil(4096)),
     };
     let id = match domain::create_first(&mut k, name, image, archive) {
         Ok(id) => id,
@@ -236,6 +242,7 @@ fn schedule(frame: &mut TrapFrame) {
         if k.test_mode && k.live(k.supervisor).is_none() {
             report_and_exit(k);
         }
+        log_hw_events(k);
         let now = rdtsc();
         let next_alarm = expire_alarms(k, now);
         // Keep the current domain unless it blocked, or a server waits
@@ -307,13 +314,36 @@ fn schedule(frame: &mut TrapFrame) {
     }
 }
 
+/// Logs NMIs, machine checks and spurious 8259 interrupts taken since the
+/// last call. The trap path only counts them: it may interrupt the kernel
+/// with the console lock held. None is charged to the domain that ran.
+fn log_hw_events(k: &mut Kernel) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let now = [
+        cpu::NMIS.load(Relaxed),
+        cpu::MACHINE_CHECKS.load(Relaxed),
+        cpu::SPURIOUS_PIC.load(Relaxed),
+    ];
+    let names = [
+        "NMI",
+        "machine check (recoverable)",
+        "spurious 8259 interrupt",
+    ];
+    for ((n, seen), name) in now.iter().zip(k.hw_events_logged.iter_mut()).zip(names) {
+        if *n != *seen {
+            warn!("kernel: {name} x{} ({n} since boot); a kernel event, no domain's fault: the interrupted context resumed", n - *seen);
+            *seen = *n;
+        }
+    }
+}
+
 /// Test mode: the supervisor has ended; say how each domain ended and
 /// leave QEMU. The runner judges these lines.
 fn report_and_exit(k: &Kernel) -> ! {
     let shown = k.domains.iter().flatten().count();
     for d in k.domains.iter().flatten().take(32) {
         info!(
-            "domain {}:{} {} {:?} after {} us of CPU, {} syscalls, {} faults, {} events / {} upcalls, {} console bytes dropped",
+            "domain {}:{} {} {:?} after {} us of CPU, {} syscalls, {} faults, {} events / {} upcalls, {} console bytes dropped, {} table frames ({} resets)",
             d.id.index,
             d.id.gen,
             d.name(),
@@ -324,6 +354,8 @@ fn report_and_exit(k: &Kernel) -> ! {
             d.pending.events_raised(),
             d.pending.upcalls_delivered(),
             d.console.dropped(),
+            d.space.as_ref().map_or(0, |s| s.tables()),
+            d.table_resets,
         );
     }
     if shown > 32 {
