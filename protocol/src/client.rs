@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 pub enum ServiceError {
     /// The request decoded but makes no sense here.
     BadRequest,
-    /// The caller may not do this.
+    /// The caller may not do this: the sender's badge lacks the authority
+    /// (the supervisor: not an operator; a pager: not its controller).
     NotPermitted,
     /// No such domain (or a stale generation of it).
     NoSuchDomain,

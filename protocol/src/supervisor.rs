@@ -4,6 +4,13 @@
 //! `DomainCtl` handles and decides. Ids carry generations, so a request about
 //! an old incarnation of a domain fails with `NoSuchDomain` instead of
 //! reaching its successor.
+//!
+//! Authority comes from the sender's badge: only domains the manifest marks
+//! `operator=yes` may kill, restart or inspect other domains. Anyone else
+//! may `Stat` itself, and its `List` shows only itself; every other request
+//! fails with `ServiceError::NotPermitted`, which the stubs return as
+//! `ClientError::Service(ServiceError::NotPermitted)` (docs/abi.md,
+//! "Supervisor authority").
 
 use crate::client::{rpc, ClientError, Transport, LABEL_SUPERVISOR};
 use crate::codec::BoundedStr;
@@ -190,12 +197,12 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    /// Kills `domain`.
+    /// Kills `domain` (operators only).
     pub fn kill(&mut self, domain: DomainId) -> Result<(), ClientError> {
         expect_ok(self.call(Request::Kill { domain })?)
     }
 
-    /// Restarts `domain`, returning its new id.
+    /// Restarts `domain`, returning its new id (operators only).
     pub fn restart(&mut self, domain: DomainId) -> Result<DomainId, ClientError> {
         match self.call(Request::Restart { domain })? {
             Reply::Restarted(d) => Ok(d),
@@ -203,7 +210,8 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    /// State and counters of `domain`.
+    /// State and counters of `domain` (any domain for an operator, else
+    /// only the caller itself).
     pub fn stat(&mut self, domain: DomainId) -> Result<DomainStat, ClientError> {
         match self.call(Request::Stat { domain })? {
             Reply::Stat(s) => Ok(s),
@@ -211,7 +219,8 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    /// One page of live domains from `from_index` on.
+    /// One page of live domains from `from_index` on (for a non-operator,
+    /// at most itself).
     pub fn list(&mut self, from_index: u32) -> Result<ListPage, ClientError> {
         match self.call(Request::List { from_index })? {
             Reply::List(p) => Ok(p),
@@ -412,6 +421,29 @@ pub(crate) mod tests {
             Err(ClientError::Service(ServiceError::BadRequest))
         );
         assert_eq!(srv.calls, 4);
+    }
+
+    #[test]
+    fn stub_surfaces_a_refusal_as_a_typed_error_and_never_retries_it() {
+        let mut srv = FakeServer {
+            calls: 0,
+            serve: |_: u32, _: &[u8], reply: &mut [u8]| {
+                Ok(encode(&Reply::Err(ServiceError::NotPermitted), reply)
+                    .map_err(|_| SysError::MessageTooLarge)?
+                    .len())
+            },
+        };
+        let denied = ClientError::Service(ServiceError::NotPermitted);
+        let d = DomainId::new(2, 1);
+        let mut c = Client::new(&mut srv);
+        assert_eq!(c.kill(d), Err(denied));
+        assert_eq!(c.restart(d), Err(denied));
+        assert_eq!(c.stat(d), Err(denied));
+        assert_eq!(c.list(0), Err(denied));
+        assert_eq!(c.swap_out(d), Err(denied));
+        assert_eq!(c.spawn("x", DomainClass::Guest), Err(denied));
+        // One call each: a refusal is an answer, not a restart to retry.
+        assert_eq!(srv.calls, 6);
     }
 
     #[test]

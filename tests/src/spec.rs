@@ -400,6 +400,47 @@ pub fn all() -> Vec<QemuTest> {
                 NEIGHBOUR_TICK.into(),
             ])
             .timeout(Duration::from_secs(60)),
+        // Supervisor authority: a guest holding endpoint=supervisor but not
+        // an operator lists (it sees only itself), then guesses ids and is
+        // refused Stat, Restart and Kill of each, its neighbour's first; the
+        // neighbour ticks on after the attack. An operator restarts and
+        // kills a third domain. The verdict is the supervisor's log.
+        QemuTest::new("supervisor_authority", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "domain victim image=pong class=server eager=yes",
+                "domain attacker image=intruder class=guest eager=yes endpoint=supervisor",
+                "domain operator image=prober class=guest eager=yes operator=yes endpoint=supervisor endpoint=victim",
+                "test-end=attacker",
+                "test-linger-ms=200",
+            ]))
+            .require(d("supervisor", "supervisor: started neighbour as 1:1 (%d pages)"))
+            .require(d("supervisor", "supervisor: started attacker as 3:1 (%d pages)"))
+            .require_in_order([
+                d("supervisor", "supervisor: limited List from attacker 3:1 to itself: not an operator"),
+                d("supervisor", "supervisor: refused Kill of 0:1 from attacker 3:1: not an operator"),
+                d("supervisor", "supervisor: refused Stat of neighbour 1:1 from attacker 3:1: not an operator"),
+                d("supervisor", "supervisor: refused Restart of neighbour 1:1 from attacker 3:1: not an operator"),
+                d("supervisor", "supervisor: refused Kill of neighbour 1:1 from attacker 3:1: not an operator"),
+                d("supervisor", "supervisor: further refusals of attacker 3:1 are only counted"),
+                d("supervisor", "supervisor: test end: attacker halted with code 0"),
+                NEIGHBOUR_TICK.into(),
+            ])
+            .require_in_order([
+                d("supervisor", "supervisor: restarting victim 2:1 on request from operator 4:1"),
+                d("supervisor", "supervisor: restarted victim: 2:1 -> 2:2"),
+                d("supervisor", "supervisor: killing victim 2:2 on request from operator 4:1"),
+                d("supervisor", "supervisor: victim exited: killed"),
+            ])
+            // What each saw, in its own words (checked for function, not
+            // as the verdict; the attacker may end before the operator lists).
+            .require(d("attacker", "intruder: List shows 3:1"))
+            .require(d("attacker", "intruder: 21 request(s) about other domains, 21 refused"))
+            .require(d("attacker", "intruder: Stat of itself: Guest Runnable"))
+            .require(d("operator", "prober: List shows 1:1 2:1 *4:1"))
+            .require(d("operator", "prober: Stat 2:1: Server Runnable, 0 restart(s)"))
+            .forbid(d("supervisor", "supervisor: neighbour exited: *"))
+            .forbid(d("supervisor", "supervisor: * on request from attacker*")),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")

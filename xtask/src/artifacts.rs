@@ -45,6 +45,8 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-xferclient", "serac-xferclient", "xferclient"),
     ("serac-chaos", "serac-chaos", "chaos"),
     ("serac-irqtest", "serac-irqtest", "irqtest"),
+    ("serac-intruder", "serac-intruder", "intruder"),
+    ("serac-prober", "serac-prober", "prober"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-echo", "bench-echo"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),

@@ -748,8 +748,10 @@ fn asm_count(s: &Scanned) -> usize {
 /// parsed with the supervisor's own parser). A domain is privileged when
 /// its handles give it device, I/O-port or DMA power; the manifest's links
 /// are endpoints and notifications, which give none, so only a kind that
-/// does will ever put a domain on the list. Pagers are listed in the note:
-/// they own memory, which is power over their clients, but not over devices.
+/// does will ever put a domain on the list. Pagers and operators are listed
+/// in the note: pagers own memory, which is power over their clients, and
+/// operators (`operator=yes`) may kill and restart any domain, but neither
+/// has power over devices.
 fn manifest(_root: &Path) -> Result<(Vec<String>, String)> {
     use serac_supervisor_core::manifest::Manifest;
     let m = Manifest::parse_bytes(artifacts::MANIFEST)
@@ -759,15 +761,26 @@ fn manifest(_root: &Path) -> Result<(Vec<String>, String)> {
         .filter(|&d| m.is_pager(d))
         .filter_map(|d| m.domains().get(d).map(|s| s.name))
         .collect();
-    let note = format!(
-        "default manifest: {} domain(s); no device, I/O-port or DMA handle is granted \
-         (there are no device servers yet); pagers, trusted with their clients' memory: {}",
-        m.domains().len(),
-        if pagers.is_empty() {
+    let operators: Vec<&str> = m
+        .domains()
+        .iter()
+        .filter(|d| d.operator)
+        .map(|d| d.name)
+        .collect();
+    let list = |v: &[&str]| {
+        if v.is_empty() {
             "none".to_owned()
         } else {
-            pagers.join(", ")
+            v.join(", ")
         }
+    };
+    let note = format!(
+        "default manifest: {} domain(s); no device, I/O-port or DMA handle is granted \
+         (there are no device servers yet); pagers, trusted with their clients' memory: {}; \
+         operators, trusted with every domain's life: {}",
+        m.domains().len(),
+        list(&pagers),
+        list(&operators)
     );
     Ok((privileged, note))
 }

@@ -40,6 +40,7 @@ use serac_protocol::client::{rpc, ClientError};
 use serac_protocol::pager;
 use serac_protocol::syscall::{create_arg, grant_arg, DomainCounter, DomainOp, DOMAIN_NAME_MAX};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
+use serac_supervisor_core::authority::Caller;
 use serac_supervisor_core::frames::{FramePool, MAX_FRAMES};
 use serac_supervisor_core::manifest::{
     Class, DomainSpec, InstanceName, LinkKind, Manifest, Target,
@@ -63,6 +64,9 @@ const PAGER_MAX_FRAMES: usize = 12 * 1024;
 const PAGER_MAX_RUNS: usize = 64;
 /// Pager refusals logged one by one; later ones are only counted.
 const LOGGED_REFUSALS: u32 = 4;
+/// Refused requests logged per caller; later ones are only counted, so a
+/// flood cannot turn the supervisor into a serial-port amplifier.
+pub const LOGGED_DENIALS: u8 = 8;
 /// Instances sampled for `BENCH domain_create`.
 const BENCH_SAMPLES: usize = 256;
 
@@ -115,6 +119,8 @@ pub struct Instance {
     pub life: Life,
     /// Times restarted.
     pub restarts: u8,
+    /// Its requests the supervisor refused (saturating).
+    pub denied: u8,
 }
 
 // The per-instance record must stay small (see the module docs).
@@ -188,6 +194,8 @@ pub struct Supervisor<'a> {
     /// `Region` requests pagers refused (their domains get the pager's
     /// default window instead).
     refusals: u32,
+    /// Requests refused because their badge named no live instance.
+    pub denied_unknown: u32,
 }
 
 fn fail<'a>(what: &'static str, err: SysError) -> Fail<'a> {
@@ -308,6 +316,7 @@ impl<'a> Supervisor<'a> {
             pager_ep: vec![Handle::NONE; m.domains().len()],
             bench: Bench::new(n),
             refusals: 0,
+            denied_unknown: 0,
         })
     }
 
@@ -330,6 +339,23 @@ impl<'a> Supervisor<'a> {
     /// The instance with this id, if any.
     pub fn by_id(&self, id: DomainId) -> Option<usize> {
         self.inst.iter().position(|x| x.id == id)
+    }
+
+    /// Who sent a message with this badge: the live instance whose endpoint
+    /// to the supervisor carries it (the kernel stamps the grantee's id), or
+    /// nobody, e.g. for a generation that has since restarted.
+    pub fn caller(&self, badge: u64) -> Option<(usize, Caller)> {
+        let id = DomainId::from_raw(badge);
+        let i = self
+            .by_id(id)
+            .filter(|&i| self.inst[i].life != Life::Exited)?;
+        Some((
+            i,
+            Caller {
+                id,
+                operator: self.spec(i).operator,
+            },
+        ))
     }
 
     /// Builds and starts everything: create + load in manifest order,
@@ -366,6 +392,7 @@ impl<'a> Supervisor<'a> {
                     dom: u8::try_from(d).unwrap_or(u8::MAX),
                     life: Life::Built,
                     restarts: 0,
+                    denied: 0,
                 });
                 self.load(i, false).map_err(|f| self.tag(i, f))?;
                 self.bench.add(i, t0);
@@ -583,12 +610,18 @@ impl<'a> Supervisor<'a> {
             };
             // Endpoints may be passed on in a message (TRANSFER), like a
             // capability; notifications stay with the domain they were given.
-            let (kind, rights) = match l.kind {
-                LinkKind::Endpoint => (
+            // So does the supervisor's endpoint: its badge is the holder's
+            // authority, which must not move to a domain the manifest did
+            // not name.
+            let (kind, rights) = match (l.kind, l.target) {
+                (LinkKind::Endpoint, Target::Domain(_)) => (
                     HandleKind::Endpoint,
                     HandleRights::SEND.union(HandleRights::TRANSFER),
                 ),
-                LinkKind::Notify => (HandleKind::Notification, HandleRights::SEND),
+                (LinkKind::Endpoint, Target::Supervisor) => {
+                    (HandleKind::Endpoint, HandleRights::SEND)
+                }
+                (LinkKind::Notify, _) => (HandleKind::Notification, HandleRights::SEND),
             };
             ctl(named, DomainOp::Grant, c.to_raw(), grant_arg(kind, rights))
                 .map_err(|e| fail("grant", e))?;

@@ -5,8 +5,9 @@
 //! pager), gives the pagers frames, starts servers before guests, and then
 //! serves: exit messages from the kernel (restarting faulted domains marked
 //! `restart=yes`) and `supervisor::Request`s from domains holding an
-//! endpoint to it. The manifest format is documented in
-//! `serac_supervisor_core::manifest`.
+//! endpoint to it, authorised by the sender's badge (only `operator=yes`
+//! domains may act on others; `serac_supervisor_core::authority`). The
+//! manifest format is documented in `serac_supervisor_core::manifest`.
 //!
 //! Exit codes: 0 (test end, or nothing left to supervise), 1 (invalid clock
 //! page), 2 (bad manifest or image), 3 (a domain could not be built),

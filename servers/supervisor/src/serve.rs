@@ -1,5 +1,10 @@
 //! The supervisor's loop: exit messages from the kernel and
 //! `supervisor::Request`s from domains, one `reply_recv` per message.
+//!
+//! A request is authorised by its sender's badge before anything else
+//! (`serac_supervisor_core::authority`); each refusal is one log line
+//! (`supervisor: refused <Request> of <target> from <caller>: <why>`), the
+//! first [`LOGGED_DENIALS`] per caller.
 
 use core::fmt;
 
@@ -9,17 +14,30 @@ use serac_protocol::codec::{decode, encode};
 use serac_protocol::exit::{DomainExit, ExitReason};
 use serac_protocol::header::LABEL_EXIT;
 use serac_protocol::layout::MAX_PAYLOAD;
-use serac_protocol::supervisor::{
-    DomainClass, DomainStat, DomainState, ListPage, Reply, Request, LIST_PAGE_LEN,
-};
+use serac_protocol::supervisor::{DomainClass, DomainStat, DomainState, Reply, Request};
 use serac_protocol::syscall::DomainCounter;
 use serac_protocol::{DomainId, Handle, SysError};
+use serac_supervisor_core::authority::{self, Decision, Refusal, Scope};
 use serac_supervisor_core::manifest::Class;
 
-use crate::domains::{Life, Supervisor, MAX_RESTARTS};
+use crate::domains::{Life, Supervisor, LOGGED_DENIALS, MAX_RESTARTS};
 
 /// Consecutive failed `reply_recv`s before the supervisor gives up.
 const MAX_IPC_ERRORS: u32 = 3;
+
+/// How a domain prints in a log line: `<name> <index>:<gen>`, or only the
+/// id when it is none of the supervisor's instances.
+struct Who<'s, 'a>(&'s Supervisor<'a>, DomainId);
+
+impl fmt::Display for Who<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Who(sup, id) = *self;
+        if let Some(i) = sup.by_id(id) {
+            write!(f, "{} ", sup.name(i))?;
+        }
+        write!(f, "{}:{}", id.index, id.gen)
+    }
+}
 
 /// How an exit reason prints.
 struct Why<'r>(&'r ExitReason);
@@ -82,8 +100,8 @@ pub fn run(sup: &mut Supervisor<'_>) -> u64 {
                 continue;
             }
         }
-        let (label, len) = match ipc::get_message(&mut buf) {
-            Ok((h, len)) => (h.label, len),
+        let (label, badge, len) = match ipc::get_message(&mut buf) {
+            Ok((h, len)) => (h.label, h.badge, len),
             Err(e) => {
                 println!("supervisor: unreadable message: {e:?}");
                 answer(&mut reply, &Reply::Err(ServiceError::BadRequest));
@@ -111,7 +129,7 @@ pub fn run(sup: &mut Supervisor<'_>) -> u64 {
             }
             LABEL_SUPERVISOR => {
                 let r = match decode::<Request>(payload) {
-                    Ok(req) => on_request(sup, req),
+                    Ok(req) => on_request(sup, badge, req),
                     Err(_) => Reply::Err(ServiceError::BadRequest),
                 };
                 answer(&mut reply, &r);
@@ -209,59 +227,126 @@ fn on_exit(sup: &mut Supervisor<'_>, payload: &[u8]) -> Option<u64> {
     None
 }
 
-fn on_request(sup: &mut Supervisor<'_>, req: Request) -> Reply {
+/// Serves one request from the sender whose endpoint carries `badge`.
+fn on_request(sup: &mut Supervisor<'_>, badge: u64, req: Request) -> Reply {
+    let caller = sup.caller(badge);
+    let scope = match authority::decide(caller.map(|(_, c)| c), &req) {
+        Decision::Allow(s) => s,
+        Decision::Deny(why) => {
+            if should_log(sup, badge, caller.map(|(i, _)| i)) {
+                refused(sup, badge, &req, why);
+            }
+            return Reply::Err(ServiceError::NotPermitted);
+        }
+    };
     let live = |sup: &Supervisor<'_>, id: DomainId| {
         sup.by_id(id).filter(|&i| sup.inst[i].life != Life::Exited)
     };
     match req {
         Request::List { from_index } => {
-            let mut page = ListPage {
-                slots: [DomainId::NONE; LIST_PAGE_LEN],
-                count: 0,
-                next: None,
-            };
-            let mut n = 0;
-            for x in sup
+            if scope != Scope::All && should_log(sup, badge, caller.map(|(i, _)| i)) {
+                println!(
+                    "supervisor: limited List from {} to itself: {}",
+                    Who(sup, DomainId::from_raw(badge)),
+                    Refusal::NotOperator
+                );
+            }
+            let ids = sup
                 .inst
                 .iter()
-                .filter(|x| x.life != Life::Exited && x.id.index >= from_index)
-            {
-                if n == LIST_PAGE_LEN {
-                    page.next = Some(x.id.index);
-                    break;
-                }
-                page.slots[n] = x.id;
-                n += 1;
-            }
-            page.count = u8::try_from(n).unwrap_or(u8::MAX);
-            Reply::List(page)
+                .filter(|x| x.life != Life::Exited)
+                .map(|x| x.id);
+            Reply::List(authority::list_page(ids, from_index, scope))
         }
         Request::Stat { domain } => match sup.by_id(domain) {
             Some(i) => Reply::Stat(stat(sup, i)),
             None => Reply::Err(ServiceError::NoSuchDomain),
         },
         Request::Kill { domain } => match live(sup, domain) {
-            Some(i) => match sup.kill(i) {
-                Ok(()) => Reply::Ok,
-                Err(_) => Reply::Err(ServiceError::NoSuchDomain),
-            },
+            Some(i) => {
+                println!(
+                    "supervisor: killing {} on request from {}",
+                    Who(sup, domain),
+                    Who(sup, DomainId::from_raw(badge))
+                );
+                match sup.kill(i) {
+                    Ok(()) => Reply::Ok,
+                    Err(_) => Reply::Err(ServiceError::NoSuchDomain),
+                }
+            }
             None => Reply::Err(ServiceError::NoSuchDomain),
         },
         Request::Restart { domain } => match live(sup, domain) {
-            Some(i) => match sup.restart(i) {
-                Ok(()) => {
-                    println!("supervisor: restarted {} on request", sup.name(i));
-                    Reply::Restarted(sup.inst[i].id)
+            Some(i) => {
+                // Logged before: the caller may be the target.
+                println!(
+                    "supervisor: restarting {} on request from {}",
+                    Who(sup, domain),
+                    Who(sup, DomainId::from_raw(badge))
+                );
+                match sup.restart(i) {
+                    Ok(()) => {
+                        let id = sup.inst[i].id;
+                        println!(
+                            "supervisor: restarted {}: {}:{} -> {}:{}",
+                            sup.name(i),
+                            domain.index,
+                            domain.gen,
+                            id.index,
+                            id.gen
+                        );
+                        Reply::Restarted(id)
+                    }
+                    Err(f) => {
+                        println!("supervisor: restart failed: {f}");
+                        sup.reap(i);
+                        Reply::Err(ServiceError::NoResources)
+                    }
                 }
-                Err(f) => {
-                    println!("supervisor: restart failed: {f}");
-                    sup.reap(i);
-                    Reply::Err(ServiceError::NoResources)
-                }
-            },
+            }
             None => Reply::Err(ServiceError::NoSuchDomain),
         },
         Request::Spawn { .. } | Request::SwapOut { .. } => Reply::Err(ServiceError::Unsupported),
+    }
+}
+
+/// Counts a refusal (or a limited `List`) of the caller with `badge`
+/// (instance `i`, or none) and says whether to log it: the first
+/// [`LOGGED_DENIALS`] of each caller are, and of unknown callers together.
+fn should_log(sup: &mut Supervisor<'_>, badge: u64, i: Option<usize>) -> bool {
+    let n = match i.and_then(|i| sup.inst.get_mut(i)) {
+        Some(x) => {
+            x.denied = x.denied.saturating_add(1);
+            u32::from(x.denied)
+        }
+        None => {
+            sup.denied_unknown = sup.denied_unknown.saturating_add(1);
+            sup.denied_unknown
+        }
+    };
+    let max = u32::from(LOGGED_DENIALS);
+    if n == max + 1 {
+        match i {
+            Some(_) => println!(
+                "supervisor: further refusals of {} are only counted",
+                Who(sup, DomainId::from_raw(badge))
+            ),
+            None => println!("supervisor: further refusals of unknown callers are only counted"),
+        }
+    }
+    n <= max
+}
+
+/// The log line of a refused request.
+fn refused(sup: &Supervisor<'_>, badge: u64, req: &Request, why: Refusal) {
+    let from = Who(sup, DomainId::from_raw(badge));
+    let verb = authority::verb(req);
+    match authority::target(req) {
+        Some(d) => println!(
+            "supervisor: refused {verb} of {} from {from}: {why}",
+            Who(sup, d)
+        ),
+        None => println!("supervisor: refused {verb} from {from}: {why}"),
     }
 }
 
@@ -304,8 +389,13 @@ fn timed_end(sup: &mut Supervisor<'_>, ms: u64) -> u64 {
         faults = faults.saturating_add(sup.counter(i, DomainCounter::Faults));
         restarts += u64::from(sup.inst[i].restarts);
     }
+    let denied = sup
+        .inst
+        .iter()
+        .map(|x| u32::from(x.denied))
+        .fold(sup.denied_unknown, u32::saturating_add);
     println!(
-        "supervisor: stats: {} instance(s), cpu {cpu} ticks, {faults} pager fault(s), {restarts} restart(s)",
+        "supervisor: stats: {} instance(s), cpu {cpu} ticks, {faults} pager fault(s), {restarts} restart(s), {denied} request(s) refused or limited",
         sup.inst.len()
     );
     println!(

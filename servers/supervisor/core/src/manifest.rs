@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! domain <name> image=<archive entry> class=server|guest [count=N] [restart=yes|no]
-//!        [pager=<domain>] [eager=yes|no] [endpoint=<domain>]... [notify=<domain>]...
+//!        [pager=<domain>] [eager=yes|no] [operator=yes|no]
+//!        [endpoint=<domain>]... [notify=<domain>]...
 //! test-end=<domain>
 //! test-end-after-ms=<n>
 //! test-linger-ms=<n>
@@ -14,8 +15,11 @@
 //!
 //! (a `domain` directive is one line; it is wrapped above only for reading.)
 //!
-//! - `image` and `class` are required; `count` defaults to 1, `restart`
-//!   and `eager` to `no`.
+//! - `image` and `class` are required; `count` defaults to 1, `restart`,
+//!   `eager` and `operator` to `no`.
+//! - `operator=yes` lets the domain kill, restart and inspect other domains
+//!   through its `endpoint=supervisor` (see [`crate::authority`]); an
+//!   operator without that endpoint is an error, since it could not act.
 //! - A domain needs `pager=` or `eager=yes`: Ilwaco's stack and `.bss` are
 //!   not in the image, so a domain with neither would fault at its first
 //!   instruction.
@@ -121,6 +125,8 @@ pub struct DomainSpec<'a> {
     pub eager: bool,
     /// The domain whose instance 0 is its pager.
     pub pager: Option<usize>,
+    /// `operator=yes`: may act on other domains through the supervisor.
+    pub operator: bool,
     links: [Link<'a>; MAX_LINKS],
     n_links: usize,
     /// Line of the directive (1-based), for later error messages.
@@ -139,6 +145,7 @@ impl<'a> DomainSpec<'a> {
         restart: false,
         eager: false,
         pager: None,
+        operator: false,
         links: [Link::EMPTY; MAX_LINKS],
         n_links: 0,
         line: 0,
@@ -275,6 +282,8 @@ pub enum ErrorKind<'a> {
     Unexpected(&'a str),
     /// `test-linger-ms=` without a `test-end=` to linger after.
     LingerWithoutTestEnd,
+    /// `operator=yes` without `endpoint=supervisor`.
+    OperatorWithoutEndpoint(&'a str),
 }
 
 impl fmt::Display for ErrorKind<'_> {
@@ -328,6 +337,10 @@ impl fmt::Display for ErrorKind<'_> {
             ErrorKind::LingerWithoutTestEnd => {
                 f.write_str("`test-linger-ms=` needs a `test-end=` to linger after")
             }
+            ErrorKind::OperatorWithoutEndpoint(n) => write!(
+                f,
+                "`{n}` is an operator but has no endpoint=supervisor to act through"
+            ),
         }
     }
 }
@@ -479,7 +492,7 @@ impl<'a> Manifest<'a> {
             ..DomainSpec::EMPTY
         };
         let (mut image, mut class) = (None, None);
-        let (mut count, mut restart, mut eager) = (None, None, None);
+        let (mut count, mut restart, mut eager, mut operator) = (None, None, None, None);
         for w in words {
             let (key, value) = split_kv(w).ok_or(err(line, ErrorKind::NotKeyValue(w)))?;
             if value.is_empty() {
@@ -513,6 +526,10 @@ impl<'a> Manifest<'a> {
                     let v = yes_no(line, key, value)?;
                     eager.replace(v).map_or(Ok(()), |_| Err(dup))?;
                 }
+                "operator" => {
+                    let v = yes_no(line, key, value)?;
+                    operator.replace(v).map_or(Ok(()), |_| Err(dup))?;
+                }
                 "pager" => {
                     d.pager_name.replace(value).map_or(Ok(()), |_| Err(dup))?;
                 }
@@ -540,6 +557,15 @@ impl<'a> Manifest<'a> {
         d.class = class.ok_or(err(line, ErrorKind::MissingKey("class")))?;
         d.restart = restart.unwrap_or(false);
         d.eager = eager.unwrap_or(false);
+        d.operator = operator.unwrap_or(false);
+        if d.operator
+            && !d
+                .links()
+                .iter()
+                .any(|l| l.kind == LinkKind::Endpoint && l.name == SUPERVISOR)
+        {
+            return Err(err(line, ErrorKind::OperatorWithoutEndpoint(name)));
+        }
         // `ranged` bounded it by MAX_INSTANCES, which fits a u32.
         d.count = u32::try_from(count.unwrap_or(1)).unwrap_or(u32::MAX);
         if d.pager_name.is_none() && !d.eager {
@@ -723,6 +749,29 @@ test-end=ping
     }
 
     #[test]
+    fn operators() {
+        // `operator=yes` may come before the endpoint it needs.
+        let m = Manifest::parse(
+            "domain ops image=o class=guest eager=yes operator=yes endpoint=supervisor count=2\n\
+             domain plain image=p class=guest eager=yes endpoint=supervisor\n\
+             domain off image=p class=guest eager=yes operator=no\n",
+        )
+        .unwrap();
+        let ops: std::vec::Vec<bool> = m.domains().iter().map(|d| d.operator).collect();
+        assert_eq!(ops, [true, false, false]);
+        let e = Manifest::parse("\ndomain a image=a class=guest eager=yes operator=x").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 2: bad value `x` for `operator` (yes or no)"
+        );
+        let e = Manifest::parse("domain a image=a class=guest eager=yes operator=yes").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 1: `a` is an operator but has no endpoint=supervisor to act through"
+        );
+    }
+
+    #[test]
     fn empty_and_comment_only() {
         for t in ["", "# serac boot manifest v0\n", "\n   \n\t# x\n"] {
             let m = Manifest::parse(t).unwrap();
@@ -805,6 +854,31 @@ test-end=ping
                 key: "restart",
                 value: "1"
             }
+        );
+        assert_eq!(
+            kind("domain a operator=maybe"),
+            ErrorKind::BadYesNo {
+                key: "operator",
+                value: "maybe"
+            }
+        );
+        assert_eq!(
+            kind("domain a operator=no operator=no"),
+            ErrorKind::DuplicateKey("operator")
+        );
+        assert_eq!(
+            kind("domain a image=a class=guest eager=yes operator=yes"),
+            ErrorKind::OperatorWithoutEndpoint("a")
+        );
+        assert_eq!(
+            kind(&with(
+                "domain a image=a class=guest eager=yes operator=yes endpoint=s"
+            )),
+            ErrorKind::OperatorWithoutEndpoint("a")
+        );
+        assert_eq!(
+            kind("domain a image=a class=guest eager=yes operator=yes notify=supervisor"),
+            ErrorKind::OperatorWithoutEndpoint("a")
         );
         assert_eq!(
             kind("domain a count=-1"),
@@ -1025,6 +1099,8 @@ test-end=ping
             "domain a image=a class=guest",
             "domain a image=a class=guest pager=a",
             "domain a image=a class=guest pager=supervisor",
+            "domain a operator=1",
+            "domain a image=a class=guest eager=yes operator=yes",
             "test-end=x",
             "test-end=x y",
         ];

@@ -1,0 +1,305 @@
+//! Who may ask the supervisor what (docs/abi.md, "Supervisor authority").
+//!
+//! The supervisor knows a sender only by the badge the kernel writes into
+//! every message: for an endpoint the supervisor granted, the packed
+//! `DomainId` of the domain it was granted to. It maps the badge to a live
+//! instance ([`Caller`]), or to nobody, and asks [`decide`]:
+//!
+//! - an unknown badge (no live instance, e.g. a generation that has since
+//!   restarted) is refused everything;
+//! - an operator (`operator=yes` in the manifest) may do everything;
+//! - any other domain may `Stat` itself and `List` (which shows only
+//!   itself); `Kill`, `Restart`, `Spawn` and `SwapOut` are refused, even of
+//!   itself: a domain ends itself with `halt`, and a self-restart would make
+//!   the supervisor reload its image in a loop at server priority.
+//!
+//! A refusal is decided before any lookup, so it says nothing about whether
+//! the named domain exists.
+
+use core::fmt;
+
+use serac_protocol::supervisor::{ListPage, Request, LIST_PAGE_LEN};
+use serac_protocol::DomainId;
+
+/// The sender of a request, as its badge resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The live instance the badge names.
+    pub id: DomainId,
+    /// Whether its manifest domain is `operator=yes`.
+    pub operator: bool,
+}
+
+/// Which domains a granted request may see or touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every domain (an operator).
+    All,
+    /// This domain only (the caller itself).
+    Only(DomainId),
+}
+
+impl Scope {
+    /// Whether `d` is inside the scope.
+    pub fn covers(self, d: DomainId) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(x) => x == d,
+        }
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The caller is not an operator.
+    NotOperator,
+    /// The badge names no live instance.
+    UnknownCaller,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::NotOperator => "not an operator",
+            Refusal::UnknownCaller => "the badge names no live domain",
+        })
+    }
+}
+
+/// The answer of [`decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Serve it, within the scope (`List` filters by it).
+    Allow(Scope),
+    /// Refuse it.
+    Deny(Refusal),
+}
+
+/// The request's name, for log lines.
+pub fn verb(req: &Request) -> &'static str {
+    match req {
+        Request::Spawn { .. } => "Spawn",
+        Request::Kill { .. } => "Kill",
+        Request::Restart { .. } => "Restart",
+        Request::Stat { .. } => "Stat",
+        Request::List { .. } => "List",
+        Request::SwapOut { .. } => "SwapOut",
+    }
+}
+
+/// The domain the request names, if it names one.
+pub fn target(req: &Request) -> Option<DomainId> {
+    match *req {
+        Request::Kill { domain }
+        | Request::Restart { domain }
+        | Request::Stat { domain }
+        | Request::SwapOut { domain } => Some(domain),
+        Request::Spawn { .. } | Request::List { .. } => None,
+    }
+}
+
+/// Whether `caller` may make `req`; `None` is a badge that resolved to no
+/// live instance.
+pub fn decide(caller: Option<Caller>, req: &Request) -> Decision {
+    let Some(c) = caller else {
+        return Decision::Deny(Refusal::UnknownCaller);
+    };
+    if c.operator {
+        return Decision::Allow(Scope::All);
+    }
+    let own = Scope::Only(c.id);
+    match *req {
+        Request::List { .. } => Decision::Allow(own),
+        Request::Stat { domain } if domain == c.id => Decision::Allow(own),
+        Request::Stat { .. }
+        | Request::Kill { .. }
+        | Request::Restart { .. }
+        | Request::Spawn { .. }
+        | Request::SwapOut { .. } => Decision::Deny(Refusal::NotOperator),
+    }
+}
+
+/// One `List` page: the ids of `live` (in order) whose slot index is at
+/// least `from_index` and which `scope` covers; `next` is the index of the
+/// first one that did not fit.
+pub fn list_page(
+    live: impl IntoIterator<Item = DomainId>,
+    from_index: u32,
+    scope: Scope,
+) -> ListPage {
+    let mut page = ListPage {
+        slots: [DomainId::NONE; LIST_PAGE_LEN],
+        count: 0,
+        next: None,
+    };
+    let mut n = 0;
+    for id in live
+        .into_iter()
+        .filter(|id| id.index >= from_index && scope.covers(*id))
+    {
+        let Some(slot) = page.slots.get_mut(n) else {
+            page.next = Some(id.index);
+            break;
+        };
+        *slot = id;
+        n += 1;
+    }
+    // `n` is at most LIST_PAGE_LEN (16).
+    page.count = u8::try_from(n).unwrap_or(u8::MAX);
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serac_protocol::supervisor::{DomainClass, ImageName};
+    use std::string::ToString;
+    use std::vec::Vec;
+
+    const ME: DomainId = DomainId::new(4, 1);
+    const NEIGHBOUR: DomainId = DomainId::new(2, 1);
+
+    fn plain(id: DomainId) -> Option<Caller> {
+        Some(Caller {
+            id,
+            operator: false,
+        })
+    }
+
+    fn every_request(d: DomainId) -> [Request; 6] {
+        [
+            Request::Spawn {
+                image: ImageName::new("x").unwrap(),
+                class: DomainClass::Guest,
+            },
+            Request::Kill { domain: d },
+            Request::Restart { domain: d },
+            Request::Stat { domain: d },
+            Request::List { from_index: 0 },
+            Request::SwapOut { domain: d },
+        ]
+    }
+
+    #[test]
+    fn a_non_operator_sees_only_itself_and_touches_nothing() {
+        let me = plain(ME);
+        let deny = Decision::Deny(Refusal::NotOperator);
+        for d in [NEIGHBOUR, ME] {
+            assert_eq!(decide(me, &Request::Kill { domain: d }), deny);
+            assert_eq!(decide(me, &Request::Restart { domain: d }), deny);
+            assert_eq!(decide(me, &Request::SwapOut { domain: d }), deny);
+        }
+        assert_eq!(decide(me, &Request::Stat { domain: NEIGHBOUR }), deny);
+        assert_eq!(
+            decide(me, &Request::Stat { domain: ME }),
+            Decision::Allow(Scope::Only(ME))
+        );
+        assert_eq!(
+            decide(me, &Request::List { from_index: 0 }),
+            Decision::Allow(Scope::Only(ME))
+        );
+        assert_eq!(decide(me, &every_request(ME)[0]), deny);
+        // Another generation of itself is another domain.
+        let old = DomainId::new(ME.index, ME.gen + 1);
+        assert_eq!(decide(me, &Request::Stat { domain: old }), deny);
+    }
+
+    #[test]
+    fn operators_may_do_everything_and_unknown_callers_nothing() {
+        let op = Some(Caller {
+            id: ME,
+            operator: true,
+        });
+        for r in every_request(NEIGHBOUR) {
+            assert_eq!(decide(op, &r), Decision::Allow(Scope::All), "{r:?}");
+            assert_eq!(decide(None, &r), Decision::Deny(Refusal::UnknownCaller));
+        }
+    }
+
+    #[test]
+    fn names_and_targets() {
+        let names: Vec<_> = every_request(NEIGHBOUR).iter().map(verb).collect();
+        assert_eq!(
+            names,
+            ["Spawn", "Kill", "Restart", "Stat", "List", "SwapOut"]
+        );
+        let targets: Vec<_> = every_request(NEIGHBOUR).iter().map(target).collect();
+        let n = Some(NEIGHBOUR);
+        assert_eq!(targets, [None, n, n, n, None, n]);
+        assert_eq!(Refusal::NotOperator.to_string(), "not an operator");
+    }
+
+    #[test]
+    fn list_pages() {
+        let ids: Vec<_> = (1..=20).map(|i| DomainId::new(i, 1)).collect();
+        let p = list_page(ids.iter().copied(), 0, Scope::All);
+        assert_eq!(p.ids(), &ids[..16]);
+        assert_eq!(p.next, Some(17));
+        let p = list_page(ids.iter().copied(), 17, Scope::All);
+        assert_eq!((p.ids(), p.next), (&ids[16..], None));
+        let me = DomainId::new(5, 1);
+        let p = list_page(ids.iter().copied(), 0, Scope::Only(me));
+        assert_eq!((p.ids(), p.next), (&[me][..], None));
+        assert!(list_page(ids.iter().copied(), 6, Scope::Only(me))
+            .ids()
+            .is_empty());
+        // The caller's old generation is not itself.
+        let p = list_page([DomainId::new(5, 2)], 0, Scope::Only(me));
+        assert!(p.ids().is_empty());
+    }
+
+    fn id() -> impl Strategy<Value = DomainId> {
+        (0u32..8, 1u32..4).prop_map(|(i, g)| DomainId::new(i, g))
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        (id(), 0usize..6, any::<u32>()).prop_map(|(d, k, from)| match k {
+            5 => Request::List { from_index: from },
+            k => every_request(d)[k],
+        })
+    }
+
+    proptest! {
+        /// The invariant: a non-operator is never allowed to act on, or
+        /// see, another domain, and never allowed to change anything.
+        #[test]
+        fn a_non_operator_never_reaches_another_domain(
+            me in id(),
+            req in request(),
+            live in proptest::collection::vec(id(), 0..40),
+        ) {
+            match decide(plain(me), &req) {
+                Decision::Deny(r) => prop_assert_eq!(r, Refusal::NotOperator),
+                Decision::Allow(scope) => {
+                    let reads = matches!(req, Request::List { .. } | Request::Stat { .. });
+                    prop_assert!(reads, "{:?} allowed", req);
+                    prop_assert!(target(&req).is_none_or(|t| t == me));
+                    prop_assert_eq!(scope, Scope::Only(me));
+                    let from = match req { Request::List { from_index } => from_index, _ => 0 };
+                    let page = list_page(live.iter().copied(), from, scope);
+                    prop_assert!(page.ids().iter().all(|&d| d == me));
+                }
+            }
+        }
+
+        /// An operator's `List` pages through every live id, in order.
+        #[test]
+        fn operator_pages_cover_everything(live in proptest::collection::vec(0u32..64, 0..60)) {
+            let mut live = live;
+            live.sort_unstable();
+            live.dedup();
+            let ids: Vec<_> = live.iter().map(|&i| DomainId::new(i, 1)).collect();
+            let mut seen = Vec::new();
+            let mut from = Some(0);
+            while let Some(f) = from {
+                let p = list_page(ids.iter().copied(), f, Scope::All);
+                prop_assert!(p.ids().len() <= LIST_PAGE_LEN);
+                seen.extend_from_slice(p.ids());
+                from = p.next;
+            }
+            prop_assert_eq!(seen, ids);
+        }
+    }
+}
