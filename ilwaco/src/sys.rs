@@ -667,6 +667,108 @@ pub fn peek(addr: u64) -> u64 {
     unsafe { core::ptr::read_volatile(addr as *const u64) }
 }
 
+/// RFLAGS bits [`set_rflags`] may leave set: NT (only `iretq` reads it,
+/// and Ilwaco never executes one), IOPL (a ring-3 `popfq` ignores it), AC
+/// (checks alignment only with CR0.AM, which the kernel leaves clear) and
+/// ID. For hostile tests of what ring 3 can hand the kernel.
+pub const HOSTILE_RFLAGS: u64 = (1 << 14) | (3 << 12) | (1 << 18) | (1 << 21);
+
+/// The current RFLAGS.
+pub fn rflags() -> u64 {
+    let f: u64;
+    // SAFETY: `pushfq; pop` reads the flags into a register and leaves the
+    // stack as it was.
+    unsafe { asm!("pushfq", "pop {}", out(reg) f, options(preserves_flags)) };
+    f
+}
+
+/// ORs `bits & HOSTILE_RFLAGS` into RFLAGS (they stay set until changed)
+/// and returns RFLAGS as it then reads.
+pub fn set_rflags(bits: u64) -> u64 {
+    let bits = bits & HOSTILE_RFLAGS;
+    // SAFETY: only the bits of HOSTILE_RFLAGS change, none of which alters
+    // how the Rust code of this domain runs (see there).
+    unsafe {
+        asm!(
+            "pushfq",
+            "or qword ptr [rsp], {bits}",
+            "popfq",
+            bits = in(reg) bits,
+        )
+    };
+    rflags()
+}
+
+/// One syscall made with DF (the direction flag) set: the kernel must not
+/// run with it. DF is clear again when this returns.
+pub fn syscall_with_df(num: u64, a0: u64, a1: u64) -> (u64, u64) {
+    if matches!(
+        Syscall::try_from(num),
+        Ok(Syscall::Map | Syscall::Unmap | Syscall::DomainCtl | Syscall::Halt)
+    ) {
+        return (u64::from(SysError::BadArgument.code()), 0);
+    }
+    let rax: u64;
+    let rdx: u64;
+    // SAFETY: as for `probe`: the permitted calls write no memory Rust code
+    // refers to; DF is set only between `std` and `cld`, around `syscall`.
+    unsafe {
+        asm!(
+            "std",
+            "syscall",
+            "cld",
+            inlateout("rax") num => rax,
+            inlateout("rdi") a0 => _,
+            inlateout("rsi") a1 => _,
+            inlateout("rdx") 0u64 => rdx,
+            lateout("rcx") _, lateout("r11") _,
+            lateout("r8") _, lateout("r9") _, lateout("r10") _,
+            options(nostack),
+        )
+    };
+    (rax, rdx)
+}
+
+/// Which floating-point or vector unit [`fpu_probe`] tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FpuUnit {
+    /// `fld1; fstp` (x87).
+    X87,
+    /// `pcmpeqb mm0, mm0; movq` (MMX).
+    Mmx,
+    /// `pcmpeqb xmm0, xmm0; movq` (SSE2).
+    Sse,
+}
+
+/// Executes one instruction of `unit` and returns what it computed. The
+/// kernel makes these trap (nothing saves their state per domain, so they
+/// would be a channel between domains): the domain faults and this never
+/// returns. A return means the unit worked, and is a kernel defect.
+pub fn fpu_probe(unit: FpuUnit) -> u64 {
+    let mut out = 0u64;
+    let p = &raw mut out;
+    // SAFETY: each sequence writes only the 8 bytes at `p`, a local; the
+    // registers it uses are not Rust's (the target is soft-float).
+    unsafe {
+        match unit {
+            FpuUnit::X87 => asm!("fld1", "fstp qword ptr [{p}]", p = in(reg) p, options(nostack)),
+            FpuUnit::Mmx => asm!(
+                "pcmpeqb mm0, mm0",
+                "movq qword ptr [{p}], mm0",
+                p = in(reg) p,
+                options(nostack)
+            ),
+            FpuUnit::Sse => asm!(
+                "pcmpeqb xmm0, xmm0",
+                "movq qword ptr [{p}], xmm0",
+                p = in(reg) p,
+                options(nostack)
+            ),
+        }
+    }
+    out
+}
+
 /// Writes the first two header words of the IPC buffer (label and length;
 /// the handle to move). The badge word is the kernel's to fill. Word
 /// stores instead of a byte copy: this is on every RPC's path.
