@@ -20,6 +20,8 @@
 use crate::layout::{is_page_aligned, PAGE_SIZE, USER_END, USER_START};
 use crate::PageRights;
 
+/// A first-domain program `NAME` is packed in the boot archive as `NAME.boot`.
+pub const ARCHIVE_SUFFIX: &str = ".boot";
 /// First 8 bytes of a boot image.
 pub const MAGIC: [u8; 8] = *b"SERACBIM";
 /// The format version this crate reads and writes.
