@@ -39,7 +39,7 @@ use ilwaco::{sys, time};
 use serac_protocol::bootarc::{Archive, ArchiveError};
 use serac_protocol::client::{rpc, ClientError};
 use serac_protocol::pager;
-use serac_protocol::syscall::{create_arg, grant_arg, DomainCounter, DomainOp, DOMAIN_NAME_MAX};
+use serac_protocol::syscall::{grant_arg, DomainCounter, DomainOp};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 use serac_supervisor_core::authority::Caller;
 use serac_supervisor_core::frames::{FramePool, MAX_FRAMES};
@@ -375,13 +375,11 @@ impl<'a> Supervisor<'a> {
                     err: e,
                     name: Some(spec.instance_name(k)),
                 };
-                // The kernel names the domain's console lines with this.
-                let name = spec.name.as_bytes();
-                let name = &name[..name.len().min(DOMAIN_NAME_MAX)];
-                let arg = create_arg(spec.class.create_arg(), name.len());
-                let c = ctl(ROOT, DomainOp::Create, arg, name.as_ptr() as u64)
+                // The kernel names the domain's console lines with this;
+                // the manifest keeps names within DOMAIN_NAME_MAX, and every
+                // instance of a `count=N` domain shares it (the index differs).
+                let c = retry(|| sys::create_domain(ROOT, spec.class.create_class(), spec.name))
                     .map_err(|e| named("create", e))?;
-                let c = Handle::from_raw(c);
                 let id = read_id(c).map_err(|e| named("read id", e))?;
                 self.inst.push(Instance {
                     ctl: c,
