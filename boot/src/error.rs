@@ -15,6 +15,8 @@ pub enum Error {
     TooManyEntries(usize),
     /// The archive would not fit the 32-bit offsets of the format.
     TooLarge,
+    /// An ELF cannot become a boot image; the reason says why.
+    BadBootImage(String),
     /// A kernel command line that cannot be put in `grub.cfg` (e.g. it holds
     /// a newline).
     BadCmdline(String),
@@ -82,6 +84,7 @@ impl fmt::Display for Error {
                 serac_protocol::bootarc::MAX_ENTRIES
             ),
             Error::TooLarge => write!(f, "boot archive would exceed 4 GiB"),
+            Error::BadBootImage(why) => write!(f, "cannot make a boot image: {why}"),
             Error::BadCmdline(c) => write!(f, "kernel command line {c:?} cannot go in grub.cfg"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
             Error::MissingProgram { program, package } => {

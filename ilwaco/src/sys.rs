@@ -35,7 +35,7 @@ use serac_protocol::layout::{
     clock, BOOT_ARCHIVE_ADDR, CLOCK_PAGE_ADDR, IPC_BUFFER_ADDR, IPC_BUFFER_SIZE, PAGE_SIZE,
     UPCALL_PAGE_ADDR,
 };
-use serac_protocol::syscall::{DomainOp, Syscall};
+use serac_protocol::syscall::{create_arg, DomainOp, Syscall, DOMAIN_NAME_MAX};
 use serac_protocol::upcall::{UpcallFrame, OFF_ENABLED, OFF_FRAME};
 use serac_protocol::{Handle, PageRights, SysError};
 
@@ -289,10 +289,34 @@ pub fn irq_ack(irq: Handle) -> Result<u64, SysError> {
 
 /// `domain_ctl(handle, op, a, b)`: a privileged operation on a domain.
 pub fn domain_ctl(ctl: Handle, op: DomainOp, a: u64, b: u64) -> Result<u64, SysError> {
-    // SAFETY: `domain_ctl` reads only its register arguments; none of its
-    // operations writes the caller's memory.
+    // SAFETY: none of `domain_ctl`'s operations writes the caller's memory
+    // (`Create` only reads the name at `b`).
     let (rax, rdx) = unsafe { syscall4(nr(Syscall::DomainCtl), ctl.to_raw(), op as u64, a, b) };
     sys_result(rax, rdx)
+}
+
+/// `domain_ctl(ctl, Create, ...)`: a new, stopped domain of `class` (0
+/// server, 1 guest) that the kernel calls `name` in its log and in the
+/// prefix of the domain's console lines. `name` is at most
+/// `DOMAIN_NAME_MAX` bytes of `A-Z a-z 0-9 . _ -`, else `BadArgument`.
+/// Returns a `DomainCtl` handle to it.
+pub fn create_domain(ctl: Handle, class: u8, name: &str) -> Result<Handle, SysError> {
+    if name.len() > DOMAIN_NAME_MAX {
+        return Err(SysError::BadArgument);
+    }
+    let a = create_arg(u64::from(class), name.len());
+    // SAFETY: the kernel only reads `name.len()` bytes at `name.as_ptr()`,
+    // which a live shared borrow covers, and `Create` writes no memory of ours.
+    let (rax, rdx) = unsafe {
+        syscall4(
+            nr(Syscall::DomainCtl),
+            ctl.to_raw(),
+            DomainOp::Create as u64,
+            a,
+            name.as_ptr() as u64,
+        )
+    };
+    sys_result(rax, rdx).map(Handle::from_raw)
 }
 
 // ---------------------------------------------------------------------------

@@ -159,12 +159,20 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     arch::user::init(arch::boot::kernel_stack_top());
     // The kernel starts exactly one domain; the supervisor starts the rest.
     let first = bi.cmdline_value("serac.init").unwrap_or("supervisor");
+    // Its boot image, digested from its ELF at build time (`NAME.boot`).
+    let suffix = serac_protocol::bootimg::ARCHIVE_SUFFIX;
     let image = match &archive {
-        Some(Ok(a)) => a.find(first).ok(),
+        Some(Ok(a)) => a
+            .entries()
+            .flatten()
+            .find(|e| e.name.strip_suffix(suffix) == Some(first)),
         _ => None,
     };
     let Some(image) = image else {
-        fatal("init", format_args!("no `{first}` in the boot archive"))
+        fatal(
+            "init",
+            format_args!("no `{first}{suffix}` in the boot archive"),
+        )
     };
     info!("init: starting {first} ({} bytes)", image.data.len());
     let archive_range = bi

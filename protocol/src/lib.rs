@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod bootarc;
+pub mod bootimg;
 
 pub mod client;
 pub mod codec;

@@ -258,6 +258,30 @@ mod tests {
         assert_eq!(Syscall::try_from(1 << 32 | 1), Err(SysError::BadSyscall));
     }
 
+    #[test]
+    fn create_arg_and_names() {
+        assert_eq!(create_arg(1, 7), 1 | 7 << 8);
+        assert_eq!(create_arg(0, 16), 16 << 8);
+        // Longer names are cut by the caller; the length never spills over.
+        assert_eq!(create_arg(1, 300), 1 | 16 << 8);
+        assert_eq!(create_arg(0x1ff, 0), 0xff);
+        assert!(valid_domain_name(b"bench-core.2_x"));
+        assert!(valid_domain_name(b"abcdefghijklmnop"));
+        assert!(valid_domain_name(b""));
+        assert!(!valid_domain_name(b"abcdefghijklmnopq"));
+        for bad in [
+            &b"a b"[..],
+            b"a#1",
+            b"a/b",
+            b"\x1b[31m",
+            b"caf\xc3\xa9",
+            b"a\n",
+            b"]",
+        ] {
+            assert!(!valid_domain_name(bad), "{bad:?}");
+        }
+    }
+
     proptest! {
         #[test]
         fn rejects_everything_outside_the_table(n in any::<u64>()) {

@@ -243,6 +243,8 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("supervisor", "supervisor: tsc %d Hz (%d MHz)"))
             .require(d("swapper", "swapper: up, %d frames"))
             .require(d("hello", "hello from domain"))
+            // The kernel's own log knows each domain by its manifest name.
+            .require("[ info] domain 2:1 hello halted with code 0")
             .require(d("supervisor", "supervisor: test end: hello halted with code 0"))
             .require("KERNEL supervisor ended; %d domain(s) alive"),
         // The same from the GRUB ISO (multiboot2 module path, SeaBIOS).
@@ -288,7 +290,7 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("supervisor", "supervisor: faulter exited: *"))
             .require_in_order([
                 d("faulter", "faulter: about to fault"),
-                "[ warn] domain %d:%d %s faulted: PageFault addr=0x700000000000 rip=0x%x error=0x%x".into(),
+                "[ warn] domain 1:1 faulter faulted: PageFault addr=0x700000000000 rip=0x%x error=0x%x".into(),
                 NEIGHBOUR_TICK.into(),
             ]),
         QemuTest::new("map_foreign_frame_refused", Boot::Pvh, "serac.exit=1")
@@ -464,6 +466,8 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("selftest", "TEST user_bad_pointer ... ok"))
             .require(d("selftest", "TEST user_alarm ... ok"))
             .require(d("selftest", "TEST user_recv_timeout ... ok"))
+            .require(d("selftest", "TEST user_domain_names ... ok"))
+            .require("[ info] domain 1:1 probe-1.x_Z killed")
             .require("[ warn] domain 0:1 selftest faulted: PageFault addr=0x700000000000 rip=0x%x error=0x%x")
             .require("KERNEL supervisor ended; 0 domain(s) alive"),
     ]

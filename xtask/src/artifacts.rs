@@ -4,7 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serac_boot::{archive, host, iso};
+use serac_boot::{archive, bootimg, host, iso};
+use serac_protocol::bootimg::ARCHIVE_SUFFIX;
 
 use crate::util::{cargo, out_dir, size_of, target_dir, Failure, Result, KERNEL_TARGET};
 
@@ -23,6 +24,7 @@ pub struct Built {
 
 /// Ring-3 programs packed into the boot archive: (cargo package, binary,
 /// archive name). The kernel starts `supervisor`; the rest are started by it.
+/// Those in [`FIRST_DOMAINS`] are packed as boot images, the others as ELF.
 pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-supervisor", "serac-supervisor", "supervisor"),
     ("serac-swapper", "serac-swapper", "swapper"),
@@ -56,6 +58,12 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-benchkit", "bench-waiter", "bench-waiter"),
 ];
 
+/// The programs the kernel may start as the first domain (`supervisor`, or
+/// `serac.init=NAME` in tests). Each is packed as `NAME.boot`, a boot image
+/// digested from its ELF here on the host (`serac_protocol::bootimg`), so the
+/// kernel parses no ELF; the supervisor never loads them.
+pub const FIRST_DOMAINS: &[&str] = &["supervisor", "irqtest", "selftest"];
+
 /// The boot manifest packed into the archive (tests replace it with their
 /// own): the pager, then a guest it serves. The syntax is the supervisor's,
 /// see `servers/supervisor/core/src/manifest.rs`; `cargo xtask tcb` reads it
@@ -65,14 +73,21 @@ domain swapper image=swapper class=server eager=yes\n\
 domain hello   image=hello   class=guest  pager=swapper\n";
 
 /// The files packed into the boot archive, in order: the manifest, then
-/// each user program's stripped ELF (written to `out/<name>.elf` by [`build`]).
+/// each user program's stripped ELF (written to `out/<name>.elf` by
+/// [`build`]), or for a first-domain program its boot image `<name>.boot`.
 pub fn archive_entries(out: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let mut entries = vec![("manifest".to_owned(), MANIFEST.to_vec())];
     for (_, _, name) in USER_PROGRAMS {
         let path = out.join(format!("{name}.elf"));
         let bytes =
             fs::read(&path).map_err(|e| Failure(format!("read {}: {e}", path.display())))?;
-        entries.push(((*name).to_owned(), bytes));
+        if FIRST_DOMAINS.contains(name) {
+            let image = bootimg::from_elf(&bytes)
+                .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+            entries.push((format!("{name}{ARCHIVE_SUFFIX}"), image));
+        } else {
+            entries.push(((*name).to_owned(), bytes));
+        }
     }
     Ok(entries)
 }

@@ -102,12 +102,51 @@ fn recv_timeout() -> Result<(), &'static str> {
     }
 }
 
+/// `domain_ctl(Create)` takes a checked name: bad characters, lengths,
+/// classes and pointers are refused; a good one names the domain in the
+/// kernel's log (the QEMU test requires the `probe-1.x_Z killed` line).
+fn domain_names() -> Result<(), &'static str> {
+    use ilwaco::protocol::syscall::{create_arg, DomainOp};
+    let root = ilwaco::protocol::Handle::new(1, 1);
+    let create = |name: &str| ilwaco::sys::create_domain(root, 1, name).map(|h| h.to_raw());
+    for bad in [
+        "a b",
+        "a/b",
+        "tab\t",
+        "caf\u{e9}",
+        "[0:1 x]",
+        "abcdefghijklmnopq",
+    ] {
+        expect(create(bad), SysError::BadArgument)?;
+    }
+    let raw = |a, b| ilwaco::sys::domain_ctl(root, DomainOp::Create, a, b);
+    expect(
+        raw(create_arg(1, 4), 0x0000_2000_0000_0000),
+        SysError::BadPointer,
+    )?;
+    expect(
+        raw(create_arg(1, 4), 0xffff_8000_0000_0000),
+        SysError::BadPointer,
+    )?;
+    let abcd = b"abcd".as_ptr() as u64;
+    expect(raw(create_arg(2, 4), abcd), SysError::BadArgument)?;
+    expect(raw(1 << 16 | create_arg(1, 4), abcd), SysError::BadArgument)?;
+    expect(raw(1 | 17 << 8, abcd), SysError::BadArgument)?;
+    let h = ilwaco::sys::create_domain(root, 1, "probe-1.x_Z").map_err(|_| "good name refused")?;
+    // Kill logs its name; the second Kill reaps the dead domain.
+    for _ in 0..2 {
+        ilwaco::sys::domain_ctl(h, DomainOp::Kill, 0, 0).map_err(|_| "kill failed")?;
+    }
+    Ok(())
+}
+
 fn main() -> i32 {
     let mut ok = true;
     ok &= check("user_bad_syscall", bad_syscalls());
     ok &= check("user_bad_pointer", bad_pointers());
     ok &= check("user_alarm", alarm());
     ok &= check("user_recv_timeout", recv_timeout());
+    ok &= check("user_domain_names", domain_names());
     if !ok {
         return 1;
     }

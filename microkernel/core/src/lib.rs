@@ -11,7 +11,6 @@
 
 pub mod batch;
 pub mod console;
-pub mod elf;
 pub mod frame;
 pub mod handles;
 pub mod owner;

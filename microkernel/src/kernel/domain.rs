@@ -3,9 +3,9 @@
 use alloc::boxed::Box;
 use log::{info, warn};
 use serac_kcore::batch::Pending;
-use serac_kcore::elf::{self, Elf};
 use serac_kcore::handles::HandleEntry;
 use serac_kcore::owner::Owner;
+use serac_protocol::bootimg::{BootImage, BootImageError};
 use serac_protocol::exit::{ExitReason, FaultKind};
 use serac_protocol::layout::{self, clock::ClockInfo, PAGE_SIZE};
 use serac_protocol::supervisor::DomainClass;
@@ -184,11 +184,9 @@ impl Domain {
 /// Why a domain could not be created.
 #[derive(Debug, Clone, Copy)]
 pub enum CreateError {
-    /// The first domain's image is not a valid static x86_64 executable.
+    /// The first domain's boot image is malformed.
     #[allow(dead_code, reason = "shown through Debug")]
-    Elf(elf::ElfError),
-    /// A segment lies outside the mappable user range.
-    SegmentOutsideUserSpace,
+    Image(BootImageError),
     /// A kernel table is full or memory ran out.
     #[allow(dead_code, reason = "shown through Debug")]
     Sys(SysError),
@@ -277,8 +275,9 @@ fn bind(k: &mut Kernel, d: DomainId, va: u64, f: u64, rights: PageRights) -> Res
     serac_kcore::owner::map(&k.owners, &mut k.stlb, d, d, va, f, rights)
 }
 
-/// Creates the first domain: loads its ELF eagerly (every page bound,
-/// frames owned by it), binds the boot archive read-only, grants it a
+/// Creates the first domain: loads its boot image (page runs digested from
+/// its ELF at build time, so no ELF parsing in ring 0) with every page
+/// bound and owned by it, binds the boot archive read-only, grants it a
 /// contiguous memory pool and a root `DomainCtl` handle on itself.
 pub fn create_first(
     k: &mut Kernel,
@@ -286,42 +285,15 @@ pub fn create_first(
     image: &[u8],
     archive: (u64, u64),
 ) -> Result<DomainId, CreateError> {
-    let elf = Elf::parse(image).map_err(CreateError::Elf)?;
+    // Checked whole before anything is allocated: runs in range, disjoint, W^X.
+    let img = BootImage::parse(image).map_err(CreateError::Image)?;
     let id = create(k, name, DomainClass::Server)?;
-    for seg in elf.segments() {
-        let seg = seg.map_err(CreateError::Elf)?;
-        let end = seg
-            .vaddr
-            .checked_add(seg.mem_len)
-            .ok_or(CreateError::SegmentOutsideUserSpace)?;
-        if seg.vaddr < layout::USER_START || end > layout::USER_END {
-            return Err(CreateError::SegmentOutsideUserSpace);
-        }
-        let rights = PageRights::from_bits(
-            1 | if seg.flags & elf::flags::W != 0 { 2 } else { 0 }
-                | if seg.flags & elf::flags::X != 0 { 4 } else { 0 },
-        )?;
-        let data = elf.data(&seg);
-        let mut va = seg.vaddr & !(PAGE_SIZE - 1);
-        while va < end {
+    for run in img.runs() {
+        for p in 0..run.pages {
             let f = alloc_frame().ok_or(SysError::OutOfMemory)?;
-            let from = seg.vaddr.max(va);
-            let to = (seg.vaddr + data.len() as u64).min(va + PAGE_SIZE);
-            if from < to {
-                let off = (from - seg.vaddr) as usize;
-                write_phys(f + (from - va), &data[off..off + (to - from) as usize]);
-            }
-            // Segments may share a page (the linker script aligns them, but
-            // be safe): the first binding wins.
-            match bind(k, id, va, f / PAGE_SIZE, rights) {
-                Ok(()) => {}
-                Err(SysError::AlreadyMapped) => {
-                    let _ = k.owners.assign(f / PAGE_SIZE, Owner::Kernel);
-                    let _ = free_frame(f);
-                }
-                Err(e) => return Err(e.into()),
-            }
-            va += PAGE_SIZE;
+            write_phys(f, img.page_data(&run, p));
+            let va = run.vaddr + u64::from(p) * PAGE_SIZE;
+            bind(k, id, va, f / PAGE_SIZE, run.rights)?;
         }
     }
     // A conventional initial stack (Ilwaco switches to its own).
@@ -352,8 +324,8 @@ pub fn create_first(
         k.owners.assign(f, Owner::Domain(id))?;
     }
     info!(
-        "domain: {name}: {} KiB image, archive {} KiB at {:#x}, grant of {} frames ({} MiB) from frame {:#x}",
-        image.len() / 1024,
+        "domain: {name}: {} image pages, archive {} KiB at {:#x}, grant of {} frames ({} MiB) from frame {:#x}",
+        img.page_count(),
         alen / 1024,
         layout::BOOT_ARCHIVE_ADDR,
         count,
@@ -372,7 +344,7 @@ pub fn create_first(
         object: id.to_raw(),
         badge: 0,
     })?;
-    let mut ctx = user::user_frame(elf.entry, layout::INITIAL_STACK_TOP);
+    let mut ctx = user::user_frame(img.entry, layout::INITIAL_STACK_TOP);
     ctx.rdi = layout::BOOT_ARCHIVE_ADDR;
     ctx.rsi = alen;
     ctx.rdx = first;

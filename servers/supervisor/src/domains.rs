@@ -2,8 +2,9 @@
 //! (docs/abi.md section 10, "Building a domain").
 //!
 //! Every image page is a frame of the supervisor's memory grant: bound in
-//! the supervisor's scratch window, zeroed and filled, unbound, then bound
-//! in the child with the segment's rights. The frame stays the
+//! the supervisor's scratch window, zeroed and filled (with the bytes of
+//! every segment on that page, see `plan`), unbound, then bound in the
+//! child with the page's rights. The frame stays the
 //! supervisor's; the instance remembers which frames it got (in order), so
 //! a restart binds the same frames again and a reaped domain returns them
 //! to the pool.
@@ -38,14 +39,14 @@ use ilwaco::{sys, time};
 use serac_protocol::bootarc::{Archive, ArchiveError};
 use serac_protocol::client::{rpc, ClientError};
 use serac_protocol::pager;
-use serac_protocol::syscall::{create_arg, grant_arg, DomainCounter, DomainOp, DOMAIN_NAME_MAX};
+use serac_protocol::syscall::{grant_arg, DomainCounter, DomainOp};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 use serac_supervisor_core::authority::Caller;
 use serac_supervisor_core::frames::{FramePool, MAX_FRAMES};
 use serac_supervisor_core::manifest::{
     Class, DomainSpec, InstanceName, LinkKind, Manifest, Target,
 };
-use serac_supervisor_core::plan::Plan;
+use serac_supervisor_core::plan::{Copy as PageCopy, Plan};
 
 /// The supervisor's `DomainCtl` handle on itself (abi.md section 10).
 pub const ROOT: Handle = Handle::new(1, 1);
@@ -374,13 +375,11 @@ impl<'a> Supervisor<'a> {
                     err: e,
                     name: Some(spec.instance_name(k)),
                 };
-                // The kernel names the domain's console lines with this.
-                let name = spec.name.as_bytes();
-                let name = &name[..name.len().min(DOMAIN_NAME_MAX)];
-                let arg = create_arg(spec.class.create_arg(), name.len());
-                let c = ctl(ROOT, DomainOp::Create, arg, name.as_ptr() as u64)
+                // The kernel names the domain's console lines with this;
+                // the manifest keeps names within DOMAIN_NAME_MAX, and every
+                // instance of a `count=N` domain shares it (the index differs).
+                let c = retry(|| sys::create_domain(ROOT, spec.class.create_class(), spec.name))
                     .map_err(|e| named("create", e))?;
-                let c = Handle::from_raw(c);
                 let id = read_id(c).map_err(|e| named("read id", e))?;
                 self.inst.push(Instance {
                     ctl: c,
@@ -535,11 +534,7 @@ impl<'a> Supervisor<'a> {
                 self.inst[i].frames_len += 1;
                 f
             };
-            fill(
-                frame,
-                page.copy.map(|cp| (cp.page_offset, cp.file_offset, cp.len)),
-                img.bytes,
-            )?;
+            fill(frame, img.plan.copies(&page), img.bytes)?;
             retry(|| sys::map(c, page.vaddr, frame, page.rights)).map_err(|e| fail("map", e))?;
         }
         Ok(())
@@ -735,18 +730,24 @@ impl<'a> Supervisor<'a> {
     }
 }
 
-/// Fills `frame` through the scratch page: zero, then `len` image bytes
-/// from `file_offset` at `page_offset`.
-fn fill<'a>(frame: u64, copy: Option<(usize, usize, usize)>, image: &[u8]) -> Result<(), Fail<'a>> {
+/// Fills `frame` through the scratch page: zero, then each copy's image
+/// bytes (several when segments share the page).
+fn fill<'a>(
+    frame: u64,
+    copies: impl Iterator<Item = PageCopy>,
+    image: &[u8],
+) -> Result<(), Fail<'a>> {
     sys::map(Handle::NONE, SCRATCH, frame, PageRights::READ_WRITE)
         .map_err(|e| fail("map scratch", e))?;
     let r = (|| {
         sys::scratch_zero(SCRATCH)?;
-        if let Some((page_offset, file_offset, len)) = copy {
-            let bytes = image
-                .get(file_offset..file_offset + len)
+        for c in copies {
+            let end = c
+                .file_offset
+                .checked_add(c.len)
                 .ok_or(SysError::BadArgument)?;
-            sys::scratch_write(SCRATCH, page_offset, bytes)?;
+            let bytes = image.get(c.file_offset..end).ok_or(SysError::BadArgument)?;
+            sys::scratch_write(SCRATCH, c.page_offset, bytes)?;
         }
         Ok(())
     })()

@@ -43,8 +43,9 @@ pub const MAX_DOMAINS: usize = 32;
 pub const MAX_INSTANCES: usize = 2048;
 /// Most `endpoint=` plus `notify=` keys on one domain.
 pub const MAX_LINKS: usize = 8;
-/// Longest domain name.
-pub const NAME_MAX: usize = 32;
+/// Longest domain name: what the kernel keeps, so each domain is created
+/// under its whole manifest name.
+pub const NAME_MAX: usize = serac_protocol::syscall::DOMAIN_NAME_MAX;
 /// Longest image name (the boot archive's name field).
 pub const IMAGE_MAX: usize = serac_protocol::bootarc::NAME_LEN;
 /// Largest `test-end-after-ms` (one day).
@@ -62,8 +63,8 @@ pub enum Class {
 }
 
 impl Class {
-    /// The `a` argument of `domain_ctl(Create)`.
-    pub const fn create_arg(self) -> u64 {
+    /// The class byte of `domain_ctl(Create)` (`syscall::create_arg`).
+    pub const fn create_class(self) -> u8 {
         match self {
             Class::Server => 0,
             Class::Guest => 1,
@@ -355,11 +356,9 @@ fn err(line: usize, kind: ErrorKind<'_>) -> Error<'_> {
     Error { line, kind }
 }
 
+/// The kernel's rule for domain names (`Create`), and not empty.
 fn valid_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= NAME_MAX
-        && n.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    !n.is_empty() && serac_protocol::syscall::valid_domain_name(n.as_bytes())
 }
 
 fn number<'a>(line: usize, key: &'a str, value: &'a str) -> Result<u64, Error<'a>> {
@@ -702,8 +701,8 @@ test-end=ping
         assert_eq!(m.test_end, Some(2));
         assert_eq!(m.test_end_after_ms, None);
         assert!(m.is_pager(0) && !m.is_pager(1));
-        assert_eq!(Class::Server.create_arg(), 0);
-        assert_eq!(Class::Guest.create_arg(), 1);
+        assert_eq!(Class::Server.create_class(), 0);
+        assert_eq!(Class::Guest.create_class(), 1);
     }
 
     #[test]
