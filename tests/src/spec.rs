@@ -284,7 +284,7 @@ pub fn all() -> Vec<QemuTest> {
                 "domain faulter image=faulter class=guest eager=yes",
                 "domain neighbour image=neighbour class=guest eager=yes",
                 "test-end=faulter",
-                "test-linger-ms=100",
+                "test-linger-ms=300",
             ]))
             .allow("* domain * faulted: *")
             .require(d("supervisor", "supervisor: faulter exited: *"))
@@ -317,7 +317,7 @@ pub fn all() -> Vec<QemuTest> {
                 "domain hog image=hog class=guest pager=swapper",
                 "domain neighbour image=neighbour class=guest pager=swapper",
                 "test-end=hog",
-                "test-linger-ms=200",
+                "test-linger-ms=300",
             ]))
             .allow("* domain * faulted: *")
             .forbid(d("supervisor", "supervisor: neighbour exited: *"))
@@ -393,7 +393,7 @@ pub fn all() -> Vec<QemuTest> {
                 "domain neighbour image=neighbour class=guest pager=swapper",
                 "domain chaos image=chaos class=guest pager=swapper endpoint=pong",
                 "test-end=chaos",
-                "test-linger-ms=200",
+                "test-linger-ms=300",
             ]))
             .forbid(d("supervisor", "supervisor: neighbour exited: *"))
             .require(d("chaos", "chaos: 20000 syscalls: %d succeeded, errors by code *"))
@@ -414,7 +414,7 @@ pub fn all() -> Vec<QemuTest> {
                 "domain attacker image=intruder class=guest eager=yes endpoint=supervisor",
                 "domain operator image=prober class=guest eager=yes operator=yes endpoint=supervisor endpoint=victim",
                 "test-end=attacker",
-                "test-linger-ms=200",
+                "test-linger-ms=300",
             ]))
             .require(d("supervisor", "supervisor: started neighbour as 1:1 (%d pages)"))
             .require(d("supervisor", "supervisor: started attacker as 3:1 (%d pages)"))
@@ -443,6 +443,126 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("operator", "prober: Stat 2:1: Server Runnable, 0 restart(s)"))
             .forbid(d("supervisor", "supervisor: neighbour exited: *"))
             .forbid(d("supervisor", "supervisor: * on request from attacker*")),
+        // Item 1: RFLAGS from ring 3 (NT, IOPL, AC, ID held, DF around
+        // syscalls) never reach ring 0; the spinner's frame returns with iretq.
+        QemuTest::new("attack_rflags", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain spinner image=spinner class=guest eager=yes",
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "domain attack-flags image=attack-flags class=guest eager=yes",
+                "test-end=attack-flags",
+                "test-linger-ms=300",
+            ]))
+            .require(d("attack-flags", "attack-flags: 100 yields with NT|IOPL|AC|ID set, %d syscalls with DF; rflags now 0x%x"))
+            .require_in_order([
+                "[ info] domain %d:%d attack-flags halted with code 0",
+                NEIGHBOUR_TICK,
+            ]),
+        // Item 3: x87, MMX and SSE trap, so their state is no channel.
+        QemuTest::new("attack_fpu", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "domain attack-x87 image=attack-x87 class=guest eager=yes",
+                "domain attack-mmx image=attack-mmx class=guest eager=yes",
+                "domain attack-sse image=attack-sse class=guest eager=yes",
+                "test-end=attack-sse",
+                "test-linger-ms=300",
+            ]))
+            .allow("* domain * faulted: *")
+            .forbid("*the * unit worked*")
+            .require_in_order(["[ warn] domain %d:%d attack-x87 faulted: Other(7) *", NEIGHBOUR_TICK])
+            .require_in_order(["[ warn] domain %d:%d attack-mmx faulted: InvalidOpcode *", NEIGHBOUR_TICK])
+            .require_in_order(["[ warn] domain %d:%d attack-sse faulted: InvalidOpcode *", NEIGHBOUR_TICK]),
+        // Item 4: map/unmap at fresh strides stays within the table budget;
+        // the neighbour, whose tables are dropped at every tick, resumes.
+        QemuTest::new("attack_page_tables", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain attack-tables image=attack-tables class=server eager=yes",
+                "domain dummy image=hello class=guest pager=attack-tables",
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "test-end=attack-tables",
+                "test-linger-ms=300",
+            ]))
+            .allow("* domain * faulted: *")
+            .require(d("attack-tables", "attack-tables: 20000 steps, 0 failed"))
+            .require_in_order([
+                "[ info] domain %d:%d attack-tables: page tables over budget; dropped, refilled on demand *",
+                "[ info] domain %d:%d attack-tables halted with code 0",
+                NEIGHBOUR_TICK,
+            ])
+            .timeout(Duration::from_secs(60)),
+        // Item 5: a handle moves only into a receiver that opted in; a
+        // domain can close its handles; pong serves on after the pushes.
+        QemuTest::new("attack_handles", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain pong image=pong class=server eager=yes",
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "domain attack-handles image=attack-handles class=guest eager=yes endpoint=pong endpoint=pong",
+                "test-end=attack-handles",
+                "test-linger-ms=300",
+            ]))
+            .verdicts_from("attack-handles")
+            .require(d("attack-handles", "TEST handle_consent ... ok"))
+            .require(d("attack-handles", "TEST handle_close ... ok"))
+            .require_in_order([
+                "[ info] domain %d:%d attack-handles halted with code 0",
+                NEIGHBOUR_TICK,
+            ]),
+        // Item 6: a reply with a kernel label is refused on both paths.
+        QemuTest::new("attack_reply_labels", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain attack-label image=attack-label class=server eager=yes",
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "domain label-client image=label-client class=guest eager=yes endpoint=attack-label",
+                "test-end=label-client",
+                "test-linger-ms=300",
+            ]))
+            .verdicts_from("label-client")
+            .require(d("attack-label", "attack-label: forged reply #20 refused"))
+            .require_in_order([
+                d("label-client", "TEST reply_labels ... ok: 20 answers, none with a kernel label"),
+                NEIGHBOUR_TICK.into(),
+            ]),
+        // Item 7: the kernel labels every line, bounds each write and each
+        // domain's output, and counts what it drops.
+        QemuTest::new("attack_console", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "domain attack-console image=attack-console class=guest eager=yes",
+                "test-end=attack-console",
+                "test-linger-ms=300",
+            ]))
+            .require(d("attack-console", "[0:1 supervisor] TEST forged ... ok"))
+            .require(d("attack-console", "[ info] domain: forged kernel line"))
+            .require(d("attack-console", "attack-console: a write of 257 bytes: Err(MessageTooLarge)"))
+            .require(d("attack-console", "attack-console: flood wrote %d of 102400 bytes"))
+            .forbid("[%d:%d supervisor] TEST forged*")
+            .forbid("[ info] domain: forged kernel line")
+            .forbid("[%d:%d supervisor] supervisor: test end: forged")
+            .require_in_order([
+                "[ warn] domain %d:%d attack-console: console output over its budget; dropping the rest (%d bytes dropped so far)",
+                "[ info] domain %d:%d attack-console halted with code 0",
+                NEIGHBOUR_TICK,
+            ])
+            .require("[ info] domain %d:%d neighbour * 0 console bytes dropped, *"),
+        // Item 9: a dying pager's frames are unbound from its client before
+        // they return to the supervisor; the client cannot read them on.
+        QemuTest::new("attack_teardown", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain attack-pager image=attack-pager class=server eager=yes",
+                "domain pager-victim image=pager-victim class=guest pager=attack-pager endpoint=attack-pager",
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "test-end=pager-victim",
+                "test-linger-ms=300",
+            ]))
+            .allow("* domain * faulted: *")
+            .forbid(d("pager-victim", "pager-victim: still reading*"))
+            .require_in_order([
+                d("pager-victim", "pager-victim: wrote 16 pages"),
+                "[ info] domain %d:%d attack-pager: %d of its frames unbound from other domains, %d returned to the supervisor".into(),
+                "[ warn] domain %d:%d pager-victim faulted: PageFault *".into(),
+                NEIGHBOUR_TICK.into(),
+            ]),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")

@@ -56,6 +56,17 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-benchkit", "bench-worker", "bench-worker"),
     ("serac-benchkit", "bench-poller", "bench-poller"),
     ("serac-benchkit", "bench-waiter", "bench-waiter"),
+    ("serac-attacks", "attack-flags", "attack-flags"),
+    ("serac-attacks", "attack-x87", "attack-x87"),
+    ("serac-attacks", "attack-mmx", "attack-mmx"),
+    ("serac-attacks", "attack-sse", "attack-sse"),
+    ("serac-attacks", "attack-label", "attack-label"),
+    ("serac-attacks", "label-client", "label-client"),
+    ("serac-attacks", "attack-handles", "attack-handles"),
+    ("serac-attacks", "attack-tables", "attack-tables"),
+    ("serac-attacks", "attack-console", "attack-console"),
+    ("serac-attacks", "attack-pager", "attack-pager"),
+    ("serac-attacks", "pager-victim", "pager-victim"),
 ];
 
 /// The programs the kernel may start as the first domain (`supervisor`, or

@@ -1,5 +1,5 @@
 //! Test guest: the innocent neighbour of an attacker. It runs for ever,
-//! and every 20 ms it writes a page of its own memory (a fresh one for the
+//! and every 120 ms it writes a page of its own memory (a fresh one for the
 //! first 64 ticks, each first touch a fault its pager serves when it has
 //! one), checks every page it wrote before, and prints `neighbour: tick
 //! <n>, <p> pages intact`. Tests require such a line *after* the kernel's
@@ -17,6 +17,9 @@ use ilwaco::{println, time};
 ilwaco::entry!(main);
 
 const PAGES: usize = 64;
+/// Long enough that the kernel drops its page tables while it sleeps
+/// (idle over 100 ms), so every tick also needs kernel memory to resume.
+const TICK_NS: u64 = 120_000_000;
 const PAGE: usize = 4096;
 
 fn main() -> i32 {
@@ -24,7 +27,7 @@ fn main() -> i32 {
     let mut mem: Vec<u8> = Vec::with_capacity(PAGES * PAGE);
     let mut tick: u64 = 0;
     loop {
-        if let Err(e) = time::sleep_ns(20_000_000) {
+        if let Err(e) = time::sleep_ns(TICK_NS) {
             println!("neighbour: sleep failed: {e:?}");
             return 1;
         }

@@ -397,6 +397,14 @@ pub fn rebuild_space(k: &mut Kernel, i: u32) {
     let running = k.current == Some(i);
     let Some(d) = k.domain_mut(i) else { return };
     d.table_resets += 1;
+    if d.table_resets == 1 {
+        info!(
+            "domain {}:{} {}: page tables over budget; dropped, refilled on demand (only the first time is logged)",
+            d.id.index,
+            d.id.gen,
+            d.name()
+        );
+    }
     if let Some(space) = d.space.take() {
         space.destroy();
     }
