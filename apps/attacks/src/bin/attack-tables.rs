@@ -62,5 +62,11 @@ fn main() -> i32 {
             println!("attack-tables: {} steps, {failed} failed", k + 1);
         }
     }
+    // Hold whatever the kernel let this space keep while the neighbour
+    // wakes: short sleeps, because an idle over 100 ms drops the tables.
+    for _ in 0..40 {
+        let _ = ilwaco::time::sleep_ns(10_000_000);
+    }
+    println!("attack-tables: done holding");
     0
 }
