@@ -14,6 +14,17 @@ use crate::judge::{judge, Ending};
 use crate::qemu::{Accel, Machine, Media, Serial};
 use crate::spec::{Boot, QemuTest, Source};
 
+/// Sends one command to QEMU's human monitor on a unix socket.
+fn send_monitor(path: &Path, command: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut sock = std::os::unix::net::UnixStream::connect(path)?;
+    sock.write_all(command.as_bytes())?;
+    sock.write_all(b"\n")?;
+    // Give QEMU the time to read it before the socket closes.
+    thread::sleep(Duration::from_millis(50));
+    Ok(())
+}
+
 /// Lines of serial output shown when a test fails.
 pub const TAIL_LINES: usize = 30;
 
@@ -190,7 +201,7 @@ impl Runner {
                 let serial = fs::read(&out.log)
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .unwrap_or_default();
-                out.problems = judge(t, &serial, ending);
+                out.problems.extend(judge(t, &serial, ending));
             }
             Err(e) => out.problems.push(format!("setup failed: {e}")),
         }
@@ -212,13 +223,22 @@ impl Runner {
                 firmware,
             },
         };
+        let mut extra: Vec<std::ffi::OsString> = t.qemu_args.iter().map(Into::into).collect();
+        // Monitor commands a test sends when a serial line appears (an NMI
+        // or a machine check injected while a domain runs).
+        let monitor = self.tests_dir().join(format!("{}.monitor", t.name));
+        if !t.monitor.is_empty() {
+            let _ = fs::remove_file(&monitor);
+            extra.push("-monitor".into());
+            extra.push(format!("unix:{},server=on,wait=off", monitor.display()).into());
+        }
         let machine = Machine {
             accel: self.ctx.accel,
             media,
             serial: Serial::File(out.log.clone()),
             gdb: false,
             ovmf_vars: self.tests_dir().join(format!("{}.ovmf-vars.fd", t.name)),
-            extra: t.qemu_args.iter().map(Into::into).collect(),
+            extra,
         };
         let mut cmd = machine.command()?;
         out.command = host::display(&cmd);
@@ -232,7 +252,22 @@ impl Runner {
             .stderr(Stdio::from(qlog2));
         let mut child = host::spawn(&mut cmd)?;
         let started = Instant::now();
+        let mut pending: Vec<&(crate::pattern::Pattern, String)> = t.monitor.iter().collect();
         loop {
+            if !pending.is_empty() {
+                let serial = fs::read_to_string(&out.log).unwrap_or_default();
+                let lines = crate::judge::clean_lines(&serial);
+                pending.retain(|(when, command)| {
+                    if !lines.iter().any(|l| when.matches(l)) {
+                        return true;
+                    }
+                    if let Err(e) = send_monitor(&monitor, command) {
+                        out.problems
+                            .push(format!("monitor command {command:?} not sent: {e}"));
+                    }
+                    false
+                });
+            }
             match child.try_wait() {
                 Ok(Some(st)) => {
                     return Ok(st.code().map_or(Ending::Signalled, Ending::Exited));

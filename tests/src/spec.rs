@@ -81,6 +81,9 @@ pub struct QemuTest {
     pub qemu_args: Vec<String>,
     /// Each list must match lines in this order (see [`QemuTest::require_in_order`]).
     pub in_order: Vec<Vec<Pattern>>,
+    /// QEMU monitor commands, each sent once when a serial line first
+    /// matches its pattern (see [`QemuTest::monitor`]).
+    pub monitor: Vec<(Pattern, String)>,
     /// Domains (by name) whose `TEST`/`BENCH` lines count, besides the
     /// kernel's and the supervisor's (see [`crate::judge::trusted_for`]).
     pub verdicts_from: Vec<String>,
@@ -118,6 +121,7 @@ impl QemuTest {
             timeout: boot.default_timeout(),
             qemu_args: Vec::new(),
             in_order: Vec::new(),
+            monitor: Vec::new(),
             verdicts_from: Vec::new(),
         }
     }
@@ -142,6 +146,13 @@ impl QemuTest {
     ) -> Self {
         self.in_order
             .push(steps.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sends `command` to the QEMU monitor once a serial line matches
+    /// `when` (hardware events no domain can cause: `nmi`, `mce ...`).
+    pub fn monitor(mut self, when: impl Into<Pattern>, command: impl Into<String>) -> Self {
+        self.monitor.push((when.into(), command.into()));
         self
     }
 
@@ -563,6 +574,28 @@ pub fn all() -> Vec<QemuTest> {
                 "[ warn] domain %d:%d pager-victim faulted: PageFault *".into(),
                 NEIGHBOUR_TICK.into(),
             ]),
+        // Item 8: an NMI and a recoverable machine check taken while guests
+        // run in ring 3 are kernel events; nobody dies of them.
+        QemuTest::new("hw_events_not_domain_faults", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain spinner image=spinner class=guest eager=yes",
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "domain hello image=hello class=guest eager=yes",
+                "test-end=hello",
+                "test-linger-ms=1500",
+            ]))
+            .monitor("[%d:%d neighbour] neighbour: tick 2, *", "nmi")
+            .monitor("[%d:%d neighbour] neighbour: tick 4, *", "mce 0 1 0xb000000000000000 0x5 0 0")
+            .require_in_order([
+                "[ warn] kernel: NMI x%d (%d since boot); a kernel event, no domain's fault: the interrupted context resumed",
+                NEIGHBOUR_TICK,
+            ])
+            .require_in_order([
+                "[ warn] kernel: machine check (recoverable) x%d (%d since boot); *",
+                NEIGHBOUR_TICK,
+            ])
+            .require("[ info] domain %d:%d spinner Runnable *")
+            .timeout(Duration::from_secs(30)),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")
