@@ -68,8 +68,20 @@ pub trait Policy {
 }
 
 /// Zero-fill on demand from the free pool; no swapping.
+///
+/// The last sixteenth of the pool is a reserve that a domain holding more
+/// than half of the pool may not take: the domain that drains the pager
+/// runs dry first, and the others can still fault while the pager waits
+/// for the supervisor to revoke the greedy one's frames.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ZeroFill;
+
+/// Whether `domain` may take a frame from `pool` under [`ZeroFill`]'s
+/// reserve rule.
+fn may_take_reserve(pool: &FramePool, domain: DomainId) -> bool {
+    let reserve = pool.total() / 16;
+    pool.free_count() > reserve || pool.bound_to(domain) <= pool.total() / 2
+}
 
 impl Policy for ZeroFill {
     fn name(&self) -> &'static str {
@@ -79,9 +91,12 @@ impl Policy for ZeroFill {
     fn pick_frame(
         &mut self,
         pool: &mut FramePool,
-        _domain: DomainId,
+        domain: DomainId,
         _vpn: u64,
     ) -> Result<u64, KillReason> {
+        if !may_take_reserve(pool, domain) {
+            return Err(KillReason::OutOfFrames);
+        }
         pool.take().ok_or(KillReason::OutOfFrames)
     }
 }
@@ -153,6 +168,26 @@ mod tests {
             p.admit(&fault(Access::Read, 0x7000_0000_0000), &r),
             Err(KillReason::OutsideRegions)
         );
+    }
+
+    #[test]
+    fn zero_fill_keeps_a_reserve_from_the_greedy() {
+        let mut pool = FramePool::new();
+        pool.grant(100, 32).unwrap();
+        let (hog, small) = (DomainId::new(1, 1), DomainId::new(2, 1));
+        let mut p = ZeroFill;
+        let mut got = 0;
+        while let Ok(f) = p.pick_frame(&mut pool, hog, 0) {
+            assert!(pool.bind(f, hog));
+            got += 1;
+        }
+        // The hog stops at the reserve: 32 / 16 = 2 frames stay.
+        assert_eq!(got, 30);
+        for _ in 0..2 {
+            let f = p.pick_frame(&mut pool, small, 0).unwrap();
+            assert!(pool.bind(f, small));
+        }
+        assert_eq!(p.pick_frame(&mut pool, small, 0), Err(KillReason::OutOfFrames));
     }
 
     #[test]
