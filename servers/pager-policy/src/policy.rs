@@ -187,7 +187,10 @@ mod tests {
             let f = p.pick_frame(&mut pool, small, 0).unwrap();
             assert!(pool.bind(f, small));
         }
-        assert_eq!(p.pick_frame(&mut pool, small, 0), Err(KillReason::OutOfFrames));
+        assert_eq!(
+            p.pick_frame(&mut pool, small, 0),
+            Err(KillReason::OutOfFrames)
+        );
     }
 
     #[test]
