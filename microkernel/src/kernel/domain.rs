@@ -378,12 +378,9 @@ fn new_space(d: &Domain, clock: u64) -> Result<AddressSpace, SysError> {
     ];
     // Fixed pages not allocated yet are allocated by their first fault.
     for (va, pa, w) in maps {
-        if pa != 0 {
-            if let Err(e) = space.map(va, pa, w, false) {
-                space.destroy();
-                let _ = e;
-                return Err(SysError::OutOfMemory);
-            }
+        if pa != 0 && space.map(va, pa, w, false).is_err() {
+            space.destroy();
+            return Err(SysError::OutOfMemory);
         }
     }
     Ok(space)
