@@ -617,6 +617,13 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("selftest", "TEST user_bad_syscall ... ok"))
             .verdicts_from("selftest")
             .require(d("selftest", "TEST user_bad_pointer ... ok"))
+            .require(d("selftest", "selftest: a good pointer still works"))
+            .require(d("selftest", "TEST user_bound_buffer ... ok"))
+            // What the kernel copied from the bound buffers, byte for byte.
+            .require(d("selftest", "selftest: this line straddles two bound pages"))
+            .require(d("selftest", &format!("selftest: 256 bytes at a page end {}", ".".repeat(221))))
+            .require(d("selftest", "selftest: tail."))
+            .require(d("selftest", "selftest: written from the IPC buffer"))
             .require(d("selftest", "TEST user_alarm ... ok"))
             .require(d("selftest", "TEST user_recv_timeout ... ok"))
             .require(d("selftest", "TEST user_domain_names ... ok"))
