@@ -30,6 +30,16 @@ pub fn boot_args() -> BootArgs {
     BootArgs { a0, a1, a2, a3 }
 }
 
+/// The frames the supervisor gave this domain (`frames=` in its manifest
+/// entry), read from the grant page (`serac_protocol::layout::grant`).
+/// Only for such a domain: elsewhere nothing is bound at
+/// `GRANT_PAGE_ADDR`, so the read faults to the domain's pager (a zero page
+/// reads as `None`) or, without one, ends the domain.
+pub fn frame_grant() -> Option<serac_protocol::layout::grant::FrameGrant> {
+    use serac_protocol::layout::{grant::FrameGrant, GRANT_PAGE_ADDR};
+    FrameGrant::read(|off| crate::sys::peek(GRANT_PAGE_ADDR + off as u64))
+}
+
 /// What `main` may return: turned into the `halt` code.
 pub trait Termination {
     /// The exit code (0 = success).

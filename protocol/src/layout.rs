@@ -33,6 +33,10 @@ pub const UPCALL_PAGE_ADDR: u64 = 0x0000_0000_0020_2000;
 pub const BOOT_ARCHIVE_ADDR: u64 = 0x0000_1000_0000_0000;
 /// Top of the first domain's initial stack (16 pages below it are bound).
 pub const INITIAL_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
+/// Where the supervisor binds, read-only, the list of frames it gave a
+/// domain whose manifest entry has `frames=` (see [`grant`]). Nothing is
+/// bound there in other domains, so only such a domain may read it.
+pub const GRANT_PAGE_ADDR: u64 = 0x0000_0d00_0000_0000;
 
 /// First address `map` accepts.
 pub const USER_START: u64 = 0x0000_0000_0040_0000;
@@ -139,6 +143,91 @@ pub mod clock {
     }
 }
 
+/// The grant page at [`GRANT_PAGE_ADDR`]: which frames the supervisor gave
+/// the domain (`domain_ctl(GiveFrame)`; the domain owns them, unbound and
+/// zeroed, and may `map` them in its own space). Little-endian `u64`s: the
+/// version at 0, the frame count at 8, the frame holding this page at 16
+/// (the supervisor's, not the domain's: a frame it can name but not bind),
+/// then the frame numbers.
+pub mod grant {
+    /// Layout version, currently [`VERSION`].
+    pub const OFF_VERSION: usize = 0;
+    /// Number of frames listed.
+    pub const OFF_COUNT: usize = 8;
+    /// The frame the page itself is in.
+    pub const OFF_PAGE_FRAME: usize = 16;
+    /// The first frame number; the rest follow.
+    pub const OFF_FRAMES: usize = 24;
+    /// Current layout version.
+    pub const VERSION: u64 = 1;
+    /// Most frames one grant lists (`frames=` in the manifest).
+    pub const MAX_FRAMES: usize = 256;
+    /// Bytes of the page a full grant uses.
+    pub const BYTES: usize = OFF_FRAMES + 8 * MAX_FRAMES;
+    const _: () = assert!(BYTES as u64 <= super::PAGE_SIZE);
+
+    /// A grant page's contents.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct FrameGrant {
+        /// The frame holding the grant page (not the domain's).
+        pub page_frame: u64,
+        count: usize,
+        frames: [u64; MAX_FRAMES],
+    }
+
+    impl FrameGrant {
+        /// A grant of `frames`; `None` for more than [`MAX_FRAMES`].
+        pub fn new(page_frame: u64, frames: &[u64]) -> Option<FrameGrant> {
+            let mut all = [0u64; MAX_FRAMES];
+            all.get_mut(..frames.len())?.copy_from_slice(frames);
+            Some(FrameGrant {
+                page_frame,
+                count: frames.len(),
+                frames: all,
+            })
+        }
+
+        /// The frames given, in the supervisor's order.
+        pub fn frames(&self) -> &[u64] {
+            self.frames.get(..self.count).unwrap_or(&[])
+        }
+
+        /// Writes the page image; returns the bytes used, `None` if `page`
+        /// is shorter than that.
+        pub fn write(&self, page: &mut [u8]) -> Option<usize> {
+            let used = OFF_FRAMES + 8 * self.count;
+            let b = page.get_mut(..used)?;
+            let words = [VERSION, self.count as u64, self.page_frame];
+            for (w, v) in words.iter().chain(self.frames()).enumerate() {
+                b[8 * w..8 * w + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            Some(used)
+        }
+
+        /// Reads a page through `word(offset)`, which returns the `u64` at
+        /// that byte offset; `None` for another version or a count over
+        /// [`MAX_FRAMES`] (a zero page is not a grant).
+        pub fn read(mut word: impl FnMut(usize) -> u64) -> Option<FrameGrant> {
+            if word(OFF_VERSION) != VERSION {
+                return None;
+            }
+            let count = usize::try_from(word(OFF_COUNT)).ok()?;
+            if count > MAX_FRAMES {
+                return None;
+            }
+            let mut frames = [0u64; MAX_FRAMES];
+            for (i, f) in frames.iter_mut().take(count).enumerate() {
+                *f = word(OFF_FRAMES + 8 * i);
+            }
+            Some(FrameGrant {
+                page_frame: word(OFF_PAGE_FRAME),
+                count,
+                frames,
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::clock::ClockInfo;
@@ -152,6 +241,7 @@ mod tests {
             UPCALL_PAGE_ADDR,
             USER_START,
             USER_END,
+            GRANT_PAGE_ADDR,
         ] {
             assert!(is_page_aligned(a) && is_canonical(a));
             assert!(a <= USER_END);
@@ -175,5 +265,28 @@ mod tests {
         assert_eq!(c.deadline_after_ns(0, 1000), 2000);
         assert_eq!(c.ns_since_boot(0), 0);
         assert_eq!(c.deadline_after_ns(u64::MAX, u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn grant_page_round_trips() {
+        use super::grant::{FrameGrant, MAX_FRAMES, OFF_COUNT};
+        let g = FrameGrant::new(77, &[5, 6, 9]).unwrap();
+        let mut page = [0u8; 4096];
+        assert_eq!(g.write(&mut page), Some(48));
+        let word = |p: &[u8; 4096], off: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&p[off..off + 8]);
+            u64::from_le_bytes(a)
+        };
+        let back = FrameGrant::read(|off| word(&page, off)).unwrap();
+        assert_eq!(back, g);
+        assert_eq!((back.frames(), back.page_frame), (&[5u64, 6, 9][..], 77));
+        assert!(g.write(&mut page[..47]).is_none());
+        assert!(FrameGrant::read(|_| 0).is_none(), "a zero page is no grant");
+        page[OFF_COUNT..OFF_COUNT + 8].copy_from_slice(&(MAX_FRAMES as u64 + 1).to_le_bytes());
+        assert!(FrameGrant::read(|off| word(&page, off)).is_none());
+        assert!(FrameGrant::new(0, &[1; MAX_FRAMES + 1]).is_none());
+        let full = FrameGrant::new(0, &[3; MAX_FRAMES]).unwrap();
+        assert_eq!(full.write(&mut page), Some(super::grant::BYTES));
     }
 }

@@ -21,6 +21,11 @@
 //! `ServerRestarted` and then follow it) or reaps it ([`Supervisor::reap`]:
 //! `Kill` of a dead domain frees its slot).
 //!
+//! `frames=`: after the image pages an instance's log holds its grant
+//! page and the frames given to it (`GiveFrame`, zeroed first). When it
+//! ends the kernel hands those back to the supervisor, unbound, so a
+//! restart gives the same frames again and a reap returns them to the pool.
+//!
 //! Memory: the supervisor's heap is Ilwaco's 256 KiB static array and a
 //! manifest may ask for `MAX_INSTANCES` (2048) instances, so an instance's
 //! record is kept small (28 bytes) and an image frame is logged as a 2-byte
@@ -38,13 +43,15 @@ use ilwaco::rt::BootArgs;
 use ilwaco::{sys, time};
 use serac_protocol::bootarc::{Archive, ArchiveError};
 use serac_protocol::client::{rpc, ClientError};
+use serac_protocol::layout::grant::{FrameGrant, BYTES as GRANT_BYTES};
+use serac_protocol::layout::GRANT_PAGE_ADDR;
 use serac_protocol::pager;
 use serac_protocol::syscall::{grant_arg, DomainCounter, DomainOp};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 use serac_supervisor_core::authority::Caller;
 use serac_supervisor_core::frames::{FramePool, MAX_FRAMES};
 use serac_supervisor_core::manifest::{
-    Class, DomainSpec, InstanceName, LinkKind, Manifest, Target,
+    Class, DomainSpec, InstanceName, LinkKind, Manifest, Target, MAX_GRANT_FRAMES,
 };
 use serac_supervisor_core::plan::{Copy as PageCopy, Plan};
 
@@ -276,7 +283,8 @@ impl<'a> Supervisor<'a> {
                     return Err(crate::EXIT_MANIFEST);
                 }
             };
-            pages = pages.saturating_add(plan.page_count().saturating_mul(u64::from(d.count)));
+            let per_instance = plan.page_count() + extras(d) as u64;
+            pages = pages.saturating_add(per_instance.saturating_mul(u64::from(d.count)));
             images.push(Image { bytes, plan });
         }
         let pool = Box::new(FramePool::new(args.a2, args.a3));
@@ -537,6 +545,61 @@ impl<'a> Supervisor<'a> {
             fill(frame, img.plan.copies(&page), img.bytes)?;
             retry(|| sys::map(c, page.vaddr, frame, page.rights)).map_err(|e| fail("map", e))?;
         }
+        self.give_frames(i, reuse)
+    }
+
+    /// `frames=`: gives instance `i` its frames, zeroed (on a restart the
+    /// same ones again: the kernel handed them back when it ended), and
+    /// binds the grant page that lists them read-only at `GRANT_PAGE_ADDR`.
+    fn give_frames(&mut self, i: usize, reuse: bool) -> Result<(), Fail<'a>> {
+        let n = usize::from(self.spec(i).frames);
+        if n == 0 {
+            return Ok(());
+        }
+        let at = self.inst[i].frames_start as usize + usize::from(self.inst[i].frames_len);
+        if !reuse {
+            // `load` just logged this instance's image frames, so these
+            // land right after them (and `new` reserved room for them).
+            for _ in 0..=n {
+                let f = self
+                    .pool
+                    .alloc()
+                    .ok_or(fail("frame pool", SysError::OutOfMemory))?;
+                let Some(off) = self.pool.offset(f) else {
+                    self.pool.free(f);
+                    return Err(fail("frame pool", SysError::BadArgument));
+                };
+                self.frame_log.push(off);
+            }
+        }
+        let log = self
+            .frame_log
+            .get(at..at + 1 + n)
+            .ok_or(fail("reload", SysError::BadArgument))?;
+        let mut frames = [0u64; MAX_GRANT_FRAMES];
+        for (f, &off) in frames.iter_mut().zip(&log[1..]) {
+            *f = self.pool.frame(off);
+        }
+        let page_frame = self.pool.frame(log[0]);
+        let c = self.inst[i].ctl;
+        for &f in &frames[..n] {
+            fill(f, core::iter::empty(), &[])?;
+            ctl(c, DomainOp::GiveFrame, f, 0).map_err(|e| fail("give frame", e))?;
+        }
+        let grant = FrameGrant::new(page_frame, &frames[..n])
+            .ok_or(fail("grant page", SysError::BadArgument))?;
+        let mut page = [0u8; GRANT_BYTES];
+        let used = grant
+            .write(&mut page)
+            .ok_or(fail("grant page", SysError::BadArgument))?;
+        let whole = PageCopy {
+            page_offset: 0,
+            file_offset: 0,
+            len: used,
+        };
+        fill(page_frame, core::iter::once(whole), &page)?;
+        retry(|| sys::map(c, GRANT_PAGE_ADDR, page_frame, PageRights::READ))
+            .map_err(|e| fail("map grant page", e))?;
         Ok(())
     }
 
@@ -695,7 +758,7 @@ impl<'a> Supervisor<'a> {
         }
         self.inst[i].life = Life::Exited;
         let start = self.inst[i].frames_start as usize;
-        let n = usize::from(self.inst[i].frames_len);
+        let n = usize::from(self.inst[i].frames_len) + extras(self.spec(i));
         for &off in self.frame_log.get(start..start + n).unwrap_or(&[]) {
             self.pool.free(self.pool.frame(off));
         }
@@ -727,6 +790,15 @@ impl<'a> Supervisor<'a> {
     /// Pages the supervisor bound in instance `i`.
     pub fn pages(&self, i: usize) -> usize {
         usize::from(self.inst[i].frames_len)
+    }
+}
+
+/// Frames an instance of `d` logs after its image pages: with `frames=N`,
+/// its grant page and the N frames given.
+fn extras(d: &DomainSpec<'_>) -> usize {
+    match d.frames {
+        0 => 0,
+        n => 1 + usize::from(n),
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! domain <name> image=<archive entry> class=server|guest [count=N] [restart=yes|no]
-//!        [pager=<domain>] [eager=yes|no] [operator=yes|no]
+//!        [pager=<domain>] [eager=yes|no] [operator=yes|no] [frames=N]
 //!        [endpoint=<domain>]... [notify=<domain>]...
 //! test-end=<domain>
 //! test-end-after-ms=<n>
@@ -23,6 +23,9 @@
 //! - A domain needs `pager=` or `eager=yes`: Ilwaco's stack and `.bss` are
 //!   not in the image, so a domain with neither would fault at its first
 //!   instruction.
+//! - `frames=N` (1 to [`MAX_GRANT_FRAMES`]) gives each instance N zeroed
+//!   frames of its own (`GiveFrame`), listed in its grant page
+//!   (`serac_protocol::layout::grant`), so it can `map` memory itself.
 //! - `endpoint=x` / `notify=x` give the domain an `Endpoint` / `Notification`
 //!   handle (`SEND`) naming `x`; the domain finds them in its handle table from
 //!   slot 1 upwards, in the order of these keys. `x` may be `supervisor`, a
@@ -50,6 +53,8 @@ pub const NAME_MAX: usize = serac_protocol::syscall::DOMAIN_NAME_MAX;
 pub const IMAGE_MAX: usize = serac_protocol::bootarc::NAME_LEN;
 /// Largest `test-end-after-ms` (one day).
 pub const MAX_TEST_MS: u64 = 86_400_000;
+/// Most frames `frames=` gives one instance (what its grant page lists).
+pub const MAX_GRANT_FRAMES: usize = serac_protocol::layout::grant::MAX_FRAMES;
 /// The name that means the supervisor itself in `endpoint=` / `notify=`.
 pub const SUPERVISOR: &str = "supervisor";
 
@@ -128,6 +133,8 @@ pub struct DomainSpec<'a> {
     pub pager: Option<usize>,
     /// `operator=yes`: may act on other domains through the supervisor.
     pub operator: bool,
+    /// `frames=`: frames given to each instance (0: none, and no grant page).
+    pub frames: u16,
     links: [Link<'a>; MAX_LINKS],
     n_links: usize,
     /// Line of the directive (1-based), for later error messages.
@@ -147,6 +154,7 @@ impl<'a> DomainSpec<'a> {
         eager: false,
         pager: None,
         operator: false,
+        frames: 0,
         links: [Link::EMPTY; MAX_LINKS],
         n_links: 0,
         line: 0,
@@ -529,6 +537,14 @@ impl<'a> Manifest<'a> {
                     let v = yes_no(line, key, value)?;
                     operator.replace(v).map_or(Ok(()), |_| Err(dup))?;
                 }
+                "frames" => {
+                    let n = ranged(line, key, value, MAX_GRANT_FRAMES as u64)?;
+                    if d.frames != 0 {
+                        return Err(dup);
+                    }
+                    // `ranged` bounded it by MAX_GRANT_FRAMES, which fits a u16.
+                    d.frames = u16::try_from(n).unwrap_or(u16::MAX);
+                }
                 "pager" => {
                     d.pager_name.replace(value).map_or(Ok(()), |_| Err(dup))?;
                 }
@@ -664,7 +680,7 @@ mod tests {
 domain swapper  image=swapper  class=server eager=yes
 domain pong     image=pong     class=server pager=swapper restart=yes
 domain ping     image=ping     class=guest  pager=swapper endpoint=pong   # a comment
-domain idler    image=idler    class=guest  pager=swapper count=1000
+domain idler    image=idler    class=guest  pager=swapper count=1000 frames=3
 test-end=ping
 ";
 
@@ -698,6 +714,7 @@ test-end=ping
             }]
         );
         assert_eq!((d[3].count, d[3].first_instance, d[3].line), (1000, 3, 5));
+        assert_eq!((d[2].frames, d[3].frames), (0, 3));
         assert_eq!(m.test_end, Some(2));
         assert_eq!(m.test_end_after_ms, None);
         assert!(m.is_pager(0) && !m.is_pager(1));
@@ -837,6 +854,26 @@ test-end=ping
         assert_eq!(
             kind("domain a pager=s pager=s"),
             ErrorKind::DuplicateKey("pager")
+        );
+        assert_eq!(
+            kind("domain a frames=1 frames=1"),
+            ErrorKind::DuplicateKey("frames")
+        );
+        assert_eq!(
+            kind("domain a frames=257"),
+            ErrorKind::OutOfRange {
+                key: "frames",
+                value: 257,
+                max: MAX_GRANT_FRAMES as u64
+            }
+        );
+        assert_eq!(
+            kind("domain a frames=0"),
+            ErrorKind::OutOfRange {
+                key: "frames",
+                value: 0,
+                max: MAX_GRANT_FRAMES as u64
+            }
         );
         assert_eq!(kind("domain a image="), ErrorKind::EmptyValue("image"));
         assert_eq!(kind("domain a class=kernel"), ErrorKind::BadClass("kernel"));
