@@ -304,13 +304,18 @@ pub fn all() -> Vec<QemuTest> {
                 "[ warn] domain 1:1 faulter faulted: PageFault addr=0x700000000000 rip=0x%x error=0x%x".into(),
                 NEIGHBOUR_TICK.into(),
             ]),
-        QemuTest::new("map_foreign_frame_refused", Boot::Pvh, "serac.exit=1")
+        // The map/unmap rules on frames the mapper owns (frames=) and on
+        // frames it does not: each refusal with its documented error.
+        QemuTest::new("map_frames", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
-                "domain mapper image=mapper class=guest eager=yes",
+                "domain mapper image=mapper class=guest eager=yes frames=4 notify=mapper",
                 "test-end=mapper",
             ]))
-            .require(d("mapper", "TEST map_foreign_frame_refused ... ok"))
-            .verdicts_from("mapper"),
+            .require(d("mapper", "mapper: ok: the same frame at a second address: FrameInUse"))
+            .require(d("mapper", "mapper: ok: the grant page's frame (the supervisor's): FrameNotOwned"))
+            .require(d("mapper", "TEST map_frames ... ok"))
+            .verdicts_from("mapper")
+            .require(d("supervisor", "supervisor: test end: mapper halted with code 0")),
         QemuTest::new("pager_zero_fill", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,
