@@ -820,34 +820,65 @@ pub fn ipc_header_words() -> [u64; 3] {
     }
 }
 
+/// Longest wait [`fuzz_syscall`] lets an `idle` or `reply_recv` ask for.
+pub const FUZZ_MAX_WAIT_NS: u64 = 1_000_000;
+
 /// Makes any syscall with arbitrary arguments, for adversarial tests of the
-/// kernel, returning the raw `(rax, rdx)`. Sound because the few arguments
-/// that could change this domain's own memory or control flow are pinned:
-/// `halt` is refused (answered with `BadArgument`'s code), `idle` waits at
-/// most a millisecond, `reply_recv` never waits without a reply handle (it
-/// would wait for ever), `map`/`unmap` act only inside the scratch window
-/// (where no Rust object lives), and `domain_ctl(SetUpcall)` can only turn
-/// upcalls off. Everything else only reads what it is pointed at, writes
-/// the IPC buffer, or acts on other domains through handles the kernel
-/// checks.
+/// kernel, returning the raw `(rax, rdx)`. The kernel must survive whatever
+/// a domain asks, so almost nothing is pinned, and what is pinned protects
+/// only the caller's own run, never the kernel or another domain:
+///
+/// - `halt` is refused (answered with `BadArgument`'s code): it would end
+///   the caller before it has made its calls. A fuzzer halts itself, with
+///   any code, when it is done.
+/// - An `idle` or `reply_recv` deadline more than [`FUZZ_MAX_WAIT_NS`]
+///   ahead (`IDLE_FOREVER`, and `reply_recv`'s 0, which both mean for ever,
+///   included) is pulled in to `now + deadline % FUZZ_MAX_WAIT_NS`: a wait
+///   for ever would never end the caller's run, and nothing but that run
+///   waits on it. Past deadlines (a yield) pass unchanged.
+///
+/// Everything else passes unchanged, including what wrecks the caller:
+/// `map` and `unmap` anywhere in its own space, and `domain_ctl(SetUpcall)`
+/// to any address.
+///
+/// Memory safety of the caller, call by call:
+/// - `map`/`unmap` cannot reach memory Rust uses in a domain the supervisor
+///   loads eagerly with no pager (`eager=yes`): every page of its image,
+///   `.bss`, heap and stack is then bound to a frame the supervisor owns,
+///   so the kernel refuses to bind over it (`AlreadyMapped`) or to unbind
+///   it (`FrameNotOwned`); the caller only binds and unbinds frames of its
+///   own at addresses no Rust object lives at. With a pager that is not
+///   so (a page not yet touched can be bound under the allocator's feet):
+///   call this only in an eager domain.
+/// - The calls that write memory write the IPC buffer, which no Rust
+///   reference covers.
+/// - `SetUpcall` with an arbitrary entry is the one that is not sound:
+///   once upcalls are enabled, the next upcall enters the caller at that
+///   address, and from then on its behaviour is whatever the bytes there
+///   do (usually a fault that ends it). That is deliberate: only a domain
+///   that exists to attack the kernel calls this, and what it does to
+///   itself is nobody else's concern. A caller that never enables upcalls
+///   (`upcall::enable`) keeps its control flow.
 pub fn fuzz_syscall(num: u64, mut a: [u64; 6]) -> (u64, u64) {
+    // `forever`: the deadline that means "no deadline" (0 for reply_recv).
+    let bounded = |deadline: u64, forever: Option<u64>| {
+        let now = rdtsc();
+        let hz = crate::time::tsc_hz().unwrap_or(1_000_000_000);
+        let max = (hz / (1_000_000_000 / FUZZ_MAX_WAIT_NS)).max(1);
+        if Some(deadline) == forever || deadline > now.saturating_add(max) {
+            now.saturating_add(1 + deadline % max)
+        } else {
+            deadline
+        }
+    };
     match Syscall::try_from(num) {
         Ok(Syscall::Halt) => return (u64::from(SysError::BadArgument.code()), 0),
-        Ok(Syscall::ReplyRecv) if Handle::from_raw(a[0]).is_none() => {
-            return (u64::from(SysError::BadArgument.code()), 0)
-        }
-        Ok(Syscall::Idle) => {
-            let now = rdtsc();
-            let ms = crate::time::tsc_hz().unwrap_or(1_000_000_000) / 1000;
-            a[0] = now.saturating_add(a[0] % ms.max(1));
-        }
-        Ok(Syscall::Map | Syscall::Unmap) => {
-            a[1] = SCRATCH_BASE + (a[1] % SCRATCH_PAGES) * PAGE_SIZE;
-        }
-        Ok(Syscall::DomainCtl) if a[1] == DomainOp::SetUpcall as u64 => a[2] = 0,
+        Ok(Syscall::Idle) => a[0] = bounded(a[0], None),
+        Ok(Syscall::ReplyRecv) => a[1] = bounded(a[1], Some(0)),
         _ => {}
     }
-    // SAFETY: see above: with these arguments no syscall changes memory that
-    // Rust code refers to or redirects this domain's control flow.
+    // SAFETY: the memory-safety argument is in the doc comment above: no
+    // call writes memory Rust holds a reference to (in an eager domain);
+    // SetUpcall can redirect the caller's own control flow, deliberately.
     unsafe { syscall6(num, a[0], a[1], a[2], a[3], a[4], a[5]) }
 }
