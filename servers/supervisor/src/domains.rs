@@ -178,7 +178,10 @@ impl Bench {
         }
     }
 
+    /// Median of the sampled instances that were built (an `until-full`
+    /// domain leaves the rest at 0).
     fn median(&mut self) -> Option<u64> {
+        self.ticks.retain(|&t| t > 0);
         self.ticks.sort_unstable();
         self.ticks.get(self.ticks.len() / 2).copied()
     }
@@ -245,7 +248,8 @@ impl<'a> Supervisor<'a> {
     /// problem prints `supervisor: manifest line N: ...` and returns the halt code.
     pub fn new(m: &'a Manifest<'a>, archive: &Archive<'a>, args: BootArgs) -> Result<Self, u64> {
         let mut images = Vec::with_capacity(m.domains().len());
-        let mut pages = 0u64;
+        // Frames the images need; `until-full` domains take what is left.
+        let (mut pages, mut fill_pages) = (0u64, 0u64);
         for d in m.domains() {
             let bytes = match archive.find(d.image) {
                 Ok(e) => e.data,
@@ -284,7 +288,12 @@ impl<'a> Supervisor<'a> {
                 }
             };
             let per_instance = plan.page_count() + extras(d) as u64;
-            pages = pages.saturating_add(per_instance.saturating_mul(u64::from(d.count)));
+            let all = per_instance.saturating_mul(u64::from(d.count));
+            if d.until_full {
+                fill_pages = fill_pages.saturating_add(all);
+            } else {
+                pages = pages.saturating_add(all);
+            }
             images.push(Image { bytes, plan });
         }
         let pool = Box::new(FramePool::new(args.a2, args.a3));
@@ -305,8 +314,9 @@ impl<'a> Supervisor<'a> {
             );
             return Err(crate::EXIT_BUILD);
         }
-        // `pages` fits: it is at most the pool's size.
-        let pages = usize::try_from(pages).unwrap_or(MAX_FRAMES);
+        // `pages` fits: it is at most the pool's size; so does the rest.
+        let pages = usize::try_from(pages + fill_pages.min(pool.free_count() as u64 - pages))
+            .unwrap_or(MAX_FRAMES);
         let n = m.instance_count();
         let mut inst = Vec::new();
         let mut frame_log = Vec::new();
@@ -369,39 +379,19 @@ impl<'a> Supervisor<'a> {
 
     /// Builds and starts everything: create + load in manifest order,
     /// grants, then the pagers (started and given frames first, so nobody
-    /// faults into an empty pager), the other servers, the guests. Prints
-    /// `BENCH domain_create <ticks>` at the end.
+    /// faults into an empty pager), the other servers, the guests, and
+    /// last an `until-full` domain, one instance at a time (see
+    /// [`Supervisor::fill`]). Prints `BENCH domain_create <ticks>` at the end.
     pub fn boot(&mut self) -> Result<(), Fail<'a>> {
         // Clear a binding a previous incarnation might have left.
         let _ = sys::unmap(Handle::NONE, SCRATCH);
         for (d, spec) in self.m.domains().iter().enumerate() {
+            if spec.until_full {
+                continue;
+            }
             for k in 0..spec.count {
-                let i = self.inst.len();
                 let t0 = time::tsc();
-                let named = |what, e| Fail {
-                    what,
-                    err: e,
-                    name: Some(spec.instance_name(k)),
-                };
-                // The kernel names the domain's console lines with this;
-                // the manifest keeps names within DOMAIN_NAME_MAX, and every
-                // instance of a `count=N` domain shares it (the index differs).
-                let c = retry(|| sys::create_domain(ROOT, spec.class.create_class(), spec.name))
-                    .map_err(|e| named("create", e))?;
-                let id = read_id(c).map_err(|e| named("read id", e))?;
-                self.inst.push(Instance {
-                    ctl: c,
-                    id,
-                    frames_start: u32::try_from(self.frame_log.len()).unwrap_or(u32::MAX),
-                    frames_len: 0,
-                    // The manifest bounds both (2048 instances, 32 domains).
-                    ordinal: u16::try_from(k).unwrap_or(u16::MAX),
-                    dom: u8::try_from(d).unwrap_or(u8::MAX),
-                    life: Life::Built,
-                    restarts: 0,
-                    denied: 0,
-                });
-                self.load(i, false).map_err(|f| self.tag(i, f))?;
+                let i = self.create_instance(d, k)?;
                 self.bench.add(i, t0);
             }
         }
@@ -414,14 +404,22 @@ impl<'a> Supervisor<'a> {
             .filter(|&d| self.m.is_pager(d))
             .collect();
         for (k, &d) in pagers.iter().enumerate() {
+            // Its clients may all be `until-full` ones, not wired yet.
+            self.pager_endpoint(d)?;
             self.start_domain(d, &[])?;
             self.feed_pager(self.m.domains()[d].first_instance, pagers.len() - k);
         }
         for class in [Class::Server, Class::Guest] {
             for d in 0..self.m.domains().len() {
-                if self.m.domains()[d].class == class {
+                let spec = self.m.domains()[d];
+                if spec.class == class && !spec.until_full {
                     self.start_domain(d, &pagers)?;
                 }
+            }
+        }
+        for d in 0..self.m.domains().len() {
+            if self.m.domains()[d].until_full {
+                self.fill(d);
             }
         }
         if self.refusals > LOGGED_REFUSALS {
@@ -435,6 +433,87 @@ impl<'a> Supervisor<'a> {
             println!("BENCH domain_create {t}");
         }
         Ok(())
+    }
+
+    /// Creates instance `k` of domain `d` and loads its image (and its
+    /// `frames=`); returns its index. A load that fails leaves the
+    /// instance recorded, for the caller to reap.
+    fn create_instance(&mut self, d: usize, k: u32) -> Result<usize, Fail<'a>> {
+        let spec = self.m.domains()[d];
+        let i = self.inst.len();
+        let named = |what, e| Fail {
+            what,
+            err: e,
+            name: Some(spec.instance_name(k)),
+        };
+        // The kernel names the domain's console lines with this; the
+        // manifest keeps names within DOMAIN_NAME_MAX, and every instance
+        // of a `count=N` domain shares it (the index differs).
+        let c = retry(|| sys::create_domain(ROOT, spec.class.create_class(), spec.name))
+            .map_err(|e| named("create", e))?;
+        let id = match read_id(c) {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = ctl(c, DomainOp::Kill, 0, 0);
+                return Err(named("read id", e));
+            }
+        };
+        self.inst.push(Instance {
+            ctl: c,
+            id,
+            frames_start: u32::try_from(self.frame_log.len()).unwrap_or(u32::MAX),
+            frames_len: 0,
+            // The manifest bounds both (2048 instances, 32 domains).
+            ordinal: u16::try_from(k).unwrap_or(u16::MAX),
+            dom: u8::try_from(d).unwrap_or(u8::MAX),
+            life: Life::Built,
+            restarts: 0,
+            denied: 0,
+        });
+        self.load(i, false).map_err(|f| self.tag(i, f))?;
+        Ok(i)
+    }
+
+    /// `until-full=yes`: builds, wires and starts instances of `d` one at a
+    /// time until one cannot be built or `count` is reached. The one that
+    /// failed is reaped (its frames go back). Prints how many were built.
+    fn fill(&mut self, d: usize) {
+        let spec = self.m.domains()[d];
+        let mut built = 0u32;
+        let mut failed = None;
+        for k in 0..spec.count {
+            let t0 = time::tsc();
+            let before = self.inst.len();
+            let r = self.create_instance(d, k).and_then(|i| {
+                self.wire(i).map_err(|f| self.tag(i, f))?;
+                self.announce_regions(i);
+                self.start(i).map_err(|f| self.tag(i, f))?;
+                Ok(i)
+            });
+            match r {
+                Ok(i) => {
+                    self.bench.add(i, t0);
+                    built += 1;
+                }
+                Err(f) => {
+                    if self.inst.len() > before {
+                        self.reap(before);
+                    }
+                    failed = Some(f);
+                    break;
+                }
+            }
+        }
+        match failed {
+            Some(f) => println!(
+                "supervisor: until-full: built {built} of {} x {}; the next failed: {f}",
+                spec.count, spec.name
+            ),
+            None => println!(
+                "supervisor: until-full: built all {built} x {} (nothing ran out)",
+                spec.name
+            ),
+        }
     }
 
     /// Starts every instance of domain `d` (unless `d` is in `skip`),
@@ -685,24 +764,32 @@ impl<'a> Supervisor<'a> {
                 .map_err(|e| fail("grant", e))?;
         }
         if let Some(p) = spec.pager {
-            let pi = self.m.domains()[p].first_instance;
-            let mut ep = self.pager_ep.get(p).copied().unwrap_or(Handle::NONE);
-            if ep.is_none() {
-                let raw = ctl(
-                    self.inst[pi].ctl,
-                    DomainOp::Grant,
-                    ROOT.to_raw(),
-                    grant_arg(HandleKind::Endpoint, HandleRights::SEND),
-                )
-                .map_err(|e| fail("grant pager endpoint", e))?;
-                ep = Handle::from_raw(raw);
-                if let Some(slot) = self.pager_ep.get_mut(p) {
-                    *slot = ep;
-                }
-            }
+            let ep = self.pager_endpoint(p)?;
             ctl(c, DomainOp::SetPager, ep.to_raw(), 0).map_err(|e| fail("set pager", e))?;
         }
         Ok(())
+    }
+
+    /// The supervisor's endpoint to pager domain `p`'s instance 0, made
+    /// on first use.
+    fn pager_endpoint(&mut self, p: usize) -> Result<Handle, Fail<'a>> {
+        let ep = self.pager_ep.get(p).copied().unwrap_or(Handle::NONE);
+        if !ep.is_none() {
+            return Ok(ep);
+        }
+        let pi = self.m.domains()[p].first_instance;
+        let raw = ctl(
+            self.inst[pi].ctl,
+            DomainOp::Grant,
+            ROOT.to_raw(),
+            grant_arg(HandleKind::Endpoint, HandleRights::SEND),
+        )
+        .map_err(|e| fail("grant pager endpoint", e))?;
+        let ep = Handle::from_raw(raw);
+        if let Some(slot) = self.pager_ep.get_mut(p) {
+            *slot = ep;
+        }
+        Ok(ep)
     }
 
     fn start(&mut self, i: usize) -> Result<(), Fail<'a>> {
@@ -758,8 +845,10 @@ impl<'a> Supervisor<'a> {
         }
         self.inst[i].life = Life::Exited;
         let start = self.inst[i].frames_start as usize;
+        // A load that failed part way logged fewer.
         let n = usize::from(self.inst[i].frames_len) + extras(self.spec(i));
-        for &off in self.frame_log.get(start..start + n).unwrap_or(&[]) {
+        let end = (start + n).min(self.frame_log.len());
+        for &off in self.frame_log.get(start..end).unwrap_or(&[]) {
             self.pool.free(self.pool.frame(off));
         }
     }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! domain <name> image=<archive entry> class=server|guest [count=N] [restart=yes|no]
-//!        [pager=<domain>] [eager=yes|no] [operator=yes|no] [frames=N]
+//!        [pager=<domain>] [eager=yes|no] [operator=yes|no] [frames=N] [until-full=yes|no]
 //!        [endpoint=<domain>]... [notify=<domain>]...
 //! test-end=<domain>
 //! test-end-after-ms=<n>
@@ -26,6 +26,11 @@
 //! - `frames=N` (1 to [`MAX_GRANT_FRAMES`]) gives each instance N zeroed
 //!   frames of its own (`GiveFrame`), listed in its grant page
 //!   (`serac_protocol::layout::grant`), so it can `map` memory itself.
+//! - `until-full=yes` builds instances, after every other domain has
+//!   started, until one cannot be built (memory or a table ran out) or
+//!   `count` is reached, and carries on with those: a capacity test. Such a
+//!   domain must be the last `domain` directive, and nothing may name it
+//!   in `pager=`, `endpoint=` or `notify=` (its instance 0 may not exist).
 //! - `endpoint=x` / `notify=x` give the domain an `Endpoint` / `Notification`
 //!   handle (`SEND`) naming `x`; the domain finds them in its handle table from
 //!   slot 1 upwards, in the order of these keys. `x` may be `supervisor`, a
@@ -135,6 +140,8 @@ pub struct DomainSpec<'a> {
     pub operator: bool,
     /// `frames=`: frames given to each instance (0: none, and no grant page).
     pub frames: u16,
+    /// `until-full=`: build instances until one fails, after the rest.
+    pub until_full: bool,
     links: [Link<'a>; MAX_LINKS],
     n_links: usize,
     /// Line of the directive (1-based), for later error messages.
@@ -155,6 +162,7 @@ impl<'a> DomainSpec<'a> {
         pager: None,
         operator: false,
         frames: 0,
+        until_full: false,
         links: [Link::EMPTY; MAX_LINKS],
         n_links: 0,
         line: 0,
@@ -293,6 +301,10 @@ pub enum ErrorKind<'a> {
     LingerWithoutTestEnd,
     /// `operator=yes` without `endpoint=supervisor`.
     OperatorWithoutEndpoint(&'a str),
+    /// An `until-full=yes` domain that is not the last `domain` directive.
+    UntilFullNotLast(&'a str),
+    /// A `pager=`, `endpoint=` or `notify=` naming an `until-full=yes` domain.
+    UntilFullNamed(&'a str),
 }
 
 impl fmt::Display for ErrorKind<'_> {
@@ -349,6 +361,13 @@ impl fmt::Display for ErrorKind<'_> {
             ErrorKind::OperatorWithoutEndpoint(n) => write!(
                 f,
                 "`{n}` is an operator but has no endpoint=supervisor to act through"
+            ),
+            ErrorKind::UntilFullNotLast(n) => {
+                write!(f, "`{n}` has until-full=yes but is not the last domain")
+            }
+            ErrorKind::UntilFullNamed(n) => write!(
+                f,
+                "`{n}` has until-full=yes: pager=, endpoint= and notify= may not name it"
             ),
         }
     }
@@ -499,7 +518,8 @@ impl<'a> Manifest<'a> {
             ..DomainSpec::EMPTY
         };
         let (mut image, mut class) = (None, None);
-        let (mut count, mut restart, mut eager, mut operator) = (None, None, None, None);
+        let (mut count, mut restart, mut eager) = (None, None, None);
+        let (mut operator, mut until_full) = (None, None);
         for w in words {
             let (key, value) = split_kv(w).ok_or(err(line, ErrorKind::NotKeyValue(w)))?;
             if value.is_empty() {
@@ -536,6 +556,10 @@ impl<'a> Manifest<'a> {
                 "operator" => {
                     let v = yes_no(line, key, value)?;
                     operator.replace(v).map_or(Ok(()), |_| Err(dup))?;
+                }
+                "until-full" => {
+                    let v = yes_no(line, key, value)?;
+                    until_full.replace(v).map_or(Ok(()), |_| Err(dup))?;
                 }
                 "frames" => {
                     let n = ranged(line, key, value, MAX_GRANT_FRAMES as u64)?;
@@ -581,6 +605,10 @@ impl<'a> Manifest<'a> {
         {
             return Err(err(line, ErrorKind::OperatorWithoutEndpoint(name)));
         }
+        d.until_full = until_full.unwrap_or(false);
+        if let Some(last) = self.domains().last().filter(|l| l.until_full) {
+            return Err(err(last.line, ErrorKind::UntilFullNotLast(last.name)));
+        }
         // `ranged` bounded it by MAX_INSTANCES, which fits a u32.
         d.count = u32::try_from(count.unwrap_or(1)).unwrap_or(u32::MAX);
         if d.pager_name.is_none() && !d.eager {
@@ -605,6 +633,15 @@ impl<'a> Manifest<'a> {
     fn resolve(&mut self) -> Result<(), Error<'a>> {
         for i in 0..self.n_domains {
             let d = self.domains[i];
+            let named = d
+                .pager_name
+                .into_iter()
+                .chain(d.links().iter().map(|l| l.name));
+            for n in named {
+                if self.find(n).is_some_and(|j| self.domains[j].until_full) {
+                    return Err(err(d.line, ErrorKind::UntilFullNamed(n)));
+                }
+            }
             let mut resolved = d;
             if let Some(p) = d.pager_name {
                 if p == SUPERVISOR {
@@ -875,6 +912,32 @@ test-end=ping
                 max: MAX_GRANT_FRAMES as u64
             }
         );
+        assert_eq!(
+            kind("domain a until-full=yes until-full=no"),
+            ErrorKind::DuplicateKey("until-full")
+        );
+        assert_eq!(
+            kind("domain a until-full=1"),
+            ErrorKind::BadYesNo {
+                key: "until-full",
+                value: "1"
+            }
+        );
+        assert_eq!(
+            kind(&with("domain a image=a class=guest eager=yes until-full=yes\ndomain b image=b class=guest eager=yes")),
+            ErrorKind::UntilFullNotLast("a")
+        );
+        assert_eq!(
+            kind(&with("domain b image=b class=guest eager=yes notify=a\ndomain a image=a class=guest eager=yes until-full=yes")),
+            ErrorKind::UntilFullNamed("a")
+        );
+        assert_eq!(
+            kind("domain a image=a class=server eager=yes until-full=yes\ndomain b image=b class=guest pager=a"),
+            ErrorKind::UntilFullNotLast("a")
+        );
+        let text = with("domain a image=a class=guest eager=yes count=2047 until-full=yes notify=s\ntest-end-after-ms=5");
+        let m = Manifest::parse(&text).unwrap();
+        assert!(m.domains()[1].until_full && !m.domains()[0].until_full);
         assert_eq!(kind("domain a image="), ErrorKind::EmptyValue("image"));
         assert_eq!(kind("domain a class=kernel"), ErrorKind::BadClass("kernel"));
         assert_eq!(
