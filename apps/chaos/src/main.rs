@@ -218,7 +218,7 @@ fn scribble_header(rng: &mut Rng, arsenal: &Arsenal) {
     };
     let len = match rng.below(4) {
         0 | 1 => rng.below(24) as u32,
-        1 => rng.pick(&[MAX_PAYLOAD as u32, MAX_PAYLOAD as u32 + 1, u32::MAX]),
+        2 => rng.pick(&[MAX_PAYLOAD as u32, MAX_PAYLOAD as u32 + 1, u32::MAX]),
         _ => rng.next() as u32,
     };
     // Rarely: a moved endpoint is gone from this domain for good.
