@@ -369,24 +369,44 @@ pub fn all() -> Vec<QemuTest> {
             .timeout(Duration::from_secs(60)),
         // Batched virtual interrupts: a self-notification is delivered as an
         // upcall on the way back to the domain; a 1000-notification storm
-        // against a descheduled domain reaches it in (at most) two batches.
+        // against an idle domain reaches it in (at most) two batches; the
+        // switch partner really ran between the switch samples.
         QemuTest::new("upcall_batching", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,
                 "domain pong image=pong class=server pager=swapper",
                 "domain bench-sleeper image=bench-sleeper class=guest pager=swapper",
-                "domain bench-yielder image=bench-yielder class=guest pager=swapper",
+                "domain bench-yielder image=bench-yielder class=guest pager=swapper notify=bench-core",
                 "domain bench-echo image=bench-echo class=server pager=swapper",
                 "domain bench-core image=bench-core class=guest pager=swapper endpoint=pong notify=bench-core notify=bench-sleeper notify=bench-yielder endpoint=bench-echo",
                 "test-end=bench-core",
             ]))
             .require(d("bench-core", "BENCH upcall %d"))
             .verdicts_from("bench-core")
-            .require(d("bench-sleeper", "BENCH batch_events 1000"))
-            .require(d("bench-sleeper", "BENCH batch_deliveries 2"))
+            .require(d("bench-core", "bench: the yielder yielded %d times during 512 switch samples"))
+            .require(d("bench-core", "BENCH switch %d"))
+            .require(d("bench-sleeper", "BENCH storm_events 1000"))
+            .require(d("bench-sleeper", "BENCH storm_deliveries 2"))
             .verdicts_from("bench-sleeper")
             .require(d("bench-core", "bench: done"))
             .require(d("supervisor", "supervisor: test end: bench-core halted with code 0")),
+        // Batching where it can fail: a busy target, runnable behind three
+        // spinners of its class, gets a notification every 100 us from a
+        // server; its handler must run once per upcall the kernel counts,
+        // every notification bit must arrive, and some upcall must carry
+        // more than one event.
+        QemuTest::new("batching_under_load", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain bench-notifier image=bench-notifier class=server eager=yes notify=bench-target",
+                "domain spinner image=spinner class=guest eager=yes count=3",
+                "domain bench-target image=bench-target class=guest eager=yes",
+                "test-end=bench-target",
+            ]))
+            .require(d("bench-target", "TEST batching_under_load ... ok"))
+            .verdicts_from("bench-target")
+            .require(d("bench-target", "BENCH batch_events %d"))
+            .require(d("bench-target", "BENCH batch_upcalls %d"))
+            .require(d("supervisor", "supervisor: test end: bench-target halted with code 0")),
         // A handle moves in a message: it leaves the sender's table and works
         // in the receiver's.
         QemuTest::new("handle_transfer", Boot::Pvh, "serac.exit=1")

@@ -57,6 +57,8 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-benchkit", "bench-worker", "bench-worker"),
     ("serac-benchkit", "bench-poller", "bench-poller"),
     ("serac-benchkit", "bench-waiter", "bench-waiter"),
+    ("serac-benchkit", "bench-notifier", "bench-notifier"),
+    ("serac-benchkit", "bench-target", "bench-target"),
     ("serac-attacks", "attack-flags", "attack-flags"),
     ("serac-attacks", "attack-x87", "attack-x87"),
     ("serac-attacks", "attack-mmx", "attack-mmx"),

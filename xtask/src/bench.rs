@@ -34,6 +34,8 @@ struct Scenario {
     /// Under `-icount shift=0` (deterministic path lengths); the macro
     /// scenarios run in plain TCG and yield wall-clock ratios instead.
     icount: bool,
+    /// Extra QEMU arguments (a smaller machine).
+    qemu: &'static [&'static str],
 }
 
 fn scenarios() -> Vec<Scenario> {
@@ -57,36 +59,68 @@ fn scenarios() -> Vec<Scenario> {
                 "{SWAPPER}domain pong image=pong class=server pager=swapper\n\
                  domain bench-echo image=bench-echo class=server pager=swapper\n\
                  domain bench-sleeper image=bench-sleeper class=guest pager=swapper\n\
-                 domain bench-yielder image=bench-yielder class=guest pager=swapper\n\
+                 domain bench-yielder image=bench-yielder class=guest pager=swapper notify=bench-core\n\
                  domain bench-core image=bench-core class=guest pager=swapper endpoint=pong notify=bench-core notify=bench-sleeper notify=bench-yielder endpoint=bench-echo\n\
                  test-end=bench-core\n"
             ),
             timeout: Duration::from_secs(120),
             icount: true,
+            qemu: &[],
         },
         Scenario {
             name: "idle",
             manifest: idle_vs("bench-waiter"),
             timeout: Duration::from_secs(120),
             icount: false,
+            qemu: &[],
         },
         Scenario {
             name: "spin",
             manifest: idle_vs("bench-poller"),
             timeout: Duration::from_secs(120),
             icount: false,
+            qemu: &[],
+        },
+        // Batching where it can fail: a busy target behind three spinners
+        // of its class, notified every 100 us by a server.
+        Scenario {
+            name: "batch",
+            manifest: "domain bench-notifier image=bench-notifier class=server eager=yes notify=bench-target\n\
+                 domain spinner image=spinner class=guest eager=yes count=3\n\
+                 domain bench-target image=bench-target class=guest eager=yes\n\
+                 test-end=bench-target\n"
+                .into(),
+            timeout: Duration::from_secs(180),
+            icount: true,
+            qemu: &[],
+        },
+        // Capacity: idlers are built until one cannot be (a 64 MiB machine
+        // runs out well before the manifest's count); each that runs
+        // reports in to the collector once.
+        Scenario {
+            name: "capacity",
+            manifest: format!(
+                "{SWAPPER}domain collector image=collector class=server eager=yes\n\
+                 domain idler image=idler class=guest pager=swapper count=2046 until-full=yes notify=collector\n\
+                 test-end-after-ms=3000\n"
+            ),
+            timeout: Duration::from_secs(180),
+            icount: false,
+            qemu: &["-m", "64M"],
         },
         Scenario {
             name: "scale100",
             manifest: scale(100),
             timeout: Duration::from_secs(180),
             icount: true,
+            qemu: &[],
         },
         Scenario {
             name: "scale1000",
             manifest: scale(1000),
             timeout: Duration::from_secs(300),
             icount: true,
+            qemu: &[],
         },
     ]
 }
@@ -98,8 +132,12 @@ struct Figures {
     /// From `KERNEL stats:`: kernel frames in use since start, heap KiB.
     kernel_frames: Option<u64>,
     heap_kib: Option<u64>,
-    /// From the supervisor's test-end line: domains running.
-    running: Option<u64>,
+    /// From the supervisor's `until-full` line: instances built, and
+    /// whether building stopped because one failed (not at the count).
+    built: Option<u64>,
+    full: bool,
+    /// The collector's last count of domains that reported in.
+    reported: Option<u64>,
 }
 
 fn number_after(line: &str, key: &str) -> Option<u64> {
@@ -120,7 +158,9 @@ fn parse(serial: &str) -> Figures {
         // kernel, the supervisor and the benchmark's own domains.
         let (from, line) = match source(line) {
             (JudgeSource::Kernel, body) => (Some("kernel"), body),
-            (JudgeSource::Domain(n), body) if n == "supervisor" || n.starts_with("bench-") => {
+            (JudgeSource::Domain(n), body)
+                if n == "supervisor" || n == "collector" || n.starts_with("bench-") =>
+            {
                 (Some(n), body)
             }
             _ => (None, line),
@@ -137,8 +177,12 @@ fn parse(serial: &str) -> Figures {
         } else if from == Some("kernel") && line.starts_with("KERNEL stats:") {
             f.kernel_frames = number_after(line, "kernel frames in use since start");
             f.heap_kib = number_after(line, "heap in use");
-        } else if from == Some("supervisor") && line.starts_with("supervisor: test end:") {
-            f.running = number_after(line, "test end:");
+        } else if from == Some("supervisor") && line.starts_with("supervisor: until-full:") {
+            f.built = number_after(line, "built");
+            f.full = line.contains("the next failed");
+        } else if from == Some("collector") && line.starts_with("collector:") {
+            // The last count wins (it is printed each time it settles).
+            f.reported = number_after(line, "collector:");
         }
     }
     f
@@ -182,7 +226,7 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
         );
         let t = QemuTest::new(format!("bench_{}", s.name), Boot::Pvh, "serac.exit=1")
             .with_file("manifest", Source::Bytes(s.manifest.into_bytes()))
-            .qemu_args(icount.iter().copied())
+            .qemu_args(icount.iter().chain(s.qemu).copied())
             .allow("* domain * faulted: *")
             .require("KERNEL supervisor ended; * domain(s) alive")
             .timeout(s.timeout);
@@ -218,20 +262,35 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
         get("scale1000", "domain_create"),
         "TSC ticks per domain, supervisor Create + load + grants + Start (median)",
     ));
-    let batching = match (get("core", "batch_events"), get("core", "batch_deliveries")) {
-        (Some(e), Some(d)) if d > 0 => Some(e * 1000 / d),
+    let batching = match (get("batch", "batch_events"), get("batch", "batch_upcalls")) {
+        (Some(e), Some(u)) if u > 0 => Some(e * 1000 / u),
         _ => None,
     };
     let idle_vs_spin = match (get("idle", "work"), get("spin", "work")) {
         (Some(i), Some(s)) if s > 0 => Some(i * 1000 / s),
         _ => None,
     };
-    // The supervisor counts every running instance: the 1000 idlers and
-    // the swapper that pages for them.
-    let booted = runs
-        .get("scale1000")
-        .and_then(|f| f.running)
-        .map(|n| n.saturating_sub(1));
+    // Capacity counts only domains that ran and reported in, and only if
+    // building stopped because the machine was full, not at the count.
+    let cap = runs.get("capacity");
+    let built = cap.and_then(|f| f.built);
+    let booted = match (cap, built) {
+        (Some(f), Some(b)) if f.full => match f.reported {
+            Some(r) if r <= b => Some(r),
+            Some(r) => {
+                return Err(Failure(format!(
+                    "bench: {r} domains reported in but only {b} were built"
+                )))
+            }
+            None => None,
+        },
+        (Some(_), Some(b)) => {
+            return Err(Failure(format!(
+                "bench: capacity: all {b} idlers were built; the machine never filled (give it less memory)"
+            )))
+        }
+        _ => None,
+    };
     let bytes = |r: &str| {
         let f = runs.get(r)?;
         Some(f.kernel_frames? * 4096 + f.heap_kib? * 1024)
@@ -259,13 +318,19 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
             booted.map_or("null".into(), |v| v.to_string())
         ));
         parts.push(format!(
+            "\"domains_built\": {}",
+            built.map_or("null".into(), |v| v.to_string())
+        ));
+        parts.push(format!(
             "\"kernel_bytes_per_idle_domain\": {}",
             per_domain.map_or("null".into(), |v| v.to_string())
         ));
         parts.push(
             "\"units\": \"syscall_null to domain_create: TSC ticks under -icount shift=0 \
-             (instruction path lengths); batching_factor: events per delivery; idle_vs_spin: \
-             ratio of work, plain TCG; kernel_bytes_per_idle_domain: bytes\""
+             (instruction path lengths); batching_factor: events per upcall, busy target behind 3 spinners, \
+             notified every 100 us; idle_vs_spin: ratio of work, plain TCG; domains_booted: idle domains \
+             that reported in when a 64 MiB machine was full (domains_built: built); \
+             kernel_bytes_per_idle_domain: bytes\""
                 .into(),
         );
         println!("{{{}}}", parts.join(", "));
@@ -279,16 +344,19 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
             );
         }
         println!(
-            "| batching_factor | {} | events per delivery, 1000-notification storm against a descheduled domain |",
-            milli(batching).unwrap_or("n/a".into())
+            "| batching_factor | {} | events per upcall: busy target runnable behind 3 spinners, a server notifies it every 100 us ({} events, {} upcalls) |",
+            milli(batching).unwrap_or("n/a".into()),
+            get("batch", "batch_events").map_or("n/a".into(), |v| v.to_string()),
+            get("batch", "batch_upcalls").map_or("n/a".into(), |v| v.to_string()),
         );
         println!(
             "| idle_vs_spin | {} | worker's work with 100 idle-with-timeout waiters / with 100 pollers |",
             milli(idle_vs_spin).unwrap_or("n/a".into())
         );
         println!(
-            "| domains_booted | {} | idle domains running in a 256 MiB machine |",
-            booted.map_or("n/a".into(), |v| v.to_string())
+            "| domains_booted | {} | idle domains that ran and reported in, built until creation failed in a 64 MiB machine ({} built) |",
+            booted.map_or("n/a".into(), |v| v.to_string()),
+            built.map_or("n/a".into(), |v| v.to_string())
         );
         println!(
             "| kernel_bytes_per_idle_domain | {} | (kernel frames + heap) at 1000 idlers minus at 100, / 900 |",
@@ -308,12 +376,15 @@ mod tests {
             "[4:1 bench-core] BENCH ipc_roundtrip 1234\r\n[4:1 bench-core] BENCH batch_events 5\n[4:1 bench-core] BENCH batch_events 7\n\
              [5:1 evil] BENCH ipc_roundtrip 1\n\
              KERNEL stats: 3 domain record(s), 3 created since boot, kernel frames in use since start 40 (160 KiB), heap in use 12 KiB, domain record 900 bytes\n\
-             [0:1 supervisor] supervisor: test end: 1000 domain(s) running after 200 ms\n",
+             [0:1 supervisor] supervisor: until-full: built 987 of 2046 x idler; the next failed: idler#987: frame pool failed: OutOfMemory\n\
+             [2:1 collector] collector: 900 domain(s) reported in\n\
+             [2:1 collector] collector: 986 domain(s) reported in\n\
+             [9:1 idler] collector: 5000 domain(s) reported in\n",
         );
         assert_eq!(f.bench.get("ipc_roundtrip"), Some(&1234));
         assert_eq!(f.bench.get("batch_events"), Some(&7));
         assert_eq!(f.kernel_frames, Some(40));
         assert_eq!(f.heap_kib, Some(12));
-        assert_eq!(f.running, Some(1000));
+        assert_eq!((f.built, f.full, f.reported), (Some(987), true, Some(986)));
     }
 }

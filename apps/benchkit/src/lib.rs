@@ -20,3 +20,13 @@ pub const WORK_MS: u64 = 300;
 
 /// The waiters' and pollers' period, in milliseconds.
 pub const PERIOD_MS: u64 = 10;
+
+/// Set in the notification word the switch partner sends back with its
+/// yield count (so a count of 0 still arrives as a nonzero word).
+pub const PARTNER_MARK: u64 = 1 << 63;
+
+/// How long the batching target measures, in milliseconds.
+pub const BATCH_WINDOW_MS: u64 = 100;
+
+/// The batching notifier's period, in microseconds.
+pub const BATCH_PERIOD_US: u64 = 100;

@@ -1,14 +1,15 @@
 //! The measuring client. Handles, in grant order: 1 = endpoint to `pong`,
 //! 2 = notification to itself, 3 = notification to `bench-sleeper`,
-//! 4 = notification to `bench-yielder` (which starts yielding when told),
-//! 5 = endpoint to `bench-echo` (which answers each message with itself).
+//! 4 = notification to `bench-yielder` (which starts yielding when told,
+//! and reports how often it yielded when told again), 5 = endpoint to
+//! `bench-echo` (which answers each message with itself).
 #![no_std]
 #![no_main]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use ilwaco::protocol::Handle;
 use ilwaco::sys;
-use serac_benchkit::{median, report};
+use serac_benchkit::{median, report, PARTNER_MARK};
 
 ilwaco::entry!(main);
 
@@ -20,9 +21,42 @@ const YIELDER: Handle = Handle::new(4, 1);
 const ECHO: Handle = Handle::new(5, 1);
 
 static UPCALL_AT: AtomicU64 = AtomicU64::new(0);
+/// Notification bits delivered by upcalls.
+static WORD: AtomicU64 = AtomicU64::new(0);
 
-fn on_upcall(_: ilwaco::upcall::Events) {
+fn on_upcall(e: ilwaco::upcall::Events) {
     UPCALL_AT.store(sys::rdtsc(), Ordering::Relaxed);
+    WORD.fetch_or(e.notify, Ordering::Relaxed);
+}
+
+/// Upcalls off: otherwise every switch raises WAKEUP, and `idle` with a
+/// pending event returns at once instead of yielding.
+fn upcalls_off() {
+    ilwaco::upcall::disable();
+    let _ = sys::domain_ctl(
+        Handle::NONE,
+        ilwaco::protocol::syscall::DomainOp::SetUpcall,
+        0,
+        0,
+    );
+}
+
+/// Tells the yielder to stop and waits (yielding, upcalls on) for the
+/// count of yields it sends back; `None` if it never does.
+fn partner_yields() -> Option<u64> {
+    WORD.store(0, Ordering::Relaxed);
+    ilwaco::upcall::install(Handle::NONE).ok()?;
+    ilwaco::upcall::enable();
+    sys::notify(YIELDER, 2).ok()?;
+    for _ in 0..1000 {
+        if WORD.load(Ordering::Relaxed) & PARTNER_MARK != 0 {
+            break;
+        }
+        let _ = sys::idle(0);
+    }
+    upcalls_off();
+    let w = WORD.load(Ordering::Relaxed);
+    (w & PARTNER_MARK != 0).then_some(w & !PARTNER_MARK)
 }
 
 /// Pages touched once each by the fault-to-map figure (in `.bss`, so the
@@ -119,15 +153,7 @@ fn main() -> i32 {
         *slot = at.saturating_sub(a);
     }
     report("upcall", median(&mut t));
-    // Upcalls off again: otherwise every switch raises WAKEUP, and `idle`
-    // with a pending event returns at once instead of yielding.
-    ilwaco::upcall::disable();
-    let _ = sys::domain_ctl(
-        Handle::NONE,
-        ilwaco::protocol::syscall::DomainOp::SetUpcall,
-        0,
-        0,
-    );
+    upcalls_off();
 
     // Yield to the yielder and back: two switches per iteration.
     if sys::notify(YIELDER, 1).is_err() {
@@ -138,6 +164,21 @@ fn main() -> i32 {
     let switch = measure(|| {
         let _ = sys::idle(0);
     });
+    // Each sample must have let the yielder run once (it counts one more,
+    // when told to stop); otherwise the figure timed a yield to nobody.
+    match partner_yields() {
+        Some(n) if n >= N as u64 => {
+            ilwaco::println!("bench: the yielder yielded {n} times during {N} switch samples");
+        }
+        Some(n) => {
+            ilwaco::println!("bench: the yielder yielded only {n} times during {N} switch samples");
+            return 1;
+        }
+        None => {
+            ilwaco::println!("bench: the yielder never reported its yields");
+            return 1;
+        }
+    }
     report("switch", switch / 2);
 
     // Each sample touches a page nobody has touched: one pager round trip.
@@ -151,10 +192,10 @@ fn main() -> i32 {
     }
     report("fault_to_map", median(&mut t));
 
+    // A storm against the sleeper (upcall_batching checks how it arrives).
     for _ in 0..1000 {
         let _ = sys::notify(SLEEPER, 1);
     }
-    report("storm_sent", 1000);
     // Let the sleeper run and report.
     let _ = ilwaco::time::sleep_ns(5_000_000);
     ilwaco::println!("bench: done");

@@ -1,5 +1,5 @@
 //! Waits for events only; after each wake-up reports its kernel counters,
-//! so the harness sees the batching factor of a notification storm.
+//! so the `upcall_batching` test sees how a notification storm arrived.
 #![no_std]
 #![no_main]
 
@@ -18,7 +18,7 @@ fn main() -> i32 {
         let _ = sys::idle(IDLE_FOREVER);
         let events = counter(DomainCounter::EventsRaised);
         let deliveries = counter(DomainCounter::UpcallsDelivered);
-        ilwaco::println!("BENCH batch_events {events}");
-        ilwaco::println!("BENCH batch_deliveries {deliveries}");
+        ilwaco::println!("BENCH storm_events {events}");
+        ilwaco::println!("BENCH storm_deliveries {deliveries}");
     }
 }
