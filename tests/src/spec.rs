@@ -316,6 +316,21 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("mapper", "TEST map_frames ... ok"))
             .verdicts_from("mapper")
             .require(d("supervisor", "supervisor: test end: mapper halted with code 0")),
+        // Frames given with frames= come back to the supervisor when the
+        // domain dies and go to its next generation again, zeroed.
+        QemuTest::new("frames_after_restart", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain regrant image=regrant class=guest eager=yes frames=4 restart=yes",
+            ]))
+            .allow("* domain * faulted: *")
+            .require_in_order([
+                d("regrant", "regrant: generation 1 filled its frames; faulting on purpose"),
+                "[ warn] domain %d:1 regrant faulted: PageFault addr=0x700000000000 *".into(),
+                d("supervisor", "supervisor: restarted regrant: %d:1 -> %d:2 *"),
+                d("regrant", "TEST frames_after_restart ... ok"),
+            ])
+            .verdicts_from("regrant")
+            .require(d("supervisor", "supervisor: every domain has ended")),
         QemuTest::new("pager_zero_fill", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,

@@ -50,6 +50,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-intruder", "serac-intruder", "intruder"),
     ("serac-prober", "serac-prober", "prober"),
     ("serac-collector", "serac-collector", "collector"),
+    ("serac-regrant", "serac-regrant", "regrant"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-echo", "bench-echo"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),
