@@ -186,7 +186,8 @@ impl Arsenal {
                 } else {
                     self.handle(rng)
                 };
-                a[1] = rng.below(12);
+                // The real operations and one past them.
+                a[1] = rng.below(DomainOp::ALL.len() as u64 + 2);
                 match DomainOp::try_from(a[1]) {
                     Ok(DomainOp::SetUpcall) => {
                         a[2] = if rng.below(2) == 0 {
@@ -197,7 +198,7 @@ impl Arsenal {
                     }
                     Ok(DomainOp::ReadCounter) => a[2] = rng.below(7),
                     Ok(DomainOp::GiveFrame) => a[2] = self.frame(rng),
-                    Ok(DomainOp::Grant) => a[2] = self.handle(rng),
+                    Ok(DomainOp::Grant | DomainOp::Close) => a[2] = self.handle(rng),
                     _ => {}
                 }
             }
@@ -289,7 +290,7 @@ fn main() -> i32 {
     // Successes per syscall number (1..=11), so the log shows which
     // hostile calls the kernel let through.
     let mut ok = [0u32; LAST_SYSCALL as usize + 1];
-    let mut codes = [0u32; 18];
+    let mut codes = [0u32; SysError::ALL.len() + 1];
     for _ in 0..ITERATIONS {
         let num = match rng.below(16) {
             0 => rng.next(),
