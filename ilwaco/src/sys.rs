@@ -850,8 +850,8 @@ pub const FUZZ_MAX_WAIT_NS: u64 = 1_000_000;
 ///   own at addresses no Rust object lives at. With a pager that is not
 ///   so (a page not yet touched can be bound under the allocator's feet):
 ///   call this only in an eager domain.
-/// - The calls that write memory write the IPC buffer, which no Rust
-///   reference covers.
+/// - The kernel writes only the IPC buffer and the upcall page for the
+///   caller, and no Rust reference covers either.
 /// - `SetUpcall` with an arbitrary entry is the one that is not sound:
 ///   once upcalls are enabled, the next upcall enters the caller at that
 ///   address, and from then on its behaviour is whatever the bytes there
