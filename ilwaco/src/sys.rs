@@ -35,7 +35,7 @@ use serac_protocol::layout::{
     clock, BOOT_ARCHIVE_ADDR, CLOCK_PAGE_ADDR, IPC_BUFFER_ADDR, IPC_BUFFER_SIZE, PAGE_SIZE,
     UPCALL_PAGE_ADDR,
 };
-use serac_protocol::syscall::{create_arg, DomainOp, Syscall, DOMAIN_NAME_MAX};
+use serac_protocol::syscall::{create_arg, DeviceOp, DomainOp, Syscall, DOMAIN_NAME_MAX};
 use serac_protocol::upcall::{UpcallFrame, OFF_ENABLED, OFF_FRAME};
 use serac_protocol::{Handle, PageRights, SysError};
 
@@ -317,6 +317,18 @@ pub fn create_domain(ctl: Handle, class: u8, name: &str) -> Result<Handle, SysEr
         )
     };
     sys_result(rax, rdx).map(Handle::from_raw)
+}
+
+/// `device(handle, op, a, b)`: the PCI function a `Device` handle names
+/// (`DeviceOp`: info, configuration reads and writes, BAR mapping).
+pub fn device(dev: Handle, op: DeviceOp, a: u64, b: u64) -> Result<u64, SysError> {
+    // SAFETY: `device` reads only its register arguments and never writes
+    // the caller's memory. `MapBar` binds device pages where the caller
+    // says; a bound page is refused (`AlreadyMapped`), and binding them
+    // where its own memory would later fault in is, as with `map`, the
+    // caller's logic error (see `map`).
+    let (rax, rdx) = unsafe { syscall4(nr(Syscall::Device), dev.to_raw(), op as u64, a, b) };
+    sys_result(rax, rdx)
 }
 
 // ---------------------------------------------------------------------------
@@ -689,6 +701,20 @@ pub fn peek(addr: u64) -> u64 {
     // read sees plain bytes (no concurrent writer exists in a one-CPU
     // domain), and if not, the domain faults and never resumes here.
     unsafe { core::ptr::read_volatile(addr as *const u64) }
+}
+
+/// Reads the `u16` at `addr` with one 2-byte access (device registers
+/// care about access sizes). Sound for the same reasons as [`peek`].
+pub fn peek16(addr: u64) -> u16 {
+    // SAFETY: as for `peek`: a volatile read through a raw address creates
+    // no reference, and an unbound address faults instead of returning.
+    unsafe { core::ptr::read_volatile(addr as *const u16) }
+}
+
+/// Reads the `u32` at `addr` with one 4-byte access (see [`peek16`]).
+pub fn peek32(addr: u64) -> u32 {
+    // SAFETY: as for `peek16`.
+    unsafe { core::ptr::read_volatile(addr as *const u32) }
 }
 
 /// RFLAGS bits [`set_rflags`] may leave set: NT (only `iretq` reads it,

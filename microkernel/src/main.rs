@@ -114,6 +114,44 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let pins = arch::apic::init(platform.lapic, &platform.ioapics[..platform.ioapic_count]);
     info!("apic: local APIC enabled, 8259s masked, {pins} I/O APIC pin(s) masked");
 
+    let pci = arch::pci::enumerate(platform.ecam);
+    info!(
+        "pci: {} function(s), configuration space through {}",
+        pci.len(),
+        match platform.ecam {
+            Some((base, last)) => alloc::format!("ECAM at {base:#x} (buses 0-{last})"),
+            None => alloc::string::String::from("ports 0xcf8/0xcfc"),
+        }
+    );
+    for f in &pci {
+        let b = f.bdf;
+        let mut bars = alloc::string::String::new();
+        for (i, bar) in f.bars.iter().enumerate().filter(|(_, b)| b.size != 0) {
+            let kind = if bar.io { "io" } else { "mem" };
+            bars.push_str(&alloc::format!(
+                " bar{i} {kind} {:#x}+{:#x}",
+                bar.base,
+                bar.size
+            ));
+        }
+        info!(
+            "pci:   {:02x}:{:02x}.{} {:04x}:{:04x} class {:02x}.{:02x}.{:02x}{bars}{}",
+            b.bus,
+            b.dev,
+            b.func,
+            f.vendor,
+            f.device,
+            f.class[0],
+            f.class[1],
+            f.class[2],
+            if f.int_pin != 0 {
+                alloc::format!(" INT{} line {}", (b'A' + f.int_pin - 1) as char, f.int_line)
+            } else {
+                alloc::string::String::new()
+            }
+        );
+    }
+
     let cal = arch::time::calibrate(platform.hpet);
     info!(
         "time: TSC {}.{:03} MHz{}, LAPIC timer {}.{:03} MHz (after /16), against the {:?}",
@@ -179,11 +217,19 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         .modules()
         .first()
         .map_or((0, 0), |m| (m.start, m.end - m.start));
+    // Usable RAM as frame ranges: no BAR may be mapped over it.
+    let ram: alloc::vec::Vec<(u64, u64)> = bi
+        .regions()
+        .iter()
+        .map(|r| (r.start / 4096, r.end.div_ceil(4096)))
+        .collect();
     kernel::start(
         first,
         image.data,
         archive_range,
         bi.cmdline_value("serac.exit").is_some(),
+        pci,
+        &ram,
     )
 }
 

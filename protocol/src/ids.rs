@@ -147,11 +147,13 @@ pub enum HandleKind {
     IoPort = 6,
     /// Ownership of one frame, movable by IPC (bulk data by transfer).
     Frame = 7,
+    /// One PCI function granted to a driver domain (the `device` syscall).
+    Device = 8,
 }
 
 impl HandleKind {
     /// Every kind, in numeric order.
-    pub const ALL: [HandleKind; 7] = [
+    pub const ALL: [HandleKind; 8] = [
         HandleKind::Endpoint,
         HandleKind::Reply,
         HandleKind::DomainCtl,
@@ -159,6 +161,7 @@ impl HandleKind {
         HandleKind::Irq,
         HandleKind::IoPort,
         HandleKind::Frame,
+        HandleKind::Device,
     ];
 }
 
@@ -224,6 +227,9 @@ impl PageRights {
     pub const W: u8 = 1 << 1;
     /// Executable.
     pub const X: u8 = 1 << 2;
+    /// Uncached device memory: set only by the kernel for BAR mappings,
+    /// never accepted from a domain (`from_bits` refuses it).
+    pub const UC: u8 = 1 << 3;
     /// Read-only data.
     pub const READ: PageRights = PageRights(Self::R);
     /// Read-write data.
@@ -254,6 +260,12 @@ impl PageRights {
     /// Whether executable.
     pub const fn executable(self) -> bool {
         self.0 & Self::X != 0
+    }
+    /// Read-write uncached device memory (a BAR page; kernel-made only).
+    pub const DEVICE: PageRights = PageRights(Self::R | Self::W | Self::UC);
+    /// Whether uncached (device memory).
+    pub const fn uncached(self) -> bool {
+        self.0 & Self::UC != 0
     }
     /// Whether an access of kind `a` is allowed.
     pub const fn allows(self, a: crate::pager::Access) -> bool {

@@ -34,11 +34,14 @@ pub enum Syscall {
     IrqAck = 10,
     /// `domain_ctl(handle, op, a, b)`: privileged operations on a domain.
     DomainCtl = 11,
+    /// `device(handle, op, a, b)`: the PCI function a `Device` handle names
+    /// (configuration space, BAR mapping); see [`DeviceOp`].
+    Device = 12,
 }
 
 impl Syscall {
     /// Every syscall, in numeric order.
-    pub const ALL: [Syscall; 11] = [
+    pub const ALL: [Syscall; 12] = [
         Syscall::DebugWrite,
         Syscall::Call,
         Syscall::ReplyRecv,
@@ -50,6 +53,7 @@ impl Syscall {
         Syscall::Unmap,
         Syscall::IrqAck,
         Syscall::DomainCtl,
+        Syscall::Device,
     ];
 
     /// The number placed in `rax`.
@@ -64,7 +68,7 @@ impl Syscall {
             Syscall::Call | Syscall::Send => 1,
             Syscall::ReplyRecv => 2,
             Syscall::Idle | Syscall::Halt | Syscall::IrqAck => 1,
-            Syscall::Map | Syscall::DomainCtl => 4,
+            Syscall::Map | Syscall::DomainCtl | Syscall::Device => 4,
         }
     }
 }
@@ -88,6 +92,7 @@ impl TryFrom<u64> for Syscall {
             9 => Syscall::Unmap,
             10 => Syscall::IrqAck,
             11 => Syscall::DomainCtl,
+            12 => Syscall::Device,
             _ => return Err(crate::SysError::BadSyscall),
         })
     }
@@ -168,6 +173,95 @@ pub enum DomainOp {
     /// the waiting caller `PeerDead` (a fault's: kills the faulting domain,
     /// as `FAULT_KILL` would).
     Close = 11,
+    /// Give the domain named by the `DomainCtl` handle `b` a `Device`
+    /// handle (returned) for the PCI function at `a` (`bus << 8 | dev << 3
+    /// | func`). Device power: needs `CREATE` on the handle used. A function
+    /// is held by one domain at a time (`AlreadyMapped` otherwise).
+    GrantDevice = 12,
+    /// The `a`-th PCI function the kernel found (`BadArgument` past the
+    /// last), packed as [`PciInfo`]. Needs `CREATE` on the handle used.
+    PciFunction = 13,
+}
+
+/// A PCI function as [`DomainOp::PciFunction`] and [`DeviceOp::Info`]
+/// report it, packed into one register: `bdf | vendor << 16 | device << 32
+/// | class << 48 | subclass << 56`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciInfo {
+    /// `bus << 8 | dev << 3 | func`.
+    pub bdf: u16,
+    /// Vendor id.
+    pub vendor: u16,
+    /// Device id.
+    pub device: u16,
+    /// Class code.
+    pub class: u8,
+    /// Subclass.
+    pub subclass: u8,
+}
+
+impl PciInfo {
+    /// Packs into one register.
+    pub const fn to_raw(self) -> u64 {
+        self.bdf as u64
+            | (self.vendor as u64) << 16
+            | (self.device as u64) << 32
+            | (self.class as u64) << 48
+            | (self.subclass as u64) << 56
+    }
+
+    /// Unpacks.
+    pub const fn from_raw(v: u64) -> Self {
+        PciInfo {
+            bdf: v as u16,
+            vendor: (v >> 16) as u16,
+            device: (v >> 32) as u16,
+            class: (v >> 48) as u8,
+            subclass: (v >> 56) as u8,
+        }
+    }
+}
+
+/// Sub-operations of the `device` syscall, passed in `rsi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum DeviceOp {
+    /// The function, packed as [`PciInfo`].
+    Info = 1,
+    /// Read `b` bytes (1, 2 or 4, aligned) of configuration space at `a`.
+    ConfigRead = 2,
+    /// Write the low `a >> 16` bytes (1, 2 or 4, aligned) of `b` at
+    /// configuration offset `a & 0xffff`. The BARs (0x10..0x28) and the
+    /// expansion ROM (0x30..0x34) are the kernel's: `NoRights`.
+    ConfigWrite = 3,
+    /// Map memory BAR `a` whole, read-write and uncached, at page-aligned
+    /// `b` in the caller. I/O or absent BARs are `BadArgument`.
+    MapBar = 4,
+    /// Size in bytes of BAR `a` (0 if absent), with bit 0 set for an I/O BAR.
+    BarInfo = 5,
+}
+
+impl DeviceOp {
+    /// Every sub-operation, in numeric order.
+    pub const ALL: [DeviceOp; 5] = [
+        DeviceOp::Info,
+        DeviceOp::ConfigRead,
+        DeviceOp::ConfigWrite,
+        DeviceOp::MapBar,
+        DeviceOp::BarInfo,
+    ];
+}
+
+impl TryFrom<u64> for DeviceOp {
+    type Error = crate::SysError;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        DeviceOp::ALL
+            .iter()
+            .copied()
+            .find(|o| u64::from(*o as u32) == n)
+            .ok_or(crate::SysError::BadArgument)
+    }
 }
 
 /// `reply_recv` flag (in `rdx`): the next message may move a handle into
@@ -182,7 +276,7 @@ pub const fn grant_arg(kind: crate::HandleKind, rights: crate::HandleRights) -> 
 
 impl DomainOp {
     /// Every sub-operation, in numeric order.
-    pub const ALL: [DomainOp; 11] = [
+    pub const ALL: [DomainOp; 13] = [
         DomainOp::Create,
         DomainOp::Start,
         DomainOp::Kill,
@@ -194,6 +288,8 @@ impl DomainOp {
         DomainOp::Restart,
         DomainOp::BindIrq,
         DomainOp::Close,
+        DomainOp::GrantDevice,
+        DomainOp::PciFunction,
     ];
 }
 

@@ -652,6 +652,28 @@ pub fn all() -> Vec<QemuTest> {
             ])
             .require("[ info] domain %d:%d spinner Runnable *")
             .timeout(Duration::from_secs(30)),
+        // Devices for driver domains: the supervisor grants the virtio-blk
+        // function (found by kind) to one domain; its handle reads the
+        // function's config and maps its BAR, and nothing else reaches it.
+        QemuTest::new("device_grant", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain device-denied image=device-denied class=guest eager=yes",
+                "domain devprobe image=devprobe class=server eager=yes device=virtio-blk",
+                "test-end=devprobe",
+                "test-linger-ms=200",
+            ]))
+            .qemu_args([
+                "-blockdev", "driver=null-co,node-name=disk0,size=8388608",
+                "-device", "virtio-blk-pci,drive=disk0,disable-legacy=on",
+            ])
+            .verdicts_from("devprobe")
+            .verdicts_from("device-denied")
+            .require("[ info] pci:   00:%x.0 1af4:1042 class 01.00.00 *")
+            .require(d("supervisor", "supervisor: devprobe holds PCI 00:%x.0 (1af4:1042): a driver domain, trusted with DMA (no IOMMU)"))
+            .require(d("devprobe", "TEST device_config ... ok"))
+            .require(d("devprobe", "devprobe: common config at BAR %d + 0x%x: features 0x%x, %d queue(s)"))
+            .require(d("devprobe", "TEST device_bar ... ok"))
+            .require(d("device-denied", "TEST device_denied ... ok")),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")

@@ -71,6 +71,8 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-attacks", "attack-console", "attack-console"),
     ("serac-attacks", "attack-pager", "attack-pager"),
     ("serac-attacks", "pager-victim", "pager-victim"),
+    ("serac-attacks", "devprobe", "devprobe"),
+    ("serac-attacks", "device-denied", "device-denied"),
 ];
 
 /// The programs the kernel may start as the first domain (`supervisor`, or

@@ -756,7 +756,17 @@ fn manifest(_root: &Path) -> Result<(Vec<String>, String)> {
     use serac_supervisor_core::manifest::Manifest;
     let m = Manifest::parse_bytes(artifacts::MANIFEST)
         .map_err(|e| Failure(format!("the default boot manifest does not parse: {e:?}")))?;
-    let privileged: Vec<String> = Vec::new();
+    // Driver domains hold a PCI function and, with no IOMMU, can aim its
+    // DMA anywhere: they are part of the trusted base.
+    let privileged: Vec<String> = m
+        .domains()
+        .iter()
+        .filter_map(|d| {
+            d.device.map(|sel| {
+                format!("{}: PCI {sel:?} (config space except BARs/ROM, its memory BARs uncached, DMA anywhere: no IOMMU)", d.name)
+            })
+        })
+        .collect();
     let pagers: Vec<&str> = (0..m.domains().len())
         .filter(|&d| m.is_pager(d))
         .filter_map(|d| m.domains().get(d).map(|s| s.name))
@@ -775,10 +785,15 @@ fn manifest(_root: &Path) -> Result<(Vec<String>, String)> {
         }
     };
     let note = format!(
-        "default manifest: {} domain(s); no device, I/O-port or DMA handle is granted \
-         (there are no device servers yet); pagers, trusted with their clients' memory: {}; \
+        "default manifest: {} domain(s); driver domains, trusted with DMA: {}; \
+         pagers, trusted with their clients' memory: {}; \
          operators, trusted with every domain's life: {}",
         m.domains().len(),
+        if privileged.is_empty() {
+            "none".to_owned()
+        } else {
+            privileged.join("; ")
+        },
         list(&pagers),
         list(&operators)
     );

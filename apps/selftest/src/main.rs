@@ -37,7 +37,7 @@ fn expect(r: Result<u64, SysError>, want: SysError) -> Result<(), &'static str> 
 }
 
 fn bad_syscalls() -> Result<(), &'static str> {
-    for n in [0, 12, 999, 1 << 32 | 1, u64::MAX] {
+    for n in [0, 13, 999, 1 << 32 | 1, u64::MAX] {
         expect(probe(n, 0, 0, 0), SysError::BadSyscall)?;
     }
     Ok(())

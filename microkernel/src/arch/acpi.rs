@@ -42,6 +42,8 @@ pub struct Platform {
     pub ioapic_count: usize,
     /// HPET physical base, if any.
     pub hpet: Option<u64>,
+    /// PCI ECAM window of segment 0 from the MCFG: (base of bus 0, last bus).
+    pub ecam: Option<(u64, u8)>,
 }
 
 /// Why ACPI discovery failed.
@@ -88,5 +90,22 @@ pub fn discover(rsdp: Option<u64>) -> Result<Platform, AcpiError> {
         }
     }
     p.hpet = HpetInfo::new(&tables).ok().map(|h| h.base_address as u64);
+    if let Ok(mcfg) = tables.find_table::<acpi::mcfg::Mcfg>() {
+        // Segment 0 only; an entry's base is that of its first bus.
+        p.ecam = mcfg
+            .get()
+            .entries()
+            .iter()
+            .find(|e| {
+                let seg = e.pci_segment_group;
+                seg == 0
+            })
+            .and_then(|e| {
+                let (base, first, last) = (e.base_address, e.bus_number_start, e.bus_number_end);
+                let bus0 = base.checked_sub(u64::from(first) << 20)?;
+                // Reached through the direct map, which covers the low 4 GiB.
+                (base < (1 << 32)).then_some((bus0, last))
+            });
+    }
     Ok(p)
 }

@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod exit;
 pub mod heap;
 pub mod paging;
+pub mod pci;
 pub mod serial;
 pub mod time;
 pub mod user;

@@ -113,8 +113,16 @@ impl AddressSpace {
         self.tables > table_budget(self.pages)
     }
 
-    /// Maps the 4 KiB page at `va` to frame `pa` for ring 3.
-    pub fn map(&mut self, va: u64, pa: u64, writable: bool, exec: bool) -> Result<(), MapError> {
+    /// Maps the 4 KiB page at `va` to frame `pa` for ring 3 (`uncached`
+    /// for device memory: PCD | PWT).
+    pub fn map(
+        &mut self,
+        va: u64,
+        pa: u64,
+        writable: bool,
+        exec: bool,
+        uncached: bool,
+    ) -> Result<(), MapError> {
         if va >= 0x0000_8000_0000_0000 {
             return Err(MapError::NotUser);
         }
@@ -124,6 +132,9 @@ impl AddressSpace {
         }
         if !exec {
             flags |= F::NO_EXECUTE;
+        }
+        if uncached {
+            flags |= F::NO_CACHE | F::WRITE_THROUGH;
         }
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
         let frame = PhysFrame::containing_address(PhysAddr::new(pa));

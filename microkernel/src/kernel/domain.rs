@@ -148,7 +148,7 @@ impl Domain {
         if self.ipc_frame == 0 {
             self.ipc_frame = alloc_frame().ok_or(SysError::OutOfMemory)?;
             if let Some(space) = self.space.as_mut() {
-                let _ = space.map(layout::IPC_BUFFER_ADDR, self.ipc_frame, true, false);
+                let _ = space.map(layout::IPC_BUFFER_ADDR, self.ipc_frame, true, false, false);
             }
         }
         Ok(self.ipc_frame)
@@ -159,7 +159,13 @@ impl Domain {
         if self.upcall_frame == 0 {
             self.upcall_frame = alloc_frame().ok_or(SysError::OutOfMemory)?;
             if let Some(space) = self.space.as_mut() {
-                let _ = space.map(layout::UPCALL_PAGE_ADDR, self.upcall_frame, true, false);
+                let _ = space.map(
+                    layout::UPCALL_PAGE_ADDR,
+                    self.upcall_frame,
+                    true,
+                    false,
+                    false,
+                );
             }
         }
         Ok(self.upcall_frame)
@@ -378,7 +384,7 @@ fn new_space(d: &Domain, clock: u64) -> Result<AddressSpace, SysError> {
     ];
     // Fixed pages not allocated yet are allocated by their first fault.
     for (va, pa, w) in maps {
-        if pa != 0 && space.map(va, pa, w, false).is_err() {
+        if pa != 0 && space.map(va, pa, w, false, false).is_err() {
             space.destroy();
             return Err(SysError::OutOfMemory);
         }
@@ -531,6 +537,7 @@ fn teardown(k: &mut Kernel, i: u32) {
     // Its own bindings: the frames stay with their owners, unbound.
     k.stlb.remove_all_for_domain(id, |_| {});
     super::unbind_irqs(k, id);
+    k.devices.release(id);
     // Frames it owns that are bound in other domains (it was their pager):
     // unbound there first, so a frame is never owned by one domain while
     // another still uses it. Those domains fault on their next touch.

@@ -80,6 +80,7 @@ fn install(k: &mut Kernel, t: u32, vaddr: u64, frame: u64, rights: PageRights) {
         frame * PAGE_SIZE,
         rights.writable(),
         rights.executable(),
+        rights.uncached(),
     );
     if space.over_budget() {
         domain::rebuild_space(k, t);

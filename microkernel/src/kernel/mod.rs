@@ -7,6 +7,7 @@
 //! saved registers. Scheduling is round-robin with servers ahead of guests,
 //! tickless: one one-shot LAPIC deadline = min(end of quantum, next alarm).
 
+mod device;
 mod domain;
 mod fastpath;
 mod handles;
@@ -69,6 +70,8 @@ pub struct Kernel {
     hw_events_logged: [u64; 3],
     /// The boot archive's frames (first, count): never returned to the pool.
     archive_frames: (u64, u64),
+    /// PCI functions and who holds each.
+    devices: device::Devices,
 }
 
 impl core::fmt::Debug for Kernel {
@@ -156,7 +159,14 @@ impl Kernel {
 
 /// Boot: sets up the kernel tables, creates the first domain from `image`
 /// and enters it. Never returns.
-pub fn start(name: &str, image: &[u8], archive: (u64, u64), test_mode: bool) -> ! {
+pub fn start(
+    name: &str,
+    image: &[u8],
+    archive: (u64, u64),
+    test_mode: bool,
+    pci: Vec<crate::arch::pci::Function>,
+    ram: &[(u64, u64)],
+) -> ! {
     let frames = crate::arch::paging::total_frames();
     let clock_frame = domain::make_clock_page();
     // One STLB slot per frame plus slack: a frame is bound at most once.
@@ -183,6 +193,7 @@ pub fn start(name: &str, image: &[u8], archive: (u64, u64), test_mode: bool) -> 
         irqs: [None; crate::arch::apic::MAX_GSI as usize],
         hw_events_logged: [0; 3],
         archive_frames: (archive.0 / 4096, archive.1.div_ceil(4096)),
+        devices: device::Devices::new(pci, ram),
     };
     let id = match domain::create_first(&mut k, name, image, archive) {
         Ok(id) => id,

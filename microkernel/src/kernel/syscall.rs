@@ -38,6 +38,9 @@ pub fn dispatch(k: &mut Kernel, i: u32) {
         Ok(Syscall::Unmap) => mem::unmap(k, i, Handle::from_raw(c.rdi), c.rsi),
         Ok(Syscall::IrqAck) => irq_ack(k, i, Handle::from_raw(c.rdi)),
         Ok(Syscall::DomainCtl) => domain_ctl(k, i, Handle::from_raw(c.rdi), c.rsi, c.rdx, c.r10),
+        Ok(Syscall::Device) => {
+            super::device::call(k, i, Handle::from_raw(c.rdi), c.rsi, c.rdx, c.r10)
+        }
     };
     let Some(d) = k.domain_mut(i) else { return };
     match result {
@@ -396,6 +399,23 @@ fn domain_ctl(
             Ok(Some(handle.to_raw()))
         }
         DomainOp::Close => Err(SysError::BadArgument),
+        DomainOp::GrantDevice | DomainOp::PciFunction => {
+            // Device power: only through a handle with CREATE (the root).
+            let root = k
+                .domain(i)
+                .ok_or(SysError::BadHandle)?
+                .handles
+                .lookup(h)?
+                .rights;
+            if !root.contains(HandleRights::CREATE) {
+                return Err(SysError::NoRights);
+            }
+            if op == DomainOp::PciFunction {
+                return super::device::function_info(k, a).map(Some);
+            }
+            let to = ctl_target(k, i, Handle::from_raw(b), HandleRights::CONTROL)?;
+            super::device::grant(k, a, to).map(Some)
+        }
         DomainOp::Restart => {
             let new = domain::restart(k, t.index)?;
             let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;

@@ -46,12 +46,12 @@ use serac_protocol::client::{rpc, ClientError};
 use serac_protocol::layout::grant::{FrameGrant, BYTES as GRANT_BYTES};
 use serac_protocol::layout::GRANT_PAGE_ADDR;
 use serac_protocol::pager;
-use serac_protocol::syscall::{grant_arg, DomainCounter, DomainOp};
+use serac_protocol::syscall::{grant_arg, DomainCounter, DomainOp, PciInfo};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 use serac_supervisor_core::authority::Caller;
 use serac_supervisor_core::frames::{FramePool, MAX_FRAMES};
 use serac_supervisor_core::manifest::{
-    Class, DomainSpec, InstanceName, LinkKind, Manifest, Target, MAX_GRANT_FRAMES,
+    Class, DeviceSel, DomainSpec, InstanceName, LinkKind, Manifest, Target, MAX_GRANT_FRAMES,
 };
 use serac_supervisor_core::plan::{Copy as PageCopy, Plan};
 
@@ -763,10 +763,56 @@ impl<'a> Supervisor<'a> {
             ctl(named, DomainOp::Grant, c.to_raw(), grant_arg(kind, rights))
                 .map_err(|e| fail("grant", e))?;
         }
+        if let Some(sel) = spec.device {
+            self.grant_device(i, sel)?;
+        }
         if let Some(p) = spec.pager {
             let ep = self.pager_endpoint(p)?;
             ctl(c, DomainOp::SetPager, ep.to_raw(), 0).map_err(|e| fail("set pager", e))?;
         }
+        Ok(())
+    }
+
+    /// Gives instance `i` the first PCI function `sel` selects (its handle
+    /// lands after the link handles). Without an IOMMU its holder can aim
+    /// DMA anywhere: the manifest's `device=` is that decision.
+    fn grant_device(&mut self, i: usize, sel: DeviceSel) -> Result<(), Fail<'a>> {
+        let mut n = 0;
+        let found = loop {
+            match sys::domain_ctl(ROOT, DomainOp::PciFunction, n, 0) {
+                Ok(raw) => {
+                    let p = PciInfo::from_raw(raw);
+                    if sel.matches(p.bdf, p.vendor, p.device) {
+                        break Some(p);
+                    }
+                    n += 1;
+                }
+                Err(_) => break None,
+            }
+        };
+        let Some(p) = found else {
+            println!(
+                "supervisor: {}: no PCI function matches {sel:?}",
+                self.name(i)
+            );
+            return Err(fail("find device", SysError::BadArgument));
+        };
+        ctl(
+            ROOT,
+            DomainOp::GrantDevice,
+            u64::from(p.bdf),
+            self.inst[i].ctl.to_raw(),
+        )
+        .map_err(|e| fail("grant device", e))?;
+        println!(
+            "supervisor: {} holds PCI {:02x}:{:02x}.{} ({:04x}:{:04x}): a driver domain, trusted with DMA (no IOMMU)",
+            self.name(i),
+            p.bdf >> 8,
+            (p.bdf >> 3) & 0x1f,
+            p.bdf & 7,
+            p.vendor,
+            p.device
+        );
         Ok(())
     }
 

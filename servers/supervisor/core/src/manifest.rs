@@ -63,6 +63,46 @@ pub const MAX_GRANT_FRAMES: usize = serac_protocol::layout::grant::MAX_FRAMES;
 /// The name that means the supervisor itself in `endpoint=` / `notify=`.
 pub const SUPERVISOR: &str = "supervisor";
 
+/// A PCI function a manifest gives a driver domain (`device=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSel {
+    /// The first virtio block device (1af4:1001 transitional, 1af4:1042 modern).
+    VirtioBlk,
+    /// The first virtio network device (1af4:1000, 1af4:1041).
+    VirtioNet,
+    /// The function at `bus << 8 | dev << 3 | func` (hexadecimal `BB:DD.F`).
+    Bdf(u16),
+}
+
+impl DeviceSel {
+    fn parse(v: &str) -> Option<DeviceSel> {
+        match v {
+            "virtio-blk" => return Some(DeviceSel::VirtioBlk),
+            "virtio-net" => return Some(DeviceSel::VirtioNet),
+            _ => {}
+        }
+        let (bus, rest) = v.split_once(':')?;
+        let (dev, func) = rest.split_once('.')?;
+        let hex = |s: &str, max: u16| {
+            (!s.is_empty() && s.len() <= 2)
+                .then(|| u16::from_str_radix(s, 16).ok())
+                .flatten()
+                .filter(|&n| n <= max)
+        };
+        let (b, d, f) = (hex(bus, 0xff)?, hex(dev, 0x1f)?, hex(func, 7)?);
+        Some(DeviceSel::Bdf(b << 8 | d << 3 | f))
+    }
+
+    /// Whether the function `bdf` (vendor, device) is what this selects.
+    pub fn matches(self, bdf: u16, vendor: u16, device: u16) -> bool {
+        match self {
+            DeviceSel::VirtioBlk => vendor == 0x1af4 && matches!(device, 0x1001 | 0x1042),
+            DeviceSel::VirtioNet => vendor == 0x1af4 && matches!(device, 0x1000 | 0x1041),
+            DeviceSel::Bdf(b) => b == bdf,
+        }
+    }
+}
+
 /// Run-queue class of a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -142,6 +182,9 @@ pub struct DomainSpec<'a> {
     pub frames: u16,
     /// `until-full=`: build instances until one fails, after the rest.
     pub until_full: bool,
+    /// `device=`: the PCI function granted to it (a driver domain, trusted
+    /// with DMA: there is no IOMMU).
+    pub device: Option<DeviceSel>,
     links: [Link<'a>; MAX_LINKS],
     n_links: usize,
     /// Line of the directive (1-based), for later error messages.
@@ -163,6 +206,7 @@ impl<'a> DomainSpec<'a> {
         operator: false,
         frames: 0,
         until_full: false,
+        device: None,
         links: [Link::EMPTY; MAX_LINKS],
         n_links: 0,
         line: 0,
@@ -297,6 +341,10 @@ pub enum ErrorKind<'a> {
     DuplicateTestEnd(&'a str),
     /// Extra words after a one-word directive.
     Unexpected(&'a str),
+    /// A `device=` value that names no device.
+    BadDevice(&'a str),
+    /// A `device=` domain with more than one instance.
+    DeviceNotSingle(&'a str),
     /// `test-linger-ms=` without a `test-end=` to linger after.
     LingerWithoutTestEnd,
     /// `operator=yes` without `endpoint=supervisor`.
@@ -355,6 +403,13 @@ impl fmt::Display for ErrorKind<'_> {
             }
             ErrorKind::DuplicateTestEnd(k) => write!(f, "second `{k}=`"),
             ErrorKind::Unexpected(w) => write!(f, "unexpected `{w}`"),
+            ErrorKind::BadDevice(v) => write!(
+                f,
+                "bad device `{v}` (virtio-blk, virtio-net or a PCI address like 00:03.0)"
+            ),
+            ErrorKind::DeviceNotSingle(n) => {
+                write!(f, "`{n}` holds a device, so it has exactly one instance")
+            }
             ErrorKind::LingerWithoutTestEnd => {
                 f.write_str("`test-linger-ms=` needs a `test-end=` to linger after")
             }
@@ -572,6 +627,11 @@ impl<'a> Manifest<'a> {
                 "pager" => {
                     d.pager_name.replace(value).map_or(Ok(()), |_| Err(dup))?;
                 }
+                "device" => {
+                    let sel =
+                        DeviceSel::parse(value).ok_or(err(line, ErrorKind::BadDevice(value)))?;
+                    d.device.replace(sel).map_or(Ok(()), |_| Err(dup))?;
+                }
                 "endpoint" | "notify" => {
                     let kind = if key == "endpoint" {
                         LinkKind::Endpoint
@@ -611,6 +671,10 @@ impl<'a> Manifest<'a> {
         }
         // `ranged` bounded it by MAX_INSTANCES, which fits a u32.
         d.count = u32::try_from(count.unwrap_or(1)).unwrap_or(u32::MAX);
+        // A function has one holder.
+        if d.device.is_some() && (d.count != 1 || d.until_full) {
+            return Err(err(line, ErrorKind::DeviceNotSingle(name)));
+        }
         if d.pager_name.is_none() && !d.eager {
             return Err(err(line, ErrorKind::NoPager(name)));
         }
@@ -1073,6 +1137,23 @@ test-end=ping
         );
         assert_eq!(kind(&with("test-end=s s")), ErrorKind::Unexpected("s"));
         assert_eq!(kind("test-linger-ms=5"), ErrorKind::LingerWithoutTestEnd);
+        assert_eq!(
+            kind("domain a image=a class=server eager=yes device=floppy"),
+            ErrorKind::BadDevice("floppy")
+        );
+        assert_eq!(
+            kind("domain a image=a class=server eager=yes device=00:20.0"),
+            ErrorKind::BadDevice("00:20.0")
+        );
+        assert_eq!(
+            kind("domain a image=a class=server eager=yes count=2 device=virtio-blk"),
+            ErrorKind::DeviceNotSingle("a")
+        );
+        let m = Manifest::parse("domain a image=a class=server eager=yes device=01:1f.7\ndomain b image=b class=server eager=yes device=virtio-blk\n").unwrap();
+        assert_eq!(m.domains()[0].device, Some(DeviceSel::Bdf(0x1ff)));
+        assert!(DeviceSel::Bdf(0x1ff).matches(0x1ff, 1, 2));
+        assert!(DeviceSel::VirtioBlk.matches(0x18, 0x1af4, 0x1042));
+        assert!(!DeviceSel::VirtioBlk.matches(0x18, 0x1af4, 0x1041));
         assert_eq!(
             kind(&with("test-end=s\ntest-linger-ms=1\ntest-linger-ms=2")),
             ErrorKind::DuplicateTestEnd("test-linger-ms")
