@@ -17,6 +17,10 @@
 //! or the metadata area; a commit never writes the copy that holds the
 //! current table, so a crash at any point leaves it readable; an operation
 //! reports success only after its data and table are flushed.
+//!
+//! Memory: the table is a `Vec` grown only after `try_reserve`, so a table
+//! too large for the heap is `NoMemory`, never an abort; I/O goes one
+//! block at a time, with no buffer of a whole table copy.
 #![no_std]
 #![forbid(unsafe_code)]
 // Tests may unwrap: a panic there is a failed test, not a defect.
