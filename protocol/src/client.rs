@@ -34,6 +34,21 @@ pub enum ServiceError {
     ServerRestarted,
     /// The request is valid but not implemented yet.
     Unsupported,
+    // Appended for the disk server; earlier codes keep their numbers.
+    /// A block, offset or length lies outside the extent or the block.
+    OutOfRange,
+    /// A write to a read-only extent (an image).
+    ReadOnly,
+    /// An offset or length is not a multiple of the sector size, or empty.
+    Misaligned,
+    /// More data than one message may carry.
+    TooLarge,
+    /// Stored data or metadata failed its checksum; nothing was returned.
+    Corrupt,
+    /// No extent of that kind and name.
+    NoSuchExtent,
+    /// The handle names nothing this server incarnation opened.
+    BadHandle,
 }
 
 /// Moves one encoded request to a server and its encoded reply back.
@@ -84,6 +99,8 @@ pub const LABEL_SUPERVISOR: u32 = 1;
 pub const LABEL_PAGER: u32 = 2;
 /// Label of the console protocol.
 pub const LABEL_CONSOLE: u32 = 3;
+/// Label of the disk protocol.
+pub const LABEL_DISK: u32 = 4;
 
 /// One typed call; an idempotent request is retried once after a restart.
 pub fn rpc<T: Transport, R: Request>(t: &mut T, req: &R) -> Result<R::Reply, ClientError> {

@@ -14,6 +14,7 @@ pub mod bootimg;
 pub mod client;
 pub mod codec;
 pub mod console;
+pub mod disk;
 pub mod error;
 pub mod exit;
 pub mod header;

@@ -259,6 +259,8 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn service_error() -> impl Strategy<Value = ServiceError> {
+        // Over ten arms, prop_oneof! builds a Vec.
+        use std::vec;
         prop_oneof![
             Just(ServiceError::BadRequest),
             Just(ServiceError::NotPermitted),
@@ -268,6 +270,13 @@ pub(crate) mod tests {
             Just(ServiceError::Io),
             Just(ServiceError::ServerRestarted),
             Just(ServiceError::Unsupported),
+            Just(ServiceError::OutOfRange),
+            Just(ServiceError::ReadOnly),
+            Just(ServiceError::Misaligned),
+            Just(ServiceError::TooLarge),
+            Just(ServiceError::Corrupt),
+            Just(ServiceError::NoSuchExtent),
+            Just(ServiceError::BadHandle),
         ]
     }
 

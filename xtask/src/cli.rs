@@ -1,5 +1,7 @@
 //! Hand-rolled argument parsing and the help texts.
 
+use std::path::PathBuf;
+
 /// Top-level help.
 pub const HELP: &str = "\
 cargo xtask: build, run and test Serac.
@@ -14,6 +16,7 @@ Commands:
   gdb     Boot Serac in QEMU halted, waiting for gdb on :1234
   tcb     Audit the trusted computing base: kernel size, unsafe, syscalls, deps
   bench   Measure the microkernel in QEMU (`cargo xtask bench core [--json]`)
+  disk    Make and check disk images: create, add-image, add-disk, add-swap, ls, fsck
   help    Print this help, or a command's help (`cargo xtask help run`)
 
 Each command checks its prerequisites first (rustup target and components,
@@ -140,6 +143,76 @@ undocumented, if unsafe appears outside sys/hal modules, or if the kernel is
 over its line budget. `cargo xtask test` runs the same audit as its tcb step.
 ";
 
+const DISK_HELP: &str = "\
+cargo xtask disk: make and check Serac disk images (docs/disk-format.md).
+
+Usage: cargo xtask disk <SUBCOMMAND> ...
+
+Subcommands (PATH defaults to target/serac/disk.img):
+  create [--size MiB] [--force] [PATH]
+                 A new image of MiB mebibytes (default 64), formatted, with an
+                 empty extent table. Refuses an existing file without --force.
+  add-image NAME DIR [PATH]
+                 Packs the host directory DIR as a tar archive (sorted, owners
+                 and times normalised) into a new read-only image extent NAME,
+                 with its CRC-32C recorded in the extent table.
+  add-disk NAME BLOCKS [PATH]
+                 A zeroed private virtual disk of BLOCKS 4 KiB blocks for domain NAME.
+  add-swap NAME BLOCKS [PATH]
+                 A zeroed swap area of BLOCKS 4 KiB blocks for domain NAME.
+  ls [PATH]      The geometry, both table copies and the extent table (id, kind,
+                 name, start, length, and each image's checksum state).
+  fsck [PATH]    Verifies the superblock and both table copies, says which copy
+                 is current, checks that no extents overlap and every image's
+                 checksum. Exits non-zero on any problem, saying what it is.
+
+Names are 1 to 16 bytes of A-Z a-z 0-9 . _ - (a domain name of the manifest).
+";
+
+/// A `disk` subcommand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskCmd {
+    /// `create`
+    Create {
+        /// Size in MiB.
+        size_mib: u64,
+        /// The image file.
+        path: Option<PathBuf>,
+        /// Format an existing file.
+        force: bool,
+    },
+    /// `add-image`
+    AddImage {
+        /// Image name.
+        name: String,
+        /// Directory to pack.
+        dir: PathBuf,
+        /// The image file.
+        path: Option<PathBuf>,
+    },
+    /// `add-disk` and `add-swap`
+    AddExtent {
+        /// `Disk` or `Swap`.
+        kind: serac_disk_core::Kind,
+        /// Domain name.
+        name: String,
+        /// Length in blocks.
+        blocks: u64,
+        /// The image file.
+        path: Option<PathBuf>,
+    },
+    /// `ls`
+    Ls {
+        /// The image file.
+        path: Option<PathBuf>,
+    },
+    /// `fsck`
+    Fsck {
+        /// The image file.
+        path: Option<PathBuf>,
+    },
+}
+
 /// Options of `run` and `gdb`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOpts {
@@ -185,6 +258,8 @@ pub enum Command {
     Tcb(bool),
     /// `bench <what> [--json]`.
     Bench(String, bool),
+    /// `disk <subcommand>`.
+    Disk(DiskCmd),
 }
 
 /// The parsed command line.
@@ -203,6 +278,7 @@ fn help_for(cmd: &str) -> Option<&'static str> {
         "gdb" => GDB_HELP,
         "tcb" => TCB_HELP,
         "bench" => BENCH_HELP,
+        "disk" => DISK_HELP,
         _ => return None,
     })
 }
@@ -248,6 +324,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             Command::Bench(what, json)
         }
         "tcb" => Command::Tcb(tcb_opts(&rest)?),
+        "disk" => Command::Disk(disk_opts(&rest)?),
         other => return Err(format!("unknown command `{other}`")),
     };
     Ok(Args { command })
@@ -315,6 +392,73 @@ fn run_opts(cmd: &str, rest: &[String], gdb: bool) -> Result<RunOpts, String> {
     Ok(o)
 }
 
+fn disk_opts(rest: &[String]) -> Result<DiskCmd, String> {
+    let usage = "see `cargo xtask disk --help`";
+    let (sub, args) = rest
+        .split_first()
+        .ok_or_else(|| format!("`disk` needs a subcommand; {usage}"))?;
+    let mut size_mib = crate::disk::DEFAULT_SIZE_MIB;
+    let mut force = false;
+    let mut pos: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--size" if sub == "create" => {
+                let v = it
+                    .next()
+                    .ok_or("--size needs a value in MiB, e.g. --size 64")?;
+                size_mib =
+                    v.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        format!("--size takes a positive number of MiB, got `{v}`")
+                    })?;
+            }
+            "--force" if sub == "create" => force = true,
+            s if s.starts_with('-') => return Err(format!("`disk {sub}`: unknown option `{s}`")),
+            s => pos.push(s),
+        }
+    }
+    let (need, most) = match sub.as_str() {
+        "create" | "ls" | "fsck" => (0, 1),
+        "add-image" | "add-disk" | "add-swap" => (2, 3),
+        other => return Err(format!("unknown `disk` subcommand `{other}`; {usage}")),
+    };
+    if pos.len() < need || pos.len() > most {
+        return Err(format!("`disk {sub}`: wrong number of arguments; {usage}"));
+    }
+    let path = pos.get(need).map(PathBuf::from);
+    let blocks = || -> Result<u64, String> {
+        pos[1]
+            .parse()
+            .ok()
+            .filter(|&n: &u64| n > 0)
+            .ok_or_else(|| format!("BLOCKS must be a positive number, got `{}`", pos[1]))
+    };
+    Ok(match sub.as_str() {
+        "create" => DiskCmd::Create {
+            size_mib,
+            path,
+            force,
+        },
+        "ls" => DiskCmd::Ls { path },
+        "fsck" => DiskCmd::Fsck { path },
+        "add-image" => DiskCmd::AddImage {
+            name: pos[0].to_owned(),
+            dir: PathBuf::from(pos[1]),
+            path,
+        },
+        kind => DiskCmd::AddExtent {
+            kind: if kind == "add-swap" {
+                serac_disk_core::Kind::Swap
+            } else {
+                serac_disk_core::Kind::Disk
+            },
+            name: pos[0].to_owned(),
+            blocks: blocks()?,
+            path,
+        },
+    })
+}
+
 fn tcb_opts(rest: &[String]) -> Result<bool, String> {
     let mut json = false;
     for a in rest {
@@ -356,7 +500,7 @@ mod tests {
         assert_eq!(p("").unwrap(), Command::Help(HELP));
         assert_eq!(p("--help").unwrap(), Command::Help(HELP));
         assert_eq!(p("help run").unwrap(), Command::Help(RUN_HELP));
-        for c in ["build", "image", "run", "test", "gdb", "tcb"] {
+        for c in ["build", "image", "run", "test", "gdb", "tcb", "disk"] {
             assert!(matches!(
                 p(&format!("{c} --help")).unwrap(),
                 Command::Help(_)
@@ -377,6 +521,63 @@ mod tests {
         assert!(p("run --bogus").is_err());
         assert!(p("run --cmdline").is_err());
         assert!(p("gdb --iso").is_err());
+    }
+
+    #[test]
+    fn disk_options() {
+        assert_eq!(
+            p("disk create").unwrap(),
+            Command::Disk(DiskCmd::Create {
+                size_mib: crate::disk::DEFAULT_SIZE_MIB,
+                path: None,
+                force: false
+            })
+        );
+        assert_eq!(
+            p("disk create --size 8 --force x.img").unwrap(),
+            Command::Disk(DiskCmd::Create {
+                size_mib: 8,
+                path: Some("x.img".into()),
+                force: true
+            })
+        );
+        assert_eq!(
+            p("disk add-swap httpd 256").unwrap(),
+            Command::Disk(DiskCmd::AddExtent {
+                kind: serac_disk_core::Kind::Swap,
+                name: "httpd".into(),
+                blocks: 256,
+                path: None
+            })
+        );
+        assert_eq!(
+            p("disk add-image www site d.img").unwrap(),
+            Command::Disk(DiskCmd::AddImage {
+                name: "www".into(),
+                dir: "site".into(),
+                path: Some("d.img".into())
+            })
+        );
+        assert_eq!(
+            p("disk fsck d.img").unwrap(),
+            Command::Disk(DiskCmd::Fsck {
+                path: Some("d.img".into())
+            })
+        );
+        for bad in [
+            "disk",
+            "disk frob",
+            "disk create --size 0",
+            "disk create --size",
+            "disk create a b",
+            "disk ls --size 3",
+            "disk add-disk httpd",
+            "disk add-disk httpd 0",
+            "disk add-disk httpd many",
+            "disk add-image www",
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

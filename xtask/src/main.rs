@@ -9,6 +9,7 @@
 mod artifacts;
 mod bench;
 mod cli;
+mod disk;
 mod prereq;
 mod run;
 mod tcb;
@@ -28,6 +29,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Paths on the command line are from where xtask was started.
+    let cwd = std::env::current_dir().unwrap_or_else(|_| root());
     // Every relative path (target/, the rustup toolchain file) is from the root.
     if let Err(e) = std::env::set_current_dir(root()) {
         eprintln!(
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    match dispatch(args) {
+    match dispatch(args, &cwd) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -45,7 +48,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn dispatch(args: Args) -> Result<ExitCode> {
+fn dispatch(args: Args, cwd: &std::path::Path) -> Result<ExitCode> {
     match args.command {
         Command::Help(text) => {
             print!("{text}");
@@ -85,5 +88,6 @@ fn dispatch(args: Args) -> Result<ExitCode> {
         Command::Test(opts) => test::test(&opts),
         Command::Tcb(json) => tcb::tcb(json),
         Command::Bench(what, json) => bench::bench(&what, json),
+        Command::Disk(cmd) => disk::disk(&cmd, cwd),
     }
 }
