@@ -162,7 +162,9 @@ pub enum DomainOp {
     /// generation and leave it stopped, same slot. Handles naming the old
     /// generation then fail once with `ServerRestarted` and follow the new one.
     Restart = 9,
-    /// Bind interrupt line (global system interrupt) `a` to the domain
+    /// Bind interrupt line (global system interrupt) `a & 0xffff_ffff`
+    /// (with bit 32 set: level-triggered, as PCI INTx is; bit 33: active
+    /// low; see [`bind_irq_arg`]) to the domain
     /// named by the `DomainCtl` handle `b`, which gets an `Irq` handle for
     /// it (returned): the line raises the domain's `IRQ(n)` pending bit and
     /// stays masked until `irq_ack`. Device power: needs `CREATE` on the
@@ -179,7 +181,9 @@ pub enum DomainOp {
     /// is held by one domain at a time (`AlreadyMapped` otherwise).
     GrantDevice = 12,
     /// The `a`-th PCI function the kernel found (`BadArgument` past the
-    /// last), packed as [`PciInfo`]. Needs `CREATE` on the handle used.
+    /// last): with `b` = 0 packed as [`PciInfo`], with `b` = 1 its
+    /// interrupt pin (1 = INTA .. 4 = INTD, 0 none) and, shifted by 8, the
+    /// interrupt line firmware wrote. Needs `CREATE` on the handle used.
     PciFunction = 13,
 }
 
@@ -268,6 +272,11 @@ impl TryFrom<u64> for DeviceOp {
 /// the caller's table. Without it, a message that carries one is refused
 /// with `HandleRefused` and the sender keeps its handle.
 pub const RECV_ACCEPT_HANDLE: u64 = 1;
+
+/// Packs the `a` argument of [`DomainOp::BindIrq`].
+pub const fn bind_irq_arg(gsi: u32, level: bool, active_low: bool) -> u64 {
+    gsi as u64 | (level as u64) << 32 | (active_low as u64) << 33
+}
 
 /// Packs the `b` argument of [`DomainOp::Grant`].
 pub const fn grant_arg(kind: crate::HandleKind, rights: crate::HandleRights) -> u64 {

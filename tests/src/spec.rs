@@ -658,7 +658,7 @@ pub fn all() -> Vec<QemuTest> {
         QemuTest::new("device_grant", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 "domain device-denied image=device-denied class=guest eager=yes",
-                "domain devprobe image=devprobe class=server eager=yes device=virtio-blk",
+                "domain devprobe image=devprobe class=server eager=yes device=virtio-blk frames=8",
                 "test-end=devprobe",
                 "test-linger-ms=200",
             ]))
@@ -673,6 +673,8 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("devprobe", "TEST device_config ... ok"))
             .require(d("devprobe", "devprobe: common config at BAR %d + 0x%x: features 0x%x, %d queue(s)"))
             .require(d("devprobe", "TEST device_bar ... ok"))
+            .require(d("supervisor", "supervisor: devprobe: INTA of 00:%x.0 is GSI %d (Q35 routing, level-triggered), its IRQ(0)"))
+            .require(d("devprobe", "TEST device_irq_and_dma ... ok"))
             .require(d("device-denied", "TEST device_denied ... ok")),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.

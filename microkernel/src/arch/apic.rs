@@ -127,19 +127,40 @@ pub fn timer_oneshot(ticks: u32) {
     lapic_write(REG_TIMER_INIT, ticks);
 }
 
-/// Routes `gsi` to its vector on the boot CPU (edge, active high), masked
-/// or not. False if no I/O APIC has that pin or it is out of range.
+/// Trigger mode and polarity per GSI (bit 0 level-triggered, bit 1
+/// active-low), set when a line is bound; ISA lines default to edge, high.
+static GSI_MODE: [core::sync::atomic::AtomicU8; MAX_GSI as usize] =
+    [const { core::sync::atomic::AtomicU8::new(0) }; MAX_GSI as usize];
+
+/// Sets how `gsi` signals (PCI INTx lines are level-triggered).
+pub fn set_gsi_mode(gsi: u32, level: bool, active_low: bool) {
+    if let Some(m) = GSI_MODE.get(gsi as usize) {
+        m.store(
+            u8::from(level) | u8::from(active_low) << 1,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Routes `gsi` to its vector on the boot CPU (in the mode `set_gsi_mode`
+/// gave it), masked or not. False if no I/O APIC has that pin or it is
+/// out of range.
 pub fn route_gsi(gsi: u32, masked: bool) -> bool {
     if gsi >= MAX_GSI {
         return false;
     }
+    let mode = GSI_MODE
+        .get(gsi as usize)
+        .map_or(0, |m| u32::from(m.load(Ordering::Relaxed)));
+    // Redirection entry bits 15 (level) and 13 (active low).
+    let mode_bits = (mode & 1) << 15 | (mode >> 1 & 1) << 13;
     let apics = *IOAPICS.lock();
     for (base, first, pins) in apics {
         if base == 0 || gsi < first || gsi - first >= pins {
             continue;
         }
         let pin = gsi - first;
-        let low = (IRQ_VECTOR_BASE as u32 + gsi) | if masked { LVT_MASKED } else { 0 };
+        let low = (IRQ_VECTOR_BASE as u32 + gsi) | mode_bits | if masked { LVT_MASKED } else { 0 };
         let sel = base as *mut u32;
         let win = (base + 0x10) as *mut u32;
         // SAFETY: IOREGSEL/IOWIN of an I/O APIC found in the MADT, in the

@@ -74,14 +74,17 @@ impl Devices {
     }
 }
 
-/// `domain_ctl(PciFunction, index)`.
-pub fn function_info(k: &Kernel, index: u64) -> Result<u64, SysError> {
+/// `domain_ctl(PciFunction, index, word)`: word 0 the function packed as
+/// `PciInfo`, word 1 its interrupt pin and the line firmware routed it to
+/// (`pin | line << 8`), which the supervisor needs to bind its INTx.
+pub fn function_info(k: &Kernel, index: u64, word: u64) -> Result<u64, SysError> {
     let i = usize::try_from(index).map_err(|_| SysError::BadArgument)?;
-    k.devices
-        .funcs
-        .get(i)
-        .map(Devices::info)
-        .ok_or(SysError::BadArgument)
+    let f = k.devices.funcs.get(i).ok_or(SysError::BadArgument)?;
+    match word {
+        0 => Ok(Devices::info(f)),
+        1 => Ok(u64::from(f.int_pin) | u64::from(f.int_line) << 8),
+        _ => Err(SysError::BadArgument),
+    }
 }
 
 /// `domain_ctl(GrantDevice, bdf, to)`: a `Device` handle in `to`'s table.

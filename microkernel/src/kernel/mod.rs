@@ -440,8 +440,10 @@ pub fn timer(frame: &mut TrapFrame, from_user: bool) {
 /// it, and delivered as the driver's `IRQ(n)` pending bit (waking it from
 /// `idle`). A line bound to nobody stays masked.
 pub fn irq(frame: &mut TrapFrame, from_user: bool, gsi: u32) {
-    apic::eoi();
+    // Mask before the EOI: a level-triggered line still asserted would
+    // otherwise fire again at once.
     crate::arch::apic::route_gsi(gsi, true);
+    apic::eoi();
     {
         let mut guard = KERNEL.lock();
         let Some(k) = guard.as_mut() else { return };
@@ -465,6 +467,8 @@ pub fn irq(frame: &mut TrapFrame, from_user: bool, gsi: u32) {
 pub(crate) fn bind_irq(
     k: &mut Kernel,
     gsi: u32,
+    level: bool,
+    active_low: bool,
     to: DomainId,
     n: u32,
 ) -> Result<(), serac_protocol::SysError> {
@@ -475,6 +479,7 @@ pub(crate) fn bind_irq(
     if slot.is_some_and(|(d, _)| d != to) {
         return Err(serac_protocol::SysError::AlreadyMapped);
     }
+    crate::arch::apic::set_gsi_mode(gsi, level, active_low);
     if !crate::arch::apic::route_gsi(gsi, false) {
         return Err(serac_protocol::SysError::BadArgument);
     }

@@ -376,7 +376,12 @@ fn domain_ctl(
             if !root.contains(HandleRights::CREATE) {
                 return Err(SysError::NoRights);
             }
-            let gsi = u32::try_from(a).map_err(|_| SysError::BadArgument)?;
+            // `a`: the GSI, then bit 32 level-triggered, bit 33 active-low.
+            let gsi = u32::try_from(a & 0xffff_ffff).map_err(|_| SysError::BadArgument)?;
+            let (level, active_low) = (a >> 32 & 1 != 0, a >> 33 & 1 != 0);
+            if a >> 34 != 0 {
+                return Err(SysError::BadArgument);
+            }
             let to = ctl_target(k, i, Handle::from_raw(b), HandleRights::CONTROL)?;
             let d = k.domain_mut(to.index).ok_or(SysError::BadHandle)?;
             let n = d.irq_lines;
@@ -387,7 +392,7 @@ fn domain_ctl(
                 object: u64::from(gsi),
                 badge: u64::from(n),
             })?;
-            if let Err(e) = super::bind_irq(k, gsi, to, n) {
+            if let Err(e) = super::bind_irq(k, gsi, level, active_low, to, n) {
                 if let Some(d) = k.domain_mut(to.index) {
                     let _ = d.handles.revoke(handle);
                 }
@@ -411,7 +416,7 @@ fn domain_ctl(
                 return Err(SysError::NoRights);
             }
             if op == DomainOp::PciFunction {
-                return super::device::function_info(k, a).map(Some);
+                return super::device::function_info(k, a, b).map(Some);
             }
             let to = ctl_target(k, i, Handle::from_raw(b), HandleRights::CONTROL)?;
             super::device::grant(k, a, to).map(Some)

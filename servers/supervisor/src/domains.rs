@@ -46,10 +46,11 @@ use serac_protocol::client::{rpc, ClientError};
 use serac_protocol::layout::grant::{FrameGrant, BYTES as GRANT_BYTES};
 use serac_protocol::layout::GRANT_PAGE_ADDR;
 use serac_protocol::pager;
-use serac_protocol::syscall::{grant_arg, DomainCounter, DomainOp, PciInfo};
+use serac_protocol::syscall::{bind_irq_arg, grant_arg, DomainCounter, DomainOp, PciInfo};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 use serac_supervisor_core::authority::Caller;
 use serac_supervisor_core::frames::{FramePool, MAX_FRAMES};
+use serac_supervisor_core::intx::{self, Chipset};
 use serac_supervisor_core::manifest::{
     Class, DeviceSel, DomainSpec, InstanceName, LinkKind, Manifest, Target, MAX_GRANT_FRAMES,
 };
@@ -638,12 +639,25 @@ impl<'a> Supervisor<'a> {
         let at = self.inst[i].frames_start as usize + usize::from(self.inst[i].frames_len);
         if !reuse {
             // `load` just logged this instance's image frames, so these
-            // land right after them (and `new` reserved room for them).
-            for _ in 0..=n {
-                let f = self
+            // land right after them (and `new` reserved room for them). A
+            // driver domain's are one contiguous run (its DMA queues).
+            let run = if spec_device(self, i) {
+                let first = self
                     .pool
-                    .alloc()
-                    .ok_or(fail("frame pool", SysError::OutOfMemory))?;
+                    .alloc_run(n)
+                    .ok_or(fail("contiguous frames", SysError::OutOfMemory))?;
+                Some(first)
+            } else {
+                None
+            };
+            for k in 0..=n {
+                let f = match (k, run) {
+                    (k, Some(first)) if k > 0 => first + k as u64 - 1,
+                    _ => self
+                        .pool
+                        .alloc()
+                        .ok_or(fail("frame pool", SysError::OutOfMemory))?,
+                };
                 let Some(off) = self.pool.offset(f) else {
                     self.pool.free(f);
                     return Err(fail("frame pool", SysError::BadArgument));
@@ -778,41 +792,53 @@ impl<'a> Supervisor<'a> {
     /// DMA anywhere: the manifest's `device=` is that decision.
     fn grant_device(&mut self, i: usize, sel: DeviceSel) -> Result<(), Fail<'a>> {
         let mut n = 0;
-        let found = loop {
-            match sys::domain_ctl(ROOT, DomainOp::PciFunction, n, 0) {
-                Ok(raw) => {
-                    let p = PciInfo::from_raw(raw);
-                    if sel.matches(p.bdf, p.vendor, p.device) {
-                        break Some(p);
-                    }
-                    n += 1;
-                }
-                Err(_) => break None,
+        let mut ids = alloc::vec::Vec::new();
+        let mut found = None;
+        while let Ok(raw) = sys::domain_ctl(ROOT, DomainOp::PciFunction, n, 0) {
+            let p = PciInfo::from_raw(raw);
+            ids.push((p.vendor, p.device));
+            if found.is_none() && sel.matches(p.bdf, p.vendor, p.device) {
+                found = Some((n, p));
             }
-        };
-        let Some(p) = found else {
+            n += 1;
+        }
+        let Some((index, p)) = found else {
             println!(
                 "supervisor: {}: no PCI function matches {sel:?}",
                 self.name(i)
             );
             return Err(fail("find device", SysError::BadArgument));
         };
-        ctl(
-            ROOT,
-            DomainOp::GrantDevice,
-            u64::from(p.bdf),
-            self.inst[i].ctl.to_raw(),
-        )
-        .map_err(|e| fail("grant device", e))?;
+        let c = self.inst[i].ctl;
+        ctl(ROOT, DomainOp::GrantDevice, u64::from(p.bdf), c.to_raw())
+            .map_err(|e| fail("grant device", e))?;
+        let (bus, dev, func) = (p.bdf >> 8, (p.bdf >> 3) & 0x1f, p.bdf & 7);
         println!(
-            "supervisor: {} holds PCI {:02x}:{:02x}.{} ({:04x}:{:04x}): a driver domain, trusted with DMA (no IOMMU)",
+            "supervisor: {} holds PCI {bus:02x}:{dev:02x}.{func} ({:04x}:{:04x}): a driver domain, trusted with DMA (no IOMMU)",
             self.name(i),
-            p.bdf >> 8,
-            (p.bdf >> 3) & 0x1f,
-            p.bdf & 7,
             p.vendor,
             p.device
         );
+        // Its INTx line, right after the Device handle.
+        let int = sys::domain_ctl(ROOT, DomainOp::PciFunction, index, 1).unwrap_or(0);
+        let (pin, line) = (int as u8, (int >> 8) as u8);
+        let chipset = Chipset::detect(ids);
+        match intx::route(chipset, p.bdf, pin, line) {
+            Some(r) => {
+                ctl(ROOT, DomainOp::BindIrq, bind_irq_arg(r.gsi, r.level, r.active_low), c.to_raw())
+                    .map_err(|e| fail("bind INTx", e))?;
+                println!(
+                    "supervisor: {}: INT{} of {bus:02x}:{dev:02x}.{func} is GSI {} ({chipset:?} routing, level-triggered), its IRQ(0)",
+                    self.name(i),
+                    char::from(b'A' + pin.saturating_sub(1)),
+                    r.gsi
+                );
+            }
+            None => println!(
+                "supervisor: {}: no interrupt line for {bus:02x}:{dev:02x}.{func} (pin {pin}, {chipset:?} chipset): its driver gets no interrupts",
+                self.name(i)
+            ),
+        }
         Ok(())
     }
 
@@ -926,6 +952,11 @@ impl<'a> Supervisor<'a> {
     pub fn pages(&self, i: usize) -> usize {
         usize::from(self.inst[i].frames_len)
     }
+}
+
+/// Whether instance `i` holds a device (its frames must be contiguous).
+fn spec_device(sup: &Supervisor<'_>, i: usize) -> bool {
+    sup.spec(i).device.is_some()
 }
 
 /// Frames an instance of `d` logs after its image pages: with `frames=N`,

@@ -156,6 +156,18 @@ fn bar() -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Its INTx line is bound to it (handle 2, right after the device), and
+/// its frames (`frames=`) are one physically contiguous run.
+fn irq_and_frames() -> Result<(), &'static str> {
+    sys::irq_ack(Handle::new(2, 1)).map_err(|_| "no Irq handle after the Device handle")?;
+    let g = ilwaco::rt::frame_grant().ok_or("no frame grant")?;
+    let frames = g.frames();
+    if frames.len() < 2 || frames.windows(2).any(|w| w[1] != w[0] + 1) {
+        return Err("the frames are not one contiguous run");
+    }
+    Ok(())
+}
+
 fn report(name: &str, r: Result<(), &'static str>) -> bool {
     match r {
         Ok(()) => println!("TEST {name} ... ok"),
@@ -167,5 +179,6 @@ fn report(name: &str, r: Result<(), &'static str>) -> bool {
 fn main() -> i32 {
     let a = report("device_config", config());
     let b = report("device_bar", bar());
-    i32::from(!(a && b))
+    let c = report("device_irq_and_dma", irq_and_frames());
+    i32::from(!(a && b && c))
 }

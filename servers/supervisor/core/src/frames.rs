@@ -78,6 +78,34 @@ impl FramePool {
         None
     }
 
+    /// Takes `n` free frames that are physically contiguous (a driver's
+    /// DMA queues must be); returns the first. O(pool size).
+    pub fn alloc_run(&mut self, n: usize) -> Option<u64> {
+        if n == 0 || n > self.free {
+            return None;
+        }
+        let mut start = 0;
+        let mut len = 0;
+        for i in 0..self.count {
+            if self.bits[i / 64] & (1u64 << (i % 64)) != 0 {
+                if len == 0 {
+                    start = i;
+                }
+                len += 1;
+                if len == n {
+                    for j in start..start + n {
+                        self.bits[j / 64] &= !(1u64 << (j % 64));
+                    }
+                    self.free -= n;
+                    return Some(self.first + start as u64);
+                }
+            } else {
+                len = 0;
+            }
+        }
+        None
+    }
+
     fn slot(&self, frame: u64) -> Option<(usize, u64)> {
         let i = usize::try_from(frame.checked_sub(self.first)?).ok()?;
         (i < self.count).then_some((i / 64, 1u64 << (i % 64)))
@@ -194,5 +222,23 @@ mod tests {
                 proptest::prop_assert_eq!(p.free_count() as u64, count - used.len() as u64);
             }
         }
+    }
+
+    #[test]
+    fn runs_are_contiguous_and_skip_holes() {
+        let mut p = FramePool::new(1000, 16);
+        let a = p.alloc().unwrap();
+        let b = p.alloc().unwrap();
+        assert!(p.free(a));
+        // Frame 1000 is free but alone: the run starts after 1001.
+        assert_eq!(p.alloc_run(4), Some(1002));
+        assert_eq!(p.free_count(), 16 - 1 - 4);
+        for f in 1002..1006 {
+            assert!(!p.is_free(f));
+        }
+        assert_eq!(p.alloc_run(11), None);
+        assert_eq!(p.alloc_run(10), Some(1006));
+        assert_eq!(p.alloc_run(0), None);
+        let _ = b;
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod authority;
 pub mod frames;
+pub mod intx;
 pub mod manifest;
 pub mod plan;
 
