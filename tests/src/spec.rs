@@ -676,6 +676,28 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("supervisor", "supervisor: devprobe: INTA of 00:%x.0 is GSI %d (Q35 routing, level-triggered), its IRQ(0)"))
             .require(d("devprobe", "TEST device_irq_and_dma ... ok"))
             .require(d("device-denied", "TEST device_denied ... ok")),
+        // The same on i440fx: configuration space through ports 0xcf8/0xcfc,
+        // INTx routed to the ISA line firmware chose.
+        QemuTest::new("device_grant_pc", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain device-denied image=device-denied class=guest eager=yes",
+                "domain devprobe image=devprobe class=server eager=yes device=virtio-blk frames=8",
+                "test-end=devprobe",
+                "test-linger-ms=200",
+            ]))
+            .qemu_args([
+                "-M", "pc",
+                "-blockdev", "driver=null-co,node-name=disk0,size=8388608",
+                "-device", "virtio-blk-pci,drive=disk0,disable-legacy=on",
+            ])
+            .verdicts_from("devprobe")
+            .verdicts_from("device-denied")
+            .require("[ info] pci: %d function(s), configuration space through ports 0xcf8/0xcfc")
+            .require(d("supervisor", "supervisor: devprobe: INTA of 00:%x.0 is GSI %d (Piix routing, level-triggered), its IRQ(0)"))
+            .require(d("devprobe", "TEST device_config ... ok"))
+            .require(d("devprobe", "TEST device_bar ... ok"))
+            .require(d("devprobe", "TEST device_irq_and_dma ... ok"))
+            .require(d("device-denied", "TEST device_denied ... ok")),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")
