@@ -3,8 +3,8 @@
 //! It gives a domain what a process expects from its C library and runtime:
 //! an entry point ([`entry!`]), a heap, a panic handler that halts with a
 //! message, a console ([`print!`], [`println!`]), clocks and sleep
-//! ([`time`]), the typed syscalls and IPC ([`sys`], [`ipc`]), and the upcall
-//! dispatcher ([`upcall`]).
+//! ([`time`]), the typed syscalls and IPC ([`sys`], [`ipc`]), the upcall
+//! dispatcher ([`upcall`]), and block devices on the disk server ([`block`]).
 //!
 //! Invariants:
 //! - all `unsafe` is in [`sys`]; the rest of the crate (and every app, whose
@@ -19,7 +19,18 @@
 //! links with `user.ld` (see the `build.rs` of `apps/hello`).
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+// Tests may unwrap and cast: a panic there is a failed test, not a defect.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::cast_possible_truncation
+    )
+)]
 
+pub mod block;
 pub mod console;
 pub mod ipc;
 pub mod rt;
@@ -27,5 +38,9 @@ pub mod sys;
 pub mod time;
 pub mod upcall;
 
+#[cfg(test)]
+mod testdisk;
+
+pub use block::{BlockDevice, BlockError};
 pub use serac_protocol as protocol;
 pub use serac_protocol::SysError;

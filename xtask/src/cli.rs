@@ -77,9 +77,11 @@ Steps:
   clippy-target  cargo clippy --workspace --exclude xtask --exclude serac-tests
                  --exclude serac-boot --target x86_64-unknown-none -- -D warnings
                  (the kernel and every ring-3 crate)
+  clippy-host-ilwaco  cargo clippy -p ilwaco --tests -- -D warnings
   tcb            the `cargo xtask tcb` audit (fails on undocumented kernel unsafe,
                  unsafe outside sys/hal modules, or a kernel over its line budget)
   host-tests     cargo test   (host crates)
+  host-tests-ilwaco  cargo test -p ilwaco --lib   (Ilwaco's tests run on the host)
   build          build the kernel and boot archive (needed by the QEMU tests)
   qemu:<name>    each QEMU test (see tests/src/spec.rs): boots Serac, checks the
                  serial lines and the exit status, with a hard timeout.

@@ -67,9 +67,16 @@ fn cargo_steps() -> Vec<(&'static str, Vec<&'static str>)> {
                 "warnings",
             ],
         ),
+        // Ilwaco is no default member (it builds for the target), but its
+        // tests (a fake disk server, the tar reader) run on the host.
+        (
+            "clippy-host-ilwaco",
+            vec!["clippy", "-p", "ilwaco", "--tests", "--", "-D", "warnings"],
+        ),
         // After clippy (the code is clean), before the tests.
         (TCB_STEP, vec![]),
         ("host-tests", vec!["test"]),
+        ("host-tests-ilwaco", vec!["test", "-p", "ilwaco", "--lib"]),
     ]
 }
 
@@ -117,7 +124,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
     if steps.is_empty() && !need_build {
         return Err(format!(
             "--filter {:?} matches no step or test (steps: fmt, clippy-host, clippy-target, \
-             tcb, host-tests, build, qemu:<name>)",
+             clippy-host-ilwaco, tcb, host-tests, host-tests-ilwaco, build, qemu:<name>)",
             filter.unwrap_or_default()
         )
         .into());

@@ -1,0 +1,318 @@
+//! A block device: one extent of the disk server, read and written in
+//! whole [`BLOCK_SIZE`] blocks.
+//!
+//! [`BlockDevice`] wraps the typed stub [`DiskClient`] with the handle and
+//! the extent's size, so callers name blocks, not handles, and get one
+//! error type. It is generic over the [`Transport`] (the default is the
+//! `call` syscall through an [`Endpoint`]), so host tests drive it with a
+//! fake server.
+//!
+//! Invariants: a block number at or past [`BlockDevice::len_blocks`] and a
+//! write to a read-only extent fail here, before any message (the server
+//! checks both again). Nothing here allocates. A server restart is
+//! reported as [`BlockError::ServerRestarted`], never hidden: unflushed
+//! writes may be lost with it, so only the caller knows whether
+//! [`BlockDevice::reopen`] and carrying on is right.
+
+use serac_protocol::client::{ClientError, ServiceError, Transport};
+use serac_protocol::disk::{DiskClient, DiskHandle, ExtentInfo, ExtentKind, BLOCK_SIZE};
+use serac_protocol::{Handle, SysError};
+
+use crate::ipc::Endpoint;
+
+/// One block's bytes.
+pub type Block = [u8; BLOCK_SIZE];
+
+/// Why a block operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockError {
+    /// No extent of that kind and name (or a name no extent can have).
+    NotFound,
+    /// The server does not let this domain open that extent.
+    NotPermitted,
+    /// The block lies past the end of the extent.
+    OutOfRange,
+    /// A write to a read-only extent (an image).
+    ReadOnly,
+    /// The device reported an error; nothing was claimed to succeed.
+    Io,
+    /// The server found stored data failing its checksum.
+    Corrupt,
+    /// The server restarted: the handle is gone (see [`BlockDevice::reopen`]).
+    ServerRestarted,
+    /// After a reopen the extent is not what it was (kind, size or
+    /// writability changed): another extent now has the name.
+    Changed,
+    /// The `call` to the server failed (a dead or wrong endpoint).
+    Ipc(SysError),
+    /// Anything else the server or the stub reported: a broken protocol,
+    /// not something a caller can act on.
+    Protocol(ClientError),
+}
+
+impl From<ClientError> for BlockError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Service(s) => match s {
+                ServiceError::NoSuchExtent => BlockError::NotFound,
+                ServiceError::NotPermitted => BlockError::NotPermitted,
+                ServiceError::OutOfRange => BlockError::OutOfRange,
+                ServiceError::ReadOnly => BlockError::ReadOnly,
+                ServiceError::Io => BlockError::Io,
+                ServiceError::Corrupt => BlockError::Corrupt,
+                ServiceError::ServerRestarted => BlockError::ServerRestarted,
+                _ => BlockError::Protocol(e),
+            },
+            ClientError::Sys(SysError::ServerRestarted) => BlockError::ServerRestarted,
+            ClientError::Sys(s) => BlockError::Ipc(s),
+            ClientError::Codec(_) | ClientError::UnexpectedReply => BlockError::Protocol(e),
+        }
+    }
+}
+
+/// The server refuses a name outside the extent alphabet as `BadRequest`:
+/// no extent has that name.
+fn open_error(e: ClientError) -> BlockError {
+    match e {
+        ClientError::Service(ServiceError::BadRequest) => BlockError::NotFound,
+        e => e.into(),
+    }
+}
+
+/// An open extent of the disk server.
+#[derive(Debug)]
+pub struct BlockDevice<T = Endpoint> {
+    client: DiskClient<T>,
+    handle: DiskHandle,
+    info: ExtentInfo,
+    kind: ExtentKind,
+    name: serac_protocol::disk::ExtentName,
+}
+
+impl BlockDevice<Endpoint> {
+    /// Opens this domain's private disk `name` on the disk server behind
+    /// `server` (an endpoint handle).
+    pub fn disk(server: Handle, name: &str) -> Result<Self, BlockError> {
+        Self::open(Endpoint(server), ExtentKind::Disk, name)
+    }
+
+    /// Opens the swap area of domain `name` (the swapper's business).
+    pub fn swap(server: Handle, name: &str) -> Result<Self, BlockError> {
+        Self::open(Endpoint(server), ExtentKind::Swap, name)
+    }
+
+    /// Opens the read-only image `name`.
+    pub fn image(server: Handle, name: &str) -> Result<Self, BlockError> {
+        Self::open(Endpoint(server), ExtentKind::Image, name)
+    }
+}
+
+impl<T: Transport> BlockDevice<T> {
+    /// Opens the extent of `kind` named `name` through `transport`.
+    pub fn open(transport: T, kind: ExtentKind, name: &str) -> Result<Self, BlockError> {
+        let name = serac_protocol::disk::ExtentName::new(name).ok_or(BlockError::NotFound)?;
+        let mut client = DiskClient::new(transport);
+        let (handle, info) = client.open(kind, name.as_str()).map_err(open_error)?;
+        Ok(BlockDevice {
+            client,
+            handle,
+            info,
+            kind,
+            name,
+        })
+    }
+}
+
+impl<T> BlockDevice<T> {
+    /// The extent's length in blocks.
+    pub fn len_blocks(&self) -> u64 {
+        self.info.blocks
+    }
+
+    /// Whether writes fail with [`BlockError::ReadOnly`].
+    pub fn is_read_only(&self) -> bool {
+        self.info.read_only
+    }
+
+    /// What the server said about the extent when it was opened.
+    pub fn info(&self) -> ExtentInfo {
+        self.info
+    }
+
+    /// The name it was opened by.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+}
+
+impl<T: Transport> BlockDevice<T> {
+    fn check(&self, n: u64) -> Result<(), BlockError> {
+        if n < self.info.blocks {
+            Ok(())
+        } else {
+            Err(BlockError::OutOfRange)
+        }
+    }
+
+    /// Reads block `n` of the extent into `buf`. On an error `buf` may
+    /// hold part of the block.
+    pub fn read_block(&mut self, n: u64, buf: &mut Block) -> Result<(), BlockError> {
+        self.check(n)?;
+        Ok(self.client.read_block(self.handle, n, buf)?)
+    }
+
+    /// Writes `buf` to block `n`. Not atomic: after an error or a crash the
+    /// block may hold half of the new bytes (docs/disk-format.md, section 3).
+    pub fn write_block(&mut self, n: u64, buf: &Block) -> Result<(), BlockError> {
+        if self.info.read_only {
+            return Err(BlockError::ReadOnly);
+        }
+        self.check(n)?;
+        Ok(self.client.write_block(self.handle, n, buf)?)
+    }
+
+    /// Returns once every write acknowledged so far is on stable storage.
+    pub fn flush(&mut self) -> Result<(), BlockError> {
+        Ok(self.client.flush(self.handle)?)
+    }
+
+    /// Opens the extent again, after [`BlockError::ServerRestarted`].
+    /// `Changed` if the name now names an extent of another size or
+    /// writability; the old handle is kept then.
+    pub fn reopen(&mut self) -> Result<(), BlockError> {
+        let (handle, info) = self
+            .client
+            .open(self.kind, self.name.as_str())
+            .map_err(open_error)?;
+        if info != self.info {
+            return Err(BlockError::Changed);
+        }
+        self.handle = handle;
+        Ok(())
+    }
+
+    /// Closes the handle and gives the transport back. Dropping a device
+    /// without closing it leaves the handle open in the server until it
+    /// restarts (the server keeps one per client and extent, so this does
+    /// not grow).
+    pub fn close(mut self) -> Result<T, BlockError> {
+        self.client.close(self.handle)?;
+        Ok(self.client.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdisk::FakeDisk;
+
+    fn pattern(seed: u8) -> Block {
+        let mut b = [0u8; BLOCK_SIZE];
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = (i % 251) as u8 ^ seed;
+        }
+        b
+    }
+
+    #[test]
+    fn a_disk_reads_back_what_was_written() {
+        let mut srv = FakeDisk::with(ExtentKind::Disk, "httpd", &[0; 3 * BLOCK_SIZE]);
+        let mut d = BlockDevice::open(&mut srv, ExtentKind::Disk, "httpd").unwrap();
+        assert_eq!(d.len_blocks(), 3);
+        assert!(!d.is_read_only());
+        assert_eq!(d.name(), "httpd");
+        d.write_block(2, &pattern(7)).unwrap();
+        d.flush().unwrap();
+        let mut back = [0u8; BLOCK_SIZE];
+        d.read_block(2, &mut back).unwrap();
+        assert_eq!(back, pattern(7));
+        d.read_block(0, &mut back).unwrap();
+        assert_eq!(back, [0; BLOCK_SIZE]);
+        let srv = d.close().unwrap();
+        assert_eq!(&srv.extents[0].bytes[2 * BLOCK_SIZE..], &pattern(7)[..]);
+    }
+
+    #[test]
+    fn range_and_read_only_fail_before_any_message() {
+        let mut srv = FakeDisk::with(ExtentKind::Image, "www", &pattern(1));
+        let mut d = BlockDevice::open(&mut srv, ExtentKind::Image, "www").unwrap();
+        assert!(d.is_read_only());
+        let mut b = [0u8; BLOCK_SIZE];
+        assert_eq!(d.read_block(1, &mut b), Err(BlockError::OutOfRange));
+        assert_eq!(d.read_block(u64::MAX, &mut b), Err(BlockError::OutOfRange));
+        assert_eq!(d.write_block(0, &b), Err(BlockError::ReadOnly));
+        d.read_block(0, &mut b).unwrap();
+        assert_eq!(b, pattern(1));
+        // The open and the two pieces of the one read.
+        assert_eq!(srv.calls, 3);
+    }
+
+    #[test]
+    fn server_errors_are_typed() {
+        let mut srv = FakeDisk::with(ExtentKind::Disk, "a", &[0; 2 * BLOCK_SIZE]);
+        assert_eq!(
+            BlockDevice::open(&mut srv, ExtentKind::Disk, "b").unwrap_err(),
+            BlockError::NotFound
+        );
+        // Same name, other kind.
+        assert_eq!(
+            BlockDevice::open(&mut srv, ExtentKind::Swap, "a").unwrap_err(),
+            BlockError::NotFound
+        );
+        // Longer than any extent name: refused locally.
+        assert_eq!(
+            BlockDevice::open(&mut srv, ExtentKind::Disk, &"x".repeat(17)).unwrap_err(),
+            BlockError::NotFound
+        );
+        srv.bad_block = Some(1);
+        let mut d = BlockDevice::open(&mut srv, ExtentKind::Disk, "a").unwrap();
+        let mut b = [0u8; BLOCK_SIZE];
+        assert_eq!(d.read_block(1, &mut b), Err(BlockError::Io));
+        d.read_block(0, &mut b).unwrap();
+        srv.dead = Some(SysError::PeerDead);
+        assert_eq!(
+            BlockDevice::open(&mut srv, ExtentKind::Disk, "a").unwrap_err(),
+            BlockError::Ipc(SysError::PeerDead)
+        );
+        assert_eq!(
+            BlockError::from(ClientError::UnexpectedReply),
+            BlockError::Protocol(ClientError::UnexpectedReply)
+        );
+        assert_eq!(
+            BlockError::from(ClientError::Sys(SysError::ServerRestarted)),
+            BlockError::ServerRestarted
+        );
+    }
+
+    #[test]
+    fn a_restart_is_reported_and_reopen_recovers() {
+        let mut srv = FakeDisk::with(ExtentKind::Disk, "a", &pattern(3));
+        let mut d = BlockDevice::open(&mut srv, ExtentKind::Disk, "a").unwrap();
+        let mut b = [0u8; BLOCK_SIZE];
+        d.read_block(0, &mut b).unwrap();
+        let srv = d.close().unwrap();
+        srv.epoch += 1;
+        let mut d = BlockDevice::open(&mut *srv, ExtentKind::Disk, "a").unwrap();
+        let stale = d.handle;
+        d.handle.epoch -= 1;
+        assert_eq!(d.read_block(0, &mut b), Err(BlockError::ServerRestarted));
+        assert_eq!(d.write_block(0, &b), Err(BlockError::ServerRestarted));
+        assert_eq!(d.flush(), Err(BlockError::ServerRestarted));
+        d.reopen().unwrap();
+        assert_eq!(d.handle, stale);
+        d.read_block(0, &mut b).unwrap();
+        assert_eq!(b, pattern(3));
+    }
+
+    #[test]
+    fn reopen_refuses_another_extent_under_the_name() {
+        let mut srv = FakeDisk::with(ExtentKind::Disk, "a", &pattern(3));
+        let d = BlockDevice::open(&mut srv, ExtentKind::Disk, "a").unwrap();
+        let srv = d.close().unwrap();
+        srv.extents[0].bytes.resize(2 * BLOCK_SIZE, 0);
+        srv.epoch += 1;
+        let mut d = BlockDevice::open(&mut *srv, ExtentKind::Disk, "a").unwrap();
+        d.info.blocks = 1;
+        assert_eq!(d.reopen(), Err(BlockError::Changed));
+    }
+}
