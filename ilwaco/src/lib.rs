@@ -4,16 +4,18 @@
 //! an entry point ([`entry!`]), a heap, a panic handler that halts with a
 //! message, a console ([`print!`], [`println!`]), clocks and sleep
 //! ([`time`]), the typed syscalls and IPC ([`sys`], [`ipc`]), the upcall
-//! dispatcher ([`upcall`]), and block devices on the disk server ([`block`]).
+//! dispatcher ([`upcall`]), block devices on the disk server ([`block`]) and
+//! read-only files on a mounted image ([`fs`]).
 //!
 //! Invariants:
 //! - all `unsafe` is in [`sys`]; the rest of the crate (and every app, whose
 //!   lints forbid `unsafe`) is safe code over its wrappers;
 //! - no Rust reference ever points into the IPC buffer or the upcall page:
 //!   the kernel writes them, so Ilwaco only copies in and out;
-//! - nothing here allocates, so the console and panic path work even when the
-//!   heap is exhausted. Upcall handlers must not allocate either (the heap
-//!   lock may be held by the code they interrupted).
+//! - only [`fs`] allocates (its index, and `read_to_end`), always with
+//!   `try_reserve`, so the console and panic path work even when the heap
+//!   is exhausted. Upcall handlers must not allocate either (the heap lock
+//!   may be held by the code they interrupted).
 //!
 //! A binary is `#![no_std]`, `#![no_main]`, calls `ilwaco::entry!(main)` and
 //! links with `user.ld` (see the `build.rs` of `apps/hello`).
@@ -30,8 +32,11 @@
     )
 )]
 
+extern crate alloc;
+
 pub mod block;
 pub mod console;
+pub mod fs;
 pub mod ipc;
 pub mod rt;
 pub mod sys;
@@ -42,5 +47,6 @@ pub mod upcall;
 mod testdisk;
 
 pub use block::{BlockDevice, BlockError};
+pub use fs::{File, FsError, Image};
 pub use serac_protocol as protocol;
 pub use serac_protocol::SysError;
