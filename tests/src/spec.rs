@@ -698,6 +698,27 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("devprobe", "TEST device_bar ... ok"))
             .require(d("devprobe", "TEST device_irq_and_dma ... ok"))
             .require(d("device-denied", "TEST device_denied ... ok")),
+        // needs servers/disk: Ilwaco's block and file API end to end. Enable
+        // once the disk server is in the boot archive: attach a disk image
+        // (`cargo xtask disk create`, then `add-image www DIR` with an
+        // index.html whose first line is `<!doctype html>`) as the
+        // virtio-blk drive, and adjust the server's manifest line.
+        // QemuTest::new("catfile", Boot::Pvh, "serac.exit=1")
+        //     .with_file("manifest", manifest(&[
+        //         "domain disk image=disk class=server eager=yes device=virtio-blk frames=64",
+        //         "domain catfile image=catfile class=guest eager=yes endpoint=disk",
+        //         "test-end=catfile",
+        //         "test-linger-ms=200",
+        //     ]))
+        //     .qemu_args([
+        //         "-drive", "file=<the disk image>,if=none,id=disk0,format=raw",
+        //         "-device", "virtio-blk-pci,drive=disk0,disable-legacy=on",
+        //     ])
+        //     .verdicts_from("catfile")
+        //     .require(d("catfile", "catfile: index.html: %d bytes"))
+        //     .require(d("catfile", "catfile: index.html: first line: <!doctype html>"))
+        //     .require(d("catfile", "catfile: missing.html: NotFound"))
+        //     .require(d("catfile", "TEST catfile ... ok")),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")

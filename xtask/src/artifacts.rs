@@ -51,6 +51,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-prober", "serac-prober", "prober"),
     ("serac-collector", "serac-collector", "collector"),
     ("serac-regrant", "serac-regrant", "regrant"),
+    ("serac-catfile", "serac-catfile", "catfile"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-echo", "bench-echo"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),
