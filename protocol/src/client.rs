@@ -49,6 +49,11 @@ pub enum ServiceError {
     NoSuchExtent,
     /// The handle names nothing this server incarnation opened.
     BadHandle,
+    // Appended for the vnic; earlier codes keep their numbers.
+    /// The caller (named by its badge) has no port on the switch.
+    NoSuchPort,
+    /// Another port already has that MAC or IPv4 address.
+    AddressInUse,
 }
 
 /// Moves one encoded request to a server and its encoded reply back.
@@ -101,6 +106,8 @@ pub const LABEL_PAGER: u32 = 2;
 pub const LABEL_CONSOLE: u32 = 3;
 /// Label of the disk protocol.
 pub const LABEL_DISK: u32 = 4;
+/// Label of the vnic (network switch) protocol.
+pub const LABEL_NET: u32 = 5;
 
 /// One typed call; an idempotent request is retried once after a restart.
 pub fn rpc<T: Transport, R: Request>(t: &mut T, req: &R) -> Result<R::Reply, ClientError> {

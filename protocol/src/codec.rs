@@ -38,6 +38,12 @@ pub fn encode<'b, T: Serialize + MaxSize>(
 
 /// Decodes exactly one `T` from `bytes`; trailing bytes are an error.
 pub fn decode<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_borrowed(bytes)
+}
+
+/// [`decode`] for a `T` that may borrow from `bytes`, so a server can read
+/// bulk data (the vnic's frames) in place instead of copying it out first.
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     let (msg, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|_| CodecError::Malformed)?;
     if !rest.is_empty() {
         return Err(CodecError::TrailingBytes);
@@ -78,6 +84,15 @@ impl<const N: usize> BoundedBytes<N> {
         b.buf.get_mut(..data.len())?.copy_from_slice(data);
         b.len = data.len();
         Some(b)
+    }
+
+    /// Appends `data`; `None` (and nothing appended) if the total would
+    /// exceed `N`.
+    pub fn extend_from_slice(&mut self, data: &[u8]) -> Option<()> {
+        let end = self.len.checked_add(data.len())?;
+        self.buf.get_mut(self.len..end)?.copy_from_slice(data);
+        self.len = end;
+        Some(())
     }
 
     /// The bytes held (invariant: `len <= N`).
@@ -239,6 +254,10 @@ mod tests {
             decode::<BoundedStr<8>>(&[2, 0xff, 0xfe]),
             Err(CodecError::Malformed)
         );
+        let mut grown = BoundedBytes::<4>::from_slice(&[1, 2]).unwrap();
+        assert_eq!(grown.extend_from_slice(&[3, 4]), Some(()));
+        assert_eq!(grown.extend_from_slice(&[5]), None);
+        assert_eq!(grown.as_slice(), &[1, 2, 3, 4]);
         let s = BoundedStr::<8>::new("httpd").unwrap();
         let enc = encode(&s, &mut buf).unwrap().to_vec();
         assert_eq!(decode::<BoundedStr<8>>(&enc).unwrap().as_str(), "httpd");

@@ -451,6 +451,8 @@ mod tests {
             ServiceError::Corrupt,
             ServiceError::NoSuchExtent,
             ServiceError::BadHandle,
+            ServiceError::NoSuchPort,
+            ServiceError::AddressInUse,
         ];
         for (code, e) in all.iter().enumerate() {
             let mut buf = [0u8; 4];

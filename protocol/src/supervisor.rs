@@ -277,6 +277,8 @@ pub(crate) mod tests {
             Just(ServiceError::Corrupt),
             Just(ServiceError::NoSuchExtent),
             Just(ServiceError::BadHandle),
+            Just(ServiceError::NoSuchPort),
+            Just(ServiceError::AddressInUse),
         ]
     }
 
