@@ -8,6 +8,7 @@
 //!   batch records so a `Recv` reply is written straight from it.
 //! - [`frame`]: what the switch reads of a frame, with smoltcp's
 //!   length-checked `wire` views.
+//! - [`serve`]: one request to one reply (badge → port, the controller).
 //! - [`assign`]: the supervisor's address plan (MAC and IPv4 per domain).
 //!
 //! The protocol is `protocol::net`; the packet path is in
@@ -36,8 +37,10 @@ extern crate std;
 pub mod assign;
 pub mod frame;
 pub mod queue;
+pub mod serve;
 pub mod switch;
 
 pub use frame::DropCause;
 pub use queue::{Queue, QueueError};
+pub use serve::Vnic;
 pub use switch::{AttachError, Limits, NoMemory, PortId, Switch, Taken, Verdict, Wakeup};
