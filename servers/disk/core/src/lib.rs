@@ -9,6 +9,8 @@
 //!   commit (always into the other copy, then flush), fsck.
 //! - [`request`]: checking a client's read, write or flush against its
 //!   extent and translating it to device blocks.
+//! - [`clients`]: who may open which extent, and the table of open ones.
+//! - [`pci`]: BAR sizing emulated over a kernel that owns the BARs.
 //!
 //! The layout and the crash-safety argument are in docs/disk-format.md.
 //!
@@ -31,8 +33,10 @@ extern crate alloc;
 extern crate std;
 
 pub mod checksum;
+pub mod clients;
 pub mod extent;
 pub mod layout;
+pub mod pci;
 pub mod request;
 pub mod table;
 pub mod volume;
@@ -40,6 +44,7 @@ pub mod volume;
 #[cfg(test)]
 mod fake;
 
+pub use clients::Clients;
 pub use extent::{Content, Extent, Kind, Name, NameError};
 pub use layout::{Block, Geometry, GeometryError, SuperError, BLOCK};
 pub use request::{check_blocks, check_piece, check_request, Checked, IoError, Piece};

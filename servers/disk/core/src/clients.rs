@@ -1,0 +1,299 @@
+//! Who may open which extent, and the table of open extents.
+//!
+//! A client is known by its badge: the kernel writes it into every message,
+//! and for an endpoint the supervisor grants it is the client's packed
+//! `DomainId`, so it cannot be forged.
+//!
+//! **The rule (temporary, see docs/CAVEATS.md).** The supervisor does not
+//! yet tell servers the names of their clients, so the server cannot check
+//! that a domain opening the disk `httpd` *is* `httpd`. Until it can:
+//! - images are read-only and open to every client;
+//! - a swap area or private disk is claimed by the first badge that opens
+//!   it, and from then on only that badge may open it (`NotPermitted`),
+//!   for the life of this server incarnation.
+//!
+//! So a domain cannot take over an extent another domain already uses, but
+//! one that starts first can claim an extent meant for another, and a
+//! client that restarts (new generation, new badge) cannot reopen its own.
+//!
+//! **Handles** name a slot of a fixed table with a generation and the
+//! server's incarnation (`epoch`); only the badge that opened a handle may
+//! use it, and anything else reads as `BadHandle`, so a client learns
+//! nothing about other clients' handles.
+
+use serac_protocol::client::ServiceError;
+use serac_protocol::disk::{DiskHandle, ExtentInfo};
+
+use crate::extent::{Extent, Kind, Name};
+use crate::table::Table;
+
+/// Open handles at once, over all clients.
+pub const MAX_OPEN: usize = 64;
+/// Swap areas and private disks claimed at once.
+pub const MAX_CLAIMS: usize = 64;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    gen: u32,
+    open: Option<(u64, Extent)>,
+}
+
+/// The open extents and the claims of one server incarnation.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    epoch: u32,
+    slots: [Slot; MAX_OPEN],
+    /// (badge, extent id).
+    claims: [Option<(u64, u32)>; MAX_CLAIMS],
+}
+
+/// What a client may know of its extent.
+pub fn info(e: &Extent) -> ExtentInfo {
+    ExtentInfo {
+        kind: e.kind,
+        blocks: e.blocks,
+        read_only: e.read_only(),
+    }
+}
+
+impl Clients {
+    /// An empty table for incarnation `epoch` (the server's generation).
+    pub fn new(epoch: u32) -> Clients {
+        Clients {
+            epoch,
+            slots: [Slot::default(); MAX_OPEN],
+            claims: [None; MAX_CLAIMS],
+        }
+    }
+
+    /// The incarnation handles carry.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    fn handle(&self, slot: usize, gen: u32) -> DiskHandle {
+        DiskHandle {
+            epoch: self.epoch,
+            slot: u32::try_from(slot).unwrap_or(u32::MAX),
+            gen,
+        }
+    }
+
+    /// `badge` opens the extent of `kind` named `name` in `table`. Opening
+    /// an extent the badge has open already returns the same handle.
+    pub fn open(
+        &mut self,
+        badge: u64,
+        table: &Table,
+        kind: Kind,
+        name: &str,
+    ) -> Result<(DiskHandle, Extent), ServiceError> {
+        let name = Name::new(name).map_err(|_| ServiceError::NoSuchExtent)?;
+        let e = *table.find(kind, &name).ok_or(ServiceError::NoSuchExtent)?;
+        if let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| matches!(s.open, Some((b, x)) if b == badge && x.id == e.id))
+        {
+            return Ok((self.handle(i, self.slots[i].gen), e));
+        }
+        if kind != Kind::Image {
+            self.claim(badge, e.id)?;
+        }
+        let i = self
+            .slots
+            .iter()
+            .position(|s| s.open.is_none())
+            .ok_or(ServiceError::NoResources)?;
+        let s = &mut self.slots[i];
+        // Generation 0 is never handed out: a zeroed handle names nothing.
+        s.gen = s.gen.wrapping_add(1).max(1);
+        s.open = Some((badge, e));
+        let gen = s.gen;
+        Ok((self.handle(i, gen), e))
+    }
+
+    fn claim(&mut self, badge: u64, id: u32) -> Result<(), ServiceError> {
+        match self.claims.iter().flatten().find(|(_, x)| *x == id) {
+            Some((b, _)) if *b == badge => Ok(()),
+            Some(_) => Err(ServiceError::NotPermitted),
+            None => {
+                let free = self
+                    .claims
+                    .iter_mut()
+                    .find(|c| c.is_none())
+                    .ok_or(ServiceError::NoResources)?;
+                *free = Some((badge, id));
+                Ok(())
+            }
+        }
+    }
+
+    /// The extent `handle` names, if `badge` opened it.
+    pub fn get(&self, badge: u64, handle: DiskHandle) -> Result<&Extent, ServiceError> {
+        if handle.epoch != self.epoch {
+            return Err(ServiceError::ServerRestarted);
+        }
+        let s = usize::try_from(handle.slot)
+            .ok()
+            .and_then(|i| self.slots.get(i))
+            .ok_or(ServiceError::BadHandle)?;
+        match &s.open {
+            Some((b, e)) if *b == badge && s.gen == handle.gen => Ok(e),
+            _ => Err(ServiceError::BadHandle),
+        }
+    }
+
+    /// Drops `handle`. A handle that is closed already (or never was
+    /// `badge`'s) closes as a no-op: `Close` is idempotent. The claim stays.
+    pub fn close(&mut self, badge: u64, handle: DiskHandle) -> Result<(), ServiceError> {
+        if self.get(badge, handle).is_ok() {
+            if let Some(s) = usize::try_from(handle.slot)
+                .ok()
+                .and_then(|i| self.slots.get_mut(i))
+            {
+                s.open = None;
+            }
+        } else if handle.epoch != self.epoch {
+            return Err(ServiceError::ServerRestarted);
+        }
+        Ok(())
+    }
+
+    /// Handles open now.
+    pub fn open_count(&self) -> usize {
+        self.slots.iter().filter(|s| s.open.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Geometry;
+    use proptest::prelude::*;
+
+    fn table() -> Table {
+        let mut t = Table::new(Geometry::new(4096, 1, 7).unwrap());
+        for (k, n, b) in [
+            (Kind::Disk, "alice", 8),
+            (Kind::Disk, "bob", 8),
+            (Kind::Swap, "alice", 16),
+        ] {
+            t.allocate(k, Name::new(n).unwrap(), b, None).unwrap();
+        }
+        t.allocate(
+            Kind::Image,
+            Name::new("www").unwrap(),
+            1,
+            Some(crate::extent::Content { len: 0, crc: 0 }),
+        )
+        .unwrap();
+        t
+    }
+
+    const A: u64 = 1 << 32 | 5;
+    const B: u64 = 1 << 32 | 6;
+
+    #[test]
+    fn claims_and_handles() {
+        let t = table();
+        let mut c = Clients::new(3);
+        let (h, e) = c.open(A, &t, Kind::Disk, "alice").unwrap();
+        assert_eq!((h.epoch, e.name.as_str()), (3, "alice"));
+        // The same open again: the same handle.
+        assert_eq!(c.open(A, &t, Kind::Disk, "alice").unwrap().0, h);
+        // Another badge cannot open a claimed extent, nor use the handle.
+        assert_eq!(
+            c.open(B, &t, Kind::Disk, "alice"),
+            Err(ServiceError::NotPermitted)
+        );
+        assert_eq!(c.get(B, h), Err(ServiceError::BadHandle));
+        assert_eq!(c.get(A, h).unwrap().id, e.id);
+        // Images are open to all, read-only.
+        let (hw, w) = c.open(B, &t, Kind::Image, "www").unwrap();
+        let (hw2, _) = c.open(A, &t, Kind::Image, "www").unwrap();
+        assert_ne!(hw, hw2);
+        assert!(info(&w).read_only);
+        // Unknown and badly named extents.
+        assert_eq!(
+            c.open(A, &t, Kind::Swap, "bob"),
+            Err(ServiceError::NoSuchExtent)
+        );
+        assert_eq!(
+            c.open(A, &t, Kind::Disk, "a b"),
+            Err(ServiceError::NoSuchExtent)
+        );
+        // Close is idempotent and keeps the claim.
+        c.close(A, h).unwrap();
+        c.close(A, h).unwrap();
+        assert_eq!(c.get(A, h), Err(ServiceError::BadHandle));
+        assert_eq!(
+            c.open(B, &t, Kind::Disk, "alice"),
+            Err(ServiceError::NotPermitted)
+        );
+        let (h2, _) = c.open(A, &t, Kind::Disk, "alice").unwrap();
+        assert_ne!(h2, h, "a reopened slot has a new generation");
+        // Closing someone else's handle does nothing.
+        c.close(B, h2).unwrap();
+        assert!(c.get(A, h2).is_ok());
+        // Another incarnation's handle.
+        let old = DiskHandle { epoch: 2, ..h2 };
+        assert_eq!(c.get(A, old), Err(ServiceError::ServerRestarted));
+        assert_eq!(c.close(A, old), Err(ServiceError::ServerRestarted));
+        assert_eq!(
+            c.get(A, DiskHandle { slot: 999, ..h2 }),
+            Err(ServiceError::BadHandle)
+        );
+    }
+
+    #[test]
+    fn the_table_fills_up() {
+        let t = table();
+        let mut c = Clients::new(1);
+        for b in 0..MAX_OPEN as u64 {
+            c.open(b, &t, Kind::Image, "www").unwrap();
+        }
+        assert_eq!(c.open_count(), MAX_OPEN);
+        assert_eq!(
+            c.open(999, &t, Kind::Image, "www"),
+            Err(ServiceError::NoResources)
+        );
+    }
+
+    proptest! {
+        // Whatever the sequence, a handle works only for the badge that
+        // opened it, and a claimed extent is opened by one badge only.
+        #[test]
+        fn one_owner_per_extent(ops in proptest::collection::vec((0u64..3, 0usize..4, any::<bool>()), 0..64)) {
+            let t = table();
+            let mut c = Clients::new(1);
+            let names = [(Kind::Disk, "alice"), (Kind::Disk, "bob"), (Kind::Swap, "alice"), (Kind::Image, "www")];
+            let mut owner: [Option<u64>; 4] = [None; 4];
+            let mut handles = std::vec::Vec::new();
+            for (badge, which, close) in ops {
+                let (k, n) = names[which];
+                match c.open(badge, &t, k, n) {
+                    Ok((h, _)) => {
+                        if k != Kind::Image {
+                            prop_assert!(owner[which].is_none_or(|o| o == badge));
+                            owner[which] = Some(badge);
+                        }
+                        handles.push((badge, h));
+                        if close {
+                            c.close(badge, h).unwrap();
+                        }
+                    }
+                    Err(ServiceError::NotPermitted) => prop_assert!(owner[which].is_some_and(|o| o != badge)),
+                    Err(e) => prop_assert!(false, "unexpected {:?}", e),
+                }
+                for &(b, h) in &handles {
+                    for other in 0..3 {
+                        if other != b {
+                            prop_assert_eq!(c.get(other, h), Err(ServiceError::BadHandle));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
