@@ -28,6 +28,7 @@ pub struct Built {
 pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-supervisor", "serac-supervisor", "supervisor"),
     ("serac-swapper", "serac-swapper", "swapper"),
+    ("serac-disk", "serac-disk", "disk"),
     ("serac-hello", "serac-hello", "hello"),
     ("serac-selftest", "serac-selftest", "selftest"),
     ("serac-pong", "serac-pong", "pong"),

@@ -1,0 +1,114 @@
+//! The disk server: a virtio-blk driver in ring 3 serving extents of a
+//! Serac disk (docs/disk-format.md) to other domains over `protocol::disk`.
+//!
+//! The manifest makes it a driver domain: `device=virtio-blk` grants the
+//! PCI function (a `Device` handle after its link handles) and, right
+//! after it, the function's INTx line (an `Irq` handle); `frames=N` gives
+//! the DMA memory. It brings the device up through virtio-drivers 0.13
+//! (`PciTransport`, `VirtIOBlk`), reads the superblock and extent table
+//! with `serac-disk-core`, then serves (`serve`): who may open what is
+//! `serac_disk_core::clients`, every read and write is checked and
+//! translated by `serac_disk_core::check_request`, and several clients'
+//! requests are in flight at once, each answered when the device's
+//! interrupt says it is done.
+//!
+//! If the device or the table cannot be opened it still serves, answering
+//! every request with the error (`Io`, or `Corrupt` for a disk that is not
+//! a valid Serac disk), so clients see a typed failure, not a dead server.
+//!
+//! Unsafe code is confined to `mod hal` (the `Hal` of virtio-drivers, the
+//! DMA window and the request buffers the device shares); the crate denies
+//! it everywhere else and each other module forbids it outright.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+mod hal;
+
+mod device;
+mod serve;
+
+use ilwaco::println;
+use ilwaco::protocol::disk::ServiceError;
+use ilwaco::protocol::syscall::{DeviceOp, DomainCounter, DomainOp};
+use ilwaco::protocol::Handle;
+use ilwaco::sys;
+use serac_disk_core::{Error as VolError, Volume};
+
+use device::{Irq, SyncDisk, FALLBACK_US};
+use hal::blk::Blk;
+use serve::{Backend, Server};
+
+ilwaco::entry!(main);
+
+/// Handle slots searched for the `Device` handle (links come first).
+const MAX_LINKS: u32 = 16;
+
+fn main() -> i32 {
+    let epoch = sys::domain_ctl(
+        Handle::NONE,
+        DomainOp::ReadCounter,
+        DomainCounter::Id as u64,
+        0,
+    )
+    .map_or(0, |id| (id >> 32) as u32);
+    let dev = (1..=MAX_LINKS)
+        .map(|i| Handle::new(i, 1))
+        .find(|h| sys::device(*h, DeviceOp::Info, 0, 0).is_ok());
+    let backend = match dev {
+        Some(d) => open(d),
+        None => {
+            println!("disk: no Device handle: the manifest gave no device=; every request fails");
+            Err(ServiceError::Io)
+        }
+    };
+    Server::new(epoch, backend).run()
+}
+
+/// Brings up the device and reads the table.
+fn open(dev: Handle) -> Result<Backend, ServiceError> {
+    let mut blk = Blk::new(dev).map_err(|e| {
+        println!("disk: cannot bring up the device: {e:?}; every request fails with Io");
+        ServiceError::Io
+    })?;
+    let irq = Irq::probe(Handle::new(dev.index + 1, 1));
+    let bdf = blk.bdf();
+    println!(
+        "disk: virtio-blk {:02x}:{:02x}.{}, {} sectors{}",
+        bdf >> 8,
+        (bdf >> 3) & 0x1f,
+        bdf & 7,
+        blk.sectors(),
+        if blk.read_only() { ", read-only" } else { "" }
+    );
+    if irq.is_line() {
+        println!("disk: interrupts through the bound INTx line");
+    } else {
+        println!(
+            "disk: no Irq handle after the Device handle: FALLBACK, waiting for the device with {FALLBACK_US} us deadlines"
+        );
+    }
+    let table = match Volume::open(SyncDisk { blk: &mut blk, irq }) {
+        Ok(v) => {
+            let t = v.table().clone();
+            println!(
+                "disk: table copy {} current, sequence {}, {} extent(s), {} free blocks",
+                v.current_slot(),
+                t.seq(),
+                t.extents().len(),
+                t.free_blocks()
+            );
+            t
+        }
+        Err(e) => {
+            let err = match e {
+                VolError::Io(_) => ServiceError::Io,
+                _ => ServiceError::Corrupt,
+            };
+            println!("disk: cannot open the disk: {e:?}; every request fails with {err:?}");
+            return Err(err);
+        }
+    };
+    Ok(Backend { blk, irq, table })
+}

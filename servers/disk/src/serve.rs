@@ -1,0 +1,405 @@
+//! The server loop: requests in, device requests out, replies when the
+//! device answers.
+//!
+//! **Jobs.** Each of [`SLOTS`] jobs is one client request from the moment
+//! it is received until its reply is sent: `Ready` (checked, waiting for
+//! the queue), `InFlight` (the device has it; the job keeps the caller's
+//! `Reply` handle), `Done` (the answer is ready). Job i uses the device's
+//! slot i, so a write's data goes straight into DMA memory. Requests that
+//! need no device (`Open`, `Info`, `Close`, and every refusal) are `Done`
+//! at once.
+//!
+//! **Waiting.** The kernel wakes a domain blocked in `reply_recv` only for
+//! a message, and one in `idle` only for an event (such as the device
+//! interrupt), so one call cannot wait for both. The loop therefore:
+//! - with nothing in flight, waits in `reply_recv` without a deadline
+//!   (the device has nothing to interrupt for);
+//! - with requests in flight, sends the replies that are ready and takes
+//!   every message already waiting (`reply_recv` with a past deadline,
+//!   which returns at once), then sleeps in `idle` until the interrupt.
+//!   Clients that call meanwhile wait in the kernel's queue (they are
+//!   blocked in `call` either way) and are all taken at the next wake, so
+//!   several clients' requests are in flight together;
+//! - with every job taken, only waits for the device.
+//!
+//! No path spins: each wait is `reply_recv` or `idle`. The exception is a
+//! `Flush`, which runs only with nothing else in flight and spins for the
+//! device's answer (virtio-drivers 0.13 has no non-blocking flush;
+//! `hal::blk::Blk::flush`).
+#![forbid(unsafe_code)]
+
+use ilwaco::ipc::{get_message, put_message};
+use ilwaco::println;
+use ilwaco::protocol::client::LABEL_DISK;
+use ilwaco::protocol::codec::{decode, encode};
+use ilwaco::protocol::disk::{Data, DiskHandle, ExtentInfo, Reply, Request, ServiceError};
+use ilwaco::protocol::layout::MAX_PAYLOAD;
+use ilwaco::protocol::{DomainId, Handle, SysError};
+use ilwaco::{sys, time};
+use serac_disk_core::clients::info;
+use serac_disk_core::{check_request, Checked, Clients, Table};
+
+use crate::device::Irq;
+use crate::hal::blk::{Blk, Done, SubmitError, SLOTS, SLOT_DATA};
+
+/// Log lines of each kind before the server goes quiet about it.
+const LOGGED: u32 = 16;
+/// A `reply_recv` deadline that has passed: take a waiting message or
+/// return `WouldBlock` at once.
+const NOW: u64 = 1;
+
+/// The device and the table, once opened.
+#[derive(Debug)]
+pub struct Backend {
+    /// The device.
+    pub blk: Blk,
+    /// How to wait for it.
+    pub irq: Irq,
+    /// The extent table read at start.
+    pub table: Table,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Read { sector: u64, len: usize },
+    Write { sector: u64, len: usize },
+    Flush,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Ok,
+    Opened(DiskHandle, ExtentInfo),
+    Info(ExtentInfo),
+    /// The data is in the job's slot.
+    Data(usize),
+    Err(ServiceError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Free,
+    Ready {
+        reply: Handle,
+        seq: u64,
+        op: Op,
+    },
+    InFlight {
+        reply: Handle,
+        seq: u64,
+    },
+    Done {
+        reply: Handle,
+        seq: u64,
+        answer: Answer,
+    },
+}
+
+/// `index:gen` of a badge, as the kernel's log names domains.
+struct Who(u64);
+
+impl core::fmt::Display for Who {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let d = DomainId::from_raw(self.0);
+        write!(f, "{}:{}", d.index, d.gen)
+    }
+}
+
+/// Counters, and how many lines of each kind were printed.
+#[derive(Debug, Default)]
+struct Stats {
+    opens: u32,
+    refusals: u32,
+    io_errors: u32,
+    recv_errors: u32,
+    max_depth: usize,
+}
+
+/// The server's state.
+#[derive(Debug)]
+pub struct Server {
+    backend: Result<Backend, ServiceError>,
+    clients: Clients,
+    jobs: [Job; SLOTS],
+    seq: u64,
+    stats: Stats,
+}
+
+impl Server {
+    /// A server of incarnation `epoch` over `backend` (or answering every
+    /// request with its error, if the device or the table did not open).
+    pub fn new(epoch: u32, backend: Result<Backend, ServiceError>) -> Server {
+        Server {
+            backend,
+            clients: Clients::new(epoch),
+            jobs: [Job::Free; SLOTS],
+            seq: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Serves for ever.
+    pub fn run(mut self) -> ! {
+        let mut payload = [0u8; MAX_PAYLOAD];
+        loop {
+            self.harvest();
+            self.start_ready();
+            let done = self.oldest(|j| matches!(j, Job::Done { .. }));
+            let free = self.jobs.contains(&Job::Free);
+            if done.is_none() && !free {
+                self.wait_device();
+                continue;
+            }
+            let reply = done.map_or(Handle::NONE, |i| self.send(i));
+            let busy = self.jobs.iter().any(|j| *j != Job::Free);
+            match sys::reply_recv_until(reply, if busy { NOW } else { 0 }) {
+                Ok(raw) => {
+                    self.stats.recv_errors = 0;
+                    self.incoming(Handle::from_raw(raw), &mut payload);
+                }
+                Err(SysError::WouldBlock) => {
+                    let ready = self.jobs.iter().any(|j| matches!(j, Job::Done { .. }));
+                    if !ready && self.in_flight() > 0 {
+                        self.wait_device();
+                    }
+                }
+                Err(e) => self.recv_failed(e, reply),
+            }
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.backend.as_ref().map_or(0, |b| b.blk.in_flight())
+    }
+
+    fn wait_device(&mut self) {
+        if let Ok(b) = &mut self.backend {
+            b.irq.wait(&mut b.blk);
+        }
+    }
+
+    /// The job matching `f` that arrived first.
+    fn oldest(&self, f: impl Fn(&Job) -> bool) -> Option<usize> {
+        let seq = |j: &Job| match j {
+            Job::Ready { seq, .. } | Job::InFlight { seq, .. } | Job::Done { seq, .. } => *seq,
+            Job::Free => u64::MAX,
+        };
+        (0..SLOTS)
+            .filter(|&i| f(&self.jobs[i]))
+            .min_by_key(|&i| seq(&self.jobs[i]))
+    }
+
+    /// Moves the device's completions to `Done`.
+    fn harvest(&mut self) {
+        let Ok(b) = &mut self.backend else { return };
+        while let Some((done, r)) = b.blk.take() {
+            let (slot, answer) = match (done, r) {
+                (Done::Read { slot, len }, Ok(())) => (slot, Answer::Data(len)),
+                (Done::Write { slot }, Ok(())) => (slot, Answer::Ok),
+                (Done::Read { slot, .. } | Done::Write { slot }, Err(e)) => {
+                    self.stats.io_errors += 1;
+                    if self.stats.io_errors <= LOGGED {
+                        println!("disk: device error: {:?}", e.0);
+                    }
+                    (slot, Answer::Err(ServiceError::Io))
+                }
+            };
+            if let Some(Job::InFlight { reply, seq }) = self.jobs.get(slot).copied() {
+                self.jobs[slot] = Job::Done { reply, seq, answer };
+            }
+        }
+    }
+
+    /// Hands `Ready` jobs to the device in arrival order, until the queue
+    /// is full or a `Flush` waits for the queue to drain (later requests
+    /// wait behind it, so it is not starved).
+    fn start_ready(&mut self) {
+        while let Some(i) = self.oldest(|j| matches!(j, Job::Ready { .. })) {
+            let Job::Ready { reply, seq, op } = self.jobs[i] else {
+                return;
+            };
+            let Ok(b) = &mut self.backend else { return };
+            let started = match op {
+                Op::Flush if b.blk.in_flight() != 0 => return,
+                Op::Flush => Err(Some(
+                    b.blk
+                        .flush()
+                        .map_or(Answer::Err(ServiceError::Io), |()| Answer::Ok),
+                )),
+                Op::Read { sector, len } => {
+                    b.blk.submit_read(i, sector, len).map_err(Self::refused)
+                }
+                Op::Write { sector, len } => {
+                    b.blk.submit_write(i, sector, len).map_err(Self::refused)
+                }
+            };
+            self.jobs[i] = match started {
+                Ok(()) => Job::InFlight { reply, seq },
+                Err(None) => return,
+                Err(Some(answer)) => Job::Done { reply, seq, answer },
+            };
+            let depth = b.blk.in_flight();
+            if depth > self.stats.max_depth {
+                self.stats.max_depth = depth;
+                if depth > 1 {
+                    println!("disk: {depth} requests in flight at once");
+                }
+            }
+        }
+    }
+
+    /// `None`: the queue is full, try later; else the job's answer.
+    fn refused(e: SubmitError) -> Option<Answer> {
+        match e {
+            SubmitError::Full => None,
+            SubmitError::Bad | SubmitError::Device(_) => Some(Answer::Err(ServiceError::Io)),
+        }
+    }
+
+    /// Puts job `i`'s reply in the IPC buffer, frees the job and returns
+    /// the handle to answer.
+    fn send(&mut self, i: usize) -> Handle {
+        let Job::Done { reply, answer, .. } = self.jobs[i] else {
+            return Handle::NONE;
+        };
+        self.jobs[i] = Job::Free;
+        let r = match answer {
+            Answer::Ok => Reply::Ok,
+            Answer::Opened(handle, info) => Reply::Opened { handle, info },
+            Answer::Info(x) => Reply::Info(x),
+            Answer::Err(e) => Reply::Err(e),
+            Answer::Data(len) => {
+                let mut buf = [0u8; SLOT_DATA];
+                let copied = match (&self.backend, buf.get_mut(..len)) {
+                    (Ok(b), Some(out)) => b
+                        .blk
+                        .copy_out(i, out)
+                        .ok()
+                        .and_then(|()| Data::from_slice(out)),
+                    _ => None,
+                };
+                copied.map_or(Reply::Err(ServiceError::Io), Reply::Data)
+            }
+        };
+        let mut out = [0u8; MAX_PAYLOAD];
+        let body = encode(&r, &mut out).map_or(&[][..], |b| b);
+        if put_message(LABEL_DISK, Handle::NONE, body).is_err() {
+            let _ = put_message(LABEL_DISK, Handle::NONE, &[]);
+        }
+        reply
+    }
+
+    fn recv_failed(&mut self, e: SysError, reply: Handle) {
+        // The reply may not have gone (a bad handle): drop it so the table
+        // does not fill; closing an answered one fails harmlessly.
+        if !reply.is_none() {
+            let _ = sys::close(reply);
+        }
+        self.stats.recv_errors += 1;
+        if self.stats.recv_errors <= 3 {
+            println!("disk: reply_recv failed: {e:?}");
+        } else {
+            // Something is persistently wrong: do not spin on it.
+            let _ = time::sleep_ns(10_000_000);
+        }
+    }
+
+    /// A new message with reply handle `reply`.
+    fn incoming(&mut self, reply: Handle, payload: &mut [u8; MAX_PAYLOAD]) {
+        let msg = get_message(payload);
+        if reply.is_none() {
+            // A `send`: nobody waits for an answer.
+            return;
+        }
+        let Some(i) = self.jobs.iter().position(|j| *j == Job::Free) else {
+            // Never: the loop receives only with a job free.
+            let _ = sys::close(reply);
+            return;
+        };
+        self.seq += 1;
+        let seq = self.seq;
+        let job = match msg {
+            Ok((h, len)) if h.label == LABEL_DISK => {
+                match decode::<Request>(payload.get(..len).unwrap_or(&[])) {
+                    Ok(req) => self.request(i, h.badge, &req),
+                    Err(_) => Err(Answer::Err(ServiceError::BadRequest)),
+                }
+            }
+            _ => Err(Answer::Err(ServiceError::BadRequest)),
+        };
+        self.jobs[i] = match job {
+            Ok(op) => Job::Ready { reply, seq, op },
+            Err(answer) => Job::Done { reply, seq, answer },
+        };
+    }
+
+    /// Checks `req` from `badge` for job `i`: the device request to make,
+    /// or the answer now.
+    fn request(&mut self, i: usize, badge: u64, req: &Request) -> Result<Op, Answer> {
+        let b = match &mut self.backend {
+            Ok(b) => b,
+            Err(e) => return Err(Answer::Err(*e)),
+        };
+        let handle = match *req {
+            Request::Open { kind, name } => {
+                return match self.clients.open(badge, &b.table, kind, name.as_str()) {
+                    Ok((h, e)) => {
+                        self.stats.opens += 1;
+                        if self.stats.opens <= LOGGED {
+                            println!(
+                                "disk: {} opened {:?} {} ({} blocks)",
+                                Who(badge),
+                                kind,
+                                e.name,
+                                e.blocks
+                            );
+                        }
+                        Err(Answer::Opened(h, info(&e)))
+                    }
+                    Err(err) => {
+                        self.stats.refusals += 1;
+                        if self.stats.refusals <= LOGGED {
+                            println!(
+                                "disk: refused {} to open {:?} {}: {err:?}",
+                                Who(badge),
+                                kind,
+                                name.as_str()
+                            );
+                        }
+                        Err(Answer::Err(err))
+                    }
+                };
+            }
+            Request::Close { handle } => {
+                return Err(self
+                    .clients
+                    .close(badge, handle)
+                    .map_or_else(Answer::Err, |()| Answer::Ok))
+            }
+            Request::Info { handle }
+            | Request::Read { handle, .. }
+            | Request::Write { handle, .. }
+            | Request::Flush { handle } => handle,
+        };
+        let e = *self.clients.get(badge, handle).map_err(Answer::Err)?;
+        let checked = check_request(&e, req).map_err(|x| Answer::Err(x.into()))?;
+        match (checked, req) {
+            (Checked::Read(p), _) => Ok(Op::Read {
+                sector: p.sector(),
+                len: p.len,
+            }),
+            (Checked::Write(p), Request::Write { data, .. }) => {
+                b.blk
+                    .fill(i, data.as_slice())
+                    .map_err(|_| Answer::Err(ServiceError::Io))?;
+                Ok(Op::Write {
+                    sector: p.sector(),
+                    len: p.len,
+                })
+            }
+            (Checked::Flush, _) => Ok(Op::Flush),
+            (Checked::Other, _) => Err(Answer::Info(info(&e))),
+            (Checked::Write(_), _) => Err(Answer::Err(ServiceError::BadRequest)),
+        }
+    }
+}
