@@ -24,4 +24,4 @@ pub mod runner;
 pub mod spec;
 
 pub use runner::{Context, Outcome, Runner};
-pub use spec::{all, Boot, QemuTest};
+pub use spec::{all, Boot, DiskExtent, DiskImage, QemuTest};

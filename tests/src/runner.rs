@@ -12,7 +12,12 @@ use serac_boot::{archive, host, iso, Error};
 
 use crate::judge::{judge, Ending};
 use crate::qemu::{Accel, Machine, Media, Serial};
-use crate::spec::{Boot, QemuTest, Source};
+use crate::spec::{Boot, DiskImage, QemuTest, Source};
+
+/// Makes a formatted Serac disk image at a path with the extents a test
+/// names. xtask provides it (its `disk` module, over `serac-disk-core`), so
+/// the format code exists once.
+pub type MakeDisk = fn(&Path, &DiskImage) -> Result<(), String>;
 
 /// Sends one command to QEMU's human monitor on a unix socket.
 fn send_monitor(path: &Path, command: &str) -> std::io::Result<()> {
@@ -41,6 +46,8 @@ pub struct Context {
     pub base_entries: Vec<(String, Vec<u8>)>,
     /// Accelerator for every test.
     pub accel: Accel,
+    /// Makes the disk images of tests that attach one.
+    pub make_disk: Option<MakeDisk>,
 }
 
 /// The result of one test.
@@ -205,8 +212,49 @@ impl Runner {
             }
             Err(e) => out.problems.push(format!("setup failed: {e}")),
         }
+        if let Some(next) = &t.then {
+            if out.passed() {
+                let o = self.run(next);
+                for p in o.problems {
+                    out.problems
+                        .push(format!("{} (log {}): {p}", next.name, o.log.display()));
+                }
+            } else {
+                out.problems
+                    .push(format!("{} not run: the boot before it failed", next.name));
+            }
+        }
         out.elapsed = start.elapsed();
         out
+    }
+
+    /// The QEMU arguments attaching `disk`, after making it if it is fresh.
+    fn disk_args(&self, disk: &DiskImage) -> Result<Vec<std::ffi::OsString>, Error> {
+        let path = self.tests_dir().join(format!("{}.img", disk.file));
+        if disk.fresh.is_some() {
+            let what = format!("make {}", path.display());
+            let make = self.ctx.make_disk.ok_or_else(|| {
+                Error::io(
+                    &what,
+                    std::io::Error::other("this runner cannot make disk images"),
+                )
+            })?;
+            make(&path, disk).map_err(|e| Error::io(&what, std::io::Error::other(e)))?;
+        } else if !path.exists() {
+            return Err(Error::io(
+                format!("open {}", path.display()),
+                std::io::Error::other("missing: the boot that makes it did not run"),
+            ));
+        }
+        let mut drive = std::ffi::OsString::from("file=");
+        drive.push(&path);
+        drive.push(",if=none,id=d0,format=raw");
+        Ok(vec![
+            "-drive".into(),
+            drive,
+            "-device".into(),
+            "virtio-blk-pci,drive=d0,disable-legacy=on".into(),
+        ])
     }
 
     fn boot(&mut self, t: &QemuTest, out: &mut Outcome) -> Result<Ending, Error> {
@@ -224,6 +272,9 @@ impl Runner {
             },
         };
         let mut extra: Vec<std::ffi::OsString> = t.qemu_args.iter().map(Into::into).collect();
+        if let Some(disk) = &t.disk {
+            extra.extend(self.disk_args(disk)?);
+        }
         // Monitor commands a test sends when a serial line appears (an NMI
         // or a machine check injected while a domain runs).
         let monitor = self.tests_dir().join(format!("{}.monitor", t.name));

@@ -54,6 +54,46 @@ pub enum Source {
     File(PathBuf),
 }
 
+/// One extent of a test's disk image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskExtent {
+    /// A zeroed swap area for the domain of that name, of so many blocks.
+    Swap(String, u64),
+    /// A zeroed private disk for the domain of that name, of so many blocks.
+    Disk(String, u64),
+    /// A read-only image of that name holding these bytes.
+    Image(String, Vec<u8>),
+}
+
+/// The disk a test boots with: a Serac disk image file attached as a
+/// modern virtio-blk device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskImage {
+    /// The file, `target/serac/tests/<file>.img`.
+    pub file: String,
+    /// Formatted afresh before the boot with these extents (`None`: the
+    /// file is used as an earlier boot of the same run left it).
+    pub fresh: Option<(u64, Vec<DiskExtent>)>,
+}
+
+impl DiskImage {
+    /// A new image of `size_mib` MiB with `extents`, made before the boot.
+    pub fn fresh(file: impl Into<String>, size_mib: u64, extents: Vec<DiskExtent>) -> Self {
+        DiskImage {
+            file: file.into(),
+            fresh: Some((size_mib, extents)),
+        }
+    }
+
+    /// The image file an earlier boot used, as it left it.
+    pub fn reuse(file: impl Into<String>) -> Self {
+        DiskImage {
+            file: file.into(),
+            fresh: None,
+        }
+    }
+}
+
 /// One QEMU test.
 #[derive(Debug, Clone)]
 pub struct QemuTest {
@@ -87,6 +127,11 @@ pub struct QemuTest {
     /// Domains (by name) whose `TEST`/`BENCH` lines count, besides the
     /// kernel's and the supervisor's (see [`crate::judge::trusted_for`]).
     pub verdicts_from: Vec<String>,
+    /// The disk attached, if any.
+    pub disk: Option<DiskImage>,
+    /// A second boot run right after this one (same runner, so it can
+    /// reuse this one's disk image); its problems are this test's.
+    pub then: Option<Box<QemuTest>>,
 }
 
 /// The boot line the kernel prints first, for a boot path.
@@ -123,6 +168,8 @@ impl QemuTest {
             in_order: Vec::new(),
             monitor: Vec::new(),
             verdicts_from: Vec::new(),
+            disk: None,
+            then: None,
         }
     }
 
@@ -199,10 +246,35 @@ impl QemuTest {
         self.timeout = t;
         self
     }
+
+    /// Attaches `disk` (made before the boot if it is fresh).
+    pub fn disk(mut self, disk: DiskImage) -> Self {
+        self.disk = Some(disk);
+        self
+    }
+
+    /// Boots `next` after this test passes its own checks (a reboot onto
+    /// the same disk, say). `next` runs only if this one passed.
+    pub fn then_boot(mut self, next: QemuTest) -> Self {
+        self.then = Some(Box::new(next));
+        self
+    }
 }
 
 /// The first line of most manifests: the pager, its image mapped eagerly.
 const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes";
+
+/// The disk server's manifest line: a driver domain for the virtio-blk
+/// function, with frames for its DMA window.
+const DISK_SERVER: &str =
+    "domain disk image=disk class=server eager=yes device=virtio-blk frames=64";
+
+/// The image `www` the disk tests put on their disks: what
+/// `apps/diskclient` expects (`IMAGE_LINE` repeated to `IMAGE_LEN` bytes).
+fn www_image() -> Vec<u8> {
+    let line = b"serac disk image www\n";
+    (0..6000).map(|i| line[i % line.len()]).collect()
+}
 
 /// A line printed by domain `name`: the kernel's prefix, then `body`.
 fn d(name: &str, body: &str) -> String {
@@ -719,6 +791,65 @@ pub fn all() -> Vec<QemuTest> {
         //     .require(d("catfile", "catfile: index.html: first line: <!doctype html>"))
         //     .require(d("catfile", "catfile: missing.html: NotFound"))
         //     .require(d("catfile", "TEST catfile ... ok")),
+        // The disk server on a real disk file: a client writes and reads
+        // its disk and meets every refusal, another domain fails to reach
+        // that disk, and a second boot of the same file finds the data.
+        QemuTest::new("disk_io", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                DISK_SERVER,
+                "domain diskclient image=diskclient class=guest eager=yes endpoint=disk notify=diskthief",
+                "domain diskthief image=diskthief class=guest eager=yes endpoint=disk notify=diskclient",
+                "test-end=diskclient",
+            ]))
+            .disk(DiskImage::fresh("disk_io", 8, vec![
+                DiskExtent::Disk("diskclient".into(), 4),
+                DiskExtent::Disk("diskthief".into(), 4),
+                DiskExtent::Image("www".into(), www_image()),
+            ]))
+            .verdicts_from("diskclient")
+            .verdicts_from("diskthief")
+            .require(d("disk", "disk: virtio-blk 00:%x.0, 16384 sectors"))
+            .require(d("disk", "disk: table copy %d current, sequence %d, 3 extent(s), %d free blocks"))
+            .require(d("disk", "disk: %d:%d opened Disk diskclient (4 blocks)"))
+            .require(d("disk", "disk: refused %d:%d to open Disk diskclient: NotPermitted"))
+            .require(d("diskclient", "TEST disk_rw ... ok"))
+            .require(d("diskclient", "TEST disk_errors ... ok"))
+            .require(d("diskthief", "TEST disk_foreign ... ok"))
+            .require(d("supervisor", "supervisor: test end: diskclient halted with code 0"))
+            .forbid(d("disk", "disk: device error: *"))
+            .forbid(d("disk", "disk: cannot *"))
+            .timeout(Duration::from_secs(60))
+            .then_boot(
+                QemuTest::new("disk_io.reboot", Boot::Pvh, "serac.exit=1")
+                    .with_file("manifest", manifest(&[
+                        DISK_SERVER,
+                        "domain diskclient image=diskcheck class=guest eager=yes endpoint=disk",
+                        "test-end=diskclient",
+                    ]))
+                    .disk(DiskImage::reuse("disk_io"))
+                    .verdicts_from("diskclient")
+                    .require(d("diskclient", "TEST disk_persist ... ok"))
+                    .forbid(d("disk", "disk: cannot *"))
+                    .timeout(Duration::from_secs(60)),
+            ),
+        // Several clients at once: the server keeps more than one request
+        // in flight and answers each when the device's interrupt says so.
+        QemuTest::new("disk_load", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                DISK_SERVER,
+                "domain diskload image=diskload class=guest eager=yes endpoint=disk count=3",
+                "test-end=diskload",
+            ]))
+            .disk(DiskImage::fresh("disk_load", 8, vec![
+                DiskExtent::Image("www".into(), www_image()),
+            ]))
+            .require(d("disk", "disk: 2 requests in flight at once"))
+            .require(d("diskload#0", "diskload: 120 pieces read and checked"))
+            .require(d("diskload#1", "diskload: 120 pieces read and checked"))
+            .require(d("diskload#2", "diskload: 120 pieces read and checked"))
+            .require(d("supervisor", "supervisor: test end: diskload halted with code 0"))
+            .forbid(d("disk", "disk: device error: *"))
+            .timeout(Duration::from_secs(60)),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")

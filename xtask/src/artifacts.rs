@@ -75,6 +75,10 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-attacks", "pager-victim", "pager-victim"),
     ("serac-attacks", "devprobe", "devprobe"),
     ("serac-attacks", "device-denied", "device-denied"),
+    ("serac-diskclient", "diskclient", "diskclient"),
+    ("serac-diskclient", "diskcheck", "diskcheck"),
+    ("serac-diskclient", "diskthief", "diskthief"),
+    ("serac-diskclient", "diskload", "diskload"),
 ];
 
 /// The programs the kernel may start as the first domain (`supervisor`, or

@@ -207,6 +207,7 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
         archive: built.archive,
         base_entries: built.entries,
         accel: Accel::Tcg,
+        make_disk: Some(crate::disk::make_test_disk),
     });
     let mut runs = BTreeMap::new();
     for s in scenarios() {

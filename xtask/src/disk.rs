@@ -233,6 +233,33 @@ pub fn add_image(path: &Path, image: &str, dir: &Path) -> Result<Extent> {
         .map_err(|e| message(path, &e).into())
 }
 
+/// Makes the disk image a QEMU test attaches (`serac_tests::DiskImage`):
+/// formatted afresh, then its extents in order. The runner calls it.
+pub fn make_test_disk(
+    path: &Path,
+    disk: &serac_tests::DiskImage,
+) -> std::result::Result<(), String> {
+    use serac_tests::DiskExtent;
+    let Some((size_mib, extents)) = &disk.fresh else {
+        return Ok(());
+    };
+    let err = |e: crate::util::Failure| e.0;
+    create(path, *size_mib, true).map_err(err)?;
+    for x in extents {
+        match x {
+            DiskExtent::Swap(who, blocks) => add_extent(path, Kind::Swap, who, *blocks).map(|_| ()),
+            DiskExtent::Disk(who, blocks) => add_extent(path, Kind::Disk, who, *blocks).map(|_| ()),
+            DiskExtent::Image(n, bytes) => open(path).and_then(|mut v| {
+                v.add_image(name(n)?, bytes)
+                    .map(|_| ())
+                    .map_err(|e| message(path, &e).into())
+            }),
+        }
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
 fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::Swap => "swap",

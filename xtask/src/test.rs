@@ -192,6 +192,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
                     archive: b.archive,
                     base_entries: b.entries,
                     accel,
+                    make_disk: Some(crate::disk::make_test_disk),
                 });
                 for t in &qemu_tests {
                     println!(
