@@ -30,6 +30,22 @@ fn send_monitor(path: &Path, command: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Flips the lowest bit of each byte at `offsets` in the file at `path`.
+fn flip(path: &Path, offsets: &[u64]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let f = fs::OpenOptions::new().read(true).write(true).open(path)?;
+    for &o in offsets {
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, o)?;
+        b[0] ^= 1;
+        f.write_all_at(&b, o)?;
+    }
+    f.sync_data()
+}
+
 /// Lines of serial output shown when a test fails.
 pub const TAIL_LINES: usize = 30;
 
@@ -240,6 +256,7 @@ impl Runner {
                 )
             })?;
             make(&path, disk).map_err(|e| Error::io(&what, std::io::Error::other(e)))?;
+            flip(&path, &disk.flips).map_err(|e| Error::io(&what, e))?;
         } else if !path.exists() {
             return Err(Error::io(
                 format!("open {}", path.display()),
@@ -247,6 +264,21 @@ impl Runner {
             ));
         }
         let mut drive = std::ffi::OsString::from("file=");
+        if !disk.eio.is_empty() {
+            // blkdebug: the image behind a layer that fails chosen requests.
+            let cfg = self.tests_dir().join(format!("{}.blkdebug", disk.file));
+            let rules: String = disk
+                .eio
+                .iter()
+                .map(|(event, sector)| {
+                    format!("[inject-error]\nevent = \"{event}\"\nerrno = \"5\"\nsector = \"{sector}\"\n\n")
+                })
+                .collect();
+            fs::write(&cfg, rules).map_err(|e| Error::io(format!("write {}", cfg.display()), e))?;
+            drive.push("blkdebug:");
+            drive.push(&cfg);
+            drive.push(":");
+        }
         drive.push(&path);
         drive.push(",if=none,id=d0,format=raw");
         Ok(vec![

@@ -74,6 +74,11 @@ pub struct DiskImage {
     /// Formatted afresh before the boot with these extents (`None`: the
     /// file is used as an earlier boot of the same run left it).
     pub fresh: Option<(u64, Vec<DiskExtent>)>,
+    /// Byte offsets whose lowest bit is flipped after it is made (bit rot).
+    pub flips: Vec<u64>,
+    /// I/O errors QEMU's `blkdebug` injects: (event, sector), e.g.
+    /// (`read_aio`, 280) fails every read that covers sector 280 with EIO.
+    pub eio: Vec<(String, u64)>,
 }
 
 impl DiskImage {
@@ -82,7 +87,22 @@ impl DiskImage {
         DiskImage {
             file: file.into(),
             fresh: Some((size_mib, extents)),
+            flips: Vec::new(),
+            eio: Vec::new(),
         }
+    }
+
+    /// Flips the lowest bit of byte `offset` once the image is made.
+    pub fn flip(mut self, offset: u64) -> Self {
+        self.flips.push(offset);
+        self
+    }
+
+    /// Fails every `event` (`read_aio`, `write_aio`) covering `sector`
+    /// with EIO.
+    pub fn eio(mut self, event: &str, sector: u64) -> Self {
+        self.eio.push((event.into(), sector));
+        self
     }
 
     /// The image file an earlier boot used, as it left it.
@@ -90,6 +110,8 @@ impl DiskImage {
         DiskImage {
             file: file.into(),
             fresh: None,
+            flips: Vec::new(),
+            eio: Vec::new(),
         }
     }
 }
@@ -832,6 +854,44 @@ pub fn all() -> Vec<QemuTest> {
                     .forbid(d("disk", "disk: cannot *"))
                     .timeout(Duration::from_secs(60)),
             ),
+        // Bit rot in both table copies: the server stays up and answers
+        // every request with Corrupt.
+        QemuTest::new("disk_corrupt", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                DISK_SERVER,
+                "domain diskclient image=diskcorrupt class=guest eager=yes endpoint=disk",
+                "test-end=diskclient",
+            ]))
+            .disk(
+                DiskImage::fresh("disk_corrupt", 8, vec![DiskExtent::Disk("diskclient".into(), 4)])
+                    // The sequence number in the header of each copy
+                    // (blocks 1 and 17 with the default 16-block copies).
+                    .flip(4096 + 24)
+                    .flip(17 * 4096 + 24),
+            )
+            .verdicts_from("diskclient")
+            .require(d("disk", "disk: cannot open the disk: Corrupt; every request fails with Corrupt"))
+            .require(d("diskclient", "TEST disk_corrupt ... ok"))
+            .timeout(Duration::from_secs(60)),
+        // The device fails some requests (QEMU's blkdebug injects EIO):
+        // the client gets Io for exactly those, never success, and the
+        // server carries on. The client's disk is the first extent, at
+        // block 33 (after the superblock and two 16-block table copies).
+        QemuTest::new("disk_eio", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                DISK_SERVER,
+                "domain diskclient image=diskeio class=guest eager=yes endpoint=disk",
+                "test-end=diskclient",
+            ]))
+            .disk(
+                DiskImage::fresh("disk_eio", 8, vec![DiskExtent::Disk("diskclient".into(), 4)])
+                    .eio("read_aio", 35 * 8)
+                    .eio("write_aio", 34 * 8 + 4),
+            )
+            .verdicts_from("diskclient")
+            .require(d("disk", "disk: device error: IoError"))
+            .require(d("diskclient", "TEST disk_eio ... ok"))
+            .timeout(Duration::from_secs(60)),
         // Several clients at once: the server keeps more than one request
         // in flight and answers each when the device's interrupt says so.
         QemuTest::new("disk_load", Boot::Pvh, "serac.exit=1")

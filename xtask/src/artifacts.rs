@@ -79,6 +79,8 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-diskclient", "diskcheck", "diskcheck"),
     ("serac-diskclient", "diskthief", "diskthief"),
     ("serac-diskclient", "diskload", "diskload"),
+    ("serac-diskclient", "diskcorrupt", "diskcorrupt"),
+    ("serac-diskclient", "diskeio", "diskeio"),
 ];
 
 /// The programs the kernel may start as the first domain (`supervisor`, or
