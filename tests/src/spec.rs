@@ -892,6 +892,31 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("disk", "disk: device error: IoError"))
             .require(d("diskclient", "TEST disk_eio ... ok"))
             .timeout(Duration::from_secs(60)),
+        // The disk server restarted under a writer (by an operator, in the
+        // middle of its stream of writes): the cut-off request fails, the
+        // new incarnation reads the table again, the writer opens its disk
+        // again and every block holds its last successful write.
+        QemuTest::new("disk_restart", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain disk image=disk class=server eager=yes device=virtio-blk frames=64 restart=yes",
+                "domain diskwriter image=diskwriter class=guest eager=yes endpoint=disk",
+                "domain diskop image=diskop class=guest eager=yes endpoint=disk endpoint=supervisor operator=yes",
+                "test-end=diskwriter",
+            ]))
+            .disk(DiskImage::fresh("disk_restart", 8, vec![
+                DiskExtent::Disk("diskwriter".into(), 4),
+            ]))
+            .verdicts_from("diskwriter")
+            .require(d("supervisor", "supervisor: restarting disk %d:1 on request from diskop %d:%d"))
+            .require(d("diskop", "diskop: restarted the disk server %d:1 -> %d:2"))
+            .require(d("diskwriter", "diskwriter: round %d cut off by a restart *"))
+            .require_in_order([
+                d("disk", "disk: table copy %d current, sequence %d, 1 extent(s), %d free blocks"),
+                d("supervisor", "supervisor: restarting disk *"),
+                d("disk", "disk: table copy %d current, sequence %d, 1 extent(s), %d free blocks"),
+                d("diskwriter", "TEST disk_restart ... ok"),
+            ])
+            .timeout(Duration::from_secs(60)),
         // Several clients at once: the server keeps more than one request
         // in flight and answers each when the device's interrupt says so.
         QemuTest::new("disk_load", Boot::Pvh, "serac.exit=1")

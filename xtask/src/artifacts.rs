@@ -81,6 +81,8 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-diskclient", "diskload", "diskload"),
     ("serac-diskclient", "diskcorrupt", "diskcorrupt"),
     ("serac-diskclient", "diskeio", "diskeio"),
+    ("serac-diskclient", "diskwriter", "diskwriter"),
+    ("serac-diskclient", "diskop", "diskop"),
 ];
 
 /// The programs the kernel may start as the first domain (`supervisor`, or

@@ -32,7 +32,7 @@ mod serve;
 use ilwaco::println;
 use ilwaco::protocol::disk::ServiceError;
 use ilwaco::protocol::syscall::{DeviceOp, DomainCounter, DomainOp};
-use ilwaco::protocol::Handle;
+use ilwaco::protocol::{Handle, SysError};
 use ilwaco::sys;
 use serac_disk_core::{Error as VolError, Volume};
 
@@ -44,6 +44,25 @@ ilwaco::entry!(main);
 
 /// Handle slots searched for the `Device` handle (links come first).
 const MAX_LINKS: u32 = 16;
+/// Generations tried per slot. A restarted domain's table starts above
+/// every generation its previous table reached, so after a restart the
+/// handles are not at generation 1 and must be found.
+const MAX_GEN: u32 = 1024;
+
+/// The handle at `slot` that `try_it` accepts, whatever its generation:
+/// `StaleHandle` means another generation, anything else but success
+/// means the slot holds no such handle.
+fn find(slot: u32, try_it: impl Fn(Handle) -> Result<u64, SysError>) -> Option<Handle> {
+    for gen in 1..=MAX_GEN {
+        let h = Handle::new(slot, gen);
+        match try_it(h) {
+            Ok(_) => return Some(h),
+            Err(SysError::StaleHandle) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
 
 fn main() -> i32 {
     let epoch = sys::domain_ctl(
@@ -53,9 +72,7 @@ fn main() -> i32 {
         0,
     )
     .map_or(0, |id| (id >> 32) as u32);
-    let dev = (1..=MAX_LINKS)
-        .map(|i| Handle::new(i, 1))
-        .find(|h| sys::device(*h, DeviceOp::Info, 0, 0).is_ok());
+    let dev = (1..=MAX_LINKS).find_map(|i| find(i, |h| sys::device(h, DeviceOp::Info, 0, 0)));
     let backend = match dev {
         Some(d) => open(d),
         None => {
@@ -72,7 +89,7 @@ fn open(dev: Handle) -> Result<Backend, ServiceError> {
         println!("disk: cannot bring up the device: {e:?}; every request fails with Io");
         ServiceError::Io
     })?;
-    let irq = Irq::probe(Handle::new(dev.index + 1, 1));
+    let irq = Irq::probe(find(dev.index + 1, sys::irq_ack).unwrap_or(Handle::NONE));
     let bdf = blk.bdf();
     println!(
         "disk: virtio-blk {:02x}:{:02x}.{}, {} sectors{}",
