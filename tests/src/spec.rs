@@ -63,6 +63,9 @@ pub enum DiskExtent {
     Disk(String, u64),
     /// A read-only image of that name holding these bytes.
     Image(String, Vec<u8>),
+    /// A read-only image of that name holding a tar archive of these
+    /// (path, content) files, packed as `cargo xtask disk add-image` packs.
+    Tar(String, Vec<(String, Vec<u8>)>),
 }
 
 /// The disk a test boots with: a Serac disk image file attached as a
@@ -792,27 +795,28 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("devprobe", "TEST device_bar ... ok"))
             .require(d("devprobe", "TEST device_irq_and_dma ... ok"))
             .require(d("device-denied", "TEST device_denied ... ok")),
-        // needs servers/disk: Ilwaco's block and file API end to end. Enable
-        // once the disk server is in the boot archive: attach a disk image
-        // (`cargo xtask disk create`, then `add-image www DIR` with an
-        // index.html whose first line is `<!doctype html>`) as the
-        // virtio-blk drive, and adjust the server's manifest line.
-        // QemuTest::new("catfile", Boot::Pvh, "serac.exit=1")
-        //     .with_file("manifest", manifest(&[
-        //         "domain disk image=disk class=server eager=yes device=virtio-blk frames=64",
-        //         "domain catfile image=catfile class=guest eager=yes endpoint=disk",
-        //         "test-end=catfile",
-        //         "test-linger-ms=200",
-        //     ]))
-        //     .qemu_args([
-        //         "-drive", "file=<the disk image>,if=none,id=disk0,format=raw",
-        //         "-device", "virtio-blk-pci,drive=disk0,disable-legacy=on",
-        //     ])
-        //     .verdicts_from("catfile")
-        //     .require(d("catfile", "catfile: index.html: %d bytes"))
-        //     .require(d("catfile", "catfile: index.html: first line: <!doctype html>"))
-        //     .require(d("catfile", "catfile: missing.html: NotFound"))
-        //     .require(d("catfile", "TEST catfile ... ok")),
+        // Ilwaco's block and file API end to end: a guest mounts the tar
+        // image `www` through the disk server and reads a file of it.
+        QemuTest::new("catfile", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                DISK_SERVER,
+                "domain catfile image=catfile class=guest eager=yes endpoint=disk",
+                "test-end=catfile",
+                "test-linger-ms=200",
+            ]))
+            .disk(DiskImage::fresh("catfile", 8, vec![DiskExtent::Tar(
+                "www".into(),
+                vec![(
+                    "index.html".into(),
+                    b"<!doctype html>\n<title>serac</title>\n<p>served from a disk image</p>\n".to_vec(),
+                )],
+            )]))
+            .verdicts_from("catfile")
+            .require(d("catfile", "catfile: index.html: 69 bytes"))
+            .require(d("catfile", "catfile: index.html: first line: <!doctype html>"))
+            .require(d("catfile", "catfile: missing.html: NotFound"))
+            .require(d("catfile", "TEST catfile ... ok"))
+            .timeout(Duration::from_secs(60)),
         // The disk server on a real disk file: a client writes and reads
         // its disk and meets every refusal, another domain fails to reach
         // that disk, and a second boot of the same file finds the data.

@@ -233,6 +233,31 @@ pub fn add_image(path: &Path, image: &str, dir: &Path) -> Result<Extent> {
         .map_err(|e| message(path, &e).into())
 }
 
+fn add_image_bytes(path: &Path, n: &str, bytes: &[u8]) -> Result {
+    let mut v = open(path)?;
+    v.add_image(name(n)?, bytes)
+        .map(|_| ())
+        .map_err(|e| message(path, &e).into())
+}
+
+/// Packs (path, content) files as a tar archive, with the normalised
+/// headers `pack` writes (mode 0644, owner 0, time 0).
+pub fn pack_files(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (p, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, p, data.as_slice())
+            .map_err(|e| format!("cannot pack {p}: {e}"))?;
+    }
+    b.into_inner()
+        .map_err(|e| format!("cannot pack: {e}").into())
+}
+
 /// Makes the disk image a QEMU test attaches (`serac_tests::DiskImage`):
 /// formatted afresh, then its extents in order. The runner calls it.
 pub fn make_test_disk(
@@ -249,11 +274,10 @@ pub fn make_test_disk(
         match x {
             DiskExtent::Swap(who, blocks) => add_extent(path, Kind::Swap, who, *blocks).map(|_| ()),
             DiskExtent::Disk(who, blocks) => add_extent(path, Kind::Disk, who, *blocks).map(|_| ()),
-            DiskExtent::Image(n, bytes) => open(path).and_then(|mut v| {
-                v.add_image(name(n)?, bytes)
-                    .map(|_| ())
-                    .map_err(|e| message(path, &e).into())
-            }),
+            DiskExtent::Image(n, bytes) => add_image_bytes(path, n, bytes),
+            DiskExtent::Tar(n, files) => {
+                pack_files(files).and_then(|b| add_image_bytes(path, n, &b))
+            }
         }
         .map_err(err)?;
     }
