@@ -281,6 +281,10 @@ impl Runner {
         }
         drive.push(&path);
         drive.push(",if=none,id=d0,format=raw");
+        for o in &disk.drive_options {
+            drive.push(",");
+            drive.push(o);
+        }
         Ok(vec![
             "-drive".into(),
             drive,

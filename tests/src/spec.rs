@@ -82,6 +82,8 @@ pub struct DiskImage {
     /// I/O errors QEMU's `blkdebug` injects: (event, sector), e.g.
     /// (`read_aio`, 280) fails every read that covers sector 280 with EIO.
     pub eio: Vec<(String, u64)>,
+    /// More `-drive` options (`throttling.iops-total=200`, say).
+    pub drive_options: Vec<String>,
 }
 
 impl DiskImage {
@@ -92,12 +94,19 @@ impl DiskImage {
             fresh: Some((size_mib, extents)),
             flips: Vec::new(),
             eio: Vec::new(),
+            drive_options: Vec::new(),
         }
     }
 
     /// Flips the lowest bit of byte `offset` once the image is made.
     pub fn flip(mut self, offset: u64) -> Self {
         self.flips.push(offset);
+        self
+    }
+
+    /// Adds a `-drive` option.
+    pub fn drive_option(mut self, o: &str) -> Self {
+        self.drive_options.push(o.into());
         self
     }
 
@@ -115,6 +124,7 @@ impl DiskImage {
             fresh: None,
             flips: Vec::new(),
             eio: Vec::new(),
+            drive_options: Vec::new(),
         }
     }
 }
@@ -929,9 +939,14 @@ pub fn all() -> Vec<QemuTest> {
                 "domain diskload image=diskload class=guest eager=yes endpoint=disk count=3",
                 "test-end=diskload",
             ]))
-            .disk(DiskImage::fresh("disk_load", 8, vec![
-                DiskExtent::Image("www".into(), www_image()),
-            ]))
+            // A slow device (QEMU's throttling: 500 requests a second), so
+            // the clients call while earlier requests are still in flight
+            // (a request served from the host's cache can finish before the
+            // next client runs).
+            .disk(
+                DiskImage::fresh("disk_load", 8, vec![DiskExtent::Image("www".into(), www_image())])
+                    .drive_option("throttling.iops-total=500"),
+            )
             .require(d("disk", "disk: 2 requests in flight at once"))
             // The kernel calls every instance `diskload`; the supervisor
             // tells them apart, and each halts with 0 only after checking.
