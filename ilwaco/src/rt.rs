@@ -40,6 +40,24 @@ pub fn frame_grant() -> Option<serac_protocol::layout::grant::FrameGrant> {
     FrameGrant::read(|off| crate::sys::peek(GRANT_PAGE_ADDR + off as u64))
 }
 
+/// The handle the supervisor granted this domain in `slot` at start (its
+/// links from slot 1 in manifest order, then a device and its interrupt
+/// line). Generations stay monotonic across restarts, so after a restart
+/// they are not 1: this asks the kernel (`DomainCounter::HandleBase`).
+pub fn granted(slot: u32) -> serac_protocol::Handle {
+    use serac_protocol::syscall::{DomainCounter, DomainOp};
+    let base = crate::sys::domain_ctl(
+        serac_protocol::Handle::NONE,
+        DomainOp::ReadCounter,
+        DomainCounter::HandleBase as u64,
+        0,
+    )
+    .ok()
+    .and_then(|g| u32::try_from(g).ok())
+    .unwrap_or(1);
+    serac_protocol::Handle::new(slot, base)
+}
+
 /// What `main` may return: turned into the `halt` code.
 pub trait Termination {
     /// The exit code (0 = success).

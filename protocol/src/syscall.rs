@@ -328,6 +328,10 @@ pub enum DomainCounter {
     Faults = 4,
     /// The domain's `DomainId` (packed), so a creator learns its child's id.
     Id = 5,
+    /// The generation its handle table gives fresh slots: generations stay
+    /// monotonic across restarts, so a restarted domain's handles granted
+    /// at start are `Handle::new(slot, this)`, not generation 1.
+    HandleBase = 6,
 }
 
 impl TryFrom<u64> for DomainCounter {
@@ -340,6 +344,7 @@ impl TryFrom<u64> for DomainCounter {
             3 => Ok(DomainCounter::UpcallsDelivered),
             4 => Ok(DomainCounter::Faults),
             5 => Ok(DomainCounter::Id),
+            6 => Ok(DomainCounter::HandleBase),
             _ => Err(crate::SysError::BadArgument),
         }
     }

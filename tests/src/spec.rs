@@ -827,6 +827,31 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("catfile", "catfile: missing.html: NotFound"))
             .require(d("catfile", "TEST catfile ... ok"))
             .timeout(Duration::from_secs(60)),
+        // Bit rot in an image's content between boots: the disk server
+        // checks every image against its recorded CRC-32C at start and
+        // refuses the rotten one with Corrupt; the mount fails typed.
+        QemuTest::new("disk_image_rot", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                DISK_SERVER,
+                "domain catfile image=catfile class=guest eager=yes endpoint=disk",
+                "test-end=catfile",
+            ]))
+            .disk(
+                DiskImage::fresh("disk_image_rot", 8, vec![DiskExtent::Tar(
+                    "www".into(),
+                    vec![("index.html".into(), b"<!doctype html>\n<p>rot</p>\n".to_vec())],
+                )])
+                // The image is the first extent, at block 33; its tar data
+                // (after one 512-byte header) starts at byte 512.
+                .flip(33 * 4096 + 512 + 3),
+            )
+            .require(d("disk", "disk: image www does not match its checksum: refused (Corrupt)"))
+            .allow("*TEST * ... FAILED*")
+            .verdicts_from("catfile")
+            .require(d("catfile", "catfile: mount www: *Corrupt*"))
+            .require(d("catfile", "TEST catfile ... FAILED: cannot mount www"))
+            .forbid(d("catfile", "TEST catfile ... ok"))
+            .timeout(Duration::from_secs(60)),
         // The disk server on a real disk file: a client writes and reads
         // its disk and meets every refusal, another domain fails to reach
         // that disk, and a second boot of the same file finds the data.

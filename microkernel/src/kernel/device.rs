@@ -64,11 +64,15 @@ impl Devices {
         .to_raw()
     }
 
-    /// Forgets every grant to `d` (it ended).
+    /// Forgets every grant to `d` (it ended) and turns off bus mastering
+    /// of those functions: a request the device was still serving must not
+    /// land by DMA in frames that now belong to someone else.
     pub fn release(&mut self, d: DomainId) {
-        for h in self.holder.iter_mut() {
+        for (h, f) in self.holder.iter_mut().zip(&self.funcs) {
             if h.is_some_and(|x| x.index == d.index) {
                 *h = None;
+                let cmd = pci::read(f.bdf, 4, 2);
+                pci::write(f.bdf, 4, 2, cmd & !0x4);
             }
         }
     }

@@ -65,6 +65,11 @@ impl Handles {
         Ok(Handle::new((c * CHUNK) as u32 + h.index, h.gen))
     }
 
+    /// The generation fresh slots of this space start at.
+    pub fn first_gen(&self) -> u32 {
+        self.next_gen
+    }
+
     /// Resolves `h`.
     pub fn lookup(&self, h: Handle) -> Result<&HandleEntry, SysError> {
         let (c, local) = split(h);

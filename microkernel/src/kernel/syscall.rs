@@ -335,6 +335,7 @@ fn domain_ctl(
                 DomainCounter::UpcallsDelivered => d.pending.upcalls_delivered(),
                 DomainCounter::Faults => d.faults,
                 DomainCounter::Id => d.id.to_raw(),
+                DomainCounter::HandleBase => u64::from(d.handles.first_gen()),
             };
             Ok(Some(v))
         }

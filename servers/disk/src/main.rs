@@ -23,6 +23,8 @@
 #![no_main]
 #![deny(unsafe_code)]
 
+extern crate alloc;
+
 #[allow(unsafe_code)]
 mod hal;
 
@@ -106,9 +108,32 @@ fn open(dev: Handle) -> Result<Backend, ServiceError> {
             "disk: no Irq handle after the Device handle: FALLBACK, waiting for the device with {FALLBACK_US} us deadlines"
         );
     }
+    let mut corrupt_images = alloc::vec::Vec::new();
     let table = match Volume::open(SyncDisk { blk: &mut blk, irq }) {
-        Ok(v) => {
+        Ok(mut v) => {
             let t = v.table().clone();
+            // Every image's content against the CRC its entry records, once
+            // at start (images are small and read-only): a rotten image is
+            // refused with `Corrupt`, never served.
+            for e in t.extents() {
+                match v.verify_image(e) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        println!(
+                            "disk: image {} does not match its checksum: refused (Corrupt)",
+                            e.name
+                        );
+                        corrupt_images.push(e.id);
+                    }
+                    Err(err) => {
+                        println!(
+                            "disk: image {} cannot be read ({err:?}): refused (Corrupt)",
+                            e.name
+                        );
+                        corrupt_images.push(e.id);
+                    }
+                }
+            }
             println!(
                 "disk: table copy {} current, sequence {}, {} extent(s), {} free blocks",
                 v.current_slot(),
@@ -127,5 +152,10 @@ fn open(dev: Handle) -> Result<Backend, ServiceError> {
             return Err(err);
         }
     };
-    Ok(Backend { blk, irq, table })
+    Ok(Backend {
+        blk,
+        irq,
+        table,
+        corrupt_images,
+    })
 }

@@ -57,6 +57,8 @@ pub struct Backend {
     pub irq: Irq,
     /// The extent table read at start.
     pub table: Table,
+    /// Images whose content failed their checksum at start.
+    pub corrupt_images: alloc::vec::Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,6 +345,10 @@ impl Server {
         let handle = match *req {
             Request::Open { kind, name } => {
                 return match self.clients.open(badge, &b.table, kind, name.as_str()) {
+                    Ok((h, e)) if b.corrupt_images.contains(&e.id) => {
+                        let _ = self.clients.close(badge, h);
+                        Err(Answer::Err(ServiceError::Corrupt))
+                    }
                     Ok((h, e)) => {
                         self.stats.opens += 1;
                         if self.stats.opens <= LOGGED {
