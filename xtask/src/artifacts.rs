@@ -97,7 +97,9 @@ pub const FIRST_DOMAINS: &[&str] = &["supervisor", "irqtest", "selftest"];
 /// for privileged domains.
 pub const MANIFEST: &[u8] = b"# serac boot manifest\n\
 domain swapper image=swapper class=server eager=yes\n\
-domain hello   image=hello   class=guest  pager=swapper\n";
+domain disk    image=disk    class=server eager=yes device=virtio-blk frames=64 restart=yes\n\
+domain hello   image=hello   class=guest  pager=swapper\n\
+domain catfile image=catfile class=guest  eager=yes endpoint=disk\n";
 
 /// The files packed into the boot archive, in order: the manifest, then
 /// each user program's stripped ELF (written to `out/<name>.elf` by

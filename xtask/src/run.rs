@@ -57,13 +57,21 @@ pub fn run(o: &RunOpts) -> Result<ExitCode> {
         ..Default::default()
     })?;
     let built = artifacts::build()?;
+    let disk = default_disk()?;
+    let mut extra: Vec<std::ffi::OsString> = vec![
+        "-drive".into(),
+        format!("file={},if=none,id=disk0,format=raw", disk.display()).into(),
+        "-device".into(),
+        "virtio-blk-pci,drive=disk0,disable-legacy=on".into(),
+    ];
+    extra.extend(o.qemu_args.iter().map(Into::into));
     let machine = Machine {
         accel: accel(o.kvm),
         media: media(&built, o)?,
         serial: Serial::Terminal,
         gdb: false,
         ovmf_vars: out_dir().join("run-ovmf-vars.fd"),
-        extra: o.qemu_args.iter().map(Into::into).collect(),
+        extra,
     };
     let mut cmd = machine.command()?;
     println!("xtask: {}", host::display(&cmd));
@@ -78,6 +86,22 @@ pub fn run(o: &RunOpts) -> Result<ExitCode> {
         Some(c) => Err(Failure(format!("QEMU exit status {}", describe_exit(c)))),
         None => Err("QEMU was killed by a signal".into()),
     }
+}
+
+/// `target/serac/disk.img`, made when missing: a Serac disk with the
+/// image `www` (the repository's `www/`), which the default manifest's
+/// disk server serves and `catfile` reads.
+fn default_disk() -> Result<std::path::PathBuf> {
+    let path = crate::disk::default_path();
+    if !path.exists() {
+        println!(
+            "xtask: creating {} with the image www (from www/)",
+            path.display()
+        );
+        crate::disk::create(&path, crate::disk::DEFAULT_SIZE_MIB, false)?;
+        crate::disk::add_image(&path, "www", std::path::Path::new("www"))?;
+    }
+    Ok(path)
 }
 
 const GDB_LINE: &str = "gdb -ex 'target remote :1234' target/serac/kernel.sym";
