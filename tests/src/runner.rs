@@ -18,6 +18,9 @@ use crate::spec::{Boot, DiskImage, QemuTest, Source};
 /// names. xtask provides it (its `disk` module, over `serac-disk-core`), so
 /// the format code exists once.
 pub type MakeDisk = fn(&Path, &DiskImage) -> Result<(), String>;
+/// Checks a disk image after a run (`cargo xtask disk fsck`'s code):
+/// the report and whether it is clean.
+pub type CheckDisk = fn(&Path) -> Result<(String, bool), String>;
 
 /// Sends one command to QEMU's human monitor on a unix socket.
 fn send_monitor(path: &Path, command: &str) -> std::io::Result<()> {
@@ -64,6 +67,8 @@ pub struct Context {
     pub accel: Accel,
     /// Makes the disk images of tests that attach one.
     pub make_disk: Option<MakeDisk>,
+    /// Checks them after a run, for tests that ask (`DiskImage::fsck_after`).
+    pub check_disk: Option<CheckDisk>,
 }
 
 /// The result of one test.
@@ -225,6 +230,19 @@ impl Runner {
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .unwrap_or_default();
                 out.problems.extend(judge(t, &serial, ending));
+                if let Some(disk) = t.disk.as_ref().filter(|d| d.fsck_after) {
+                    let path = self.tests_dir().join(format!("{}.img", disk.file));
+                    match self.ctx.check_disk.map(|check| check(&path)) {
+                        Some(Ok((_, true))) => {}
+                        Some(Ok((report, false))) => out
+                            .problems
+                            .push(format!("fsck after the run: not clean:\n{report}")),
+                        Some(Err(e)) => out.problems.push(format!("fsck after the run: {e}")),
+                        None => out
+                            .problems
+                            .push("this runner cannot check disk images".into()),
+                    }
+                }
             }
             Err(e) => out.problems.push(format!("setup failed: {e}")),
         }

@@ -84,6 +84,8 @@ pub struct DiskImage {
     pub eio: Vec<(String, u64)>,
     /// More `-drive` options (`throttling.iops-total=200`, say).
     pub drive_options: Vec<String>,
+    /// After the run, `cargo xtask disk fsck` must find it clean.
+    pub fsck_after: bool,
 }
 
 impl DiskImage {
@@ -95,12 +97,19 @@ impl DiskImage {
             flips: Vec::new(),
             eio: Vec::new(),
             drive_options: Vec::new(),
+            fsck_after: false,
         }
     }
 
     /// Flips the lowest bit of byte `offset` once the image is made.
     pub fn flip(mut self, offset: u64) -> Self {
         self.flips.push(offset);
+        self
+    }
+
+    /// Requires the image to pass `fsck` after the run.
+    pub fn fsck_after(mut self) -> Self {
+        self.fsck_after = true;
         self
     }
 
@@ -125,6 +134,7 @@ impl DiskImage {
             flips: Vec::new(),
             eio: Vec::new(),
             drive_options: Vec::new(),
+            fsck_after: false,
         }
     }
 }
@@ -944,7 +954,7 @@ pub fn all() -> Vec<QemuTest> {
             ]))
             .disk(DiskImage::fresh("disk_restart", 8, vec![
                 DiskExtent::Disk("diskwriter".into(), 4),
-            ]))
+            ]).fsck_after())
             .verdicts_from("diskwriter")
             .require(d("supervisor", "supervisor: restarting disk %d:1 on request from diskop %d:%d"))
             .require(d("diskop", "diskop: restarted the disk server %d:1 -> %d:2"))

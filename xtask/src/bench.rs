@@ -208,6 +208,7 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
         base_entries: built.entries,
         accel: Accel::Tcg,
         make_disk: Some(crate::disk::make_test_disk),
+        check_disk: Some(crate::disk::check_test_disk),
     });
     let mut runs = BTreeMap::new();
     for s in scenarios() {

@@ -443,6 +443,11 @@ pub fn ls(path: &Path) -> Result<String> {
     Ok(s)
 }
 
+/// `check` for the test runner (`DiskImage::fsck_after`).
+pub fn check_test_disk(path: &Path) -> std::result::Result<(String, bool), String> {
+    check(path).map_err(|e| e.to_string())
+}
+
 /// `disk fsck`: the report and whether the disk is clean.
 pub fn check(path: &Path) -> Result<(String, bool)> {
     let mut dev = FileDevice::open(path)?;

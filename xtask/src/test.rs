@@ -193,6 +193,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
                     base_entries: b.entries,
                     accel,
                     make_disk: Some(crate::disk::make_test_disk),
+                    check_disk: Some(crate::disk::check_test_disk),
                 });
                 for t in &qemu_tests {
                     println!(
