@@ -144,6 +144,16 @@ pub enum Request {
         /// The extent.
         handle: DiskHandle,
     },
+    /// Supervisor only (the first domain, slot 0): `client` is the domain
+    /// the manifest calls `name`, so the swap area and private disk named
+    /// `name` are its and nobody else's. Sent again when the client is
+    /// restarted (a new generation) and when the server is.
+    Name {
+        /// The client's packed `DomainId` (its endpoint badge).
+        client: crate::DomainId,
+        /// Its name in the manifest.
+        name: ExtentName,
+    },
 }
 
 impl Request {
@@ -155,7 +165,8 @@ impl Request {
             | Request::Read { .. }
             | Request::Write { .. }
             | Request::Flush { .. }
-            | Request::Close { .. } => true,
+            | Request::Close { .. }
+            | Request::Name { .. } => true,
         }
     }
 }
@@ -318,6 +329,12 @@ impl<T: Transport> DiskClient<T> {
     pub fn close(&mut self, handle: DiskHandle) -> Result<(), ClientError> {
         expect_ok(rpc(&mut self.transport, &Request::Close { handle })?)
     }
+
+    /// See [`Request::Name`] (the supervisor's).
+    pub fn name(&mut self, client: crate::DomainId, name: &str) -> Result<(), ClientError> {
+        let name = ExtentName::new(name).ok_or(ClientError::Service(ServiceError::BadRequest))?;
+        expect_ok(rpc(&mut self.transport, &Request::Name { client, name })?)
+    }
 }
 
 /// Byte offset of piece `i` of a block (`i < PIECES_PER_BLOCK`).
@@ -393,6 +410,10 @@ mod tests {
             ),
             handle().prop_map(|handle| Request::Flush { handle }),
             handle().prop_map(|handle| Request::Close { handle }),
+            (any::<u64>(), "[A-Za-z0-9._-]{1,16}").prop_map(|(c, s)| Request::Name {
+                client: crate::DomainId::from_raw(c),
+                name: ExtentName::new(&s).unwrap()
+            }),
         ]
     }
 
@@ -530,6 +551,7 @@ mod tests {
             },
             Ok(Request::Info { .. }) => Reply::Info(info),
             Ok(Request::Flush { .. } | Request::Close { .. }) => Reply::Ok,
+            Ok(Request::Name { .. }) => Reply::Err(ServiceError::NotPermitted),
             Err(_) => Reply::Err(ServiceError::BadRequest),
         };
         Ok(encode(&r, reply)

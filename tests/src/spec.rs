@@ -868,10 +868,20 @@ pub fn all() -> Vec<QemuTest> {
         QemuTest::new("disk_io", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 DISK_SERVER,
+                "domain attack-disk image=attack-disk class=server eager=yes endpoint=disk",
                 "domain diskclient image=diskclient class=guest eager=yes endpoint=disk notify=diskthief",
                 "domain diskthief image=diskthief class=guest eager=yes endpoint=disk notify=diskclient",
                 "test-end=diskclient",
             ]))
+            // attack-disk, a server, runs before diskclient and tries to
+            // take its disk: the disk server knows the names from the
+            // supervisor, not from who asks first.
+            .require_in_order([
+                d("disk", "disk: refused Name from %d:%d: not the supervisor"),
+                d("attack-disk", "attack-disk: open Disk diskclient: Err(Service(NotPermitted))"),
+                d("diskclient", "TEST disk_rw ... ok"),
+            ])
+            .require(d("attack-disk", "attack-disk: Name as diskclient: Err(Service(NotPermitted))"))
             .disk(DiskImage::fresh("disk_io", 8, vec![
                 DiskExtent::Disk("diskclient".into(), 4),
                 DiskExtent::Disk("diskthief".into(), 4),

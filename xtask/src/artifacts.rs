@@ -75,6 +75,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-attacks", "pager-victim", "pager-victim"),
     ("serac-attacks", "devprobe", "devprobe"),
     ("serac-attacks", "device-denied", "device-denied"),
+    ("serac-attacks", "attack-disk", "attack-disk"),
     ("serac-diskclient", "diskclient", "diskclient"),
     ("serac-diskclient", "diskcheck", "diskcheck"),
     ("serac-diskclient", "diskthief", "diskthief"),

@@ -382,6 +382,20 @@ impl Server {
                     .close(badge, handle)
                     .map_or_else(Answer::Err, |()| Answer::Ok))
             }
+            Request::Name { client, name } => {
+                // Only the first domain (slot 0) is the supervisor.
+                if DomainId::from_raw(badge).index != 0 {
+                    self.stats.refusals += 1;
+                    if self.stats.refusals <= LOGGED {
+                        println!("disk: refused Name from {}: not the supervisor", Who(badge));
+                    }
+                    return Err(Answer::Err(ServiceError::NotPermitted));
+                }
+                return Err(self
+                    .clients
+                    .name(client.to_raw(), name.as_str())
+                    .map_or_else(Answer::Err, |()| Answer::Ok));
+            }
             Request::Info { handle }
             | Request::Read { handle, .. }
             | Request::Write { handle, .. }

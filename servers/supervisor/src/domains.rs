@@ -43,6 +43,7 @@ use ilwaco::rt::BootArgs;
 use ilwaco::{sys, time};
 use serac_protocol::bootarc::{Archive, ArchiveError};
 use serac_protocol::client::{rpc, ClientError};
+use serac_protocol::disk::DiskClient;
 use serac_protocol::layout::grant::{FrameGrant, BYTES as GRANT_BYTES};
 use serac_protocol::layout::GRANT_PAGE_ADDR;
 use serac_protocol::pager;
@@ -202,6 +203,9 @@ pub struct Supervisor<'a> {
     /// Per manifest domain that is a pager: the supervisor's endpoint to
     /// its instance 0 (for `SetPager` and the pager requests), else NONE.
     pager_ep: Vec<Handle>,
+    /// The supervisor's endpoints to other servers it calls (disk servers,
+    /// to name their clients): (instance, endpoint).
+    server_eps: Vec<(usize, Handle)>,
     bench: Bench,
     /// `Region` requests pagers refused (their domains get the pager's
     /// default window instead).
@@ -334,6 +338,7 @@ impl<'a> Supervisor<'a> {
             frame_log,
             pool,
             pager_ep: vec![Handle::NONE; m.domains().len()],
+            server_eps: Vec::new(),
             bench: Bench::new(n),
             refusals: 0,
             denied_unknown: 0,
@@ -410,11 +415,21 @@ impl<'a> Supervisor<'a> {
             self.start_domain(d, &[])?;
             self.feed_pager(self.m.domains()[d].first_instance, pagers.len() - k);
         }
+        // Disk servers next, told their clients' names before any client
+        // runs: a client's private extents are opened by it alone.
+        let disks: Vec<usize> = (0..self.m.domains().len())
+            .filter(|&d| self.is_disk_server(d) && !pagers.contains(&d))
+            .collect();
+        for &d in &disks {
+            self.start_domain(d, &[])?;
+            self.name_disk_clients(d, None);
+        }
+        let early: Vec<usize> = pagers.iter().chain(&disks).copied().collect();
         for class in [Class::Server, Class::Guest] {
             for d in 0..self.m.domains().len() {
                 let spec = self.m.domains()[d];
                 if spec.class == class && !spec.until_full {
-                    self.start_domain(d, &pagers)?;
+                    self.start_domain(d, &early)?;
                 }
             }
         }
@@ -842,6 +857,73 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 
+    /// Whether domain `d` is a disk server (it holds a virtio-blk device).
+    fn is_disk_server(&self, d: usize) -> bool {
+        self.m
+            .domains()
+            .get(d)
+            .is_some_and(|s| s.device == Some(DeviceSel::VirtioBlk))
+    }
+
+    /// Tells disk server `d` who its clients are (`disk::Request::Name`):
+    /// every instance with an endpoint to it, or only instance `only`.
+    /// The names are the manifest's (instance `k` of a counted domain is
+    /// `<name>.<k>`, the character set extents allow).
+    fn name_disk_clients(&mut self, d: usize, only: Option<usize>) {
+        let si = self.m.domains()[d].first_instance;
+        let ep = match self.server_endpoint(si) {
+            Ok(ep) => ep,
+            Err(f) => {
+                println!(
+                    "supervisor: {}: no endpoint to name its clients: {f}",
+                    self.name(si)
+                );
+                return;
+            }
+        };
+        for j in 0..self.inst.len() {
+            if only.is_some_and(|o| o != j) || self.inst[j].life == Life::Exited {
+                continue;
+            }
+            let spec = *self.spec(j);
+            let linked = spec
+                .links()
+                .iter()
+                .any(|l| l.kind == LinkKind::Endpoint && l.target == Target::Domain(d));
+            if !linked {
+                continue;
+            }
+            let k = j - spec.first_instance;
+            let mut buf = [0u8; 24];
+            let name = if spec.count == 1 {
+                spec.name
+            } else {
+                extent_name(&mut buf, spec.name, k)
+            };
+            let id = self.inst[j].id;
+            if let Err(e) = DiskClient::new(Endpoint(ep)).name(id, name) {
+                println!("supervisor: {}: naming {name} failed: {e:?}", self.name(si));
+            }
+        }
+    }
+
+    /// The supervisor's endpoint to server instance `si`, made on first use.
+    fn server_endpoint(&mut self, si: usize) -> Result<Handle, Fail<'a>> {
+        if let Some(&(_, ep)) = self.server_eps.iter().find(|(i, _)| *i == si) {
+            return Ok(ep);
+        }
+        let raw = ctl(
+            self.inst[si].ctl,
+            DomainOp::Grant,
+            ROOT.to_raw(),
+            grant_arg(HandleKind::Endpoint, HandleRights::SEND),
+        )
+        .map_err(|e| fail("grant server endpoint", e))?;
+        let ep = Handle::from_raw(raw);
+        self.server_eps.push((si, ep));
+        Ok(ep)
+    }
+
     /// The supervisor's endpoint to pager domain `p`'s instance 0, made
     /// on first use.
     fn pager_endpoint(&mut self, p: usize) -> Result<Handle, Fail<'a>> {
@@ -889,6 +971,16 @@ impl<'a> Supervisor<'a> {
         self.announce_regions(i);
         self.start(i).map_err(|f| self.tag(i, f))?;
         let d = self.inst[i].dom();
+        // Names follow generations: a restarted disk server learns all its
+        // clients again, a restarted client's new id goes to its servers.
+        if self.is_disk_server(d) {
+            self.name_disk_clients(d, None);
+        }
+        for s in 0..self.m.domains().len() {
+            if s != d && self.is_disk_server(s) {
+                self.name_disk_clients(s, Some(i));
+            }
+        }
         if self.m.is_pager(d) && self.m.domains()[d].first_instance == i {
             self.feed_pager(i, 1);
             for j in 0..self.inst.len() {
@@ -952,6 +1044,28 @@ impl<'a> Supervisor<'a> {
     pub fn pages(&self, i: usize) -> usize {
         usize::from(self.inst[i].frames_len)
     }
+}
+
+/// `<name>.<k>` in `buf` (a counted instance's extent name).
+fn extent_name<'b>(buf: &'b mut [u8; 24], name: &str, k: usize) -> &'b str {
+    use core::fmt::Write;
+    struct W<'x>(&'x mut [u8; 24], usize);
+    impl Write for W<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let end = self.1 + s.len();
+            let dst = self.0.get_mut(self.1..end).ok_or(core::fmt::Error)?;
+            dst.copy_from_slice(s.as_bytes());
+            self.1 = end;
+            Ok(())
+        }
+    }
+    let mut w = W(buf, 0);
+    let n = if write!(w, "{name}.{k}").is_ok() {
+        w.1
+    } else {
+        0
+    };
+    core::str::from_utf8(&buf[..n]).unwrap_or("")
 }
 
 /// Whether instance `i` holds a device (its frames must be contiguous).

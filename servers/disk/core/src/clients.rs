@@ -4,17 +4,16 @@
 //! and for an endpoint the supervisor grants it is the client's packed
 //! `DomainId`, so it cannot be forged.
 //!
-//! **The rule (temporary, see docs/CAVEATS.md).** The supervisor does not
-//! yet tell servers the names of their clients, so the server cannot check
-//! that a domain opening the disk `httpd` *is* `httpd`. Until it can:
+//! **The rule.** The supervisor tells the server who its clients are
+//! (`Request::Name`: this badge is the domain the manifest calls `name`),
+//! before it starts them and again when one restarts. Then:
 //! - images are read-only and open to every client;
-//! - a swap area or private disk is claimed by the first badge that opens
-//!   it, and from then on only that badge may open it (`NotPermitted`),
-//!   for the life of this server incarnation.
+//! - the swap area and private disk named `name` open only for the badge
+//!   the supervisor named `name` (`NotPermitted` for anyone else, and for
+//!   everyone before the supervisor has named anybody that name).
 //!
-//! So a domain cannot take over an extent another domain already uses, but
-//! one that starts first can claim an extent meant for another, and a
-//! client that restarts (new generation, new badge) cannot reopen its own.
+//! A name has one badge: naming a restarted client again moves its extents
+//! to the new generation, and the old badge loses them.
 //!
 //! **Handles** name a slot of a fixed table with a generation and the
 //! server's incarnation (`epoch`); only the badge that opened a handle may
@@ -29,8 +28,8 @@ use crate::table::Table;
 
 /// Open handles at once, over all clients.
 pub const MAX_OPEN: usize = 64;
-/// Swap areas and private disks claimed at once.
-pub const MAX_CLAIMS: usize = 64;
+/// Clients the supervisor can name at once.
+pub const MAX_NAMES: usize = 256;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
@@ -38,13 +37,13 @@ struct Slot {
     open: Option<(u64, Extent)>,
 }
 
-/// The open extents and the claims of one server incarnation.
+/// The open extents and the clients' names of one server incarnation.
 #[derive(Debug, Clone)]
 pub struct Clients {
     epoch: u32,
     slots: [Slot; MAX_OPEN],
-    /// (badge, extent id).
-    claims: [Option<(u64, u32)>; MAX_CLAIMS],
+    /// (badge, the name the supervisor gave it).
+    names: [Option<(u64, Name)>; MAX_NAMES],
 }
 
 /// What a client may know of its extent.
@@ -62,7 +61,7 @@ impl Clients {
         Clients {
             epoch,
             slots: [Slot::default(); MAX_OPEN],
-            claims: [None; MAX_CLAIMS],
+            names: [None; MAX_NAMES],
         }
     }
 
@@ -97,8 +96,8 @@ impl Clients {
         {
             return Ok((self.handle(i, self.slots[i].gen), e));
         }
-        if kind != Kind::Image {
-            self.claim(badge, e.id)?;
+        if kind != Kind::Image && self.name_of(badge) != Some(&name) {
+            return Err(ServiceError::NotPermitted);
         }
         let i = self
             .slots
@@ -113,20 +112,38 @@ impl Clients {
         Ok((self.handle(i, gen), e))
     }
 
-    fn claim(&mut self, badge: u64, id: u32) -> Result<(), ServiceError> {
-        match self.claims.iter().flatten().find(|(_, x)| *x == id) {
-            Some((b, _)) if *b == badge => Ok(()),
-            Some(_) => Err(ServiceError::NotPermitted),
-            None => {
-                let free = self
-                    .claims
-                    .iter_mut()
-                    .find(|c| c.is_none())
-                    .ok_or(ServiceError::NoResources)?;
-                *free = Some((badge, id));
-                Ok(())
+    /// The name the supervisor gave `badge`.
+    pub fn name_of(&self, badge: u64) -> Option<&Name> {
+        self.names
+            .iter()
+            .flatten()
+            .find(|(b, _)| *b == badge)
+            .map(|(_, n)| n)
+    }
+
+    /// The supervisor's `Request::Name`: `badge` is the domain called
+    /// `name`. A name held by another badge moves (the client restarted),
+    /// and the old badge's handles on its extents are closed.
+    pub fn name(&mut self, badge: u64, name: &str) -> Result<(), ServiceError> {
+        let name = Name::new(name).map_err(|_| ServiceError::BadRequest)?;
+        for n in self.names.iter_mut() {
+            if n.as_ref().is_some_and(|(b, x)| *x == name || *b == badge) {
+                if let Some((old, _)) = n.take() {
+                    for s in self.slots.iter_mut() {
+                        if matches!(s.open, Some((b, e)) if b == old && e.kind != Kind::Image) {
+                            s.open = None;
+                        }
+                    }
+                }
             }
         }
+        let free = self
+            .names
+            .iter_mut()
+            .find(|n| n.is_none())
+            .ok_or(ServiceError::NoResources)?;
+        *free = Some((badge, name));
+        Ok(())
     }
 
     /// The extent `handle` names, if `badge` opened it.
@@ -145,7 +162,7 @@ impl Clients {
     }
 
     /// Drops `handle`. A handle that is closed already (or never was
-    /// `badge`'s) closes as a no-op: `Close` is idempotent. The claim stays.
+    /// `badge`'s) closes as a no-op: `Close` is idempotent.
     pub fn close(&mut self, badge: u64, handle: DiskHandle) -> Result<(), ServiceError> {
         if self.get(badge, handle).is_ok() {
             if let Some(s) = usize::try_from(handle.slot)
@@ -195,14 +212,28 @@ mod tests {
     const B: u64 = 1 << 32 | 6;
 
     #[test]
-    fn claims_and_handles() {
+    fn names_and_handles() {
         let t = table();
         let mut c = Clients::new(3);
+        // Nobody is named yet: no private extent opens, images do.
+        assert_eq!(
+            c.open(A, &t, Kind::Disk, "alice"),
+            Err(ServiceError::NotPermitted)
+        );
+        assert!(c.open(A, &t, Kind::Image, "www").is_ok());
+        c.name(A, "alice").unwrap();
+        c.name(B, "bob").unwrap();
+        assert_eq!(c.name(B, "a b"), Err(ServiceError::BadRequest));
+        // Bob cannot open Alice's disk even before she does.
+        assert_eq!(
+            c.open(B, &t, Kind::Disk, "alice"),
+            Err(ServiceError::NotPermitted)
+        );
         let (h, e) = c.open(A, &t, Kind::Disk, "alice").unwrap();
         assert_eq!((h.epoch, e.name.as_str()), (3, "alice"));
         // The same open again: the same handle.
         assert_eq!(c.open(A, &t, Kind::Disk, "alice").unwrap().0, h);
-        // Another badge cannot open a claimed extent, nor use the handle.
+        // Another badge cannot open it, nor use the handle.
         assert_eq!(
             c.open(B, &t, Kind::Disk, "alice"),
             Err(ServiceError::NotPermitted)
@@ -223,7 +254,7 @@ mod tests {
             c.open(A, &t, Kind::Disk, "a b"),
             Err(ServiceError::NoSuchExtent)
         );
-        // Close is idempotent and keeps the claim.
+        // Close is idempotent; the extent stays Alice's.
         c.close(A, h).unwrap();
         c.close(A, h).unwrap();
         assert_eq!(c.get(A, h), Err(ServiceError::BadHandle));
@@ -244,6 +275,17 @@ mod tests {
             c.get(A, DiskHandle { slot: 999, ..h2 }),
             Err(ServiceError::BadHandle)
         );
+        // Alice restarts (a new badge): her disk moves, the old handle goes.
+        let a2 = 2 << 32 | 5;
+        c.name(a2, "alice").unwrap();
+        assert_eq!(c.get(A, h2), Err(ServiceError::BadHandle));
+        assert_eq!(
+            c.open(A, &t, Kind::Disk, "alice"),
+            Err(ServiceError::NotPermitted)
+        );
+        assert!(c.open(a2, &t, Kind::Disk, "alice").is_ok());
+        assert!(c.open(a2, &t, Kind::Swap, "alice").is_ok());
+        assert_eq!(c.name_of(a2).map(|n| n.as_str()), Some("alice"));
     }
 
     #[test]
@@ -262,28 +304,41 @@ mod tests {
 
     proptest! {
         // Whatever the sequence, a handle works only for the badge that
-        // opened it, and a claimed extent is opened by one badge only.
+        // opened it, and a private extent opens only for the badge the
+        // supervisor last gave its name.
         #[test]
-        fn one_owner_per_extent(ops in proptest::collection::vec((0u64..3, 0usize..4, any::<bool>()), 0..64)) {
+        fn one_owner_per_extent(ops in proptest::collection::vec((0u64..3, 0usize..4, any::<bool>(), proptest::option::of(0usize..2)), 0..64)) {
             let t = table();
             let mut c = Clients::new(1);
             let names = [(Kind::Disk, "alice"), (Kind::Disk, "bob"), (Kind::Swap, "alice"), (Kind::Image, "www")];
-            let mut owner: [Option<u64>; 4] = [None; 4];
+            let who = ["alice", "bob"];
+            let mut named: [Option<u64>; 2] = [None; 2];
             let mut handles = std::vec::Vec::new();
-            for (badge, which, close) in ops {
+            for (badge, which, close, rename) in ops {
+                if let Some(w) = rename {
+                    c.name(badge, who[w]).unwrap();
+                    for n in named.iter_mut() {
+                        if *n == Some(badge) {
+                            *n = None;
+                        }
+                    }
+                    named[w] = Some(badge);
+                    handles.retain(|(b, _)| *b != badge);
+                    continue;
+                }
                 let (k, n) = names[which];
+                let owner = who.iter().position(|w| *w == n).and_then(|w| named[w]);
                 match c.open(badge, &t, k, n) {
                     Ok((h, _)) => {
                         if k != Kind::Image {
-                            prop_assert!(owner[which].is_none_or(|o| o == badge));
-                            owner[which] = Some(badge);
+                            prop_assert_eq!(owner, Some(badge));
                         }
                         handles.push((badge, h));
                         if close {
                             c.close(badge, h).unwrap();
                         }
                     }
-                    Err(ServiceError::NotPermitted) => prop_assert!(owner[which].is_some_and(|o| o != badge)),
+                    Err(ServiceError::NotPermitted) => prop_assert!(k != Kind::Image && owner != Some(badge)),
                     Err(e) => prop_assert!(false, "unexpected {:?}", e),
                 }
                 for &(b, h) in &handles {

@@ -150,7 +150,10 @@ pub fn check_request(extent: &Extent, req: &Request) -> Result<Checked, IoError>
             ..
         } => Checked::Write(check_piece(extent, true, *block, *offset, data.len())?),
         Request::Flush { .. } => Checked::Flush,
-        Request::Open { .. } | Request::Info { .. } | Request::Close { .. } => Checked::Other,
+        Request::Open { .. }
+        | Request::Info { .. }
+        | Request::Close { .. }
+        | Request::Name { .. } => Checked::Other,
     })
 }
 
