@@ -151,6 +151,8 @@ impl FakeDisk {
                 self.extent(handle)?;
                 Reply::Ok
             }
+            // The supervisor's, never a client's.
+            Request::Name { .. } => return Err(ServiceError::NotPermitted),
         })
     }
 }
