@@ -11,6 +11,8 @@
 //!   extent and translating it to device blocks.
 //! - [`clients`]: who may open which extent, and the table of open ones.
 //! - [`pci`]: BAR sizing emulated over a kernel that owns the BARs.
+//! - [`bench`]: the disk benchmark's workloads, shared by its client and
+//!   the server's direct runs.
 //!
 //! The layout and the crash-safety argument are in docs/disk-format.md.
 //!
@@ -32,6 +34,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod bench;
 pub mod checksum;
 pub mod clients;
 pub mod extent;
