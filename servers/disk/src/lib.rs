@@ -19,8 +19,10 @@
 //! Unsafe code is confined to `mod hal` (the `Hal` of virtio-drivers, the
 //! DMA window and the request buffers the device shares); the crate denies
 //! it everywhere else and each other module forbids it outright.
+//!
+//! A library, so that other binaries can share all of it; `serac-disk`
+//! (`src/main.rs`) is the server.
 #![no_std]
-#![no_main]
 #![deny(unsafe_code)]
 
 extern crate alloc;
@@ -28,8 +30,8 @@ extern crate alloc;
 #[allow(unsafe_code)]
 mod hal;
 
-mod device;
-mod serve;
+pub mod device;
+pub mod serve;
 
 use ilwaco::println;
 use ilwaco::protocol::disk::ServiceError;
@@ -40,9 +42,7 @@ use serac_disk_core::{Error as VolError, Volume};
 
 use device::{Irq, SyncDisk, FALLBACK_US};
 use hal::blk::Blk;
-use serve::{Backend, Server};
-
-ilwaco::entry!(main);
+use serve::Backend;
 
 /// Handle slots searched for the `Device` handle (links come first).
 const MAX_LINKS: u32 = 16;
@@ -66,7 +66,10 @@ fn find(slot: u32, try_it: impl Fn(Handle) -> Result<u64, SysError>) -> Option<H
     None
 }
 
-fn main() -> i32 {
+/// Finds the device, brings it up and reads the table: the server's
+/// incarnation (its generation, the epoch its handles carry) and what it
+/// serves from (or the error every request gets).
+pub fn start() -> (u32, Result<Backend, ServiceError>) {
     let epoch = sys::domain_ctl(
         Handle::NONE,
         DomainOp::ReadCounter,
@@ -82,7 +85,7 @@ fn main() -> i32 {
             Err(ServiceError::Io)
         }
     };
-    Server::new(epoch, backend).run()
+    (epoch, backend)
 }
 
 /// Brings up the device and reads the table.

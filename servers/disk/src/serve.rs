@@ -117,26 +117,44 @@ struct Stats {
     max_depth: usize,
 }
 
+/// What a variant of the server does beside serving: the `bench-disk`
+/// binary measures (`crate::bench`); `()`, the server's, does nothing.
+pub trait Hooks {
+    /// Whether [`Hooks::quiet`] is ever wanted (checking costs the loop).
+    const QUIET: bool = false;
+
+    /// A request from `badge`, decoded, before it is served.
+    fn request(&mut self, _badge: u64, _req: &Request) {}
+
+    /// Nothing is in flight on the device and device slot `slot` holds no
+    /// job: the hook may use the device (the pending replies wait).
+    fn quiet(&mut self, _backend: &mut Backend, _slot: usize) {}
+}
+
+impl Hooks for () {}
+
 /// The server's state.
 #[derive(Debug)]
-pub struct Server {
+pub struct Server<H: Hooks = ()> {
     backend: Result<Backend, ServiceError>,
     clients: Clients,
     jobs: [Job; SLOTS],
     seq: u64,
     stats: Stats,
+    hooks: H,
 }
 
-impl Server {
+impl<H: Hooks> Server<H> {
     /// A server of incarnation `epoch` over `backend` (or answering every
     /// request with its error, if the device or the table did not open).
-    pub fn new(epoch: u32, backend: Result<Backend, ServiceError>) -> Server {
+    pub fn new(epoch: u32, backend: Result<Backend, ServiceError>, hooks: H) -> Server<H> {
         Server {
             backend,
             clients: Clients::new(epoch),
             jobs: [Job::Free; SLOTS],
             seq: 0,
             stats: Stats::default(),
+            hooks,
         }
     }
 
@@ -146,6 +164,9 @@ impl Server {
         loop {
             self.harvest();
             self.start_ready();
+            if H::QUIET {
+                self.quiet();
+            }
             let done = self.oldest(|j| matches!(j, Job::Done { .. }));
             let free = self.jobs.contains(&Job::Free);
             if done.is_none() && !free {
@@ -166,6 +187,21 @@ impl Server {
                     }
                 }
                 Err(e) => self.recv_failed(e, reply),
+            }
+        }
+    }
+
+    /// Lets the hooks use the device if nothing is in flight, on a slot
+    /// no job holds (a `Done` job's data may be in its own slot).
+    fn quiet(&mut self) {
+        let free = self.jobs.iter().position(|j| *j == Job::Free);
+        let busy = self
+            .jobs
+            .iter()
+            .any(|j| matches!(j, Job::InFlight { .. } | Job::Ready { .. }));
+        if let (Ok(b), Some(slot), false) = (&mut self.backend, free, busy) {
+            if b.blk.in_flight() == 0 {
+                self.hooks.quiet(b, slot);
             }
         }
     }
@@ -323,7 +359,10 @@ impl Server {
         let job = match msg {
             Ok((h, len)) if h.label == LABEL_DISK => {
                 match decode::<Request>(payload.get(..len).unwrap_or(&[])) {
-                    Ok(req) => self.request(i, h.badge, &req),
+                    Ok(req) => {
+                        self.hooks.request(h.badge, &req);
+                        self.request(i, h.badge, &req)
+                    }
                     Err(_) => Err(Answer::Err(ServiceError::BadRequest)),
                 }
             }
