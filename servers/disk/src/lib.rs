@@ -20,8 +20,9 @@
 //! DMA window and the request buffers the device shares); the crate denies
 //! it everywhere else and each other module forbids it outright.
 //!
-//! A library, so that other binaries can share all of it; `serac-disk`
-//! (`src/main.rs`) is the server.
+//! Two binaries share all of it: `serac-disk` (`src/main.rs`), the server,
+//! and `bench-disk` (`src/bin/bench-disk.rs`), the same server with the
+//! disk benchmark's measurements ([`bench`]).
 #![no_std]
 #![deny(unsafe_code)]
 
@@ -30,6 +31,7 @@ extern crate alloc;
 #[allow(unsafe_code)]
 mod hal;
 
+pub mod bench;
 pub mod device;
 pub mod serve;
 
