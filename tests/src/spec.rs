@@ -306,6 +306,77 @@ impl QemuTest {
     }
 }
 
+/// Blocks of each of the disk benchmark's two private disks (4 MiB).
+pub const DISK_BENCH_BLOCKS: u64 = 1024;
+
+/// The disk benchmark's boot, shared by `cargo xtask bench disk` and the
+/// QEMU test `disk_bench`: the disk server's `bench-disk` binary (its
+/// direct batches on the extent `bench-direct`) and the bench client on
+/// its own private disk, both 4 MiB of one disk image, with the counts of
+/// `params` in the image `bench-params`. `drive` adds `-drive` options.
+pub fn disk_bench(name: &str, params: serac_disk_core::bench::Params, drive: &[&str]) -> QemuTest {
+    use serac_disk_core::bench::{CLIENT, DIRECT_EXTENT, PARAMS_IMAGE};
+    let mut disk = DiskImage::fresh(
+        name,
+        16,
+        vec![
+            DiskExtent::Disk(CLIENT.into(), DISK_BENCH_BLOCKS),
+            DiskExtent::Disk(DIRECT_EXTENT.into(), DISK_BENCH_BLOCKS),
+            DiskExtent::Image(PARAMS_IMAGE.into(), format!("{params}\n").into_bytes()),
+        ],
+    );
+    for o in drive {
+        disk = disk.drive_option(o);
+    }
+    QemuTest::new(name, Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", manifest(&[
+            "domain bench-disk image=bench-disk class=server eager=yes device=virtio-blk frames=64",
+            &format!("domain {CLIENT} image={CLIENT} class=guest eager=yes endpoint=bench-disk"),
+            &format!("test-end={CLIENT}"),
+        ]))
+        .disk(disk)
+        .verdicts_from("bench-disk")
+        .verdicts_from(CLIENT)
+        .require(d("bench-disk", "TEST disk_bench_direct_data ... ok"))
+        .require(d(CLIENT, "TEST disk_bench_client_data ... ok"))
+        .require(d("supervisor", &format!("supervisor: test end: {CLIENT} halted with code 0")))
+        .forbid(d("bench-disk", "disk: device error: *"))
+        .forbid(d("bench-disk", "disk: cannot *"))
+        .forbid(d("bench-disk", "bench-disk: *no measurements"))
+        .forbid(d("bench-disk", "bench-disk: direct * failed: *"))
+        .require(d("bench-disk", &format!("bench-disk: {}, direct on {DIRECT_EXTENT} ({DISK_BENCH_BLOCKS} blocks)", params)))
+}
+
+/// [`disk_bench`] with one round of 8 random 4 KiB reads and writes and
+/// 2 sequential 64 KiB reads.
+fn disk_bench_test() -> QemuTest {
+    use serac_disk_core::bench::{Params, Workload, CLIENT};
+    let p = Params {
+        rounds: 1,
+        ops: 8,
+        seq: 2,
+    };
+    let mut t = disk_bench("disk_bench", p, &[]).timeout(Duration::from_secs(60));
+    for w in Workload::ALL {
+        let (n, ops) = (w.name(), w.ops(&p));
+        let pieces = u64::from(ops) * w.blocks_per_op() * 2;
+        t = t
+            .require(d(CLIENT, &format!("BENCH disk_client_{n}_ns_0 %d")))
+            .require(d(CLIENT, &format!("BENCH disk_client_{n}_cpu %d")))
+            .require(d(CLIENT, &format!("BENCH disk_client_{n}_ops {ops}")))
+            .require(d("bench-disk", &format!("BENCH disk_direct_{n}_ns_0 %d")))
+            .require(d("bench-disk", &format!("BENCH disk_direct_{n}_cpu %d")))
+            .require(d("bench-disk", &format!("BENCH disk_direct_{n}_ops {ops}")))
+            .require(d("bench-disk", &format!("BENCH disk_server_{n}_cpu %d")))
+            .require(d(
+                "bench-disk",
+                &format!("BENCH disk_server_{n}_pieces {pieces}"),
+            ));
+    }
+    t.forbid(d(CLIENT, "BENCH %s 0"))
+        .forbid(d("bench-disk", "BENCH %s 0"))
+}
+
 /// The first line of most manifests: the pager, its image mapped eagerly.
 const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes";
 
@@ -1004,6 +1075,10 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("supervisor", "supervisor: test end: diskload halted with code 0"))
             .forbid(d("disk", "disk: device error: *"))
             .timeout(Duration::from_secs(60)),
+        // The disk benchmark once with small counts, so it keeps working:
+        // every figure is printed, nonzero, and the requests counted are
+        // the batches' (a 4 KiB request is two pieces at the server).
+        disk_bench_test(),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")
