@@ -127,8 +127,8 @@ fn scenarios() -> Vec<Scenario> {
 
 /// What one boot printed.
 #[derive(Debug, Default)]
-struct Figures {
-    bench: BTreeMap<String, u64>,
+pub(crate) struct Figures {
+    pub(crate) bench: BTreeMap<String, u64>,
     /// From `KERNEL stats:`: kernel frames in use since start, heap KiB.
     kernel_frames: Option<u64>,
     heap_kib: Option<u64>,
@@ -150,7 +150,7 @@ fn number_after(line: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-fn parse(serial: &str) -> Figures {
+pub(crate) fn parse(serial: &str) -> Figures {
     let mut f = Figures::default();
     for line in serial.lines() {
         let line = line.trim_end_matches('\r');
@@ -188,11 +188,20 @@ fn parse(serial: &str) -> Figures {
     f
 }
 
-/// `cargo xtask bench core [--json]`.
+/// `cargo xtask bench core|disk [--json]`.
 pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
-    if what != "core" {
-        return Err(Failure(format!("unknown benchmark `{what}` (known: core)")));
+    match what {
+        "core" => core(json),
+        "disk" => crate::bench_disk::disk(json),
+        _ => Err(Failure(format!(
+            "unknown benchmark `{what}` (known: core, disk)"
+        ))),
     }
+}
+
+/// Builds everything and a runner that boots it under plain TCG (the
+/// scenarios add `-icount` themselves).
+pub(crate) fn runner() -> Result<Runner> {
     prereq::ensure(Needs {
         kernel: true,
         lint: false,
@@ -201,7 +210,7 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
         ovmf: false,
     })?;
     let built = artifacts::build()?;
-    let mut runner = Runner::new(Context {
+    Ok(Runner::new(Context {
         out_dir: out_dir(),
         kernel: built.kernel,
         archive: built.archive,
@@ -209,7 +218,22 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
         accel: Accel::Tcg,
         make_disk: Some(crate::disk::make_test_disk),
         check_disk: Some(crate::disk::check_test_disk),
-    });
+    }))
+}
+
+/// Boots `t` and parses what it printed; a failed boot fails the bench.
+pub(crate) fn boot(runner: &mut Runner, t: &QemuTest) -> Result<Figures> {
+    let out = runner.run(t);
+    if !out.passed() {
+        eprint!("{}", out.report());
+        return Err(Failure(format!("bench scenario `{}` failed", t.name)));
+    }
+    let serial = fs::read_to_string(&out.log).unwrap_or_default();
+    Ok(parse(&serial))
+}
+
+fn core(json: bool) -> Result<ExitCode> {
+    let mut runner = runner()?;
     let mut runs = BTreeMap::new();
     for s in scenarios() {
         let icount: &[&str] = if s.icount {
@@ -232,13 +256,7 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
             .allow("* domain * faulted: *")
             .require("KERNEL supervisor ended; * domain(s) alive")
             .timeout(s.timeout);
-        let out = runner.run(&t);
-        if !out.passed() {
-            eprint!("{}", out.report());
-            return Err(Failure(format!("bench scenario `{}` failed", s.name)));
-        }
-        let serial = fs::read_to_string(&out.log).unwrap_or_default();
-        runs.insert(s.name, parse(&serial));
+        runs.insert(s.name, boot(&mut runner, &t)?);
     }
     let get = |run: &str, k: &str| runs.get(run).and_then(|f| f.bench.get(k)).copied();
     let mut fig: Vec<(&str, Option<u64>, &str)> = Vec::new();

@@ -8,6 +8,7 @@
 
 mod artifacts;
 mod bench;
+mod bench_disk;
 mod cli;
 mod disk;
 mod prereq;
