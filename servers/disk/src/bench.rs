@@ -12,8 +12,8 @@
 //!   after a batch, both before that request is answered: the client
 //!   waits in its call and the supervisor is done starting domains, so
 //!   nothing else runs meanwhile. (Run at start instead, beside the
-//!   supervisor building the client, the server's path was longer by
-//!   some 1,500 ticks a request: it is woken by other domains' switches.)
+//!   supervisor building the client, its path length per request
+//!   depended on the batch's size.)
 //!   Direct and client batches alternate, and host load that drifts over
 //!   the run hits both alike.
 //! - **Server ticks.** In each client batch (from its first piece, a
