@@ -213,6 +213,21 @@ fn ctl_target_any(k: &Kernel, i: u32, h: Handle, need: HandleRights) -> Result<D
     }
 }
 
+/// Device power goes only through a handle with `CREATE` (the root).
+fn require_root(k: &Kernel, i: u32, h: Handle) -> Result<(), SysError> {
+    let rights = k
+        .domain(i)
+        .ok_or(SysError::BadHandle)?
+        .handles
+        .lookup(h)?
+        .rights;
+    if rights.contains(HandleRights::CREATE) {
+        Ok(())
+    } else {
+        Err(SysError::NoRights)
+    }
+}
+
 /// `domain_ctl(handle, op, a, b)`.
 fn domain_ctl(
     k: &mut Kernel,
@@ -367,16 +382,7 @@ fn domain_ctl(
             Ok(Some(r.handles.allocate(entry)?.to_raw()))
         }
         DomainOp::BindIrq => {
-            // Device power: only through a handle with CREATE (the root).
-            let root = k
-                .domain(i)
-                .ok_or(SysError::BadHandle)?
-                .handles
-                .lookup(h)?
-                .rights;
-            if !root.contains(HandleRights::CREATE) {
-                return Err(SysError::NoRights);
-            }
+            require_root(k, i, h)?;
             // `a`: the GSI, then bit 32 level-triggered, bit 33 active-low.
             let gsi = u32::try_from(a & 0xffff_ffff).map_err(|_| SysError::BadArgument)?;
             let (level, active_low) = (a >> 32 & 1 != 0, a >> 33 & 1 != 0);
@@ -406,16 +412,7 @@ fn domain_ctl(
         }
         DomainOp::Close => Err(SysError::BadArgument),
         DomainOp::GrantDevice | DomainOp::PciFunction => {
-            // Device power: only through a handle with CREATE (the root).
-            let root = k
-                .domain(i)
-                .ok_or(SysError::BadHandle)?
-                .handles
-                .lookup(h)?
-                .rights;
-            if !root.contains(HandleRights::CREATE) {
-                return Err(SysError::NoRights);
-            }
+            require_root(k, i, h)?;
             if op == DomainOp::PciFunction {
                 return super::device::function_info(k, a, b).map(Some);
             }
