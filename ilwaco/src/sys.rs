@@ -28,9 +28,10 @@
 use core::arch::asm;
 #[cfg(not(test))]
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serac_protocol::error::sys_result;
+use serac_protocol::header::HEADER_LEN;
 use serac_protocol::layout::{
     clock, BOOT_ARCHIVE_ADDR, CLOCK_PAGE_ADDR, IPC_BUFFER_ADDR, IPC_BUFFER_SIZE, PAGE_SIZE,
     UPCALL_PAGE_ADDR,
@@ -203,8 +204,10 @@ pub fn idle(deadline_tsc: u64) -> Result<u64, SysError> {
 /// `call(endpoint)`: sends the message in the IPC buffer and blocks for the
 /// reply, which the kernel leaves in the IPC buffer.
 pub fn call(endpoint: Handle) -> Result<u64, SysError> {
+    ipc_not_lent()?;
     // SAFETY: the kernel reads and writes only the IPC buffer page, which no
-    // Rust reference points to (see `ipc_write`/`ipc_read`).
+    // Rust reference points to (see `ipc_write`/`ipc_read`; a reference of
+    // `with_ipc_payload` makes this return above).
     let (rax, rdx) = unsafe { syscall1(nr(Syscall::Call), endpoint.to_raw()) };
     sys_result(rax, rdx)
 }
@@ -225,6 +228,7 @@ pub fn reply_recv_until(reply: Handle, deadline: u64) -> Result<u64, SysError> {
 /// move a handle into this domain's table; without it such a message is
 /// refused and its sender keeps the handle).
 pub fn reply_recv_with(reply: Handle, deadline: u64, flags: u64) -> Result<u64, SysError> {
+    ipc_not_lent()?;
     // SAFETY: as for `call`: only the IPC buffer page is touched.
     let (rax, rdx) = unsafe { syscall3(nr(Syscall::ReplyRecv), reply.to_raw(), deadline, flags) };
     sys_result(rax, rdx)
@@ -239,6 +243,7 @@ pub fn close(h: Handle) -> Result<(), SysError> {
 /// `send(endpoint)`: sends the IPC buffer's message without waiting for a
 /// reply (`WouldBlock` if the server is not waiting).
 pub fn send(endpoint: Handle) -> Result<u64, SysError> {
+    ipc_not_lent()?;
     // SAFETY: the kernel only reads the IPC buffer page.
     let (rax, rdx) = unsafe { syscall1(nr(Syscall::Send), endpoint.to_raw()) };
     sys_result(rax, rdx)
@@ -363,6 +368,7 @@ pub fn rdtsc() -> u64 {
 /// would run past the buffer.
 pub fn ipc_write(offset: usize, bytes: &[u8]) -> Result<(), SysError> {
     check_ipc(offset, bytes.len())?;
+    ipc_not_lent()?;
     // SAFETY: the kernel maps the IPC buffer RW at IPC_BUFFER_ADDR before the
     // domain runs; [offset, offset + len) is inside it (checked above); no
     // Rust reference points into the page, so this copy aliases nothing.
@@ -380,6 +386,7 @@ pub fn ipc_write(offset: usize, bytes: &[u8]) -> Result<(), SysError> {
 /// it would run past the buffer.
 pub fn ipc_read(offset: usize, out: &mut [u8]) -> Result<(), SysError> {
     check_ipc(offset, out.len())?;
+    ipc_not_lent()?;
     // SAFETY: as for `ipc_write`; the source is the mapped IPC buffer range.
     unsafe {
         core::ptr::copy_nonoverlapping(
@@ -389,6 +396,46 @@ pub fn ipc_read(offset: usize, out: &mut [u8]) -> Result<(), SysError> {
         );
     }
     Ok(())
+}
+
+/// Whether [`with_ipc_payload`] has lent out a reference into the IPC
+/// buffer (one thread, but an upcall handler may interrupt the closure).
+static IPC_LENT: AtomicBool = AtomicBool::new(false);
+
+/// `WouldBlock` while a [`with_ipc_payload`] closure runs: nothing may
+/// write the IPC buffer, or let the kernel write it, under its reference.
+fn ipc_not_lent() -> Result<(), SysError> {
+    if IPC_LENT.load(Ordering::SeqCst) {
+        return Err(SysError::WouldBlock);
+    }
+    Ok(())
+}
+
+/// Runs `f` on the IPC buffer's payload (the bytes after the header) in
+/// place, so a message is encoded or decoded without staging copies.
+/// While `f` runs, every other access to the IPC buffer from this domain
+/// (`call`, `reply_recv`, `send`, `ipc_read`/`ipc_write`, a nested
+/// `with_ipc_payload`, also from an upcall handler) fails with
+/// `WouldBlock`; this returns `WouldBlock` itself if one is running. The
+/// header words (`ipc_set_header`, `ipc_header_words`) lie before the
+/// slice and stay usable.
+pub fn with_ipc_payload<R>(f: impl FnOnce(&mut [u8]) -> R) -> Result<R, SysError> {
+    if IPC_LENT.swap(true, Ordering::SeqCst) {
+        return Err(SysError::WouldBlock);
+    }
+    let len = IPC_BUFFER_SIZE as usize - HEADER_LEN;
+    // SAFETY: the kernel maps the IPC buffer RW at IPC_BUFFER_ADDR before
+    // the domain runs and writes it only inside this domain's `call` and
+    // `reply_recv` (and reads it in `send`), which refuse to run while
+    // IPC_LENT is set, as do all other accessors of the page here; so for
+    // as long as `f` holds this slice, it is the only access to those
+    // bytes. [HEADER_LEN, IPC_BUFFER_SIZE) is inside the page.
+    let payload = unsafe {
+        core::slice::from_raw_parts_mut((IPC_BUFFER_ADDR as *mut u8).add(HEADER_LEN), len)
+    };
+    let r = f(payload);
+    IPC_LENT.store(false, Ordering::SeqCst);
+    Ok(r)
 }
 
 fn check_ipc(offset: usize, len: usize) -> Result<(), SysError> {
@@ -902,6 +949,13 @@ pub fn fuzz_syscall(num: u64, mut a: [u64; 6]) -> (u64, u64) {
         Ok(Syscall::Idle) => a[0] = bounded(a[0], None),
         Ok(Syscall::ReplyRecv) => a[1] = bounded(a[1], Some(0)),
         _ => {}
+    }
+    if matches!(
+        Syscall::try_from(num),
+        Ok(Syscall::Call | Syscall::ReplyRecv | Syscall::Send)
+    ) && ipc_not_lent().is_err()
+    {
+        return (u64::from(SysError::WouldBlock.code()), 0);
     }
     // SAFETY: the memory-safety argument is in the doc comment above: no
     // call writes memory Rust holds a reference to (in an eager domain);

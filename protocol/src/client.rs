@@ -61,11 +61,41 @@ pub trait Transport {
     /// Sends `req` with `label`, writes the reply payload into `reply` and
     /// returns its length.
     fn call(&mut self, label: u32, req: &[u8], reply: &mut [u8]) -> Result<usize, SysError>;
+
+    /// [`call`](Self::call) without staging buffers: `put` writes the
+    /// request payload into the outgoing message and returns its length
+    /// (`None`: it does not fit, the call fails with `MessageTooLarge`),
+    /// and `take` reads the reply payload where it lies. `put` may run
+    /// again for a retry. The default stages through two buffers; the IPC
+    /// transport overrides it so a stub copies data once each way.
+    fn call_in_place<R>(
+        &mut self,
+        label: u32,
+        put: impl FnOnce(&mut [u8]) -> Option<usize>,
+        take: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, SysError> {
+        let mut out = [0u8; MAX_PAYLOAD];
+        let n = put(&mut out).ok_or(SysError::MessageTooLarge)?;
+        let req = out.get(..n).ok_or(SysError::MessageTooLarge)?;
+        let mut back = [0u8; MAX_PAYLOAD];
+        let m = self.call(label, req, &mut back)?;
+        // A length past the buffer is a malformed reply: nothing decodes.
+        Ok(take(back.get(..m).unwrap_or(&[])))
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for &mut T {
     fn call(&mut self, label: u32, req: &[u8], reply: &mut [u8]) -> Result<usize, SysError> {
         (**self).call(label, req, reply)
+    }
+
+    fn call_in_place<R>(
+        &mut self,
+        label: u32,
+        put: impl FnOnce(&mut [u8]) -> Option<usize>,
+        take: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, SysError> {
+        (**self).call_in_place(label, put, take)
     }
 }
 
@@ -111,26 +141,44 @@ pub const LABEL_NET: u32 = 5;
 
 /// One typed call; an idempotent request is retried once after a restart.
 pub fn rpc<T: Transport, R: Request>(t: &mut T, req: &R) -> Result<R::Reply, ClientError> {
-    let mut out = [0u8; MAX_PAYLOAD];
-    let mut back = [0u8; MAX_PAYLOAD];
-    let bytes = encode(req, &mut out).map_err(ClientError::Codec)?;
-    let mut tries = if req.is_idempotent() { 2 } else { 1 };
+    rpc_in_place(t, R::LABEL, req.is_idempotent(), req, |bytes| {
+        let reply: R::Reply = decode(bytes).map_err(ClientError::Codec)?;
+        match reply.service_error() {
+            None => Ok(reply),
+            Some(e) => Err(ClientError::Service(e)),
+        }
+    })
+}
+
+/// A typed call whose reply `read` handles in place (decoding it borrowed,
+/// copying out only what the caller wants), so no reply moves by value.
+/// `read` returns `Err(Service(e))` for an error reply; with
+/// `idempotent`, a `ServerRestarted` (from the kernel or in the reply) is
+/// retried once.
+pub fn rpc_in_place<T: Transport, Q: Serialize + MaxSize, X>(
+    t: &mut T,
+    label: u32,
+    idempotent: bool,
+    req: &Q,
+    mut read: impl FnMut(&[u8]) -> Result<X, ClientError>,
+) -> Result<X, ClientError> {
+    let mut tries = if idempotent { 2 } else { 1 };
     loop {
         tries -= 1;
-        let restarted = match t.call(R::LABEL, bytes, &mut back) {
-            Ok(n) => {
-                let reply: R::Reply = decode(
-                    back.get(..n)
-                        .ok_or(ClientError::Codec(CodecError::Malformed))?,
-                )
-                .map_err(ClientError::Codec)?;
-                match reply.service_error() {
-                    None => return Ok(reply),
-                    Some(ServiceError::ServerRestarted) => {
-                        ClientError::Service(ServiceError::ServerRestarted)
-                    }
-                    Some(e) => return Err(ClientError::Service(e)),
-                }
+        let mut codec = None;
+        let put = |buf: &mut [u8]| match encode(req, buf) {
+            Ok(b) => Some(b.len()),
+            Err(e) => {
+                codec = Some(e);
+                None
+            }
+        };
+        let restarted = match t.call_in_place(label, put, &mut read) {
+            Ok(Ok(x)) => return Ok(x),
+            Ok(Err(e @ ClientError::Service(ServiceError::ServerRestarted))) => e,
+            Ok(Err(e)) => return Err(e),
+            Err(_) if codec.is_some() => {
+                return Err(ClientError::Codec(codec.unwrap_or(CodecError::Malformed)))
             }
             Err(SysError::ServerRestarted) => ClientError::Sys(SysError::ServerRestarted),
             Err(e) => return Err(ClientError::Sys(e)),

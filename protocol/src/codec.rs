@@ -111,6 +111,12 @@ impl<const N: usize> BoundedBytes<N> {
     }
 }
 
+impl<const N: usize> AsRef<[u8]> for BoundedBytes<N> {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 impl<const N: usize> Default for BoundedBytes<N> {
     fn default() -> Self {
         Self::new()

@@ -32,11 +32,13 @@
 //! stub's one retry then fails the same way, it never reaches another
 //! extent.
 
-use crate::client::{rpc, ClientError, Transport, LABEL_DISK};
-use crate::codec::{BoundedBytes, BoundedStr};
+use crate::client::{rpc, rpc_in_place, ClientError, Transport, LABEL_DISK};
+use crate::codec::{decode_borrowed, varint_len, BoundedBytes, BoundedStr, CodecError};
 use crate::layout::MAX_PAYLOAD;
+use core::fmt;
 use postcard::experimental::max_size::MaxSize;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::client::ServiceError;
 
@@ -54,8 +56,73 @@ pub const NAME_MAX: usize = crate::syscall::DOMAIN_NAME_MAX;
 
 /// The name of an extent.
 pub type ExtentName = BoundedStr<NAME_MAX>;
-/// The data of one piece of a block.
+/// The data of one piece of a block, held inline.
 pub type Data = BoundedBytes<MAX_IO>;
+
+/// The data of one piece borrowed from a buffer: what the client encodes
+/// from the caller's block and the server from its DMA slot, and what both
+/// decode in place. Encoded as [`Data`] is; at most [`MAX_IO`] bytes
+/// (checked when decoding; [`DataRef::new`] checks too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DataRef<'a>(&'a [u8]);
+
+impl<'a> DataRef<'a> {
+    /// `bytes` as piece data; `None` over [`MAX_IO`].
+    pub fn new(bytes: &'a [u8]) -> Option<Self> {
+        (bytes.len() <= MAX_IO).then_some(DataRef(bytes))
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// Their number.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl AsRef<[u8]> for DataRef<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.0
+    }
+}
+
+impl Serialize for DataRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+struct DataVisitor;
+
+impl<'de> Visitor<'de> for DataVisitor {
+    type Value = DataRef<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at most {MAX_IO} bytes borrowed from the message")
+    }
+
+    fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+        DataRef::new(v).ok_or_else(|| E::invalid_length(v.len(), &self))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for DataRef<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_bytes(DataVisitor)
+    }
+}
+
+impl MaxSize for DataRef<'_> {
+    const POSTCARD_MAX_SIZE: usize = varint_len(MAX_IO) + MAX_IO;
+}
 
 /// What an extent holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
@@ -92,13 +159,15 @@ pub struct ExtentInfo {
     pub read_only: bool,
 }
 
-/// Requests to the disk server.
+/// Requests to the disk server. `D` is the piece data: [`Data`] held
+/// inline, or [`DataRef`] borrowed (the stub's and the server's, see
+/// [`RequestRef`]); both encode alike.
 #[allow(
     clippy::large_enum_variant,
     reason = "fixed-size messages, no heap by design"
 )]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
-pub enum Request {
+pub enum Request<D = Data> {
     /// Opens the caller's extent of `kind` named `name`.
     Open {
         /// Swap area, private disk or image.
@@ -131,7 +200,7 @@ pub enum Request {
         /// Byte offset in the block, a multiple of [`SECTOR_SIZE`].
         offset: u16,
         /// The bytes, a multiple of [`SECTOR_SIZE`] long.
-        data: Data,
+        data: D,
     },
     /// Returns once every write the server acknowledged on this extent is
     /// on stable storage.
@@ -156,7 +225,7 @@ pub enum Request {
     },
 }
 
-impl Request {
+impl<D> Request<D> {
     /// Every disk request is idempotent (see the module docs).
     pub fn is_idempotent(&self) -> bool {
         match self {
@@ -171,13 +240,13 @@ impl Request {
     }
 }
 
-/// Replies from the disk server.
+/// Replies from the disk server; `D` as for [`Request`].
 #[allow(
     clippy::large_enum_variant,
     reason = "fixed-size messages, no heap by design"
 )]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
-pub enum Reply {
+pub enum Reply<D = Data> {
     /// `Write`, `Flush`, `Close`: done.
     Ok,
     /// `Open`: the handle and what it names.
@@ -190,16 +259,30 @@ pub enum Reply {
     /// `Info`.
     Info(ExtentInfo),
     /// `Read`: exactly the bytes asked for.
-    Data(Data),
+    Data(D),
     /// The request failed; an I/O error is never reported as success.
     Err(ServiceError),
 }
 
+/// A request whose data borrows the message (or the caller's block).
+pub type RequestRef<'a> = Request<DataRef<'a>>;
+/// A reply whose data borrows the message (or the server's DMA slot).
+pub type ReplyRef<'a> = Reply<DataRef<'a>>;
+
+/// Decodes a request in place (the server's side); never panics.
+pub fn decode_request(payload: &[u8]) -> Result<RequestRef<'_>, CodecError> {
+    decode_borrowed(payload)
+}
+
 crate::impl_messages!(LABEL_DISK, Request, Reply);
 
-// A full piece plus its request fits one message.
-const _: () =
-    assert!(Request::POSTCARD_MAX_SIZE <= MAX_PAYLOAD && Reply::POSTCARD_MAX_SIZE <= MAX_PAYLOAD);
+// A full piece plus its request fits one message, either way it is held.
+const _: () = assert!(
+    Request::<Data>::POSTCARD_MAX_SIZE <= MAX_PAYLOAD
+        && Reply::<Data>::POSTCARD_MAX_SIZE <= MAX_PAYLOAD
+        && RequestRef::<'static>::POSTCARD_MAX_SIZE <= MAX_PAYLOAD
+        && ReplyRef::<'static>::POSTCARD_MAX_SIZE <= MAX_PAYLOAD
+);
 const _: () = assert!(BLOCK_SIZE.is_multiple_of(MAX_IO) && MAX_IO.is_multiple_of(SECTOR_SIZE));
 
 /// Typed client of the disk server.
@@ -257,19 +340,28 @@ impl<T: Transport> DiskClient<T> {
         }
         let len =
             u16::try_from(buf.len()).map_err(|_| ClientError::Service(ServiceError::TooLarge))?;
-        let req = Request::Read {
+        let req = RequestRef::Read {
             handle,
             block,
             offset,
             len,
         };
-        match rpc(&mut self.transport, &req)? {
-            Reply::Data(d) if d.len() == buf.len() => {
-                buf.copy_from_slice(d.as_slice());
-                Ok(())
-            }
-            _ => Err(ClientError::UnexpectedReply),
-        }
+        // The reply is decoded where it lies and its data copied once,
+        // straight into `buf`.
+        rpc_in_place(
+            &mut self.transport,
+            LABEL_DISK,
+            true,
+            &req,
+            |bytes| match decode_borrowed::<ReplyRef<'_>>(bytes).map_err(ClientError::Codec)? {
+                Reply::Data(d) if d.len() == buf.len() => {
+                    buf.copy_from_slice(d.as_slice());
+                    Ok(())
+                }
+                Reply::Err(e) => Err(ClientError::Service(e)),
+                _ => Err(ClientError::UnexpectedReply),
+            },
+        )
     }
 
     /// Writes `data` at `offset` of `block` (see [`Request::Write`]); more
@@ -281,16 +373,25 @@ impl<T: Transport> DiskClient<T> {
         offset: u16,
         data: &[u8],
     ) -> Result<(), ClientError> {
-        let data = Data::from_slice(data).ok_or(ClientError::Service(ServiceError::TooLarge))?;
-        expect_ok(rpc(
+        let data = DataRef::new(data).ok_or(ClientError::Service(ServiceError::TooLarge))?;
+        // Encoded from `data` straight into the message.
+        let req = RequestRef::Write {
+            handle,
+            block,
+            offset,
+            data,
+        };
+        rpc_in_place(
             &mut self.transport,
-            &Request::Write {
-                handle,
-                block,
-                offset,
-                data,
+            LABEL_DISK,
+            true,
+            &req,
+            |bytes| match decode_borrowed::<ReplyRef<'_>>(bytes).map_err(ClientError::Codec)? {
+                Reply::Ok => Ok(()),
+                Reply::Err(e) => Err(ClientError::Service(e)),
+                _ => Err(ClientError::UnexpectedReply),
             },
-        )?)
+        )
     }
 
     /// Reads a whole block, in [`PIECES_PER_BLOCK`] messages.
@@ -496,7 +597,7 @@ mod tests {
             data: Data::from_slice(&[0xa5; MAX_IO]).unwrap(),
         });
         round_trip(&Reply::Data(Data::from_slice(&[0x5a; MAX_IO]).unwrap()));
-        round_trip(&Request::Open {
+        round_trip(&Request::<Data>::Open {
             kind: ExtentKind::Image,
             name: ExtentName::new(&"x".repeat(NAME_MAX)).unwrap(),
         });
@@ -505,6 +606,36 @@ mod tests {
         let over = BoundedBytes::<{ MAX_IO + 1 }>::from_slice(&[1; MAX_IO + 1]).unwrap();
         let enc = encode(&over, &mut buf).unwrap().to_vec();
         assert!(decode::<Data>(&enc).is_err());
+    }
+
+    proptest! {
+        // The borrowed forms the stub and the server use are the same
+        // bytes on the wire as the owned ones, both ways.
+        #[test]
+        fn borrowed_forms_encode_alike(r in request(), p in reply()) {
+            let mut a = [0u8; MAX_PAYLOAD];
+            let mut b = [0u8; MAX_PAYLOAD];
+            let owned = encode(&r, &mut a).unwrap();
+            let back = decode_request(owned).unwrap();
+            prop_assert_eq!(encode(&back, &mut b).unwrap(), &*owned);
+            let owned = encode(&p, &mut a).unwrap().to_vec();
+            let view: ReplyRef<'_> = decode_borrowed(&owned).unwrap();
+            prop_assert_eq!(encode(&view, &mut b).unwrap(), &owned[..]);
+            prop_assert_eq!(decode::<Reply>(encode(&view, &mut b).unwrap()).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn borrowed_data_is_bounded() {
+        assert!(DataRef::new(&[0; MAX_IO]).is_some());
+        assert!(DataRef::new(&[0; MAX_IO + 1]).is_none());
+        let mut buf = [0u8; MAX_PAYLOAD];
+        let over = BoundedBytes::<{ MAX_IO + 1 }>::from_slice(&[1; MAX_IO + 1]).unwrap();
+        let enc = encode(&over, &mut buf).unwrap().to_vec();
+        assert!(decode_borrowed::<DataRef<'_>>(&enc).is_err());
+        let mut tag = std::vec![3u8];
+        tag.extend_from_slice(&enc);
+        assert!(decode_borrowed::<ReplyRef<'_>>(&tag).is_err());
     }
 
     /// A fake server holding one 4-block extent in memory.

@@ -26,7 +26,7 @@
 #![forbid(unsafe_code)]
 
 use ilwaco::println;
-use ilwaco::protocol::disk::{ExtentKind, Request, MAX_IO, PIECES_PER_BLOCK};
+use ilwaco::protocol::disk::{ExtentKind, Request, RequestRef, MAX_IO, PIECES_PER_BLOCK};
 use ilwaco::protocol::syscall::{DomainCounter, DomainOp};
 use ilwaco::protocol::Handle;
 use ilwaco::{sys, time};
@@ -200,7 +200,7 @@ impl State {
 impl Hooks for Bench {
     const QUIET: bool = true;
 
-    fn request(&mut self, badge: u64, req: &Request) {
+    fn request(&mut self, badge: u64, req: &RequestRef<'_>) {
         let Some(s) = &mut self.0 else { return };
         s.called |= matches!(req, Request::Open { .. });
         match req {

@@ -28,19 +28,21 @@
 //! `hal::blk::Blk::flush`).
 #![forbid(unsafe_code)]
 
-use ilwaco::ipc::{get_message, put_message};
+use ilwaco::ipc::{put_in_place, take_in_place};
 use ilwaco::println;
 use ilwaco::protocol::client::LABEL_DISK;
-use ilwaco::protocol::codec::{decode, encode};
-use ilwaco::protocol::disk::{Data, DiskHandle, ExtentInfo, Reply, Request, ServiceError};
-use ilwaco::protocol::layout::MAX_PAYLOAD;
+use ilwaco::protocol::codec::encode;
+use ilwaco::protocol::disk::{
+    decode_request, DataRef, DiskHandle, ExtentInfo, Reply, ReplyRef, Request, RequestRef,
+    ServiceError,
+};
 use ilwaco::protocol::{DomainId, Handle, SysError};
 use ilwaco::{sys, time};
 use serac_disk_core::clients::info;
 use serac_disk_core::{check_request, Checked, Clients, Table};
 
 use crate::device::Irq;
-use crate::hal::blk::{Blk, Done, SubmitError, SLOTS, SLOT_DATA};
+use crate::hal::blk::{Blk, Done, SubmitError, SLOTS};
 
 /// Log lines of each kind before the server goes quiet about it.
 const LOGGED: u32 = 16;
@@ -124,7 +126,7 @@ pub trait Hooks {
     const QUIET: bool = false;
 
     /// A request from `badge`, decoded, before it is served.
-    fn request(&mut self, _badge: u64, _req: &Request) {}
+    fn request(&mut self, _badge: u64, _req: &RequestRef<'_>) {}
 
     /// Nothing is in flight on the device and device slot `slot` holds no
     /// job: the hook may use the device (the pending replies wait).
@@ -160,7 +162,6 @@ impl<H: Hooks> Server<H> {
 
     /// Serves for ever.
     pub fn run(mut self) -> ! {
-        let mut payload = [0u8; MAX_PAYLOAD];
         loop {
             self.harvest();
             self.start_ready();
@@ -178,7 +179,7 @@ impl<H: Hooks> Server<H> {
             match sys::reply_recv_until(reply, if busy { NOW } else { 0 }) {
                 Ok(raw) => {
                     self.stats.recv_errors = 0;
-                    self.incoming(Handle::from_raw(raw), &mut payload);
+                    self.incoming(Handle::from_raw(raw));
                 }
                 Err(SysError::WouldBlock) => {
                     let ready = self.jobs.iter().any(|j| matches!(j, Job::Done { .. }));
@@ -301,28 +302,36 @@ impl<H: Hooks> Server<H> {
             return Handle::NONE;
         };
         self.jobs[i] = Job::Free;
-        let r = match answer {
+        let r: ReplyRef<'_> = match answer {
             Answer::Ok => Reply::Ok,
             Answer::Opened(handle, info) => Reply::Opened { handle, info },
             Answer::Info(x) => Reply::Info(x),
             Answer::Err(e) => Reply::Err(e),
             Answer::Data(len) => {
-                let mut buf = [0u8; SLOT_DATA];
-                let copied = match (&self.backend, buf.get_mut(..len)) {
-                    (Ok(b), Some(out)) => b
+                // From the DMA slot straight into the outgoing message.
+                let sent = match &self.backend {
+                    Ok(b) => b
                         .blk
-                        .copy_out(i, out)
+                        .with_data(i, len, |d| {
+                            let r = Reply::Data(DataRef::new(d)?);
+                            put_in_place(LABEL_DISK, Handle::NONE, |p| {
+                                encode(&r, p).ok().map(|b| b.len())
+                            })
+                            .ok()
+                        })
                         .ok()
-                        .and_then(|()| Data::from_slice(out)),
-                    _ => None,
+                        .flatten(),
+                    Err(_) => None,
                 };
-                copied.map_or(Reply::Err(ServiceError::Io), Reply::Data)
+                if sent.is_some() {
+                    return reply;
+                }
+                Reply::Err(ServiceError::Io)
             }
         };
-        let mut out = [0u8; MAX_PAYLOAD];
-        let body = encode(&r, &mut out).map_or(&[][..], |b| b);
-        if put_message(LABEL_DISK, Handle::NONE, body).is_err() {
-            let _ = put_message(LABEL_DISK, Handle::NONE, &[]);
+        let put = |p: &mut [u8]| encode(&r, p).ok().map(|b| b.len());
+        if put_in_place(LABEL_DISK, Handle::NONE, put).is_err() {
+            let _ = put_in_place(LABEL_DISK, Handle::NONE, |_| Some(0));
         }
         reply
     }
@@ -342,9 +351,9 @@ impl<H: Hooks> Server<H> {
         }
     }
 
-    /// A new message with reply handle `reply`.
-    fn incoming(&mut self, reply: Handle, payload: &mut [u8; MAX_PAYLOAD]) {
-        let msg = get_message(payload);
+    /// A new message with reply handle `reply`, decoded where it lies in
+    /// the IPC buffer (a write's data goes from there into the DMA slot).
+    fn incoming(&mut self, reply: Handle) {
         if reply.is_none() {
             // A `send`: nobody waits for an answer.
             return;
@@ -356,18 +365,20 @@ impl<H: Hooks> Server<H> {
         };
         self.seq += 1;
         let seq = self.seq;
-        let job = match msg {
-            Ok((h, len)) if h.label == LABEL_DISK => {
-                match decode::<Request>(payload.get(..len).unwrap_or(&[])) {
-                    Ok(req) => {
-                        self.hooks.request(h.badge, &req);
-                        self.request(i, h.badge, &req)
-                    }
-                    Err(_) => Err(Answer::Err(ServiceError::BadRequest)),
-                }
+        let bad = Err(Answer::Err(ServiceError::BadRequest));
+        let job = take_in_place(|h, payload| {
+            if h.label != LABEL_DISK {
+                return bad;
             }
-            _ => Err(Answer::Err(ServiceError::BadRequest)),
-        };
+            match decode_request(payload) {
+                Ok(req) => {
+                    self.hooks.request(h.badge, &req);
+                    self.request(i, h.badge, &req)
+                }
+                Err(_) => bad,
+            }
+        })
+        .unwrap_or(bad);
         self.jobs[i] = match job {
             Ok(op) => Job::Ready { reply, seq, op },
             Err(answer) => Job::Done { reply, seq, answer },
@@ -376,7 +387,7 @@ impl<H: Hooks> Server<H> {
 
     /// Checks `req` from `badge` for job `i`: the device request to make,
     /// or the answer now.
-    fn request(&mut self, i: usize, badge: u64, req: &Request) -> Result<Op, Answer> {
+    fn request(&mut self, i: usize, badge: u64, req: &RequestRef<'_>) -> Result<Op, Answer> {
         let b = match &mut self.backend {
             Ok(b) => b,
             Err(e) => return Err(Answer::Err(*e)),

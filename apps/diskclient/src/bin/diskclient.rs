@@ -108,7 +108,7 @@ fn errors(c: &mut DiskClient<Endpoint>, h: DiskHandle, blocks: u64) -> Result<()
     intact(c, h)?;
     // Over a piece: the stub refuses it locally, so send it raw.
     let mut enc = [0u8; 64];
-    let big = Request::Read {
+    let big = Request::<ilwaco::protocol::disk::Data>::Read {
         handle: h,
         block: 0,
         offset: 0,

@@ -131,8 +131,12 @@ pub fn check_piece(
     })
 }
 
-/// Checks a decoded protocol request against the extent its handle names.
-pub fn check_request(extent: &Extent, req: &Request) -> Result<Checked, IoError> {
+/// Checks a decoded protocol request (its data held or borrowed) against
+/// the extent its handle names.
+pub fn check_request<D: AsRef<[u8]>>(
+    extent: &Extent,
+    req: &Request<D>,
+) -> Result<Checked, IoError> {
     Ok(match req {
         Request::Read {
             block, offset, len, ..
@@ -148,7 +152,13 @@ pub fn check_request(extent: &Extent, req: &Request) -> Result<Checked, IoError>
             offset,
             data,
             ..
-        } => Checked::Write(check_piece(extent, true, *block, *offset, data.len())?),
+        } => Checked::Write(check_piece(
+            extent,
+            true,
+            *block,
+            *offset,
+            data.as_ref().len(),
+        )?),
         Request::Flush { .. } => Checked::Flush,
         Request::Open { .. }
         | Request::Info { .. }
@@ -233,10 +243,10 @@ mod tests {
             }))
         );
         assert_eq!(
-            check_request(&img, &Request::Flush { handle: h }),
+            check_request(&img, &Request::<Data>::Flush { handle: h }),
             Ok(Checked::Flush)
         );
-        let r = Request::Read {
+        let r = Request::<Data>::Read {
             handle: h,
             block: 2,
             offset: 0,

@@ -226,6 +226,23 @@ impl Blk {
         Ok(())
     }
 
+    /// Hands the first `len` bytes of idle slot `slot`'s buffer to `f` in
+    /// place (a read's data, encoded straight into the reply).
+    pub fn with_data<R>(
+        &self,
+        slot: usize,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, SubmitError> {
+        let m = self.idle_mem(slot, len)?;
+        // SAFETY: the slot is idle, so the device does not write its
+        // buffer, and only `&mut self` methods (which cannot run while this
+        // `&self` borrow lasts) write it from the CPU; `len <= cap` keeps
+        // the slice inside the buffer, which lives as long as the window.
+        let data = unsafe { core::slice::from_raw_parts(m.data, len) };
+        Ok(f(data))
+    }
+
     fn idle_mem(&self, slot: usize, len: usize) -> Result<Mem, SubmitError> {
         match (self.state.get(slot), self.mem.get(slot)) {
             (Some(State::Idle), Some(m)) if len <= m.cap => Ok(*m),
