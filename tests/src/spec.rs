@@ -1075,6 +1075,28 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("supervisor", "supervisor: test end: diskload halted with code 0"))
             .forbid(d("disk", "disk: device error: *"))
             .timeout(Duration::from_secs(60)),
+        // A flush is a device request like a read: while one client's
+        // flushes are in flight the others' reads are served and complete
+        // (the server counts a read completing with a flush outstanding),
+        // and every flush succeeds with the data read back.
+        QemuTest::new("disk_flush", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                DISK_SERVER,
+                "domain diskflush image=diskflush class=guest eager=yes endpoint=disk",
+                "domain diskload image=diskload class=guest eager=yes endpoint=disk count=2",
+                "test-end=diskflush",
+            ]))
+            .disk(DiskImage::fresh("disk_flush", 8, vec![
+                DiskExtent::Disk("diskflush".into(), 4),
+                DiskExtent::Image("www".into(), www_image()),
+            ]))
+            .require(d("disk", "disk: a read completed while a flush was in flight"))
+            .require(d("diskflush", "diskflush: 200 writes flushed and read back"))
+            .require(d("supervisor", "supervisor: test end: diskflush halted with code 0"))
+            .forbid(d("diskload", "diskload: * failed"))
+            .forbid(d("diskload", "diskload: the image read back wrong"))
+            .forbid(d("disk", "disk: device error: *"))
+            .timeout(Duration::from_secs(60)),
         // The disk benchmark once with small counts, so it keeps working:
         // every figure is printed, nonzero, and the requests counted are
         // the batches' (a 4 KiB request is two pieces at the server).

@@ -86,6 +86,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-diskclient", "diskeio", "diskeio"),
     ("serac-diskclient", "diskwriter", "diskwriter"),
     ("serac-diskclient", "diskop", "diskop"),
+    ("serac-diskclient", "diskflush", "diskflush"),
 ];
 
 /// The programs the kernel may start as the first domain (`supervisor`, or

@@ -109,6 +109,11 @@ impl SyncDisk<'_> {
         self.blk
             .sync_start(sector, write)
             .map_err(SyncError::Submit)?;
+        self.wait()
+    }
+
+    /// Sleeps until the synchronous request completes.
+    fn wait(&mut self) -> Result<(), SyncError> {
         loop {
             if let Some(r) = self.blk.sync_poll() {
                 return r.map_err(SyncError::Io);
@@ -136,6 +141,9 @@ impl BlockDevice for SyncDisk<'_> {
     }
 
     fn flush(&mut self) -> Result<(), SyncError> {
-        self.blk.flush().map_err(SyncError::Submit)
+        if self.blk.sync_start_flush().map_err(SyncError::Submit)? {
+            self.wait()?;
+        }
+        Ok(())
     }
 }

@@ -22,10 +22,11 @@
 //!   several clients' requests are in flight together;
 //! - with every job taken, only waits for the device.
 //!
-//! No path spins: each wait is `reply_recv` or `idle`. The exception is a
-//! `Flush`, which runs only with nothing else in flight and spins for the
-//! device's answer (virtio-drivers 0.13 has no non-blocking flush;
-//! `hal::blk::Blk::flush`).
+//! No path spins: each wait is `reply_recv` or `idle`. A `Flush` is a
+//! device request like the others (`T_FLUSH`, `hal::blk`), in flight
+//! beside reads and writes and answered on its interrupt. It covers every
+//! write the server acknowledged before it came: those completed on the
+//! device before the flush was queued.
 #![forbid(unsafe_code)]
 
 use ilwaco::ipc::{put_in_place, take_in_place};
@@ -117,6 +118,10 @@ struct Stats {
     io_errors: u32,
     recv_errors: u32,
     max_depth: usize,
+    /// Flushes on the device now.
+    flushing: u32,
+    /// Reads that completed while a flush was in flight.
+    reads_beside_flush: u64,
 }
 
 /// What a variant of the server does beside serving: the `bench-disk`
@@ -232,10 +237,20 @@ impl<H: Hooks> Server<H> {
     fn harvest(&mut self) {
         let Ok(b) = &mut self.backend else { return };
         while let Some((done, r)) = b.blk.take() {
+            match done {
+                Done::Flush { .. } => self.stats.flushing = self.stats.flushing.saturating_sub(1),
+                Done::Read { .. } if self.stats.flushing > 0 => {
+                    self.stats.reads_beside_flush += 1;
+                    if self.stats.reads_beside_flush == 1 {
+                        println!("disk: a read completed while a flush was in flight");
+                    }
+                }
+                _ => {}
+            }
             let (slot, answer) = match (done, r) {
                 (Done::Read { slot, len }, Ok(())) => (slot, Answer::Data(len)),
-                (Done::Write { slot }, Ok(())) => (slot, Answer::Ok),
-                (Done::Read { slot, .. } | Done::Write { slot }, Err(e)) => {
+                (Done::Write { slot } | Done::Flush { slot }, Ok(())) => (slot, Answer::Ok),
+                (Done::Read { slot, .. } | Done::Write { slot } | Done::Flush { slot }, Err(e)) => {
                     self.stats.io_errors += 1;
                     if self.stats.io_errors <= LOGGED {
                         println!("disk: device error: {:?}", e.0);
@@ -250,8 +265,7 @@ impl<H: Hooks> Server<H> {
     }
 
     /// Hands `Ready` jobs to the device in arrival order, until the queue
-    /// is full or a `Flush` waits for the queue to drain (later requests
-    /// wait behind it, so it is not starved).
+    /// is full.
     fn start_ready(&mut self) {
         while let Some(i) = self.oldest(|j| matches!(j, Job::Ready { .. })) {
             let Job::Ready { reply, seq, op } = self.jobs[i] else {
@@ -259,12 +273,15 @@ impl<H: Hooks> Server<H> {
             };
             let Ok(b) = &mut self.backend else { return };
             let started = match op {
-                Op::Flush if b.blk.in_flight() != 0 => return,
-                Op::Flush => Err(Some(
-                    b.blk
-                        .flush()
-                        .map_or(Answer::Err(ServiceError::Io), |()| Answer::Ok),
-                )),
+                Op::Flush => match b.blk.submit_flush(i) {
+                    Ok(true) => {
+                        self.stats.flushing += 1;
+                        Ok(())
+                    }
+                    // No write cache: acknowledged writes are stable.
+                    Ok(false) => Err(Some(Answer::Ok)),
+                    Err(e) => Err(Self::refused(e)),
+                },
                 Op::Read { sector, len } => {
                     b.blk.submit_read(i, sector, len).map_err(Self::refused)
                 }

@@ -1,31 +1,40 @@
 //! The virtio-blk device with request slots in DMA memory.
 //!
-//! virtio-drivers' non-blocking calls (`read_blocks_nb`, `write_blocks_nb`)
-//! keep using the request header, data and status buffers after they
-//! return, until `complete_*` with the same buffers. Here each of
-//! [`SLOTS`] slots owns such a triple in the DMA window, and a slot's
-//! state says who may touch it: the CPU only while it is idle, the device
-//! only while it is in flight. That is the whole soundness argument of the
-//! `unsafe` below, and [`Blk`]'s safe methods enforce it.
+//! The driver is ours, on virtio-drivers' PCI transport and virtqueue
+//! (`PciTransport`, `VirtQueue`): its `VirtIOBlk` has non-blocking reads
+//! and writes but only a blocking flush, which spins on the used ring and
+//! would take another request's completion for its own. Here every request
+//! kind, `T_FLUSH` included, is added to the queue and completed when the
+//! interrupt says so (virtio 1.2, section 5.2.6: a 16-byte header the
+//! device reads, the data, a status byte it writes).
+//!
+//! Each of [`SLOTS`] slots owns a header, data and status buffer in the
+//! DMA window, and a slot's state says who may touch it: the CPU only
+//! while it is idle, the device only while it is busy. The queue keeps
+//! using the buffers between `add` and `pop_used` with the same buffers.
+//! That is the whole soundness argument of the `unsafe` below, and
+//! [`Blk`]'s safe methods enforce it.
 //!
 //! Completions are taken in used-ring order (`peek_used` gives the head's
 //! token, which must be completed first). One more triple (`sync`, a whole
-//! block) serves the blocking reads and writes of opening the volume, which
-//! wait for the interrupt like everything else.
+//! block) serves the blocking requests of opening the volume, which wait
+//! for the interrupt like everything else.
 
 use ilwaco::protocol::syscall::DeviceOp;
 use ilwaco::protocol::Handle;
 use ilwaco::sys;
-use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
+use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::transport::Transport;
 use virtio_drivers::Error as VirtioError;
 
 use super::dma::{self, DmaError, SeracHal};
 use super::pci::DeviceConfig;
 
-/// Requests in flight at once. The queue has 16 descriptors; a request
-/// takes 3, or 1 with indirect descriptors.
+/// Requests taken at once. The queue has 16 descriptors; a read or a
+/// write takes 3, a flush 2, so when reads and writes fill it the rest
+/// wait for a completion (`SubmitError::Full`).
 pub const SLOTS: usize = 8;
 /// Bytes of one slot's data buffer: one protocol piece.
 pub const SLOT_DATA: usize = 2048;
@@ -35,6 +44,33 @@ pub const SYNC_DATA: usize = 4096;
 /// the block buffer (1), the bounce page (1), and slack.
 pub const MIN_FRAMES: usize = 16;
 const PAGE: usize = 4096;
+const SECTOR_SIZE: usize = 512;
+/// The request queue and its size.
+const QUEUE: u16 = 0;
+const QUEUE_SIZE: usize = 16;
+/// Bytes of a request header: type, reserved, sector (little-endian).
+const HEADER: usize = 16;
+// Request types and status values (virtio 1.2, 5.2.6).
+const T_IN: u32 = 0;
+const T_OUT: u32 = 1;
+const T_FLUSH: u32 = 4;
+const S_OK: u8 = 0;
+const S_UNSUPP: u8 = 2;
+/// What the status byte holds until the device writes it.
+const S_UNSET: u8 = 0xff;
+
+bitflags::bitflags! {
+    /// The features negotiated (virtio 1.2, 5.2.3 and 6): the device's
+    /// read-only flag, its write cache flush, used-ring event suppression,
+    /// and the modern interface `PciTransport` drives.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Features: u64 {
+        const RO = 1 << 5;
+        const FLUSH = 1 << 9;
+        const EVENT_IDX = 1 << 29;
+        const VERSION_1 = 1 << 32;
+    }
+}
 
 /// Why the device could not be brought up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +85,7 @@ pub enum SetupError {
     Transport,
     /// A BAR could not be mapped.
     Bar,
-    /// virtio-drivers' block driver failed to initialise the device.
+    /// The configuration or the queue could not be set up.
     Init(VirtioError),
     /// The DMA window has no room for the slots.
     NoMemory,
@@ -71,25 +107,38 @@ pub enum SubmitError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IoFailed(pub VirtioError);
 
+/// What a request does with its slot's data buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The device writes `len` bytes into it.
+    Read,
+    /// The device reads `len` bytes from it.
+    Write,
+    /// No data: the device's write cache to stable storage.
+    Flush,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Idle,
-    Read { token: u16, len: usize },
-    Write { token: u16, len: usize },
+    Busy { kind: Kind, token: u16, len: usize },
 }
 
 /// One request's buffers in the window.
 #[derive(Debug, Clone, Copy)]
 struct Mem {
-    req: *mut BlkReq,
-    resp: *mut BlkResp,
+    req: *mut u8,
+    resp: *mut u8,
     data: *mut u8,
     cap: usize,
 }
 
 /// The device, its slots, and the synchronous block buffer.
 pub struct Blk {
-    dev: VirtIOBlk<SeracHal, PciTransport>,
+    transport: PciTransport,
+    queue: VirtQueue<SeracHal, QUEUE_SIZE>,
+    features: Features,
+    capacity: u64,
     mem: [Mem; SLOTS],
     state: [State; SLOTS],
     sync_mem: Mem,
@@ -103,6 +152,13 @@ impl core::fmt::Debug for Blk {
             .field("bdf", &self.bdf)
             .field("state", &self.state)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Blk {
+    fn drop(&mut self) {
+        // The device must not use the queue's memory once it is freed.
+        self.transport.queue_unset(QUEUE);
     }
 }
 
@@ -121,18 +177,18 @@ pub enum Done {
         /// The slot.
         slot: usize,
     },
+    /// A flush on slot `slot`.
+    Flush {
+        /// The slot.
+        slot: usize,
+    },
 }
 
 fn lay_out(page: u64, req_at: usize, data: u64, cap: usize) -> Mem {
-    let req = (page + (req_at * 32) as u64) as *mut BlkReq;
-    let resp = (page + (req_at * 32 + 16) as u64) as *mut BlkResp;
-    // SAFETY: `page` is a zeroed window page only this slot layout uses;
-    // offsets 32·i and 32·i+16 (i < 128) are inside it and aligned for
-    // `BlkReq` (8) and `BlkResp` (1); writing initialises them.
-    unsafe {
-        req.write(BlkReq::default());
-        resp.write(BlkResp::default());
-    }
+    // 32 bytes a slot: the header at 32·i, the status byte at 32·i + 16
+    // (i < 128, inside the page).
+    let req = (page + (req_at * 32) as u64) as *mut u8;
+    let resp = (page + (req_at * 32 + HEADER) as u64) as *mut u8;
     Mem {
         req,
         resp,
@@ -159,21 +215,37 @@ impl Blk {
             function: (info.bdf & 7) as u8,
         };
         let mut root = PciRoot::new(DeviceConfig::new(dev));
-        let transport =
+        let mut transport =
             PciTransport::new::<SeracHal, _>(&mut root, df).map_err(|_| SetupError::Transport)?;
         // The transport computed its register addresses; a BAR that could
         // not be mapped points nowhere: stop before anything touches it.
         if dma::faults() != 0 {
             return Err(SetupError::Bar);
         }
-        let blk = VirtIOBlk::<SeracHal, _>::new(transport).map_err(SetupError::Init)?;
         let (_, headers) = dma::alloc(1).ok_or(SetupError::NoMemory)?;
         let (_, data) = dma::alloc(SLOTS * SLOT_DATA / PAGE).ok_or(SetupError::NoMemory)?;
         let (_, block) = dma::alloc(SYNC_DATA / PAGE).ok_or(SetupError::NoMemory)?;
         let mem =
             core::array::from_fn(|i| lay_out(headers, i, data + (i * SLOT_DATA) as u64, SLOT_DATA));
+        // Device initialisation (virtio 1.2, 3.1.1): features, then the
+        // configuration (the capacity, two words), the queue, DRIVER_OK.
+        let features: Features = transport.begin_init(Features::all());
+        let capacity = transport
+            .read_consistent(|| {
+                let lo = transport.read_config_space::<u32>(0)?;
+                let hi = transport.read_config_space::<u32>(4)?;
+                Ok(u64::from(lo) | u64::from(hi) << 32)
+            })
+            .map_err(SetupError::Init)?;
+        let event_idx = features.contains(Features::EVENT_IDX);
+        let queue =
+            VirtQueue::new(&mut transport, QUEUE, false, event_idx).map_err(SetupError::Init)?;
+        transport.finish_init();
         Ok(Blk {
-            dev: blk,
+            transport,
+            queue,
+            features,
+            capacity,
             mem,
             state: [State::Idle; SLOTS],
             sync_mem: lay_out(headers, SLOTS, block, SYNC_DATA),
@@ -189,12 +261,12 @@ impl Blk {
 
     /// Device size in 512-byte sectors.
     pub fn sectors(&self) -> u64 {
-        self.dev.capacity()
+        self.capacity
     }
 
     /// Whether the device is read-only.
     pub fn read_only(&self) -> bool {
-        self.dev.readonly()
+        self.features.contains(Features::RO)
     }
 
     /// Requests the device holds now (slots and the synchronous one).
@@ -205,7 +277,7 @@ impl Blk {
 
     /// Reads the ISR, which de-asserts the device's interrupt line.
     pub fn ack_interrupt(&mut self) {
-        let _ = self.dev.ack_interrupt();
+        let _ = self.transport.ack_interrupt();
     }
 
     /// Copies `data` into idle slot `slot`'s buffer.
@@ -259,11 +331,7 @@ impl Blk {
 
     /// Starts reading `len` bytes from `sector` into slot `slot`.
     pub fn submit_read(&mut self, slot: usize, sector: u64, len: usize) -> Result<(), SubmitError> {
-        let m = self.idle_mem(slot, len)?;
-        Self::check_len(len, m.cap)?;
-        let token = self.start(m, sector, len, false)?;
-        self.state[slot] = State::Read { token, len };
-        Ok(())
+        self.submit(slot, Kind::Read, sector, len)
     }
 
     /// Starts writing the first `len` bytes of slot `slot` (see
@@ -274,53 +342,109 @@ impl Blk {
         sector: u64,
         len: usize,
     ) -> Result<(), SubmitError> {
+        self.submit(slot, Kind::Write, sector, len)
+    }
+
+    /// Starts flushing the device's write cache on slot `slot`: it
+    /// completes (through [`take`](Self::take)) once every write the device
+    /// completed before it is on stable storage. `Ok(false)`: the device
+    /// has no write cache to flush (no `VIRTIO_BLK_F_FLUSH`), so completed
+    /// writes are stable already and nothing was submitted.
+    pub fn submit_flush(&mut self, slot: usize) -> Result<bool, SubmitError> {
+        if !self.features.contains(Features::FLUSH) {
+            return Ok(false);
+        }
+        self.submit(slot, Kind::Flush, 0, 0).map(|()| true)
+    }
+
+    fn submit(
+        &mut self,
+        slot: usize,
+        kind: Kind,
+        sector: u64,
+        len: usize,
+    ) -> Result<(), SubmitError> {
         let m = self.idle_mem(slot, len)?;
-        Self::check_len(len, m.cap)?;
-        let token = self.start(m, sector, len, true)?;
-        self.state[slot] = State::Write { token, len };
+        if kind != Kind::Flush {
+            Self::check_len(len, m.cap)?;
+        }
+        let token = self.start(m, kind, sector, len)?;
+        self.state[slot] = State::Busy { kind, token, len };
         Ok(())
     }
 
-    fn start(&mut self, m: Mem, sector: u64, len: usize, write: bool) -> Result<u16, SubmitError> {
-        let sector = usize::try_from(sector).map_err(|_| SubmitError::Bad)?;
-        // SAFETY: `m` is an idle triple (checked by the callers), so these
-        // are the only references to its memory; `len <= m.cap` keeps the
-        // slice inside its buffer. The caller marks the slot in flight
+    fn start(&mut self, m: Mem, kind: Kind, sector: u64, len: usize) -> Result<u16, SubmitError> {
+        let t = match kind {
+            Kind::Read => T_IN,
+            Kind::Write => T_OUT,
+            Kind::Flush => T_FLUSH,
+        };
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(&t.to_le_bytes());
+        header[8..].copy_from_slice(&sector.to_le_bytes());
+        // SAFETY: `m` is an idle triple (checked by the callers), so the
+        // device is not using it and these are the only references to its
+        // memory; the header is HEADER bytes and the status one byte at
+        // their places in the header page, and `len <= m.cap` keeps the
+        // data slice inside its buffer. The caller marks the slot busy
         // before returning, and nothing touches it until it completes.
         let r = unsafe {
-            let req = &mut *m.req;
-            let resp = &mut *m.resp;
-            if write {
-                let buf = core::slice::from_raw_parts(m.data, len);
-                self.dev.write_blocks_nb(sector, req, buf, resp)
-            } else {
-                let buf = core::slice::from_raw_parts_mut(m.data, len);
-                self.dev.read_blocks_nb(sector, req, buf, resp)
+            core::ptr::copy_nonoverlapping(header.as_ptr(), m.req, HEADER);
+            m.resp.write_volatile(S_UNSET);
+            let req = core::slice::from_raw_parts(m.req, HEADER);
+            let resp = core::slice::from_raw_parts_mut(m.resp, 1);
+            match kind {
+                Kind::Read => {
+                    let buf = core::slice::from_raw_parts_mut(m.data, len);
+                    self.queue.add(&[req], &mut [buf, resp])
+                }
+                Kind::Write => {
+                    let buf = core::slice::from_raw_parts(m.data, len);
+                    self.queue.add(&[req, buf], &mut [resp])
+                }
+                Kind::Flush => self.queue.add(&[req], &mut [resp]),
             }
         };
         match r {
-            Ok(t) => Ok(t),
+            Ok(token) => {
+                if self.queue.should_notify() {
+                    self.transport.notify(QUEUE);
+                }
+                Ok(token)
+            }
             Err(VirtioError::QueueFull) => Err(SubmitError::Full),
             Err(e) => Err(SubmitError::Device(e)),
         }
     }
 
-    fn finish(&mut self, m: Mem, token: u16, len: usize, write: bool) -> Result<(), IoFailed> {
+    fn finish(&mut self, m: Mem, kind: Kind, token: u16, len: usize) -> Result<(), IoFailed> {
         // SAFETY: the device finished with this triple (its token is the
         // head of the used ring), and these are the same buffers and
-        // lengths that were submitted with it.
-        let r = unsafe {
-            let req = &*m.req;
-            let resp = &mut *m.resp;
-            if write {
-                let buf = core::slice::from_raw_parts(m.data, len);
-                self.dev.complete_write_blocks(token, req, buf, resp)
-            } else {
-                let buf = core::slice::from_raw_parts_mut(m.data, len);
-                self.dev.complete_read_blocks(token, req, buf, resp)
-            }
+        // lengths that were added with it; after `pop_used` the device no
+        // longer writes the status byte, which is then read.
+        let status = unsafe {
+            let req = core::slice::from_raw_parts(m.req, HEADER);
+            let resp = core::slice::from_raw_parts_mut(m.resp, 1);
+            let popped = match kind {
+                Kind::Read => {
+                    let buf = core::slice::from_raw_parts_mut(m.data, len);
+                    self.queue.pop_used(token, &[req], &mut [buf, resp])
+                }
+                Kind::Write => {
+                    let buf = core::slice::from_raw_parts(m.data, len);
+                    self.queue.pop_used(token, &[req, buf], &mut [resp])
+                }
+                Kind::Flush => self.queue.pop_used(token, &[req], &mut [resp]),
+            };
+            popped.map_err(IoFailed)?;
+            m.resp.read_volatile()
         };
-        r.map_err(IoFailed)
+        match status {
+            S_OK => Ok(()),
+            S_UNSUPP => Err(IoFailed(VirtioError::Unsupported)),
+            // S_IOERR, or a status the device never wrote.
+            _ => Err(IoFailed(VirtioError::IoError)),
+        }
     }
 
     /// Takes the next completion off the used ring, if it is a slot's:
@@ -328,57 +452,60 @@ impl Blk {
     /// whether the device did it. `None` if nothing completed (or the head
     /// is the synchronous request, see [`sync_poll`](Self::sync_poll)).
     pub fn take(&mut self) -> Option<(Done, Result<(), IoFailed>)> {
-        let head = self.dev.peek_used()?;
+        let head = self.queue.peek_used()?;
         let slot = self.state.iter().position(|s| match s {
-            State::Read { token, .. } | State::Write { token, .. } => *token == head,
+            State::Busy { token, .. } => *token == head,
             State::Idle => false,
         })?;
-        let (m, st) = (self.mem[slot], self.state[slot]);
-        let (done, r) = match st {
-            State::Read { token, len } => {
-                (Done::Read { slot, len }, self.finish(m, token, len, false))
-            }
-            State::Write { token, len } => (Done::Write { slot }, self.finish(m, token, len, true)),
-            State::Idle => return None,
+        let State::Busy { kind, token, len } = self.state[slot] else {
+            return None;
         };
+        let r = self.finish(self.mem[slot], kind, token, len);
         self.state[slot] = State::Idle;
+        let done = match kind {
+            Kind::Read => Done::Read { slot, len },
+            Kind::Write => Done::Write { slot },
+            Kind::Flush => Done::Flush { slot },
+        };
         Some((done, r))
     }
 
     /// Starts the synchronous read or write of one whole block at `sector`
     /// (a write sends what [`sync_fill`](Self::sync_fill) put there).
     pub fn sync_start(&mut self, sector: u64, write: bool) -> Result<(), SubmitError> {
+        let kind = if write { Kind::Write } else { Kind::Read };
+        self.sync_submit(kind, sector, SYNC_DATA)
+    }
+
+    /// Starts a synchronous flush; `Ok(false)` as for
+    /// [`submit_flush`](Self::submit_flush).
+    pub fn sync_start_flush(&mut self) -> Result<bool, SubmitError> {
+        if !self.features.contains(Features::FLUSH) {
+            return Ok(false);
+        }
+        self.sync_submit(Kind::Flush, 0, 0).map(|()| true)
+    }
+
+    fn sync_submit(&mut self, kind: Kind, sector: u64, len: usize) -> Result<(), SubmitError> {
         if self.sync != State::Idle {
             return Err(SubmitError::Bad);
         }
-        let token = self.start(self.sync_mem, sector, SYNC_DATA, write)?;
-        self.sync = if write {
-            State::Write {
-                token,
-                len: SYNC_DATA,
-            }
-        } else {
-            State::Read {
-                token,
-                len: SYNC_DATA,
-            }
-        };
+        let token = self.start(self.sync_mem, kind, sector, len)?;
+        self.sync = State::Busy { kind, token, len };
         Ok(())
     }
 
     /// Completes the synchronous request if it is the head of the used
     /// ring: `None` while it is not done.
     pub fn sync_poll(&mut self) -> Option<Result<(), IoFailed>> {
-        let head = self.dev.peek_used()?;
-        let (token, write) = match self.sync {
-            State::Read { token, .. } => (token, false),
-            State::Write { token, .. } => (token, true),
-            State::Idle => return None,
+        let head = self.queue.peek_used()?;
+        let State::Busy { kind, token, len } = self.sync else {
+            return None;
         };
         if head != token {
             return None;
         }
-        let r = self.finish(self.sync_mem, token, SYNC_DATA, write);
+        let r = self.finish(self.sync_mem, kind, token, len);
         self.sync = State::Idle;
         Some(r)
     }
@@ -404,22 +531,5 @@ impl Blk {
             core::ptr::copy_nonoverlapping(self.sync_mem.data, block.as_mut_ptr(), SYNC_DATA)
         };
         Ok(())
-    }
-
-    /// Flushes the device's write cache. virtio-drivers 0.13 has no
-    /// non-blocking flush: its `flush` spins on the used ring until the
-    /// device answers, and would take another request's completion for its
-    /// own, so it is only allowed with nothing in flight (`SubmitError::Bad`
-    /// otherwise). The spin lasts one flush of the host's file.
-    pub fn flush(&mut self) -> Result<(), SubmitError> {
-        if self.in_flight() != 0 {
-            return Err(SubmitError::Bad);
-        }
-        let before = dma::faults();
-        let r = self.dev.flush().map_err(SubmitError::Device);
-        if dma::faults() != before {
-            return Err(SubmitError::Device(VirtioError::DmaError));
-        }
-        r
     }
 }
