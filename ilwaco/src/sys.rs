@@ -423,13 +423,13 @@ pub fn with_ipc_payload<R>(f: impl FnOnce(&mut [u8]) -> R) -> Result<R, SysError
     if IPC_LENT.swap(true, Ordering::SeqCst) {
         return Err(SysError::WouldBlock);
     }
-    let len = IPC_BUFFER_SIZE as usize - HEADER_LEN;
+    let len = serac_protocol::layout::MAX_PAYLOAD;
     // SAFETY: the kernel maps the IPC buffer RW at IPC_BUFFER_ADDR before
     // the domain runs and writes it only inside this domain's `call` and
     // `reply_recv` (and reads it in `send`), which refuse to run while
     // IPC_LENT is set, as do all other accessors of the page here; so for
     // as long as `f` holds this slice, it is the only access to those
-    // bytes. [HEADER_LEN, IPC_BUFFER_SIZE) is inside the page.
+    // bytes. [HEADER_LEN, HEADER_LEN + MAX_PAYLOAD) is the page's tail.
     let payload = unsafe {
         core::slice::from_raw_parts_mut((IPC_BUFFER_ADDR as *mut u8).add(HEADER_LEN), len)
     };

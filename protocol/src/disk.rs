@@ -617,7 +617,7 @@ mod tests {
             let mut b = [0u8; MAX_PAYLOAD];
             let owned = encode(&r, &mut a).unwrap();
             let back = decode_request(owned).unwrap();
-            prop_assert_eq!(encode(&back, &mut b).unwrap(), &*owned);
+            prop_assert_eq!(encode(&back, &mut b).unwrap(), owned);
             let owned = encode(&p, &mut a).unwrap().to_vec();
             let view: ReplyRef<'_> = decode_borrowed(&owned).unwrap();
             prop_assert_eq!(encode(&view, &mut b).unwrap(), &owned[..]);

@@ -26,7 +26,7 @@ use ilwaco::sys;
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
-use virtio_drivers::transport::Transport;
+use virtio_drivers::transport::{DeviceStatus, Transport};
 use virtio_drivers::Error as VirtioError;
 
 use super::dma::{self, DmaError, SeracHal};
@@ -59,18 +59,14 @@ const S_UNSUPP: u8 = 2;
 /// What the status byte holds until the device writes it.
 const S_UNSET: u8 = 0xff;
 
-bitflags::bitflags! {
-    /// The features negotiated (virtio 1.2, 5.2.3 and 6): the device's
-    /// read-only flag, its write cache flush, used-ring event suppression,
-    /// and the modern interface `PciTransport` drives.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    struct Features: u64 {
-        const RO = 1 << 5;
-        const FLUSH = 1 << 9;
-        const EVENT_IDX = 1 << 29;
-        const VERSION_1 = 1 << 32;
-    }
-}
+// The features negotiated (virtio 1.2, 5.2.3 and 6): the device's
+// read-only flag, its write cache flush, used-ring event suppression, and
+// the modern interface `PciTransport` drives.
+const F_RO: u64 = 1 << 5;
+const F_FLUSH: u64 = 1 << 9;
+const F_EVENT_IDX: u64 = 1 << 29;
+const F_VERSION_1: u64 = 1 << 32;
+const FEATURES: u64 = F_RO | F_FLUSH | F_EVENT_IDX | F_VERSION_1;
 
 /// Why the device could not be brought up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +83,8 @@ pub enum SetupError {
     Bar,
     /// The configuration or the queue could not be set up.
     Init(VirtioError),
+    /// The device refused the features (it cleared `FEATURES_OK`).
+    Features,
     /// The DMA window has no room for the slots.
     NoMemory,
 }
@@ -137,7 +135,7 @@ struct Mem {
 pub struct Blk {
     transport: PciTransport,
     queue: VirtQueue<SeracHal, QUEUE_SIZE>,
-    features: Features,
+    features: u64,
     capacity: u64,
     mem: [Mem; SLOTS],
     state: [State; SLOTS],
@@ -229,7 +227,16 @@ impl Blk {
             core::array::from_fn(|i| lay_out(headers, i, data + (i * SLOT_DATA) as u64, SLOT_DATA));
         // Device initialisation (virtio 1.2, 3.1.1): features, then the
         // configuration (the capacity, two words), the queue, DRIVER_OK.
-        let features: Features = transport.begin_init(Features::all());
+        transport.set_status(DeviceStatus::empty());
+        transport.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
+        let features = transport.read_device_features() & FEATURES;
+        transport.write_driver_features(features);
+        let ok = DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK;
+        transport.set_status(ok);
+        if !transport.get_status().contains(DeviceStatus::FEATURES_OK) {
+            return Err(SetupError::Features);
+        }
+        transport.set_guest_page_size(PAGE as u32);
         let capacity = transport
             .read_consistent(|| {
                 let lo = transport.read_config_space::<u32>(0)?;
@@ -237,7 +244,7 @@ impl Blk {
                 Ok(u64::from(lo) | u64::from(hi) << 32)
             })
             .map_err(SetupError::Init)?;
-        let event_idx = features.contains(Features::EVENT_IDX);
+        let event_idx = features & F_EVENT_IDX != 0;
         let queue =
             VirtQueue::new(&mut transport, QUEUE, false, event_idx).map_err(SetupError::Init)?;
         transport.finish_init();
@@ -266,7 +273,7 @@ impl Blk {
 
     /// Whether the device is read-only.
     pub fn read_only(&self) -> bool {
-        self.features.contains(Features::RO)
+        self.features & F_RO != 0
     }
 
     /// Requests the device holds now (slots and the synchronous one).
@@ -351,7 +358,7 @@ impl Blk {
     /// has no write cache to flush (no `VIRTIO_BLK_F_FLUSH`), so completed
     /// writes are stable already and nothing was submitted.
     pub fn submit_flush(&mut self, slot: usize) -> Result<bool, SubmitError> {
-        if !self.features.contains(Features::FLUSH) {
+        if self.features & F_FLUSH == 0 {
             return Ok(false);
         }
         self.submit(slot, Kind::Flush, 0, 0).map(|()| true)
@@ -480,7 +487,7 @@ impl Blk {
     /// Starts a synchronous flush; `Ok(false)` as for
     /// [`submit_flush`](Self::submit_flush).
     pub fn sync_start_flush(&mut self) -> Result<bool, SubmitError> {
-        if !self.features.contains(Features::FLUSH) {
+        if self.features & F_FLUSH == 0 {
             return Ok(false);
         }
         self.sync_submit(Kind::Flush, 0, 0).map(|()| true)
