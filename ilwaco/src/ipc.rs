@@ -2,9 +2,11 @@
 //! from `serac_protocol` call through.
 //!
 //! A message is the fixed [`MsgHeader`] followed by the payload, at the start
-//! of the IPC buffer. Everything is copied in and out with bounds checks; a
-//! reply whose header is malformed or claims more than the caller's buffer
-//! is an error, never a panic.
+//! of the IPC buffer. [`put_message`]/[`get_message`] copy a payload in and
+//! out with bounds checks; [`put_in_place`]/[`take_in_place`] (and
+//! [`Endpoint`]'s `call_in_place`) encode and decode it where it lies, for
+//! bulk data. A reply whose header is malformed or claims more than the
+//! caller's buffer is an error, never a panic.
 
 use serac_protocol::client::Transport;
 use serac_protocol::header::{MsgHeader, HEADER_LEN};

@@ -22,6 +22,9 @@
 //! leaves nothing behind in the server. A block write is therefore not
 //! atomic (a crash may leave one half new); clients that need that
 //! (the swapper) checksum what they write. docs/disk-format.md argues it.
+//! The stub and the server use [`RequestRef`]/[`ReplyRef`], whose data
+//! borrows the caller's block, the message or the server's DMA slot, so a
+//! piece is copied once on each side of the kernel's copy.
 //!
 //! **Idempotence.** Every request is idempotent: `Open` returns the
 //! client's existing handle if it has one, reads and writes are positional
