@@ -122,6 +122,8 @@ struct Stats {
     flushing: u32,
     /// Reads that completed while a flush was in flight.
     reads_beside_flush: u64,
+    /// Flushes queued on the device beside other requests.
+    flushes_beside_others: u64,
 }
 
 /// What a variant of the server does beside serving: the `bench-disk`
@@ -273,14 +275,20 @@ impl<H: Hooks> Server<H> {
             };
             let Ok(b) = &mut self.backend else { return };
             let started = match op {
-                Op::Flush => match b.blk.submit_flush(i) {
-                    Ok(true) => {
+                Op::Flush => match (b.blk.in_flight(), b.blk.submit_flush(i)) {
+                    (others, Ok(true)) => {
                         self.stats.flushing += 1;
+                        if others > 0 {
+                            self.stats.flushes_beside_others += 1;
+                            if self.stats.flushes_beside_others == 1 {
+                                println!("disk: a flush went to the device with {others} other request(s) in flight");
+                            }
+                        }
                         Ok(())
                     }
                     // No write cache: acknowledged writes are stable.
-                    Ok(false) => Err(Some(Answer::Ok)),
-                    Err(e) => Err(Self::refused(e)),
+                    (_, Ok(false)) => Err(Some(Answer::Ok)),
+                    (_, Err(e)) => Err(Self::refused(e)),
                 },
                 Op::Read { sector, len } => {
                     b.blk.submit_read(i, sector, len).map_err(Self::refused)
