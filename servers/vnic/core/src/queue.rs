@@ -125,11 +125,17 @@ impl Queue {
     /// frames remain. Takes nothing only if the queue is empty or its
     /// oldest record is longer than `max`.
     pub fn take(&mut self, max: usize) -> (&[u8], usize, bool) {
+        self.take_upto(max, usize::MAX)
+    }
+
+    /// [`Queue::take`], but at most `frames` frames (the uplink takes only
+    /// as many as the device has transmit buffers for).
+    pub fn take_upto(&mut self, max: usize, frames: usize) -> (&[u8], usize, bool) {
         let max = max.min(BATCH_MAX);
         let start = self.head;
         let mut end = start;
         let mut count = 0;
-        while end < self.tail {
+        while end < self.tail && count < frames {
             let Some(&[lo, hi]) = self.buf.get(end..end + RECORD_HEADER) else {
                 break;
             };

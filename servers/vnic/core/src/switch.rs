@@ -213,6 +213,8 @@ pub struct Switch {
     /// Sorted by IPv4 address.
     by_ip: Vec<(Ipv4, PortId)>,
     wake: Vec<PortId>,
+    /// Notification handles of ports removed, for the server to close.
+    released: Vec<Handle>,
 }
 
 /// Inserts into a sorted table whose capacity was reserved for it.
@@ -249,6 +251,7 @@ impl Switch {
             by_mac: Vec::new(),
             by_ip: Vec::new(),
             wake: Vec::new(),
+            released: Vec::new(),
         };
         s.ports.try_reserve_exact(slots).map_err(|_| NoMemory)?;
         s.free.try_reserve_exact(n).map_err(|_| NoMemory)?;
@@ -256,6 +259,7 @@ impl Switch {
         s.by_mac.try_reserve_exact(n).map_err(|_| NoMemory)?;
         s.by_ip.try_reserve_exact(n).map_err(|_| NoMemory)?;
         s.wake.try_reserve_exact(slots).map_err(|_| NoMemory)?;
+        s.released.try_reserve_exact(slots).map_err(|_| NoMemory)?;
         s.ports
             .push(uplink.then(|| Port::new(Kind::Uplink, &limits)));
         s.ports.resize_with(slots, || None);
@@ -329,6 +333,10 @@ impl Switch {
         }
         if let Some(id) = existing {
             self.remove_port(id);
+            // The same handle again is still the port's: not to close.
+            if self.released.last() == Some(&config.notify) {
+                self.released.pop();
+            }
         }
         let id = self.free.pop().ok_or(AttachError::Full)?;
         let limits = self.limits;
@@ -363,6 +371,10 @@ impl Switch {
             remove(&mut self.by_mac, c.addresses.mac);
             remove(&mut self.by_ip, c.addresses.ipv4);
             self.free.push(id);
+            // Bounded: the server drains it after every request.
+            if !c.notify.is_none() && self.released.len() < self.released.capacity() {
+                self.released.push(c.notify);
+            }
         }
         self.wake.retain(|&w| w != id);
     }
@@ -439,8 +451,13 @@ impl Switch {
 
     /// Takes the oldest frames of `port` whose records fit in `max` bytes.
     pub fn take(&mut self, port: PortId, max: usize) -> Option<Taken<'_>> {
+        self.take_upto(port, max, usize::MAX)
+    }
+
+    /// [`Switch::take`], at most `frames` frames.
+    pub fn take_upto(&mut self, port: PortId, max: usize, frames: usize) -> Option<Taken<'_>> {
         let p = self.port_mut(port)?;
-        let (bytes, count, more) = p.queue.take(max);
+        let (bytes, count, more) = p.queue.take_upto(max, frames);
         // The queue holds only records it wrote, so this check passes.
         let frames = FramesRef::new(bytes).ok()?;
         Some(Taken {
@@ -467,6 +484,12 @@ impl Switch {
             });
         }
         None
+    }
+
+    /// A notification handle of a removed port (replaced or detached),
+    /// which no port uses any more: the server closes it.
+    pub fn pop_released(&mut self) -> Option<Handle> {
+        self.released.pop()
     }
 
     /// A port's counters and queue depth.
@@ -586,6 +609,47 @@ mod tests {
 
     fn drops_at_source(d: &Drops) -> u64 {
         d.bad_size + d.malformed + d.unsupported + d.spoofed_mac + d.spoofed_ip + d.no_destination
+    }
+
+    #[test]
+    fn take_upto_bounds_the_frames_taken() {
+        let mut s = switch(2, true, 8, 4096);
+        let a = s.port_of(owner(0)).unwrap();
+        for i in 0..5u8 {
+            let f = build::ipv4(OUTSIDE, mac(0), ip(0), OUTSIDE_IP, &[i; 20]);
+            s.offer(a, &f).unwrap();
+        }
+        let t = s.take_upto(PortId::UPLINK, BATCH_MAX, 2).unwrap();
+        assert_eq!((t.count, t.more), (2, true));
+        assert_eq!(t.frames.iter().count(), 2);
+        let t = s.take_upto(PortId::UPLINK, BATCH_MAX, 0).unwrap();
+        assert_eq!((t.count, t.more), (0, true));
+        let t = s.take_upto(PortId::UPLINK, BATCH_MAX, 9).unwrap();
+        assert_eq!((t.count, t.more), (3, false));
+    }
+
+    #[test]
+    fn removed_ports_release_their_notification_once() {
+        let mut s = switch(2, false, 8, 4096);
+        assert_eq!(s.pop_released(), None);
+        // The same configuration again keeps the handle.
+        s.attach(&config(0)).unwrap();
+        assert_eq!(s.pop_released(), None);
+        // A new generation with a new handle releases the old one.
+        let mut next = config(0);
+        next.owner = next.owner.next_gen();
+        next.notify = Handle::new(99, 1);
+        s.attach(&next).unwrap();
+        assert_eq!(s.pop_released(), Some(config(0).notify));
+        // New addresses but the same handle: nothing to close.
+        let mut moved = next;
+        moved.addresses = assign::addresses(40).unwrap();
+        s.attach(&moved).unwrap();
+        assert_eq!(s.pop_released(), None);
+        assert!(s.detach(moved.owner));
+        assert_eq!(s.pop_released(), Some(Handle::new(99, 1)));
+        assert!(!s.detach(moved.owner));
+        assert_eq!(s.pop_released(), None);
     }
 
     #[test]
