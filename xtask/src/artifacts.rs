@@ -30,6 +30,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-swapper", "serac-swapper", "swapper"),
     ("serac-disk", "serac-disk", "disk"),
     ("serac-disk", "bench-disk", "bench-disk"),
+    ("serac-vnic", "vnic", "vnic"),
     ("serac-hello", "serac-hello", "hello"),
     ("serac-selftest", "serac-selftest", "selftest"),
     ("serac-pong", "serac-pong", "pong"),

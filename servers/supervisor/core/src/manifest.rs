@@ -7,7 +7,7 @@
 //! ```text
 //! domain <name> image=<archive entry> class=server|guest [count=N] [restart=yes|no]
 //!        [pager=<domain>] [eager=yes|no] [operator=yes|no] [frames=N] [until-full=yes|no]
-//!        [endpoint=<domain>]... [notify=<domain>]...
+//!        [endpoint=<domain>]... [notify=<domain>]... [device=<sel>] [net=yes|no]
 //! test-end=<domain>
 //! test-end-after-ms=<n>
 //! test-linger-ms=<n>
@@ -38,6 +38,11 @@
 //! - `count=N` makes N instances, named `<name>#<i>` (i from 0) when N > 1;
 //!   `endpoint=`, `notify=`, `pager=` and `test-end=` naming such a domain
 //!   mean its instance 0 (`test-end` waits for all of its instances).
+//! - `net=yes` gives each instance a port on the vnic: the domain must
+//!   have an `endpoint=` to a domain holding `device=virtio-net` (the
+//!   vnic; the first such endpoint is the one used). The supervisor
+//!   assigns the port's addresses and configures it before the instance
+//!   starts (see the supervisor's `domains.rs`).
 //! - Names are 1 to [`NAME_MAX`] bytes of `A-Z a-z 0-9 _ . -`.
 //!
 //! Parsing is pure and bounded ([`MAX_DOMAINS`], [`MAX_INSTANCES`],
@@ -185,6 +190,8 @@ pub struct DomainSpec<'a> {
     /// `device=`: the PCI function granted to it (a driver domain, trusted
     /// with DMA: there is no IOMMU).
     pub device: Option<DeviceSel>,
+    /// `net=yes`: a port on the vnic for each instance.
+    pub net: bool,
     links: [Link<'a>; MAX_LINKS],
     n_links: usize,
     /// Line of the directive (1-based), for later error messages.
@@ -207,6 +214,7 @@ impl<'a> DomainSpec<'a> {
         frames: 0,
         until_full: false,
         device: None,
+        net: false,
         links: [Link::EMPTY; MAX_LINKS],
         n_links: 0,
         line: 0,
@@ -353,6 +361,8 @@ pub enum ErrorKind<'a> {
     UntilFullNotLast(&'a str),
     /// A `pager=`, `endpoint=` or `notify=` naming an `until-full=yes` domain.
     UntilFullNamed(&'a str),
+    /// `net=yes` without an `endpoint=` to a `device=virtio-net` domain.
+    NetWithoutVnic(&'a str),
 }
 
 impl fmt::Display for ErrorKind<'_> {
@@ -416,6 +426,10 @@ impl fmt::Display for ErrorKind<'_> {
             ErrorKind::OperatorWithoutEndpoint(n) => write!(
                 f,
                 "`{n}` is an operator but has no endpoint=supervisor to act through"
+            ),
+            ErrorKind::NetWithoutVnic(n) => write!(
+                f,
+                "`{n}` has net=yes but no endpoint= to a domain with device=virtio-net"
             ),
             ErrorKind::UntilFullNotLast(n) => {
                 write!(f, "`{n}` has until-full=yes but is not the last domain")
@@ -574,7 +588,7 @@ impl<'a> Manifest<'a> {
         };
         let (mut image, mut class) = (None, None);
         let (mut count, mut restart, mut eager) = (None, None, None);
-        let (mut operator, mut until_full) = (None, None);
+        let (mut operator, mut until_full, mut net) = (None, None, None);
         for w in words {
             let (key, value) = split_kv(w).ok_or(err(line, ErrorKind::NotKeyValue(w)))?;
             if value.is_empty() {
@@ -615,6 +629,10 @@ impl<'a> Manifest<'a> {
                 "until-full" => {
                     let v = yes_no(line, key, value)?;
                     until_full.replace(v).map_or(Ok(()), |_| Err(dup))?;
+                }
+                "net" => {
+                    let v = yes_no(line, key, value)?;
+                    net.replace(v).map_or(Ok(()), |_| Err(dup))?;
                 }
                 "frames" => {
                     let n = ranged(line, key, value, MAX_GRANT_FRAMES as u64)?;
@@ -657,6 +675,7 @@ impl<'a> Manifest<'a> {
         d.restart = restart.unwrap_or(false);
         d.eager = eager.unwrap_or(false);
         d.operator = operator.unwrap_or(false);
+        d.net = net.unwrap_or(false);
         if d.operator
             && !d
                 .links()
@@ -731,7 +750,27 @@ impl<'a> Manifest<'a> {
             }
             self.domains[i] = resolved;
         }
+        for i in 0..self.n_domains {
+            let d = self.domains[i];
+            if d.net && self.vnic_of(i).is_none() {
+                return Err(err(d.line, ErrorKind::NetWithoutVnic(d.name)));
+            }
+        }
         Ok(())
+    }
+
+    /// The vnic domain `d`'s port is on: its first `endpoint=` to a domain
+    /// holding `device=virtio-net` (`None` for a domain without `net=yes`).
+    pub fn vnic_of(&self, d: usize) -> Option<usize> {
+        let spec = self.domains().get(d).filter(|s| s.net)?;
+        spec.links().iter().find_map(|l| match (l.kind, l.target) {
+            (LinkKind::Endpoint, Target::Domain(v))
+                if self.domains().get(v)?.device == Some(DeviceSel::VirtioNet) =>
+            {
+                Some(v)
+            }
+            _ => None,
+        })
     }
 
     /// The index of the domain called `name`.
@@ -1149,6 +1188,23 @@ test-end=ping
             kind("domain a image=a class=server eager=yes count=2 device=virtio-blk"),
             ErrorKind::DeviceNotSingle("a")
         );
+        // net=yes needs an endpoint to the vnic (the virtio-net holder).
+        assert_eq!(
+            kind("domain g image=g class=guest eager=yes net=yes"),
+            ErrorKind::NetWithoutVnic("g")
+        );
+        assert_eq!(
+            kind("domain d image=d class=server eager=yes device=virtio-blk\ndomain g image=g class=guest eager=yes endpoint=d net=yes"),
+            ErrorKind::NetWithoutVnic("g")
+        );
+        assert_eq!(
+            kind("domain g image=g class=guest eager=yes net=maybe"),
+            ErrorKind::BadYesNo { key: "net", value: "maybe" }
+        );
+        let m = Manifest::parse("domain g image=g class=guest eager=yes endpoint=supervisor endpoint=v net=yes count=2\ndomain h image=h class=guest eager=yes endpoint=v\ndomain v image=v class=server eager=yes device=virtio-net\n").unwrap();
+        assert_eq!(m.vnic_of(0), Some(2));
+        assert!(m.domains()[0].net && !m.domains()[1].net);
+        assert_eq!((m.vnic_of(1), m.vnic_of(2)), (None, None));
         let m = Manifest::parse("domain a image=a class=server eager=yes device=01:1f.7\ndomain b image=b class=server eager=yes device=virtio-blk\n").unwrap();
         assert_eq!(m.domains()[0].device, Some(DeviceSel::Bdf(0x1ff)));
         assert!(DeviceSel::Bdf(0x1ff).matches(0x1ff, 1, 2));

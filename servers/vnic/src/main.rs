@@ -1,0 +1,86 @@
+//! The vnic: the virtual Ethernet switch of `serac-vnic-core` in ring 3,
+//! serving `protocol::net` to the domains the supervisor gives a port,
+//! with a virtio-net uplink to the outside.
+//!
+//! The manifest makes it a driver domain: `device=virtio-net` grants the
+//! PCI function (a `Device` handle after its link handles, then its INTx
+//! line's `Irq` handle) and `frames=N` the DMA memory. It brings the
+//! device up through virtio-drivers 0.13 (`PciTransport`, `VirtIONetRaw`),
+//! then serves (`serve`). Without a device it still switches between
+//! guests, with no uplink.
+//!
+//! Unsafe code is confined to `mod hal`; the crate denies it everywhere
+//! else and `serve` forbids it outright.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+
+#[allow(unsafe_code)]
+mod hal;
+mod serve;
+
+use ilwaco::println;
+use ilwaco::protocol::syscall::DeviceOp;
+use ilwaco::protocol::{Handle, SysError};
+use ilwaco::sys;
+
+ilwaco::entry!(main);
+
+/// Handle slots searched for the `Device` handle (links come first).
+const MAX_LINKS: u32 = 16;
+/// Generations tried per slot: a restarted domain's table starts above
+/// every generation its previous table reached.
+const MAX_GEN: u32 = 1024;
+
+/// The handle at `slot` that `try_it` accepts, whatever its generation.
+fn find(slot: u32, try_it: impl Fn(Handle) -> Result<u64, SysError>) -> Option<Handle> {
+    for gen in 1..=MAX_GEN {
+        let h = Handle::new(slot, gen);
+        match try_it(h) {
+            Ok(_) => return Some(h),
+            Err(SysError::StaleHandle) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn main() -> i32 {
+    let dev = (1..=MAX_LINKS).find_map(|i| find(i, |h| sys::device(h, DeviceOp::Info, 0, 0)));
+    let net = match dev {
+        None => {
+            println!("vnic: no Device handle (no device= in the manifest): switching between guests only, no uplink");
+            None
+        }
+        Some(d) => match hal::net::Net::new(d) {
+            Ok(mut n) => {
+                // The kernel cannot wake a domain blocked in its receive
+                // for an interrupt: the server looks at the rings instead
+                // (serve's module docs), so the device need not interrupt.
+                n.disable_interrupts();
+                let bdf = n.bdf();
+                let m = n.mac();
+                println!(
+                    "vnic: virtio-net {:02x}:{:02x}.{}, uplink MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                    bdf >> 8,
+                    (bdf >> 3) & 0x1f,
+                    bdf & 7,
+                    m[0], m[1], m[2], m[3], m[4], m[5]
+                );
+                Some(n)
+            }
+            Err(e) => {
+                println!("vnic: cannot bring up the device: {e:?}; no uplink");
+                None
+            }
+        },
+    };
+    match serve::Server::new(net) {
+        Some(s) => s.run(),
+        None => {
+            println!("vnic: no memory for the switch's tables");
+            1
+        }
+    }
+}
