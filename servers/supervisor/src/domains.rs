@@ -44,6 +44,7 @@ use ilwaco::{sys, time};
 use serac_protocol::bootarc::{Archive, ArchiveError};
 use serac_protocol::client::{rpc, ClientError};
 use serac_protocol::disk::DiskClient;
+use serac_protocol::net::{NetClient, PortConfig};
 use serac_protocol::layout::grant::{FrameGrant, BYTES as GRANT_BYTES};
 use serac_protocol::layout::GRANT_PAGE_ADDR;
 use serac_protocol::pager;
@@ -227,6 +228,14 @@ fn fail<'a>(what: &'static str, err: SysError) -> Fail<'a> {
 fn retry<T>(mut f: impl FnMut() -> Result<T, SysError>) -> Result<T, SysError> {
     match f() {
         Err(SysError::ServerRestarted) => f(),
+        r => r,
+    }
+}
+
+/// [`retry`] for a typed client call.
+fn retry_client<T>(mut f: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
+    match f() {
+        Err(ClientError::Sys(SysError::ServerRestarted)) => f(),
         r => r,
     }
 }
@@ -424,7 +433,15 @@ impl<'a> Supervisor<'a> {
             self.start_domain(d, &[])?;
             self.name_disk_clients(d, None);
         }
-        let early: Vec<usize> = pagers.iter().chain(&disks).copied().collect();
+        // Then the vnics, so every port is configured before its owner
+        // starts (`start`).
+        let vnics: Vec<usize> = (0..self.m.domains().len())
+            .filter(|&d| self.is_vnic(d) && !pagers.contains(&d) && !disks.contains(&d))
+            .collect();
+        for &d in &vnics {
+            self.start_domain(d, &[])?;
+        }
+        let early: Vec<usize> = pagers.iter().chain(&disks).chain(&vnics).copied().collect();
         for class in [Class::Server, Class::Guest] {
             for d in 0..self.m.domains().len() {
                 let spec = self.m.domains()[d];
@@ -857,6 +874,80 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 
+    /// Whether domain `d` is a vnic (it holds a virtio-net device).
+    fn is_vnic(&self, d: usize) -> bool {
+        self.m
+            .domains()
+            .get(d)
+            .is_some_and(|s| s.device == Some(DeviceSel::VirtioNet))
+    }
+
+    /// The supervisor's endpoint to the vnic instance `j`'s port is on,
+    /// and that instance, if it runs.
+    fn vnic_for(&mut self, j: usize) -> Option<(usize, Handle)> {
+        let v = self.m.vnic_of(self.inst[j].dom())?;
+        let vi = self.m.domains()[v].first_instance;
+        if !matches!(self.inst[vi].life, Life::Running) {
+            return None;
+        }
+        match self.server_endpoint(vi) {
+            Ok(ep) => Some((vi, ep)),
+            Err(f) => {
+                println!("supervisor: {}: no endpoint to the vnic: {f}", self.name(j));
+                None
+            }
+        }
+    }
+
+    /// `net=yes`: configures instance `j`'s port on its vnic (before it
+    /// starts, after it or the vnic restarts): its addresses from the plan
+    /// (`serac_vnic_core::assign`, by slot index, so a restart keeps
+    /// them) and a notification handle naming it, granted to the vnic.
+    /// The owner reads its addresses back with `net::Request::Info`.
+    fn attach_port(&mut self, j: usize) {
+        let Some((vi, ep)) = self.vnic_for(j) else {
+            println!("supervisor: {}: its vnic is not running; no port", self.name(j));
+            return;
+        };
+        let id = self.inst[j].id;
+        let Ok(addresses) = serac_vnic_core::assign::addresses(id.index) else {
+            println!("supervisor: {}: no address for slot {}", self.name(j), id.index);
+            return;
+        };
+        let notify = match ctl(
+            self.inst[j].ctl,
+            DomainOp::Grant,
+            self.inst[vi].ctl.to_raw(),
+            grant_arg(HandleKind::Notification, HandleRights::SEND),
+        ) {
+            Ok(raw) => Handle::from_raw(raw),
+            Err(e) => {
+                println!("supervisor: {}: notification for the vnic: {e:?}", self.name(j));
+                Handle::NONE
+            }
+        };
+        let config = PortConfig {
+            owner: id,
+            addresses,
+            notify,
+        };
+        let r = retry_client(|| NetClient::new(Endpoint(ep)).configure(config));
+        if let Err(e) = r {
+            println!("supervisor: {}: configuring its port failed: {e:?}", self.name(j));
+        }
+    }
+
+    /// Detaches instance `j`'s port (it ended), if its vnic runs.
+    fn detach_port(&mut self, j: usize) {
+        let Some((_, ep)) = self.vnic_for(j) else {
+            return;
+        };
+        let owner = self.inst[j].id;
+        if let Err(e) = retry_client(|| NetClient::new(Endpoint(ep)).detach(owner)) {
+            println!("supervisor: {}: detaching its port failed: {e:?}", self.name(j));
+        }
+    }
+
     /// Whether domain `d` is a disk server (it holds a virtio-blk device).
     fn is_disk_server(&self, d: usize) -> bool {
         self.m
@@ -947,6 +1038,9 @@ impl<'a> Supervisor<'a> {
     }
 
     fn start(&mut self, i: usize) -> Result<(), Fail<'a>> {
+        if self.spec(i).net {
+            self.attach_port(i);
+        }
         let entry = self.images[self.inst[i].dom()].plan.entry;
         ctl(self.inst[i].ctl, DomainOp::Start, entry, 0).map_err(|e| fail("start", e))?;
         self.inst[i].life = Life::Running;
@@ -976,6 +1070,16 @@ impl<'a> Supervisor<'a> {
         if self.is_disk_server(d) {
             self.name_disk_clients(d, None);
         }
+        // A restarted vnic has no ports: configure every running owner's
+        // again (their own restarts configure theirs in `start`).
+        if self.is_vnic(d) {
+            for j in 0..self.inst.len() {
+                let owner = self.inst[j].dom();
+                if self.m.vnic_of(owner) == Some(d) && self.inst[j].life == Life::Running {
+                    self.attach_port(j);
+                }
+            }
+        }
         for s in 0..self.m.domains().len() {
             if s != d && self.is_disk_server(s) {
                 self.name_disk_clients(s, Some(i));
@@ -1000,6 +1104,9 @@ impl<'a> Supervisor<'a> {
     pub fn reap(&mut self, i: usize) {
         if self.inst[i].life != Life::Exited {
             self.revoke(i, self.inst[i].id);
+            if self.spec(i).net {
+                self.detach_port(i);
+            }
         }
         if let Err(e) = ctl(self.inst[i].ctl, DomainOp::Kill, 0, 0) {
             println!("supervisor: {}: reap failed: {e:?}", self.name(i));
