@@ -8,6 +8,7 @@
 //! |-------|-------------------------------------------|
 //! | `*`   | any run of characters, possibly empty     |
 //! | `%d`  | one or more decimal digits                |
+//! | `%n`  | decimal digits, not all zeros (a count that rose) |
 //! | `%x`  | one or more hexadecimal digits            |
 //! | `%s`  | one or more non-whitespace characters     |
 //! | `%*`, `%%` | a literal `*` or `%`                 |
@@ -27,6 +28,7 @@ enum Tok {
     Lit(char),
     Any,
     Digits,
+    Nonzero,
     Hex,
     NonSpace,
 }
@@ -34,7 +36,7 @@ enum Tok {
 impl Tok {
     fn class_matches(self, c: char) -> bool {
         match self {
-            Tok::Digits => c.is_ascii_digit(),
+            Tok::Digits | Tok::Nonzero => c.is_ascii_digit(),
             Tok::Hex => c.is_ascii_hexdigit(),
             Tok::NonSpace => !c.is_whitespace(),
             Tok::Lit(l) => l == c,
@@ -57,6 +59,10 @@ fn tokens(p: &str) -> Vec<Tok> {
                 Some('x') => {
                     it.next();
                     Tok::Hex
+                }
+                Some('n') => {
+                    it.next();
+                    Tok::Nonzero
                 }
                 Some('s') => {
                     it.next();
@@ -84,7 +90,10 @@ fn matches_at(toks: &[Tok], s: &[char]) -> bool {
         Tok::Any => (0..=s.len()).any(|i| matches_at(rest, &s[i..])),
         class => {
             let run = s.iter().take_while(|&&c| class.class_matches(c)).count();
-            (1..=run).rev().any(|i| matches_at(rest, &s[i..]))
+            (1..=run).rev().any(|i| {
+                (class != Tok::Nonzero || s[..i].iter().any(|&c| c != '0'))
+                    && matches_at(rest, &s[i..])
+            })
         }
     }
 }
@@ -162,5 +171,16 @@ mod tests {
         assert!(Pattern::new("100%% done%*").matches("100% done*"));
         assert!(Pattern::new("*").matches(""));
         assert!(Pattern::new("a%qb").matches("a%qb"));
+    }
+
+    #[test]
+    fn nonzero_counts() {
+        let p = Pattern::new("drops %n, queued %d");
+        assert!(p.matches("drops 1, queued 0"));
+        assert!(p.matches("drops 100, queued 64"));
+        assert!(p.matches("drops 007, queued 0"));
+        assert!(!p.matches("drops 0, queued 0"));
+        assert!(!p.matches("drops 000, queued 3"));
+        assert!(!p.matches("drops , queued 3"));
     }
 }

@@ -49,6 +49,99 @@ fn flip(path: &Path, offsets: &[u64]) -> std::io::Result<()> {
     f.sync_data()
 }
 
+/// The host's side of a [`crate::spec::UdpEcho`]: a UDP socket on
+/// loopback, the hostfwd port it reaches the guest through, and whether
+/// the echo came back.
+struct HostEcho {
+    spec: crate::spec::UdpEcho,
+    sock: std::net::UdpSocket,
+    port: u16,
+    started: bool,
+    last_send: Option<Instant>,
+    sends: u32,
+    echoed: bool,
+    wrong: Option<Vec<u8>>,
+}
+
+impl HostEcho {
+    fn new(spec: &crate::spec::UdpEcho) -> Result<HostEcho, Error> {
+        let io = |e| Error::io("host UDP socket on 127.0.0.1", e);
+        // A free loopback port for the hostfwd rule: bound, read, released.
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map_err(io)?
+            .port();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+        sock.set_nonblocking(true).map_err(io)?;
+        Ok(HostEcho {
+            spec: spec.clone(),
+            sock,
+            port,
+            started: false,
+            last_send: None,
+            sends: 0,
+            echoed: false,
+            wrong: None,
+        })
+    }
+
+    fn hostfwd(&self) -> String {
+        let ([a, b, c, d], gp) = self.spec.guest;
+        format!("udp:127.0.0.1:{}-{a}.{b}.{c}.{d}:{gp}", self.port)
+    }
+
+    /// Sends once the line has appeared (again every 500 ms until
+    /// answered) and reads what came back.
+    fn step(&mut self, log: &Path) {
+        if self.echoed {
+            return;
+        }
+        if !self.started {
+            let serial = fs::read_to_string(log).unwrap_or_default();
+            let lines = crate::judge::clean_lines(&serial);
+            self.started = lines.iter().any(|l| self.spec.when.matches(l));
+            if !self.started {
+                return;
+            }
+        }
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+            if buf[..n] == self.spec.payload[..] {
+                self.echoed = true;
+                return;
+            }
+            self.wrong = Some(buf[..n].to_vec());
+        }
+        if self.last_send.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
+            let _ = self
+                .sock
+                .send_to(&self.spec.payload, ("127.0.0.1", self.port));
+            self.sends += 1;
+            self.last_send = Some(Instant::now());
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        if self.echoed {
+            return None;
+        }
+        Some(match (&self.wrong, self.started) {
+            (_, false) => format!("host UDP echo: {} never appeared, nothing sent", self.spec.when),
+            (Some(w), _) => format!(
+                "host UDP echo: {} datagram(s) sent to 127.0.0.1:{}, the answer differs ({} bytes: {:?})",
+                self.sends,
+                self.port,
+                w.len(),
+                String::from_utf8_lossy(w)
+            ),
+            (None, _) => format!(
+                "host UDP echo: {} datagram(s) sent to 127.0.0.1:{}, no answer",
+                self.sends, self.port
+            ),
+        })
+    }
+}
+
 /// Lines of serial output shown when a test fails.
 pub const TAIL_LINES: usize = 30;
 
@@ -329,6 +422,15 @@ impl Runner {
         if let Some(disk) = &t.disk {
             extra.extend(self.disk_args(disk)?);
         }
+        let mut echo = match &t.net {
+            Some(net) => {
+                let echo = net.udp_echo.as_ref().map(HostEcho::new).transpose()?;
+                let fwd: Vec<String> = echo.iter().map(HostEcho::hostfwd).collect();
+                extra.extend(crate::spec::net_args(&fwd, None).into_iter().map(Into::into));
+                echo
+            }
+            None => None,
+        };
         // Monitor commands a test sends when a serial line appears (an NMI
         // or a machine check injected while a domain runs).
         let monitor = self.tests_dir().join(format!("{}.monitor", t.name));
@@ -359,6 +461,15 @@ impl Runner {
         let started = Instant::now();
         let mut pending: Vec<&(crate::pattern::Pattern, String)> = t.monitor.iter().collect();
         loop {
+            if let Some(e) = echo.as_mut() {
+                e.step(&out.log);
+            }
+            if let Some(p) = echo.as_ref().and_then(HostEcho::failure) {
+                if child.try_wait().ok().flatten().is_some() {
+                    out.problems.push(p);
+                    echo = None;
+                }
+            }
             if !pending.is_empty() {
                 let serial = fs::read_to_string(&out.log).unwrap_or_default();
                 let lines = crate::judge::clean_lines(&serial);

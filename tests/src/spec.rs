@@ -177,6 +177,78 @@ pub struct QemuTest {
     /// A second boot run right after this one (same runner, so it can
     /// reuse this one's disk image); its problems are this test's.
     pub then: Option<Box<QemuTest>>,
+    /// The virtio-net device for the vnic's uplink, if any.
+    pub net: Option<NetDevice>,
+}
+
+/// A test's virtio-net device on QEMU's user network ([`net_args`]),
+/// and the host's part in it.
+#[derive(Debug, Clone, Default)]
+pub struct NetDevice {
+    /// A UDP echo to check from the host, if any.
+    pub udp_echo: Option<UdpEcho>,
+}
+
+/// The host sends `payload` to a guest's UDP port through a hostfwd rule
+/// (on a free loopback port the runner picks) once a serial line matches
+/// `when`, again every half second until the echo comes back, and the
+/// test fails unless it came back byte for byte.
+#[derive(Debug, Clone)]
+pub struct UdpEcho {
+    /// When to start sending.
+    pub when: Pattern,
+    /// The guest's address and port.
+    pub guest: ([u8; 4], u16),
+    /// What to send.
+    pub payload: Vec<u8>,
+}
+
+/// The network the guests share and QEMU's side of it: QEMU's user network
+/// on the vnic's address plan (`serac_vnic_core::assign`: 10.0.0.0/16, its
+/// gateway 10.0.0.2, guests from 10.0.1.0), `hostfwd` rules (each
+/// `tcp:127.0.0.1:PORT-GUEST:PORT` or `udp:...`, loopback only), the
+/// virtio-net device (modern only, which virtio-drivers drives), and with
+/// `pcap` a `filter-dump` of everything on the uplink.
+pub fn net_args(hostfwd: &[String], pcap: Option<&str>) -> Vec<String> {
+    let a = serac_vnic_core::assign::NETWORK.0;
+    let g = serac_vnic_core::assign::GATEWAY.0;
+    let mut netdev = format!(
+        "user,id=n0,net={}.{}.{}.{}/{},host={}.{}.{}.{}",
+        a[0],
+        a[1],
+        a[2],
+        a[3],
+        serac_vnic_core::assign::PREFIX_LEN,
+        g[0],
+        g[1],
+        g[2],
+        g[3]
+    );
+    for r in hostfwd {
+        netdev.push_str(",hostfwd=");
+        netdev.push_str(r);
+    }
+    let mut v = vec![
+        "-netdev".to_owned(),
+        netdev,
+        "-device".to_owned(),
+        "virtio-net-pci,netdev=n0,disable-legacy=on".to_owned(),
+    ];
+    if let Some(file) = pcap {
+        v.push("-object".to_owned());
+        v.push(format!("filter-dump,id=f0,netdev=n0,file={file}"));
+    }
+    v
+}
+
+/// The IPv4 address of `name` (instance 0) under `manifest`: the
+/// supervisor is slot 0 and creates every instance in manifest order in
+/// the next slot, and the address plan is by slot index.
+pub fn guest_ipv4(manifest: &str, name: &str) -> Option<[u8; 4]> {
+    let m = serac_supervisor_core::manifest::Manifest::parse(manifest).ok()?;
+    let d = m.find(name)?;
+    let slot = u32::try_from(m.domains().get(d)?.first_instance).ok()? + 1;
+    Some(serac_vnic_core::assign::addresses(slot).ok()?.ipv4.0)
 }
 
 /// The boot line the kernel prints first, for a boot path.
@@ -215,7 +287,14 @@ impl QemuTest {
             verdicts_from: Vec::new(),
             disk: None,
             then: None,
+            net: None,
         }
+    }
+
+    /// Attaches a virtio-net device on QEMU's user network.
+    pub fn net(mut self, net: NetDevice) -> Self {
+        self.net = Some(net);
+        self
     }
 
     /// Expects QEMU to exit with `status`.
@@ -395,6 +474,177 @@ fn www_image() -> Vec<u8> {
 /// A line printed by domain `name`: the kernel's prefix, then `body`.
 fn d(name: &str, body: &str) -> String {
     format!("[%d:%d {name}] {body}")
+}
+
+/// The vnic with its uplink device, as the net tests declare it.
+const VNIC: &str =
+    "domain vnic image=vnic class=server eager=yes device=virtio-net frames=32 restart=yes";
+
+/// The vnic's line for a port it detached (its owner ended): the counters
+/// of `tx`/`rx` frames (patterns), queue depth and drops by cause.
+fn detached(tx: &str, rx: &str, queued: &str, drops: &str) -> String {
+    d(
+        "vnic",
+        &format!("vnic: port %d:%d detached: tx {tx} frames %d bytes, rx {rx} frames %d bytes, queued {queued}, drops {drops}"),
+    )
+}
+
+/// Drops of a well-behaved port that reads (none).
+const NO_DROPS: &str = "queue_full 0 no_memory 0 bad_size 0 malformed 0 unsupported 0 spoofed_mac 0 spoofed_ip 0 no_destination 0";
+
+/// Both sides of the exchange of `serac_nettest` completed and the vnic
+/// counted exactly its frames on both ports: HELLO/WELCOME and 100 rounds.
+fn exchange_counted(t: QemuTest) -> QemuTest {
+    t.require(d("netping", "netping: 100 rounds with 10.0.%d.%d done (0 resent, 0 vnic restart(s) waited out, * other frame(s))"))
+        .require(d("netpong", "netpong: answered 101 datagram(s) (0 vnic restart(s) waited out, * other frame(s))"))
+}
+
+/// Two guests exchange UDP through the switch; the vnic's counters show
+/// each side's 101 frames sent and received (nothing else on their ports).
+fn net_exchange() -> QemuTest {
+    exchange_counted(
+        QemuTest::new("net_exchange", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                VNIC,
+                "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
+                "domain netping image=netping class=guest eager=yes endpoint=vnic net=yes",
+                "test-end=netping",
+                "test-linger-ms=1500",
+            ]))
+            .net(NetDevice::default()),
+    )
+    .require(d("vnic", "vnic: virtio-net %x:%x.%d, uplink MAC 52:54:00:12:34:56"))
+    .require(d("vnic", "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/16"))
+    .require(d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16"))
+    .require(d("netping", "netping: port 02:00:00:00:00:03 10.0.1.3/16 gateway 10.0.0.2"))
+    // The pinger's HELLO is a broadcast: the uplink takes a copy too.
+    .require(detached("101", "101", "0", NO_DROPS))
+    .require_in_order([
+        d("supervisor", "supervisor: netping exited: halted with code 0"),
+        detached("101", "101", "0", NO_DROPS),
+        d("supervisor", "supervisor: netpong exited: halted with code 0"),
+        detached("101", "101", "0", NO_DROPS),
+    ])
+    .forbid(d("vnic", "vnic: refused *"))
+    .timeout(Duration::from_secs(60))
+}
+
+/// A guest forges its source MAC and IPv4 address (Ethernet, IPv4, ARP)
+/// and sends malformed frames and undecodable requests: the vnic refuses
+/// every one, counts each cause exactly on the attacker's port, forwards
+/// nothing from it (tx 0; the neighbours' ports receive only the
+/// exchange's frames), and the exchange runs after the attack.
+fn net_spoof() -> QemuTest {
+    let attacker = detached(
+        "0",
+        "%d",
+        "%d",
+        "queue_full 0 no_memory 0 bad_size 3 malformed 4 unsupported 2 spoofed_mac 10 spoofed_ip 10 no_destination 0",
+    );
+    exchange_counted(
+        QemuTest::new("net_spoof", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                VNIC,
+                "domain netspoof image=netspoof class=guest eager=yes endpoint=vnic net=yes",
+                "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
+                "domain netping image=netping class=guest eager=yes endpoint=vnic net=yes",
+                "test-end=netping",
+                "test-linger-ms=1500",
+            ]))
+            .net(NetDevice::default()),
+    )
+    .require(d("netspoof", "netspoof: 29 bad frames refused, 0 not, 2 bad requests refused"))
+    .require_in_order([
+        d("supervisor", "supervisor: netspoof exited: halted with code 0"),
+        attacker.clone(),
+        d("netping", "netping: 100 rounds with * done *"),
+        detached("101", "101", "0", NO_DROPS),
+    ])
+    .require(detached("101", "101", "0", NO_DROPS))
+    .timeout(Duration::from_secs(60))
+}
+
+/// A guest floods the switch with broadcasts and another never reads:
+/// the deaf guest's queue fills and its own drops rise, the flooder's
+/// frames are forwarded (it is well formed), and the exchange between two
+/// neighbours still completes (resending what the flood pushed out of
+/// their queues) while the flood runs and after it.
+fn net_flood() -> QemuTest {
+    QemuTest::new("net_flood", Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", manifest(&[
+            VNIC,
+            "domain netdeaf image=netdeaf class=guest eager=yes endpoint=vnic net=yes",
+            "domain netflood image=netflood class=guest eager=yes endpoint=vnic net=yes",
+            "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
+            "domain netping-retry image=netping-retry class=guest eager=yes endpoint=vnic net=yes",
+            "test-end=netping-retry",
+            "test-linger-ms=4000",
+        ]))
+        .net(NetDevice::default())
+        .require(d("netflood", "netflood: %n frames forwarded, 0 dropped"))
+        .require(d("netping-retry", "netping-retry: 2000 rounds with 10.0.%d.%d done *"))
+        .require(d("netpong", "netpong: answered %n datagram(s) *"))
+        // The deaf guest: its queue full (64 frames) at the end, and the
+        // overflow counted as its own loss.
+        .require(detached("0", "%n", "64", "queue_full %n no_memory 0 bad_size 0 malformed 0 unsupported 0 spoofed_mac 0 spoofed_ip 0 no_destination 0"))
+        // The flooder: everything it sent was forwarded.
+        .require(detached("%n", "%d", "%d", "queue_full %d no_memory 0 bad_size 0 malformed 0 unsupported 0 spoofed_mac 0 spoofed_ip 0 no_destination 0"))
+        .require_in_order([
+            d("netflood", "netflood: %n frames forwarded, 0 dropped"),
+            d("netping-retry", "netping-retry: round %d"),
+            d("netping-retry", "netping-retry: 2000 rounds with * done *"),
+        ])
+        .timeout(Duration::from_secs(90))
+}
+
+/// The host reaches a guest through the uplink: QEMU's hostfwd carries a
+/// UDP datagram from 127.0.0.1 to `netecho`, which answers ARP and echoes
+/// it; the runner checks the echo byte for byte.
+fn net_uplink() -> QemuTest {
+    let text = "domain vnic image=vnic class=server eager=yes device=virtio-net frames=32 restart=yes\n\
+domain netecho image=netecho class=guest eager=yes endpoint=vnic net=yes\n\
+test-end=netecho\n";
+    let guest = guest_ipv4(text, "netecho").unwrap_or([0; 4]);
+    QemuTest::new("net_uplink", Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", Source::Bytes(text.as_bytes().to_vec()))
+        .net(NetDevice {
+            udp_echo: Some(UdpEcho {
+                when: Pattern::new(d("netecho", "netecho: ready on udp port 5555")),
+                guest: (guest, 5555),
+                payload: b"serac uplink probe: 0123456789 abcdefghijklmnopqrstuvwxyz".to_vec(),
+            }),
+        })
+        .require(d("netecho", "netecho: echoed %n datagram(s), answered * ARP request(s)"))
+        .timeout(Duration::from_secs(60))
+}
+
+/// The vnic is restarted by an operator while two guests exchange: the
+/// supervisor restarts it and configures both ports again, and the
+/// exchange resumes and completes (the guests wait out `ServerRestarted`
+/// and resend what was lost).
+fn net_restart() -> QemuTest {
+    QemuTest::new("net_restart", Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", manifest(&[
+            VNIC,
+            "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
+            "domain netping-retry image=netping-retry class=guest eager=yes endpoint=vnic net=yes",
+            "domain netop image=netop class=guest eager=yes endpoint=vnic endpoint=supervisor operator=yes",
+            "test-end=netping-retry",
+            "test-linger-ms=1500",
+        ]))
+        .net(NetDevice::default())
+        .require(d("netop", "netop: restarted the vnic %d:1 -> %d:2"))
+        .require_in_order([
+            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16"),
+            d("netping-retry", "netping-retry: round %d"),
+            d("supervisor", "supervisor: restarting vnic %d:1 on request from netop %d:%d"),
+            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/16"),
+            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16"),
+            d("netping-retry", "netping-retry: round %d"),
+            d("netping-retry", "netping-retry: 2000 rounds with 10.0.1.2 done (%d resent, %n vnic restart(s) waited out, * other frame(s))"),
+        ])
+        .require(detached("%n", "%n", "0", NO_DROPS))
+        .timeout(Duration::from_secs(90))
 }
 
 /// The innocent neighbour's progress line (`apps/neighbour`).
@@ -1106,6 +1356,11 @@ pub fn all() -> Vec<QemuTest> {
         // every figure is printed, nonzero, and the requests counted are
         // the batches' (a 4 KiB request is two pieces at the server).
         disk_bench_test(),
+        net_exchange(),
+        net_spoof(),
+        net_flood(),
+        net_uplink(),
+        net_restart(),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")

@@ -88,6 +88,14 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-diskclient", "diskwriter", "diskwriter"),
     ("serac-diskclient", "diskop", "diskop"),
     ("serac-diskclient", "diskflush", "diskflush"),
+    ("serac-nettest", "netping", "netping"),
+    ("serac-nettest", "netping-retry", "netping-retry"),
+    ("serac-nettest", "netpong", "netpong"),
+    ("serac-nettest", "netspoof", "netspoof"),
+    ("serac-nettest", "netflood", "netflood"),
+    ("serac-nettest", "netdeaf", "netdeaf"),
+    ("serac-nettest", "netecho", "netecho"),
+    ("serac-nettest", "netop", "netop"),
 ];
 
 /// The programs the kernel may start as the first domain (`supervisor`, or
