@@ -493,7 +493,11 @@ fn detached(tx: &str, rx: &str, queued: &str, drops: &str) -> String {
 const NO_DROPS: &str = "queue_full 0 no_memory 0 bad_size 0 malformed 0 unsupported 0 spoofed_mac 0 spoofed_ip 0 no_destination 0";
 
 /// Both sides of the exchange of `serac_nettest` completed and the vnic
-/// counted exactly its frames on both ports: HELLO/WELCOME and 100 rounds.
+/// counted exactly its frames: HELLO/WELCOME and 100 rounds sent by each,
+/// and received. (The pinger's HELLO is a broadcast, so it also goes out
+/// of the uplink, and QEMU's user network answers with an ARP broadcast of
+/// its own: each side receives 101 and a few more, never the attacker's
+/// twenty broadcasts.)
 fn exchange_counted(t: QemuTest) -> QemuTest {
     t.require(d("netping", "netping: 100 rounds with 10.0.%d.%d done (0 resent, 0 vnic restart(s) waited out, * other frame(s))"))
         .require(d("netpong", "netpong: answered 101 datagram(s) (0 vnic restart(s) waited out, * other frame(s))"))
@@ -517,13 +521,12 @@ fn net_exchange() -> QemuTest {
     .require(d("vnic", "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/16"))
     .require(d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16"))
     .require(d("netping", "netping: port 02:00:00:00:00:03 10.0.1.3/16 gateway 10.0.0.2"))
-    // The pinger's HELLO is a broadcast: the uplink takes a copy too.
-    .require(detached("101", "101", "0", NO_DROPS))
+    .require(detached("101", "10%d", "0", NO_DROPS))
     .require_in_order([
         d("supervisor", "supervisor: netping exited: halted with code 0"),
-        detached("101", "101", "0", NO_DROPS),
+        detached("101", "10%d", "0", NO_DROPS),
         d("supervisor", "supervisor: netpong exited: halted with code 0"),
-        detached("101", "101", "0", NO_DROPS),
+        detached("101", "10%d", "0", NO_DROPS),
     ])
     .forbid(d("vnic", "vnic: refused *"))
     .timeout(Duration::from_secs(60))
@@ -558,9 +561,9 @@ fn net_spoof() -> QemuTest {
         d("supervisor", "supervisor: netspoof exited: halted with code 0"),
         attacker.clone(),
         d("netping", "netping: 100 rounds with * done *"),
-        detached("101", "101", "0", NO_DROPS),
+        detached("101", "10%d", "0", NO_DROPS),
     ])
-    .require(detached("101", "101", "0", NO_DROPS))
+    .require(detached("101", "10%d", "0", NO_DROPS))
     .timeout(Duration::from_secs(60))
 }
 

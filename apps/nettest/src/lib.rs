@@ -15,9 +15,13 @@
 #![no_std]
 
 use ilwaco::ipc::Endpoint;
-use ilwaco::protocol::client::ClientError;
-use ilwaco::protocol::net::{Addresses, Ipv4, Mac, NetClient, Sent, ServiceError, BATCH_MAX};
-use ilwaco::protocol::upcall::NOTIFY;
+use ilwaco::protocol::client::{ClientError, Transport, LABEL_NET};
+use ilwaco::protocol::codec::{decode_borrowed, encode};
+use ilwaco::protocol::layout::MAX_PAYLOAD;
+use ilwaco::protocol::net::{
+    record_header, Addresses, FramesRef, Ipv4, Mac, Reply, ReplyRef, Request, RequestRef, Sent,
+    ServiceError, BATCH_MAX, MAX_RECORD,
+};
 use ilwaco::protocol::{Handle, SysError};
 use ilwaco::{println, sys, time};
 
@@ -40,16 +44,19 @@ pub const PING: u8 = 3;
 pub const PONG: u8 = 4;
 
 /// A guest's port on the vnic.
+///
+/// Calls go through the borrowed message forms (`RequestRef`,
+/// `ReplyRef`): a reply's frames are read where they landed. The typed
+/// `NetClient` decodes into owned batches of 4 KiB, several times over on
+/// the stack.
 #[derive(Debug)]
 pub struct Port {
     /// Its addresses, as the supervisor assigned them.
     pub me: Addresses,
     /// Calls that failed because the vnic restarted (and were retried).
     pub restarts: u32,
-}
-
-fn client() -> NetClient<Endpoint> {
-    NetClient::new(Endpoint(VNIC))
+    req: [u8; MAX_PAYLOAD],
+    back: [u8; MAX_PAYLOAD],
 }
 
 /// Whether `e` means the vnic restarted or has not re-configured the
@@ -65,9 +72,19 @@ fn transient(e: &ClientError) -> bool {
 impl Port {
     /// Reads the port's addresses (waiting out a vnic restart).
     pub fn open(name: &str) -> Port {
-        let mut restarts = 0;
+        let mut port = Port {
+            me: Addresses::default(),
+            restarts: 0,
+            req: [0; MAX_PAYLOAD],
+            back: [0; MAX_PAYLOAD],
+        };
         loop {
-            match client().info() {
+            let r = port.call(&Request::Info).and_then(|r| match r {
+                Reply::Info(a) => Ok(a),
+                Reply::Err(e) => Err(ClientError::Service(e)),
+                _ => Err(ClientError::UnexpectedReply),
+            });
+            match r {
                 Ok(me) => {
                     let (m, ip) = (me.mac.0, me.ipv4.0);
                     println!(
@@ -75,10 +92,11 @@ impl Port {
                         m[0], m[1], m[2], m[3], m[4], m[5], ip[0], ip[1], ip[2], ip[3],
                         me.prefix_len, me.gateway.0[0], me.gateway.0[1], me.gateway.0[2], me.gateway.0[3]
                     );
-                    return Port { me, restarts };
+                    port.me = me;
+                    return port;
                 }
                 Err(e) if transient(&e) => {
-                    restarts += 1;
+                    port.restarts += 1;
                     let _ = time::sleep_ns(5_000_000);
                 }
                 Err(e) => {
@@ -89,10 +107,27 @@ impl Port {
         }
     }
 
-    /// Sends one frame; a vnic restart is retried once the port is back.
-    pub fn send(&mut self, frame: &[u8]) -> Result<Sent, ClientError> {
+    /// One call; the reply borrows the port's reply buffer.
+    fn call(&mut self, req: &RequestRef<'_>) -> Result<ReplyRef<'_>, ClientError> {
+        let bytes = encode(req, &mut self.req).map_err(ClientError::Codec)?;
+        let n = Endpoint(VNIC)
+            .call(LABEL_NET, bytes, &mut self.back)
+            .map_err(ClientError::Sys)?;
+        decode_borrowed(self.back.get(..n).unwrap_or(&[])).map_err(ClientError::Codec)
+    }
+
+    /// Sends a batch of records (see `protocol::net`), waiting out a vnic
+    /// restart (a frame may then be sent twice or lost, as on a wire).
+    pub fn send_records(&mut self, records: &[u8]) -> Result<Sent, ClientError> {
+        let frames = FramesRef::new(records).map_err(|_| ClientError::Service(ServiceError::TooLarge))?;
         loop {
-            match client().send(frame) {
+            let r = match self.call(&Request::Send { frames }) {
+                Ok(Reply::Sent(s)) => Ok(s),
+                Ok(Reply::Err(e)) => Err(ClientError::Service(e)),
+                Ok(_) => Err(ClientError::UnexpectedReply),
+                Err(e) => Err(e),
+            };
+            match r {
                 Err(e) if transient(&e) => {
                     self.restarts += 1;
                     let _ = time::sleep_ns(5_000_000);
@@ -102,20 +137,36 @@ impl Port {
         }
     }
 
+    /// Sends one frame.
+    pub fn send(&mut self, frame: &[u8]) -> Result<Sent, ClientError> {
+        let mut rec = [0u8; MAX_RECORD];
+        let header = record_header(frame.len()).ok_or(ClientError::Service(ServiceError::TooLarge))?;
+        rec[..2].copy_from_slice(&header);
+        rec[2..2 + frame.len()].copy_from_slice(frame);
+        self.send_records(&rec[..2 + frame.len()])
+    }
+
     /// Takes every queued frame, handing each to `f`; returns how many.
     pub fn recv_all(&mut self, mut f: impl FnMut(&[u8])) -> Result<usize, ClientError> {
         let mut n = 0;
+        let max = u16::try_from(BATCH_MAX).unwrap_or(u16::MAX);
         loop {
-            match client().recv(BATCH_MAX) {
-                Ok(r) => {
-                    for fr in r.frames.iter() {
+            match self.call(&Request::Recv { max }) {
+                Ok(Reply::Received { more, frames }) => {
+                    for fr in frames.iter() {
                         f(fr);
                         n += 1;
                     }
-                    if !r.more {
+                    if !more {
                         return Ok(n);
                     }
                 }
+                Ok(Reply::Err(e)) if transient(&ClientError::Service(e)) => {
+                    self.restarts += 1;
+                    return Ok(n);
+                }
+                Ok(Reply::Err(e)) => return Err(ClientError::Service(e)),
+                Ok(_) => return Err(ClientError::UnexpectedReply),
                 Err(e) if transient(&e) => {
                     self.restarts += 1;
                     return Ok(n);
@@ -128,7 +179,7 @@ impl Port {
     /// Sleeps until the vnic's notification or `ms` milliseconds.
     pub fn wait(&self, ms: u64) {
         let ticks = time::tsc_hz().unwrap_or(1_000_000_000) / 1000 * ms;
-        let _ = sys::idle(time::tsc().saturating_add(ticks)) .map(|m| m & NOTIFY);
+        let _ = sys::idle(time::tsc().saturating_add(ticks));
     }
 }
 

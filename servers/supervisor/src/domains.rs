@@ -44,7 +44,7 @@ use ilwaco::{sys, time};
 use serac_protocol::bootarc::{Archive, ArchiveError};
 use serac_protocol::client::{rpc, ClientError};
 use serac_protocol::disk::DiskClient;
-use serac_protocol::net::{NetClient, PortConfig};
+use serac_protocol::net::{PortConfig, Reply as NetReply, ReplyRef, Request as NetRequest, RequestRef};
 use serac_protocol::layout::grant::{FrameGrant, BYTES as GRANT_BYTES};
 use serac_protocol::layout::GRANT_PAGE_ADDR;
 use serac_protocol::pager;
@@ -232,11 +232,26 @@ fn retry<T>(mut f: impl FnMut() -> Result<T, SysError>) -> Result<T, SysError> {
     }
 }
 
-/// [`retry`] for a typed client call.
-fn retry_client<T>(mut f: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
-    match f() {
-        Err(ClientError::Sys(SysError::ServerRestarted)) => f(),
+/// One vnic control request (`Configure`, `Detach`: idempotent, so
+/// retried once after `ServerRestarted`) answered `Ok`. Through the
+/// borrowed message forms: the typed client's owned ones hold a 4 KiB
+/// batch inline, too much for the supervisor's stack on the exit path.
+fn net_control(ep: Handle, req: &RequestRef<'_>) -> Result<(), ClientError> {
+    use serac_protocol::client::{Transport, LABEL_NET};
+    let mut out = [0u8; 64];
+    let bytes = serac_protocol::codec::encode(req, &mut out).map_err(ClientError::Codec)?;
+    let mut back = [0u8; 64];
+    let n = match Endpoint(ep).call(LABEL_NET, bytes, &mut back) {
+        Err(SysError::ServerRestarted) => Endpoint(ep).call(LABEL_NET, bytes, &mut back),
         r => r,
+    }
+    .map_err(ClientError::Sys)?;
+    let reply: ReplyRef<'_> =
+        serac_protocol::codec::decode_borrowed(back.get(..n).unwrap_or(&[])).map_err(ClientError::Codec)?;
+    match reply {
+        NetReply::Ok => Ok(()),
+        NetReply::Err(e) => Err(ClientError::Service(e)),
+        _ => Err(ClientError::UnexpectedReply),
     }
 }
 
@@ -931,8 +946,7 @@ impl<'a> Supervisor<'a> {
             addresses,
             notify,
         };
-        let r = retry_client(|| NetClient::new(Endpoint(ep)).configure(config));
-        if let Err(e) = r {
+        if let Err(e) = net_control(ep, &NetRequest::Configure(config)) {
             println!("supervisor: {}: configuring its port failed: {e:?}", self.name(j));
         }
     }
@@ -943,7 +957,7 @@ impl<'a> Supervisor<'a> {
             return;
         };
         let owner = self.inst[j].id;
-        if let Err(e) = retry_client(|| NetClient::new(Endpoint(ep)).detach(owner)) {
+        if let Err(e) = net_control(ep, &NetRequest::Detach { owner }) {
             println!("supervisor: {}: detaching its port failed: {e:?}", self.name(j));
         }
     }

@@ -8,6 +8,8 @@
 use ilwaco::{println, time};
 use serac_nettest::{arp, ms_ticks, parse_arp, parse_udp, udp, Port, Udp, FRAME};
 
+extern crate alloc;
+
 ilwaco::entry!(main);
 
 /// The echo port.
@@ -17,7 +19,7 @@ fn main() -> i32 {
     let mut port = Port::open("netecho");
     let me = port.me;
     println!("netecho: ready on udp port {ECHO}");
-    let mut out = [[0u8; FRAME]; 4];
+    let mut out = alloc::vec![[0u8; FRAME]; 4];
     let mut lens = [0usize; 4];
     let (mut echoed, mut arps) = (0u32, 0u32);
     let mut first: Option<u64> = None;

@@ -34,9 +34,7 @@ fn main() -> i32 {
     let end = time::tsc().saturating_add(ms_ticks(2000));
     let (mut forwarded, mut dropped) = (0u64, 0u64);
     while time::tsc() < end {
-        match ilwaco::protocol::net::NetClient::new(ilwaco::ipc::Endpoint(serac_nettest::VNIC))
-            .send_batch(&batch)
-        {
+        match port.send_records(batch.view().as_bytes()) {
             Ok(s) => {
                 forwarded += u64::from(s.forwarded);
                 dropped += u64::from(s.dropped);

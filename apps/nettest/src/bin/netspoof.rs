@@ -10,9 +10,9 @@
 use ilwaco::ipc::Endpoint;
 use ilwaco::println;
 use ilwaco::protocol::client::{Transport, LABEL_NET};
-use ilwaco::protocol::codec::decode;
+use ilwaco::protocol::codec::decode_borrowed;
 use ilwaco::protocol::layout::MAX_PAYLOAD;
-use ilwaco::protocol::net::{Ipv4, Mac, Reply, ServiceError};
+use ilwaco::protocol::net::{Ipv4, Mac, Reply, ReplyRef, ServiceError};
 use serac_nettest::{arp, broadcast_ip, udp, Port, Udp, FRAME, VNIC};
 
 ilwaco::entry!(main);
@@ -100,7 +100,7 @@ fn main() -> i32 {
         let mut reply = [0u8; MAX_PAYLOAD];
         match Endpoint(VNIC).call(LABEL_NET, req, &mut reply) {
             Ok(n) if matches!(
-                decode::<Reply>(reply.get(..n).unwrap_or(&[])),
+                decode_borrowed::<ReplyRef<'_>>(reply.get(..n).unwrap_or(&[])),
                 Ok(Reply::Err(ServiceError::BadRequest))
             ) =>
             {
