@@ -641,12 +641,15 @@ fn net_restart() -> QemuTest {
             d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16"),
             d("netping-retry", "netping-retry: round %d"),
             d("supervisor", "supervisor: restarting vnic %d:1 on request from netop %d:%d"),
+            d("vnic", "vnic: virtio-net %x:%x.%d, uplink MAC 52:54:00:12:34:56"),
             d("vnic", "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/16"),
             d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16"),
             d("netping-retry", "netping-retry: round %d"),
             d("netping-retry", "netping-retry: 2000 rounds with 10.0.1.2 done (%d resent, %n vnic restart(s) waited out, * other frame(s))"),
         ])
         .require(detached("%n", "%n", "0", NO_DROPS))
+        .forbid(d("vnic", "vnic: no Device handle*"))
+        .forbid(d("vnic", "vnic: cannot bring up the device*"))
         .timeout(Duration::from_secs(90))
 }
 

@@ -22,32 +22,20 @@ mod serve;
 
 use ilwaco::println;
 use ilwaco::protocol::syscall::DeviceOp;
-use ilwaco::protocol::{Handle, SysError};
 use ilwaco::sys;
 
 ilwaco::entry!(main);
 
 /// Handle slots searched for the `Device` handle (links come first).
 const MAX_LINKS: u32 = 16;
-/// Generations tried per slot: a restarted domain's table starts above
-/// every generation its previous table reached.
-const MAX_GEN: u32 = 1024;
-
-/// The handle at `slot` that `try_it` accepts, whatever its generation.
-fn find(slot: u32, try_it: impl Fn(Handle) -> Result<u64, SysError>) -> Option<Handle> {
-    for gen in 1..=MAX_GEN {
-        let h = Handle::new(slot, gen);
-        match try_it(h) {
-            Ok(_) => return Some(h),
-            Err(SysError::StaleHandle) => continue,
-            Err(_) => return None,
-        }
-    }
-    None
-}
 
 fn main() -> i32 {
-    let dev = (1..=MAX_LINKS).find_map(|i| find(i, |h| sys::device(h, DeviceOp::Info, 0, 0)));
+    // Handles granted at start carry the table's first generation, which
+    // after a restart is above everything the old table reached (every
+    // request made a reply handle there).
+    let dev = (1..=MAX_LINKS)
+        .map(ilwaco::rt::granted)
+        .find(|&h| sys::device(h, DeviceOp::Info, 0, 0).is_ok());
     let net = match dev {
         None => {
             println!("vnic: no Device handle (no device= in the manifest): switching between guests only, no uplink");
