@@ -111,6 +111,7 @@ pub const FIRST_DOMAINS: &[&str] = &["supervisor", "irqtest", "selftest"];
 pub const MANIFEST: &[u8] = b"# serac boot manifest\n\
 domain swapper image=swapper class=server eager=yes\n\
 domain disk    image=disk    class=server eager=yes device=virtio-blk frames=64 restart=yes\n\
+domain vnic    image=vnic    class=server eager=yes device=virtio-net frames=32 restart=yes\n\
 domain hello   image=hello   class=guest  pager=swapper\n\
 domain catfile image=catfile class=guest  eager=yes endpoint=disk\n";
 

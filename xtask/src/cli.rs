@@ -52,7 +52,7 @@ its console to the first serial port. Prints how to write it to a USB stick.
 const RUN_HELP: &str = "\
 cargo xtask run: build, then boot Serac in QEMU.
 
-Usage: cargo xtask run [--kvm] [--iso] [--ovmf] [--cmdline STR] [-- QEMU ARGS...]
+Usage: cargo xtask run [--kvm] [--iso] [--ovmf] [--cmdline STR] [--pcap FILE] [-- QEMU ARGS...]
 
 Options:
   --kvm          Use KVM if /dev/kvm is usable (else warn and use TCG).
@@ -60,6 +60,7 @@ Options:
   --iso          Boot the GRUB ISO (multiboot2) instead of the PVH fast path.
   --ovmf         Boot the ISO under UEFI (OVMF) instead of SeaBIOS; implies --iso.
   --cmdline STR  Kernel command line, e.g. `serac.test=boot`.
+  --pcap FILE    Record every frame on the vnic's uplink to FILE (pcap).
   -- ARGS...     Extra arguments passed to qemu-system-x86_64 as they are.
 
 The serial console is this terminal. Leave QEMU with Ctrl-A X
@@ -230,6 +231,8 @@ pub struct RunOpts {
     pub qemu_args: Vec<String>,
     /// gdb only: start gdb here.
     pub attach: bool,
+    /// run only: record the uplink to this pcap file (QEMU's filter-dump).
+    pub pcap: Option<String>,
 }
 
 /// Options of `test`.
@@ -389,6 +392,13 @@ fn run_opts(cmd: &str, rest: &[String], gdb: bool) -> Result<RunOpts, String> {
                 o.iso = true;
             }
             "--attach" if gdb => o.attach = true,
+            "--pcap" if !gdb => {
+                o.pcap = Some(
+                    it.next()
+                        .ok_or("--pcap needs a file, e.g. --pcap target/serac/uplink.pcap")?
+                        .clone(),
+                );
+            }
             "--cmdline" => {
                 o.cmdline = it
                     .next()
@@ -534,6 +544,12 @@ mod tests {
         assert!(p("run --bogus").is_err());
         assert!(p("run --cmdline").is_err());
         assert!(p("gdb --iso").is_err());
+        let Command::Run(o) = p("run --pcap up.pcap").unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.pcap.as_deref(), Some("up.pcap"));
+        assert!(p("run --pcap").is_err());
+        assert!(p("gdb --pcap x").is_err());
     }
 
     #[test]

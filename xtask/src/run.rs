@@ -64,7 +64,16 @@ pub fn run(o: &RunOpts) -> Result<ExitCode> {
         "-device".into(),
         "virtio-blk-pci,drive=disk0,disable-legacy=on".into(),
     ];
+    let (fwd, urls) = web_forwards(artifacts::MANIFEST)?;
+    let pcap = o.pcap.as_deref();
+    extra.extend(serac_tests::spec::net_args(&fwd, pcap).into_iter().map(Into::into));
     extra.extend(o.qemu_args.iter().map(Into::into));
+    for u in &urls {
+        println!("xtask: {u}");
+    }
+    if let Some(f) = pcap {
+        println!("xtask: recording the uplink to {f}");
+    }
     let machine = Machine {
         accel: accel(o.kvm),
         media: media(&built, o)?,
@@ -86,6 +95,33 @@ pub fn run(o: &RunOpts) -> Result<ExitCode> {
         Some(c) => Err(Failure(format!("QEMU exit status {}", describe_exit(c)))),
         None => Err("QEMU was killed by a signal".into()),
     }
+}
+
+/// First host port of the web forwards.
+const FIRST_WEB_PORT: u16 = 8080;
+
+/// The hostfwd rules and URLs for `manifest`'s `net=yes` domains: TCP
+/// 127.0.0.1:8080, 8081, ... to port 80 of each instance, in manifest
+/// order (the address plan by slot, see `serac_tests::spec::guest_ipv4`).
+fn web_forwards(manifest: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
+    let text = std::str::from_utf8(manifest).map_err(|_| Failure("manifest: not UTF-8".into()))?;
+    let m = serac_supervisor_core::manifest::Manifest::parse(text)
+        .map_err(|e| Failure(format!("manifest: {e}")))?;
+    let (mut fwd, mut urls) = (Vec::new(), Vec::new());
+    let mut port = FIRST_WEB_PORT;
+    for d in m.domains().iter().filter(|d| d.net) {
+        for k in 0..d.count {
+            let slot = u32::try_from(d.first_instance).unwrap_or(u32::MAX).saturating_add(k + 1);
+            let Ok(a) = serac_vnic_core::assign::addresses(slot) else {
+                continue;
+            };
+            let [a0, a1, a2, a3] = a.ipv4.0;
+            fwd.push(format!("tcp:127.0.0.1:{port}-{a0}.{a1}.{a2}.{a3}:80"));
+            urls.push(format!("{}: http://127.0.0.1:{port}/", d.instance_name(k)));
+            port = port.saturating_add(1);
+        }
+    }
+    Ok((fwd, urls))
 }
 
 /// `target/serac/disk.img`, made when missing: a Serac disk with the
