@@ -378,11 +378,18 @@ pub fn ping(name: &str, rounds: u32, retry_ms: Option<u64>) -> i32 {
     // Round u32::MAX is the HELLO's turn.
     let mut sent_at = 0u64;
     let mut need_send = true;
+    // TSC at the first PING, for the mean round trip.
+    let mut first_ping = 0u64;
     while round < rounds {
         if need_send {
             let n = match peer {
                 None => exchange_frame(&mut out, &me, everyone, &message3(HELLO, 0, rounds)),
-                Some(p) => exchange_frame(&mut out, &me, p, &message3(PING, round, rounds)),
+                Some(p) => {
+                    if round == 0 && first_ping == 0 {
+                        first_ping = time::tsc();
+                    }
+                    exchange_frame(&mut out, &me, p, &message3(PING, round, rounds))
+                }
             };
             match port.send(&out[..n]) {
                 Ok(s) if s.forwarded == 1 => {}
@@ -422,6 +429,8 @@ pub fn ping(name: &str, rounds: u32, retry_ms: Option<u64>) -> i32 {
         port.wait(retry_ms.unwrap_or(20).min(20));
     }
     let ip = peer.map_or([0; 4], |p| p.1 .0);
+    let mean = time::tsc().saturating_sub(first_ping) / u64::from(rounds.max(1));
+    println!("{name}: mean round trip {mean} TSC ticks over {rounds} rounds");
     println!(
         "{name}: {rounds} rounds with {}.{}.{}.{} done ({resent} resent, {} vnic restart(s) waited out, {foreign} other frame(s))",
         ip[0], ip[1], ip[2], ip[3], port.restarts

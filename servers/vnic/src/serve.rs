@@ -40,8 +40,10 @@ use serac_vnic_core::{Limits, PortId, Switch, Vnic, Wakeup};
 
 use crate::hal::net::Net;
 
-/// Guest ports.
-pub const PORTS: usize = 32;
+/// Guest ports. A port's table entry is small; its queue (up to 16 KiB)
+/// is allocated on its first frame and freed when empty and the vnic is
+/// quiet, and one the heap cannot hold drops the frame as `no_memory`.
+pub const PORTS: usize = 256;
 /// The wait's deadline while the uplink is busy, in microseconds.
 pub const BUSY_US: u64 = 1000;
 /// ... and while it is quiet.
