@@ -112,7 +112,10 @@ impl HostEcho {
             }
             self.wrong = Some(buf[..n].to_vec());
         }
-        if self.last_send.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
+        if self
+            .last_send
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+        {
             let _ = self
                 .sock
                 .send_to(&self.spec.payload, ("127.0.0.1", self.port));
@@ -426,7 +429,11 @@ impl Runner {
             Some(net) => {
                 let echo = net.udp_echo.as_ref().map(HostEcho::new).transpose()?;
                 let fwd: Vec<String> = echo.iter().map(HostEcho::hostfwd).collect();
-                extra.extend(crate::spec::net_args(&fwd, None).into_iter().map(Into::into));
+                extra.extend(
+                    crate::spec::net_args(&fwd, None)
+                        .into_iter()
+                        .map(Into::into),
+                );
                 echo
             }
             None => None,

@@ -508,24 +508,45 @@ fn exchange_counted(t: QemuTest) -> QemuTest {
 fn net_exchange() -> QemuTest {
     exchange_counted(
         QemuTest::new("net_exchange", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                VNIC,
-                "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
-                "domain netping image=netping class=guest eager=yes endpoint=vnic net=yes",
-                "test-end=netping",
-                "test-linger-ms=1500",
-            ]))
+            .with_file(
+                "manifest",
+                manifest(&[
+                    VNIC,
+                    "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
+                    "domain netping image=netping class=guest eager=yes endpoint=vnic net=yes",
+                    "test-end=netping",
+                    "test-linger-ms=1500",
+                ]),
+            )
             .net(NetDevice::default()),
     )
-    .require(d("vnic", "vnic: virtio-net %x:%x.%d, uplink MAC 52:54:00:12:34:56"))
-    .require(d("vnic", "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/16"))
-    .require(d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16"))
-    .require(d("netping", "netping: port 02:00:00:00:00:03 10.0.1.3/16 gateway 10.0.0.2"))
+    .require(d(
+        "vnic",
+        "vnic: virtio-net %x:%x.%d, uplink MAC 52:54:00:12:34:56",
+    ))
+    .require(d(
+        "vnic",
+        "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/16",
+    ))
+    .require(d(
+        "vnic",
+        "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16",
+    ))
+    .require(d(
+        "netping",
+        "netping: port 02:00:00:00:00:03 10.0.1.3/16 gateway 10.0.0.2",
+    ))
     .require(detached("101", "10%d", "0", NO_DROPS))
     .require_in_order([
-        d("supervisor", "supervisor: netping exited: halted with code 0"),
+        d(
+            "supervisor",
+            "supervisor: netping exited: halted with code 0",
+        ),
         detached("101", "10%d", "0", NO_DROPS),
-        d("supervisor", "supervisor: netpong exited: halted with code 0"),
+        d(
+            "supervisor",
+            "supervisor: netpong exited: halted with code 0",
+        ),
         detached("101", "10%d", "0", NO_DROPS),
     ])
     .forbid(d("vnic", "vnic: refused *"))
@@ -546,19 +567,28 @@ fn net_spoof() -> QemuTest {
     );
     exchange_counted(
         QemuTest::new("net_spoof", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                VNIC,
-                "domain netspoof image=netspoof class=guest eager=yes endpoint=vnic net=yes",
-                "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
-                "domain netping image=netping class=guest eager=yes endpoint=vnic net=yes",
-                "test-end=netping",
-                "test-linger-ms=1500",
-            ]))
+            .with_file(
+                "manifest",
+                manifest(&[
+                    VNIC,
+                    "domain netspoof image=netspoof class=guest eager=yes endpoint=vnic net=yes",
+                    "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
+                    "domain netping image=netping class=guest eager=yes endpoint=vnic net=yes",
+                    "test-end=netping",
+                    "test-linger-ms=1500",
+                ]),
+            )
             .net(NetDevice::default()),
     )
-    .require(d("netspoof", "netspoof: 29 bad frames refused, 0 not, 2 bad requests refused"))
+    .require(d(
+        "netspoof",
+        "netspoof: 29 bad frames refused, 0 not, 2 bad requests refused",
+    ))
     .require_in_order([
-        d("supervisor", "supervisor: netspoof exited: halted with code 0"),
+        d(
+            "supervisor",
+            "supervisor: netspoof exited: halted with code 0",
+        ),
         attacker.clone(),
         d("netping", "netping: 100 rounds with * done *"),
         detached("101", "10%d", "0", NO_DROPS),
@@ -604,7 +634,8 @@ fn net_flood() -> QemuTest {
 /// UDP datagram from 127.0.0.1 to `netecho`, which answers ARP and echoes
 /// it; the runner checks the echo byte for byte.
 fn net_uplink() -> QemuTest {
-    let text = "domain vnic image=vnic class=server eager=yes device=virtio-net frames=32 restart=yes\n\
+    let text =
+        "domain vnic image=vnic class=server eager=yes device=virtio-net frames=32 restart=yes\n\
 domain netecho image=netecho class=guest eager=yes endpoint=vnic net=yes\n\
 test-end=netecho\n";
     let guest = guest_ipv4(text, "netecho").unwrap_or([0; 4]);
@@ -617,7 +648,10 @@ test-end=netecho\n";
                 payload: b"serac uplink probe: 0123456789 abcdefghijklmnopqrstuvwxyz".to_vec(),
             }),
         })
-        .require(d("netecho", "netecho: echoed %n datagram(s), answered * ARP request(s)"))
+        .require(d(
+            "netecho",
+            "netecho: echoed %n datagram(s), answered * ARP request(s)",
+        ))
         .timeout(Duration::from_secs(60))
 }
 

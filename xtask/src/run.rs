@@ -66,7 +66,11 @@ pub fn run(o: &RunOpts) -> Result<ExitCode> {
     ];
     let (fwd, urls) = web_forwards(artifacts::MANIFEST)?;
     let pcap = o.pcap.as_deref();
-    extra.extend(serac_tests::spec::net_args(&fwd, pcap).into_iter().map(Into::into));
+    extra.extend(
+        serac_tests::spec::net_args(&fwd, pcap)
+            .into_iter()
+            .map(Into::into),
+    );
     extra.extend(o.qemu_args.iter().map(Into::into));
     for u in &urls {
         println!("xtask: {u}");
@@ -111,7 +115,9 @@ fn web_forwards(manifest: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
     let mut port = FIRST_WEB_PORT;
     for d in m.domains().iter().filter(|d| d.net) {
         for k in 0..d.count {
-            let slot = u32::try_from(d.first_instance).unwrap_or(u32::MAX).saturating_add(k + 1);
+            let slot = u32::try_from(d.first_instance)
+                .unwrap_or(u32::MAX)
+                .saturating_add(k + 1);
             let Ok(a) = serac_vnic_core::assign::addresses(slot) else {
                 continue;
             };

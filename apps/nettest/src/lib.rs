@@ -119,7 +119,8 @@ impl Port {
     /// Sends a batch of records (see `protocol::net`), waiting out a vnic
     /// restart (a frame may then be sent twice or lost, as on a wire).
     pub fn send_records(&mut self, records: &[u8]) -> Result<Sent, ClientError> {
-        let frames = FramesRef::new(records).map_err(|_| ClientError::Service(ServiceError::TooLarge))?;
+        let frames =
+            FramesRef::new(records).map_err(|_| ClientError::Service(ServiceError::TooLarge))?;
         loop {
             let r = match self.call(&Request::Send { frames }) {
                 Ok(Reply::Sent(s)) => Ok(s),
@@ -140,7 +141,8 @@ impl Port {
     /// Sends one frame.
     pub fn send(&mut self, frame: &[u8]) -> Result<Sent, ClientError> {
         let mut rec = [0u8; MAX_RECORD];
-        let header = record_header(frame.len()).ok_or(ClientError::Service(ServiceError::TooLarge))?;
+        let header =
+            record_header(frame.len()).ok_or(ClientError::Service(ServiceError::TooLarge))?;
         rec[..2].copy_from_slice(&header);
         rec[2..2 + frame.len()].copy_from_slice(frame);
         self.send_records(&rec[..2 + frame.len()])
@@ -258,7 +260,9 @@ pub fn udp(out: &mut [u8], d: &Udp<'_>) -> Option<usize> {
     f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
     let total = u16::try_from(20 + 8 + d.payload.len()).ok()?;
     let ip = &mut f[14..34];
-    ip.copy_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    ip.copy_from_slice(&[
+        0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
     ip[2..4].copy_from_slice(&total.to_be_bytes());
     ip[12..16].copy_from_slice(&d.src_ip.0);
     ip[16..20].copy_from_slice(&d.dst_ip.0);
@@ -398,16 +402,18 @@ pub fn ping(name: &str, rounds: u32, retry_ms: Option<u64>) -> i32 {
             sent_at = time::tsc();
             need_send = false;
         }
-        let r = port.recv_all(|f| match parse_udp(f).and_then(|u| Some((u, read_message(u.payload)?))) {
-            Some((u, (WELCOME, _))) if peer.is_none() && u.dport == PORT => {
-                peer = Some((u.src_mac, u.src_ip));
-                need_send = true;
+        let r = port.recv_all(|f| {
+            match parse_udp(f).and_then(|u| Some((u, read_message(u.payload)?))) {
+                Some((u, (WELCOME, _))) if peer.is_none() && u.dport == PORT => {
+                    peer = Some((u.src_mac, u.src_ip));
+                    need_send = true;
+                }
+                Some((u, (PONG, r))) if Some((u.src_mac, u.src_ip)) == peer && r == round => {
+                    round += 1;
+                    need_send = round < rounds;
+                }
+                _ => foreign += 1,
             }
-            Some((u, (PONG, r))) if Some((u.src_mac, u.src_ip)) == peer && r == round => {
-                round += 1;
-                need_send = round < rounds;
-            }
-            _ => foreign += 1,
         });
         if let Err(e) = r {
             println!("{name}: Recv failed: {e:?}");

@@ -44,9 +44,11 @@ use ilwaco::{sys, time};
 use serac_protocol::bootarc::{Archive, ArchiveError};
 use serac_protocol::client::{rpc, ClientError};
 use serac_protocol::disk::DiskClient;
-use serac_protocol::net::{PortConfig, Reply as NetReply, ReplyRef, Request as NetRequest, RequestRef};
 use serac_protocol::layout::grant::{FrameGrant, BYTES as GRANT_BYTES};
 use serac_protocol::layout::GRANT_PAGE_ADDR;
+use serac_protocol::net::{
+    PortConfig, Reply as NetReply, ReplyRef, Request as NetRequest, RequestRef,
+};
 use serac_protocol::pager;
 use serac_protocol::syscall::{bind_irq_arg, grant_arg, DomainCounter, DomainOp, PciInfo};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
@@ -246,8 +248,8 @@ fn net_control(ep: Handle, req: &RequestRef<'_>) -> Result<(), ClientError> {
         r => r,
     }
     .map_err(ClientError::Sys)?;
-    let reply: ReplyRef<'_> =
-        serac_protocol::codec::decode_borrowed(back.get(..n).unwrap_or(&[])).map_err(ClientError::Codec)?;
+    let reply: ReplyRef<'_> = serac_protocol::codec::decode_borrowed(back.get(..n).unwrap_or(&[]))
+        .map_err(ClientError::Codec)?;
     match reply {
         NetReply::Ok => Ok(()),
         NetReply::Err(e) => Err(ClientError::Service(e)),
@@ -921,12 +923,19 @@ impl<'a> Supervisor<'a> {
     /// The owner reads its addresses back with `net::Request::Info`.
     fn attach_port(&mut self, j: usize) {
         let Some((vi, ep)) = self.vnic_for(j) else {
-            println!("supervisor: {}: its vnic is not running; no port", self.name(j));
+            println!(
+                "supervisor: {}: its vnic is not running; no port",
+                self.name(j)
+            );
             return;
         };
         let id = self.inst[j].id;
         let Ok(addresses) = serac_vnic_core::assign::addresses(id.index) else {
-            println!("supervisor: {}: no address for slot {}", self.name(j), id.index);
+            println!(
+                "supervisor: {}: no address for slot {}",
+                self.name(j),
+                id.index
+            );
             return;
         };
         let notify = match ctl(
@@ -937,7 +946,10 @@ impl<'a> Supervisor<'a> {
         ) {
             Ok(raw) => Handle::from_raw(raw),
             Err(e) => {
-                println!("supervisor: {}: notification for the vnic: {e:?}", self.name(j));
+                println!(
+                    "supervisor: {}: notification for the vnic: {e:?}",
+                    self.name(j)
+                );
                 Handle::NONE
             }
         };
@@ -947,7 +959,10 @@ impl<'a> Supervisor<'a> {
             notify,
         };
         if let Err(e) = net_control(ep, &NetRequest::Configure(config)) {
-            println!("supervisor: {}: configuring its port failed: {e:?}", self.name(j));
+            println!(
+                "supervisor: {}: configuring its port failed: {e:?}",
+                self.name(j)
+            );
         }
     }
 
@@ -958,7 +973,10 @@ impl<'a> Supervisor<'a> {
         };
         let owner = self.inst[j].id;
         if let Err(e) = net_control(ep, &NetRequest::Detach { owner }) {
-            println!("supervisor: {}: detaching its port failed: {e:?}", self.name(j));
+            println!(
+                "supervisor: {}: detaching its port failed: {e:?}",
+                self.name(j)
+            );
         }
     }
 

@@ -15,7 +15,6 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-
 #[allow(unsafe_code)]
 mod hal;
 mod serve;

@@ -33,7 +33,9 @@ use ilwaco::println;
 use ilwaco::protocol::client::LABEL_NET;
 use ilwaco::protocol::codec::{decode, encode};
 use ilwaco::protocol::layout::MAX_PAYLOAD;
-use ilwaco::protocol::net::{Frames, PortStats, Reply, Request, ServiceError, BATCH_MAX, RX_NOTIFY};
+use ilwaco::protocol::net::{
+    Frames, PortStats, Reply, Request, ServiceError, BATCH_MAX, RX_NOTIFY,
+};
 use ilwaco::protocol::{DomainId, Handle, SysError};
 use ilwaco::{sys, time};
 use serac_vnic_core::{Limits, PortId, Switch, Vnic, Wakeup};
@@ -289,7 +291,12 @@ impl Server {
     }
 
     /// After a `Configure`: the port and its addresses, if it was accepted.
-    fn log_configured(&mut self, req: &[u8], out: &[u8], n: Result<usize, ilwaco::protocol::codec::CodecError>) {
+    fn log_configured(
+        &mut self,
+        req: &[u8],
+        out: &[u8],
+        n: Result<usize, ilwaco::protocol::codec::CodecError>,
+    ) {
         let Ok(Request::Configure(c)) = decode::<Request>(req) else {
             return;
         };
@@ -305,8 +312,16 @@ impl Server {
             println!(
                 "vnic: port {} is {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} {}.{}.{}.{}/{}",
                 Who(c.owner),
-                m[0], m[1], m[2], m[3], m[4], m[5],
-                ip[0], ip[1], ip[2], ip[3],
+                m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[4],
+                m[5],
+                ip[0],
+                ip[1],
+                ip[2],
+                ip[3],
                 a.prefix_len
             );
         } else {

@@ -99,16 +99,19 @@ fn main() -> i32 {
     for req in [&[0xff, 0xff, 0xff][..], &send_tag_batch[..1607]] {
         let mut reply = [0u8; MAX_PAYLOAD];
         match Endpoint(VNIC).call(LABEL_NET, req, &mut reply) {
-            Ok(n) if matches!(
-                decode_borrowed::<ReplyRef<'_>>(reply.get(..n).unwrap_or(&[])),
-                Ok(Reply::Err(ServiceError::BadRequest))
-            ) =>
+            Ok(n)
+                if matches!(
+                    decode_borrowed::<ReplyRef<'_>>(reply.get(..n).unwrap_or(&[])),
+                    Ok(Reply::Err(ServiceError::BadRequest))
+                ) =>
             {
                 bad_requests += 1
             }
             other => println!("netspoof: a bad request was answered {other:?}"),
         }
     }
-    println!("netspoof: {refused} bad frames refused, {passed} not, {bad_requests} bad requests refused");
+    println!(
+        "netspoof: {refused} bad frames refused, {passed} not, {bad_requests} bad requests refused"
+    );
     i32::from(passed != 0)
 }

@@ -1199,7 +1199,10 @@ test-end=ping
         );
         assert_eq!(
             kind("domain g image=g class=guest eager=yes net=maybe"),
-            ErrorKind::BadYesNo { key: "net", value: "maybe" }
+            ErrorKind::BadYesNo {
+                key: "net",
+                value: "maybe"
+            }
         );
         let m = Manifest::parse("domain g image=g class=guest eager=yes endpoint=supervisor endpoint=v net=yes count=2\ndomain h image=h class=guest eager=yes endpoint=v\ndomain v image=v class=server eager=yes device=virtio-net\n").unwrap();
         assert_eq!(m.vnic_of(0), Some(2));

@@ -150,7 +150,9 @@ impl Net {
             state: State::Idle,
         };
         let mut probe = [0u8; 16];
-        let hdr = raw.fill_buffer_header(&mut probe).map_err(SetupError::Init)?;
+        let hdr = raw
+            .fill_buffer_header(&mut probe)
+            .map_err(SetupError::Init)?;
         let mut net = Net {
             dev: raw,
             rx: core::array::from_fn(|i| buf(rx_mem, i)),
@@ -296,7 +298,8 @@ impl Net {
             let s = core::slice::from_raw_parts_mut(at, len);
             self.dev.fill_buffer_header(s).map_err(TxError::Device)?;
             s[self.hdr..].copy_from_slice(frame);
-            self.dev.transmit_begin(core::slice::from_raw_parts(at, len))
+            self.dev
+                .transmit_begin(core::slice::from_raw_parts(at, len))
         };
         match token {
             Ok(t) => {
