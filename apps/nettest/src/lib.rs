@@ -420,7 +420,7 @@ pub fn ping(name: &str, rounds: u32, retry_ms: Option<u64>) -> i32 {
             return 1;
         }
         if need_send || round >= rounds {
-            if round > 0 && round % progress == 0 && need_send {
+            if round > 0 && round.is_multiple_of(progress) && need_send {
                 println!("{name}: round {round}");
             }
             continue;
@@ -451,6 +451,9 @@ fn message3(kind: u8, round: u32, rounds: u32) -> [u8; 16] {
     m
 }
 
+/// An answer the ponger owes: to whom, kind, round, rounds in all.
+type Answer = (Mac, Ipv4, u8, u32, u32);
+
 /// The ponger: answers HELLO with WELCOME and each PING with its PONG;
 /// ends half a second after answering the last round.
 pub fn pong(name: &str) -> i32 {
@@ -461,7 +464,7 @@ pub fn pong(name: &str) -> i32 {
     let mut foreign = 0u32;
     let mut done_at: Option<u64> = None;
     loop {
-        let mut replies: [Option<(Mac, Ipv4, u8, u32, u32)>; 8] = [None; 8];
+        let mut replies: [Option<Answer>; 8] = [None; 8];
         let mut k = 0;
         let r = port.recv_all(|f| {
             match parse_udp(f).and_then(|u| Some((u, read_message(u.payload)?))) {
