@@ -286,6 +286,21 @@ impl Server {
             if self.stats.logged < LOGGED {
                 self.stats.logged += 1;
                 println!("vnic: port {} detached: {}", Who(owner), Counters(s));
+                // The uplink's side too (its "tx" came in from outside, its
+                // "rx" went out), and the device's.
+                if let (Some(u), Some(net)) = (switch.stats(PortId::UPLINK), &self.net) {
+                    let d = net.stats;
+                    println!(
+                        "vnic: uplink: {}; device received {} sent {} (rx errors {}, repost failures {}, tx errors {}, refused {})",
+                        Counters(u),
+                        d.rx_frames,
+                        d.tx_frames,
+                        d.rx_errors,
+                        d.repost_failures,
+                        d.tx_errors,
+                        self.stats.tx_refused
+                    );
+                }
             }
         }
     }
