@@ -664,7 +664,7 @@ fn net_restart() -> QemuTest {
         .with_file("manifest", manifest(&[
             VNIC,
             "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
-            "domain netping-retry image=netping-retry class=guest eager=yes endpoint=vnic net=yes",
+            "domain netping-retry image=netping-retry class=guest eager=yes endpoint=vnic notify=netop net=yes",
             "domain netop image=netop class=guest eager=yes endpoint=vnic endpoint=supervisor operator=yes",
             "test-end=netping-retry",
             "test-linger-ms=1500",

@@ -1,6 +1,7 @@
 //! The operator of `net_restart`: learns the vnic's id from the badge of
-//! its reply (it has no port, so the answer is `NoSuchPort`), lets the
-//! exchange get going, then asks the supervisor to restart the vnic.
+//! its reply (it has no port, so the answer is `NoSuchPort`), waits for
+//! the pinger's half-way notification, then asks the supervisor to
+//! restart the vnic, so the restart lands in the middle of the exchange.
 #![no_std]
 #![no_main]
 
@@ -18,7 +19,15 @@ const SUPERVISOR: Handle = Handle::new(2, 1);
 fn main() -> i32 {
     let _ = NetClient::new(Endpoint(serac_nettest::VNIC)).info();
     let vnic = DomainId::from_raw(sys::ipc_header_words()[2]);
-    let _ = time::sleep_ns(600_000_000);
+    // The pinger's notification (its `notify=netop`), or ten seconds.
+    let end = time::tsc().saturating_add(serac_nettest::ms_ticks(10_000));
+    while time::tsc() < end {
+        if let Ok(mask) = sys::idle(end) {
+            if mask & ilwaco::protocol::upcall::NOTIFY != 0 {
+                break;
+            }
+        }
+    }
     match Client::new(Endpoint(SUPERVISOR)).restart(vnic) {
         Ok(id) => {
             println!(

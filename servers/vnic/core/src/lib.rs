@@ -12,7 +12,7 @@
 //! - [`assign`]: the supervisor's address plan (MAC and IPv4 per domain).
 //!
 //! The protocol is `protocol::net`; the packet path is in
-//! docs/architecture.md ("The network switch (planned)").
+//! docs/architecture.md ("The network switch").
 //!
 //! Invariants (proptested): a frame reaches only its destination port, or
 //! for a group address every port but the sender's; a frame from a guest
