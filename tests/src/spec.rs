@@ -1462,6 +1462,31 @@ mod tests {
     }
 
     #[test]
+    fn guest_addresses_follow_the_slots() {
+        let m = "domain v image=v class=server eager=yes device=virtio-net\n\
+                 domain a image=a class=guest eager=yes endpoint=v net=yes count=3\n\
+                 domain b image=b class=guest eager=yes endpoint=v net=yes\n";
+        // The supervisor is slot 0, v slot 1, a#0..a#2 slots 2..4, b slot 5.
+        assert_eq!(guest_ipv4(m, "a"), Some([10, 0, 1, 2]));
+        assert_eq!(guest_ipv4(m, "b"), Some([10, 0, 1, 5]));
+        assert_eq!(guest_ipv4(m, "nobody"), None);
+        assert_eq!(guest_ipv4("not a manifest", "a"), None);
+    }
+
+    #[test]
+    fn net_args_bind_loopback_and_dump_on_request() {
+        let v = net_args(&["udp:127.0.0.1:5000-10.0.1.2:5555".into()], Some("x.pcap"));
+        assert_eq!(v[0], "-netdev");
+        assert_eq!(
+            v[1],
+            "user,id=n0,net=10.0.0.0/16,host=10.0.0.2,hostfwd=udp:127.0.0.1:5000-10.0.1.2:5555"
+        );
+        assert_eq!(v[3], "virtio-net-pci,netdev=n0,disable-legacy=on");
+        assert_eq!(v[5], "filter-dump,id=f0,netdev=n0,file=x.pcap");
+        assert_eq!(net_args(&[], None).len(), 4);
+    }
+
+    #[test]
     fn allow_removes_default() {
         let t = QemuTest::new("x", Boot::Pvh, "").allow("PANIC at *");
         assert!(!t.forbidden.iter().any(|p| p.as_str() == "PANIC at *"));

@@ -212,3 +212,30 @@ pub fn gdb(o: &RunOpts) -> Result<ExitCode> {
     result?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_forward_per_net_instance() {
+        let m = b"domain v image=v class=server eager=yes device=virtio-net\n\
+                  domain h image=h class=guest eager=yes endpoint=v net=yes count=2\n\
+                  domain c image=c class=guest eager=yes endpoint=v\n";
+        let (fwd, urls) = web_forwards(m).unwrap();
+        assert_eq!(
+            fwd,
+            [
+                "tcp:127.0.0.1:8080-10.0.1.2:80",
+                "tcp:127.0.0.1:8081-10.0.1.3:80"
+            ]
+        );
+        assert_eq!(
+            urls,
+            ["h#0: http://127.0.0.1:8080/", "h#1: http://127.0.0.1:8081/"]
+        );
+        // The default manifest has no web server yet.
+        assert!(web_forwards(artifacts::MANIFEST).unwrap().0.is_empty());
+    }
+}
