@@ -480,6 +480,11 @@ fn d(name: &str, body: &str) -> String {
 const VNIC: &str =
     "domain vnic image=vnic class=server eager=yes device=virtio-net frames=32 restart=yes";
 
+/// The vnic's interrupt helper, as the net tests declare it: after the
+/// guests, so their slots (and addresses) do not depend on it.
+const VNIC_IRQ: &str =
+    "domain vnic-irq image=vnic-irq class=server eager=yes endpoint=vnic irq-of=vnic restart=yes";
+
 /// The vnic's line for a port it detached (its owner ended): the counters
 /// of `tx`/`rx` frames (patterns), queue depth and drops by cause.
 fn detached(tx: &str, rx: &str, queued: &str, drops: &str) -> String {
@@ -514,6 +519,7 @@ fn net_exchange() -> QemuTest {
                     VNIC,
                     "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
                     "domain netping image=netping class=guest eager=yes endpoint=vnic net=yes",
+                    VNIC_IRQ,
                     "test-end=netping",
                     "test-linger-ms=1500",
                 ]),
@@ -574,6 +580,7 @@ fn net_spoof() -> QemuTest {
                     "domain netspoof image=netspoof class=guest eager=yes endpoint=vnic net=yes",
                     "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
                     "domain netping image=netping class=guest eager=yes endpoint=vnic net=yes",
+                    VNIC_IRQ,
                     "test-end=netping",
                     "test-linger-ms=1500",
                 ]),
@@ -610,7 +617,8 @@ fn net_flood() -> QemuTest {
             "domain netflood image=netflood class=guest eager=yes endpoint=vnic net=yes",
             "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
             "domain netping-retry image=netping-retry class=guest eager=yes endpoint=vnic net=yes",
-            "test-end=netping-retry",
+            VNIC_IRQ,
+                "test-end=netping-retry",
             "test-linger-ms=4000",
         ]))
         .net(NetDevice::default())
@@ -637,6 +645,7 @@ fn net_uplink() -> QemuTest {
     let text =
         "domain vnic image=vnic class=server eager=yes device=virtio-net frames=32 restart=yes\n\
 domain netecho image=netecho class=guest eager=yes endpoint=vnic net=yes\n\
+domain vnic-irq image=vnic-irq class=server eager=yes endpoint=vnic irq-of=vnic restart=yes\n\
 test-end=netecho\n";
     let guest = guest_ipv4(text, "netecho").unwrap_or([0; 4]);
     QemuTest::new("net_uplink", Boot::Pvh, "serac.exit=1")
@@ -666,7 +675,8 @@ fn net_restart() -> QemuTest {
             "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
             "domain netping-retry image=netping-retry class=guest eager=yes endpoint=vnic notify=netop net=yes",
             "domain netop image=netop class=guest eager=yes endpoint=vnic endpoint=supervisor operator=yes",
-            "test-end=netping-retry",
+            VNIC_IRQ,
+                "test-end=netping-retry",
             "test-linger-ms=1500",
         ]))
         .net(NetDevice::default())

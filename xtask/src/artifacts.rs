@@ -31,6 +31,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-disk", "serac-disk", "disk"),
     ("serac-disk", "bench-disk", "bench-disk"),
     ("serac-vnic", "vnic", "vnic"),
+    ("serac-vnic", "vnic-irq", "vnic-irq"),
     ("serac-hello", "serac-hello", "hello"),
     ("serac-selftest", "serac-selftest", "selftest"),
     ("serac-pong", "serac-pong", "pong"),
@@ -112,6 +113,7 @@ pub const MANIFEST: &[u8] = b"# serac boot manifest\n\
 domain swapper image=swapper class=server eager=yes\n\
 domain disk    image=disk    class=server eager=yes device=virtio-blk frames=64 restart=yes\n\
 domain vnic    image=vnic    class=server eager=yes device=virtio-net frames=32 restart=yes\n\
+domain vnic-irq image=vnic-irq class=server eager=yes endpoint=vnic irq-of=vnic restart=yes\n\
 domain hello   image=hello   class=guest  pager=swapper\n\
 domain catfile image=catfile class=guest  eager=yes endpoint=disk\n";
 

@@ -829,6 +829,11 @@ impl<'a> Supervisor<'a> {
         if let Some(sel) = spec.device {
             self.grant_device(i, sel)?;
         }
+        if let Some(x) = spec.irq_of {
+            if let Some(sel) = self.m.domains()[x].device {
+                self.bind_intx(i, sel)?;
+            }
+        }
         if let Some(p) = spec.pager {
             let ep = self.pager_endpoint(p)?;
             ctl(c, DomainOp::SetPager, ep.to_raw(), 0).map_err(|e| fail("set pager", e))?;
@@ -836,10 +841,9 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 
-    /// Gives instance `i` the first PCI function `sel` selects (its handle
-    /// lands after the link handles). Without an IOMMU its holder can aim
-    /// DMA anywhere: the manifest's `device=` is that decision.
-    fn grant_device(&mut self, i: usize, sel: DeviceSel) -> Result<(), Fail<'a>> {
+    /// The first PCI function `sel` selects: its index in the kernel's
+    /// list, its info, and the chipset (for INTx routing).
+    fn find_function(&self, sel: DeviceSel) -> Option<(u64, PciInfo, Chipset)> {
         let mut n = 0;
         let mut ids = alloc::vec::Vec::new();
         let mut found = None;
@@ -851,7 +855,15 @@ impl<'a> Supervisor<'a> {
             }
             n += 1;
         }
-        let Some((index, p)) = found else {
+        found.map(|(index, p)| (index, p, Chipset::detect(ids)))
+    }
+
+    /// Gives instance `i` the first PCI function `sel` selects (its handle
+    /// lands after the link handles) and, unless a helper takes it
+    /// (`irq-of=`), its INTx line right after. Without an IOMMU its holder
+    /// can aim DMA anywhere: the manifest's `device=` is that decision.
+    fn grant_device(&mut self, i: usize, sel: DeviceSel) -> Result<(), Fail<'a>> {
+        let Some((_, p, _)) = self.find_function(sel) else {
             println!(
                 "supervisor: {}: no PCI function matches {sel:?}",
                 self.name(i)
@@ -868,10 +880,30 @@ impl<'a> Supervisor<'a> {
             p.vendor,
             p.device
         );
-        // Its INTx line, right after the Device handle.
+        match self.m.irq_helper(self.inst[i].dom()) {
+            Some(h) => {
+                let hi = self.m.domains()[h].first_instance;
+                println!(
+                    "supervisor: {}: its INTx line goes to {} (irq-of)",
+                    self.name(i),
+                    self.name(hi)
+                );
+                Ok(())
+            }
+            None => self.bind_intx(i, sel),
+        }
+    }
+
+    /// Binds the INTx line of the function `sel` selects to instance `i`
+    /// (an `Irq` handle, its `IRQ(0)`).
+    fn bind_intx(&mut self, i: usize, sel: DeviceSel) -> Result<(), Fail<'a>> {
+        let Some((index, p, chipset)) = self.find_function(sel) else {
+            return Err(fail("find device", SysError::BadArgument));
+        };
+        let c = self.inst[i].ctl;
+        let (bus, dev, func) = (p.bdf >> 8, (p.bdf >> 3) & 0x1f, p.bdf & 7);
         let int = sys::domain_ctl(ROOT, DomainOp::PciFunction, index, 1).unwrap_or(0);
         let (pin, line) = (int as u8, (int >> 8) as u8);
-        let chipset = Chipset::detect(ids);
         match intx::route(chipset, p.bdf, pin, line) {
             Some(r) => {
                 ctl(ROOT, DomainOp::BindIrq, bind_irq_arg(r.gsi, r.level, r.active_low), c.to_raw())

@@ -41,11 +41,9 @@ fn main() -> i32 {
             None
         }
         Some(d) => match hal::net::Net::new(d) {
-            Ok(mut n) => {
-                // The kernel cannot wake a domain blocked in its receive
-                // for an interrupt: the server looks at the rings instead
-                // (serve's module docs), so the device need not interrupt.
-                n.disable_interrupts();
+            Ok(n) => {
+                // Interrupts stay on: a helper (`vnic-irq`) may wait for
+                // them (serve's module docs).
                 let bdf = n.bdf();
                 let m = n.mac();
                 println!(

@@ -12,15 +12,16 @@
 //!
 //! **Waiting.** The kernel wakes a domain blocked in `reply_recv` only for
 //! a message, and one in `idle` only for an event, so the device's
-//! interrupt cannot end a wait for requests. With a device, `reply_recv`
-//! therefore carries a deadline and the rings are looked at after every
-//! wake: [`BUSY_US`] while the uplink carried a frame in the last
-//! [`WARM_MS`], [`QUIET_US`] otherwise (so an idle vnic wakes 100 times a
-//! second, and a frame from outside waits at most that long). The device's
-//! interrupts are off. Guest-to-guest traffic never waits for a deadline:
-//! each request is served when it comes. Without a device the wait has no
-//! deadline. (A receive that an interrupt ends would remove the deadline:
-//! docs/CAVEATS.md.)
+//! interrupt cannot end a wait for requests. The manifest therefore gives
+//! the line to a helper domain (`vnic-irq`, `irq-of=vnic`) that waits for
+//! it in `idle` and then calls the vnic with an empty message: the vnic
+//! reads the ISR (de-asserting the line) and, after its pass, answers; the
+//! helper then unmasks the line. From the helper's first call on, the wait
+//! has only a watchdog deadline ([`WATCHDOG_MS`]). Without a helper the
+//! vnic polls: the wait's deadline is [`BUSY_US`] while the uplink carried
+//! a frame in the last [`WARM_MS`], [`QUIET_US`] otherwise, and the rings
+//! are looked at after every wake. Guest-to-guest traffic never waits for
+//! a deadline. Without a device the wait has none.
 //!
 //! **Copies.** A request is copied from the IPC buffer into `payload`,
 //! decoded in place, and each frame of a `Send` copied once into its
@@ -52,6 +53,10 @@ pub const BUSY_US: u64 = 1000;
 pub const QUIET_US: u64 = 10_000;
 /// How long after its last frame the uplink counts as busy.
 pub const WARM_MS: u64 = 200;
+/// The longest wait once a helper delivers the interrupts: then the rings
+/// are looked at anyway (and the kernel keeps the page tables of a domain
+/// that waits less than 100 ms).
+pub const WATCHDOG_MS: u64 = 50;
 /// Log lines of each kind before the server goes quiet about it.
 const LOGGED: u32 = 64;
 
@@ -103,6 +108,11 @@ pub struct Server {
     busy_ticks: u64,
     quiet_ticks: u64,
     warm_ticks: u64,
+    watchdog_ticks: u64,
+    /// A helper calls when the device interrupts (`vnic-irq`).
+    irq_driven: bool,
+    /// Its calls after the first: interrupts.
+    kicks: u64,
 }
 
 impl Server {
@@ -119,6 +129,9 @@ impl Server {
             busy_ticks: (hz / 1_000_000 * BUSY_US).max(1),
             quiet_ticks: (hz / 1_000_000 * QUIET_US).max(1),
             warm_ticks: hz / 1000 * WARM_MS,
+            watchdog_ticks: hz / 1000 * WATCHDOG_MS,
+            irq_driven: false,
+            kicks: 0,
         })
     }
 
@@ -130,7 +143,7 @@ impl Server {
         println!(
             "vnic: serving {PORTS} ports{}",
             if self.net.is_some() {
-                ", uplink polled (busy 1 ms, quiet 10 ms)"
+                ", uplink polled (busy 1 ms, quiet 10 ms) until an interrupt helper calls"
             } else {
                 ""
             }
@@ -171,6 +184,9 @@ impl Server {
             return 0;
         }
         let now = time::tsc();
+        if self.irq_driven {
+            return now.saturating_add(self.watchdog_ticks);
+        }
         let warm = now.saturating_sub(self.last_traffic) < self.warm_ticks;
         now.saturating_add(if warm {
             self.busy_ticks
@@ -248,6 +264,26 @@ impl Server {
             return Handle::NONE;
         }
         let n = match msg {
+            // The interrupt helper: the device interrupted. Reading the
+            // ISR de-asserts the line; the pass before the answer takes
+            // what the device did; the helper unmasks the line after.
+            Ok((h, 0)) if h.label == LABEL_NET => {
+                if let Some(net) = &mut self.net {
+                    net.ack_interrupt();
+                }
+                // The first call says the helper is there; the others are
+                // interrupts.
+                if self.irq_driven {
+                    self.kicks += 1;
+                } else {
+                    self.irq_driven = true;
+                    println!(
+                        "vnic: interrupts through {}: polling off",
+                        Who(DomainId::from_raw(h.badge))
+                    );
+                }
+                Ok(0)
+            }
             Ok((h, len)) if h.label == LABEL_NET => {
                 let req = payload.get(..len).unwrap_or(&[]);
                 // Configure (0) and Detach (1) are logged; everything
@@ -291,14 +327,15 @@ impl Server {
                 if let (Some(u), Some(net)) = (switch.stats(PortId::UPLINK), &self.net) {
                     let d = net.stats;
                     println!(
-                        "vnic: uplink: {}; device received {} sent {} (rx errors {}, repost failures {}, tx errors {}, refused {})",
+                        "vnic: uplink: {}; device received {} sent {} (rx errors {}, repost failures {}, tx errors {}, refused {}), {} interrupt(s)",
                         Counters(u),
                         d.rx_frames,
                         d.tx_frames,
                         d.rx_errors,
                         d.repost_failures,
                         d.tx_errors,
-                        self.stats.tx_refused
+                        self.stats.tx_refused,
+                        self.kicks
                     );
                 }
             }

@@ -178,9 +178,9 @@ impl Net {
         self.dev.mac_address()
     }
 
-    /// Asks the device not to interrupt (the server polls its rings).
-    pub fn disable_interrupts(&mut self) {
-        self.dev.disable_interrupts();
+    /// Reads the ISR, which de-asserts the device's interrupt line.
+    pub fn ack_interrupt(&mut self) {
+        let _ = self.dev.ack_interrupt();
     }
 
     /// Hands receive buffer `i` to the device.
