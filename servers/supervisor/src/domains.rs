@@ -213,6 +213,9 @@ pub struct Supervisor<'a> {
     /// `Region` requests pagers refused (their domains get the pager's
     /// default window instead).
     refusals: u32,
+    /// Ports that could not be configured or detached (logged up to
+    /// `LOGGED_REFUSALS`, then counted).
+    port_failures: u32,
     /// Requests refused because their badge named no live instance.
     pub denied_unknown: u32,
 }
@@ -367,6 +370,7 @@ impl<'a> Supervisor<'a> {
             server_eps: Vec::new(),
             bench: Bench::new(n),
             refusals: 0,
+            port_failures: 0,
             denied_unknown: 0,
         })
     }
@@ -471,6 +475,12 @@ impl<'a> Supervisor<'a> {
             if self.m.domains()[d].until_full {
                 self.fill(d);
             }
+        }
+        if self.port_failures > LOGGED_REFUSALS {
+            println!(
+                "supervisor: {} vnic port operation(s) failed in all",
+                self.port_failures
+            );
         }
         if self.refusals > LOGGED_REFUSALS {
             println!(
@@ -991,10 +1001,13 @@ impl<'a> Supervisor<'a> {
             notify,
         };
         if let Err(e) = net_control(ep, &NetRequest::Configure(config)) {
-            println!(
-                "supervisor: {}: configuring its port failed: {e:?}",
-                self.name(j)
-            );
+            self.port_failures = self.port_failures.saturating_add(1);
+            if self.port_failures <= LOGGED_REFUSALS {
+                println!(
+                    "supervisor: {}: configuring its port failed: {e:?}",
+                    self.name(j)
+                );
+            }
         }
     }
 
@@ -1005,10 +1018,13 @@ impl<'a> Supervisor<'a> {
         };
         let owner = self.inst[j].id;
         if let Err(e) = net_control(ep, &NetRequest::Detach { owner }) {
-            println!(
-                "supervisor: {}: detaching its port failed: {e:?}",
-                self.name(j)
-            );
+            self.port_failures = self.port_failures.saturating_add(1);
+            if self.port_failures <= LOGGED_REFUSALS {
+                println!(
+                    "supervisor: {}: detaching its port failed: {e:?}",
+                    self.name(j)
+                );
+            }
         }
     }
 
