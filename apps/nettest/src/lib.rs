@@ -404,6 +404,9 @@ pub fn ping(name: &str, rounds: u32, retry_ms: Option<u64>) -> i32 {
             }
             sent_at = time::tsc();
             need_send = false;
+            // The answer cannot be there yet: sleep until the vnic's
+            // notification (Denali's receive: take the queue when woken).
+            port.wait(retry_ms.unwrap_or(20).min(20));
         }
         let r = port.recv_all(|f| {
             match parse_udp(f).and_then(|u| Some((u, read_message(u.payload)?))) {
