@@ -1,6 +1,8 @@
 //! The server loop: requests in, frames through the switch, owners woken.
 //!
-//! **One pass.** Each time round: completed transmissions are reclaimed,
+//! **One pass.** Each time round (the device part only when it is due: an
+//! interrupt, the watchdog, frames queued for the uplink; always when
+//! polling): completed transmissions are reclaimed,
 //! frames the device received enter the switch at the uplink port (not
 //! source-checked; frames to guests are routed and bounded as any other),
 //! the uplink port's queue goes to the device as far as it has transmit
@@ -113,6 +115,9 @@ pub struct Server {
     irq_driven: bool,
     /// Its calls after the first: interrupts.
     kicks: u64,
+    /// The device needs a look: an interrupt, the watchdog, frames queued
+    /// for the uplink. Always, without a helper.
+    due: bool,
 }
 
 impl Server {
@@ -132,6 +137,7 @@ impl Server {
             watchdog_ticks: hz / 1000 * WATCHDOG_MS,
             irq_driven: false,
             kicks: 0,
+            due: true,
         })
     }
 
@@ -150,7 +156,12 @@ impl Server {
         );
         loop {
             self.pump();
-            self.wake();
+            if self.wake() {
+                // A guest's frames for the uplink: out before the wait.
+                self.due = true;
+                self.pump();
+                self.wake();
+            }
             let deadline = self.deadline();
             match sys::reply_recv_until(reply, deadline) {
                 Ok(raw) => {
@@ -159,6 +170,7 @@ impl Server {
                 }
                 Err(SysError::WouldBlock) => {
                     reply = Handle::NONE;
+                    self.due = true;
                     // A quiet moment: give back the storage of empty queues.
                     self.vnic.switch_mut().trim();
                 }
@@ -185,7 +197,12 @@ impl Server {
         }
         let now = time::tsc();
         if self.irq_driven {
-            return now.saturating_add(self.watchdog_ticks);
+            let wait = if self.due {
+                self.busy_ticks
+            } else {
+                self.watchdog_ticks
+            };
+            return now.saturating_add(wait);
         }
         let warm = now.saturating_sub(self.last_traffic) < self.warm_ticks;
         now.saturating_add(if warm {
@@ -197,6 +214,12 @@ impl Server {
 
     /// Moves frames between the device and the switch's uplink port.
     fn pump(&mut self) {
+        // Driven by interrupts, the rings change only when the device
+        // says so; a request between guests does not look at them.
+        if self.irq_driven && !self.due {
+            return;
+        }
+        self.due = !self.irq_driven;
         let Some(net) = &mut self.net else { return };
         net.reclaim();
         let switch = self.vnic.switch_mut();
@@ -230,15 +253,25 @@ impl Server {
         if got + sent > 0 {
             self.last_traffic = time::tsc();
         }
+        // Frames left for want of transmit buffers: look again soon (a
+        // completion need not interrupt).
+        if switch
+            .stats(PortId::UPLINK)
+            .is_some_and(|u| u.queued_frames > 0)
+        {
+            self.due = true;
+        }
     }
 
-    /// Wakes the owners whose queues filled, closes handles of removed ports.
-    fn wake(&mut self) {
+    /// Wakes the owners whose queues filled, closes handles of removed
+    /// ports; returns whether the uplink's queue filled.
+    fn wake(&mut self) -> bool {
+        let mut uplink = false;
         let switch = self.vnic.switch_mut();
         while let Some(w) = switch.pop_wakeup() {
             match w {
-                // The next pass transmits (it comes before any wait).
-                Wakeup::Uplink => {}
+                // Transmitted before the wait (`run`).
+                Wakeup::Uplink => uplink = true,
                 Wakeup::Guest { notify, .. } => {
                     if !notify.is_none() {
                         let _ = sys::notify(notify, RX_NOTIFY);
@@ -249,6 +282,7 @@ impl Server {
         while let Some(h) = switch.pop_released() {
             let _ = sys::close(h);
         }
+        uplink
     }
 
     /// Serves the message in the IPC buffer; returns the handle to answer.
@@ -271,6 +305,7 @@ impl Server {
                 if let Some(net) = &mut self.net {
                     net.ack_interrupt();
                 }
+                self.due = true;
                 // The first call says the helper is there; the others are
                 // interrupts.
                 if self.irq_driven {
