@@ -428,7 +428,11 @@ impl Runner {
         let mut echo = match &t.net {
             Some(net) => {
                 let echo = net.udp_echo.as_ref().map(HostEcho::new).transpose()?;
-                let fwd: Vec<String> = echo.iter().map(HostEcho::hostfwd).collect();
+                let fwd: Vec<String> = echo
+                    .iter()
+                    .map(HostEcho::hostfwd)
+                    .chain(net.hostfwd.iter().cloned())
+                    .collect();
                 extra.extend(
                     crate::spec::net_args(&fwd, None)
                         .into_iter()

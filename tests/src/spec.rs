@@ -187,6 +187,9 @@ pub struct QemuTest {
 pub struct NetDevice {
     /// A UDP echo to check from the host, if any.
     pub udp_echo: Option<UdpEcho>,
+    /// Further hostfwd rules, as QEMU writes them (`tcp:127.0.0.1:P-G:P`;
+    /// bind them to 127.0.0.1).
+    pub hostfwd: Vec<String>,
 }
 
 /// The host sends `payload` to a guest's UDP port through a hostfwd rule
@@ -656,6 +659,7 @@ test-end=netecho\n";
                 guest: (guest, 5555),
                 payload: b"serac uplink probe: 0123456789 abcdefghijklmnopqrstuvwxyz".to_vec(),
             }),
+            ..NetDevice::default()
         })
         .require(d(
             "netecho",
