@@ -6,6 +6,9 @@
 //! - [`regions`]: where each domain may have pages zero-filled.
 //! - [`policy`]: the [`Policy`] trait (which fault to serve, which frame to
 //!   use) and its implementations; a swapping policy plugs in here.
+//! - [`replace`]: the [`Replacement`] trait (which resident pages leave
+//!   memory, which idle domains swap out) and WSClock, 2Q and FIFO behind
+//!   it; `cargo xtask swap-sim` replays traces through them.
 //! - [`wire`]: client helpers for the supervisor's `Grant`/`Region`
 //!   requests (`serac_protocol::pager::Request`).
 //! - [`pager`]: the state machine: one incoming message in, one reply (label
@@ -27,9 +30,11 @@ pub mod pager;
 pub mod policy;
 pub mod pool;
 pub mod regions;
+pub mod replace;
 pub mod wire;
 
 pub use pager::{Event, Incoming, KillReason, Mmu, Pager, Response};
 pub use policy::{Policy, Quota, ZeroFill};
 pub use pool::{FramePool, GrantError};
 pub use regions::Regions;
+pub use replace::{Replacement, TwoQ, WsClock};
