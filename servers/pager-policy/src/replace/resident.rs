@@ -132,8 +132,9 @@ impl<X: Copy> Resident<X> {
     }
 
     pub(crate) fn find(&self, page: Page) -> Option<u32> {
-        self.index
-            .find(page_hash(page), |id| self.get(id).is_some_and(|s| s.page == page))
+        self.index.find(page_hash(page), |id| {
+            self.get(id).is_some_and(|s| s.page == page)
+        })
     }
 
     fn find_dom(&self, d: DomainId) -> Option<u32> {
@@ -214,10 +215,14 @@ impl<X: Copy> Resident<X> {
         self.free.push(id);
         self.count -= 1;
         if let Some(did) = self.find_dom(slot.page.domain) {
-            let left = self.doms.get_mut(did as usize).and_then(Option::as_mut).map(|r| {
-                r.resident = r.resident.saturating_sub(1);
-                r.resident
-            });
+            let left = self
+                .doms
+                .get_mut(did as usize)
+                .and_then(Option::as_mut)
+                .map(|r| {
+                    r.resident = r.resident.saturating_sub(1);
+                    r.resident
+                });
             if left == Some(0) {
                 let doms = &self.doms;
                 self.dom_index.remove(dom_hash(slot.page.domain), did, |i| {

@@ -142,10 +142,7 @@ impl Ghosts {
         };
         let ring = &self.ring;
         self.index.remove(page_hash(p), i, |j| {
-            ring.get(j as usize)
-                .copied()
-                .flatten()
-                .map_or(0, page_hash)
+            ring.get(j as usize).copied().flatten().map_or(0, page_hash)
         });
         if let Some(slot) = self.ring.get_mut(i as usize) {
             *slot = None;
@@ -217,7 +214,7 @@ impl TwoQ {
 
     /// Frees or writes back from `A1in`'s head while it is longer than
     /// `keep`. Returns (freed, writes scheduled).
-    fn from_a1in(&mut self, keep: usize, need: usize, out: &mut Victims) -> (usize, usize) {
+    fn take_a1in(&mut self, keep: usize, need: usize, out: &mut Victims) -> (usize, usize) {
         let (mut freed, mut wrote) = (0, 0);
         let mut cur = self.a1in.head;
         for _ in 0..self.r.capacity() {
@@ -247,7 +244,7 @@ impl TwoQ {
     }
 
     /// The hot queue's second-chance clock. Returns (freed, writes).
-    fn from_am(&mut self, need: usize, out: &mut Victims) -> (usize, usize) {
+    fn take_am(&mut self, need: usize, out: &mut Victims) -> (usize, usize) {
         let (mut freed, mut wrote) = (0, 0);
         for _ in 0..2 * self.am.len {
             let id = self.am.head;
@@ -330,16 +327,16 @@ impl Replacement for TwoQ {
     }
 
     fn evict(&mut self, need: usize, out: &mut Victims) {
-        let (mut freed, mut wrote) = self.from_a1in(self.kin, need, out);
+        let (mut freed, mut wrote) = self.take_a1in(self.kin, need, out);
         if freed < need {
-            let (f, w) = self.from_am(need - freed, out);
+            let (f, w) = self.take_am(need - freed, out);
             freed += f;
             wrote += w;
         }
         // Am had nothing to give (empty, or all in flight): A1in, whatever
         // its length.
         if freed < need && wrote == 0 {
-            self.from_a1in(0, need - freed, out);
+            self.take_a1in(0, need - freed, out);
         }
     }
 
