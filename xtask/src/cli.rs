@@ -17,6 +17,7 @@ Commands:
   tcb     Audit the trusted computing base: kernel size, unsafe, syscalls, deps
   bench   Measure in QEMU: the microkernel (`bench core`), the disk server (`bench disk`)
   disk    Make and check disk images: create, add-image, add-disk, add-swap, ls, fsck
+  swap-sim  Replay page-access traces through the swapper's replacement policies
   help    Print this help, or a command's help (`cargo xtask help run`)
 
 Each command checks its prerequisites first (rustup target and components,
@@ -245,7 +246,7 @@ pub struct TestOpts {
 }
 
 /// A parsed command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Print this text.
     Help(&'static str),
@@ -265,10 +266,12 @@ pub enum Command {
     Bench(String, bool),
     /// `disk <subcommand>`.
     Disk(DiskCmd),
+    /// `swap-sim [options]`.
+    SwapSim(crate::swap_sim::Opts),
 }
 
 /// The parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Args {
     /// What to do.
     pub command: Command,
@@ -284,6 +287,7 @@ fn help_for(cmd: &str) -> Option<&'static str> {
         "tcb" => TCB_HELP,
         "bench" => BENCH_HELP,
         "disk" => DISK_HELP,
+        "swap-sim" => crate::swap_sim::HELP,
         _ => return None,
     })
 }
@@ -330,6 +334,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         }
         "tcb" => Command::Tcb(tcb_opts(&rest)?),
         "disk" => Command::Disk(disk_opts(&rest)?),
+        "swap-sim" => Command::SwapSim(crate::swap_sim::parse(&rest)?),
         other => return Err(format!("unknown command `{other}`")),
     };
     Ok(Args { command })
@@ -523,7 +528,9 @@ mod tests {
         assert_eq!(p("").unwrap(), Command::Help(HELP));
         assert_eq!(p("--help").unwrap(), Command::Help(HELP));
         assert_eq!(p("help run").unwrap(), Command::Help(RUN_HELP));
-        for c in ["build", "image", "run", "test", "gdb", "tcb", "disk"] {
+        for c in [
+            "build", "image", "run", "test", "gdb", "tcb", "disk", "swap-sim",
+        ] {
             assert!(matches!(
                 p(&format!("{c} --help")).unwrap(),
                 Command::Help(_)

@@ -13,6 +13,8 @@ mod cli;
 mod disk;
 mod prereq;
 mod run;
+mod swap_plot;
+mod swap_sim;
 mod tcb;
 mod test;
 mod util;
@@ -90,5 +92,6 @@ fn dispatch(args: Args, cwd: &std::path::Path) -> Result<ExitCode> {
         Command::Tcb(json) => tcb::tcb(json),
         Command::Bench(what, json) => bench::bench(&what, json),
         Command::Disk(cmd) => disk::disk(&cmd, cwd),
+        Command::SwapSim(opts) => swap_sim::swap_sim(&opts, cwd),
     }
 }
