@@ -5,8 +5,10 @@
 //! it serves data faults inside the domain's regions from the free pool and
 //! kills when the pool is dry. [`Quota`] wraps any policy with a per-domain
 //! frame limit, so one greedy guest cannot drain the pool that every other
-//! guest needs. A swapping policy (WSClock) implements the same trait: its
-//! `pick_frame` will choose a victim page when the pool is dry.
+//! guest needs. Which *resident page* leaves memory when the pool is dry is
+//! the other half, [`Replacement`](crate::Replacement) (WSClock, 2Q): a
+//! swapping `Policy` will own one and, in `pick_frame`, free or write back
+//! the victims it names (not wired yet).
 
 use serac_protocol::pager::{Access, Fault};
 use serac_protocol::{DomainId, SysError};
