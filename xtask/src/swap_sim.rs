@@ -216,8 +216,8 @@ pub fn parse(rest: &[String]) -> std::result::Result<Opts, String> {
             other => return Err(format!("`swap-sim`: unknown option `{other}`")),
         }
     }
-    if o.domains == 0 || o.pages == 0 || o.touch == 0 || o.harvest == 0 {
-        return Err("--domains, --pages, --touch and --harvest must be positive".into());
+    if o.domains == 0 || o.pages == 0 || o.touch == 0 || o.harvest == 0 || o.frames == 0 {
+        return Err("--domains, --pages, --touch, --harvest and --frames must be positive".into());
     }
     if !(0.0..=1.0).contains(&o.writes) {
         return Err("--writes is a fraction between 0 and 1".into());

@@ -20,6 +20,7 @@
 //! allocation uses `try_reserve`, so exhaustion is an error reply, never an
 //! abort; a frame is in exactly one of the states free, bound or lost.
 #![no_std]
+#![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 extern crate alloc;
