@@ -41,7 +41,7 @@
 //!   [`ReplaceError::Full`] (evict first).
 //!
 //! Memory is bounded by the frame budget and reserved up front with
-//! `try_reserve`: per resident page one [`Slot`](resident) entry and two
+//! `try_reserve`: per resident page one slot (in `resident.rs`) and two
 //! index buckets, per domain with a resident page one small record (a domain
 //! with none costs nothing here). [`Replacement::metadata_bytes`] reports
 //! what an instance holds; `docs/swap-server.md` has the figures.
