@@ -4,16 +4,18 @@
 //! an entry point ([`entry!`]), a heap, a panic handler that halts with a
 //! message, a console ([`print!`], [`println!`]), clocks and sleep
 //! ([`time`]), the typed syscalls and IPC ([`sys`], [`ipc`]), the upcall
-//! dispatcher ([`upcall`]), block devices on the disk server ([`block`]) and
-//! read-only files on a mounted image ([`fs`]).
+//! dispatcher ([`upcall`]), block devices on the disk server ([`block`]),
+//! read-only files on a mounted image ([`fs`]) and TCP/IP over the vnic
+//! ([`net`]).
 //!
 //! Invariants:
 //! - all `unsafe` is in [`sys`]; the rest of the crate (and every app, whose
 //!   lints forbid `unsafe`) is safe code over its wrappers;
 //! - no Rust reference ever points into the IPC buffer or the upcall page:
 //!   the kernel writes them, so Ilwaco only copies in and out;
-//! - only [`fs`] allocates (its index, and `read_to_end`), always with
-//!   `try_reserve`, so the console and panic path work even when the heap
+//! - only [`fs`] and [`net`] allocate (fs: its index and `read_to_end`;
+//!   net: socket buffers, tasks and timers, never per packet), with
+//!   `try_reserve` where a failure can be reported, so the console and panic path work even when the heap
 //!   is exhausted. Upcall handlers must not allocate either (the heap lock
 //!   may be held by the code they interrupted).
 //!
@@ -38,6 +40,7 @@ pub mod block;
 pub mod console;
 pub mod fs;
 pub mod ipc;
+pub mod net;
 pub mod rt;
 pub mod sys;
 pub mod time;

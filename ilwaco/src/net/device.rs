@@ -1,0 +1,394 @@
+//! smoltcp's `phy::Device` over the vnic protocol (`protocol::net`).
+//!
+//! - **TX** writes each frame smoltcp builds straight into one pending
+//!   batch of records; [`VnicDevice::flush`] sends the batch in one `Send`
+//!   (the stack flushes once per step, and early only when the next frame
+//!   would not fit). So a step's ACKs and segments cost one call.
+//! - **RX** keeps the last `Recv` reply whole and hands smoltcp its frames
+//!   one by one, borrowed from that buffer (the IPC copy is the only one).
+//!   It calls `Recv` only while [`VnicDevice::rx_pending`] is set, which
+//!   the owner sets when the vnic's `RX_NOTIFY` bit arrives and the device
+//!   clears when a reply says no more frames are queued.
+//! - **Restarts.** A call that fails with `ServerRestarted` re-attaches
+//!   (reads `Info` again) and is retried once; a batch that still fails is
+//!   dropped and counted, and TCP's retransmission recovers it.
+//!
+//! Nothing here allocates per frame, and no input panics: records are
+//! checked by the protocol's decoder before they are read.
+
+use alloc::boxed::Box;
+use alloc::vec;
+
+use serac_protocol::client::{Transport, LABEL_NET};
+use serac_protocol::codec::{decode_borrowed, encode};
+use serac_protocol::layout::MAX_PAYLOAD;
+use serac_protocol::net::{
+    Addresses, FramesRef, Reply, ReplyRef, Request, RequestRef, BATCH_MAX, MAX_FRAME, RECORD_HEADER,
+};
+use serac_protocol::SysError;
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+/// What the device counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeviceStats {
+    /// `Send` calls made.
+    pub sends: u64,
+    /// Frames in them.
+    pub tx_frames: u64,
+    /// Frames the vnic reported dropped (counted on our port there too).
+    pub tx_refused: u64,
+    /// Frames lost because the call failed (vnic dead, no port yet).
+    pub tx_lost: u64,
+    /// `Recv` calls made.
+    pub recvs: u64,
+    /// Frames received.
+    pub rx_frames: u64,
+    /// `Recv` calls that failed.
+    pub rx_errors: u64,
+    /// Times the vnic was found restarted and re-attached.
+    pub reattached: u64,
+    /// Re-attaches that found other addresses than before.
+    pub readdressed: u64,
+}
+
+/// The vnic link: the transport and the outgoing batch.
+struct Link {
+    transport: Box<dyn Transport>,
+    addresses: Addresses,
+    /// Records waiting for the next `Send`.
+    tx: Box<[u8]>,
+    tx_len: usize,
+    tx_count: u64,
+    /// Where requests are encoded.
+    msg: Box<[u8]>,
+    stats: DeviceStats,
+}
+
+/// The last `Recv` reply and how far smoltcp has read it.
+struct Rx {
+    buf: Box<[u8]>,
+    /// The next record's offset, and the end of the records.
+    pos: usize,
+    end: usize,
+}
+
+/// The device. Build it with [`VnicDevice::attach`].
+pub struct VnicDevice {
+    link: Link,
+    rx: Rx,
+    rx_pending: bool,
+}
+
+impl core::fmt::Debug for VnicDevice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VnicDevice")
+            .field("addresses", &self.link.addresses)
+            .field("stats", &self.link.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the device could not attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachError {
+    /// `Info` failed: no port for us, or no vnic.
+    Info(serac_protocol::client::ClientError),
+}
+
+fn info(t: &mut dyn Transport) -> Result<Addresses, serac_protocol::client::ClientError> {
+    use serac_protocol::client::ClientError;
+    let req: RequestRef<'_> = Request::Info;
+    let mut msg = [0u8; 16];
+    let out = encode(&req, &mut msg).map_err(ClientError::Codec)?;
+    let mut reply = [0u8; 64];
+    let n = t
+        .call(LABEL_NET, out, &mut reply)
+        .map_err(ClientError::Sys)?;
+    match decode_borrowed::<ReplyRef<'_>>(reply.get(..n).unwrap_or(&[]))
+        .map_err(ClientError::Codec)?
+    {
+        Reply::Info(a) => Ok(a),
+        Reply::Err(e) => Err(ClientError::Service(e)),
+        _ => Err(ClientError::UnexpectedReply),
+    }
+}
+
+impl VnicDevice {
+    /// Reads the port's addresses (`Info`, retried once after a restart)
+    /// and builds the device around `transport`.
+    pub fn attach(mut transport: Box<dyn Transport>) -> Result<VnicDevice, AttachError> {
+        let msg = vec![0u8; MAX_PAYLOAD].into_boxed_slice();
+        let addresses = match info(&mut *transport) {
+            Err(serac_protocol::client::ClientError::Sys(SysError::ServerRestarted)) => {
+                info(&mut *transport)
+            }
+            r => r,
+        }
+        .map_err(AttachError::Info)?;
+        Ok(VnicDevice {
+            link: Link {
+                transport,
+                addresses,
+                tx: vec![0u8; BATCH_MAX].into_boxed_slice(),
+                tx_len: 0,
+                tx_count: 0,
+                msg,
+                stats: DeviceStats::default(),
+            },
+            rx: Rx {
+                buf: vec![0u8; MAX_PAYLOAD].into_boxed_slice(),
+                pos: 0,
+                end: 0,
+            },
+            // Frames may have been queued before we attached.
+            rx_pending: true,
+        })
+    }
+
+    /// The port's addresses.
+    pub fn addresses(&self) -> Addresses {
+        self.link.addresses
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> DeviceStats {
+        self.link.stats
+    }
+
+    /// The vnic said frames are queued (its `RX_NOTIFY` bit).
+    pub fn notified(&mut self) {
+        self.rx_pending = true;
+    }
+
+    /// Whether a `Recv` is due or received frames are unread.
+    pub fn rx_pending(&self) -> bool {
+        self.rx_pending || self.rx.pos < self.rx.end
+    }
+
+    /// Sends the pending batch, if any, in one `Send`.
+    pub fn flush(&mut self) {
+        self.link.flush();
+    }
+
+    /// Takes the next received frame's bounds, calling `Recv` when the
+    /// buffer is read out and more is pending.
+    fn next_frame(&mut self) -> Option<(usize, usize)> {
+        loop {
+            if let Some(f) = self.rx.next() {
+                return Some(f);
+            }
+            if !self.rx_pending {
+                return None;
+            }
+            self.rx_pending = self.link.recv(&mut self.rx);
+            if self.rx.pos >= self.rx.end {
+                // Nothing came; `rx_pending` says whether to ask again.
+                if !self.rx_pending {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Rx {
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let header = self.buf.get(self.pos..self.pos + RECORD_HEADER)?;
+        let len = usize::from(u16::from_le_bytes([header[0], header[1]]));
+        let start = self.pos + RECORD_HEADER;
+        let end = start + len;
+        if end > self.end {
+            // Decoding checked the records; a short one just ends the batch.
+            self.pos = self.end;
+            return None;
+        }
+        self.pos = end;
+        Some((start, end))
+    }
+}
+
+impl Link {
+    /// Re-reads `Info` after the vnic restarted.
+    fn reattach(&mut self) {
+        self.stats.reattached += 1;
+        if let Ok(a) = info(&mut *self.transport) {
+            if a != self.addresses {
+                self.stats.readdressed += 1;
+                self.addresses = a;
+            }
+        }
+    }
+
+    /// One `Recv` into `rx`; returns whether more frames are queued.
+    fn recv(&mut self, rx: &mut Rx) -> bool {
+        rx.pos = 0;
+        rx.end = 0;
+        let req: RequestRef<'_> = Request::Recv {
+            max: u16::try_from(BATCH_MAX).unwrap_or(u16::MAX),
+        };
+        let mut msg = [0u8; 8];
+        let Ok(out) = encode(&req, &mut msg) else {
+            return false;
+        };
+        let mut attempt = 0;
+        let n = loop {
+            self.stats.recvs += 1;
+            match self.transport.call(LABEL_NET, out, &mut rx.buf) {
+                Ok(n) => break n,
+                Err(SysError::ServerRestarted) if attempt == 0 => {
+                    attempt += 1;
+                    self.reattach();
+                }
+                Err(_) => {
+                    self.stats.rx_errors += 1;
+                    return false;
+                }
+            }
+        };
+        let payload = rx.buf.get(..n).unwrap_or(&[]);
+        match decode_borrowed::<ReplyRef<'_>>(payload) {
+            Ok(Reply::Received { more, frames }) => {
+                // Postcard refuses trailing bytes, so the records end the reply.
+                rx.end = n;
+                rx.pos = n - frames.as_bytes().len();
+                let count = frames.iter().count() as u64;
+                self.stats.rx_frames += count;
+                more
+            }
+            _ => {
+                self.stats.rx_errors += 1;
+                false
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.tx_len == 0 {
+            return;
+        }
+        let count = core::mem::take(&mut self.tx_count);
+        let len = core::mem::take(&mut self.tx_len);
+        self.stats.sends += 1;
+        self.stats.tx_frames += count;
+        let mut attempt = 0;
+        loop {
+            let Some(records) = self.tx.get(..len) else {
+                return;
+            };
+            let Ok(frames) = FramesRef::new(records) else {
+                self.stats.tx_lost += count;
+                return;
+            };
+            let req: RequestRef<'_> = Request::Send { frames };
+            let Ok(out) = encode(&req, &mut self.msg) else {
+                self.stats.tx_lost += count;
+                return;
+            };
+            let mut reply = [0u8; 64];
+            match self.transport.call(LABEL_NET, out, &mut reply) {
+                Ok(n) => {
+                    match decode_borrowed::<ReplyRef<'_>>(reply.get(..n).unwrap_or(&[])) {
+                        Ok(Reply::Sent(s)) => self.stats.tx_refused += u64::from(s.dropped),
+                        _ => self.stats.tx_lost += count,
+                    }
+                    return;
+                }
+                Err(SysError::ServerRestarted) if attempt == 0 => {
+                    attempt += 1;
+                    self.reattach();
+                }
+                Err(_) => {
+                    self.stats.tx_lost += count;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Room for a `len`-byte frame at the end of the batch (sending the
+    /// batch first if it is full); `None` for a frame over [`MAX_FRAME`].
+    fn reserve(&mut self, len: usize) -> Option<core::ops::Range<usize>> {
+        let header = serac_protocol::net::record_header(len)?;
+        if self.tx_len + RECORD_HEADER + len > BATCH_MAX {
+            self.flush();
+        }
+        let at = self.tx_len;
+        self.tx.get_mut(at..at + RECORD_HEADER)?.copy_from_slice(&header);
+        self.tx_len = at + RECORD_HEADER + len;
+        self.tx_count += 1;
+        Some(at + RECORD_HEADER..at + RECORD_HEADER + len)
+    }
+}
+
+/// A frame borrowed from the last `Recv` reply.
+#[derive(Debug)]
+pub struct RxToken<'a> {
+    frame: &'a [u8],
+}
+
+impl phy::RxToken for RxToken<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.frame)
+    }
+}
+
+/// Room at the end of the outgoing batch.
+pub struct TxToken<'a> {
+    link: &'a mut Link,
+}
+
+impl core::fmt::Debug for TxToken<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("TxToken")
+    }
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        match self.link.reserve(len) {
+            Some(range) => match self.link.tx.get_mut(range) {
+                Some(buf) => f(buf),
+                None => lost(self.link, len, f),
+            },
+            None => lost(self.link, len, f),
+        }
+    }
+}
+
+/// A frame the batch cannot hold (longer than the MTU smoltcp was told):
+/// built into a scratch buffer and counted lost.
+fn lost<R, F: FnOnce(&mut [u8]) -> R>(link: &mut Link, len: usize, f: F) -> R {
+    link.stats.tx_lost += 1;
+    let mut scratch = vec![0u8; len];
+    f(&mut scratch)
+}
+
+impl phy::Device for VnicDevice {
+    type RxToken<'a> = RxToken<'a>;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        let (start, end) = self.next_frame()?;
+        let frame = self.rx.buf.get(start..end)?;
+        Some((
+            RxToken { frame },
+            TxToken {
+                link: &mut self.link,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
+        Some(TxToken {
+            link: &mut self.link,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = MAX_FRAME;
+        caps
+    }
+}
