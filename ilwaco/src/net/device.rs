@@ -314,7 +314,9 @@ impl Link {
             self.flush();
         }
         let at = self.tx_len;
-        self.tx.get_mut(at..at + RECORD_HEADER)?.copy_from_slice(&header);
+        self.tx
+            .get_mut(at..at + RECORD_HEADER)?
+            .copy_from_slice(&header);
         self.tx_len = at + RECORD_HEADER + len;
         self.tx_count += 1;
         Some(at + RECORD_HEADER..at + RECORD_HEADER + len)
