@@ -20,6 +20,7 @@
 //! the tests wire two stacks through the vnic's real switch.
 
 pub mod device;
+pub mod discover;
 pub mod exec;
 mod serac;
 mod tcp;
@@ -44,6 +45,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
 pub use device::{DeviceStats, VnicDevice};
+pub use discover::{announce, DISCOVERY_PORT};
 pub use exec::{Flag, YieldNow};
 pub use serac::{attach, now, run};
 pub use smoltcp::time::{Duration as NetDuration, Instant as NetInstant};

@@ -501,3 +501,41 @@ proptest! {
         prop_assert!(net.stats().device.rx_errors == 0);
     }
 }
+
+#[test]
+fn services_are_found_by_broadcast() {
+    let mut w = World::new(4, Config::default());
+    for i in [2, 4] {
+        let n = w.net(i);
+        n.spawn(discover::announce(&n, "web").unwrap());
+    }
+    let n3 = w.net(3);
+    n3.spawn(discover::announce(&n3, "other").unwrap());
+    let c = w.net(1);
+    let found = Rc::new(RefCell::new(None));
+    let (f2, c2) = (found.clone(), c.clone());
+    let until = w.now + Duration::from_secs(2);
+    c.spawn(async move {
+        *f2.borrow_mut() = Some(c2.discover("web", 2, until).await);
+    });
+    w.run_until(10_000, || found.borrow().is_some());
+    let mut got = found.borrow().clone().unwrap().unwrap();
+    got.sort();
+    assert_eq!(got, [addr(2), addr(4)]);
+    // Asking for more than exist ends at the deadline with those found.
+    let f3 = Rc::new(RefCell::new(None));
+    let (f4, c3) = (f3.clone(), c.clone());
+    let until = w.now + Duration::from_millis(500);
+    c.spawn(async move {
+        *f4.borrow_mut() = Some(c3.discover("web", 3, until).await);
+    });
+    w.run_until(10_000, || f3.borrow().is_some());
+    assert_eq!(f3.borrow().clone().unwrap().unwrap().len(), 2);
+    assert!(w.now >= until);
+}
+
+#[test]
+fn broadcast_addresses() {
+    let a = assign::addresses(5).unwrap();
+    assert_eq!(discover::broadcast(&a), Ipv4([10, 0, 255, 255]));
+}
