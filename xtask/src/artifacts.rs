@@ -56,6 +56,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-collector", "serac-collector", "collector"),
     ("serac-regrant", "serac-regrant", "regrant"),
     ("serac-catfile", "serac-catfile", "catfile"),
+    ("serac-httpd", "serac-httpd", "httpd"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-echo", "bench-echo"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),

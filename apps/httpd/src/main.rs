@@ -1,0 +1,233 @@
+//! httpd: serves the files of the read-only image `www` over HTTP/1.1.
+//!
+//! Handles: 1 = endpoint to the vnic (`net=yes`), 2 = endpoint to the disk
+//! server. At start it reads every file of `www` (up to [`CACHE_MAX`]
+//! bytes in all) into memory, so a request costs no disk call; then it
+//! listens on port 80 with a backlog of [`BACKLOG`] and serves each
+//! connection in its own task. It answers discovery probes for `httpd`
+//! (`ilwaco::net::discover`), so clients find it without a table.
+//!
+//! Per connection: requests are parsed by `serac_httpd_core` (pipelined
+//! ones in order); a bad request gets its status (400, 413, ...) and the
+//! connection closes; a request head must arrive within [`HEAD_TIMEOUT`]
+//! of its first byte (else 408) and an idle keep-alive connection closes
+//! after [`IDLE_TIMEOUT`]. No input panics it: every parse result is a value.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use ilwaco::net::{self, Config, Net, NetDuration, NetError, TcpStream};
+use ilwaco::fs::EntryKind;
+use ilwaco::{println, Image};
+use serac_httpd_core::{file_path, parse_request, write_head, Limits, Method, Parsed, HEAD_MAX};
+
+ilwaco::entry!(main);
+
+/// Handle slots (manifest order: `endpoint=vnic endpoint=disk`).
+const VNIC: u32 = 1;
+const DISK: u32 = 2;
+/// Bytes of files kept in memory, at most.
+const CACHE_MAX: usize = 512 * 1024;
+/// Sockets listening on port 80.
+const BACKLOG: usize = 8;
+/// From a request's first byte to the end of its head.
+const HEAD_TIMEOUT: NetDuration = NetDuration::from_secs(5);
+/// A keep-alive connection with no request.
+const IDLE_TIMEOUT: NetDuration = NetDuration::from_secs(15);
+/// The connection's buffer: a head and a skipped body at their limits.
+const BUF: usize = 8192 + 512;
+
+struct Site {
+    /// (path, content type, bytes), sorted by path.
+    files: Vec<(String, &'static str, Vec<u8>)>,
+}
+
+impl Site {
+    fn get(&self, path: &str) -> Option<&(String, &'static str, Vec<u8>)> {
+        self.files
+            .binary_search_by(|f| f.0.as_str().cmp(path))
+            .ok()
+            .and_then(|i| self.files.get(i))
+    }
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next() {
+        Some("html") | Some("htm") => "text/html",
+        Some("txt") => "text/plain",
+        Some("css") => "text/css",
+        Some("js") => "text/javascript",
+        Some("json") => "application/json",
+        Some("png") => "image/png",
+        _ => "application/octet-stream",
+    }
+}
+
+fn load() -> Result<Site, &'static str> {
+    let img = Image::mount_named(ilwaco::rt::granted(DISK), "www").map_err(|e| {
+        println!("httpd: mount www: {e:?}");
+        "cannot mount www"
+    })?;
+    let mut files = Vec::new();
+    let mut total = 0usize;
+    let paths: Vec<(String, u64)> = img
+        .entries()
+        .filter(|e| e.kind == EntryKind::File)
+        .map(|e| (String::from(e.path), e.len))
+        .collect();
+    for (path, len) in paths {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if total.saturating_add(len) > CACHE_MAX {
+            println!("httpd: {path}: not cached ({len} bytes; cache full)");
+            continue;
+        }
+        let mut data = Vec::new();
+        match img.open(&path).and_then(|mut f| f.read_to_end(&mut data)) {
+            Ok(_) => {
+                total += data.len();
+                let ct = content_type(&path);
+                files.push((path, ct, data));
+            }
+            Err(e) => println!("httpd: {path}: {e:?}"),
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    println!("httpd: {} files, {total} bytes cached from www", files.len());
+    Ok(Site { files })
+}
+
+/// Writes one response; `Err` ends the connection.
+async fn respond(
+    s: &mut TcpStream,
+    status: u16,
+    ctype: &str,
+    body: &[u8],
+    head_only: bool,
+    keep_alive: bool,
+) -> Result<(), NetError> {
+    let mut head = [0u8; HEAD_MAX];
+    let n = write_head(&mut head, status, ctype, body.len(), keep_alive).ok_or(NetError::TooLarge)?;
+    s.write_all(head.get(..n).unwrap_or(&[])).await?;
+    if !head_only {
+        s.write_all(body).await?;
+    }
+    Ok(())
+}
+
+fn error_body(status: u16) -> &'static [u8] {
+    match status {
+        400 => b"400 Bad Request\n",
+        404 => b"404 Not Found\n",
+        408 => b"408 Request Timeout\n",
+        413 => b"413 Content Too Large\n",
+        414 => b"414 URI Too Long\n",
+        501 => b"501 Not Implemented\n",
+        505 => b"505 HTTP Version Not Supported\n",
+        _ => b"error\n",
+    }
+}
+
+async fn serve(net: Net, mut s: TcpStream, site: Rc<Site>) {
+    let limits = Limits::default();
+    let mut buf = alloc::vec![0u8; BUF];
+    let mut len = 0;
+    // When the request under way must be complete.
+    let mut deadline = net.now() + IDLE_TIMEOUT;
+    loop {
+        let parsed = parse_request(buf.get(..len).unwrap_or(&[]), &limits);
+        match parsed {
+            Ok(Parsed::Complete(req, used)) => {
+                let head_only = req.method == Method::Head;
+                let r = match file_path(req.path).as_deref().and_then(|p| site.get(p)) {
+                    Some((_, ct, body)) => respond(&mut s, 200, ct, body, head_only, req.keep_alive).await,
+                    None => respond(&mut s, 404, "text/plain", error_body(404), head_only, req.keep_alive).await,
+                };
+                let keep = req.keep_alive;
+                if r.is_err() || !keep {
+                    break;
+                }
+                buf.copy_within(used..len, 0);
+                len -= used;
+                deadline = net.now() + if len > 0 { HEAD_TIMEOUT } else { IDLE_TIMEOUT };
+                continue;
+            }
+            Ok(Parsed::Incomplete) => {}
+            Err(e) => {
+                let st = e.status();
+                let _ = respond(&mut s, st, "text/plain", error_body(st), false, false).await;
+                break;
+            }
+        }
+        let Some(room) = buf.get_mut(len..).filter(|r| !r.is_empty()) else {
+            // The limits keep a request inside the buffer; this is the backstop.
+            let _ = respond(&mut s, 413, "text/plain", error_body(413), false, false).await;
+            break;
+        };
+        let was_empty = len == 0;
+        match net.timeout(deadline, s.read(room)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                len += n;
+                if was_empty {
+                    // A new request has begun: its head gets its own bound.
+                    deadline = net.now() + HEAD_TIMEOUT;
+                }
+            }
+            Err(_) => {
+                if len > 0 {
+                    let _ = respond(&mut s, 408, "text/plain", error_body(408), false, false).await;
+                }
+                break;
+            }
+        }
+    }
+    // Dropping the stream closes it: queued bytes still go out, and a
+    // peer that does not finish is aborted after the linger.
+}
+
+fn main() -> i32 {
+    let site = match load() {
+        Ok(s) => Rc::new(s),
+        Err(why) => {
+            println!("httpd: {why}");
+            return 1;
+        }
+    };
+    let net = match net::attach(ilwaco::rt::granted(VNIC), Config::default()) {
+        Ok(n) => n,
+        Err(e) => {
+            println!("httpd: no network: {e:?}");
+            return 1;
+        }
+    };
+    let listener = match net.listen(80, BACKLOG) {
+        Ok(l) => l,
+        Err(e) => {
+            println!("httpd: listen: {e:?}");
+            return 1;
+        }
+    };
+    match net::announce(&net, "httpd") {
+        Ok(t) => net.spawn(t),
+        Err(e) => println!("httpd: no discovery: {e:?}"),
+    }
+    let [a, b, c, d] = net.addresses().ipv4.0;
+    println!("httpd: listening on {a}.{b}.{c}.{d}:80");
+    let n2 = net.clone();
+    net::run(&net, async move {
+        loop {
+            match listener.accept().await {
+                Ok(s) => n2.spawn(serve(n2.clone(), s, site.clone())),
+                Err(e) => {
+                    println!("httpd: accept: {e:?}");
+                    return 1;
+                }
+            }
+        }
+    })
+}
