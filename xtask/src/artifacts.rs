@@ -57,6 +57,8 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-regrant", "serac-regrant", "regrant"),
     ("serac-catfile", "serac-catfile", "catfile"),
     ("serac-httpd", "serac-httpd", "httpd"),
+    ("serac-udp-echo", "udp-echo", "udp-echo"),
+    ("serac-udp-echo", "udp-ping", "udp-ping"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-echo", "bench-echo"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),
