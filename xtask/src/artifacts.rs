@@ -59,6 +59,8 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-httpd", "serac-httpd", "httpd"),
     ("serac-udp-echo", "udp-echo", "udp-echo"),
     ("serac-udp-echo", "udp-ping", "udp-ping"),
+    ("serac-loadgen", "loadgen", "loadgen"),
+    ("serac-loadgen", "httpprobe", "httpprobe"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-echo", "bench-echo"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),
