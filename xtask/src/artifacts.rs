@@ -61,6 +61,8 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-udp-echo", "udp-ping", "udp-ping"),
     ("serac-loadgen", "loadgen", "loadgen"),
     ("serac-loadgen", "httpprobe", "httpprobe"),
+    ("serac-tcpxfer", "net-judge", "net-judge"),
+    ("serac-tcpxfer", "xfer-source", "xfer-source"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-echo", "bench-echo"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),

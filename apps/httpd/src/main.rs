@@ -21,8 +21,8 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use ilwaco::net::{self, Config, Net, NetDuration, NetError, TcpStream};
 use ilwaco::fs::EntryKind;
+use ilwaco::net::{self, Config, Net, NetDuration, NetError, TcpStream};
 use ilwaco::{println, Image};
 use serac_httpd_core::{file_path, parse_request, write_head, Limits, Method, Parsed, HEAD_MAX};
 
@@ -97,7 +97,10 @@ fn load() -> Result<Site, &'static str> {
         }
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
-    println!("httpd: {} files, {total} bytes cached from www", files.len());
+    println!(
+        "httpd: {} files, {total} bytes cached from www",
+        files.len()
+    );
     Ok(Site { files })
 }
 
@@ -111,7 +114,8 @@ async fn respond(
     keep_alive: bool,
 ) -> Result<(), NetError> {
     let mut head = [0u8; HEAD_MAX];
-    let n = write_head(&mut head, status, ctype, body.len(), keep_alive).ok_or(NetError::TooLarge)?;
+    let n =
+        write_head(&mut head, status, ctype, body.len(), keep_alive).ok_or(NetError::TooLarge)?;
     s.write_all(head.get(..n).unwrap_or(&[])).await?;
     if !head_only {
         s.write_all(body).await?;
@@ -144,8 +148,20 @@ async fn serve(net: Net, mut s: TcpStream, site: Rc<Site>) {
             Ok(Parsed::Complete(req, used)) => {
                 let head_only = req.method == Method::Head;
                 let r = match file_path(req.path).as_deref().and_then(|p| site.get(p)) {
-                    Some((_, ct, body)) => respond(&mut s, 200, ct, body, head_only, req.keep_alive).await,
-                    None => respond(&mut s, 404, "text/plain", error_body(404), head_only, req.keep_alive).await,
+                    Some((_, ct, body)) => {
+                        respond(&mut s, 200, ct, body, head_only, req.keep_alive).await
+                    }
+                    None => {
+                        respond(
+                            &mut s,
+                            404,
+                            "text/plain",
+                            error_body(404),
+                            head_only,
+                            req.keep_alive,
+                        )
+                        .await
+                    }
                 };
                 let keep = req.keep_alive;
                 if r.is_err() || !keep {

@@ -1,7 +1,6 @@
 //! What loadgen and httpprobe share: one HTTP exchange on a stream.
 #![no_std]
 
-
 use ilwaco::net::{NetError, TcpStream};
 use serac_httpd_core::{parse_response, Parsed, Response};
 

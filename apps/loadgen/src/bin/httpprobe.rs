@@ -17,15 +17,20 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use ilwaco::net::{self, Config, Net, NetDuration};
-use ilwaco::protocol::net::Ipv4;
 use ilwaco::println;
+use ilwaco::protocol::net::Ipv4;
 use serac_loadgen::{read_response, Answer, ExchangeError};
 
 ilwaco::entry!(main);
 
 const VNIC: u32 = 1;
 
-async fn exchange(net: &Net, ip: Ipv4, req: &[u8], answers: usize) -> Result<(Vec<Answer>, bool), ExchangeError> {
+async fn exchange(
+    net: &Net,
+    ip: Ipv4,
+    req: &[u8],
+    answers: usize,
+) -> Result<(Vec<Answer>, bool), ExchangeError> {
     let mut s = net.connect(ip, 80).await?;
     s.write_all(req).await?;
     let mut buf = alloc::vec![0u8; 4096];
@@ -36,15 +41,26 @@ async fn exchange(net: &Net, ip: Ipv4, req: &[u8], answers: usize) -> Result<(Ve
     }
     // Whether the server closed after the last answer.
     let closed = matches!(
-        net.timeout(net.now() + NetDuration::from_millis(300), s.read(&mut buf)).await,
+        net.timeout(net.now() + NetDuration::from_millis(300), s.read(&mut buf))
+            .await,
         Ok(Ok(0)) | Ok(Err(_))
     );
     Ok((out, closed))
 }
 
-async fn check(net: &Net, ip: Ipv4, what: &str, req: &[u8], want: &[u16], closes: bool) -> Result<(), &'static str> {
+async fn check(
+    net: &Net,
+    ip: Ipv4,
+    what: &str,
+    req: &[u8],
+    want: &[u16],
+    closes: bool,
+) -> Result<(), &'static str> {
     let r = net
-        .timeout(net.now() + NetDuration::from_secs(20), exchange(net, ip, req, want.len()))
+        .timeout(
+            net.now() + NetDuration::from_secs(20),
+            exchange(net, ip, req, want.len()),
+        )
         .await;
     match r {
         Ok(Ok((answers, closed))) => {
@@ -105,12 +121,25 @@ async fn probe(net: Net) -> Result<(), &'static str> {
         false,
     )
     .await?;
-    check(&net, ip, "stalled head", b"GET /2k.html HTTP/1.1\r\nHo", &[408], true).await?;
+    check(
+        &net,
+        ip,
+        "stalled head",
+        b"GET /2k.html HTTP/1.1\r\nHo",
+        &[408],
+        true,
+    )
+    .await?;
     // httpd is still there and serves the page whole.
     let (a, _) = net
         .timeout(
             net.now() + NetDuration::from_secs(20),
-            exchange(&net, ip, b"GET /2k.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 1),
+            exchange(
+                &net,
+                ip,
+                b"GET /2k.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                1,
+            ),
         )
         .await
         .map_err(|_| "the last request timed out")?

@@ -84,7 +84,9 @@ fn parse(text: &str) -> Result<Params, ConfigError<'_>> {
         }
     }
     if p.targets == 0 || p.conns == 0 || p.conns > 48 {
-        return Err(ConfigError::BadValue("targets and conns: 1.., conns at most 48"));
+        return Err(ConfigError::BadValue(
+            "targets and conns: 1.., conns at most 48",
+        ));
     }
     Ok(p)
 }
@@ -95,7 +97,8 @@ fn params() -> Result<Params, &'static str> {
         return Ok(Params::default());
     };
     let mut buf = [0u8; 4096];
-    img.read_block(0, &mut buf).map_err(|_| "cannot read the config")?;
+    img.read_block(0, &mut buf)
+        .map_err(|_| "cannot read the config")?;
     let _ = img.close();
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     let text = core::str::from_utf8(&buf[..end]).map_err(|_| "the config is not text")?;
@@ -117,7 +120,14 @@ struct Tally {
     ticks: Latencies,
 }
 
-async fn client(net: Net, p: Rc<Params>, targets: Rc<Vec<Ipv4>>, z: Rc<Sampler>, tally: Rc<RefCell<Tally>>, id: u64) {
+async fn client(
+    net: Net,
+    p: Rc<Params>,
+    targets: Rc<Vec<Ipv4>>,
+    z: Rc<Sampler>,
+    tally: Rc<RefCell<Tally>>,
+    id: u64,
+) {
     let mut rng = Rng::new(p.seed.wrapping_mul(0x9e37_79b9).wrapping_add(id));
     let mut conn: Option<(usize, TcpStream)> = None;
     let mut buf = alloc::vec![0u8; 4096];
@@ -173,7 +183,10 @@ async fn client(net: Net, p: Rc<Params>, targets: Rc<Vec<Ipv4>>, z: Rc<Sampler>,
                 } else {
                     t.wrong += 1;
                     if t.wrong <= 4 {
-                        println!("loadgen: wrong answer from target {k}: {:?} {} bytes", a.head, a.body_len);
+                        println!(
+                            "loadgen: wrong answer from target {k}: {:?} {} bytes",
+                            a.head, a.body_len
+                        );
                     }
                 }
             }
@@ -195,7 +208,10 @@ async fn client(net: Net, p: Rc<Params>, targets: Rc<Vec<Ipv4>>, z: Rc<Sampler>,
 
 async fn run(net: Net, p: Params) -> Result<(), &'static str> {
     let until = net.now() + NetDuration::from_secs(20);
-    let targets = net.discover("httpd", p.targets, until).await.map_err(|_| "discovery failed")?;
+    let targets = net
+        .discover("httpd", p.targets, until)
+        .await
+        .map_err(|_| "discovery failed")?;
     if targets.len() < p.targets {
         println!("loadgen: {} of {} httpd answered", targets.len(), p.targets);
         return Err("too few targets");
@@ -210,7 +226,14 @@ async fn run(net: Net, p: Params) -> Result<(), &'static str> {
     let (p, targets) = (Rc::new(p), Rc::new(targets));
     let start = time::now_ns().unwrap_or(0);
     for id in 0..p.conns {
-        net.spawn(client(net.clone(), p.clone(), targets.clone(), z.clone(), tally.clone(), id as u64));
+        net.spawn(client(
+            net.clone(),
+            p.clone(),
+            targets.clone(),
+            z.clone(),
+            tally.clone(),
+            id as u64,
+        ));
     }
     // The clients are tasks of the stack; wait for them to finish.
     while net.tasks() > 0 {

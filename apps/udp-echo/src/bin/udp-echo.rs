@@ -65,7 +65,11 @@ fn main() -> i32 {
                     if let Some(dst) = out.get_mut(REPLY_HEADER..end) {
                         dst.copy_from_slice(payload);
                     }
-                    if sock.send_to(out.get(..end).unwrap_or(&[]), ip, port).await.is_err() {
+                    if sock
+                        .send_to(out.get(..end).unwrap_or(&[]), ip, port)
+                        .await
+                        .is_err()
+                    {
                         refused += 1;
                     }
                 }

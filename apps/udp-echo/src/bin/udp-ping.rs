@@ -23,7 +23,10 @@ const RESEND: NetDuration = NetDuration::from_millis(200);
 
 async fn rounds(net: &net::Net) -> Result<u64, &'static str> {
     let until = net.now() + NetDuration::from_secs(10);
-    let found = net.discover("udp-echo", 1, until).await.map_err(|_| "discovery failed")?;
+    let found = net
+        .discover("udp-echo", 1, until)
+        .await
+        .map_err(|_| "discovery failed")?;
     let server = *found.first().ok_or("no udp-echo answered")?;
     let sock = net.udp_bind(0).map_err(|_| "bind failed")?;
     let mut ticks = 0u64;
@@ -38,7 +41,9 @@ async fn rounds(net: &net::Net) -> Result<u64, &'static str> {
         let t0 = time::tsc();
         let mut buf = [0u8; 64];
         let n = loop {
-            sock.send_to(&msg, server, PORT).await.map_err(|_| "send failed")?;
+            sock.send_to(&msg, server, PORT)
+                .await
+                .map_err(|_| "send failed")?;
             let at = net.now() + RESEND;
             match net.timeout(at, sock.recv_from(&mut buf)).await {
                 Ok(Ok((n, ip, port))) if ip == server && port == PORT => break n,
