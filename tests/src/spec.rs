@@ -711,6 +711,154 @@ fn manifest(lines: &[&str]) -> Source {
     Source::Bytes(text.into_bytes())
 }
 
+/// The site httpd serves in the tests: the repository's `www/`.
+fn www_site() -> DiskExtent {
+    DiskExtent::Tar(
+        "www".into(),
+        vec![
+            (
+                "index.html".into(),
+                include_bytes!("../../www/index.html").to_vec(),
+            ),
+            (
+                "2k.html".into(),
+                include_bytes!("../../www/2k.html").to_vec(),
+            ),
+        ],
+    )
+}
+
+/// An httpd domain line: the vnic's endpoint first, the disk's second.
+fn httpd(name: &str, extra: &str) -> String {
+    format!("domain {name} image=httpd class=guest eager=yes endpoint=vnic endpoint=disk net=yes {extra}")
+}
+
+/// Guest to guest TCP through the switch: 1 MiB from xfer-source to
+/// net-judge (Ilwaco's smoltcp on both), checked byte for byte by the
+/// judge, the test domain.
+fn net_tcp_1mib() -> QemuTest {
+    QemuTest::new("net_tcp_1mib", Boot::Pvh, "serac.exit=1")
+        .with_file(
+            "manifest",
+            manifest(&[
+                VNIC,
+                "domain net-judge image=net-judge class=guest eager=yes endpoint=vnic net=yes",
+                "domain xfer-source image=xfer-source class=guest eager=yes endpoint=vnic net=yes",
+                "test-end=net-judge",
+                "test-linger-ms=500",
+            ]),
+        )
+        .net(NetDevice::default())
+        .verdicts_from("net-judge")
+        .require(d(
+            "net-judge",
+            "TEST tcp_1mib ... ok (1048576 bytes byte-exact)",
+        ))
+        .require(d(
+            "xfer-source",
+            "xfer-source: 1048576 bytes sent and acknowledged; *",
+        ))
+        .require(d(
+            "supervisor",
+            "supervisor: test end: net-judge halted with code 0",
+        ))
+        .forbid(d("net-judge", "TEST tcp_1mib ... FAILED*"))
+        .timeout(Duration::from_secs(120))
+}
+
+/// udp-echo's game protocol: udp-ping's 200 checked round trips of 16
+/// bytes through the switch.
+fn net_udp_echo() -> QemuTest {
+    QemuTest::new("net_udp_echo", Boot::Pvh, "serac.exit=1")
+        .with_file(
+            "manifest",
+            manifest(&[
+                VNIC,
+                "domain udp-echo image=udp-echo class=guest eager=yes endpoint=vnic net=yes",
+                "domain udp-ping image=udp-ping class=guest eager=yes endpoint=vnic net=yes",
+                "test-end=udp-ping",
+                "test-linger-ms=200",
+            ]),
+        )
+        .net(NetDevice::default())
+        .verdicts_from("udp-ping")
+        .require(d(
+            "udp-ping",
+            "udp-ping: 200 round trips of 16 bytes checked",
+        ))
+        .require(d("udp-ping", "BENCH udp_rtt_ticks %d"))
+        .require(d("udp-ping", "TEST udp_echo ... ok"))
+        .timeout(Duration::from_secs(60))
+}
+
+/// loadgen against two httpd domains, Zipf(0.8), new connection per
+/// request: every answer a 200 with the same 2048 bytes, the test domain
+/// (loadgen) says so, with its figures.
+fn net_http_load() -> QemuTest {
+    QemuTest::new("net_http_load", Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", manifest(&[
+            DISK_SERVER,
+            VNIC,
+            &httpd("httpd", "count=2"),
+            "domain loadgen image=loadgen class=guest eager=yes endpoint=vnic endpoint=disk net=yes",
+            "test-end=loadgen",
+            "test-linger-ms=300",
+        ]))
+        .disk(DiskImage::fresh("net_http_load", 8, vec![
+            www_site(),
+            DiskExtent::Image(
+                "loadgen".into(),
+                b"targets=2 conns=4 requests=200 alpha=0.8 path=/2k.html expect=2048 keepalive=no\n".to_vec(),
+            ),
+        ]))
+        .net(NetDevice::default())
+        .verdicts_from("loadgen")
+        .require(d("httpd#0", "httpd: 2 files, %d bytes cached from www"))
+        .require(d("loadgen", "loadgen: requests=200 errors=0 wrong=0 rps=%d p50_us=%d p99_us=%d mean_ticks=%d targets=2 *"))
+        .require(d("loadgen", "BENCH loadgen_rps %d"))
+        .require(d("loadgen", "TEST loadgen ... ok"))
+        .forbid(d("loadgen", "TEST loadgen ... FAILED*"))
+        .forbid("*panic*")
+        .timeout(Duration::from_secs(120))
+}
+
+/// Malformed HTTP (garbage, junk bytes, an oversized header, a stalled
+/// head) is answered 400/413/408, an unknown page 404, pipelined requests
+/// in order; httpd then still serves the page (httpprobe, the test domain).
+fn net_http_malformed() -> QemuTest {
+    QemuTest::new("net_http_malformed", Boot::Pvh, "serac.exit=1")
+        .with_file(
+            "manifest",
+            manifest(&[
+                DISK_SERVER,
+                VNIC,
+                &httpd("httpd", ""),
+                "domain httpprobe image=httpprobe class=guest eager=yes endpoint=vnic net=yes",
+                "test-end=httpprobe",
+                "test-linger-ms=200",
+            ]),
+        )
+        .disk(DiskImage::fresh("net_http_malformed", 8, vec![www_site()]))
+        .net(NetDevice::default())
+        .verdicts_from("httpprobe")
+        .require(d("httpprobe", "httpprobe: garbage: [400], closed true"))
+        .require(d(
+            "httpprobe",
+            "httpprobe: oversized header: [413], closed true",
+        ))
+        .require(d(
+            "httpprobe",
+            "httpprobe: stalled head: [408], closed true",
+        ))
+        .require(d(
+            "httpprobe",
+            "httpprobe: httpd alive after the probes: 200, 2048 bytes",
+        ))
+        .require(d("httpprobe", "TEST http_malformed ... ok"))
+        .forbid("*panic*")
+        .timeout(Duration::from_secs(120))
+}
+
 /// Every QEMU test, in the order `cargo xtask test` runs them.
 pub fn all() -> Vec<QemuTest> {
     vec![
@@ -1415,6 +1563,10 @@ pub fn all() -> Vec<QemuTest> {
         net_flood(),
         net_uplink(),
         net_restart(),
+        net_tcp_1mib(),
+        net_udp_echo(),
+        net_http_load(),
+        net_http_malformed(),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")

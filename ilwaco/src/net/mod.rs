@@ -100,7 +100,7 @@ impl Default for Config {
         Config {
             tcp_rx: 8 * 1024,
             tcp_tx: 8 * 1024,
-            max_tcp: 64,
+            max_tcp: 32,
             udp_packets: 16,
             udp_bytes: 8 * 1024,
             linger: Duration::from_secs(5),

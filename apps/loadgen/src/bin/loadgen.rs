@@ -83,9 +83,9 @@ fn parse(text: &str) -> Result<Params, ConfigError<'_>> {
             _ => return Err(ConfigError::UnknownKey(k)),
         }
     }
-    if p.targets == 0 || p.conns == 0 || p.conns > 48 {
+    if p.targets == 0 || p.conns == 0 || p.conns > 24 {
         return Err(ConfigError::BadValue(
-            "targets and conns: 1.., conns at most 48",
+            "targets and conns: 1.., conns at most 24",
         ));
     }
     Ok(p)
