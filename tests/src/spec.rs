@@ -813,7 +813,7 @@ fn net_http_load() -> QemuTest {
         ]))
         .net(NetDevice::default())
         .verdicts_from("loadgen")
-        .require(d("httpd#0", "httpd: 2 files, %d bytes cached from www"))
+        .require(d("httpd", "httpd: 2 files, %d bytes cached from www"))
         .require(d("loadgen", "loadgen: requests=200 errors=0 wrong=0 rps=%d p50_us=%d p99_us=%d mean_ticks=%d targets=2 *"))
         .require(d("loadgen", "BENCH loadgen_rps %d"))
         .require(d("loadgen", "TEST loadgen ... ok"))
