@@ -50,6 +50,15 @@ pub struct DeviceStats {
     pub reattached: u64,
     /// Re-attaches that found other addresses than before.
     pub readdressed: u64,
+    /// Cycles (of the counter given to [`VnicDevice::set_cycles`]) in
+    /// `Send` calls, the vnic's and the kernel's work included.
+    pub send_cycles: u64,
+    /// The same for `Recv` calls.
+    pub recv_cycles: u64,
+}
+
+fn no_cycles() -> u64 {
+    0
 }
 
 /// The vnic link: the transport and the outgoing batch.
@@ -63,6 +72,7 @@ struct Link {
     /// Where requests are encoded.
     msg: Box<[u8]>,
     stats: DeviceStats,
+    cycles: fn() -> u64,
 }
 
 /// The last `Recv` reply and how far smoltcp has read it.
@@ -135,6 +145,7 @@ impl VnicDevice {
                 tx_count: 0,
                 msg,
                 stats: DeviceStats::default(),
+                cycles: no_cycles,
             },
             rx: Rx {
                 buf: vec![0u8; MAX_PAYLOAD].into_boxed_slice(),
@@ -154,6 +165,11 @@ impl VnicDevice {
     /// The counters.
     pub fn stats(&self) -> DeviceStats {
         self.link.stats
+    }
+
+    /// Counts cycles with `f` (the TSC, say) for the stats' `*_cycles`.
+    pub fn set_cycles(&mut self, f: fn() -> u64) {
+        self.link.cycles = f;
     }
 
     /// The vnic said frames are queued (its `RX_NOTIFY` bit).
@@ -234,7 +250,10 @@ impl Link {
         let mut attempt = 0;
         let n = loop {
             self.stats.recvs += 1;
-            match self.transport.call(LABEL_NET, out, &mut rx.buf) {
+            let t0 = (self.cycles)();
+            let r = self.transport.call(LABEL_NET, out, &mut rx.buf);
+            self.stats.recv_cycles += (self.cycles)().wrapping_sub(t0);
+            match r {
                 Ok(n) => break n,
                 Err(SysError::ServerRestarted) if attempt == 0 => {
                     attempt += 1;
@@ -286,7 +305,10 @@ impl Link {
                 return;
             };
             let mut reply = [0u8; 64];
-            match self.transport.call(LABEL_NET, out, &mut reply) {
+            let t0 = (self.cycles)();
+            let r = self.transport.call(LABEL_NET, out, &mut reply);
+            self.stats.send_cycles += (self.cycles)().wrapping_sub(t0);
+            match r {
                 Ok(n) => {
                     match decode_borrowed::<ReplyRef<'_>>(reply.get(..n).unwrap_or(&[])) {
                         Ok(Reply::Sent(s)) => self.stats.tx_refused += u64::from(s.dropped),

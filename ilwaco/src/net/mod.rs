@@ -139,6 +139,13 @@ pub struct NetStats {
     pub aborted: u64,
     /// Times a listener could not refill (at `max_tcp` or out of heap).
     pub backlog_short: u64,
+    /// Cycles in interface polls (their `Recv` calls included), with the
+    /// counter given to [`Net::set_cycles`] (0 without one).
+    pub poll_cycles: u64,
+    /// Cycles in task polls.
+    pub task_cycles: u64,
+    /// Cycles in whole steps.
+    pub step_cycles: u64,
 }
 
 /// A listening port: the sockets listening on it and who waits to accept.
@@ -165,6 +172,7 @@ pub(crate) struct Inner {
     /// A socket changed since the last poll (a task ran).
     dirty: bool,
     stats: NetStats,
+    cycles: fn() -> u64,
 }
 
 struct Shared {
@@ -240,6 +248,7 @@ impl Net {
             next_port: 49152 + (seed % 16384) as u16,
             dirty: true,
             stats: NetStats::default(),
+            cycles: || 0,
         };
         Ok(Net {
             shared: Rc::new(Shared {
@@ -274,6 +283,14 @@ impl Net {
         self.with(|i| i.now)
     }
 
+    /// Counts cycles with `f` (the TSC, say) in the stats' `*_cycles`.
+    pub fn set_cycles(&self, f: fn() -> u64) {
+        self.with(|i| {
+            i.cycles = f;
+            i.dev.set_cycles(f);
+        });
+    }
+
     /// The vnic's `RX_NOTIFY` arrived: the next step receives.
     pub fn notified(&self) {
         self.with(|i| i.dev.notified());
@@ -295,10 +312,11 @@ impl Net {
     /// nothing more happens, send the batch. Returns the deadline for the
     /// next step (`None`: only an event). `root` returns whether it finished.
     pub fn step(&self, now: Instant, mut root: Option<Root<'_>>) -> Option<Instant> {
-        self.with(|i| {
+        let t0 = self.with(|i| {
             i.now = now;
             i.stats.steps += 1;
             i.timers.fire(now);
+            (i.cycles)()
         });
         // Bounded: a task that wakes itself for ever still lets the step end.
         for _ in 0..64 {
@@ -335,6 +353,7 @@ impl Net {
                 (a, b) => a.or(b),
             }
         });
+        self.with(|i| i.stats.step_cycles += (i.cycles)().wrapping_sub(t0));
         if woken {
             Some(now)
         } else {
@@ -350,6 +369,7 @@ impl Net {
 
     /// Polls every woken task once; whether any ran.
     fn run_tasks(&self) -> bool {
+        let t0 = self.with(|i| (i.cycles)());
         let mut tasks = core::mem::take(&mut *self.shared.tasks.borrow_mut());
         let mut ran = false;
         {
@@ -370,7 +390,10 @@ impl Net {
         tasks.append(&mut slot);
         *slot = tasks;
         drop(slot);
-        self.with(|i| i.stats.task_polls += polls);
+        self.with(|i| {
+            i.stats.task_polls += polls;
+            i.stats.task_cycles += (i.cycles)().wrapping_sub(t0);
+        });
         ran
     }
 
@@ -427,10 +450,30 @@ impl Inner {
         if !self.needs_poll() {
             return;
         }
-        self.dirty = false;
+        let t0 = (self.cycles)();
         self.stats.polls += 1;
-        self.iface.poll(self.now, &mut self.dev, &mut self.sockets);
-        self.reap();
+        if self.dirty && !self.dev.rx_pending() && self.closing.is_empty() {
+            // Only the sockets changed (a task wrote): send, skip receiving.
+            // As `poll` does: until no socket has more to send.
+            while self
+                .iface
+                .poll_egress(self.now, &mut self.dev, &mut self.sockets)
+                != smoltcp::iface::PollResult::None
+            {}
+            self.dirty = false;
+            if self
+                .iface
+                .poll_at(self.now, &self.sockets)
+                .is_some_and(|t| t <= self.now)
+            {
+                self.iface.poll(self.now, &mut self.dev, &mut self.sockets);
+            }
+        } else {
+            self.dirty = false;
+            self.iface.poll(self.now, &mut self.dev, &mut self.sockets);
+            self.reap();
+        }
+        self.stats.poll_cycles += (self.cycles)().wrapping_sub(t0);
     }
 
     /// Drops closed sockets, aborts those past their linger, refills

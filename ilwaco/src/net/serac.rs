@@ -13,9 +13,49 @@ use super::{exec::Flag, Config, Net, NetError};
 use crate::ipc::Endpoint;
 use crate::{sys, time};
 
+/// The clock page's calibration turned into fixed-point factors once, so
+/// reading the time is `rdtsc` and one multiply (no 128-bit division and
+/// no read of the clock page on the per-packet path).
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    boot_tsc: u64,
+    /// Microseconds per tick, times 2^32.
+    us_per_tick: u64,
+    /// Ticks per microsecond, times 2^32.
+    ticks_per_us: u64,
+}
+
+static CLOCK: spin::Once<Option<Clock>> = spin::Once::new();
+
+fn clock() -> Option<Clock> {
+    *CLOCK.call_once(|| {
+        let c = time::clock()?;
+        let hz = u128::from(c.tsc_hz.max(1));
+        Some(Clock {
+            boot_tsc: c.boot_tsc,
+            us_per_tick: u64::try_from((1_000_000u128 << 32) / hz).ok()?,
+            ticks_per_us: u64::try_from((hz << 32) / 1_000_000).ok()?,
+        })
+    })
+}
+
 /// The stack's clock: microseconds since boot (0 without a clock page).
 pub fn now() -> Instant {
-    Instant::from_micros((time::now_ns().unwrap_or(0) / 1000) as i64)
+    let Some(c) = clock() else {
+        return Instant::from_micros(0);
+    };
+    let ticks = sys::rdtsc().saturating_sub(c.boot_tsc);
+    let us = (u128::from(ticks) * u128::from(c.us_per_tick)) >> 32;
+    Instant::from_micros(i64::try_from(us).unwrap_or(i64::MAX))
+}
+
+/// The TSC deadline `us` microseconds from now.
+fn deadline_after_us(us: u64) -> u64 {
+    let Some(c) = clock() else {
+        return IDLE_FOREVER;
+    };
+    let ticks = (u128::from(us) * u128::from(c.ticks_per_us)) >> 32;
+    sys::rdtsc().saturating_add(u64::try_from(ticks).unwrap_or(u64::MAX))
 }
 
 /// A stack on the vnic at endpoint `vnic`.
@@ -46,16 +86,10 @@ pub fn run<F: Future>(net: &Net, fut: F) -> F::Output {
         if let Some(v) = out.take() {
             return v;
         }
-        let deadline = match (next, time::clock()) {
-            (None, _) | (_, None) => IDLE_FOREVER,
-            (Some(at), Some(c)) => {
-                let us = (at - t).total_micros();
-                if at <= t {
-                    0
-                } else {
-                    c.deadline_after_ns(sys::rdtsc(), us.saturating_mul(1000))
-                }
-            }
+        let deadline = match next {
+            None => IDLE_FOREVER,
+            Some(at) if at <= t => 0,
+            Some(at) => deadline_after_us((at - t).total_micros()),
         };
         if deadline == 0 {
             continue;

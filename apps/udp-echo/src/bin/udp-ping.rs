@@ -16,6 +16,18 @@ use serac_netapp_core::game::{Reply, REPLY_HEADER};
 ilwaco::entry!(main);
 
 const VNIC: u32 = 1;
+
+/// CPU time the kernel charged this domain, in TSC ticks.
+fn cpu_ticks() -> u64 {
+    use ilwaco::protocol::syscall::{DomainCounter, DomainOp};
+    ilwaco::sys::domain_ctl(
+        ilwaco::protocol::Handle::NONE,
+        DomainOp::ReadCounter,
+        DomainCounter::CpuTicks as u64,
+        0,
+    )
+    .unwrap_or(0)
+}
 const PORT: u16 = 9000;
 const ROUNDS: u32 = 200;
 const WARMUP: u32 = 10;
@@ -31,7 +43,13 @@ async fn rounds(net: &net::Net) -> Result<u64, &'static str> {
     let sock = net.udp_bind(0).map_err(|_| "bind failed")?;
     let mut ticks = 0u64;
     let mut resent = 0u32;
+    let mut cpu0 = 0;
+    let mut stats0 = net.stats();
     for seq in 0..ROUNDS {
+        if seq == WARMUP {
+            cpu0 = cpu_ticks();
+            stats0 = net.stats();
+        }
         // 16 bytes: the sequence number and 12 bytes that change with it.
         let mut msg = [0u8; 16];
         msg[..4].copy_from_slice(&seq.to_le_bytes());
@@ -64,9 +82,24 @@ async fn rounds(net: &net::Net) -> Result<u64, &'static str> {
             return Err("server counts are off");
         }
     }
+    let cpu = (cpu_ticks() - cpu0) / u64::from(ROUNDS - WARMUP);
     if resent > 0 {
         println!("udp-ping: {resent} datagrams resent");
     }
+    // The client's own share of a round trip (the kernel's CPU account).
+    println!("BENCH udp_rtt_client_cpu_ticks {cpu}");
+    let s = net.stats();
+    let r = u64::from(ROUNDS - WARMUP);
+    println!(
+        "udp-ping: per round trip: step {} (poll {}, tasks {}), Send {}, Recv {} ticks; {} steps, {} polls",
+        (s.step_cycles - stats0.step_cycles) / r,
+        (s.poll_cycles - stats0.poll_cycles) / r,
+        (s.task_cycles - stats0.task_cycles) / r,
+        (s.device.send_cycles - stats0.device.send_cycles) / r,
+        (s.device.recv_cycles - stats0.device.recv_cycles) / r,
+        s.steps - stats0.steps,
+        s.polls - stats0.polls,
+    );
     Ok(ticks / u64::from(ROUNDS - WARMUP))
 }
 
@@ -78,6 +111,7 @@ fn main() -> i32 {
             return 1;
         }
     };
+    net.set_cycles(time::tsc);
     match net::run(&net, rounds(&net)) {
         Ok(mean) => {
             println!("udp-ping: {ROUNDS} round trips of 16 bytes checked");
