@@ -766,6 +766,34 @@ fn net_tcp_1mib() -> QemuTest {
         .timeout(Duration::from_secs(120))
 }
 
+/// The vnic is restarted (by `netop`, through the supervisor) while
+/// xfer-paced's 1 MiB is under way: the stacks re-attach after
+/// `ServerRestarted`, TCP retransmits what the old vnic lost, and the
+/// judge still gets every byte right.
+fn net_tcp_restart() -> QemuTest {
+    QemuTest::new("net_tcp_restart", Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", manifest(&[
+            VNIC,
+            "domain net-judge image=net-judge class=guest eager=yes endpoint=vnic net=yes",
+            "domain xfer-paced image=xfer-paced class=guest eager=yes endpoint=vnic net=yes",
+            "domain netop image=netop class=guest eager=yes endpoint=vnic endpoint=supervisor operator=yes",
+            "test-end=net-judge",
+            "test-linger-ms=500",
+        ]))
+        .net(NetDevice::default())
+        .verdicts_from("net-judge")
+        .require_in_order([
+            d("net-judge", "net-judge: 262144 bytes checked"),
+            d("supervisor", "supervisor: restarting vnic %d:1 on request from netop %d:%d"),
+            d("vnic", "vnic: virtio-net %x:%x.%d, uplink MAC 52:54:00:12:34:56"),
+            d("net-judge", "net-judge: 1048576 bytes checked"),
+            d("net-judge", "net-judge: 1048576 bytes in %d ms; NetStats { device: DeviceStats { * reattached: %n, *"),
+            d("net-judge", "TEST tcp_1mib ... ok (1048576 bytes byte-exact)"),
+        ])
+        .require(d("xfer-paced", "xfer-paced: 1048576 bytes sent and acknowledged; NetStats { device: DeviceStats { * reattached: %n, *"))
+        .timeout(Duration::from_secs(120))
+}
+
 /// udp-echo's game protocol: udp-ping's 200 checked round trips of 16
 /// bytes through the switch.
 fn net_udp_echo() -> QemuTest {
@@ -1564,6 +1592,7 @@ pub fn all() -> Vec<QemuTest> {
         net_uplink(),
         net_restart(),
         net_tcp_1mib(),
+        net_tcp_restart(),
         net_udp_echo(),
         net_http_load(),
         net_http_malformed(),

@@ -63,6 +63,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-loadgen", "httpprobe", "httpprobe"),
     ("serac-tcpxfer", "net-judge", "net-judge"),
     ("serac-tcpxfer", "xfer-source", "xfer-source"),
+    ("serac-tcpxfer", "xfer-paced", "xfer-paced"),
     ("serac-benchkit", "bench-core", "bench-core"),
     ("serac-benchkit", "bench-echo", "bench-echo"),
     ("serac-benchkit", "bench-yielder", "bench-yielder"),
