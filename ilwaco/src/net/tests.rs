@@ -20,6 +20,7 @@ struct Wire {
     badge: u64,
     restarted: Rc<Cell<bool>>,
     calls: Rc<Cell<u64>>,
+    bounce: Box<[u8; MAX_PAYLOAD]>,
 }
 
 impl Transport for Wire {
@@ -38,14 +39,13 @@ impl Transport for Wire {
                 .handle(self.badge, req, reply)
                 .map_err(|_| SysError::MessageTooLarge);
         }
-        let mut buf = [0u8; MAX_PAYLOAD];
         let n = self
             .vnic
             .borrow_mut()
-            .handle(self.badge, req, &mut buf)
+            .handle(self.badge, req, &mut self.bounce[..])
             .map_err(|_| SysError::MessageTooLarge)?;
         let out = reply.get_mut(..n).ok_or(SysError::MessageTooLarge)?;
-        out.copy_from_slice(&buf[..n]);
+        out.copy_from_slice(&self.bounce[..n]);
         Ok(n)
     }
 }
@@ -110,6 +110,7 @@ impl World {
                     badge: guest(i).to_raw(),
                     restarted: restarted.clone(),
                     calls: calls.clone(),
+                    bounce: Box::new([0; MAX_PAYLOAD]),
                 };
                 let net = Net::new(Box::new(wire), config, now, u64::from(i) * 7919).unwrap();
                 Node {
