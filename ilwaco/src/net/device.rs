@@ -61,9 +61,22 @@ fn no_cycles() -> u64 {
     0
 }
 
+/// The vnic as the device calls it: [`Transport::call`] behind a trait
+/// object (a `Transport` with generic methods is not one itself).
+pub trait VnicCall {
+    /// See [`Transport::call`].
+    fn call(&mut self, label: u32, req: &[u8], reply: &mut [u8]) -> Result<usize, SysError>;
+}
+
+impl<T: Transport> VnicCall for T {
+    fn call(&mut self, label: u32, req: &[u8], reply: &mut [u8]) -> Result<usize, SysError> {
+        Transport::call(self, label, req, reply)
+    }
+}
+
 /// The vnic link: the transport and the outgoing batch.
 struct Link {
-    transport: Box<dyn Transport>,
+    transport: Box<dyn VnicCall>,
     addresses: Addresses,
     /// Records waiting for the next `Send`.
     tx: Box<[u8]>,
@@ -106,7 +119,7 @@ pub enum AttachError {
     Info(serac_protocol::client::ClientError),
 }
 
-fn info(t: &mut dyn Transport) -> Result<Addresses, serac_protocol::client::ClientError> {
+fn info(t: &mut dyn VnicCall) -> Result<Addresses, serac_protocol::client::ClientError> {
     use serac_protocol::client::ClientError;
     let req: RequestRef<'_> = Request::Info;
     let mut msg = [0u8; 16];
@@ -127,7 +140,7 @@ fn info(t: &mut dyn Transport) -> Result<Addresses, serac_protocol::client::Clie
 impl VnicDevice {
     /// Reads the port's addresses (`Info`, retried once after a restart)
     /// and builds the device around `transport`.
-    pub fn attach(mut transport: Box<dyn Transport>) -> Result<VnicDevice, AttachError> {
+    pub fn attach(mut transport: Box<dyn VnicCall>) -> Result<VnicDevice, AttachError> {
         let msg = vec![0u8; MAX_PAYLOAD].into_boxed_slice();
         let addresses = match info(&mut *transport) {
             Err(serac_protocol::client::ClientError::Sys(SysError::ServerRestarted)) => {

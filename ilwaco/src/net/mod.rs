@@ -223,12 +223,12 @@ impl Net {
     /// (`Info`) and configures the interface from them. `seed` seeds
     /// smoltcp's initial sequence numbers and ports (the TSC, say).
     pub fn new(
-        transport: Box<dyn Transport>,
+        transport: impl Transport + 'static,
         config: Config,
         now: Instant,
         seed: u64,
     ) -> Result<Net, NetError> {
-        let mut dev = VnicDevice::attach(transport)
+        let mut dev = VnicDevice::attach(Box::new(transport))
             .map_err(|device::AttachError::Info(e)| NetError::Vnic(e))?;
         let a = dev.addresses();
         let mut ic = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(a.mac.0)));

@@ -1,7 +1,6 @@
 //! The stack on Serac: the clock page for time, `idle(deadline)` for
 //! waiting, the vnic's `RX_NOTIFY` through the pending mask.
 
-use alloc::boxed::Box;
 use core::future::Future;
 
 use serac_protocol::syscall::IDLE_FOREVER;
@@ -60,7 +59,7 @@ fn deadline_after_us(us: u64) -> u64 {
 
 /// A stack on the vnic at endpoint `vnic`.
 pub fn attach(vnic: Handle, config: Config) -> Result<Net, NetError> {
-    Net::new(Box::new(Endpoint(vnic)), config, now(), sys::rdtsc())
+    Net::new(Endpoint(vnic), config, now(), sys::rdtsc())
 }
 
 /// Runs `fut` (and every task spawned on `net`) until `fut` finishes,

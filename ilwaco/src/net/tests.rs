@@ -112,7 +112,7 @@ impl World {
                     calls: calls.clone(),
                     bounce: Box::new([0; MAX_PAYLOAD]),
                 };
-                let net = Net::new(Box::new(wire), config, now, u64::from(i) * 7919).unwrap();
+                let net = Net::new(wire, config, now, u64::from(i) * 7919).unwrap();
                 Node {
                     id: guest(i),
                     net,
@@ -501,7 +501,7 @@ proptest! {
             })
             .filter(|f| f.len() <= serac_protocol::net::MAX_FRAME)
             .collect();
-        let net = Net::new(Box::new(Garbage { frames }), Config::default(), Instant::from_millis(1), 1).unwrap();
+        let net = Net::new(Garbage { frames }, Config::default(), Instant::from_millis(1), 1).unwrap();
         let _l = net.listen(80, 2).unwrap();
         let _u = net.udp_bind(53).unwrap();
         net.notified();
