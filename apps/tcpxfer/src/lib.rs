@@ -30,8 +30,14 @@ pub fn fnv(mut h: u64, data: &[u8]) -> u64 {
 /// Finds the judge, sends [`TOTAL`] bytes of the pattern in 4 KiB pieces
 /// (sleeping `pace` after each, so a transfer can outlast an event), waits
 /// until all are acknowledged and closes. `who` names the sender in its
-/// lines.
-pub async fn send(net: Net, who: &str, pace: Option<NetDuration>) -> Result<(), &'static str> {
+/// lines. With `halfway`, it notifies that handle (bit 0) once half is
+/// queued, so a test can act in the middle of the transfer.
+pub async fn send(
+    net: Net,
+    who: &str,
+    pace: Option<NetDuration>,
+    halfway: Option<ilwaco::protocol::Handle>,
+) -> Result<(), &'static str> {
     let found = net
         .discover(NAME, 1, net.now() + NetDuration::from_secs(30))
         .await
@@ -60,6 +66,13 @@ pub async fn send(net: Net, who: &str, pace: Option<NetDuration>) -> Result<(), 
         .await
         .map_err(|_| "the transfer stalled")?
         .map_err(|_| "the connection failed")?;
+        if off < TOTAL / 2 && off + len >= TOTAL / 2 {
+            if let Some(h) = halfway {
+                if ilwaco::sys::notify(h, 1).is_err() {
+                    println!("{who}: cannot notify at half way");
+                }
+            }
+        }
         off += len;
         if let Some(p) = pace {
             net.sleep(p).await;
@@ -78,7 +91,11 @@ pub async fn send(net: Net, who: &str, pace: Option<NetDuration>) -> Result<(), 
 }
 
 /// A sender's `main`: attach, send, let the FIN go out, halt.
-pub fn sender_main(who: &str, pace: Option<NetDuration>) -> i32 {
+pub fn sender_main(
+    who: &str,
+    pace: Option<NetDuration>,
+    halfway: Option<ilwaco::protocol::Handle>,
+) -> i32 {
     let net = match ilwaco::net::attach(ilwaco::rt::granted(1), ilwaco::net::Config::default()) {
         Ok(n) => n,
         Err(e) => {
@@ -87,7 +104,7 @@ pub fn sender_main(who: &str, pace: Option<NetDuration>) -> i32 {
         }
     };
     let r = ilwaco::net::run(&net, async {
-        let r = send(net.clone(), who, pace).await;
+        let r = send(net.clone(), who, pace, halfway).await;
         net.sleep(NetDuration::from_millis(200)).await;
         r
     });

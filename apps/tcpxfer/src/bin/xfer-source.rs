@@ -10,5 +10,5 @@
 ilwaco::entry!(main);
 
 fn main() -> i32 {
-    serac_tcpxfer::sender_main("xfer-source", None)
+    serac_tcpxfer::sender_main("xfer-source", None, None)
 }
