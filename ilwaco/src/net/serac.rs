@@ -62,9 +62,19 @@ pub fn attach(vnic: Handle, config: Config) -> Result<Net, NetError> {
     Net::new(Endpoint(vnic), config, now(), sys::rdtsc())
 }
 
+/// How long after the vnic's last notification waits stay short.
+const WARM_US: u64 = 1_000_000;
+/// The longest wait while warm: under the kernel's 100 ms, past which an
+/// `idle` gives the page tables back (refilled by faults on the next wake,
+/// tens of thousands of ticks for a stack's working set).
+const WARM_WAIT_US: u64 = 90_000;
+
 /// Runs `fut` (and every task spawned on `net`) until `fut` finishes,
 /// idling in between: `idle` until the next deadline the step returned,
-/// or until an event (the vnic's notification).
+/// or until an event (the vnic's notification). For a second after the
+/// last notification no wait is longer than [`WARM_WAIT_US`], so a busy
+/// guest keeps its page tables; after that an idle guest waits with no
+/// deadline at all (no wake-ups, its tables given back).
 pub fn run<F: Future>(net: &Net, fut: F) -> F::Output {
     let mut fut = core::pin::pin!(fut);
     let flag = alloc::sync::Arc::new(Flag::default());
@@ -72,6 +82,7 @@ pub fn run<F: Future>(net: &Net, fut: F) -> F::Output {
     // The first step polls it.
     waker.wake_by_ref();
     let mut out = None;
+    let mut last_rx = Instant::from_micros(0);
     loop {
         let mut poll = |cx: &mut core::task::Context<'_>| match fut.as_mut().poll(cx) {
             core::task::Poll::Ready(v) => {
@@ -85,10 +96,13 @@ pub fn run<F: Future>(net: &Net, fut: F) -> F::Output {
         if let Some(v) = out.take() {
             return v;
         }
+        let warm = (t - last_rx).total_micros() < WARM_US;
         let deadline = match next {
-            None => IDLE_FOREVER,
             Some(at) if at <= t => 0,
-            Some(at) => deadline_after_us((at - t).total_micros()),
+            Some(at) if !warm => deadline_after_us((at - t).total_micros()),
+            Some(at) => deadline_after_us((at - t).total_micros().min(WARM_WAIT_US)),
+            None if warm => deadline_after_us(WARM_WAIT_US),
+            None => IDLE_FOREVER,
         };
         if deadline == 0 {
             continue;
@@ -96,6 +110,7 @@ pub fn run<F: Future>(net: &Net, fut: F) -> F::Output {
         if let Ok(mask) = sys::idle(deadline) {
             if mask & NOTIFY != 0 {
                 net.notified();
+                last_rx = now();
             }
         }
     }
