@@ -235,7 +235,15 @@ mod tests {
             urls,
             ["h#0: http://127.0.0.1:8080/", "h#1: http://127.0.0.1:8081/"]
         );
-        // The default manifest has no web server yet.
-        assert!(web_forwards(artifacts::MANIFEST).unwrap().0.is_empty());
+        // The default manifest's four httpd, on 8080 to 8083.
+        let (fwd, urls) = web_forwards(artifacts::MANIFEST).unwrap();
+        assert_eq!(fwd.len(), 4);
+        for (i, (f, u)) in fwd.iter().zip(&urls).enumerate() {
+            assert!(
+                f.starts_with(&format!("tcp:127.0.0.1:{}-10.0.1.", 8080 + i)),
+                "{f}"
+            );
+            assert_eq!(u, &format!("httpd#{i}: http://127.0.0.1:{}/", 8080 + i));
+        }
     }
 }
