@@ -3,7 +3,9 @@
 //! - **TX** writes each frame smoltcp builds straight into one pending
 //!   batch of records; [`VnicDevice::flush`] sends the batch in one `Send`
 //!   (the stack flushes once per step, and early only when the next frame
-//!   would not fit). So a step's ACKs and segments cost one call.
+//!   would not fit), encoded straight into the IPC buffer
+//!   (`Transport::call_in_place`). So a step's ACKs and segments cost one
+//!   call, and one copy on this side of the kernel.
 //! - **RX** keeps the last `Recv` reply whole and hands smoltcp its frames
 //!   one by one, borrowed from that buffer (the IPC copy is the only one).
 //!   It calls `Recv` only while [`VnicDevice::rx_pending`] is set, which
@@ -66,11 +68,29 @@ fn no_cycles() -> u64 {
 pub trait VnicCall {
     /// See [`Transport::call`].
     fn call(&mut self, label: u32, req: &[u8], reply: &mut [u8]) -> Result<usize, SysError>;
+
+    /// See [`Transport::call_in_place`]: `put` encodes the request where
+    /// it goes (the IPC buffer, for an endpoint), `take` reads the reply.
+    fn call_in(
+        &mut self,
+        label: u32,
+        put: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+        take: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), SysError>;
 }
 
 impl<T: Transport> VnicCall for T {
     fn call(&mut self, label: u32, req: &[u8], reply: &mut [u8]) -> Result<usize, SysError> {
         Transport::call(self, label, req, reply)
+    }
+
+    fn call_in(
+        &mut self,
+        label: u32,
+        put: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+        take: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), SysError> {
+        Transport::call_in_place(self, label, |b| put(b), |r| take(r))
     }
 }
 
@@ -82,8 +102,6 @@ struct Link {
     tx: Box<[u8]>,
     tx_len: usize,
     tx_count: u64,
-    /// Where requests are encoded.
-    msg: Box<[u8]>,
     stats: DeviceStats,
     cycles: fn() -> u64,
 }
@@ -137,11 +155,21 @@ fn info(t: &mut dyn VnicCall) -> Result<Addresses, serac_protocol::client::Clien
     }
 }
 
+/// Re-reads `Info` after the vnic restarted, counting it.
+fn reattach(t: &mut dyn VnicCall, addresses: &mut Addresses, stats: &mut DeviceStats) {
+    stats.reattached += 1;
+    if let Ok(a) = info(t) {
+        if a != *addresses {
+            stats.readdressed += 1;
+            *addresses = a;
+        }
+    }
+}
+
 impl VnicDevice {
     /// Reads the port's addresses (`Info`, retried once after a restart)
     /// and builds the device around `transport`.
     pub fn attach(mut transport: Box<dyn VnicCall>) -> Result<VnicDevice, AttachError> {
-        let msg = vec![0u8; MAX_PAYLOAD].into_boxed_slice();
         let addresses = match info(&mut *transport) {
             Err(serac_protocol::client::ClientError::Sys(SysError::ServerRestarted)) => {
                 info(&mut *transport)
@@ -156,7 +184,6 @@ impl VnicDevice {
                 tx: vec![0u8; BATCH_MAX].into_boxed_slice(),
                 tx_len: 0,
                 tx_count: 0,
-                msg,
                 stats: DeviceStats::default(),
                 cycles: no_cycles,
             },
@@ -240,13 +267,7 @@ impl Rx {
 impl Link {
     /// Re-reads `Info` after the vnic restarted.
     fn reattach(&mut self) {
-        self.stats.reattached += 1;
-        if let Ok(a) = info(&mut *self.transport) {
-            if a != self.addresses {
-                self.stats.readdressed += 1;
-                self.addresses = a;
-            }
-        }
+        reattach(&mut *self.transport, &mut self.addresses, &mut self.stats);
     }
 
     /// One `Recv` into `rx`; returns whether more frames are queued.
@@ -303,35 +324,39 @@ impl Link {
         let len = core::mem::take(&mut self.tx_len);
         self.stats.sends += 1;
         self.stats.tx_frames += count;
+        let Some(frames) = self.tx.get(..len).and_then(|r| FramesRef::new(r).ok()) else {
+            self.stats.tx_lost += count;
+            return;
+        };
+        let req: RequestRef<'_> = Request::Send { frames };
         let mut attempt = 0;
         loop {
-            let Some(records) = self.tx.get(..len) else {
-                return;
-            };
-            let Ok(frames) = FramesRef::new(records) else {
-                self.stats.tx_lost += count;
-                return;
-            };
-            let req: RequestRef<'_> = Request::Send { frames };
-            let Ok(out) = encode(&req, &mut self.msg) else {
-                self.stats.tx_lost += count;
-                return;
-            };
-            let mut reply = [0u8; 64];
+            // Encoded straight into the IPC buffer: the batch's one copy
+            // on this side of the kernel.
+            let mut sent = None;
             let t0 = (self.cycles)();
-            let r = self.transport.call(LABEL_NET, out, &mut reply);
+            let r = self.transport.call_in(
+                LABEL_NET,
+                &mut |out| encode(&req, out).ok().map(|b| b.len()),
+                &mut |reply| {
+                    if let Ok(Reply::Sent(s)) = decode_borrowed::<ReplyRef<'_>>(reply) {
+                        sent = Some(s);
+                    }
+                },
+            );
             self.stats.send_cycles += (self.cycles)().wrapping_sub(t0);
             match r {
-                Ok(n) => {
-                    match decode_borrowed::<ReplyRef<'_>>(reply.get(..n).unwrap_or(&[])) {
-                        Ok(Reply::Sent(s)) => self.stats.tx_refused += u64::from(s.dropped),
-                        _ => self.stats.tx_lost += count,
+                Ok(()) => {
+                    match sent {
+                        Some(s) => self.stats.tx_refused += u64::from(s.dropped),
+                        None => self.stats.tx_lost += count,
                     }
                     return;
                 }
                 Err(SysError::ServerRestarted) if attempt == 0 => {
                     attempt += 1;
-                    self.reattach();
+                    // Field by field: `req` still borrows the batch.
+                    reattach(&mut *self.transport, &mut self.addresses, &mut self.stats);
                 }
                 Err(_) => {
                     self.stats.tx_lost += count;
