@@ -370,8 +370,16 @@ fn exchange_frame(out: &mut [u8; FRAME], me: &Addresses, to: (Mac, Ipv4), msg: &
 /// answered by its PONG. With `retry_ms`, a datagram not answered in that
 /// time is sent again (for tests that lose frames: a flood, a vnic
 /// restart); without, nothing is sent twice, so the counts are exact.
-pub fn ping(name: &str, rounds: u32, retry_ms: Option<u64>) -> i32 {
+pub fn ping(name: &str, rounds: u32, retry_ms: Option<u64>, quiet_ms: Option<u64>) -> i32 {
     let mut port = Port::open(name);
+    let mut rounds = rounds;
+    let cap = rounds.saturating_mul(10);
+    // With `quiet_ms`, the exchange does not end while other frames still
+    // arrive: it goes on until none came for that long, then a fifth more,
+    // so its last rounds come after an attack has ended, however long the
+    // attack took on this host.
+    let mut settled = quiet_ms.is_none();
+    let mut last_foreign = time::tsc();
     let me = port.me;
     // Let the neighbours attack first (their lines come before ours).
     let _ = time::sleep_ns(300_000_000);
@@ -394,6 +402,16 @@ pub fn ping(name: &str, rounds: u32, retry_ms: Option<u64>) -> i32 {
                 Some(p) => {
                     if round == 0 && first_ping == 0 {
                         first_ping = time::tsc();
+                    }
+                    if let (false, Some(q)) = (settled, quiet_ms) {
+                        if round + 1 >= rounds {
+                            if time::tsc().saturating_sub(last_foreign) > ms_ticks(q) {
+                                settled = true;
+                                rounds = rounds.max(round + progress + 1);
+                            } else if rounds < cap {
+                                rounds = round + 2;
+                            }
+                        }
                     }
                     exchange_frame(&mut out, &me, p, &message3(PING, round, rounds))
                 }
@@ -423,7 +441,10 @@ pub fn ping(name: &str, rounds: u32, retry_ms: Option<u64>) -> i32 {
                         let _ = sys::notify(HALFWAY, 1);
                     }
                 }
-                _ => foreign += 1,
+                _ => {
+                    foreign += 1;
+                    last_foreign = time::tsc();
+                }
             }
         });
         if let Err(e) = r {

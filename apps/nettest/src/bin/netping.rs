@@ -5,5 +5,5 @@
 ilwaco::entry!(main);
 
 fn main() -> i32 {
-    serac_nettest::ping("netping", serac_nettest::ROUNDS, None)
+    serac_nettest::ping("netping", serac_nettest::ROUNDS, None, None)
 }
