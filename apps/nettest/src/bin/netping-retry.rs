@@ -6,5 +6,10 @@
 ilwaco::entry!(main);
 
 fn main() -> i32 {
-    serac_nettest::ping("netping-retry", 20 * serac_nettest::ROUNDS, Some(50), Some(300))
+    serac_nettest::ping(
+        "netping-retry",
+        20 * serac_nettest::ROUNDS,
+        Some(50),
+        Some(300),
+    )
 }
