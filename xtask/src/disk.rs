@@ -233,6 +233,28 @@ pub fn add_image(path: &Path, image: &str, dir: &Path) -> Result<Extent> {
         .map_err(|e| message(path, &e).into())
 }
 
+/// Makes image `image` hold `dir` as it is now: a new image when there is
+/// none, a replacement when the packed content differs from what the
+/// entry records (length and CRC-32C), nothing otherwise. Returns whether
+/// it wrote anything.
+pub fn refresh_image(path: &Path, image: &str, dir: &Path) -> Result<bool> {
+    let n = name(image)?;
+    let content = pack(dir)?;
+    let mut v = open(path)?;
+    let old = v.table().find(Kind::Image, &n).copied();
+    if let Some(e) = old {
+        let same = e.content.is_some_and(|c| {
+            c.len == content.len() as u64 && c.crc == serac_disk_core::checksum::crc32c(&content)
+        });
+        if same {
+            return Ok(false);
+        }
+        v.remove(e.id).map_err(|e| message(path, &e))?;
+    }
+    v.add_image(n, &content).map_err(|e| message(path, &e))?;
+    Ok(true)
+}
+
 fn add_image_bytes(path: &Path, n: &str, bytes: &[u8]) -> Result {
     let mut v = open(path)?;
     v.add_image(name(n)?, bytes)
@@ -621,6 +643,48 @@ mod tests {
         flip(&img, 40);
         let err = check(&img).unwrap_err().to_string();
         assert!(err.contains("superblock is corrupt"), "{err}");
+    }
+
+    #[test]
+    fn refresh_replaces_a_changed_image_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let img = tmp.path().join("d.img");
+        let www = tmp.path().join("www");
+        tree(&www);
+        create(&img, 4, false).unwrap();
+        add_extent(&img, Kind::Disk, "keeper", 8).unwrap();
+        assert!(
+            refresh_image(&img, "www", &www).unwrap(),
+            "no image yet: added"
+        );
+        assert!(
+            !refresh_image(&img, "www", &www).unwrap(),
+            "same tree: untouched"
+        );
+        std::fs::write(www.join("new.html"), b"fresh page").unwrap();
+        assert!(
+            refresh_image(&img, "www", &www).unwrap(),
+            "changed tree: replaced"
+        );
+        let packed = pack(&www).unwrap();
+        let mut v = open(&img).unwrap();
+        let images: Vec<_> = v
+            .table()
+            .extents()
+            .iter()
+            .filter(|e| e.kind == Kind::Image)
+            .copied()
+            .collect();
+        assert_eq!(images.len(), 1, "the old image is gone");
+        assert_eq!(images[0].content.unwrap().len, packed.len() as u64);
+        assert!(v.verify_image(&images[0]).unwrap());
+        let keeper = Name::new("keeper").unwrap();
+        assert!(
+            v.table().find(Kind::Disk, &keeper).is_some(),
+            "other extents stay"
+        );
+        let (_, clean) = check(&img).unwrap();
+        assert!(clean);
     }
 
     #[test]

@@ -132,7 +132,8 @@ fn web_forwards(manifest: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
 
 /// `target/serac/disk.img`, made when missing: a Serac disk with the
 /// image `www` (the repository's `www/`), which the default manifest's
-/// disk server serves and `catfile` reads.
+/// disk server serves and `catfile` reads; on an existing disk the image
+/// is replaced when `www/` has changed.
 fn default_disk() -> Result<std::path::PathBuf> {
     let path = crate::disk::default_path();
     if !path.exists() {
@@ -142,6 +143,12 @@ fn default_disk() -> Result<std::path::PathBuf> {
         );
         crate::disk::create(&path, crate::disk::DEFAULT_SIZE_MIB, false)?;
         crate::disk::add_image(&path, "www", std::path::Path::new("www"))?;
+    } else if crate::disk::refresh_image(&path, "www", std::path::Path::new("www"))? {
+        // An older disk keeps its other extents; only the pages change.
+        println!(
+            "xtask: www/ changed: image www in {} replaced",
+            path.display()
+        );
     }
     Ok(path)
 }
