@@ -4,6 +4,7 @@
 //! - [`spec`]: what a test is, and the list [`spec::all`] (add tests there).
 //! - [`pattern`]: the whole-line patterns tests use for serial lines.
 //! - [`qemu`]: QEMU command lines (also used by `cargo xtask run` and `gdb`).
+//! - [`host_http`]: the host's curl and wrk against guests' web servers.
 //! - [`judge`]: pure pass/fail logic, unit-tested on the host.
 //! - [`runner`]: builds per-test archives and ISOs, runs QEMU with a hard
 //!   timeout, and reports.
@@ -17,6 +18,7 @@
 //! (failure, status 35) to port 0xf4.
 #![forbid(unsafe_code)]
 
+pub mod host_http;
 pub mod judge;
 pub mod pattern;
 pub mod qemu;

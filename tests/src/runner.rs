@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serac_boot::{archive, host, iso, Error};
 
+use crate::host_http::HostHttpRun;
 use crate::judge::{judge, Ending};
 use crate::qemu::{Accel, Machine, Media, Serial};
 use crate::spec::{Boot, DiskImage, QemuTest, Source};
@@ -182,6 +183,9 @@ pub struct Outcome {
     pub qemu_log: PathBuf,
     /// The QEMU command line, to rerun by hand (empty if setup failed).
     pub command: String,
+    /// What the host's own clients (curl, wrk) reported, a line each; also
+    /// written to `<name>.host.log`.
+    pub host: Vec<String>,
 }
 
 impl Outcome {
@@ -316,6 +320,7 @@ impl Runner {
             log: dir.join(format!("{}.log", t.name)),
             qemu_log: dir.join(format!("{}.qemu.log", t.name)),
             command: String::new(),
+            host: Vec::new(),
         };
         // Stale logs from an earlier run would confuse the report.
         let _ = fs::remove_file(&out.log);
@@ -425,12 +430,19 @@ impl Runner {
         if let Some(disk) = &t.disk {
             extra.extend(self.disk_args(disk)?);
         }
+        let mut http = None;
         let mut echo = match &t.net {
             Some(net) => {
                 let echo = net.udp_echo.as_ref().map(HostEcho::new).transpose()?;
+                http = net
+                    .http
+                    .as_ref()
+                    .map(|h| HostHttpRun::new(h, &self.tests_dir(), &t.name))
+                    .transpose()?;
                 let fwd: Vec<String> = echo
                     .iter()
                     .map(HostEcho::hostfwd)
+                    .chain(http.iter().flat_map(HostHttpRun::hostfwd))
                     .chain(net.hostfwd.iter().cloned())
                     .collect();
                 extra.extend(
@@ -471,9 +483,12 @@ impl Runner {
         let mut child = host::spawn(&mut cmd)?;
         let started = Instant::now();
         let mut pending: Vec<&(crate::pattern::Pattern, String)> = t.monitor.iter().collect();
-        loop {
+        let ending = loop {
             if let Some(e) = echo.as_mut() {
                 e.step(&out.log);
+            }
+            if let Some(h) = http.as_mut() {
+                h.step(&out.log);
             }
             if let Some(p) = echo.as_ref().and_then(HostEcho::failure) {
                 if child.try_wait().ok().flatten().is_some() {
@@ -496,13 +511,11 @@ impl Runner {
                 });
             }
             match child.try_wait() {
-                Ok(Some(st)) => {
-                    return Ok(st.code().map_or(Ending::Signalled, Ending::Exited));
-                }
+                Ok(Some(st)) => break st.code().map_or(Ending::Signalled, Ending::Exited),
                 Ok(None) if started.elapsed() >= t.timeout => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Ok(Ending::TimedOut(t.timeout));
+                    break Ending::TimedOut(t.timeout);
                 }
                 Ok(None) => thread::sleep(Duration::from_millis(10)),
                 Err(e) => {
@@ -511,6 +524,15 @@ impl Runner {
                     return Err(Error::io("wait for QEMU", e));
                 }
             }
+        };
+        if let Some(h) = http {
+            match h.finish() {
+                Ok(lines) => out.host = lines,
+                Err(p) => out.problems.push(p),
+            }
+            let path = self.tests_dir().join(format!("{}.host.log", t.name));
+            let _ = fs::write(&path, out.host.join("\n") + "\n");
         }
+        Ok(ending)
     }
 }

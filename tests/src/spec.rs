@@ -190,6 +190,73 @@ pub struct NetDevice {
     /// Further hostfwd rules, as QEMU writes them (`tcp:127.0.0.1:P-G:P`;
     /// bind them to 127.0.0.1).
     pub hostfwd: Vec<String>,
+    /// HTTP from the host (curl or wrk) to guests' port 80, if any.
+    pub http: Option<HostHttp>,
+}
+
+/// The host runs an HTTP client against guests' port 80, each through a
+/// hostfwd rule on a free loopback port the runner picks, once a serial
+/// line matches `when`; the client's results are the verdict (see
+/// [`crate::host_http`]).
+#[derive(Debug, Clone)]
+pub struct HostHttp {
+    /// When to start.
+    pub when: Pattern,
+    /// The guests' IPv4 addresses.
+    pub guests: Vec<[u8; 4]>,
+    /// What to run against each.
+    pub check: HttpCheck,
+}
+
+/// What the host does against each guest of a [`HostHttp`].
+#[derive(Debug, Clone)]
+pub enum HttpCheck {
+    /// `curl` fetches `path` (retrying until the server is up, within a
+    /// bound), whose body must be `body` byte for byte with status 200;
+    /// then `missing` must get a 404.
+    Curl {
+        path: String,
+        body: Vec<u8>,
+        missing: String,
+    },
+    /// One `wrk -t1 -c<conns> -d<secs>s` per guest, all at once, after a
+    /// `curl` of `path` answered on each: no socket error, no non-2xx
+    /// answer, and some requests done by each.
+    Wrk { path: String, secs: u32, conns: u32 },
+}
+
+/// The web host `cargo xtask run` boots (packed as the standard archive's
+/// `manifest`): the pager, the disk server and the vnic, a guest the pager
+/// serves, `catfile`, and four web servers (`httpd`, each on its own port
+/// of the switch, reached from the host through hostfwd rules). The syntax
+/// is the supervisor's, see `servers/supervisor/core/src/manifest.rs`.
+pub const WEB_HOST_MANIFEST: &str = "# serac boot manifest\n\
+domain swapper image=swapper class=server eager=yes\n\
+domain disk    image=disk    class=server eager=yes device=virtio-blk frames=64 restart=yes\n\
+domain vnic    image=vnic    class=server eager=yes device=virtio-net frames=32 restart=yes\n\
+domain vnic-irq image=vnic-irq class=server eager=yes endpoint=vnic irq-of=vnic restart=yes\n\
+domain hello   image=hello   class=guest  pager=swapper\n\
+domain catfile image=catfile class=guest  eager=yes endpoint=disk\n\
+domain httpd   image=httpd   class=guest  eager=yes count=4 endpoint=vnic endpoint=disk net=yes\n";
+
+/// Every `net=yes` instance of `manifest`, in manifest order: its name
+/// (`httpd#2`), its domain slot, and IPv4 address (the address plan by
+/// slot, as [`guest_ipv4`]).
+pub fn net_guests(manifest: &str) -> Result<Vec<(String, u32, [u8; 4])>, String> {
+    let m = serac_supervisor_core::manifest::Manifest::parse(manifest)
+        .map_err(|e| format!("manifest: {e}"))?;
+    let mut v = Vec::new();
+    for d in m.domains().iter().filter(|d| d.net) {
+        for k in 0..d.count {
+            let slot = u32::try_from(d.first_instance)
+                .unwrap_or(u32::MAX)
+                .saturating_add(k + 1);
+            let a = serac_vnic_core::assign::addresses(slot)
+                .map_err(|e| format!("no address for {}: {e:?}", d.instance_name(k)))?;
+            v.push((d.instance_name(k).to_string(), slot, a.ipv4.0));
+        }
+    }
+    Ok(v)
 }
 
 /// The host sends `payload` to a guest's UDP port through a hostfwd rule
@@ -889,6 +956,103 @@ fn net_http_malformed() -> QemuTest {
         .require(d("httpprobe", "TEST http_malformed ... ok"))
         .forbid("*panic*")
         .timeout(Duration::from_secs(120))
+}
+
+/// The web host of `cargo xtask run` ([`WEB_HOST_MANIFEST`], its four
+/// httpd on a fresh disk with the repository's `www/`), ended by the
+/// supervisor `after_ms` after every domain started. The httpd instances'
+/// slots and addresses come with it, in order.
+pub fn web_host(name: &str, after_ms: u64) -> (QemuTest, Vec<(u32, [u8; 4])>) {
+    let text = format!("{WEB_HOST_MANIFEST}test-end-after-ms={after_ms}\n");
+    let httpd: Vec<(u32, [u8; 4])> = net_guests(&text)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(n, _, _)| n.starts_with("httpd"))
+        .map(|(_, s, a)| (s, a))
+        .collect();
+    let mut t = QemuTest::new(name, Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", Source::Bytes(text.into_bytes()))
+        .disk(DiskImage::fresh(name, 8, vec![www_site()]))
+        .net(NetDevice::default())
+        .require(d(
+            "supervisor",
+            &format!("supervisor: test end: %d domain(s) running after {after_ms} ms"),
+        ))
+        .forbid("*panic*");
+    // The kernel names every instance `httpd`; the slot tells them apart.
+    for (slot, _) in &httpd {
+        t = t
+            .require(format!(
+                "[{slot}:1 httpd] httpd: 2 files, 3334 bytes cached from www"
+            ))
+            // Still there at the end: none faulted or exited.
+            .require(format!("[ info] domain {slot}:1 httpd Idle after *"));
+    }
+    (t, httpd)
+}
+
+/// When the web host's last httpd has been started (the supervisor says so).
+fn web_host_up() -> Pattern {
+    Pattern::new(d(
+        "supervisor",
+        "supervisor: started httpd#3 as %d:%d (%d pages)",
+    ))
+}
+
+/// Host `curl` fetches `/2k.html` from each of the four httpd of the web
+/// host through its own hostfwd rule, byte-exact against `www/2k.html`,
+/// and a missing page gets 404 (the runner's verdict).
+fn net_curl() -> QemuTest {
+    let (t, httpd) = web_host("net_curl", 12_000);
+    t.net(NetDevice {
+        http: Some(HostHttp {
+            when: web_host_up(),
+            guests: httpd.iter().map(|h| h.1).collect(),
+            check: HttpCheck::Curl {
+                path: "/2k.html".into(),
+                body: include_bytes!("../../www/2k.html").to_vec(),
+                missing: "/no-such-page.html".into(),
+            },
+        }),
+        ..NetDevice::default()
+    })
+    .timeout(Duration::from_secs(60))
+}
+
+/// Host `wrk` against the four httpd at once for 10 s, four connections
+/// each (16 in all): no socket error, no non-2xx answer, and requests
+/// done by every server (the runner's verdict, from wrk's reports).
+pub fn net_wrk(name: &str) -> QemuTest {
+    let (t, httpd) = web_host(name, 25_000);
+    t.net(NetDevice {
+        http: Some(HostHttp {
+            when: web_host_up(),
+            guests: httpd.iter().map(|h| h.1).collect(),
+            check: HttpCheck::Wrk {
+                path: "/2k.html".into(),
+                secs: 10,
+                conns: 4,
+            },
+        }),
+        ..NetDevice::default()
+    })
+    .timeout(Duration::from_secs(90))
+}
+
+/// Most wake-ups an idle httpd may take over [`net_httpd_idle`]'s 6 s
+/// (its start-up, about ten, included): a timer of 20 Hz would exceed it.
+const IDLE_HTTPD_MAX_UPCALLS: &str = "%d%d%d"; // three digits or more: 100+
+
+/// The web host with no client for 6 s: every httpd took fewer than 100
+/// upcalls (the kernel's count at the end), so none polls.
+fn net_httpd_idle() -> QemuTest {
+    let (mut t, httpd) = web_host("net_httpd_idle", 6_000);
+    for (slot, _) in &httpd {
+        t = t.forbid(format!(
+            "[ info] domain {slot}:1 httpd * events / {IDLE_HTTPD_MAX_UPCALLS} upcalls*"
+        ));
+    }
+    t.timeout(Duration::from_secs(60))
 }
 
 /// Every QEMU test, in the order `cargo xtask test` runs them.
@@ -1600,6 +1764,9 @@ pub fn all() -> Vec<QemuTest> {
         net_udp_echo(),
         net_http_load(),
         net_http_malformed(),
+        net_curl(),
+        net_wrk("net_wrk"),
+        net_httpd_idle(),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")

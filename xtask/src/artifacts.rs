@@ -114,19 +114,10 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
 pub const FIRST_DOMAINS: &[&str] = &["supervisor", "irqtest", "selftest"];
 
 /// The boot manifest packed into the archive (tests replace it with their
-/// own): the pager, the disk server and the vnic, a guest the pager serves,
-/// `catfile`, and four web servers (`httpd`, each on its own port of the
-/// switch, reached from the host through `cargo xtask run`'s hostfwd rules). The syntax is the supervisor's,
-/// see `servers/supervisor/core/src/manifest.rs`; `cargo xtask tcb` reads it
+/// own): the web host, `serac_tests::spec::WEB_HOST_MANIFEST`, which the
+/// QEMU tests `net_curl` and `net_wrk` boot too. `cargo xtask tcb` reads it
 /// for privileged domains.
-pub const MANIFEST: &[u8] = b"# serac boot manifest\n\
-domain swapper image=swapper class=server eager=yes\n\
-domain disk    image=disk    class=server eager=yes device=virtio-blk frames=64 restart=yes\n\
-domain vnic    image=vnic    class=server eager=yes device=virtio-net frames=32 restart=yes\n\
-domain vnic-irq image=vnic-irq class=server eager=yes endpoint=vnic irq-of=vnic restart=yes\n\
-domain hello   image=hello   class=guest  pager=swapper\n\
-domain catfile image=catfile class=guest  eager=yes endpoint=disk\n\
-domain httpd   image=httpd   class=guest  eager=yes count=4 endpoint=vnic endpoint=disk net=yes\n";
+pub const MANIFEST: &[u8] = serac_tests::spec::WEB_HOST_MANIFEST.as_bytes();
 
 /// The files packed into the boot archive, in order: the manifest, then
 /// each user program's stripped ELF (written to `out/<name>.elf` by

@@ -109,23 +109,11 @@ const FIRST_WEB_PORT: u16 = 8080;
 /// order (the address plan by slot, see `serac_tests::spec::guest_ipv4`).
 fn web_forwards(manifest: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
     let text = std::str::from_utf8(manifest).map_err(|_| Failure("manifest: not UTF-8".into()))?;
-    let m = serac_supervisor_core::manifest::Manifest::parse(text)
-        .map_err(|e| Failure(format!("manifest: {e}")))?;
     let (mut fwd, mut urls) = (Vec::new(), Vec::new());
-    let mut port = FIRST_WEB_PORT;
-    for d in m.domains().iter().filter(|d| d.net) {
-        for k in 0..d.count {
-            let slot = u32::try_from(d.first_instance)
-                .unwrap_or(u32::MAX)
-                .saturating_add(k + 1);
-            let Ok(a) = serac_vnic_core::assign::addresses(slot) else {
-                continue;
-            };
-            let [a0, a1, a2, a3] = a.ipv4.0;
-            fwd.push(format!("tcp:127.0.0.1:{port}-{a0}.{a1}.{a2}.{a3}:80"));
-            urls.push(format!("{}: http://127.0.0.1:{port}/", d.instance_name(k)));
-            port = port.saturating_add(1);
-        }
+    let guests = serac_tests::spec::net_guests(text).map_err(Failure)?;
+    for ((name, _, [a0, a1, a2, a3]), port) in guests.iter().zip(FIRST_WEB_PORT..) {
+        fwd.push(format!("tcp:127.0.0.1:{port}-{a0}.{a1}.{a2}.{a3}:80"));
+        urls.push(format!("{name}: http://127.0.0.1:{port}/"));
     }
     Ok((fwd, urls))
 }
