@@ -863,9 +863,9 @@ fn net_tcp_restart() -> QemuTest {
 }
 
 /// udp-echo's game protocol: udp-ping's 200 checked round trips of 16
-/// bytes through the switch.
-fn net_udp_echo() -> QemuTest {
-    QemuTest::new("net_udp_echo", Boot::Pvh, "serac.exit=1")
+/// bytes through the switch (also `bench net`'s `udp_rtt` boot).
+pub fn net_udp_echo(name: &str) -> QemuTest {
+    QemuTest::new(name, Boot::Pvh, "serac.exit=1")
         .with_file(
             "manifest",
             manifest(&[
@@ -892,27 +892,34 @@ fn net_udp_echo() -> QemuTest {
 /// request: every answer a 200 with the same 2048 bytes, the test domain
 /// (loadgen) says so, with its figures.
 fn net_http_load() -> QemuTest {
-    QemuTest::new("net_http_load", Boot::Pvh, "serac.exit=1")
+    http_load(
+        "net_http_load",
+        2,
+        "targets=2 conns=4 requests=200 alpha=0.8 path=/2k.html expect=2048 keepalive=no",
+    )
+}
+
+/// loadgen against `httpd` instances of httpd with the config `cfg`
+/// (`targets=` must be `httpd`; also `bench net`'s `http_request` boot).
+pub fn http_load(name: &str, httpd_count: u32, cfg: &str) -> QemuTest {
+    QemuTest::new(name, Boot::Pvh, "serac.exit=1")
         .with_file("manifest", manifest(&[
             DISK_SERVER,
             VNIC,
-            &httpd("httpd", "count=2"),
+            &httpd("httpd", &format!("count={httpd_count}")),
             "domain loadgen image=loadgen class=guest eager=yes endpoint=vnic endpoint=disk net=yes",
             VNIC_IRQ,
             "test-end=loadgen",
             "test-linger-ms=300",
         ]))
-        .disk(DiskImage::fresh("net_http_load", 8, vec![
+        .disk(DiskImage::fresh(name, 8, vec![
             www_site(),
-            DiskExtent::Image(
-                "loadgen".into(),
-                b"targets=2 conns=4 requests=200 alpha=0.8 path=/2k.html expect=2048 keepalive=no\n".to_vec(),
-            ),
+            DiskExtent::Image("loadgen".into(), format!("{cfg}\n").into_bytes()),
         ]))
         .net(NetDevice::default())
         .verdicts_from("loadgen")
         .require(d("httpd", "httpd: 2 files, %d bytes cached from www"))
-        .require(d("loadgen", "loadgen: requests=200 errors=0 wrong=0 rps=%d p50_us=%d p99_us=%d mean_ticks=%d targets=2 *"))
+        .require(d("loadgen", &format!("loadgen: requests=%d errors=0 wrong=0 rps=%d p50_us=%d p99_us=%d mean_ticks=%d targets={httpd_count} *")))
         .require(d("loadgen", "BENCH loadgen_rps %d"))
         .require(d("loadgen", "TEST loadgen ... ok"))
         .forbid(d("loadgen", "TEST loadgen ... FAILED*"))
@@ -1037,6 +1044,35 @@ pub fn net_wrk(name: &str) -> QemuTest {
         ..NetDevice::default()
     })
     .timeout(Duration::from_secs(90))
+}
+
+/// connhold opens 16 idle connections to httpd, one at a time: both print
+/// their heap in use at 8 and 16 (`bench net`'s `bytes_per_connection`).
+pub fn net_conn_cost(name: &str) -> QemuTest {
+    QemuTest::new(name, Boot::Pvh, "serac.exit=1")
+        .with_file(
+            "manifest",
+            manifest(&[
+                DISK_SERVER,
+                VNIC,
+                &httpd("httpd", ""),
+                "domain connhold image=connhold class=guest eager=yes endpoint=vnic net=yes",
+                VNIC_IRQ,
+                "test-end=connhold",
+                "test-linger-ms=300",
+            ]),
+        )
+        .disk(DiskImage::fresh(name, 8, vec![www_site()]))
+        .net(NetDevice::default())
+        .verdicts_from("connhold")
+        .require(d("connhold", "BENCH conn_client_heap_8 %n"))
+        .require(d("connhold", "BENCH conn_client_heap_16 %n"))
+        .require(d("connhold", "BENCH conn_open 16"))
+        .require(d("httpd", "httpd: 8 connection(s) open, heap in use %n bytes"))
+        .require(d("httpd", "httpd: 16 connection(s) open, heap in use %n bytes"))
+        .require(d("supervisor", "supervisor: test end: connhold halted with code 0"))
+        .forbid("*panic*")
+        .timeout(Duration::from_secs(60))
 }
 
 /// Most wake-ups an idle httpd may take over [`net_httpd_idle`]'s 6 s
@@ -1761,12 +1797,13 @@ pub fn all() -> Vec<QemuTest> {
         net_restart(),
         net_tcp_1mib(),
         net_tcp_restart(),
-        net_udp_echo(),
+        net_udp_echo("net_udp_echo"),
         net_http_load(),
         net_http_malformed(),
         net_curl(),
         net_wrk("net_wrk"),
         net_httpd_idle(),
+        net_conn_cost("net_conn_cost"),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")

@@ -61,6 +61,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-udp-echo", "udp-ping", "udp-ping"),
     ("serac-loadgen", "loadgen", "loadgen"),
     ("serac-loadgen", "httpprobe", "httpprobe"),
+    ("serac-loadgen", "connhold", "connhold"),
     ("serac-tcpxfer", "net-judge", "net-judge"),
     ("serac-tcpxfer", "xfer-source", "xfer-source"),
     ("serac-tcpxfer", "xfer-paced", "xfer-paced"),

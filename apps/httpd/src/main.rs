@@ -206,6 +206,12 @@ async fn serve(net: Net, mut s: TcpStream, site: Rc<Site>) {
     // peer that does not finish is aborted after the linger.
 }
 
+/// [`serve`], counted in `open` while it runs.
+async fn serve_counted(net: Net, s: TcpStream, site: Rc<Site>, open: Rc<core::cell::Cell<usize>>) {
+    serve(net, s, site).await;
+    open.set(open.get().saturating_sub(1));
+}
+
 fn main() -> i32 {
     let site = match load() {
         Ok(s) => Rc::new(s),
@@ -235,10 +241,26 @@ fn main() -> i32 {
     let [a, b, c, d] = net.addresses().ipv4.0;
     println!("httpd: listening on {a}.{b}.{c}.{d}:80");
     let n2 = net.clone();
+    let open = Rc::new(core::cell::Cell::new(0usize));
+    let mut high = 0;
     net::run(&net, async move {
         loop {
             match listener.accept().await {
-                Ok(s) => n2.spawn(serve(n2.clone(), s, site.clone())),
+                Ok(s) => {
+                    let (site, open2) = (site.clone(), open.clone());
+                    open.set(open.get() + 1);
+                    n2.spawn(serve_counted(n2.clone(), s, site, open2));
+                    // The heap at each new high of 8, 16, ... connections:
+                    // `bench net` takes the cost of one from two of them.
+                    let now = open.get();
+                    if now > high && now >= 8 && now.is_power_of_two() {
+                        println!(
+                            "httpd: {now} connection(s) open, heap in use {} bytes",
+                            ilwaco::sys::heap_in_use()
+                        );
+                    }
+                    high = high.max(now);
+                }
                 Err(e) => {
                     println!("httpd: accept: {e:?}");
                     return 1;

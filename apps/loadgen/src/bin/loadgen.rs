@@ -262,6 +262,8 @@ async fn run(net: Net, p: Params) -> Result<(), &'static str> {
     println!("BENCH loadgen_p50_us {p50}");
     println!("BENCH loadgen_p99_us {p99}");
     println!("BENCH http_request_ticks {mean_ticks}");
+    println!("BENCH http_request_ticks_p50 {}", t.ticks.percentile(50));
+    println!("BENCH http_requests_timed {}", t.ticks.seen);
     if t.errors == 0 && t.wrong == 0 && t.ok == p.requests {
         Ok(())
     } else {

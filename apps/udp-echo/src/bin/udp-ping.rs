@@ -42,6 +42,8 @@ async fn rounds(net: &net::Net) -> Result<u64, &'static str> {
     let server = *found.first().ok_or("no udp-echo answered")?;
     let sock = net.udp_bind(0).map_err(|_| "bind failed")?;
     let mut ticks = 0u64;
+    // Each measured round trip, for the median.
+    let mut each = [0u64; (ROUNDS - WARMUP) as usize];
     let mut resent = 0u32;
     let mut cpu0 = 0;
     let mut stats0 = net.stats();
@@ -72,6 +74,9 @@ async fn rounds(net: &net::Net) -> Result<u64, &'static str> {
         let dt = time::tsc() - t0;
         if seq >= WARMUP {
             ticks += dt;
+            if let Some(e) = each.get_mut((seq - WARMUP) as usize) {
+                *e = dt;
+            }
         }
         let r = Reply::decode(&buf[..n]).ok_or("short reply")?;
         if r.seq != seq || buf.get(REPLY_HEADER..n) != Some(&msg[4..]) {
@@ -83,6 +88,12 @@ async fn rounds(net: &net::Net) -> Result<u64, &'static str> {
         }
     }
     let cpu = (cpu_ticks() - cpu0) / u64::from(ROUNDS - WARMUP);
+    each.sort_unstable();
+    println!("BENCH udp_rtt_rounds {}", each.len());
+    println!(
+        "BENCH udp_rtt_ticks_median {}",
+        each.get(each.len() / 2).copied().unwrap_or(0)
+    );
     if resent > 0 {
         println!("udp-ping: {resent} datagrams resent");
     }
