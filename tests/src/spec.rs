@@ -1068,9 +1068,18 @@ pub fn net_conn_cost(name: &str) -> QemuTest {
         .require(d("connhold", "BENCH conn_client_heap_8 %n"))
         .require(d("connhold", "BENCH conn_client_heap_16 %n"))
         .require(d("connhold", "BENCH conn_open 16"))
-        .require(d("httpd", "httpd: 8 connection(s) open, heap in use %n bytes"))
-        .require(d("httpd", "httpd: 16 connection(s) open, heap in use %n bytes"))
-        .require(d("supervisor", "supervisor: test end: connhold halted with code 0"))
+        .require(d(
+            "httpd",
+            "httpd: 8 connection(s) open, heap in use %n bytes",
+        ))
+        .require(d(
+            "httpd",
+            "httpd: 16 connection(s) open, heap in use %n bytes",
+        ))
+        .require(d(
+            "supervisor",
+            "supervisor: test end: connhold halted with code 0",
+        ))
         .forbid("*panic*")
         .timeout(Duration::from_secs(60))
 }

@@ -193,8 +193,9 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
     match what {
         "core" => core(json),
         "disk" => crate::bench_disk::disk(json),
+        "net" => crate::bench_net::net(json),
         _ => Err(Failure(format!(
-            "unknown benchmark `{what}` (known: core, disk)"
+            "unknown benchmark `{what}` (known: core, disk, net)"
         ))),
     }
 }

@@ -15,7 +15,8 @@ Commands:
   test    Run everything CI runs: fmt, clippy, TCB audit, host tests, QEMU tests
   gdb     Boot Serac in QEMU halted, waiting for gdb on :1234
   tcb     Audit the trusted computing base: kernel size, unsafe, syscalls, deps
-  bench   Measure in QEMU: the microkernel (`bench core`), the disk server (`bench disk`)
+  bench   Measure in QEMU: the microkernel (`bench core`), the disk server (`bench disk`),
+          the network (`bench net`)
   disk    Make and check disk images: create, add-image, add-disk, add-swap, ls, fsck
   swap-sim  Replay page-access traces through the swapper's replacement policies
   help    Print this help, or a command's help (`cargo xtask help run`)
@@ -376,6 +377,17 @@ of a request under -icount shift=0. Figures: disk_read_4k_iops,
 disk_write_4k_iops, disk_seq_read_mib_s, disk_server_vs_direct,
 disk_request_ticks, and the direct figures and per-workload ratios
 (docs/performance.md). Logs: target/serac/tests/bench_disk*.log.
+
+cargo xtask bench net [--json]
+
+Measures the network: udp_rtt (16-byte UDP round trip between two guests
+through the vnic) and http_request (loadgen to httpd, connect to close,
+2 KiB page) under -icount shift=0, medians, beside the Linux peers;
+wrk_rps (host wrk through the uplink against four httpd, plain TCG);
+idle_httpd_upcalls_per_s (the kernel's counts over a window of an idle
+web host); bytes_per_connection (httpd's heap at 8 and 16 idle
+connections). Needs wrk and curl on the host. Logs:
+target/serac/tests/bench_net*.log.
 ";
 
 fn no_options(cmd: &str, rest: &[String]) -> Result<(), String> {

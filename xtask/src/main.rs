@@ -9,6 +9,7 @@
 mod artifacts;
 mod bench;
 mod bench_disk;
+mod bench_net;
 mod cli;
 mod disk;
 mod prereq;
