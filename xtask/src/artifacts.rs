@@ -99,6 +99,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-diskclient", "diskop", "diskop"),
     ("serac-diskclient", "diskflush", "diskflush"),
     ("serac-nettest", "netping", "netping"),
+    ("serac-nettest", "netwatch", "netwatch"),
     ("serac-nettest", "netping-retry", "netping-retry"),
     ("serac-nettest", "netpong", "netpong"),
     ("serac-nettest", "netspoof", "netspoof"),

@@ -9,10 +9,9 @@
 //!   of its per-request ticks (`serac_tests::spec::http_load`).
 //! - `wrk_rps`, plain TCG: four host `wrk -t1 -c4 -d10s`, one per httpd
 //!   of the web host (`serac_tests::spec::net_wrk`), summed.
-//! - `idle_httpd_upcalls_per_s`, plain TCG: the web host with no client,
-//!   ended by the supervisor after 3 s and, in a second boot, after 9 s;
-//!   the kernel's upcall count of each httpd at the end, the difference
-//!   over the 6 s between (both include the same start-up).
+//! - `idle_httpd_upcalls_per_s`, plain TCG: the web host with no client;
+//!   netwatch (an operator) reads each httpd's kernel upcall count through
+//!   the supervisor's `Stat` 2 s after start and 6 s later.
 //! - `bytes_per_connection`, plain TCG: the heap in use of httpd (and of
 //!   the client, connhold) at 8 and at 16 idle connections, the
 //!   difference over 8 (`serac_tests::spec::net_conn_cost`).
@@ -27,7 +26,9 @@ use std::time::Duration;
 
 use serac_tests::judge::{source, Source as JudgeSource};
 use serac_tests::runner::Runner;
-use serac_tests::spec::{http_load, net_conn_cost, net_udp_echo, net_wrk, web_host, QemuTest};
+use serac_tests::spec::{
+    http_load, net_conn_cost, net_idle_watch, net_udp_echo, net_wrk, QemuTest,
+};
 
 use crate::bench::runner;
 use crate::util::{Failure, Result};
@@ -39,9 +40,6 @@ const LINUX_HTTP_REQUEST: u64 = 187_652;
 const UDP_ROUNDS: u64 = 190;
 /// loadgen's requests in the `http_request` boot.
 const HTTP_REQUESTS: u64 = 200;
-/// The idle boots' ends, ms after every domain started.
-const IDLE_SHORT_MS: u64 = 3_000;
-const IDLE_LONG_MS: u64 = 9_000;
 /// Idle connections connhold opens (httpd reports at half and all).
 const CONNS: u64 = 16;
 
@@ -184,34 +182,20 @@ fn wrk_rps(host: &[String]) -> std::result::Result<Fig, String> {
     })
 }
 
-/// Each httpd's upcall count in the kernel's end-of-run report.
-fn httpd_upcalls(serial: &str) -> std::result::Result<Vec<u64>, String> {
-    let v: Vec<u64> = lines_of(serial, None)
-        .iter()
-        .filter(|l| l.starts_with("[ info] domain ") && l.contains(" httpd Idle after "))
-        .filter_map(|l| {
-            let (_, rest) = l.split_once(" events / ")?;
-            rest.split_once(" upcalls")?.0.parse().ok()
-        })
-        .collect();
-    if v.len() != 4 {
-        return Err(format!(
-            "{} idle httpd in the kernel's report, not 4",
-            v.len()
-        ));
+/// `idle_httpd_upcalls_per_s` from netwatch's window over the httpd
+/// of `slots`.
+fn idle_upcalls(serial: &str, slots: &[u32]) -> std::result::Result<Fig, String> {
+    let m = bench_of(serial, "netwatch");
+    let window_ms = get(&m, "idle_window_ms")?;
+    if window_ms == 0 || slots.len() != 4 {
+        return Err("no window, or not four httpd".into());
     }
-    Ok(v)
-}
-
-/// `idle_httpd_upcalls_per_s` from the short and the long idle boots.
-fn idle_upcalls(short: &str, long: &str) -> std::result::Result<Fig, String> {
-    let (a, b) = (httpd_upcalls(short)?, httpd_upcalls(long)?);
-    let window = (IDLE_LONG_MS - IDLE_SHORT_MS) as f64 / 1000.0;
-    let mut rates: Vec<f64> = a
+    let counts = slots
         .iter()
-        .zip(&b)
-        .map(|(&x, &y)| (y as f64 - x as f64) / window)
-        .collect();
+        .map(|s| get(&m, &format!("idle_upcalls_{s}")))
+        .collect::<std::result::Result<Vec<u64>, String>>()?;
+    let window = window_ms as f64 / 1000.0;
+    let mut rates: Vec<f64> = counts.iter().map(|&c| c as f64 / window).collect();
     rates.sort_by(f64::total_cmp);
     let median = (rates[1] + rates[2]) / 2.0;
     Ok(Fig {
@@ -220,7 +204,7 @@ fn idle_upcalls(short: &str, long: &str) -> std::result::Result<Fig, String> {
         decimals: 2,
         peer: None,
         what: format!(
-            "upcalls/s of an idle httpd, median of four: (kernel count at {IDLE_LONG_MS} ms - at {IDLE_SHORT_MS} ms) / {window} s; counts {a:?} and {b:?}"
+            "upcalls/s of an idle httpd, median of the four: the kernel's counts (read through the supervisor's Stat) over {window} s after a 2 s start-up: {counts:?}"
         ),
     })
 }
@@ -311,19 +295,16 @@ pub fn net(json: bool) -> Result<ExitCode> {
     )?;
     eprintln!("xtask: bench: booting `net_wrk` (plain TCG, host wrk for 10 s)");
     let (_, wrk) = boot(&mut runner, &net_wrk("bench_net_wrk"))?;
-    eprintln!(
-        "xtask: bench: booting `net_idle` twice (plain TCG, {IDLE_SHORT_MS} and {IDLE_LONG_MS} ms)"
-    );
-    let idle = |name: &str, ms: u64| web_host(name, ms).0.timeout(Duration::from_secs(60));
-    let (short, _) = boot(&mut runner, &idle("bench_net_idle_short", IDLE_SHORT_MS))?;
-    let (long, _) = boot(&mut runner, &idle("bench_net_idle_long", IDLE_LONG_MS))?;
+    eprintln!("xtask: bench: booting `net_idle` (plain TCG, the web host and netwatch)");
+    let (idle_test, slots) = net_idle_watch("bench_net_idle");
+    let (idle, _) = boot(&mut runner, &idle_test)?;
     eprintln!("xtask: bench: booting `net_conns` (plain TCG)");
     let (conns, _) = boot(&mut runner, &net_conn_cost("bench_net_conns"))?;
     let mut figs = vec![
         udp_rtt(&udp).map_err(bad)?,
         http_request(&http).map_err(bad)?,
         wrk_rps(&wrk).map_err(bad)?,
-        idle_upcalls(&short, &long).map_err(bad)?,
+        idle_upcalls(&idle, &slots).map_err(bad)?,
     ];
     figs.extend(conn_cost(&conns).map_err(bad)?);
     if json {
@@ -377,15 +358,14 @@ mod tests {
 
     #[test]
     fn idle_rate_is_over_the_window() {
-        let rep = |n: [u64; 4]| {
-            n.iter()
-                .enumerate()
-                .map(|(i, u)| format!("[ info] domain {}:1 httpd Idle after 1 us of CPU, 2 syscalls, 0 faults, {u} events / {u} upcalls, 0 console bytes dropped\n", i + 7))
-                .collect::<String>()
-        };
-        let f = idle_upcalls(&rep([5, 5, 6, 5]), &rep([5, 11, 6, 17])).unwrap();
+        let s =
+            "[11:1 netwatch] BENCH idle_window_ms 6000\n[11:1 netwatch] BENCH idle_upcalls_7 0\n\
+                 [11:1 netwatch] BENCH idle_upcalls_8 3\n[11:1 netwatch] BENCH idle_upcalls_9 3\n\
+                 [11:1 netwatch] BENCH idle_upcalls_10 60\n";
+        let f = idle_upcalls(s, &[7, 8, 9, 10]).unwrap();
         assert_eq!(f.value, 0.5);
-        assert!(idle_upcalls(&rep([5, 5, 6, 5]), "").is_err());
+        assert!(idle_upcalls(s, &[7, 8, 9, 11]).is_err());
+        assert!(idle_upcalls(&s.replace("netwatch]", "httpd]"), &[7, 8, 9, 10]).is_err());
     }
 
     #[test]
