@@ -1112,6 +1112,50 @@ pub fn net_idle_watch(name: &str) -> (QemuTest, Vec<u32>) {
     (t, slots)
 }
 
+/// netfuzz sends httpd malformed IPv4 and TCP from its own addresses, so
+/// the vnic forwards them (its counters for netfuzz's port: everything
+/// sent went out, nothing refused); then the host's curl still gets the
+/// page byte-exact and a 404, and httpd is still there at the end.
+fn net_fuzz() -> QemuTest {
+    let text = format!(
+        "{DISK_SERVER}\n{VNIC}\n{}\n\
+         domain netfuzz image=netfuzz class=guest eager=yes endpoint=vnic net=yes\n\
+         {VNIC_IRQ}\ntest-end-after-ms=8000\n",
+        httpd("httpd", "")
+    );
+    let ip = guest_ipv4(&text, "httpd").unwrap_or([0; 4]);
+    let done = d(
+        "netfuzz",
+        "netfuzz: 332 frame(s) sent, 332 forwarded, 0 refused by the vnic",
+    );
+    QemuTest::new("net_fuzz", Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", Source::Bytes(text.into_bytes()))
+        .disk(DiskImage::fresh("net_fuzz", 8, vec![www_site()]))
+        .net(NetDevice {
+            http: Some(HostHttp {
+                when: Pattern::new(done.clone()),
+                guests: vec![ip],
+                check: HttpCheck::Curl {
+                    path: "/2k.html".into(),
+                    body: include_bytes!("../../www/2k.html").to_vec(),
+                    missing: "/no-such-page.html".into(),
+                },
+            }),
+            ..NetDevice::default()
+        })
+        .require(done)
+        .require(d("netfuzz", "netfuzz: target 10.0.1.3:80"))
+        // The vnic forwarded the whole attack: nothing refused at the switch.
+        .require(detached("332", "%d", "%d", NO_DROPS))
+        .require("[ info] domain 3:1 httpd Idle after *")
+        .require(d(
+            "supervisor",
+            "supervisor: test end: %d domain(s) running after 8000 ms",
+        ))
+        .forbid("*panic*")
+        .timeout(Duration::from_secs(60))
+}
+
 /// An idle httpd takes no upcalls: at most 5 over netwatch's 6 s window
 /// after its start-up (none measured; a timer of 1 Hz would exceed it).
 fn net_httpd_idle() -> QemuTest {
@@ -1837,6 +1881,7 @@ pub fn all() -> Vec<QemuTest> {
         net_wrk("net_wrk"),
         net_httpd_idle(),
         net_conn_cost("net_conn_cost"),
+        net_fuzz(),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")

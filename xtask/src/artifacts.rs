@@ -100,6 +100,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-diskclient", "diskflush", "diskflush"),
     ("serac-nettest", "netping", "netping"),
     ("serac-nettest", "netwatch", "netwatch"),
+    ("serac-nettest", "netfuzz", "netfuzz"),
     ("serac-nettest", "netping-retry", "netping-retry"),
     ("serac-nettest", "netpong", "netpong"),
     ("serac-nettest", "netspoof", "netspoof"),
