@@ -226,12 +226,40 @@ pub fn reply_recv_until(reply: Handle, deadline: u64) -> Result<u64, SysError> {
 
 /// `reply_recv` with `flags` (`RECV_ACCEPT_HANDLE`: the next message may
 /// move a handle into this domain's table; without it such a message is
-/// refused and its sender keeps the handle).
+/// refused and its sender keeps the handle; `RECV_WAKE_ON_EVENT`: see
+/// [`reply_recv_or_event`], which also reads the mask this drops).
 pub fn reply_recv_with(reply: Handle, deadline: u64, flags: u64) -> Result<u64, SysError> {
     ipc_not_lent()?;
     // SAFETY: as for `call`: only the IPC buffer page is touched.
     let (rax, rdx) = unsafe { syscall3(nr(Syscall::ReplyRecv), reply.to_raw(), deadline, flags) };
     sys_result(rax, rdx)
+}
+
+/// How a [`reply_recv_or_event`] wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// A message, with its `Reply` handle (`NONE` for a `send`).
+    Message(Handle),
+    /// No message, but events: the pending mask, taken as `idle` takes it.
+    Events(u64),
+    /// The deadline passed first.
+    Timeout,
+}
+
+/// `reply_recv` with `RECV_WAKE_ON_EVENT` (and any other `flags`): waits
+/// for a message or for a pending event, whichever comes first (a message
+/// waiting already wins), or until `deadline` (0: never).
+pub fn reply_recv_or_event(reply: Handle, deadline: u64, flags: u64) -> Result<Woken, SysError> {
+    ipc_not_lent()?;
+    let flags = flags | serac_protocol::syscall::RECV_WAKE_ON_EVENT;
+    // SAFETY: as for `call`: only the IPC buffer page is touched.
+    let (rax, rdx) = unsafe { syscall3(nr(Syscall::ReplyRecv), reply.to_raw(), deadline, flags) };
+    match sys_result(rax, rdx) {
+        Ok(raw) => Ok(Woken::Message(Handle::from_raw(raw))),
+        Err(SysError::WouldBlock) if rdx != 0 => Ok(Woken::Events(rdx)),
+        Err(SysError::WouldBlock) => Ok(Woken::Timeout),
+        Err(e) => Err(e),
+    }
 }
 
 /// Drops one of this domain's handles (`domain_ctl(NONE, Close, h)`).

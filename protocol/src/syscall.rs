@@ -273,6 +273,11 @@ impl TryFrom<u64> for DeviceOp {
 /// with `HandleRefused` and the sender keeps its handle.
 pub const RECV_ACCEPT_HANDLE: u64 = 1;
 
+/// `reply_recv` flag (in `rdx`): pending events end the wait too. With no
+/// message waiting, the call returns `WouldBlock` with `rdx` = the pending
+/// mask, taken as `idle` takes it (a deadline's expiry leaves `rdx` = 0).
+pub const RECV_WAKE_ON_EVENT: u64 = 2;
+
 /// Packs the `a` argument of [`DomainOp::BindIrq`].
 pub const fn bind_irq_arg(gsi: u32, level: bool, active_low: bool) -> u64 {
     gsi as u64 | (level as u64) << 32 | (active_low as u64) << 33

@@ -1384,6 +1384,19 @@ pub fn all() -> Vec<QemuTest> {
             .require(d("relay", "relay: received handle %d:%d"))
             .require(d("xferclient", "TEST handle_transfer ... ok"))
             .verdicts_from("xferclient"),
+        // `reply_recv` with RECV_WAKE_ON_EVENT: a notify ends the wait, a
+        // waiting message comes first, a deadline still times out, bad
+        // flag bits are refused, and a stream of calls answered with the
+        // flag (the fast path) all arrive (apps/waketest).
+        QemuTest::new("wake_on_event", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain waketest image=waketest class=guest eager=yes",
+                "domain wakepoker image=wakepoker class=server eager=yes endpoint=waketest notify=waketest",
+                "test-end=waketest",
+            ]))
+            .require(d("waketest", "TEST wake_on_event ... ok"))
+            .verdicts_from("waketest")
+            .require(d("supervisor", "supervisor: test end: waketest halted with code 0")),
         // Adversarial: four chaos domains, each owning frames and holding
         // endpoints to pong and the supervisor and notifications to chaos#0
         // and the neighbour, make 10,000 syscalls each with hostile arguments

@@ -49,6 +49,8 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-crashclient", "serac-crashclient", "crashclient"),
     ("serac-relay", "serac-relay", "relay"),
     ("serac-xferclient", "serac-xferclient", "xferclient"),
+    ("serac-waketest", "waketest", "waketest"),
+    ("serac-waketest", "wakepoker", "wakepoker"),
     ("serac-chaos", "serac-chaos", "chaos"),
     ("serac-irqtest", "serac-irqtest", "irqtest"),
     ("serac-intruder", "serac-intruder", "intruder"),

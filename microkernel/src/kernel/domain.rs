@@ -137,6 +137,8 @@ pub struct Domain {
     /// In `reply_recv` with `RECV_ACCEPT_HANDLE`: the next message may move
     /// a handle into its table.
     pub accept_handle: bool,
+    /// In `reply_recv` with `RECV_WAKE_ON_EVENT`: an event ends the wait.
+    pub wake_on_event: bool,
     /// Console bytes it may still write (`debug_write`).
     pub console: serac_kcore::console::Budget,
 }
@@ -269,6 +271,7 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         irq_lines: 0,
         table_resets: 0,
         accept_handle: false,
+        wake_on_event: false,
         console: serac_kcore::console::Budget::new(rdtsc()),
     }));
     k.created += 1;

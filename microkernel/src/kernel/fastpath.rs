@@ -4,7 +4,7 @@
 //!
 //! It handles only the common case and changes nothing until every check
 //! has passed; anything else (a handle to move, a receiver busy or
-//! outranked, a pending upcall, pages not yet allocated) returns `false`
+//! outranked, a pending upcall or event, pages not yet allocated) returns `false`
 //! and the ordinary path in `ipc.rs` does the work. The partner inherits
 //! the rest of the quantum, so the LAPIC deadline stays as armed.
 
@@ -12,6 +12,7 @@ use serac_kcore::handles::HandleEntry;
 use serac_protocol::header::{MsgHeader, HEADER_LEN};
 use serac_protocol::layout::MAX_PAYLOAD;
 use serac_protocol::supervisor::DomainClass;
+use serac_protocol::syscall::RECV_WAKE_ON_EVENT;
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights};
 
 use super::domain::State;
@@ -127,9 +128,15 @@ pub fn call(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
 pub fn reply_recv(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
     let reply = Handle::from_raw(frame.rdi);
     let Some(s) = k.domain(i) else { return false };
-    // A deadline (rsi) needs the timer queue and flags (rdx) need
-    // recording: the ordinary path.
-    if reply.is_none() || frame.rsi != 0 || frame.rdx != 0 || s.queue.is_some() {
+    // A deadline (rsi) needs the timer queue, a handle to accept and
+    // events to return need the ordinary path.
+    let wake = frame.rdx == RECV_WAKE_ON_EVENT;
+    if reply.is_none()
+        || frame.rsi != 0
+        || (frame.rdx != 0 && !wake)
+        || (wake && s.pending.any())
+        || s.queue.is_some()
+    {
         return false;
     }
     let Ok(e) = s
@@ -160,6 +167,8 @@ pub fn reply_recv(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
             return false;
         }
         sd.state = State::Receiving;
+        sd.accept_handle = false;
+        sd.wake_on_event = wake;
     }
     copy_message(s_ipc, c_ipc, len, s_id.to_raw());
     if let Some(cd) = k.domain_mut(c) {

@@ -14,7 +14,7 @@ use serac_protocol::exit::DomainExit;
 use serac_protocol::header::{MsgHeader, HEADER_LEN, LABEL_EXIT, LABEL_FAULT};
 use serac_protocol::layout::MAX_PAYLOAD;
 use serac_protocol::pager::{Fault, FAULT_KILL, FAULT_MSG_MAX};
-use serac_protocol::syscall::RECV_ACCEPT_HANDLE;
+use serac_protocol::syscall::{RECV_ACCEPT_HANDLE, RECV_WAKE_ON_EVENT};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, SysError};
 
 use super::domain::{self, Reason, State};
@@ -328,7 +328,9 @@ pub fn call(k: &mut Kernel, i: u32, ep: Handle, is_call: bool) -> Result<Option<
 
 /// `reply_recv(reply, deadline, flags)`: answer, then wait for the next
 /// message, until the absolute TSC `deadline` if it is not 0 (then
-/// `WouldBlock`); `flags` may only hold `RECV_ACCEPT_HANDLE`.
+/// `WouldBlock`); `flags` may hold `RECV_ACCEPT_HANDLE` and
+/// `RECV_WAKE_ON_EVENT` (pending events end the wait: `WouldBlock`, rdx =
+/// the mask taken).
 pub fn reply_recv(
     k: &mut Kernel,
     i: u32,
@@ -336,7 +338,7 @@ pub fn reply_recv(
     deadline: u64,
     flags: u64,
 ) -> Result<Option<u64>, SysError> {
-    if flags & !RECV_ACCEPT_HANDLE != 0 {
+    if flags & !(RECV_ACCEPT_HANDLE | RECV_WAKE_ON_EVENT) != 0 {
         return Err(SysError::BadArgument);
     }
     if !reply.is_none() {
@@ -367,9 +369,23 @@ pub fn reply_recv(
     if let Some(d) = k.domain_mut(i) {
         d.state = State::Receiving;
         d.accept_handle = flags & RECV_ACCEPT_HANDLE != 0;
+        d.wake_on_event = flags & RECV_WAKE_ON_EVENT != 0;
     }
     k.current = None;
     try_deliver(k, i);
+    // No message, but events the caller asked to be woken for: as `idle`.
+    if let Some(d) = k
+        .domain_mut(i)
+        .filter(|d| d.state == State::Receiving && d.wake_on_event)
+    {
+        if let Some(t) = d.pending.take_all() {
+            d.ctx.rax = u64::from(SysError::WouldBlock.code());
+            d.ctx.rdx = t.mask;
+            d.state = State::Runnable;
+            k.current = Some(i);
+            return Ok(None);
+        }
+    }
     if deadline != 0 && k.domain(i).map(|d| d.state) == Some(State::Receiving) {
         if deadline <= crate::arch::time::rdtsc() {
             // Nothing arrived and the time is up: the caller keeps running.

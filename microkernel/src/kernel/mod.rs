@@ -127,8 +127,9 @@ impl Kernel {
     }
 
     /// Raises event bits (and, with NOTIFY, notification bits `word`) for
-    /// domain `i`; wakes it from `idle`, whose return value (rdx) is the
-    /// mask taken. One call is one event.
+    /// domain `i`; wakes it from `idle` (or a `reply_recv` with
+    /// `RECV_WAKE_ON_EVENT`), whose rdx is the mask taken. One call is one
+    /// event.
     fn raise(&mut self, i: u32, bits: u64, word: u64) {
         let Some(d) = self.domain_mut(i) else { return };
         if bits & serac_protocol::upcall::NOTIFY != 0 {
@@ -140,9 +141,18 @@ impl Kernel {
         } else if bits != 0 {
             d.pending.raise(bits);
         }
-        if d.state == State::Idle {
+        // `idle` returns the mask; so does a `reply_recv` that asked to be
+        // woken by events, as `WouldBlock` (a message would have been 0).
+        let wake = match d.state {
+            State::Idle => Some(0),
+            State::Receiving if d.wake_on_event => {
+                Some(serac_protocol::SysError::WouldBlock.code())
+            }
+            _ => None,
+        };
+        if let Some(rax) = wake {
             let taken = d.pending.take_all().map_or(0, |t| t.mask);
-            d.ctx.rax = 0;
+            d.ctx.rax = u64::from(rax);
             d.ctx.rdx = taken;
             self.make_runnable(i);
         }
