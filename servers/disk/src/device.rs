@@ -2,16 +2,18 @@
 //!
 //! The device interrupt is the function's INTx line, bound to this domain
 //! by the supervisor (the `Irq` handle after the `Device` handle). The
-//! kernel masks the line when it raises our `IRQ(0)` bit; [`Irq::wait`]
-//! sleeps in `idle` until that bit, reads the ISR (which de-asserts the
-//! level-triggered line) and only then unmasks it with `irq_ack`, so the
-//! line neither storms nor loses a completion: one that lands after the
-//! ISR read asserts it again and fires once unmasked.
+//! kernel masks the line when it raises our `IRQ(0)` bit; the server's
+//! `reply_recv` (with `RECV_WAKE_ON_EVENT`) or [`Irq::wait`] (`idle`, for
+//! waits on the device alone) returns that bit, and [`Irq::acknowledge`]
+//! reads the ISR (which de-asserts the level-triggered line) and only then
+//! unmasks it with `irq_ack`, so the line neither storms nor loses a
+//! completion: one that lands after the ISR read asserts it again and
+//! fires once unmasked.
 //!
 //! **Fallback, temporary:** without an `Irq` handle (a supervisor that
 //! does not bind INTx yet) the server cannot be woken by the device, and
-//! waits with short `idle` deadlines instead ([`FALLBACK_US`]), checking
-//! the used ring after each. It says so in its log line at start.
+//! waits with short deadlines instead ([`FALLBACK_US`]), checking the
+//! used ring after each. It says so in its log line at start.
 #![forbid(unsafe_code)]
 
 use ilwaco::protocol::upcall::irq_bit;
@@ -49,23 +51,43 @@ impl Irq {
 
     /// Sleeps until the device may have completed something (its interrupt,
     /// or at most 50 ms), then leaves the line ready to interrupt again.
+    /// For waits on the device alone: the server waits for requests and
+    /// the interrupt together ([`Irq::deadline`], [`Irq::acknowledge`]).
     pub fn wait(&self, blk: &mut Blk) {
         match *self {
-            Irq::Line(h, bit) => {
+            Irq::Line(..) => {
                 // A bounded sleep: the kernel keeps the page tables of a
                 // domain that idles less than 100 ms, and the caller looks
                 // at the used ring again after any wake.
                 let until = time::tsc().saturating_add(self.watchdog());
                 let mask = sys::idle(until).unwrap_or(0);
-                if mask & bit != 0 {
-                    blk.ack_interrupt();
-                    let _ = sys::irq_ack(h);
-                }
+                self.acknowledge(blk, mask);
             }
             Irq::Deadline(ticks) => {
                 let _ = sys::idle(time::tsc().saturating_add(ticks));
                 blk.ack_interrupt();
             }
+        }
+    }
+
+    /// After a wait that the events `mask` ended: if the line fired, reads
+    /// the ISR (de-asserting the line) and only then unmasks it.
+    pub fn acknowledge(&self, blk: &mut Blk, mask: u64) {
+        if let Irq::Line(h, bit) = *self {
+            if mask & bit != 0 {
+                blk.ack_interrupt();
+                let _ = sys::irq_ack(h);
+            }
+        }
+    }
+
+    /// The deadline of a `reply_recv` that waits for requests and the
+    /// device (with `RECV_WAKE_ON_EVENT`): none with the line, whose
+    /// interrupt ends the wait; the fallback's poll while `busy`.
+    pub fn deadline(&self, busy: bool) -> u64 {
+        match *self {
+            Irq::Deadline(ticks) if busy => time::tsc().saturating_add(ticks),
+            _ => 0,
         }
     }
 

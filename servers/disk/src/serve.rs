@@ -9,18 +9,15 @@
 //! need no device (`Open`, `Info`, `Close`, and every refusal) are `Done`
 //! at once.
 //!
-//! **Waiting.** The kernel wakes a domain blocked in `reply_recv` only for
-//! a message, and one in `idle` only for an event (such as the device
-//! interrupt), so one call cannot wait for both. The loop therefore:
-//! - with nothing in flight, waits in `reply_recv` without a deadline
-//!   (the device has nothing to interrupt for);
-//! - with requests in flight, sends the replies that are ready and takes
-//!   every message already waiting (`reply_recv` with a past deadline,
-//!   which returns at once), then sleeps in `idle` until the interrupt.
-//!   Clients that call meanwhile wait in the kernel's queue (they are
-//!   blocked in `call` either way) and are all taken at the next wake, so
-//!   several clients' requests are in flight together;
-//! - with every job taken, only waits for the device.
+//! **Waiting.** One `reply_recv` with `RECV_WAKE_ON_EVENT` waits for the
+//! next request and the device's interrupt together: a message waiting
+//! comes first, else the interrupt ends the wait (`Woken::Events`), and the
+//! loop harvests what the device completed. Clients that call while the
+//! server works wait in the kernel's queue (they are blocked in `call`
+//! either way) and are taken one per wait, so several clients' requests
+//! are in flight together. With every job taken, the server waits for the
+//! device alone (`Irq::wait`). Without an interrupt line (the fallback in
+//! `device`), the wait has a short deadline while requests are in flight.
 //!
 //! No path spins: each wait is `reply_recv` or `idle`. A `Flush` is a
 //! device request like the others (`T_FLUSH`, `hal::blk`), in flight
@@ -38,7 +35,8 @@ use ilwaco::protocol::disk::{
     ServiceError,
 };
 use ilwaco::protocol::{DomainId, Handle, SysError};
-use ilwaco::{sys, time};
+use ilwaco::sys::{self, Woken};
+use ilwaco::time;
 use serac_disk_core::clients::info;
 use serac_disk_core::{check_request, Checked, Clients, Table};
 
@@ -47,9 +45,6 @@ use crate::hal::blk::{Blk, Done, SubmitError, SLOTS};
 
 /// Log lines of each kind before the server goes quiet about it.
 const LOGGED: u32 = 16;
-/// A `reply_recv` deadline that has passed: take a waiting message or
-/// return `WouldBlock` at once.
-const NOW: u64 = 1;
 
 /// The device and the table, once opened.
 #[derive(Debug)]
@@ -182,18 +177,20 @@ impl<H: Hooks> Server<H> {
                 continue;
             }
             let reply = done.map_or(Handle::NONE, |i| self.send(i));
-            let busy = self.jobs.iter().any(|j| *j != Job::Free);
-            match sys::reply_recv_until(reply, if busy { NOW } else { 0 }) {
-                Ok(raw) => {
+            let busy = self.in_flight() > 0;
+            let deadline = self.backend.as_ref().map_or(0, |b| b.irq.deadline(busy));
+            match sys::reply_recv_or_event(reply, deadline, 0) {
+                Ok(Woken::Message(raw)) => {
                     self.stats.recv_errors = 0;
-                    self.incoming(Handle::from_raw(raw));
+                    self.incoming(raw);
                 }
-                Err(SysError::WouldBlock) => {
-                    let ready = self.jobs.iter().any(|j| matches!(j, Job::Done { .. }));
-                    if !ready && self.in_flight() > 0 {
-                        self.wait_device();
+                Ok(Woken::Events(mask)) => {
+                    if let Ok(b) = &mut self.backend {
+                        b.irq.acknowledge(&mut b.blk, mask);
                     }
                 }
+                // The fallback's poll: the next pass looks at the used ring.
+                Ok(Woken::Timeout) => {}
                 Err(e) => self.recv_failed(e, reply),
             }
         }
