@@ -31,7 +31,6 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-disk", "serac-disk", "disk"),
     ("serac-disk", "bench-disk", "bench-disk"),
     ("serac-vnic", "vnic", "vnic"),
-    ("serac-vnic", "vnic-irq", "vnic-irq"),
     ("serac-hello", "serac-hello", "hello"),
     ("serac-selftest", "serac-selftest", "selftest"),
     ("serac-pong", "serac-pong", "pong"),

@@ -839,11 +839,6 @@ impl<'a> Supervisor<'a> {
         if let Some(sel) = spec.device {
             self.grant_device(i, sel)?;
         }
-        if let Some(x) = spec.irq_of {
-            if let Some(sel) = self.m.domains()[x].device {
-                self.bind_intx(i, sel)?;
-            }
-        }
         if let Some(p) = spec.pager {
             let ep = self.pager_endpoint(p)?;
             ctl(c, DomainOp::SetPager, ep.to_raw(), 0).map_err(|e| fail("set pager", e))?;
@@ -869,9 +864,9 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Gives instance `i` the first PCI function `sel` selects (its handle
-    /// lands after the link handles) and, unless a helper takes it
-    /// (`irq-of=`), its INTx line right after. Without an IOMMU its holder
-    /// can aim DMA anywhere: the manifest's `device=` is that decision.
+    /// lands after the link handles) and its INTx line right after.
+    /// Without an IOMMU its holder can aim DMA anywhere: the manifest's
+    /// `device=` is that decision.
     fn grant_device(&mut self, i: usize, sel: DeviceSel) -> Result<(), Fail<'a>> {
         let Some((_, p, _)) = self.find_function(sel) else {
             println!(
@@ -890,18 +885,7 @@ impl<'a> Supervisor<'a> {
             p.vendor,
             p.device
         );
-        match self.m.irq_helper(self.inst[i].dom()) {
-            Some(h) => {
-                let hi = self.m.domains()[h].first_instance;
-                println!(
-                    "supervisor: {}: its INTx line goes to {} (irq-of)",
-                    self.name(i),
-                    self.name(hi)
-                );
-                Ok(())
-            }
-            None => self.bind_intx(i, sel),
-        }
+        self.bind_intx(i, sel)
     }
 
     /// Binds the INTx line of the function `sel` selects to instance `i`

@@ -4,7 +4,8 @@
 //!
 //! The manifest makes it a driver domain: `device=virtio-net` grants the
 //! PCI function (a `Device` handle after its link handles, then its INTx
-//! line's `Irq` handle) and `frames=N` the DMA memory. It brings the
+//! line's `Irq` handle, which the server waits on with its requests) and
+//! `frames=N` the DMA memory. It brings the
 //! device up through virtio-drivers 0.13 (`PciTransport`, `VirtIONetRaw`),
 //! then serves (`serve`). Without a device it still switches between
 //! guests, with no uplink.
@@ -35,6 +36,11 @@ fn main() -> i32 {
     let dev = (1..=MAX_LINKS)
         .map(ilwaco::rt::granted)
         .find(|&h| sys::device(h, DeviceOp::Info, 0, 0).is_ok());
+    // Its INTx line: an `Irq` handle right after the `Device` handle (an
+    // `irq_ack` of it, unmasked or not, leaves it ready to fire).
+    let irq = dev
+        .map(|d| ilwaco::rt::granted(d.index + 1))
+        .filter(|&h| sys::irq_ack(h).is_ok());
     let net = match dev {
         None => {
             println!("vnic: no Device handle (no device= in the manifest): switching between guests only, no uplink");
@@ -42,8 +48,8 @@ fn main() -> i32 {
         }
         Some(d) => match hal::net::Net::new(d) {
             Ok(n) => {
-                // Interrupts stay on: a helper (`vnic-irq`) may wait for
-                // them (serve's module docs).
+                // Interrupts stay on: the server waits for them
+                // (serve's module docs).
                 let bdf = n.bdf();
                 let m = n.mac();
                 println!(
@@ -61,7 +67,7 @@ fn main() -> i32 {
             }
         },
     };
-    match serve::Server::new(net) {
+    match serve::Server::new(net, irq) {
         Some(s) => s.run(),
         None => {
             println!("vnic: no memory for the switch's tables");

@@ -1,37 +1,42 @@
 //! The server loop: requests in, frames through the switch, owners woken.
 //!
 //! **One pass.** Each time round (the device part only when it is due: an
-//! interrupt, the watchdog, frames queued for the uplink; always when
-//! polling): completed transmissions are reclaimed,
+//! interrupt, or frames queued for the uplink; always without an interrupt
+//! line): completed transmissions are reclaimed,
 //! frames the device received enter the switch at the uplink port (not
 //! source-checked; frames to guests are routed and bounded as any other),
 //! the uplink port's queue goes to the device as far as it has transmit
 //! buffers (the rest waits in that bounded queue, its overflow counted on
-//! the uplink port), every owner whose queue went from empty to non-empty
-//! is woken with `notify(RX_NOTIFY)` (never blocks, never calls a guest),
-//! the notification handles of removed ports are closed, and then
-//! `reply_recv` answers the last request and waits for the next.
+//! the uplink port, until a completion interrupts), every owner whose queue
+//! went from empty to non-empty is woken with `notify(RX_NOTIFY)` (never
+//! blocks, never calls a guest), the notification handles of removed ports
+//! are closed, and then `reply_recv` answers the last request and waits
+//! for the next.
 //!
-//! **Waiting.** The kernel wakes a domain blocked in `reply_recv` only for
-//! a message, and one in `idle` only for an event, so the device's
-//! interrupt cannot end a wait for requests. The manifest therefore gives
-//! the line to a helper domain (`vnic-irq`, `irq-of=vnic`) that waits for
-//! it in `idle` and then calls the vnic with an empty message: the vnic
-//! reads the ISR (de-asserting the line) and, after its pass, answers; the
-//! helper then unmasks the line. From the helper's first call on, the wait
-//! has only a watchdog deadline ([`WATCHDOG_MS`]). Without a helper the
-//! vnic polls: the wait's deadline is [`BUSY_US`] while the uplink carried
-//! a frame in the last [`WARM_MS`], [`QUIET_US`] otherwise, and the rings
-//! are looked at after every wake. Guest-to-guest traffic never waits for
-//! a deadline. Without a device the wait has none.
+//! **Waiting.** One `reply_recv` with `RECV_WAKE_ON_EVENT` waits for the
+//! next request and the device's interrupt (its INTx line, bound to the
+//! vnic): a waiting request comes first, else the interrupt ends the wait.
+//! The server then reads the ISR (de-asserting the level-triggered line)
+//! and unmasks the line with `irq_ack` before its pass reads the rings, so
+//! a frame that lands after the ISR read fires again and none is missed
+//! (virtio-drivers moves `used_event` past each buffer it takes, so every
+//! completion interrupts). Guest-to-guest requests do not look at the
+//! device, except every [`LOOK_EVERY`] passes: a waiting request comes
+//! before the interrupt, so a stream of them must not starve the uplink. Without a line (a chipset the supervisor cannot route) the wait
+//! has a [`POLL_MS`] deadline and every pass looks at the rings; without a
+//! device there is none. A wait with no request to answer (after an
+//! interrupt, a `send`, a timeout) has a [`TRIM_MS`] deadline, so a quiet
+//! vnic gives back the storage of its empty queues; a wait that answers
+//! has none, which keeps the kernel's fast path.
 //!
-//! **Copies.** A request is copied from the IPC buffer into `payload`,
-//! decoded in place, and each frame of a `Send` copied once into its
-//! receiver's queue; a `Recv` reply is encoded from the queue into `out`
-//! and copied into the IPC buffer.
+//! **Copies.** A request is decoded where it lies in the IPC buffer: each
+//! frame of a `Send` is copied once, into its receiver's queue. A `Recv`
+//! reply is encoded from the queue straight into the IPC buffer. (Other
+//! requests, all small, are copied out of the buffer first, as their reply
+//! is written over them.)
 #![forbid(unsafe_code)]
 
-use ilwaco::ipc::{get_message, put_message};
+use ilwaco::ipc::{header, put_in_place, put_message};
 use ilwaco::println;
 use ilwaco::protocol::client::LABEL_NET;
 use ilwaco::protocol::codec::{decode, encode};
@@ -39,8 +44,11 @@ use ilwaco::protocol::layout::MAX_PAYLOAD;
 use ilwaco::protocol::net::{
     Frames, PortStats, Reply, Request, ServiceError, BATCH_MAX, RX_NOTIFY,
 };
-use ilwaco::protocol::{DomainId, Handle, SysError};
-use ilwaco::{sys, time};
+use ilwaco::protocol::upcall::irq_bit;
+use ilwaco::protocol::DomainId;
+use ilwaco::protocol::Handle;
+use ilwaco::sys::{self, Woken};
+use ilwaco::time;
 use serac_vnic_core::{Limits, PortId, Switch, Vnic, Wakeup};
 
 use crate::hal::net::Net;
@@ -49,16 +57,18 @@ use crate::hal::net::Net;
 /// is allocated on its first frame and freed when empty and the vnic is
 /// quiet, and one the heap cannot hold drops the frame as `no_memory`.
 pub const PORTS: usize = 256;
-/// The wait's deadline while the uplink is busy, in microseconds.
-pub const BUSY_US: u64 = 1000;
-/// ... and while it is quiet.
-pub const QUIET_US: u64 = 10_000;
-/// How long after its last frame the uplink counts as busy.
-pub const WARM_MS: u64 = 200;
-/// The longest wait once a helper delivers the interrupts: then the rings
-/// are looked at anyway (and the kernel keeps the page tables of a domain
-/// that waits less than 100 ms).
-pub const WATCHDOG_MS: u64 = 50;
+/// Without an interrupt line: the wait's deadline, in milliseconds.
+pub const POLL_MS: u64 = 10;
+/// The deadline of a wait with no request to answer: then the storage of
+/// empty queues is given back.
+pub const TRIM_MS: u64 = 1000;
+/// The tag of `Request::Send` in its encoding (the variants' order): the
+/// one request decoded in place, as its reply is small.
+const SEND_TAG: u8 = 3;
+/// Passes after which the device is looked at even without an interrupt.
+pub const LOOK_EVERY: u32 = 32;
+/// Room for the reply to a `Send` (a `Sent` count or an error).
+const SENT_MAX: usize = 32;
 /// Log lines of each kind before the server goes quiet about it.
 const LOGGED: u32 = 64;
 
@@ -104,54 +114,54 @@ struct Stats {
 pub struct Server {
     vnic: Vnic,
     net: Option<Net>,
+    /// The device's INTx line: its `Irq` handle and pending bit.
+    irq: Option<(Handle, u64)>,
     stats: Stats,
-    /// TSC of the uplink's last frame.
-    last_traffic: u64,
-    busy_ticks: u64,
-    quiet_ticks: u64,
-    warm_ticks: u64,
-    watchdog_ticks: u64,
-    /// A helper calls when the device interrupts (`vnic-irq`).
-    irq_driven: bool,
-    /// Its calls after the first: interrupts.
+    poll_ticks: u64,
+    trim_ticks: u64,
+    /// Interrupts taken.
     kicks: u64,
-    /// The device needs a look: an interrupt, the watchdog, frames queued
-    /// for the uplink. Always, without a helper.
+    /// Passes since the device was last looked at.
+    unlooked: u32,
+    /// The device needs a look: an interrupt, frames queued for the
+    /// uplink. Always, without a line.
     due: bool,
 }
 
 impl Server {
-    /// A server over `net` (the uplink, if the device came up); `None` if
-    /// the switch's tables cannot be allocated.
-    pub fn new(net: Option<Net>) -> Option<Server> {
+    /// A server over `net` (the uplink, if the device came up) and its
+    /// interrupt line `irq`; `None` if the switch's tables cannot be
+    /// allocated.
+    pub fn new(net: Option<Net>, irq: Option<Handle>) -> Option<Server> {
         let switch = Switch::new(Limits::new(PORTS), net.is_some()).ok()?;
         let hz = time::tsc_hz().unwrap_or(1_000_000_000);
+        let irq = match (irq, irq_bit(0)) {
+            (Some(h), Ok(bit)) if net.is_some() => Some((h, bit)),
+            _ => None,
+        };
         Some(Server {
             vnic: Vnic::new(switch),
             net,
+            irq,
             stats: Stats::default(),
-            last_traffic: 0,
-            busy_ticks: (hz / 1_000_000 * BUSY_US).max(1),
-            quiet_ticks: (hz / 1_000_000 * QUIET_US).max(1),
-            warm_ticks: hz / 1000 * WARM_MS,
-            watchdog_ticks: hz / 1000 * WATCHDOG_MS,
-            irq_driven: false,
+            poll_ticks: hz / 1000 * POLL_MS,
+            trim_ticks: hz / 1000 * TRIM_MS,
             kicks: 0,
+            unlooked: 0,
             due: true,
         })
     }
 
     /// Serves for ever.
     pub fn run(mut self) -> ! {
-        let mut payload = [0u8; MAX_PAYLOAD];
-        let mut out = [0u8; MAX_PAYLOAD];
+        let mut scratch = [0u8; MAX_PAYLOAD];
         let mut reply = Handle::NONE;
         println!(
             "vnic: serving {PORTS} ports{}",
-            if self.net.is_some() {
-                ", uplink polled (busy 1 ms, quiet 10 ms) until an interrupt helper calls"
-            } else {
-                ""
+            match (&self.net, self.irq) {
+                (None, _) => "",
+                (Some(_), Some(_)) => ", uplink woken by its interrupt",
+                (Some(_), None) => ", uplink polled every 10 ms: no interrupt line",
             }
         );
         loop {
@@ -162,15 +172,19 @@ impl Server {
                 self.pump();
                 self.wake();
             }
-            let deadline = self.deadline();
-            match sys::reply_recv_until(reply, deadline) {
-                Ok(raw) => {
+            let deadline = self.deadline(reply.is_none());
+            match sys::reply_recv_or_event(reply, deadline, 0) {
+                Ok(Woken::Message(r)) => {
                     self.stats.recv_errors = 0;
-                    reply = self.incoming(Handle::from_raw(raw), &mut payload, &mut out);
+                    reply = self.incoming(r, &mut scratch);
                 }
-                Err(SysError::WouldBlock) => {
+                Ok(Woken::Events(mask)) => {
                     reply = Handle::NONE;
-                    self.due = true;
+                    self.interrupted(mask);
+                }
+                Ok(Woken::Timeout) => {
+                    reply = Handle::NONE;
+                    self.due |= self.irq.is_none();
                     // A quiet moment: give back the storage of empty queues.
                     self.vnic.switch_mut().trim();
                 }
@@ -190,45 +204,53 @@ impl Server {
         }
     }
 
-    /// 0 (no deadline) without a device, else the next look at its rings.
-    fn deadline(&self) -> u64 {
-        if self.net.is_none() {
-            return 0;
-        }
+    /// The wait's deadline: the poll without a line, the trim when there
+    /// is nothing to answer (`idle`), else none.
+    fn deadline(&self, idle: bool) -> u64 {
         let now = time::tsc();
-        if self.irq_driven {
-            let wait = if self.due {
-                self.busy_ticks
-            } else {
-                self.watchdog_ticks
-            };
-            return now.saturating_add(wait);
-        }
-        let warm = now.saturating_sub(self.last_traffic) < self.warm_ticks;
-        now.saturating_add(if warm {
-            self.busy_ticks
+        if self.net.is_some() && self.irq.is_none() {
+            now.saturating_add(self.poll_ticks)
+        } else if idle {
+            now.saturating_add(self.trim_ticks)
         } else {
-            self.quiet_ticks
-        })
+            0
+        }
+    }
+
+    /// Events ended the wait: if the line fired, the ISR is read (which
+    /// de-asserts it) and then the line unmasked; the pass looks after.
+    fn interrupted(&mut self, mask: u64) {
+        let (Some((h, bit)), Some(net)) = (self.irq, &mut self.net) else {
+            return;
+        };
+        if mask & bit != 0 {
+            net.ack_interrupt();
+            let _ = sys::irq_ack(h);
+            self.kicks += 1;
+            self.due = true;
+        }
     }
 
     /// Moves frames between the device and the switch's uplink port.
     fn pump(&mut self) {
         // Driven by interrupts, the rings change only when the device
         // says so; a request between guests does not look at them.
-        if self.irq_driven && !self.due {
+        // A waiting request comes before the interrupt, so under a stream
+        // of requests the rings are looked at every [`LOOK_EVERY`] anyway.
+        self.unlooked += 1;
+        if !self.due && self.unlooked < LOOK_EVERY {
             return;
         }
-        self.due = !self.irq_driven;
+        self.unlooked = 0;
+        self.due = self.irq.is_none();
         let Some(net) = &mut self.net else { return };
         net.reclaim();
         let switch = self.vnic.switch_mut();
-        let got = net.receive(|frame| {
+        net.receive(|frame| {
             // Counted by the switch either way (forwarded, or a drop on
             // the uplink port).
             let _ = switch.offer(PortId::UPLINK, frame);
         });
-        let mut sent = 0;
         loop {
             let free = net.tx_free();
             if free == 0 {
@@ -241,26 +263,16 @@ impl Server {
                 break;
             }
             for f in t.frames.iter() {
-                match net.transmit(f) {
-                    Ok(()) => sent += 1,
-                    Err(_) => self.stats.tx_refused += 1,
+                if net.transmit(f).is_err() {
+                    self.stats.tx_refused += 1;
                 }
             }
             if !t.more {
                 break;
             }
         }
-        if got + sent > 0 {
-            self.last_traffic = time::tsc();
-        }
-        // Frames left for want of transmit buffers: look again soon (a
-        // completion need not interrupt).
-        if switch
-            .stats(PortId::UPLINK)
-            .is_some_and(|u| u.queued_frames > 0)
-        {
-            self.due = true;
-        }
+        // Frames left for want of transmit buffers go when a completion
+        // interrupts.
     }
 
     /// Wakes the owners whose queues filled, closes handles of removed
@@ -285,63 +297,52 @@ impl Server {
         uplink
     }
 
-    /// Serves the message in the IPC buffer; returns the handle to answer.
-    fn incoming(
-        &mut self,
-        reply: Handle,
-        payload: &mut [u8; MAX_PAYLOAD],
-        out: &mut [u8; MAX_PAYLOAD],
-    ) -> Handle {
-        let msg = get_message(payload);
+    /// Serves the message in the IPC buffer, writing the answer there;
+    /// returns the handle to answer.
+    fn incoming(&mut self, reply: Handle, scratch: &mut [u8; MAX_PAYLOAD]) -> Handle {
         if reply.is_none() {
             // A `send`: nobody waits for an answer.
             return Handle::NONE;
         }
-        let n = match msg {
-            // The interrupt helper: the device interrupted. Reading the
-            // ISR de-asserts the line; the pass before the answer takes
-            // what the device did; the helper unmasks the line after.
-            Ok((h, 0)) if h.label == LABEL_NET => {
-                if let Some(net) = &mut self.net {
-                    net.ack_interrupt();
-                }
-                self.due = true;
-                // The first call says the helper is there; the others are
-                // interrupts.
-                if self.irq_driven {
-                    self.kicks += 1;
-                } else {
-                    self.irq_driven = true;
-                    println!(
-                        "vnic: interrupts through {}: polling off",
-                        Who(DomainId::from_raw(h.badge))
-                    );
-                }
-                Ok(0)
-            }
-            Ok((h, len)) if h.label == LABEL_NET => {
-                let req = payload.get(..len).unwrap_or(&[]);
-                // Configure (0) and Detach (1) are logged; everything
-                // else goes straight to the switch.
-                if matches!(req.first(), Some(0 | 1)) {
-                    self.log_control(h.badge, req);
-                }
-                let n = self.vnic.handle(h.badge, req, out);
-                if matches!(req.first(), Some(0)) {
-                    self.log_configured(req, out, n);
-                }
-                n
-            }
+        let h = match header() {
+            Ok(h) if h.label == LABEL_NET => h,
             _ => {
                 self.stats.bad_messages += 1;
-                encode(&Reply::<Frames>::Err(ServiceError::BadRequest), out).map(|b| b.len())
+                let mut out = [0u8; SENT_MAX];
+                let n = encode(&Reply::<Frames>::Err(ServiceError::BadRequest), &mut out)
+                    .map_or(0, |b| b.len());
+                if put_message(LABEL_NET, Handle::NONE, &out[..n]).is_err() {
+                    let _ = put_message(LABEL_NET, Handle::NONE, &[]);
+                }
+                return reply;
             }
         };
-        let body = match n {
-            Ok(n) => out.get(..n).unwrap_or(&[]),
-            Err(_) => &[],
-        };
-        if put_message(LABEL_NET, Handle::NONE, body).is_err() {
+        let len = (h.len as usize).min(MAX_PAYLOAD);
+        // In the IPC buffer: the request, then the reply written over it.
+        let served = put_in_place(LABEL_NET, Handle::NONE, |p| {
+            let req = p.get(..len)?;
+            if req.first() == Some(&SEND_TAG) {
+                // Frames go from here into their queues; the small reply
+                // waits aside until the request is done with.
+                let mut out = [0u8; SENT_MAX];
+                let n = self.vnic.handle(h.badge, req, &mut out).ok()?;
+                let body = out.get(..n)?;
+                p.get_mut(..n)?.copy_from_slice(body);
+                return Some(n);
+            }
+            let req = scratch.get_mut(..len)?;
+            req.copy_from_slice(p.get(..len)?);
+            // Configure (0) and Detach (1) are logged.
+            if matches!(req.first(), Some(0 | 1)) {
+                self.log_control(h.badge, req);
+            }
+            let n = self.vnic.handle(h.badge, req, p);
+            if matches!(req.first(), Some(0)) {
+                self.log_configured(req, p, n);
+            }
+            n.ok()
+        });
+        if served.is_err() {
             let _ = put_message(LABEL_NET, Handle::NONE, &[]);
         }
         reply

@@ -8,7 +8,6 @@
 //! domain <name> image=<archive entry> class=server|guest [count=N] [restart=yes|no]
 //!        [pager=<domain>] [eager=yes|no] [operator=yes|no] [frames=N] [until-full=yes|no]
 //!        [endpoint=<domain>]... [notify=<domain>]... [device=<sel>] [net=yes|no]
-//!        [irq-of=<domain>]
 //! test-end=<domain>
 //! test-end-after-ms=<n>
 //! test-linger-ms=<n>
@@ -44,12 +43,6 @@
 //!   vnic; the first such endpoint is the one used). The supervisor
 //!   assigns the port's addresses and configures it before the instance
 //!   starts (see the supervisor's `domains.rs`).
-//! - `irq-of=x` gives the domain the INTx line of `x`'s `device=` (an
-//!   `Irq` handle after its link handles) instead of `x`: a driver that
-//!   waits for requests in `reply_recv`, which an interrupt does not end,
-//!   has a helper wait in `idle` for the line and call it (the vnic and
-//!   `vnic-irq`). `x` must hold a device, the helper has one instance, and
-//!   no two helpers name the same `x`.
 //! - Names are 1 to [`NAME_MAX`] bytes of `A-Z a-z 0-9 _ . -`.
 //!
 //! Parsing is pure and bounded ([`MAX_DOMAINS`], [`MAX_INSTANCES`],
@@ -199,9 +192,6 @@ pub struct DomainSpec<'a> {
     pub device: Option<DeviceSel>,
     /// `net=yes`: a port on the vnic for each instance.
     pub net: bool,
-    /// `irq-of=`: the domain whose device's INTx line this one takes.
-    pub irq_of: Option<usize>,
-    irq_of_name: Option<&'a str>,
     links: [Link<'a>; MAX_LINKS],
     n_links: usize,
     /// Line of the directive (1-based), for later error messages.
@@ -225,8 +215,6 @@ impl<'a> DomainSpec<'a> {
         until_full: false,
         device: None,
         net: false,
-        irq_of: None,
-        irq_of_name: None,
         links: [Link::EMPTY; MAX_LINKS],
         n_links: 0,
         line: 0,
@@ -375,9 +363,6 @@ pub enum ErrorKind<'a> {
     UntilFullNamed(&'a str),
     /// `net=yes` without an `endpoint=` to a `device=virtio-net` domain.
     NetWithoutVnic(&'a str),
-    /// `irq-of=` naming a domain without `device=`, or a second helper for
-    /// it, or a helper with more than one instance.
-    BadIrqOf(&'a str),
 }
 
 impl fmt::Display for ErrorKind<'_> {
@@ -441,10 +426,6 @@ impl fmt::Display for ErrorKind<'_> {
             ErrorKind::OperatorWithoutEndpoint(n) => write!(
                 f,
                 "`{n}` is an operator but has no endpoint=supervisor to act through"
-            ),
-            ErrorKind::BadIrqOf(n) => write!(
-                f,
-                "`irq-of={n}`: it must name one domain with device=, taken by one single-instance helper"
             ),
             ErrorKind::NetWithoutVnic(n) => write!(
                 f,
@@ -664,9 +645,6 @@ impl<'a> Manifest<'a> {
                 "pager" => {
                     d.pager_name.replace(value).map_or(Ok(()), |_| Err(dup))?;
                 }
-                "irq-of" => {
-                    d.irq_of_name.replace(value).map_or(Ok(()), |_| Err(dup))?;
-                }
                 "device" => {
                     let sel =
                         DeviceSel::parse(value).ok_or(err(line, ErrorKind::BadDevice(value)))?;
@@ -773,32 +751,12 @@ impl<'a> Manifest<'a> {
             self.domains[i] = resolved;
         }
         for i in 0..self.n_domains {
-            let Some(n) = self.domains[i].irq_of_name else {
-                continue;
-            };
-            let line = self.domains[i].line;
-            let j = self
-                .find(n)
-                .filter(|&j| self.domains[j].device.is_some() && j != i)
-                .ok_or(err(line, ErrorKind::BadIrqOf(n)))?;
-            let taken = self.domains().iter().any(|o| o.irq_of == Some(j));
-            if taken || self.domains[i].count != 1 || self.domains[i].until_full {
-                return Err(err(line, ErrorKind::BadIrqOf(n)));
-            }
-            self.domains[i].irq_of = Some(j);
-        }
-        for i in 0..self.n_domains {
             let d = self.domains[i];
             if d.net && self.vnic_of(i).is_none() {
                 return Err(err(d.line, ErrorKind::NetWithoutVnic(d.name)));
             }
         }
         Ok(())
-    }
-
-    /// The domain that takes domain `d`'s device interrupt (`irq-of=d`).
-    pub fn irq_helper(&self, d: usize) -> Option<usize> {
-        self.domains().iter().position(|s| s.irq_of == Some(d))
     }
 
     /// The vnic domain `d`'s port is on: its first `endpoint=` to a domain
@@ -1250,24 +1208,6 @@ test-end=ping
         assert_eq!(m.vnic_of(0), Some(2));
         assert!(m.domains()[0].net && !m.domains()[1].net);
         assert_eq!((m.vnic_of(1), m.vnic_of(2)), (None, None));
-        // irq-of= names a device holder, once, from a single instance.
-        let m = Manifest::parse("domain v image=v class=server eager=yes device=virtio-net\ndomain w image=w class=server eager=yes irq-of=v endpoint=v\n").unwrap();
-        assert_eq!(
-            (m.domains()[1].irq_of, m.irq_helper(0), m.irq_helper(1)),
-            (Some(0), Some(1), None)
-        );
-        for bad in [
-            "domain v image=v class=server eager=yes\ndomain w image=w class=server eager=yes irq-of=v",
-            "domain w image=w class=server eager=yes irq-of=w device=virtio-net",
-            "domain v image=v class=server eager=yes device=virtio-net\ndomain w image=w class=server eager=yes irq-of=v count=2",
-            "domain v image=v class=server eager=yes device=virtio-net\ndomain w image=w class=server eager=yes irq-of=v\ndomain x image=x class=server eager=yes irq-of=v",
-        ] {
-            assert!(matches!(kind(bad), ErrorKind::BadIrqOf(_)), "{bad}");
-        }
-        assert!(matches!(
-            kind("domain w image=w class=server eager=yes irq-of=nobody"),
-            ErrorKind::BadIrqOf("nobody")
-        ));
         let m = Manifest::parse("domain a image=a class=server eager=yes device=01:1f.7\ndomain b image=b class=server eager=yes device=virtio-blk\n").unwrap();
         assert_eq!(m.domains()[0].device, Some(DeviceSel::Bdf(0x1ff)));
         assert!(DeviceSel::Bdf(0x1ff).matches(0x1ff, 1, 2));
