@@ -15,9 +15,13 @@
 //! loop harvests what the device completed. Clients that call while the
 //! server works wait in the kernel's queue (they are blocked in `call`
 //! either way) and are taken one per wait, so several clients' requests
-//! are in flight together. With every job taken, the server waits for the
-//! device alone (`Irq::wait`). Without an interrupt line (the fallback in
-//! `device`), the wait has a short deadline while requests are in flight.
+//! are in flight together. While other answers are ready, the wait only
+//! takes a message already queued (a past deadline: their callers are
+//! blocked, so nothing else could end it). With every job taken, the server
+//! waits for the device alone (`Irq::wait`). While requests are in flight the wait has
+//! a deadline: the 50 ms watchdog (a completion can pass without an
+//! interrupt, see `Irq::deadline`), or without an interrupt line the
+//! fallback's short poll (`device`).
 //!
 //! No path spins: each wait is `reply_recv` or `idle`. A `Flush` is a
 //! device request like the others (`T_FLUSH`, `hal::blk`), in flight
@@ -45,6 +49,9 @@ use crate::hal::blk::{Blk, Done, SubmitError, SLOTS};
 
 /// Log lines of each kind before the server goes quiet about it.
 const LOGGED: u32 = 16;
+/// A `reply_recv` deadline that has passed: take a waiting message or
+/// return at once.
+const NOW: u64 = 1;
 
 /// The device and the table, once opened.
 #[derive(Debug)]
@@ -119,6 +126,8 @@ struct Stats {
     reads_beside_flush: u64,
     /// Flushes queued on the device beside other requests.
     flushes_beside_others: u64,
+    /// Completions the watchdog found.
+    unsignalled: u64,
 }
 
 /// What a variant of the server does beside serving: the `bench-disk`
@@ -177,8 +186,15 @@ impl<H: Hooks> Server<H> {
                 continue;
             }
             let reply = done.map_or(Handle::NONE, |i| self.send(i));
+            // More answers ready: their callers wait for them, so nothing
+            // may come to end the wait; only take a message already there.
+            let more = self.jobs.iter().any(|j| matches!(j, Job::Done { .. }));
             let busy = self.in_flight() > 0;
-            let deadline = self.backend.as_ref().map_or(0, |b| b.irq.deadline(busy));
+            let deadline = match &self.backend {
+                _ if more => NOW,
+                Ok(b) => b.irq.deadline(busy),
+                Err(_) => 0,
+            };
             match sys::reply_recv_or_event(reply, deadline, 0) {
                 Ok(Woken::Message(raw)) => {
                     self.stats.recv_errors = 0;
@@ -189,8 +205,22 @@ impl<H: Hooks> Server<H> {
                         b.irq.acknowledge(&mut b.blk, mask);
                     }
                 }
-                // The fallback's poll: the next pass looks at the used ring.
-                Ok(Woken::Timeout) => {}
+                // The watchdog or the fallback's poll: look at the used
+                // ring now, and say so once if the watchdog found something
+                // no interrupt announced.
+                Ok(Woken::Timeout) => {
+                    let before = self.in_flight();
+                    self.harvest();
+                    let line = self.backend.as_ref().is_ok_and(|b| b.irq.is_line());
+                    if line && self.in_flight() < before {
+                        self.stats.unsignalled += 1;
+                        if self.stats.unsignalled == 1 {
+                            println!(
+                                "disk: the watchdog found a completion no interrupt announced"
+                            );
+                        }
+                    }
+                }
                 Err(e) => self.recv_failed(e, reply),
             }
         }
