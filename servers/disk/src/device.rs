@@ -82,18 +82,14 @@ impl Irq {
     }
 
     /// The deadline of a `reply_recv` that waits for requests and the
-    /// device (with `RECV_WAKE_ON_EVENT`): none when nothing is in flight
-    /// (`busy`); else the fallback's poll, or with the line the 50 ms
-    /// watchdog. The interrupt ends the wait, but with `EVENT_IDX` a
-    /// completion can pass unsignalled: virtio-drivers publishes
-    /// `used_event` and re-reads the used index with no full fence between,
-    /// so the device may read the old `used_event`. That race is reasoned,
-    /// not seen: the server says so if the watchdog ever finds one.
+    /// device (with `RECV_WAKE_ON_EVENT`): none with the line, whose
+    /// interrupt ends the wait (`Blk::take` fences so that no completion
+    /// slips between an interrupt and a look); the fallback's poll while
+    /// `busy`.
     pub fn deadline(&self, busy: bool) -> u64 {
         match *self {
-            _ if !busy => 0,
-            Irq::Deadline(ticks) => time::tsc().saturating_add(ticks),
-            Irq::Line(..) => time::tsc().saturating_add(self.watchdog()),
+            Irq::Deadline(ticks) if busy => time::tsc().saturating_add(ticks),
+            _ => 0,
         }
     }
 

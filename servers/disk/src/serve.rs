@@ -18,10 +18,9 @@
 //! are in flight together. While other answers are ready, the wait only
 //! takes a message already queued (a past deadline: their callers are
 //! blocked, so nothing else could end it). With every job taken, the server
-//! waits for the device alone (`Irq::wait`). While requests are in flight the wait has
-//! a deadline: the 50 ms watchdog (a completion can pass without an
-//! interrupt, see `Irq::deadline`), or without an interrupt line the
-//! fallback's short poll (`device`).
+//! waits for the device alone (`Irq::wait`). Without an interrupt line
+//! (the fallback in `device`), the wait has a short deadline while
+//! requests are in flight.
 //!
 //! No path spins: each wait is `reply_recv` or `idle`. A `Flush` is a
 //! device request like the others (`T_FLUSH`, `hal::blk`), in flight
@@ -126,8 +125,6 @@ struct Stats {
     reads_beside_flush: u64,
     /// Flushes queued on the device beside other requests.
     flushes_beside_others: u64,
-    /// Completions the watchdog found.
-    unsignalled: u64,
 }
 
 /// What a variant of the server does beside serving: the `bench-disk`
@@ -205,22 +202,9 @@ impl<H: Hooks> Server<H> {
                         b.irq.acknowledge(&mut b.blk, mask);
                     }
                 }
-                // The watchdog or the fallback's poll: look at the used
-                // ring now, and say so once if the watchdog found something
-                // no interrupt announced.
-                Ok(Woken::Timeout) => {
-                    let before = self.in_flight();
-                    self.harvest();
-                    let line = self.backend.as_ref().is_ok_and(|b| b.irq.is_line());
-                    if line && self.in_flight() < before {
-                        self.stats.unsignalled += 1;
-                        if self.stats.unsignalled == 1 {
-                            println!(
-                                "disk: the watchdog found a completion no interrupt announced"
-                            );
-                        }
-                    }
-                }
+                // The fallback's poll, or the past deadline with answers
+                // ready: the next pass looks at the used ring.
+                Ok(Woken::Timeout) => {}
                 Err(e) => self.recv_failed(e, reply),
             }
         }

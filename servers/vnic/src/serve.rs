@@ -24,11 +24,9 @@
 //! device, except every [`LOOK_EVERY`] passes: a waiting request comes
 //! before the interrupt, so a stream of them must not starve the uplink. Without a line (a chipset the supervisor cannot route) the wait
 //! has a [`POLL_MS`] deadline and every pass looks at the rings; without a
-//! device there is none. After a pass that took something from the device
-//! the wait has a [`RECHECK_MS`] deadline and its timeout looks once more:
-//! with `EVENT_IDX`, a completion that lands just as virtio-drivers moves
-//! `used_event` may not interrupt (no full fence between that store and its
-//! next look at the ring), and only a later look finds it. A wait with no request to answer (after an
+//! device there is none. (`hal::net` fences after each buffer it takes, so
+//! that with `EVENT_IDX` no completion slips between an interrupt and a
+//! look.) A wait with no request to answer (after an
 //! interrupt, a `send`, a timeout) has a [`TRIM_MS`] deadline, so a quiet
 //! vnic gives back the storage of its empty queues; a wait that answers
 //! has none, which keeps the kernel's fast path.
@@ -63,9 +61,6 @@ use crate::hal::net::Net;
 pub const PORTS: usize = 256;
 /// Without an interrupt line: the wait's deadline, in milliseconds.
 pub const POLL_MS: u64 = 10;
-/// After a pass that took something from the device, the next wait's
-/// deadline, in milliseconds: then the rings are looked at once more.
-pub const RECHECK_MS: u64 = 5;
 /// The deadline of a wait with no request to answer: then the storage of
 /// empty queues is given back.
 pub const TRIM_MS: u64 = 1000;
@@ -126,9 +121,6 @@ pub struct Server {
     stats: Stats,
     poll_ticks: u64,
     trim_ticks: u64,
-    recheck_ticks: u64,
-    /// The last pass took something from the device: look once more.
-    recheck: bool,
     /// Interrupts taken.
     kicks: u64,
     /// Passes since the device was last looked at.
@@ -156,8 +148,6 @@ impl Server {
             stats: Stats::default(),
             poll_ticks: hz / 1000 * POLL_MS,
             trim_ticks: hz / 1000 * TRIM_MS,
-            recheck_ticks: hz / 1000 * RECHECK_MS,
-            recheck: false,
             kicks: 0,
             unlooked: 0,
             due: true,
@@ -196,7 +186,7 @@ impl Server {
                 }
                 Ok(Woken::Timeout) => {
                     reply = Handle::NONE;
-                    self.due |= self.irq.is_none() || self.recheck;
+                    self.due |= self.irq.is_none();
                     // A quiet moment: give back the storage of empty queues.
                     self.vnic.switch_mut().trim();
                 }
@@ -216,15 +206,12 @@ impl Server {
         }
     }
 
-    /// The wait's deadline: the poll without a line, the recheck after a
-    /// pass that took something from the device, the trim when there is
-    /// nothing to answer (`idle`), else none.
+    /// The wait's deadline: the poll without a line, the trim when there
+    /// is nothing to answer (`idle`), else none.
     fn deadline(&self, idle: bool) -> u64 {
         let now = time::tsc();
         if self.net.is_some() && self.irq.is_none() {
             now.saturating_add(self.poll_ticks)
-        } else if self.recheck {
-            now.saturating_add(self.recheck_ticks)
         } else if idle {
             now.saturating_add(self.trim_ticks)
         } else {
@@ -259,9 +246,9 @@ impl Server {
         self.unlooked = 0;
         self.due = self.irq.is_none();
         let Some(net) = &mut self.net else { return };
-        let reclaimed = net.reclaim();
+        net.reclaim();
         let switch = self.vnic.switch_mut();
-        let received = net.receive(|frame| {
+        net.receive(|frame| {
             // Counted by the switch either way (forwarded, or a drop on
             // the uplink port).
             let _ = switch.offer(PortId::UPLINK, frame);
@@ -287,10 +274,7 @@ impl Server {
             }
         }
         // Frames left for want of transmit buffers go when a completion
-        // interrupts. One taken from a ring may have moved `used_event`
-        // just as the device read it (no full fence between that store and
-        // the next look in virtio-drivers), so look once more later.
-        self.recheck = reclaimed + received > 0;
+        // interrupts.
     }
 
     /// Wakes the owners whose queues filled, closes handles of removed

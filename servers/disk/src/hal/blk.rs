@@ -20,6 +20,8 @@
 //! block) serves the blocking requests of opening the volume, which wait
 //! for the interrupt like everything else.
 
+use core::sync::atomic::{fence, Ordering};
+
 use ilwaco::protocol::syscall::DeviceOp;
 use ilwaco::protocol::Handle;
 use ilwaco::sys;
@@ -468,6 +470,12 @@ impl Blk {
             return None;
         };
         let r = self.finish(self.mem[slot], kind, token, len);
+        // `pop_used` has moved `used_event` (EVENT_IDX) with a release
+        // store; the next `peek_used` must not read the used index before
+        // that store is visible, or a completion written in between would
+        // neither interrupt nor be seen (x86 reorders a load before an
+        // earlier store). virtio-drivers has no full fence there.
+        fence(Ordering::SeqCst);
         self.state[slot] = State::Idle;
         let done = match kind {
             Kind::Read => Done::Read { slot, len },

@@ -12,6 +12,8 @@
 //! the next [`Net::receive`]). A transmitted frame is copied once into an
 //! idle transmit buffer behind the virtio-net header.
 
+use core::sync::atomic::{fence, Ordering};
+
 use ilwaco::protocol::syscall::DeviceOp;
 use ilwaco::protocol::Handle;
 use ilwaco::sys;
@@ -219,6 +221,11 @@ impl Net {
                 let s = core::slice::from_raw_parts_mut(at, BUF);
                 self.dev.receive_complete(token, s)
             };
+            // The completion moved `used_event` (EVENT_IDX) with a release
+            // store: the next look at the used index must come after it is
+            // visible, or a frame written in between would neither
+            // interrupt nor be seen. virtio-drivers has no full fence there.
+            fence(Ordering::SeqCst);
             self.rx[i].state = State::Idle;
             match r {
                 Ok((hdr, len)) if hdr.saturating_add(len) <= BUF => {
@@ -261,6 +268,8 @@ impl Net {
                 let s = core::slice::from_raw_parts(at, len);
                 self.dev.transmit_complete(token, s)
             };
+            // As in `receive`.
+            fence(Ordering::SeqCst);
             self.tx[i].state = State::Idle;
             if r.is_err() {
                 self.stats.tx_errors += 1;
