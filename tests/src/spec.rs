@@ -1147,6 +1147,52 @@ fn net_fuzz() -> QemuTest {
         .timeout(Duration::from_secs(60))
 }
 
+/// netsynflood sends httpd 200 SYNs from its own addresses and distinct
+/// source ports, and never completes a handshake: every listening socket
+/// they reach is left half-open. The vnic's counters for its port say all
+/// 200 went out; then the host's curl must still get the page byte-exact
+/// before the test ends (12 s after the flood at most), so half-open
+/// sockets are freed and the listener re-armed.
+fn net_synflood() -> QemuTest {
+    let text = format!(
+        "{DISK_SERVER}\n{VNIC}\n{}\n\
+         domain netsynflood image=netsynflood class=guest eager=yes endpoint=vnic net=yes\n\
+         test-end-after-ms=15000\n",
+        httpd("httpd", "")
+    );
+    let ip = guest_ipv4(&text, "httpd").unwrap_or([0; 4]);
+    let done = d(
+        "netsynflood",
+        "netsynflood: 200 SYN(s) sent, 200 forwarded, 0 refused by the vnic, %d answer(s) dropped",
+    );
+    QemuTest::new("net_synflood", Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", Source::Bytes(text.into_bytes()))
+        .disk(DiskImage::fresh("net_synflood", 8, vec![www_site()]))
+        .net(NetDevice {
+            http: Some(HostHttp {
+                when: Pattern::new(done.clone()),
+                guests: vec![ip],
+                check: HttpCheck::Curl {
+                    path: "/2k.html".into(),
+                    body: include_bytes!("../../www/2k.html").to_vec(),
+                    missing: "/no-such-page.html".into(),
+                },
+            }),
+            ..NetDevice::default()
+        })
+        .require(done)
+        .require(d("netsynflood", "netsynflood: target 10.0.1.3:80"))
+        // The switch forwarded every SYN: the flood reached httpd.
+        .require(detached("200", "%d", "%d", NO_DROPS))
+        .require("[ info] domain 3:1 httpd Idle after *")
+        .require(d(
+            "supervisor",
+            "supervisor: test end: %d domain(s) running after 15000 ms",
+        ))
+        .forbid("*panic*")
+        .timeout(Duration::from_secs(90))
+}
+
 /// An idle httpd takes no upcalls: at most 5 over netwatch's 6 s window
 /// after its start-up (none measured; a timer of 1 Hz would exceed it).
 fn net_httpd_idle() -> QemuTest {
@@ -1886,6 +1932,7 @@ pub fn all() -> Vec<QemuTest> {
         net_httpd_idle(),
         net_conn_cost("net_conn_cost"),
         net_fuzz(),
+        net_synflood(),
         // A device interrupt line bound to a driver domain arrives as its
         // IRQ pending bit and stays masked until irq_ack.
         QemuTest::new("irq_delivery", Boot::Pvh, "serac.exit=1 serac.init=irqtest")

@@ -102,6 +102,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-nettest", "netping", "netping"),
     ("serac-nettest", "netwatch", "netwatch"),
     ("serac-nettest", "netfuzz", "netfuzz"),
+    ("serac-nettest", "netsynflood", "netsynflood"),
     ("serac-nettest", "netping-retry", "netping-retry"),
     ("serac-nettest", "netpong", "netpong"),
     ("serac-nettest", "netspoof", "netspoof"),
