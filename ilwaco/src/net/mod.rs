@@ -90,6 +90,10 @@ pub struct Config {
     pub udp_bytes: usize,
     /// How long a closed connection may take to finish before it is aborted.
     pub linger: Duration,
+    /// How long a listening socket may sit half-open (`SynReceived`)
+    /// before it is aborted and a fresh one listens: smoltcp has no such
+    /// bound, so a SYN flood would hold the backlog for ever.
+    pub syn_timeout: Duration,
     /// smoltcp's delayed-ACK timer (`None`: ACK at once, the step batches
     /// them anyway).
     pub ack_delay: Option<Duration>,
@@ -104,6 +108,7 @@ impl Default for Config {
             udp_packets: 16,
             udp_bytes: 8 * 1024,
             linger: Duration::from_secs(5),
+            syn_timeout: Duration::from_secs(3),
             ack_delay: None,
         }
     }
@@ -137,6 +142,8 @@ pub struct NetStats {
     pub reaped: u64,
     /// Closing connections aborted after [`Config::linger`].
     pub aborted: u64,
+    /// Half-open listening sockets aborted after [`Config::syn_timeout`].
+    pub syn_expired: u64,
     /// Times a listener could not refill (at `max_tcp` or out of heap).
     pub backlog_short: u64,
     /// Cycles in interface polls (their `Recv` calls included), with the
@@ -167,6 +174,10 @@ pub(crate) struct Inner {
     listeners: Vec<ListenState>,
     /// Sockets their owner closed: (handle, give up at, aborted).
     closing: Vec<(SocketHandle, Instant, bool)>,
+    /// Listening sockets seen half-open: (handle, since when).
+    half_open: Vec<(SocketHandle, Instant)>,
+    /// When the first of them expires.
+    half_open_until: Option<Instant>,
     tcp_open: usize,
     next_port: u16,
     /// A socket changed since the last poll (a task ran).
@@ -244,6 +255,8 @@ impl Net {
             timers: exec::Timers::default(),
             listeners: Vec::new(),
             closing: Vec::new(),
+            half_open: Vec::new(),
+            half_open_until: None,
             tcp_open: 0,
             next_port: 49152 + (seed % 16384) as u16,
             dirty: true,
@@ -348,10 +361,10 @@ impl Net {
         let next = self.with(|i| {
             i.dev.flush();
             let at = i.iface.poll_at(i.now, &i.sockets);
-            match (at, i.timers.next()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
+            [i.timers.next(), i.half_open_until]
+                .into_iter()
+                .flatten()
+                .fold(at, |m, t| Some(m.map_or(t, |m| m.min(t))))
         });
         self.with(|i| i.stats.step_cycles += (i.cycles)().wrapping_sub(t0));
         if woken {
@@ -444,6 +457,7 @@ impl Inner {
                 .iface
                 .poll_at(self.now, &self.sockets)
                 .is_some_and(|t| t <= self.now)
+            || self.half_open_until.is_some_and(|t| t <= self.now)
     }
 
     fn poll_if_needed(&mut self) {
@@ -500,7 +514,42 @@ impl Inner {
             }
             i += 1;
         }
+        self.expire_half_open();
         self.refill();
+    }
+
+    /// Aborts listening sockets half-open for [`Config::syn_timeout`]
+    /// (they go to `closing`, so their RST is sent before they are
+    /// reaped; `refill` puts fresh ones in their place), and notes when
+    /// the next one expires.
+    fn expire_half_open(&mut self) {
+        let (now, limit) = (self.now, self.config.syn_timeout);
+        let old = core::mem::take(&mut self.half_open);
+        let mut until: Option<Instant> = None;
+        for l in self.listeners.iter_mut() {
+            let mut k = 0;
+            while let Some(&h) = l.sockets.get(k) {
+                let s = self.sockets.get_mut::<stcp::Socket<'static>>(h);
+                if s.state() != stcp::State::SynReceived {
+                    k += 1;
+                    continue;
+                }
+                let since = old.iter().find(|&&(o, _)| o == h).map_or(now, |&(_, t)| t);
+                if now >= since + limit {
+                    s.abort();
+                    l.sockets.swap_remove(k);
+                    self.closing.push((h, now, true));
+                    self.stats.syn_expired += 1;
+                    self.dirty = true;
+                    continue;
+                }
+                self.half_open.push((h, since));
+                let t = since + limit;
+                until = Some(until.map_or(t, |u| u.min(t)));
+                k += 1;
+            }
+        }
+        self.half_open_until = until;
     }
 
     fn refill(&mut self) {

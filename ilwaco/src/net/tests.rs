@@ -78,8 +78,14 @@ fn new_vnic(n: u32) -> Vnic {
 }
 
 fn configure(v: &mut Vnic, n: u32) {
-    let mut buf = [0u8; MAX_PAYLOAD];
     for i in 1..=n {
+        configure_port(v, i);
+    }
+}
+
+fn configure_port(v: &mut Vnic, i: u32) {
+    let mut buf = [0u8; MAX_PAYLOAD];
+    {
         let c = PortConfig {
             owner: guest(i),
             addresses: assign::addresses(i).unwrap(),
@@ -426,6 +432,98 @@ fn timeouts_and_sleep_follow_the_clock() {
     assert_eq!(r, Err(NetError::TimedOut));
     assert_eq!(at, t0 + Duration::from_millis(350));
     assert_eq!(n.timers(), 0, "timers are dropped with their futures");
+}
+
+/// One's-complement sum of `b`, folded.
+fn fold(mut acc: u32, b: &[u8]) -> u32 {
+    for c in b.chunks(2) {
+        acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc
+}
+
+/// A SYN to port 80 of guest 1 from guest `from`'s own addresses.
+fn syn_frame(from: u32, sport: u16) -> Vec<u8> {
+    let (me, to) = (
+        assign::addresses(from).unwrap(),
+        assign::addresses(1).unwrap(),
+    );
+    let mut f = Vec::from(to.mac.0);
+    f.extend_from_slice(&me.mac.0);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    ip.extend_from_slice(&me.ipv4.0);
+    ip.extend_from_slice(&to.ipv4.0);
+    let c = !(fold(0, &ip) as u16);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut tcp = Vec::from(sport.to_be_bytes());
+    tcp.extend_from_slice(&80u16.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0x10, 0, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0, 0, 0, 0, 0]);
+    let mut pseudo = Vec::from(me.ipv4.0);
+    pseudo.extend_from_slice(&to.ipv4.0);
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    let c = !(fold(fold(0, &pseudo), &tcp) as u16);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    f.extend(ip);
+    f.extend(tcp);
+    f
+}
+
+#[test]
+fn half_open_listeners_are_freed_after_the_syn_timeout() {
+    // Guests 1 (server) and 2 (client) have stacks; port 3 is a raw
+    // attacker that never answers the SYN-ACKs nor sends RST.
+    let mut w = World::new(2, Config::default());
+    configure_port(&mut w.vnic.borrow_mut(), 3);
+    let server = w.net(1);
+    let l = server.listen(80, 2).unwrap();
+    let mut frames = serac_protocol::net::Frames::new();
+    for sport in [1000, 1001, 1002] {
+        frames.push(&syn_frame(3, sport)).unwrap();
+    }
+    let req = serac_protocol::net::Request::Send { frames };
+    let mut buf = [0u8; MAX_PAYLOAD];
+    let enc = serac_protocol::codec::encode(&req, &mut buf)
+        .unwrap()
+        .to_vec();
+    let mut back = [0u8; MAX_PAYLOAD];
+    w.vnic
+        .borrow_mut()
+        .handle(guest(3).to_raw(), &enc, &mut back)
+        .unwrap();
+    let flood = w.now;
+    // The client retries until it gets through; the server accepts.
+    let (accepted, attempts) = (Rc::new(Cell::new(None)), Rc::new(Cell::new(0)));
+    let (a2, s2) = (accepted.clone(), server.clone());
+    server.spawn(async move {
+        let _s = l.accept().await.unwrap();
+        a2.set(Some(s2.now()));
+    });
+    let (c, at) = (w.net(2), attempts.clone());
+    let c2 = c.clone();
+    c.spawn(async move {
+        loop {
+            at.set(at.get() + 1);
+            let until = c2.now() + Duration::from_millis(500);
+            if let Ok(Ok(_s)) = c2.timeout(until, c2.connect(addr(1), 80)).await {
+                return;
+            }
+            c2.sleep(Duration::from_millis(200)).await;
+        }
+    });
+    w.run_until(100_000, || accepted.get().is_some() && c.tasks() == 0);
+    let took = accepted.get().unwrap() - flood;
+    // Both listening sockets were held until the timeout, then re-armed.
+    assert_eq!(server.stats().syn_expired, 2);
+    assert!(attempts.get() > 1, "the flood held the backlog at first");
+    let limit = Config::default().syn_timeout;
+    assert!(
+        took >= limit && took < limit + Duration::from_secs(1),
+        "{took}"
+    );
 }
 
 #[test]

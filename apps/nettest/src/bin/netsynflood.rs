@@ -44,7 +44,11 @@ fn syn(out: &mut [u8; FRAME], me: &Port, to: ([u8; 6], [u8; 4]), sport: u16) -> 
     let t = &mut out[34..58];
     t[0..2].copy_from_slice(&sport.to_be_bytes());
     t[2..4].copy_from_slice(&80u16.to_be_bytes());
-    t[4..8].copy_from_slice(&0x3000_0000u32.wrapping_add(u32::from(sport) << 8).to_be_bytes());
+    t[4..8].copy_from_slice(
+        &0x3000_0000u32
+            .wrapping_add(u32::from(sport) << 8)
+            .to_be_bytes(),
+    );
     t[8..12].copy_from_slice(&[0; 4]);
     t[12] = 6 << 4;
     t[13] = 0x02;
@@ -67,7 +71,10 @@ fn main() -> i32 {
     let (mut tm, mut ti) = (port.me.mac.0, port.me.ipv4.0);
     tm[5] = tm[5].wrapping_sub(1);
     ti[3] = ti[3].wrapping_sub(1);
-    println!("netsynflood: target {}.{}.{}.{}:80", ti[0], ti[1], ti[2], ti[3]);
+    println!(
+        "netsynflood: target {}.{}.{}.{}:80",
+        ti[0], ti[1], ti[2], ti[3]
+    );
     let (mut forwarded, mut refused, mut answers) = (0u32, 0u32, 0usize);
     let mut out = [0u8; FRAME];
     for k in 0..SYNS {
