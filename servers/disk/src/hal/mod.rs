@@ -1,10 +1,9 @@
 //! The only module of the disk server with `unsafe`: what virtio-drivers
 //! needs from the platform and the buffers it shares with the device.
 //!
-//! - [`dma`]: the DMA window (the granted frames, bound once) and the
-//!   `Hal` implementation over it, which also maps the BARs.
-//! - [`pci`]: configuration space through the kernel's `device()` call,
-//!   with BAR sizing emulated (the kernel refuses BAR writes).
+//! - [`dma`] and [`pci`]: the DMA window with virtio-drivers' `Hal` over
+//!   it, and configuration space through the kernel's `device()` call;
+//!   shared with the vnic (`serac-virtio-hal`).
 //! - [`blk`]: the virtio-blk device with request slots whose state says
 //!   whether the CPU or the device may touch their memory.
 //!
@@ -12,5 +11,4 @@
 //! only the safe methods of [`blk::Blk`].
 
 pub mod blk;
-pub mod dma;
-pub mod pci;
+pub use serac_virtio_hal::hal::{dma, pci};

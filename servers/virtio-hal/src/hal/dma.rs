@@ -7,9 +7,10 @@
 //! offset and a bounds check, `dma_alloc` a first fit over a bitmap that
 //! only hands out runs whose frames are physically consecutive.
 //!
-//! The one exception: virtio-drivers' blocking `flush` puts its request
-//! header and status byte on the stack. `share` copies such small buffers
-//! through a bounce page in the window and `unshare` copies them back.
+//! The one exception: a small buffer outside the window (virtio-drivers'
+//! blocking calls put request headers and status bytes on the stack).
+//! `share` copies such buffers through a bounce page in the window and
+//! `unshare` copies them back.
 //!
 //! Everything is behind one spin lock: the server is one thread, and the
 //! lock is never held across a call back into the driver.
@@ -197,7 +198,7 @@ fn free(va: u64, n: usize) {
     }
 }
 
-/// virtio-drivers' platform layer for the disk server.
+/// virtio-drivers' platform layer for the driver servers.
 #[derive(Debug)]
 pub struct SeracHal;
 
