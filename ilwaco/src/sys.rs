@@ -322,6 +322,10 @@ pub fn irq_ack(irq: Handle) -> Result<u64, SysError> {
 
 /// `domain_ctl(handle, op, a, b)`: a privileged operation on a domain.
 pub fn domain_ctl(ctl: Handle, op: DomainOp, a: u64, b: u64) -> Result<u64, SysError> {
+    // The two that write the caller's memory have wrappers of their own.
+    if matches!(op, DomainOp::Frames | DomainOp::CopyFrame) {
+        return Err(SysError::BadArgument);
+    }
     // SAFETY: none of `domain_ctl`'s operations writes the caller's memory
     // (`Create` only reads the name at `b`).
     let (rax, rdx) = unsafe { syscall4(nr(Syscall::DomainCtl), ctl.to_raw(), op as u64, a, b) };
@@ -1002,4 +1006,97 @@ pub fn fuzz_syscall(num: u64, mut a: [u64; 6]) -> (u64, u64) {
     // call writes memory Rust holds a reference to (in an eager domain);
     // SetUpcall can redirect the caller's own control flow, deliberately.
     unsafe { syscall6(num, a[0], a[1], a[2], a[3], a[4], a[5]) }
+}
+
+/// A page-aligned page of memory, for [`copy_frame`].
+#[derive(Debug)]
+#[repr(C, align(4096))]
+pub struct PageBuf(pub [u8; 4096]);
+
+impl PageBuf {
+    /// A zeroed page.
+    pub const fn zeroed() -> PageBuf {
+        PageBuf([0; 4096])
+    }
+}
+
+/// `domain_ctl(NONE, Frames, ..)`: asks the kernel about the caller's
+/// frames `frames` (at most `FRAMES_MAX`) with `flags` (`FRAMES_TAKE`,
+/// `FRAMES_UNBIND`, `FRAMES_IF_CLEAN`), writing one answer per frame to
+/// `out` (which must be as long). The batch travels in the IPC payload,
+/// so this fails with `WouldBlock` while the payload is lent.
+pub fn frames(
+    frames: &[u64],
+    flags: u64,
+    out: &mut [serac_protocol::syscall::FrameRecord],
+) -> Result<(), SysError> {
+    use serac_protocol::syscall::{FrameRecord, FRAMES_MAX, FRAME_RECORD_LEN};
+    if frames.len() > FRAMES_MAX || out.len() != frames.len() {
+        return Err(SysError::BadArgument);
+    }
+    if IPC_LENT.swap(true, Ordering::SeqCst) {
+        return Err(SysError::WouldBlock);
+    }
+    let base = (IPC_BUFFER_ADDR as usize + HEADER_LEN) as *mut u8;
+    for (i, &f) in frames.iter().enumerate() {
+        let rec = FrameRecord::request(f);
+        for (j, b) in rec.iter().enumerate() {
+            // SAFETY: the IPC buffer is mapped RW at IPC_BUFFER_ADDR and,
+            // with IPC_LENT set, nothing else here touches it; the offset
+            // is below HEADER_LEN + FRAMES_MAX * FRAME_RECORD_LEN, inside
+            // the page.
+            unsafe { core::ptr::write_volatile(base.add(i * FRAME_RECORD_LEN + j), *b) };
+        }
+    }
+    let r = {
+        // SAFETY: `Frames` writes only the records in the IPC payload,
+        // which no Rust reference covers (IPC_LENT is held).
+        let (rax, rdx) = unsafe {
+            syscall4(
+                nr(Syscall::DomainCtl),
+                Handle::NONE.to_raw(),
+                DomainOp::Frames as u64,
+                frames.len() as u64,
+                flags,
+            )
+        };
+        sys_result(rax, rdx)
+    };
+    if r.is_ok() {
+        for (i, (o, &f)) in out.iter_mut().zip(frames).enumerate() {
+            let mut raw = [0u8; FRAME_RECORD_LEN];
+            for (j, b) in raw.iter_mut().enumerate() {
+                // SAFETY: as for the writes above.
+                *b = unsafe { core::ptr::read_volatile(base.add(i * FRAME_RECORD_LEN + j)) };
+            }
+            *o = FrameRecord::answer(f, &raw).unwrap_or_default();
+        }
+    }
+    IPC_LENT.store(false, Ordering::SeqCst);
+    r.map(|_| ())
+}
+
+/// `domain_ctl(NONE, CopyFrame, frame, dst)`: copies the caller's frame
+/// `frame`, wherever it is bound, into `dst`, and returns its use bits
+/// (`USED_ACCESSED | USED_DIRTY`), which the kernel takes (clears).
+pub fn copy_frame(frame: u64, dst: &mut PageBuf) -> Result<u8, SysError> {
+    let va = dst as *mut PageBuf as u64;
+    // SAFETY: the kernel writes exactly the 4 KiB page at `va`, which `dst`
+    // borrows mutably for the call, and nothing else of the caller's.
+    let (rax, rdx) = unsafe {
+        syscall4(
+            nr(Syscall::DomainCtl),
+            Handle::NONE.to_raw(),
+            DomainOp::CopyFrame as u64,
+            frame,
+            va,
+        )
+    };
+    sys_result(rax, rdx).map(|b| (b & 0xff) as u8)
+}
+
+/// `domain_ctl(NONE, Shrink, domain)`: the pager takes back a waiting
+/// client's page tables, IPC buffer and upcall page.
+pub fn shrink(domain: serac_protocol::DomainId) -> Result<(), SysError> {
+    domain_ctl(Handle::NONE, DomainOp::Shrink, domain.to_raw(), 0).map(|_| ())
 }

@@ -185,6 +185,112 @@ pub enum DomainOp {
     /// interrupt pin (1 = INTA .. 4 = INTD, 0 none) and, shifted by 8, the
     /// interrupt line firmware wrote. Needs `CREATE` on the handle used.
     PciFunction = 13,
+    /// The caller's own frames, in a batch (handle `NONE`): `a` = how many
+    /// [`FrameRecord`]s the caller wrote at the start of its IPC payload
+    /// (at most [`FRAMES_MAX`]), `b` = [`FRAMES_TAKE`] | [`FRAMES_UNBIND`] |
+    /// [`FRAMES_IF_CLEAN`]. Each record is answered in place: where the
+    /// frame is bound and whether it was referenced and dirtied since the
+    /// owner last took the bits. Per-record errors go in the record's
+    /// status (`FrameNotOwned`); the call fails only on bad arguments.
+    Frames = 14,
+    /// Copies frame `a` (owned by the caller, bound anywhere or nowhere)
+    /// into the caller's own page at `b` (page aligned, bound writable in
+    /// the caller). Returns its use bits ([`USED_ACCESSED`] |
+    /// [`USED_DIRTY`]) and takes them, so a later `Frames` with
+    /// [`FRAMES_IF_CLEAN`] refuses to unbind a page written after the copy.
+    CopyFrame = 15,
+    /// Pager only (handle `NONE`): the domain `a` (packed `DomainId`), whose
+    /// pager the caller is, gives back its page tables, IPC buffer and
+    /// upcall page; they are rebuilt when it runs again. The domain must be
+    /// waiting (`idle`, `reply_recv`) or stopped, else `WouldBlock`. Its
+    /// bindings are untouched: the pager unbinds its frames with `Frames`.
+    Shrink = 16,
+}
+
+/// Bytes of one [`FrameRecord`] in the IPC payload.
+pub const FRAME_RECORD_LEN: usize = 24;
+/// Most records one `Frames` call takes.
+pub const FRAMES_MAX: usize = crate::layout::MAX_PAYLOAD / FRAME_RECORD_LEN;
+/// `Frames` flag: clear the use bits after reporting them.
+pub const FRAMES_TAKE: u64 = 1;
+/// `Frames` flag: remove each frame's binding (software TLB, page tables,
+/// hardware TLB); the use bits found are reported.
+pub const FRAMES_UNBIND: u64 = 2;
+/// `Frames` flag, with [`FRAMES_UNBIND`]: leave a frame bound if it is dirty.
+pub const FRAMES_IF_CLEAN: u64 = 4;
+/// Use bit: the page was referenced.
+pub const USED_ACCESSED: u8 = 1;
+/// Use bit: the page was written.
+pub const USED_DIRTY: u8 = 2;
+
+/// Record status bit: the frame is (or, with [`STATUS_UNBOUND`], was) bound.
+pub const STATUS_BOUND: u64 = 1;
+/// Record status bit: referenced since the bits were last taken.
+pub const STATUS_ACCESSED: u64 = 2;
+/// Record status bit: written since the bits were last taken.
+pub const STATUS_DIRTY: u64 = 4;
+/// Record status bit: this call removed the binding.
+pub const STATUS_UNBOUND: u64 = 8;
+
+/// One entry of a `Frames` batch. In: `frame`. Out: `status` (the `STATUS_*`
+/// bits, and a `SysError` code in bits 8..16 if the entry failed), and
+/// where it is bound (`domain`, page-aligned `vaddr`; zero if unbound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrameRecord {
+    /// The frame number (in); on the wire the status replaces it (out).
+    pub frame: u64,
+    /// `STATUS_*` bits and an error code.
+    pub status: u64,
+    /// Packed `DomainId` of the domain it is bound in.
+    pub domain: u64,
+    /// Where.
+    pub vaddr: u64,
+}
+
+impl FrameRecord {
+    /// The record as the caller writes it: the frame, then 16 zero bytes.
+    pub fn request(frame: u64) -> [u8; FRAME_RECORD_LEN] {
+        let mut b = [0u8; FRAME_RECORD_LEN];
+        b[..8].copy_from_slice(&frame.to_le_bytes());
+        b
+    }
+
+    /// Reads an answered record; `frame` is the one asked about.
+    pub fn answer(frame: u64, b: &[u8]) -> Option<FrameRecord> {
+        let w = |i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?))
+        };
+        Some(FrameRecord {
+            frame,
+            status: w(0)?,
+            domain: w(8)?,
+            vaddr: w(16)?,
+        })
+    }
+
+    /// The answer the kernel writes.
+    pub fn encode_answer(status: u64, domain: u64, vaddr: u64) -> [u8; FRAME_RECORD_LEN] {
+        let mut b = [0u8; FRAME_RECORD_LEN];
+        b[..8].copy_from_slice(&status.to_le_bytes());
+        b[8..16].copy_from_slice(&domain.to_le_bytes());
+        b[16..].copy_from_slice(&vaddr.to_le_bytes());
+        b
+    }
+
+    /// The entry's error, if it failed.
+    pub fn error(&self) -> Option<crate::SysError> {
+        let code = (self.status >> 8) & 0xff;
+        if code == 0 {
+            None
+        } else {
+            Some(crate::SysError::from_code(code).unwrap_or(crate::SysError::BadSyscall))
+        }
+    }
+
+    /// Whether any `STATUS_*` bit in `bit` is set.
+    pub fn has(&self, bit: u64) -> bool {
+        self.status & bit != 0
+    }
 }
 
 /// A PCI function as [`DomainOp::PciFunction`] and [`DeviceOp::Info`]
@@ -290,7 +396,7 @@ pub const fn grant_arg(kind: crate::HandleKind, rights: crate::HandleRights) -> 
 
 impl DomainOp {
     /// Every sub-operation, in numeric order.
-    pub const ALL: [DomainOp; 13] = [
+    pub const ALL: [DomainOp; 16] = [
         DomainOp::Create,
         DomainOp::Start,
         DomainOp::Kill,
@@ -304,6 +410,9 @@ impl DomainOp {
         DomainOp::Close,
         DomainOp::GrantDevice,
         DomainOp::PciFunction,
+        DomainOp::Frames,
+        DomainOp::CopyFrame,
+        DomainOp::Shrink,
     ];
 }
 
