@@ -32,6 +32,9 @@ pub enum FaultKind {
     FloatingPoint,
     /// Any other vector.
     Other(u8),
+    /// The pager could not bring the page back (`FAULT_KILL_LOST`): its
+    /// swap copy failed to read or failed its checksum. Nothing was mapped.
+    PageLost,
 }
 
 /// Why a domain ended.
@@ -89,6 +92,7 @@ mod tests {
             Just(FaultKind::StackSegment),
             Just(FaultKind::FloatingPoint),
             any::<u8>().prop_map(FaultKind::Other),
+            Just(FaultKind::PageLost),
         ]
     }
 

@@ -20,6 +20,10 @@ pub use crate::client::ServiceError;
 pub const FAULT_RESUME: u32 = 0;
 /// Reply label to a [`Fault`]: the access is invalid, kill the domain.
 pub const FAULT_KILL: u32 = 1;
+/// Reply label to a [`Fault`]: the page's swap copy is lost (a read error
+/// or a checksum mismatch); the kernel kills the domain with
+/// `FaultKind::PageLost`, so the supervisor's exit message says why.
+pub const FAULT_KILL_LOST: u32 = 2;
 
 /// The kind of access that missed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
