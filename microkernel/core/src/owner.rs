@@ -74,16 +74,19 @@ impl<'a> FrameOwners<'a> {
     }
 
     /// Moves `frame` from `from` to `to`. `FrameNotOwned` unless `from` owns
-    /// it; `FrameInUse` while it is bound (unmap it first).
+    /// it; `FrameInUse` while it is bound (unmap it first) unless
+    /// `bound_ok`: then the binding stays and the new owner may revoke it
+    /// (the supervisor handing a restarted pager its frames back).
     pub fn transfer(
         &mut self,
         stlb: &Stlb<'_>,
         frame: u64,
         from: DomainId,
         to: DomainId,
+        bound_ok: bool,
     ) -> Result<(), SysError> {
         self.may_bind(from, frame)?;
-        if stlb.frame_binding(frame).is_some() {
+        if !bound_ok && stlb.frame_binding(frame).is_some() {
             return Err(SysError::FrameInUse);
         }
         if to.is_none() {
@@ -162,6 +165,7 @@ pub fn map(
         vpn: vpn(vaddr),
         frame,
         rights,
+        used: 0,
     })
 }
 
@@ -257,7 +261,7 @@ mod tests {
             Err(SysError::FrameInUse)
         );
         assert_eq!(
-            owners.transfer(&stlb, 100, PAGER, OTHER),
+            owners.transfer(&stlb, 100, PAGER, OTHER, false),
             Err(SysError::FrameInUse)
         );
         assert_eq!(
@@ -270,7 +274,7 @@ mod tests {
                 .frame,
             100
         );
-        owners.transfer(&stlb, 100, PAGER, OTHER).unwrap();
+        owners.transfer(&stlb, 100, PAGER, OTHER, false).unwrap();
         assert_eq!(owners.may_bind(PAGER, 100), Err(SysError::FrameNotOwned));
         assert_eq!(owners.count_owned(OTHER), 1);
         let mut freed = std::vec::Vec::new();

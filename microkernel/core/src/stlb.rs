@@ -30,6 +30,9 @@ pub struct Mapping {
     pub frame: u64,
     /// Access rights.
     pub rights: PageRights,
+    /// Use bits (`USED_ACCESSED`, `USED_DIRTY`) harvested from page tables
+    /// the kernel dropped, until the frame's owner takes them.
+    pub used: u8,
 }
 
 /// Backing storage for one forward and one reverse entry.
@@ -194,6 +197,13 @@ impl<'a> Stlb<'a> {
         self.slots.get(self.fwd_find(domain, vpn)?)?.fwd
     }
 
+    /// The use bits of `vpn` in `domain`, to OR harvested bits into or
+    /// take them out.
+    pub fn used_mut(&mut self, domain: DomainId, vpn: u64) -> Option<&mut u8> {
+        let i = self.fwd_find(domain, vpn)?;
+        self.slots.get_mut(i)?.fwd.as_mut().map(|m| &mut m.used)
+    }
+
     /// Where `frame` is bound, if anywhere.
     pub fn frame_binding(&self, frame: u64) -> Option<(DomainId, u64)> {
         let (_, d, v) = self.slots.get(self.rev_find(frame)?)?.rev?;
@@ -345,6 +355,7 @@ mod tests {
             vpn,
             frame,
             rights: PageRights::READ_WRITE,
+            used: 0,
         }
     }
 

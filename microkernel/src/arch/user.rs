@@ -171,6 +171,25 @@ impl AddressSpace {
         Some(frame.start_address().as_u64())
     }
 
+    /// The use bits (`USED_ACCESSED | USED_DIRTY`) of the page at `va`,
+    /// cleared in the entry (and the TLB) when `take`. `None` if unmapped.
+    pub fn used(&mut self, va: u64, take: bool) -> Option<u8> {
+        let e = leaf(self.pml4, va)?;
+        let bits = used_bits(e.flags());
+        if take && bits != 0 {
+            e.set_flags(e.flags() - (F::ACCESSED | F::DIRTY));
+            x86_64::instructions::tlb::flush(VirtAddr::new(va));
+        }
+        Some(bits)
+    }
+
+    /// [`AddressSpace::destroy`], first handing `f` the use bits of every
+    /// page that has some, so dropping the cache loses none of them.
+    pub fn destroy_harvest(self, f: &mut dyn FnMut(u64, u8)) {
+        harvest(self.pml4, 4, 0, f);
+        self.destroy();
+    }
+
     /// Loads this space into CR3.
     pub fn activate(&self) {
         let frame = PhysFrame::containing_address(PhysAddr::new(self.pml4));
@@ -192,6 +211,48 @@ impl AddressSpace {
             unsafe { Cr3::write(kernel, Cr3Flags::empty()) };
         }
         free_tables(self.pml4, 4);
+    }
+}
+
+fn used_bits(fl: F) -> u8 {
+    use serac_protocol::syscall::{USED_ACCESSED, USED_DIRTY};
+    (if fl.contains(F::ACCESSED) { USED_ACCESSED } else { 0 })
+        | (if fl.contains(F::DIRTY) { USED_DIRTY } else { 0 })
+}
+
+/// The present leaf entry for `va` in the space at `pml4`.
+fn leaf(pml4: u64, va: u64) -> Option<&'static mut x86_64::structures::paging::page_table::PageTableEntry> {
+    let mut pa = pml4;
+    for level in (1..=4u8).rev() {
+        let idx = ((va >> (12 + 9 * u64::from(level - 1))) & 511) as usize;
+        let e = pml4_mut(pa).iter_mut().nth(idx)?;
+        if !e.flags().contains(F::PRESENT) || e.flags().contains(F::HUGE_PAGE) {
+            return None;
+        }
+        if level == 1 {
+            return Some(e);
+        }
+        pa = e.addr().as_u64();
+    }
+    None
+}
+
+fn harvest(pa: u64, level: u8, base: u64, f: &mut dyn FnMut(u64, u8)) {
+    let entries = if level == 4 { 256 } else { 512 };
+    for (i, e) in pml4_mut(pa).iter().take(entries).enumerate() {
+        let fl = e.flags();
+        if !fl.contains(F::PRESENT) || fl.contains(F::HUGE_PAGE) {
+            continue;
+        }
+        let va = base | (i as u64) << (12 + 9 * u64::from(level - 1));
+        if level == 1 {
+            let bits = used_bits(fl);
+            if bits != 0 {
+                f(va, bits);
+            }
+        } else {
+            harvest(e.addr().as_u64(), level - 1, va, f);
+        }
     }
 }
 

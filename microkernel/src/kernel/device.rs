@@ -213,6 +213,7 @@ fn map_bar(k: &mut Kernel, id: DomainId, va: u64, frame: u64, pages: u64) -> Res
             vpn: vpn(va) + p,
             frame: frame + p,
             rights: PageRights::DEVICE,
+            used: 0,
         };
         let r = if k.stlb.lookup(id, m.vpn).is_some() {
             Err(SysError::AlreadyMapped)

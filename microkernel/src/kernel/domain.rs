@@ -7,6 +7,7 @@ use serac_kcore::handles::HandleEntry;
 use serac_kcore::owner::Owner;
 use serac_protocol::bootimg::{BootImage, BootImageError};
 use serac_protocol::exit::{ExitReason, FaultKind};
+use serac_protocol::pager::Access;
 use serac_protocol::layout::{self, clock::ClockInfo, PAGE_SIZE};
 use serac_protocol::supervisor::DomainClass;
 use serac_protocol::upcall::{UpcallFrame, OFF_ENABLED, OFF_FRAME, WAKEUP};
@@ -141,6 +142,9 @@ pub struct Domain {
     pub wake_on_event: bool,
     /// Console bytes it may still write (`debug_write`).
     pub console: serac_kcore::console::Budget,
+    /// Its upcall page was dropped (`Shrink`) with upcalls enabled: the
+    /// page made again reads as enabled.
+    upcall_parked: bool,
 }
 
 impl Domain {
@@ -160,6 +164,9 @@ impl Domain {
     pub fn upcall_frame(&mut self) -> Result<u64, SysError> {
         if self.upcall_frame == 0 {
             self.upcall_frame = alloc_frame().ok_or(SysError::OutOfMemory)?;
+            if core::mem::take(&mut self.upcall_parked) {
+                write_phys(self.upcall_frame + OFF_ENABLED as u64, &1u64.to_le_bytes());
+            }
             if let Some(space) = self.space.as_mut() {
                 let _ = space.map(
                     layout::UPCALL_PAGE_ADDR,
@@ -171,6 +178,24 @@ impl Domain {
             }
         }
         Ok(self.upcall_frame)
+    }
+
+    /// Frees the IPC buffer (a waiting domain's is scratch: the next
+    /// message overwrites it) and the upcall page, unless upcalls are off
+    /// in it (a handler may be running: the saved context is live). Both
+    /// come back on first use. The caller dropped the page tables.
+    pub fn drop_fixed_pages(&mut self) {
+        if self.ipc_frame != 0 {
+            let _ = free_frame(core::mem::take(&mut self.ipc_frame));
+        }
+        if self.upcall_frame != 0 {
+            let mut enabled = [0u8; 8];
+            read_phys(self.upcall_frame + OFF_ENABLED as u64, &mut enabled);
+            if u64::from_le_bytes(enabled) != 0 {
+                let _ = free_frame(core::mem::take(&mut self.upcall_frame));
+                self.upcall_parked = true;
+            }
+        }
     }
 
     /// The frames of the fixed pages, 0 where not allocated yet.
@@ -273,6 +298,7 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         accept_handle: false,
         wake_on_event: false,
         console: serac_kcore::console::Budget::new(rdtsc()),
+        upcall_parked: false,
     }));
     k.created += 1;
     Ok(id)
@@ -411,9 +437,8 @@ pub fn rebuild_space(k: &mut Kernel, i: u32) {
             d.name()
         );
     }
-    if let Some(space) = d.space.take() {
-        space.destroy();
-    }
+    drop_space(k, i);
+    let Some(d) = k.domain_mut(i) else { return };
     if running {
         match new_space(d, clock) {
             Ok(space) => {
@@ -428,6 +453,20 @@ pub fn rebuild_space(k: &mut Kernel, i: u32) {
     }
 }
 
+/// Drops domain `i`'s page-table cache, first moving the use bits of its
+/// pages into the software TLB, where the frames' owner reads them.
+pub fn drop_space(k: &mut Kernel, i: u32) {
+    let Some(d) = k.domain_mut(i) else { return };
+    let id = d.id;
+    let Some(space) = d.space.take() else { return };
+    let stlb = &mut k.stlb;
+    space.destroy_harvest(&mut |va, bits| {
+        if let Some(u) = stlb.used_mut(id, layout::vpn(va)) {
+            *u |= bits;
+        }
+    });
+}
+
 /// Builds (or reuses) the domain's page tables and returns the context to
 /// enter, delivering pending events in one upcall when enabled.
 pub fn dispatch(k: &mut Kernel, i: u32, switched: bool) -> Result<TrapFrame, SysError> {
@@ -438,6 +477,9 @@ pub fn dispatch(k: &mut Kernel, i: u32, switched: bool) -> Result<TrapFrame, Sys
     }
     if let Some(space) = &d.space {
         space.activate();
+    }
+    if d.upcall_parked && d.upcall_entry != 0 {
+        d.upcall_frame()?;
     }
     if d.upcall_entry != 0 && d.upcall_frame != 0 {
         if switched {
@@ -516,7 +558,23 @@ pub fn kill(k: &mut Kernel, i: u32, reason: Reason) {
 pub fn reap(k: &mut Kernel, i: u32) {
     let sup = k.supervisor.index;
     ipc::remove_queued(k, sup, i);
+    // Domains whose faults waited for this pager to come back: it will not.
+    for w in parked_on(k, i) {
+        let (vaddr, _, rip) = k.domain(w).map_or((0, Access::Read, 0), |d| d.fault);
+        kill(k, w, Reason::Fault(FaultKind::PageFault, vaddr, rip, 0));
+    }
     release_slot(k, i);
+}
+
+/// Domains faulting on pager slot `i` whose fault is in no queue: their
+/// pager died; they wait for its restart.
+fn parked_on(k: &Kernel, i: u32) -> alloc::vec::Vec<u32> {
+    k.domains
+        .iter()
+        .flatten()
+        .filter(|d| matches!(d.state, State::Faulting { pager, delivered: false } if pager == i))
+        .map(|d| d.id.index)
+        .collect()
 }
 
 /// Frees a dead domain's slot for reuse (its generation is remembered).
@@ -541,30 +599,32 @@ fn teardown(k: &mut Kernel, i: u32) {
     k.stlb.remove_all_for_domain(id, |_| {});
     super::unbind_irqs(k, id);
     k.devices.release(id);
-    // Frames it owns that are bound in other domains (it was their pager):
-    // unbound there first, so a frame is never owned by one domain while
-    // another still uses it. Those domains fault on their next touch.
-    let mut foreign = 0u64;
-    let mut next = 0;
-    while let Some(f) = k.owners.next_owned(id, next) {
-        next = f + 1;
-        if let Some((d, vpn)) = k.stlb.frame_binding(f) {
-            if k.stlb.remove(d, vpn).is_ok() {
-                foreign += 1;
-                if let Some(space) = k.domain_mut(d.index).and_then(|x| x.space.as_mut()) {
-                    let _ = space.unmap(vpn * PAGE_SIZE);
-                }
-            }
-        }
-    }
-    // Then the frames go to the supervisor; with no supervisor (it is the
-    // one dying) back to the kernel's pool, but for the boot archive's.
+    // Its frames go to the supervisor; with no supervisor (it is the one
+    // dying) back to the kernel's pool, but for the boot archive's.
     let sup = k.supervisor;
     let heir = if id == sup || k.live(sup).is_none() {
         None
     } else {
         Some(sup)
     };
+    // Frames it owns that are bound in other domains (it was their pager)
+    // stay bound when the supervisor inherits them: a pager's crash loses
+    // no page, and the supervisor gives them to its next generation. The
+    // software TLB still binds each frame once, so nobody else can map
+    // them meanwhile. With no heir they are unbound first.
+    let mut foreign = 0u64;
+    let mut next = 0;
+    while let Some(f) = k.owners.next_owned(id, next) {
+        next = f + 1;
+        if let Some((d, vpn)) = k.stlb.frame_binding(f) {
+            foreign += 1;
+            if heir.is_none() && k.stlb.remove(d, vpn).is_ok() {
+                if let Some(space) = k.domain_mut(d.index).and_then(|x| x.space.as_mut()) {
+                    let _ = space.unmap(vpn * PAGE_SIZE);
+                }
+            }
+        }
+    }
     let returned = match heir {
         Some(h) => k.owners.reassign_all(id, Owner::Domain(h)) as u64,
         None => {
@@ -584,9 +644,10 @@ fn teardown(k: &mut Kernel, i: u32) {
     if foreign > 0 || returned > 0 {
         let name = k.domain(i).map_or("?", |d| d.name());
         info!(
-            "domain {}:{} {name}: {foreign} of its frames unbound from other domains, {returned} returned to the {}",
+            "domain {}:{} {name}: {foreign} of its frames {} in other domains, {returned} returned to the {}",
             id.index,
             id.gen,
+            if heir.is_some() { "still bound" } else { "unbound" },
             if heir.is_some() { "supervisor" } else { "kernel's pool" }
         );
     }
@@ -628,5 +689,10 @@ pub fn restart(k: &mut Kernel, i: u32) -> Result<DomainId, SysError> {
     d.pending = Pending::new();
     d.ctx = TrapFrame::default();
     d.exit = None;
-    Ok(d.id)
+    let id = d.id;
+    // Faults that waited for this pager go to its new generation.
+    for w in parked_on(k, i) {
+        ipc::enqueue_sender(k, w, i);
+    }
+    Ok(id)
 }

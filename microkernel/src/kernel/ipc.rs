@@ -13,7 +13,7 @@ use serac_protocol::codec;
 use serac_protocol::exit::DomainExit;
 use serac_protocol::header::{MsgHeader, HEADER_LEN, LABEL_EXIT, LABEL_FAULT};
 use serac_protocol::layout::MAX_PAYLOAD;
-use serac_protocol::pager::{Fault, FAULT_KILL, FAULT_MSG_MAX};
+use serac_protocol::pager::{Fault, FAULT_KILL, FAULT_KILL_LOST, FAULT_MSG_MAX};
 use serac_protocol::syscall::{RECV_ACCEPT_HANDLE, RECV_WAKE_ON_EVENT};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, SysError};
 
@@ -433,13 +433,14 @@ fn answer(k: &mut Kernel, i: u32, target: DomainId, h: MsgHeader) {
             pager,
             delivered: true,
         } if pager == i => {
-            if h.label == FAULT_KILL {
+            if h.label == FAULT_KILL || h.label == FAULT_KILL_LOST {
                 let (vaddr, _, rip) = t.fault;
-                domain::kill(
-                    k,
-                    target.index,
-                    Reason::Fault(serac_protocol::exit::FaultKind::PageFault, vaddr, rip, 0),
-                );
+                let kind = if h.label == FAULT_KILL {
+                    serac_protocol::exit::FaultKind::PageFault
+                } else {
+                    serac_protocol::exit::FaultKind::PageLost
+                };
+                domain::kill(k, target.index, Reason::Fault(kind, vaddr, rip, 0));
             } else {
                 // Retry the access: the context is unchanged.
                 k.make_runnable(target.index);
@@ -486,7 +487,7 @@ pub fn detach(k: &mut Kernel, i: u32) {
         _ => {}
     }
     while let Some(s) = pop_sender(k, i) {
-        fail_sender(k, s, SysError::PeerDead);
+        park_or_fail(k, s, i);
     }
     let waiting: alloc::vec::Vec<u32> = k
         .domains
@@ -499,6 +500,22 @@ pub fn detach(k: &mut Kernel, i: u32) {
         .map(|d| d.id.index)
         .collect();
     for w in waiting {
-        fail_sender(k, w, SysError::PeerDead);
+        park_or_fail(k, w, i);
+    }
+}
+
+/// A domain faulting on dying pager `i` is parked: its fault waits, in no
+/// queue, for the pager's restart (`domain::restart` queues it again) or
+/// dies at its reap. Other waiters get `PeerDead`.
+fn park_or_fail(k: &mut Kernel, w: u32, i: u32) {
+    match k.domain_mut(w) {
+        Some(d) if matches!(d.state, State::Faulting { .. }) => {
+            d.state = State::Faulting {
+                pager: i,
+                delivered: false,
+            };
+            d.next_in_queue = None;
+        }
+        _ => fail_sender(k, w, SysError::PeerDead),
     }
 }

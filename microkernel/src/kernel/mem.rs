@@ -10,8 +10,15 @@ use serac_protocol::layout::{self, vpn, PAGE_SIZE};
 use serac_protocol::pager::Access;
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 
+use serac_protocol::header::HEADER_LEN;
+use serac_protocol::syscall::{
+    FrameRecord, FRAMES_IF_CLEAN, FRAMES_MAX, FRAMES_TAKE, FRAMES_UNBIND, FRAME_RECORD_LEN,
+    STATUS_ACCESSED, STATUS_BOUND, STATUS_DIRTY, STATUS_UNBOUND, USED_ACCESSED, USED_DIRTY,
+};
+
 use super::domain::{self, Reason, State};
 use super::{ipc, Kernel};
+use crate::arch::paging::{copy_phys, read_phys, write_phys};
 
 /// The domain a `map`/`unmap` target handle names: `NONE` is the caller; a
 /// `DomainCtl` handle with `MAP`; or the `Reply` handle of a fault the caller
@@ -145,12 +152,14 @@ pub fn exception(k: &mut Kernel, i: u32, vector: u64, error: u64, cr2: u64) {
             }
             None => {}
         }
+        // The pager by slot and lineage, so faults follow its restarts; a
+        // dead one (awaiting restart) parks the fault.
         let pager = k
             .domain(i)
             .and_then(|d| d.pager)
-            .and_then(|p| k.live(p))
-            .map(|p| p.id.index);
-        if let (Some(p), false) = (pager, present) {
+            .and_then(|p| k.domain(p.index).filter(|x| x.lineage <= p.gen))
+            .map(|p| (p.id.index, p.state == State::Dead));
+        if let (Some((p, dead)), false) = (pager, present) {
             if let Some(d) = k.domain_mut(i) {
                 d.faults += 1;
                 d.fault = (cr2, access, rip);
@@ -160,12 +169,131 @@ pub fn exception(k: &mut Kernel, i: u32, vector: u64, error: u64, cr2: u64) {
                 };
             }
             k.current = None;
-            ipc::enqueue_sender(k, i, p);
-            ipc::try_deliver(k, p);
+            if !dead {
+                ipc::enqueue_sender(k, i, p);
+                ipc::try_deliver(k, p);
+            }
             return;
         }
         domain::kill(k, i, Reason::Fault(FaultKind::PageFault, cr2, rip, error));
         return;
     }
     domain::kill(k, i, Reason::Fault(fault_kind(vector), 0, rip, error));
+}
+
+/// The use bits of frame `f`, bound at `vpn` in `d`: those harvested into
+/// the software TLB and those in the live page tables, cleared if `take`.
+fn frame_used(k: &mut Kernel, d: DomainId, vpn: u64, take: bool) -> u8 {
+    let mut used = k.stlb.used_mut(d, vpn).map_or(0, |u| {
+        let v = *u;
+        if take {
+            *u = 0;
+        }
+        v
+    });
+    if let Some(space) = k.domain_mut(d.index).and_then(|x| x.space.as_mut()) {
+        used |= space.used(vpn * PAGE_SIZE, take).unwrap_or(0);
+    }
+    used
+}
+
+/// One record of `Frames`: frame `f` of `me`, answered in place.
+fn frame_record(k: &mut Kernel, me: DomainId, f: u64, flags: u64) -> [u8; FRAME_RECORD_LEN] {
+    if let Err(e) = k.owners.may_bind(me, f) {
+        return FrameRecord::encode_answer(u64::from(e.code()) << 8, 0, 0);
+    }
+    let Some((d, vpn)) = k.stlb.frame_binding(f) else {
+        return FrameRecord::encode_answer(0, 0, 0);
+    };
+    let used = frame_used(k, d, vpn, false);
+    let dirty = used & USED_DIRTY != 0;
+    let mut status = STATUS_BOUND;
+    if used & USED_ACCESSED != 0 {
+        status |= STATUS_ACCESSED;
+    }
+    if dirty {
+        status |= STATUS_DIRTY;
+    }
+    let unbind = flags & FRAMES_UNBIND != 0 && !(dirty && flags & FRAMES_IF_CLEAN != 0);
+    if unbind {
+        if k.stlb.remove(d, vpn).is_ok() {
+            if let Some(space) = k.domain_mut(d.index).and_then(|x| x.space.as_mut()) {
+                // Flushes the TLB entry: no stale translation survives.
+                let _ = space.unmap(vpn * PAGE_SIZE);
+            }
+            status |= STATUS_UNBOUND;
+        }
+    } else if flags & FRAMES_TAKE != 0 && !(dirty && flags & FRAMES_UNBIND != 0) {
+        // A refused unbind keeps its bits: the page is still dirty.
+        frame_used(k, d, vpn, true);
+    }
+    FrameRecord::encode_answer(status, d.to_raw(), vpn * PAGE_SIZE)
+}
+
+/// `domain_ctl(NONE, Frames, n, flags)`: the first `n` records of the
+/// caller's IPC payload, each about a frame it owns.
+pub fn frames(k: &mut Kernel, i: u32, n: u64, flags: u64) -> Result<Option<u64>, SysError> {
+    if n > FRAMES_MAX as u64 || flags & !(FRAMES_TAKE | FRAMES_UNBIND | FRAMES_IF_CLEAN) != 0 {
+        return Err(SysError::BadArgument);
+    }
+    let d = k.domain_mut(i).ok_or(SysError::BadHandle)?;
+    let me = d.id;
+    let buf = d.ipc_frame()? + HEADER_LEN as u64;
+    for r in 0..n {
+        let at = buf + r * FRAME_RECORD_LEN as u64;
+        let mut w = [0u8; 8];
+        read_phys(at, &mut w);
+        let answer = frame_record(k, me, u64::from_le_bytes(w), flags);
+        write_phys(at, &answer);
+    }
+    Ok(Some(n))
+}
+
+/// `domain_ctl(NONE, CopyFrame, frame, dst)`: copies the caller's frame
+/// (bound anywhere) into its own writable page `dst`; returns and takes
+/// the frame's use bits.
+pub fn copy_frame(k: &mut Kernel, i: u32, f: u64, dst: u64) -> Result<Option<u64>, SysError> {
+    let me = k.domain(i).ok_or(SysError::BadHandle)?.id;
+    k.owners.may_bind(me, f)?;
+    if dst % PAGE_SIZE != 0 {
+        return Err(SysError::BadArgument);
+    }
+    let m = k.stlb.lookup(me, vpn(dst)).ok_or(SysError::BadPointer)?;
+    if !m.rights.writable() || m.rights.uncached() {
+        return Err(SysError::BadPointer);
+    }
+    if m.frame == f {
+        return Err(SysError::BadArgument);
+    }
+    copy_phys(f * PAGE_SIZE, m.frame * PAGE_SIZE, PAGE_SIZE as usize);
+    if let Some(u) = k.stlb.used_mut(me, vpn(dst)) {
+        *u |= USED_ACCESSED | USED_DIRTY;
+    }
+    let used = match k.stlb.frame_binding(f) {
+        Some((d, v)) => frame_used(k, d, v, true),
+        None => 0,
+    };
+    Ok(Some(u64::from(used)))
+}
+
+/// `domain_ctl(NONE, Shrink, domain)`: the pager of a waiting domain takes
+/// back its page tables and fixed pages (rebuilt when it runs again).
+pub fn shrink(k: &mut Kernel, i: u32, target: u64) -> Result<Option<u64>, SysError> {
+    let me = k.domain(i).ok_or(SysError::BadHandle)?;
+    let (me_index, me_lineage) = (me.id.index, me.lineage);
+    let t = DomainId::from_raw(target);
+    let d = k.live(t).ok_or(SysError::StaleHandle)?;
+    // Its pager endpoint names this slot, of this lineage (restarts keep it).
+    match d.pager {
+        Some(p) if p.index == me_index && p.gen >= me_lineage => {}
+        _ => return Err(SysError::NoRights),
+    }
+    if !matches!(d.state, State::Idle | State::Receiving | State::Stopped) {
+        return Err(SysError::WouldBlock);
+    }
+    domain::drop_space(k, t.index);
+    if let Some(d) = k.domain_mut(t.index) {
+        d.drop_fixed_pages();
+    }
+    Ok(Some(0))
 }

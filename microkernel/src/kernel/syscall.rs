@@ -181,9 +181,7 @@ fn idle(k: &mut Kernel, i: u32, deadline: u64) -> Result<Option<u64>, SysError> 
     // for long gives them back and refills them by faults when it wakes.
     let long = deadline.saturating_sub(now) > crate::arch::time::tsc_hz() / 10;
     if long {
-        if let Some(space) = d.space.take() {
-            space.destroy();
-        }
+        domain::drop_space(k, i);
     }
     k.current = None;
     if deadline != serac_protocol::syscall::IDLE_FOREVER {
@@ -243,10 +241,26 @@ fn domain_ctl(
     if h.is_none()
         && !matches!(
             op,
-            DomainOp::SetUpcall | DomainOp::ReadCounter | DomainOp::Close
+            DomainOp::SetUpcall
+                | DomainOp::ReadCounter
+                | DomainOp::Close
+                | DomainOp::Frames
+                | DomainOp::CopyFrame
+                | DomainOp::Shrink
         )
     {
         return Err(SysError::BadHandle);
+    }
+    // The caller's own frames and its clients: authority is ownership and
+    // being the pager, not a handle.
+    match op {
+        DomainOp::Frames | DomainOp::CopyFrame | DomainOp::Shrink if !h.is_none() => {
+            return Err(SysError::BadArgument);
+        }
+        DomainOp::Frames => return mem::frames(k, i, a, b),
+        DomainOp::CopyFrame => return mem::copy_frame(k, i, a, b),
+        DomainOp::Shrink => return mem::shrink(k, i, a),
+        _ => {}
     }
     if op == DomainOp::Close {
         if !h.is_none() {
@@ -325,7 +339,15 @@ fn domain_ctl(
         }
         DomainOp::GiveFrame => {
             let caller = k.domain(i).ok_or(SysError::BadHandle)?.id;
-            k.owners.transfer(&k.stlb, a, caller, t)?;
+            // b = 1: even a bound frame, binding kept; only the first
+            // domain, which hands a restarted pager back its frames.
+            let bound_ok = match b {
+                0 => false,
+                1 if caller == k.supervisor => true,
+                1 => return Err(SysError::NoRights),
+                _ => return Err(SysError::BadArgument),
+            };
+            k.owners.transfer(&k.stlb, a, caller, t, bound_ok)?;
             Ok(Some(0))
         }
         DomainOp::SetUpcall => {
@@ -410,7 +432,9 @@ fn domain_ctl(
             }
             Ok(Some(handle.to_raw()))
         }
-        DomainOp::Close => Err(SysError::BadArgument),
+        DomainOp::Close | DomainOp::Frames | DomainOp::CopyFrame | DomainOp::Shrink => {
+            Err(SysError::BadArgument)
+        }
         DomainOp::GrantDevice | DomainOp::PciFunction => {
             require_root(k, i, h)?;
             if op == DomainOp::PciFunction {

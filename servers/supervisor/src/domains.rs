@@ -218,6 +218,10 @@ pub struct Supervisor<'a> {
     port_failures: u32,
     /// Requests refused because their badge named no live instance.
     pub denied_unknown: u32,
+    /// Frame runs given to each pager instance: (instance, first, count).
+    /// A restarted pager gets these same frames back, those still bound in
+    /// its clients included, so its crash loses no page and leaks no frame.
+    pager_runs: Vec<(usize, u64, u64)>,
 }
 
 fn fail<'a>(what: &'static str, err: SysError) -> Fail<'a> {
@@ -372,6 +376,7 @@ impl<'a> Supervisor<'a> {
             refusals: 0,
             port_failures: 0,
             denied_unknown: 0,
+            pager_runs: Vec::new(),
         })
     }
 
@@ -799,7 +804,52 @@ impl<'a> Supervisor<'a> {
         println!("supervisor: gave {given} frames to {}", self.name(p));
     }
 
-    fn announce(&self, p: usize, ep: Handle, first: u64, count: u64) {
+    /// Gives restarted pager instance `p` the frames its last generation
+    /// had (the kernel handed them to the supervisor when it died, bound
+    /// ones still bound), or a first share if it had none.
+    fn refeed_pager(&mut self, p: usize) {
+        let runs: Vec<(u64, u64)> = self
+            .pager_runs
+            .iter()
+            .filter(|r| r.0 == p)
+            .map(|r| (r.1, r.2))
+            .collect();
+        if runs.is_empty() {
+            return self.feed_pager(p, 1);
+        }
+        let Some(&ep) = self.pager_ep.get(self.inst[p].dom()) else {
+            return;
+        };
+        let c = self.inst[p].ctl;
+        let mut given = 0u64;
+        for (first, count) in runs {
+            let mut ok = 0;
+            for f in first..first + count {
+                // b = 1: a frame still bound in a client moves with its binding.
+                match ctl(c, DomainOp::GiveFrame, f, 1) {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        println!("supervisor: {}: GiveFrame {f:#x} failed: {e:?}", self.name(p));
+                        break;
+                    }
+                }
+            }
+            if ok > 0 {
+                self.announce_only(p, ep, first, ok);
+            }
+            given += ok;
+        }
+        println!("supervisor: gave {given} frames back to {}", self.name(p));
+    }
+
+    fn announce(&mut self, p: usize, ep: Handle, first: u64, count: u64) {
+        if self.pager_runs.try_reserve(1).is_ok() {
+            self.pager_runs.push((p, first, count));
+        }
+        self.announce_only(p, ep, first, count);
+    }
+
+    fn announce_only(&self, p: usize, ep: Handle, first: u64, count: u64) {
         if let Err(e) = pager_call(ep, &pager::Request::Grant { first, count }) {
             println!(
                 "supervisor: {}: grant of {count} frames from {first:#x} refused: {e:?}",
@@ -1150,7 +1200,7 @@ impl<'a> Supervisor<'a> {
             }
         }
         if self.m.is_pager(d) && self.m.domains()[d].first_instance == i {
-            self.feed_pager(i, 1);
+            self.refeed_pager(i);
             for j in 0..self.inst.len() {
                 if self.spec(j).pager == Some(d) && self.inst[j].life == Life::Running {
                     self.announce_regions(j);

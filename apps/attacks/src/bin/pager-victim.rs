@@ -1,8 +1,10 @@
 //! The client of `attack-pager` (its pager, and its handle 1): writes 16
 //! pages, tells the pager it is done (the pager then dies), waits, and
-//! reads the pages again. Those frames were the dead pager's: the kernel
-//! must have taken them back, so the read faults and this domain ends
-//! (its pager is gone). Reading them is the hole.
+//! reads the pages again. A pager's death loses no page: the frames stay
+//! bound here, now the supervisor's, and the software TLB keeps anyone
+//! else from binding them. Then it touches a new page: with its pager dead
+//! for good, that fault waits until the supervisor reaps the pager, and
+//! this domain ends. Being served that page is the hole.
 #![no_std]
 #![no_main]
 
@@ -26,6 +28,14 @@ fn main() -> i32 {
     let _ = sys::call(Handle::new(1, 1));
     let _ = time::sleep_ns(50_000_000);
     let intact = mem.iter().filter(|&&b| b == 0x5a).count();
-    println!("pager-victim: still reading the dead pager's frames ({intact} bytes intact)");
+    println!("pager-victim: {intact} of {} bytes intact after the pager died", mem.len());
+    // Far past anything touched so far: certainly a new page.
+    let mut more: Vec<u8> = Vec::with_capacity(64 * 4096);
+    more.resize(64 * 4096, 0xa5);
+    println!(
+        "pager-victim: served a new page by a dead pager at {:p} (faults {})",
+        more.as_ptr(),
+        sys::domain_ctl(Handle::NONE, ilwaco::protocol::syscall::DomainOp::ReadCounter, 4, 0).unwrap_or(0)
+    );
     1
 }
