@@ -1037,7 +1037,7 @@ pub fn frames(
     if IPC_LENT.swap(true, Ordering::SeqCst) {
         return Err(SysError::WouldBlock);
     }
-    let base = (IPC_BUFFER_ADDR as usize + HEADER_LEN) as *mut u8;
+    let base = (IPC_BUFFER_ADDR + HEADER_LEN as u64) as *mut u8;
     for (i, &f) in frames.iter().enumerate() {
         let rec = FrameRecord::request(f);
         for (j, b) in rec.iter().enumerate() {

@@ -79,6 +79,7 @@ mod tests {
     use crate::supervisor::tests::domain;
     use crate::testutil::round_trip;
     use proptest::prelude::*;
+    use std::vec;
 
     fn kind() -> impl Strategy<Value = FaultKind> {
         prop_oneof![

@@ -1631,6 +1631,33 @@ pub fn all() -> Vec<QemuTest> {
                 "[ warn] domain %d:%d pager-victim faulted: PageFault *".into(),
                 NEIGHBOUR_TICK.into(),
             ]),
+        // Issue 9: the pager's view of its frames. `revoke-pager` checks
+        // what Frames, CopyFrame and Shrink report and do, and that every
+        // revoked page faults again (no stale translation); the kernel
+        // reports the FAULT_KILL_LOST kill as PageLost; the neighbour
+        // ticks after it.
+        QemuTest::new("revoke_complete", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain revoke-pager image=revoke-pager class=server eager=yes",
+                "domain revoke-client image=revoke-client class=guest pager=revoke-pager endpoint=revoke-pager",
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "test-end=revoke-pager",
+                "test-linger-ms=300",
+            ]))
+            .allow("* domain * faulted: *")
+            .forbid(d("revoke-pager", "revoke-pager: FAIL*"))
+            .forbid(d("revoke-client", "revoke-client: a fault answered*"))
+            .require_in_order([
+                d("revoke-pager", "revoke-pager: step 1 ok"),
+                d("revoke-pager", "revoke-pager: step 2 ok"),
+                d("revoke-pager", "revoke-pager: step 3 ok"),
+                d("revoke-pager", "revoke-pager: step 4 ok"),
+                d("revoke-pager", "revoke-pager: shrank the idle client"),
+                d("revoke-pager", "revoke-pager: step 5 ok"),
+                "[ warn] domain %d:%d revoke-client faulted: PageLost *".into(),
+                d("revoke-pager", "revoke-pager: all checks passed"),
+                NEIGHBOUR_TICK.into(),
+            ]),
         // Item 8: an NMI and a recoverable machine check taken while guests
         // run in ring 3 are kernel events; nobody dies of them.
         QemuTest::new("hw_events_not_domain_faults", Boot::Pvh, "serac.exit=1")

@@ -216,12 +216,18 @@ impl AddressSpace {
 
 fn used_bits(fl: F) -> u8 {
     use serac_protocol::syscall::{USED_ACCESSED, USED_DIRTY};
-    (if fl.contains(F::ACCESSED) { USED_ACCESSED } else { 0 })
-        | (if fl.contains(F::DIRTY) { USED_DIRTY } else { 0 })
+    (if fl.contains(F::ACCESSED) {
+        USED_ACCESSED
+    } else {
+        0
+    }) | (if fl.contains(F::DIRTY) { USED_DIRTY } else { 0 })
 }
 
 /// The present leaf entry for `va` in the space at `pml4`.
-fn leaf(pml4: u64, va: u64) -> Option<&'static mut x86_64::structures::paging::page_table::PageTableEntry> {
+fn leaf(
+    pml4: u64,
+    va: u64,
+) -> Option<&'static mut x86_64::structures::paging::page_table::PageTableEntry> {
     let mut pa = pml4;
     for level in (1..=4u8).rev() {
         let idx = ((va >> (12 + 9 * u64::from(level - 1))) & 511) as usize;

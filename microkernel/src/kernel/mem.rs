@@ -255,7 +255,7 @@ pub fn frames(k: &mut Kernel, i: u32, n: u64, flags: u64) -> Result<Option<u64>,
 pub fn copy_frame(k: &mut Kernel, i: u32, f: u64, dst: u64) -> Result<Option<u64>, SysError> {
     let me = k.domain(i).ok_or(SysError::BadHandle)?.id;
     k.owners.may_bind(me, f)?;
-    if dst % PAGE_SIZE != 0 {
+    if !dst.is_multiple_of(PAGE_SIZE) {
         return Err(SysError::BadArgument);
     }
     let m = k.stlb.lookup(me, vpn(dst)).ok_or(SysError::BadPointer)?;

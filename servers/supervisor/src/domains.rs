@@ -829,7 +829,10 @@ impl<'a> Supervisor<'a> {
                 match ctl(c, DomainOp::GiveFrame, f, 1) {
                     Ok(_) => ok += 1,
                     Err(e) => {
-                        println!("supervisor: {}: GiveFrame {f:#x} failed: {e:?}", self.name(p));
+                        println!(
+                            "supervisor: {}: GiveFrame {f:#x} failed: {e:?}",
+                            self.name(p)
+                        );
                         break;
                     }
                 }

@@ -1,7 +1,8 @@
 //! Attack (teardown): a pager that maps its own frames into its client
-//! (`pager-victim`), then dies while they are bound there. The kernel
-//! must unbind them from the client before they go back to the
-//! supervisor: a frame is never owned by one domain and used by another.
+//! (`pager-victim`), then dies while they are bound there. The frames
+//! stay bound in the client (a pager's crash loses no page) and pass to
+//! the supervisor; nobody else can bind them while they are, and the
+//! client's next fault waits for a pager that is never restarted.
 #![no_std]
 #![no_main]
 

@@ -28,14 +28,23 @@ fn main() -> i32 {
     let _ = sys::call(Handle::new(1, 1));
     let _ = time::sleep_ns(50_000_000);
     let intact = mem.iter().filter(|&&b| b == 0x5a).count();
-    println!("pager-victim: {intact} of {} bytes intact after the pager died", mem.len());
+    println!(
+        "pager-victim: {intact} of {} bytes intact after the pager died",
+        mem.len()
+    );
     // Far past anything touched so far: certainly a new page.
     let mut more: Vec<u8> = Vec::with_capacity(64 * 4096);
     more.resize(64 * 4096, 0xa5);
     println!(
         "pager-victim: served a new page by a dead pager at {:p} (faults {})",
         more.as_ptr(),
-        sys::domain_ctl(Handle::NONE, ilwaco::protocol::syscall::DomainOp::ReadCounter, 4, 0).unwrap_or(0)
+        sys::domain_ctl(
+            Handle::NONE,
+            ilwaco::protocol::syscall::DomainOp::ReadCounter,
+            4,
+            0
+        )
+        .unwrap_or(0)
     );
     1
 }
