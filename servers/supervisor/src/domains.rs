@@ -42,7 +42,7 @@ use ilwaco::println;
 use ilwaco::rt::BootArgs;
 use ilwaco::{sys, time};
 use serac_protocol::bootarc::{Archive, ArchiveError};
-use serac_protocol::client::{rpc, ClientError};
+use serac_protocol::client::{rpc, ClientError, ServiceError};
 use serac_protocol::disk::DiskClient;
 use serac_protocol::layout::grant::{FrameGrant, BYTES as GRANT_BYTES};
 use serac_protocol::layout::GRANT_PAGE_ADDR;
@@ -1238,6 +1238,17 @@ impl<'a> Supervisor<'a> {
         let end = (start + n).min(self.frame_log.len());
         for &off in self.frame_log.get(start..end).unwrap_or(&[]) {
             self.pool.free(self.pool.frame(off));
+        }
+    }
+
+    /// Asks instance `i`'s pager to swap it out whole.
+    pub fn swap_out(&self, i: usize) -> Result<(), ServiceError> {
+        let ep = self.pager_of(i).ok_or(ServiceError::Unsupported)?;
+        let domain = self.inst[i].id;
+        match pager_call(ep, &pager::Request::SwapOut { domain }) {
+            Ok(()) => Ok(()),
+            Err(ClientError::Service(e)) => Err(e),
+            Err(_) => Err(ServiceError::ServerRestarted),
         }
     }
 

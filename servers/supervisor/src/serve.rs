@@ -306,7 +306,14 @@ fn on_request(sup: &mut Supervisor<'_>, badge: u64, req: Request) -> Reply {
             }
             None => Reply::Err(ServiceError::NoSuchDomain),
         },
-        Request::Spawn { .. } | Request::SwapOut { .. } => Reply::Err(ServiceError::Unsupported),
+        Request::SwapOut { domain } => match sup.by_id(domain) {
+            Some(i) => match sup.swap_out(i) {
+                Ok(()) => Reply::Ok,
+                Err(e) => Reply::Err(e),
+            },
+            None => Reply::Err(ServiceError::NoSuchDomain),
+        },
+        Request::Spawn { .. } => Reply::Err(ServiceError::Unsupported),
     }
 }
 
