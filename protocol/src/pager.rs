@@ -105,6 +105,11 @@ pub enum Request {
         /// End (exclusive, page aligned).
         end: u64,
     },
+    /// `domain`'s memory as the pager sees it (for the operator console).
+    DomainMem {
+        /// The domain.
+        domain: DomainId,
+    },
 }
 
 impl Request {
@@ -131,6 +136,21 @@ pub struct PagerStats {
     pub io_errors: u64,
 }
 
+/// One domain's memory, as [`Request::DomainMem`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, MaxSize)]
+pub struct DomainMem {
+    /// Pages of the domain bound to the pager's frames now.
+    pub resident: u32,
+    /// Pages of the domain held in swap only.
+    pub swapped: u32,
+    /// Times the domain was brought back in after a whole swap-out.
+    pub swap_ins: u32,
+    /// Times the domain was swapped out whole.
+    pub swap_outs: u32,
+    /// Whether it is swapped out whole now (its tables given back).
+    pub swapped_out: bool,
+}
+
 /// Replies from the pager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
 pub enum Reply {
@@ -138,6 +158,8 @@ pub enum Reply {
     Ok,
     /// `Stats`.
     Stats(PagerStats),
+    /// `DomainMem`.
+    DomainMem(DomainMem),
     /// The request failed; an I/O error is never reported as success.
     Err(ServiceError),
 }
@@ -190,6 +212,13 @@ impl<T: Transport> Client<T> {
             _ => Err(ClientError::UnexpectedReply),
         }
     }
+    /// See [`Request::DomainMem`].
+    pub fn domain_mem(&mut self, domain: DomainId) -> Result<DomainMem, ClientError> {
+        match rpc(&mut self.transport, &Request::DomainMem { domain })? {
+            Reply::DomainMem(m) => Ok(m),
+            _ => Err(ClientError::UnexpectedReply),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -214,6 +243,7 @@ mod tests {
             domain().prop_map(|domain| Request::SwapIn { domain }),
             domain().prop_map(|domain| Request::Revoke { domain }),
             Just(Request::Stats),
+            domain().prop_map(|domain| Request::DomainMem { domain }),
         ]
     }
 
@@ -229,6 +259,17 @@ mod tests {
                         page_ins,
                         page_outs,
                         io_errors,
+                    })
+                }
+            ),
+            any::<(u32, u32, u32, u32, bool)>().prop_map(
+                |(resident, swapped, swap_ins, swap_outs, swapped_out)| {
+                    Reply::DomainMem(DomainMem {
+                        resident,
+                        swapped,
+                        swap_ins,
+                        swap_outs,
+                        swapped_out,
                     })
                 }
             ),
@@ -274,6 +315,14 @@ mod tests {
                         ..Default::default()
                     }),
                     Ok(Request::PageIn { .. }) => Reply::Ok,
+                    Ok(Request::DomainMem { domain }) if domain == DomainId::new(1, 1) => {
+                        Reply::DomainMem(DomainMem {
+                            resident: 4,
+                            swapped: 12,
+                            swapped_out: true,
+                            ..Default::default()
+                        })
+                    }
                     _ => Reply::Err(ServiceError::Io),
                 };
                 Ok(encode(&r, reply)
@@ -284,6 +333,12 @@ mod tests {
         let mut c = Client::new(&mut srv);
         assert_eq!(c.stats().unwrap().faults, 3);
         c.page_in(DomainId::new(1, 1), 0x40_0000).unwrap();
+        let m = c.domain_mem(DomainId::new(1, 1)).unwrap();
+        assert_eq!((m.resident, m.swapped, m.swapped_out), (4, 12, true));
+        assert_eq!(
+            c.domain_mem(DomainId::new(2, 1)),
+            Err(ClientError::Service(ServiceError::Io))
+        );
         assert_eq!(
             c.revoke(DomainId::new(1, 1)),
             Err(ClientError::Service(ServiceError::Io))

@@ -110,6 +110,12 @@ impl Replacement for Fifo {
     fn forget(&mut self, domain: DomainId) -> usize {
         self.r.forget_with(domain, drop_slot)
     }
+    fn remove(&mut self, page: Page) -> bool {
+        self.r.find(page).is_some_and(|id| {
+            drop_slot(&mut self.r, id);
+            true
+        })
+    }
     fn metadata_bytes(&self) -> usize {
         self.r.bytes()
     }

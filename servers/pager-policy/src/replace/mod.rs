@@ -209,6 +209,10 @@ pub trait Replacement {
     /// `domain` is gone: forgets its pages without writing them (their
     /// contents died with it). Returns how many.
     fn forget(&mut self, domain: DomainId) -> usize;
+    /// The swapper took `page` out of memory itself (written and unbound,
+    /// or unbound clean after a write-back the policy scheduled): forget
+    /// it without naming it. False if it was not resident.
+    fn remove(&mut self, page: Page) -> bool;
 
     /// Bytes of metadata this instance holds (its tables at capacity).
     fn metadata_bytes(&self) -> usize;

@@ -360,6 +360,15 @@ impl Replacement for TwoQ {
         })
     }
 
+    fn remove(&mut self, page: Page) -> bool {
+        let Some(id) = self.r.find(page) else {
+            return false;
+        };
+        unlink_any(&mut self.r, &mut self.a1in, &mut self.am, id);
+        self.r.remove(id);
+        true
+    }
+
     fn metadata_bytes(&self) -> usize {
         self.r.bytes() + self.ghosts.bytes()
     }
