@@ -1241,6 +1241,60 @@ impl<'a> Supervisor<'a> {
         }
     }
 
+    /// Instance `i`'s memory as its pager sees it (none without a pager,
+    /// or when the pager does not answer).
+    pub fn memory(&self, i: usize) -> Option<pager::DomainMem> {
+        let ep = self.pager_of(i)?;
+        match rpc(
+            &mut Endpoint(ep),
+            &pager::Request::DomainMem {
+                domain: self.inst[i].id,
+            },
+        ) {
+            Ok(pager::Reply::DomainMem(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Prints each instance's memory (image pages the supervisor bound,
+    /// and the pager's view: resident, swapped, swapped out, swap-ins and
+    /// swap-outs) for the paged ones, at most `MAX_MEMORY_ROWS` rows, then
+    /// the totals: what the operator console will show (issue 11).
+    pub fn print_memory(&self) {
+        const MAX_MEMORY_ROWS: usize = 16;
+        let mut rows = 0;
+        let (mut res, mut swp, mut out, mut sin, mut sout) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        for i in 0..self.inst.len() {
+            if self.inst[i].life == Life::Exited {
+                continue;
+            }
+            let Some(m) = self.memory(i) else { continue };
+            res += u64::from(m.resident);
+            swp += u64::from(m.swapped);
+            out += u64::from(m.swapped_out);
+            sin += u64::from(m.swap_ins);
+            sout += u64::from(m.swap_outs);
+            if rows < MAX_MEMORY_ROWS {
+                rows += 1;
+                println!(
+                    "supervisor: memory {} {}:{}: image {} resident {} swapped {}{} swap-ins {} swap-outs {}",
+                    self.name(i),
+                    self.inst[i].id.index,
+                    self.inst[i].id.gen,
+                    self.pages(i),
+                    m.resident,
+                    m.swapped,
+                    if m.swapped_out { " (swapped out)" } else { "" },
+                    m.swap_ins,
+                    m.swap_outs
+                );
+            }
+        }
+        println!(
+            "supervisor: memory total: resident {res} swapped {swp} pages, {out} domain(s) swapped out, {sin} swap-in(s), {sout} swap-out(s)"
+        );
+    }
+
     /// Asks instance `i`'s pager to swap it out whole.
     pub fn swap_out(&self, i: usize) -> Result<(), ServiceError> {
         let ep = self.pager_of(i).ok_or(ServiceError::Unsupported)?;

@@ -217,6 +217,7 @@ fn on_exit(sup: &mut Supervisor<'_>, payload: &[u8]) -> Option<u64> {
         sup.reap(i);
     }
     if is_test_end && sup.all_ended(d) {
+        sup.print_memory();
         println!("supervisor: test end: {} {}", spec.name, Why(&ex.reason));
         return Some(0);
     }
@@ -365,16 +366,21 @@ fn stat(sup: &Supervisor<'_>, i: usize) -> DomainStat {
     };
     let dead = x.life == Life::Exited;
     let counter = |c| if dead { 0 } else { sup.counter(i, c) };
+    let mem = if dead { None } else { sup.memory(i) };
     DomainStat {
         id: x.id,
         class,
         state: if dead {
             DomainState::Dead
+        } else if mem.is_some_and(|m| m.swapped_out) {
+            DomainState::SwappedOut
         } else {
             DomainState::Runnable
         },
-        frames_resident: u32::try_from(sup.pages(i)).unwrap_or(u32::MAX),
-        pages_swapped: 0,
+        frames_resident: u32::try_from(sup.pages(i))
+            .unwrap_or(u32::MAX)
+            .saturating_add(mem.map_or(0, |m| m.resident)),
+        pages_swapped: mem.map_or(0, |m| m.swapped),
         cpu_ticks: counter(DomainCounter::CpuTicks),
         events_raised: counter(DomainCounter::EventsRaised),
         upcalls_delivered: counter(DomainCounter::UpcallsDelivered),
@@ -405,6 +411,7 @@ fn timed_end(sup: &mut Supervisor<'_>, ms: u64) -> u64 {
         "supervisor: stats: {} instance(s), cpu {cpu} ticks, {faults} pager fault(s), {restarts} restart(s), {denied} request(s) refused or limited",
         sup.inst.len()
     );
+    sup.print_memory();
     println!(
         "supervisor: test end: {} domain(s) running after {ms} ms",
         sup.running()
