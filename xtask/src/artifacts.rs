@@ -91,6 +91,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-attacks", "revoke-client", "revoke-client"),
     ("serac-swaptest", "patterner", "patterner"),
     ("serac-swaptest", "swapkill", "swapkill"),
+    ("serac-swaptest", "swapbench", "swapbench"),
     ("serac-attacks", "devprobe", "devprobe"),
     ("serac-attacks", "device-denied", "device-denied"),
     ("serac-attacks", "attack-disk", "attack-disk"),
