@@ -92,6 +92,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-swaptest", "patterner", "patterner"),
     ("serac-swaptest", "swapkill", "swapkill"),
     ("serac-swaptest", "swapbench", "swapbench"),
+    ("serac-swaptest", "ipcidler", "ipcidler"),
     ("serac-attacks", "devprobe", "devprobe"),
     ("serac-attacks", "device-denied", "device-denied"),
     ("serac-attacks", "attack-disk", "attack-disk"),

@@ -687,7 +687,7 @@ fn trace<'a>(o: &Opts, file: Option<&'a [Access]>) -> Box<dyn Iterator<Item = Ac
 }
 
 /// One run of every policy at `frames`.
-fn run_all(o: &Opts, file: Option<&[Access]>, frames: usize) -> Result<Vec<Report>> {
+pub fn run_all(o: &Opts, file: Option<&[Access]>, frames: usize) -> Result<Vec<Report>> {
     let tau = o.tau.unwrap_or((frames / o.touch.max(1) as usize) as u64);
     let cfg = Config {
         frames,

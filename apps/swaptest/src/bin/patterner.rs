@@ -19,7 +19,7 @@ ilwaco::entry!(main);
 /// Pages of pattern (256 KiB).
 const PAGES: usize = 64;
 /// Sleep and check rounds.
-const ROUNDS: u32 = 2;
+const ROUNDS: u32 = 3;
 /// Sleep between checks: longer than the swapper's idle period.
 const SLEEP_NS: u64 = 3_000_000_000;
 

@@ -32,13 +32,13 @@ fn main() -> i32 {
         rng
     };
     // Let the patterners fill memory and the swapping start.
-    let _ = time::sleep_ns(1_500_000_000);
+    let _ = time::sleep_ns(1_000_000_000);
     let _ = pager::Client::new(Endpoint(SWAPPER)).stats();
     let mut swapper = DomainId::from_raw(sys::ipc_header_words()[2]);
     let mut sup = Client::new(Endpoint(SUPERVISOR));
     for n in 1..=KILLS {
-        // 2 to 60 ms apart.
-        let _ = time::sleep_ns(2_000_000 + next() % 58_000_000);
+        // 2 to 20 ms apart.
+        let _ = time::sleep_ns(2_000_000 + next() % 18_000_000);
         match sup.restart(swapper) {
             Ok(id) => {
                 if n % 10 == 0 {

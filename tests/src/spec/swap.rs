@@ -1,0 +1,144 @@
+//! Issue 9's QEMU tests and `bench swap`'s boots: swapping under
+//! overcommit, a swapper killed 100 times, injected disk errors, and the
+//! benchmark's scenarios. The verdicts are the kernel's lines (halt codes,
+//! faults), the supervisor's and the swapper's, never a guest's.
+
+use super::{d, manifest, Boot, DiskExtent, DiskImage, QemuTest, Source};
+use std::time::Duration;
+
+/// The swapper with the disk server's endpoint (its handle 1).
+const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes endpoint=disk";
+/// The swapper as the crash test runs it: restarted after every kill.
+const SWAPPER_RESTART: &str =
+    "domain swapper image=swapper class=server eager=yes endpoint=disk restart=yes";
+/// The disk server.
+const DISK: &str = "domain disk image=disk class=server eager=yes device=virtio-blk frames=64";
+/// First block of the only extent of a fresh test disk (after the
+/// superblock and two 16-block table copies).
+pub const FIRST_EXTENT_BLOCK: u64 = 33;
+
+/// A fresh disk with the swapper's swap area of `blocks`.
+fn swap_disk(name: &str, mib: u64, blocks: u64) -> DiskImage {
+    DiskImage::fresh(name, mib, vec![DiskExtent::Swap("swapper".into(), blocks)])
+}
+
+/// `n` patterners: each must halt with 0 (every byte came back), none may
+/// fault or find a wrong byte, and the swapper must have paged.
+fn patterners_pass(t: QemuTest) -> QemuTest {
+    t.forbid("[ info] domain %d:%d patterner halted with code 1")
+        .forbid("[ info] domain %d:%d patterner halted with code 2")
+        .forbid("[ info] domain %d:%d patterner halted with code 3")
+        .forbid("[ warn] domain %d:%d patterner faulted*")
+        .forbid(d("swapper", "swapper: killing *"))
+        .require(d("supervisor", "supervisor: test end: patterner halted with code 0"))
+        .require(d(
+            "swapper",
+            "swapper: resident %d swapped %d page-ins %n page-outs %n swap-outs %n swap-ins %n io-errors 0",
+        ))
+}
+
+/// 200 patterners (256 KiB of pattern each, 50 MiB) in a 64 MiB machine:
+/// they cannot all be resident, so the swapper pages and swaps them out
+/// whole; every one checks every byte after being brought back, three
+/// times.
+pub fn swap_overcommit() -> QemuTest {
+    let t = QemuTest::new("swap_overcommit", Boot::Pvh, "serac.exit=1")
+        .with_file(
+            "manifest",
+            manifest(&[
+                SWAPPER,
+                DISK,
+                "domain patterner image=patterner class=guest pager=swapper count=200",
+                "test-end=patterner",
+            ]),
+        )
+        .disk(swap_disk("swap_overcommit", 96, 20_480))
+        .qemu_args(["-m", "64M"])
+        .timeout(Duration::from_secs(600));
+    patterners_pass(t)
+}
+
+/// The swapper restarted 100 times by an operator at random moments while
+/// 100 patterners (25 MiB) page in a 64 MiB machine; every patterner's
+/// check still passes. The kills land while the swapper waits, mostly on
+/// the disk: inside page-outs and page-ins.
+pub fn swap_crash() -> QemuTest {
+    let t = QemuTest::new("swap_crash", Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", manifest(&[
+            SWAPPER_RESTART,
+            DISK,
+            "domain swapkill image=swapkill class=guest eager=yes endpoint=swapper endpoint=supervisor operator=yes",
+            "domain patterner image=patterner class=guest pager=swapper count=100",
+            "test-end=patterner",
+        ]))
+        .disk(swap_disk("swap_crash", 64, 10_240))
+        .qemu_args(["-m", "64M"])
+        .timeout(Duration::from_secs(600))
+        .require(d("supervisor", "supervisor: restarted swapper: %d:100 -> %d:101"));
+    patterners_pass(t)
+}
+
+/// Reads of part of the swap area fail (blkdebug EIO): a domain whose page
+/// was there is stopped with `PageLost`, nothing wrong is ever mapped (no
+/// patterner finds a bad byte), and the neighbour carries on after.
+pub fn swap_eio() -> QemuTest {
+    let mut disk = swap_disk("swap_eio", 16, 2_048);
+    // The area's first data slots: the first domain swapped out lands there.
+    for b in 8..40 {
+        disk = disk.eio("read_aio", (FIRST_EXTENT_BLOCK + b) * 8);
+    }
+    QemuTest::new("swap_eio", Boot::Pvh, "serac.exit=1")
+        .with_file(
+            "manifest",
+            manifest(&[
+                SWAPPER,
+                DISK,
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "domain patterner image=patterner class=guest pager=swapper count=12",
+                "test-end=patterner",
+                "test-linger-ms=300",
+            ]),
+        )
+        .disk(disk)
+        .timeout(Duration::from_secs(300))
+        .allow("* domain * faulted: *")
+        .forbid("[ info] domain %d:%d patterner halted with code 2")
+        .require_in_order([
+            d(
+                "swapper",
+                "swapper: killing %d:%d at vaddr=%s: swap copy lost (read error)",
+            ),
+            "[ warn] domain %d:%d patterner faulted: PageLost *".into(),
+            super::NEIGHBOUR_TICK.into(),
+        ])
+}
+
+/// `n` guests that did IPC, then idle for good, swapped out by the
+/// swapper's idle rule; the run ends 10 s after the last started, with
+/// the supervisor's memory totals and the kernel's stats.
+pub fn swap_kernel_bytes(name: &str, n: u32) -> QemuTest {
+    QemuTest::new(name, Boot::Pvh, "serac.exit=1")
+        .with_file(
+            "manifest",
+            Source::Bytes(
+                format!(
+                    "{SWAPPER}\n{DISK}\n\
+                     domain ipcidler image=ipcidler class=guest pager=swapper endpoint=swapper count={n}\n\
+                     test-end-after-ms=10000\n"
+                )
+                .into_bytes(),
+            ),
+        )
+        .disk(swap_disk(name, 96, 20_480))
+        .timeout(Duration::from_secs(300))
+        .forbid(d("swapper", "swapper: killing *"))
+        .require(d(
+            "supervisor",
+            &format!("supervisor: memory total: * {n} domain(s) swapped out, *"),
+        ))
+}
+
+/// The QEMU tests of this file.
+pub fn tests() -> Vec<QemuTest> {
+    vec![swap_overcommit(), swap_crash(), swap_eio()]
+}
