@@ -194,8 +194,9 @@ pub fn bench(what: &str, json: bool) -> Result<ExitCode> {
         "core" => core(json),
         "disk" => crate::bench_disk::disk(json),
         "net" => crate::bench_net::net(json),
+        "swap" => crate::bench_swap::swap(json),
         _ => Err(Failure(format!(
-            "unknown benchmark `{what}` (known: core, disk, net)"
+            "unknown benchmark `{what}` (known: core, disk, net, swap)"
         ))),
     }
 }

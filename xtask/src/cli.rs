@@ -16,7 +16,7 @@ Commands:
   gdb     Boot Serac in QEMU halted, waiting for gdb on :1234
   tcb     Audit the trusted computing base: kernel size, unsafe, syscalls, deps
   bench   Measure in QEMU: the microkernel (`bench core`), the disk server (`bench disk`),
-          the network (`bench net`)
+          the network (`bench net`), swapping (`bench swap`)
   disk    Make and check disk images: create, add-image, add-disk, add-swap, ls, fsck
   swap-sim  Replay page-access traces through the swapper's replacement policies
   help    Print this help, or a command's help (`cargo xtask help run`)
@@ -388,6 +388,16 @@ idle_httpd_upcalls_per_s (the kernel's counts over a window of an idle
 web host); bytes_per_connection (httpd's heap at 8 and 16 idle
 connections). Needs wrk and curl on the host. Logs:
 target/serac/tests/bench_net*.log.
+
+cargo xtask bench swap [--json]
+
+Measures swapping (plain TCG): swap_in_first_byte_vs_raw (time to first
+byte of a request to an httpd just swapped out whole, over a raw read of
+as many pages from the same disk, medians of 5 rounds), swap_ins_per_s
+(uniform load over more httpd than fit in 64 MiB),
+kernel_bytes_per_swapped_domain and swapper_bytes_per_domain (1,000
+swapped-out guests against 100), and each policy's fault rate on the
+simulator's Zipf(0.8) trace. Logs: target/serac/tests/bench_swap*.log.
 ";
 
 fn no_options(cmd: &str, rest: &[String]) -> Result<(), String> {

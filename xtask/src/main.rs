@@ -10,6 +10,7 @@ mod artifacts;
 mod bench;
 mod bench_disk;
 mod bench_net;
+mod bench_swap;
 mod cli;
 mod disk;
 mod prereq;

@@ -3,7 +3,9 @@
 //! benchmark's scenarios. The verdicts are the kernel's lines (halt codes,
 //! faults), the supervisor's and the swapper's, never a guest's.
 
-use super::{d, manifest, Boot, DiskExtent, DiskImage, QemuTest, Source};
+use super::{
+    d, httpd, manifest, www_site, Boot, DiskExtent, DiskImage, NetDevice, QemuTest, Source, VNIC,
+};
 use std::time::Duration;
 
 /// The swapper with the disk server's endpoint (its handle 1).
@@ -136,6 +138,61 @@ pub fn swap_kernel_bytes(name: &str, n: u32) -> QemuTest {
             "supervisor",
             &format!("supervisor: memory total: * {n} domain(s) swapped out, *"),
         ))
+}
+
+/// A paged httpd (not `eager`, so the swapper holds its heap, stack and
+/// `.bss`) for the web scenarios.
+fn paged_httpd(extra: &str) -> String {
+    httpd("httpd", extra).replace(" eager=yes", " pager=swapper")
+}
+
+/// `bench swap`'s first-byte scenario: swapbench (an operator) has the
+/// supervisor swap one paged httpd out, then times a request to it and a
+/// raw read of as many blocks of its own disk.
+pub fn swap_web(name: &str) -> QemuTest {
+    QemuTest::new(name, Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", manifest(&[
+            SWAPPER,
+            DISK,
+            VNIC,
+            &paged_httpd(""),
+            "domain swapbench image=swapbench class=guest eager=yes endpoint=vnic endpoint=supervisor endpoint=disk net=yes operator=yes",
+            "test-end=swapbench",
+        ]))
+        .disk(DiskImage::fresh(name, 32, vec![
+            www_site(),
+            DiskExtent::Swap("swapper".into(), 4096),
+            DiskExtent::Disk("swapbench".into(), 2048),
+        ]))
+        .net(NetDevice::default())
+        .timeout(Duration::from_secs(300))
+        .forbid(d("swapper", "swapper: killing *"))
+        .require(d("supervisor", "supervisor: test end: swapbench halted with code 0"))
+}
+
+/// `bench swap`'s load scenario: loadgen, uniform over 60 paged httpd in
+/// a 64 MiB machine, 600 requests one at a time.
+pub fn swap_uniform(name: &str) -> QemuTest {
+    let cfg = "targets=60 conns=1 requests=600 alpha=0 path=/2k.html expect=2048 keepalive=no";
+    QemuTest::new(name, Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", manifest(&[
+            SWAPPER,
+            DISK,
+            VNIC,
+            &paged_httpd("count=60"),
+            "domain loadgen image=loadgen class=guest eager=yes endpoint=vnic endpoint=disk net=yes",
+            "test-end=loadgen",
+        ]))
+        .disk(DiskImage::fresh(name, 96, vec![
+            www_site(),
+            DiskExtent::Swap("swapper".into(), 16_384),
+            DiskExtent::Image("loadgen".into(), format!("{cfg}\n").into_bytes()),
+        ]))
+        .net(NetDevice::default())
+        .qemu_args(["-m", "64M"])
+        .timeout(Duration::from_secs(600))
+        .forbid(d("swapper", "swapper: killing *"))
+        .require(d("loadgen", "loadgen: requests=600 errors=0 wrong=0 *"))
 }
 
 /// The QEMU tests of this file.

@@ -1,0 +1,291 @@
+//! `cargo xtask bench swap`: swapping's figures (docs/performance.md says
+//! what each means).
+//!
+//! - `swap_in_first_byte_vs_raw`, plain TCG: swapbench's rounds against an
+//!   httpd it has the supervisor swap out whole; the median time to first
+//!   byte of the next request, over the median time of a raw read of as
+//!   many 4 KiB blocks from the same disk in the same run
+//!   (`serac_tests::spec::swap::swap_web`).
+//! - `swap_ins_per_s`, plain TCG: loadgen, uniform over more httpd than
+//!   fit in a 64 MiB machine; the domains' swap-ins (the supervisor's
+//!   memory totals at the end) over loadgen's run time
+//!   (`serac_tests::spec::swap::swap_uniform`).
+//! - `kernel_bytes_per_swapped_domain`: (kernel frames + kernel heap in
+//!   use) with 1,000 swapped-out `ipcidler`s minus with 100, over 900
+//!   (`serac_tests::spec::swap::swap_kernel_bytes`).
+//! - `swapper_bytes_per_domain`: the swapper's heap in use at the same two
+//!   points, the same difference.
+//! - `policy_fault_rate`: each policy's fault rate on `cargo xtask
+//!   swap-sim`'s default Zipf(0.8) trace (host only).
+//!
+//! Lines count only from the kernel and the named domains, by the
+//! kernel's prefix.
+
+use std::fs;
+use std::process::ExitCode;
+
+use serac_tests::judge::{source, Source as JudgeSource};
+use serac_tests::runner::Runner;
+use serac_tests::spec::swap::{swap_kernel_bytes, swap_uniform, swap_web};
+use serac_tests::spec::QemuTest;
+
+use crate::bench::runner;
+use crate::swap_sim::{self, Opts};
+use crate::util::{Failure, Result};
+
+/// One figure.
+#[derive(Debug, Clone, PartialEq)]
+struct Fig {
+    key: String,
+    value: f64,
+    decimals: usize,
+    what: String,
+}
+
+/// The lines domain `name` printed, or the kernel's with `None`.
+fn lines_of<'a>(serial: &'a str, name: Option<&str>) -> Vec<&'a str> {
+    serial
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter_map(|l| match (source(l), name) {
+            ((JudgeSource::Kernel, body), None) => Some(body),
+            ((JudgeSource::Domain(n), body), Some(want)) if n == want => Some(body),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The number after `key ` in `line`.
+fn after(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// `swap_in_first_byte_vs_raw` from swapbench's rounds.
+fn first_byte(serial: &str) -> std::result::Result<Vec<Fig>, String> {
+    let (mut cold, mut warm, mut raw, mut pages) = (vec![], vec![], vec![], vec![]);
+    for l in lines_of(serial, Some("swapbench")) {
+        if !l.starts_with("BENCH swap_round ") {
+            continue;
+        }
+        let get = |k| after(l, k).ok_or_else(|| format!("no `{k}` in `{l}`"));
+        cold.push(get("ttfb_us")? as f64);
+        warm.push(get("resident_ttfb_us")? as f64);
+        raw.push(get("raw_us")? as f64);
+        pages.push(get("pages")? as f64);
+    }
+    if cold.len() < 5 {
+        return Err(format!("swapbench reported {} rounds, not 5", cold.len()));
+    }
+    if pages.contains(&0.0) {
+        return Err("a round swapped out no page".into());
+    }
+    let (c, w, r, p) = (
+        median(&mut cold),
+        median(&mut warm),
+        median(&mut raw),
+        median(&mut pages),
+    );
+    Ok(vec![
+        Fig {
+            key: "swap_in_first_byte_vs_raw".into(),
+            value: c / r.max(1.0),
+            decimals: 2,
+            what: format!(
+                "time to first byte of a request to a swapped-out httpd, {c:.0} us, over a raw read of its {p:.0} pages, {r:.0} us (medians of {} rounds; resident: {w:.0} us)",
+                cold.len()
+            ),
+        },
+        Fig {
+            key: "swap_in_pages".into(),
+            value: p,
+            decimals: 0,
+            what: "pages the swapped-out httpd held in swap (median)".into(),
+        },
+    ])
+}
+
+/// `swap_ins_per_s` from loadgen's run time and the supervisor's totals.
+fn swap_ins(serial: &str) -> std::result::Result<Fig, String> {
+    let lg = lines_of(serial, Some("loadgen"));
+    let done = lg
+        .iter()
+        .find(|l| l.starts_with("loadgen: requests="))
+        .ok_or("no loadgen summary")?;
+    if !done.contains("errors=0 wrong=0") {
+        return Err(format!("loadgen had errors: {done}"));
+    }
+    let (requests, rps) = (
+        after(done, "requests=").ok_or("requests")? as f64,
+        after(done, "rps=").ok_or("rps")? as f64,
+    );
+    let total = lines_of(serial, Some("supervisor"))
+        .into_iter()
+        .rev()
+        .find(|l| l.starts_with("supervisor: memory total:"))
+        .ok_or("no memory total")?;
+    let ins = total
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" swap-in(s)"))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .ok_or("no swap-in count")? as f64;
+    let secs = requests / rps.max(1.0);
+    Ok(Fig {
+        key: "swap_ins_per_s".into(),
+        value: ins / secs,
+        decimals: 1,
+        what: format!(
+            "{ins:.0} domain swap-ins in {secs:.1} s of uniform load ({requests:.0} requests at {rps:.0}/s) over more httpd than fit in 64 MiB; Denali: 7/s on 2002 disks"
+        ),
+    })
+}
+
+/// Kernel bytes (frames + heap) and the swapper's heap at the end of a
+/// run, after checking every ipcidler is swapped out.
+fn memory_at(serial: &str, n: u64) -> std::result::Result<(u64, u64), String> {
+    let k = lines_of(serial, None)
+        .into_iter()
+        .find(|l| l.starts_with("KERNEL stats:"))
+        .ok_or("no KERNEL stats line")?;
+    let frames = after(k, "kernel frames in use since start").ok_or("kernel frames")?;
+    let heap = after(k, "heap in use").ok_or("kernel heap")?;
+    let out = lines_of(serial, Some("supervisor"))
+        .into_iter()
+        .rev()
+        .find(|l| l.starts_with("supervisor: memory total:"))
+        .ok_or("no memory total")?;
+    if !out.contains(&format!(" {n} domain(s) swapped out")) {
+        return Err(format!("not all {n} swapped out: {out}"));
+    }
+    let sw = lines_of(serial, Some("swapper"))
+        .into_iter()
+        .rev()
+        .find(|l| l.contains("heap in use"))
+        .and_then(|l| after(l, "heap in use"))
+        .ok_or("no swapper heap line")?;
+    Ok((frames * 4096 + heap * 1024, sw))
+}
+
+fn policies() -> Result<Vec<Fig>> {
+    let o = Opts {
+        policies: swap_sim::POLICIES.iter().map(|p| (*p).into()).collect(),
+        ..Opts::default()
+    };
+    let reports = swap_sim::run_all(&o, None, o.frames)?;
+    Ok(reports
+        .iter()
+        .map(|r| Fig {
+            key: format!("policy_fault_rate_{}", r.policy),
+            value: r.fault_rate(),
+            decimals: 4,
+            what: format!(
+                "faults per access, swap-sim's default Zipf(0.8) trace: {} domains x {} pages, {} frames, {} requests",
+                o.domains, o.pages, o.frames, o.requests
+            ),
+        })
+        .collect())
+}
+
+fn boot(runner: &mut Runner, t: &QemuTest) -> Result<String> {
+    eprintln!("xtask: bench: booting `{}`", t.name);
+    let out = runner.run(t);
+    if !out.passed() {
+        eprint!("{}", out.report());
+        return Err(Failure(format!("bench scenario `{}` failed", t.name)));
+    }
+    Ok(fs::read_to_string(&out.log).unwrap_or_default())
+}
+
+/// `cargo xtask bench swap [--json]`.
+pub fn swap(json: bool) -> Result<ExitCode> {
+    let bad = |e: String| Failure(format!("bench swap: {e}"));
+    let mut figs = policies()?;
+    let mut runner = runner()?;
+    let web = boot(&mut runner, &swap_web("bench_swap_web"))?;
+    figs.extend(first_byte(&web).map_err(bad)?);
+    let uni = boot(&mut runner, &swap_uniform("bench_swap_uniform"))?;
+    figs.push(swap_ins(&uni).map_err(bad)?);
+    let small = boot(&mut runner, &swap_kernel_bytes("bench_swap_100", 100))?;
+    let big = boot(&mut runner, &swap_kernel_bytes("bench_swap_1000", 1000))?;
+    let (k0, s0) = memory_at(&small, 100).map_err(bad)?;
+    let (k1, s1) = memory_at(&big, 1000).map_err(bad)?;
+    figs.push(Fig {
+        key: "kernel_bytes_per_swapped_domain".into(),
+        value: k1.saturating_sub(k0) as f64 / 900.0,
+        decimals: 0,
+        what: "(kernel frames + kernel heap) with 1,000 swapped-out ipcidlers minus with 100, / 900; target 512".into(),
+    });
+    figs.push(Fig {
+        key: "swapper_bytes_per_domain".into(),
+        value: s1.saturating_sub(s0) as f64 / 900.0,
+        decimals: 0,
+        what: "the swapper's heap in use, same two runs, / 900".into(),
+    });
+    if json {
+        let parts: Vec<String> = figs
+            .iter()
+            .map(|f| format!("\"{}\": {:.*}", f.key, f.decimals, f.value))
+            .collect();
+        println!("{{{}}}", parts.join(", "));
+    } else {
+        println!("| figure | value | what |");
+        println!("|---|---:|---|");
+        for f in &figs {
+            println!("| {} | {:.*} | {} |", f.key, f.decimals, f.value, f.what);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_byte_is_a_ratio_of_medians_of_the_probe() {
+        let mut s = String::new();
+        for (i, c) in [300, 100, 200, 250, 150].iter().enumerate() {
+            s += &format!(
+                "[9:1 swapbench] BENCH swap_round {} ttfb_us {c} resident_ttfb_us 10 raw_us 100 pages 40\n",
+                i + 1
+            );
+        }
+        let f = first_byte(&s).unwrap();
+        assert_eq!(f[0].value, 2.0);
+        assert_eq!(f[1].value, 40.0);
+        assert!(first_byte(&s.replace("swapbench]", "httpd]")).is_err());
+        assert!(first_byte(&s.replace("pages 40", "pages 0")).is_err());
+    }
+
+    #[test]
+    fn swap_ins_over_loadgen_time() {
+        let s = "[7:1 loadgen] loadgen: requests=400 errors=0 wrong=0 rps=40 p50_us=1\n\
+                 [0:1 supervisor] supervisor: memory total: resident 1 swapped 2 pages, 3 domain(s) swapped out, 50 swap-in(s), 60 swap-out(s)\n";
+        assert_eq!(swap_ins(s).unwrap().value, 5.0);
+        assert!(swap_ins(&s.replace("errors=0", "errors=1")).is_err());
+    }
+
+    #[test]
+    fn memory_needs_every_domain_out() {
+        let s = "KERNEL stats: 3 domain record(s), 3 created since boot, kernel frames in use since start 2 (8 KiB), heap in use 10 KiB, domain record 496 bytes\n\
+                 [0:1 supervisor] supervisor: memory total: resident 0 swapped 9 pages, 100 domain(s) swapped out, 0 swap-in(s), 100 swap-out(s)\n\
+                 [1:1 swapper] swapper: heap in use 5000 bytes\n";
+        assert_eq!(memory_at(s, 100).unwrap(), (2 * 4096 + 10 * 1024, 5000));
+        assert!(memory_at(s, 1000).is_err());
+    }
+}
