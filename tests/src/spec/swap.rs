@@ -4,8 +4,10 @@
 //! faults), the supervisor's and the swapper's, never a guest's.
 
 use super::{
-    d, httpd, manifest, www_site, Boot, DiskExtent, DiskImage, NetDevice, QemuTest, Source, VNIC,
+    d, httpd, manifest, net_guests, www_site, Boot, DiskExtent, DiskImage, HostHttp, HttpCheck,
+    NetDevice, QemuTest, Source, VNIC,
 };
+use crate::pattern::Pattern;
 use std::time::Duration;
 
 /// The swapper with the disk server's endpoint (its handle 1).
@@ -195,7 +197,56 @@ pub fn swap_uniform(name: &str) -> QemuTest {
         .require(d("loadgen", "loadgen: requests=600 errors=0 wrong=0 *"))
 }
 
+/// A packet wakes a swapped-out domain: two paged httpd go idle and the
+/// swapper swaps both out whole (its counters say 2 swap-outs, no
+/// swap-in); then host `curl` fetches `/2k.html` from each, byte-exact
+/// (the runner's verdict), which swaps them back in.
+pub fn swap_wake() -> QemuTest {
+    let text = [
+        SWAPPER,
+        DISK,
+        VNIC,
+        &paged_httpd("count=2"),
+        "test-end-after-ms=25000",
+    ]
+    .join("\n")
+        + "\n";
+    let guests: Vec<[u8; 4]> = net_guests(&text)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, _, a)| a)
+        .collect();
+    let out = "swapper: resident %d swapped %d page-ins %d page-outs %d swap-outs 2 swap-ins 0 io-errors 0";
+    QemuTest::new("swap_wake", Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", Source::Bytes(text.into_bytes()))
+        .disk(DiskImage::fresh("swap_wake", 16, vec![
+            www_site(),
+            DiskExtent::Swap("swapper".into(), 2048),
+        ]))
+        .net(NetDevice {
+            http: Some(HostHttp {
+                when: Pattern::new(d("swapper", out)),
+                guests,
+                check: HttpCheck::Curl {
+                    path: "/2k.html".into(),
+                    body: include_bytes!("../../../www/2k.html").to_vec(),
+                    missing: "/no-such-page.html".into(),
+                },
+            }),
+            ..NetDevice::default()
+        })
+        .timeout(Duration::from_secs(120))
+        .forbid(d("swapper", "swapper: killing *"))
+        .require_in_order([
+            d("swapper", out),
+            d(
+                "swapper",
+                "swapper: resident %d swapped %d page-ins %n page-outs %d swap-outs %d swap-ins %n io-errors 0",
+            ),
+        ])
+}
+
 /// The QEMU tests of this file.
 pub fn tests() -> Vec<QemuTest> {
-    vec![swap_overcommit(), swap_crash(), swap_eio()]
+    vec![swap_overcommit(), swap_crash(), swap_eio(), swap_wake()]
 }
