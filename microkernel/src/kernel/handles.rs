@@ -61,6 +61,12 @@ impl Handles {
         let c = self.chunks.len();
         let mut t = HandleTable::with_first_gen(self.next_gen);
         let h = t.allocate(entry)?;
+        // The first chunk exactly: a plain push reserves four (2 KiB).
+        if self.chunks.is_empty() {
+            self.chunks
+                .try_reserve_exact(1)
+                .map_err(|_| SysError::OutOfMemory)?;
+        }
         self.chunks.push(t);
         Ok(Handle::new((c * CHUNK) as u32 + h.index, h.gen))
     }
