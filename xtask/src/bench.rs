@@ -175,7 +175,11 @@ pub(crate) fn parse(serial: &str) -> Figures {
                 f.bench.insert(k.to_owned(), v);
             }
         } else if from == Some("kernel") && line.starts_with("KERNEL stats:") {
-            f.kernel_frames = number_after(line, "kernel frames in use since start");
+            // The frames the kernel holds for live domains (the pool count
+            // misses them once the supervisor's grant came back); older
+            // kernels without the field: the pool count.
+            f.kernel_frames = number_after(line, "domain frames")
+                .or_else(|| number_after(line, "kernel frames in use since start"));
             f.heap_kib = number_after(line, "heap in use");
         } else if from == Some("supervisor") && line.starts_with("supervisor: until-full:") {
             f.built = number_after(line, "built");

@@ -161,7 +161,7 @@ fn memory_at(serial: &str, n: u64) -> std::result::Result<(u64, u64), String> {
         .into_iter()
         .find(|l| l.starts_with("KERNEL stats:"))
         .ok_or("no KERNEL stats line")?;
-    let frames = after(k, "kernel frames in use since start").ok_or("kernel frames")?;
+    let frames = after(k, "domain frames").ok_or("domain frames")?;
     let heap = after(k, "heap in use").ok_or("kernel heap")?;
     let out = lines_of(serial, Some("supervisor"))
         .into_iter()
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn memory_needs_every_domain_out() {
-        let s = "KERNEL stats: 3 domain record(s), 3 created since boot, kernel frames in use since start 2 (8 KiB), heap in use 10 KiB, domain record 496 bytes\n\
+        let s = "KERNEL stats: 3 domain record(s), 3 created since boot, kernel frames in use since start 0 (0 KiB), heap in use 10 KiB, domain record 496 bytes, domain frames 2\n\
                  [0:1 supervisor] supervisor: memory total: resident 0 swapped 9 pages, 100 domain(s) swapped out, 0 swap-in(s), 100 swap-out(s)\n\
                  [1:1 swapper] swapper: heap in use 5000 bytes\n";
         assert_eq!(memory_at(s, 100).unwrap(), (2 * 4096 + 10 * 1024, 5000));

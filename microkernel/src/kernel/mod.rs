@@ -387,14 +387,29 @@ fn report_and_exit(k: &Kernel) -> ! {
         .kernel_frames_base
         .saturating_sub(crate::arch::paging::free_frames());
     let records = k.domains.iter().flatten().count() as u64;
+    // The frames the kernel holds for live domains: fixed pages and page
+    // tables (the pool count above misses them once the supervisor's
+    // grant has come back).
+    let domain_frames: u64 = k
+        .domains
+        .iter()
+        .flatten()
+        .map(|d| {
+            let (ipc, up) = d.fixed_frames();
+            u64::from(ipc != 0)
+                + u64::from(up != 0)
+                + d.space.as_ref().map_or(0, |s| u64::from(s.tables()))
+        })
+        .sum();
     crate::kprintln!(
-        "KERNEL stats: {} domain record(s), {} created since boot, kernel frames in use since start {} ({} KiB), heap in use {} KiB, domain record {} bytes",
+        "KERNEL stats: {} domain record(s), {} created since boot, kernel frames in use since start {} ({} KiB), heap in use {} KiB, domain record {} bytes, domain frames {}",
         records,
         k.created,
         frames_used,
         frames_used * 4,
         heap_used / 1024,
-        core::mem::size_of::<Domain>()
+        core::mem::size_of::<Domain>(),
+        domain_frames
     );
     crate::kprintln!("KERNEL supervisor ended; {} domain(s) alive", k.alive());
     exit(ExitCode::Success)
