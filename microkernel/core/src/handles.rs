@@ -192,6 +192,48 @@ impl<const N: usize> HandleTable<N> {
         n
     }
 
+    /// The live handles as (slot index, generation, entry), to pack them.
+    pub fn live_entries(&self) -> impl Iterator<Item = (u32, u32, HandleEntry)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((index_u32(i), s.gen, s.entry?)))
+    }
+
+    /// A table holding exactly `live` (slot index, generation, entry), every
+    /// other slot free at generation `gen`: unpacks [`live_entries`]. With
+    /// `gen` above every generation the packed table had, a handle it had
+    /// revoked stays stale. Indices out of range or 0 are skipped.
+    ///
+    /// [`live_entries`]: Self::live_entries
+    pub fn restore(gen: u32, live: &[(u32, u32, HandleEntry)]) -> Self {
+        let mut t = Self::with_first_gen(gen);
+        for &(i, g, e) in live {
+            if i == 0 {
+                continue;
+            }
+            if let Some(s) = t.slots.get_mut(i as usize) {
+                if s.entry.is_none() {
+                    s.gen = g;
+                    s.entry = Some(e);
+                    t.live += 1;
+                }
+            }
+        }
+        // The free list: every free slot but 0, lowest first.
+        t.free_head = NIL;
+        for i in (1..N).rev() {
+            let head = t.free_head;
+            if let Some(s) = t.slots.get_mut(i) {
+                if s.entry.is_none() {
+                    s.next_free = head;
+                    t.free_head = index_u32(i);
+                }
+            }
+        }
+        t
+    }
+
     /// The highest generation any slot has reached (the next table for the
     /// same handle space should start above it).
     pub fn max_gen(&self) -> u32 {
@@ -330,6 +372,42 @@ mod tests {
                     prop_assert_eq!(t.revoke(h).map(|e| e.badge), Ok(b));
                     prop_assert_eq!(t.revoke(h), Err(SysError::StaleHandle));
                     dead.push(h);
+                }
+                prop_assert_eq!(t.len(), live.len());
+                for (h, b) in &live {
+                    prop_assert_eq!(t.lookup(*h).map(|e| e.badge), Ok(*b));
+                }
+                for h in &dead {
+                    prop_assert!(t.lookup(*h).is_err());
+                }
+            }
+        }
+
+        /// Packing a table and restoring it (what the kernel does to a
+        /// swapped-out domain's handles) keeps every live handle and every
+        /// revoked one dead, whatever came before and after.
+        #[test]
+        fn packing_keeps_live_handles_and_dead_ones_dead(ops in proptest::collection::vec((0u8..3, any::<prop::sample::Index>()), 0..300)) {
+            let mut t = HandleTable::<5>::new();
+            let mut live: Vec<(Handle, u64)> = Vec::new();
+            let mut dead: Vec<Handle> = Vec::new();
+            for (n, (op, pick)) in ops.into_iter().enumerate() {
+                match op {
+                    0 => {
+                        if let Ok(h) = t.allocate(ep(n as u64)) {
+                            prop_assert!(!dead.contains(&h));
+                            live.push((h, n as u64));
+                        }
+                    }
+                    1 if !live.is_empty() => {
+                        let (h, _) = live.swap_remove(pick.index(live.len()));
+                        t.revoke(h).unwrap();
+                        dead.push(h);
+                    }
+                    _ => {
+                        let packed: Vec<_> = t.live_entries().collect();
+                        t = HandleTable::restore(t.max_gen().saturating_add(1), &packed);
+                    }
                 }
                 prop_assert_eq!(t.len(), live.len());
                 for (h, b) in &live {

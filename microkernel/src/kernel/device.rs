@@ -140,7 +140,7 @@ pub fn call(
     let op = DeviceOp::try_from(op)?;
     let d = k.domain(i).ok_or(SysError::BadHandle)?;
     let id = d.id;
-    let e = *d
+    let e = d
         .handles
         .lookup_as(h, HandleKind::Device, HandleRights::default())?;
     let j = usize::try_from(e.object).map_err(|_| SysError::BadHandle)?;

@@ -85,6 +85,51 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// Kept in a dead domain's saved registers (it never runs again and
+    /// `Restart` clears them), which saves its record the field.
+    fn store(self, c: &mut TrapFrame) {
+        let kind = |k: FaultKind| match k {
+            FaultKind::Other(v) => 0x100 | u64::from(v),
+            k => FAULT_KINDS.iter().position(|x| *x == k).unwrap_or(0) as u64,
+        };
+        (c.rax, c.rdi, c.rsi, c.rdx, c.r10) = match self {
+            Reason::Halted(code) => (1, code, 0, 0, 0),
+            Reason::Fault(k, vaddr, rip, error) => (2, kind(k), vaddr, rip, error),
+            Reason::Killed => (3, 0, 0, 0, 0),
+        };
+    }
+
+    fn load(c: &TrapFrame) -> Reason {
+        let kind = match c.rdi {
+            v if v & 0x100 != 0 => FaultKind::Other((v & 0xff) as u8),
+            v => FAULT_KINDS
+                .get(v as usize)
+                .copied()
+                .unwrap_or(FaultKind::PageFault),
+        };
+        match c.rax {
+            1 => Reason::Halted(c.rdi),
+            2 => Reason::Fault(kind, c.rsi, c.rdx, c.r10),
+            _ => Reason::Killed,
+        }
+    }
+}
+
+/// The fault kinds but `Other`, by code.
+const FAULT_KINDS: [FaultKind; 10] = [
+    FaultKind::PageFault,
+    FaultKind::Protection,
+    FaultKind::GeneralProtection,
+    FaultKind::InvalidOpcode,
+    FaultKind::DivideError,
+    FaultKind::Debug,
+    FaultKind::Alignment,
+    FaultKind::StackSegment,
+    FaultKind::FloatingPoint,
+    FaultKind::PageLost,
+];
+
 /// One protection domain: all the kernel keeps for it.
 #[derive(Debug)]
 pub struct Domain {
@@ -102,9 +147,9 @@ pub struct Domain {
     /// Page tables: a cache of the domain's software-TLB bindings.
     pub space: Option<AddressSpace>,
     /// Frame of the IPC buffer (kernel-owned; 0 until first used).
-    ipc_frame: u64,
+    ipc_fn: u32,
     /// Frame of the upcall page (kernel-owned; 0 until first used).
-    upcall_frame: u64,
+    upcall_fn: u32,
     /// Handles this domain holds.
     pub handles: super::handles::Handles,
     /// Pending virtual interrupts and batching counters.
@@ -112,19 +157,15 @@ pub struct Domain {
     /// Upcall entry point (0: upcalls off).
     pub upcall_entry: u64,
     /// The domain whose endpoint receives this domain's faults.
-    pub pager: Option<DomainId>,
+    pager: DomainId,
     /// Senders queued on this domain (head, tail: indices).
     pub queue: Option<(u32, u32)>,
     /// Next sender in the queue this domain waits on.
     pub next_in_queue: Option<u32>,
     /// Badge of the endpoint this domain is sending through.
     pub send_badge: u64,
-    /// The access that missed: (vaddr, access, rip).
-    pub fault: (u64, serac_protocol::pager::Access, u64),
-    /// Why it ended, once dead.
-    pub exit: Option<Reason>,
-    /// TSC when last switched in.
-    pub last_dispatch: u64,
+    /// The access that missed: (vaddr, access); its rip is `ctx.rip`.
+    fault: (u64, serac_protocol::pager::Access),
     /// CPU charged, in TSC ticks.
     pub cpu_ticks: u64,
     /// Syscalls made.
@@ -132,9 +173,9 @@ pub struct Domain {
     /// Software-TLB misses sent to the pager.
     pub faults: u64,
     /// Interrupt lines bound to it (the next one gets bit `IRQ(irq_lines)`).
-    pub irq_lines: u32,
+    pub irq_lines: u8,
     /// Times its page-table cache went over budget and was dropped.
-    pub table_resets: u32,
+    pub table_resets: u16,
     /// In `reply_recv` with `RECV_ACCEPT_HANDLE`: the next message may move
     /// a handle into its table.
     pub accept_handle: bool,
@@ -148,59 +189,96 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// The IPC buffer's physical address, 0 if none (the record keeps
+    /// frame numbers, 4 bytes each).
+    fn ipc_pa(&self) -> u64 {
+        u64::from(self.ipc_fn) * PAGE_SIZE
+    }
+
+    /// The upcall page's physical address, 0 if none.
+    fn upcall_pa(&self) -> u64 {
+        u64::from(self.upcall_fn) * PAGE_SIZE
+    }
+
     /// The IPC buffer's frame, allocated on first use: a domain that never
     /// does IPC (an idle guest) costs no kernel page for it.
     pub fn ipc_frame(&mut self) -> Result<u64, SysError> {
-        if self.ipc_frame == 0 {
-            self.ipc_frame = alloc_frame().ok_or(SysError::OutOfMemory)?;
+        if self.ipc_pa() == 0 {
+            self.ipc_fn = to_fn(alloc_frame().ok_or(SysError::OutOfMemory)?);
+            let pa = self.ipc_pa();
             if let Some(space) = self.space.as_mut() {
-                let _ = space.map(layout::IPC_BUFFER_ADDR, self.ipc_frame, true, false, false);
+                let _ = space.map(layout::IPC_BUFFER_ADDR, pa, true, false, false);
             }
         }
-        Ok(self.ipc_frame)
+        Ok(self.ipc_pa())
     }
 
     /// The upcall page's frame, allocated on first use.
     pub fn upcall_frame(&mut self) -> Result<u64, SysError> {
-        if self.upcall_frame == 0 {
-            self.upcall_frame = alloc_frame().ok_or(SysError::OutOfMemory)?;
+        if self.upcall_pa() == 0 {
+            self.upcall_fn = to_fn(alloc_frame().ok_or(SysError::OutOfMemory)?);
             if core::mem::take(&mut self.upcall_parked) {
-                write_phys(self.upcall_frame + OFF_ENABLED as u64, &1u64.to_le_bytes());
+                write_phys(self.upcall_pa() + OFF_ENABLED as u64, &1u64.to_le_bytes());
             }
+            let pa = self.upcall_pa();
             if let Some(space) = self.space.as_mut() {
-                let _ = space.map(
-                    layout::UPCALL_PAGE_ADDR,
-                    self.upcall_frame,
-                    true,
-                    false,
-                    false,
-                );
+                let _ = space.map(layout::UPCALL_PAGE_ADDR, pa, true, false, false);
             }
         }
-        Ok(self.upcall_frame)
+        Ok(self.upcall_pa())
     }
 
-    /// Frees the IPC buffer (a waiting domain's is scratch: the next
-    /// message overwrites it) and the upcall page, unless upcalls are off
-    /// in it (a handler may be running: the saved context is live). Both
-    /// come back on first use. The caller dropped the page tables.
+    /// Packs the handles, frees the IPC buffer (a waiting domain's is
+    /// scratch: the next message overwrites it) and the upcall page, unless
+    /// upcalls are off in it (a handler may be running: the saved context
+    /// is live). All come back on first use. The caller dropped the page
+    /// tables.
     pub fn drop_fixed_pages(&mut self) {
-        if self.ipc_frame != 0 {
-            let _ = free_frame(core::mem::take(&mut self.ipc_frame));
+        self.handles.pack();
+        if self.ipc_pa() != 0 {
+            let _ = free_frame(self.ipc_pa());
+            self.ipc_fn = 0;
         }
-        if self.upcall_frame != 0 {
+        if self.upcall_pa() != 0 {
             let mut enabled = [0u8; 8];
-            read_phys(self.upcall_frame + OFF_ENABLED as u64, &mut enabled);
+            read_phys(self.upcall_pa() + OFF_ENABLED as u64, &mut enabled);
             if u64::from_le_bytes(enabled) != 0 {
-                let _ = free_frame(core::mem::take(&mut self.upcall_frame));
+                let _ = free_frame(self.upcall_pa());
+                self.upcall_fn = 0;
                 self.upcall_parked = true;
             }
         }
     }
 
+    /// The domain whose endpoint receives its faults (`NONE` is none: the
+    /// record keeps no `Option` tag).
+    pub fn pager(&self) -> Option<DomainId> {
+        (!self.pager.is_none()).then_some(self.pager)
+    }
+
+    /// Sets [`Domain::pager`].
+    pub fn set_pager(&mut self, p: DomainId) {
+        self.pager = p;
+    }
+
+    /// Why it ended, once dead.
+    pub fn exit(&self) -> Option<Reason> {
+        (self.state == State::Dead).then(|| Reason::load(&self.ctx))
+    }
+
+    /// The access that missed, while faulting: (vaddr, access, rip).
+    pub fn fault(&self) -> (u64, serac_protocol::pager::Access, u64) {
+        (self.fault.0, self.fault.1, self.ctx.rip)
+    }
+
+    /// Records the access that missed (the context is the faulting one).
+    pub fn set_fault(&mut self, vaddr: u64, access: serac_protocol::pager::Access) {
+        self.fault = (vaddr, access);
+    }
+
     /// The frames of the fixed pages, 0 where not allocated yet.
     pub fn fixed_frames(&self) -> (u64, u64) {
-        (self.ipc_frame, self.upcall_frame)
+        (self.ipc_pa(), self.upcall_pa())
     }
 
     /// The name given at creation (for logs).
@@ -229,6 +307,12 @@ impl From<SysError> for CreateError {
     fn from(e: SysError) -> Self {
         CreateError::Sys(e)
     }
+}
+
+/// The frame number of a physical address the frame allocator gave
+/// (below 2^44, so it fits).
+fn to_fn(pa: u64) -> u32 {
+    u32::try_from(pa / PAGE_SIZE).unwrap_or(0)
 }
 
 /// Writes the global clock page.
@@ -278,18 +362,16 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         state: State::Stopped,
         ctx: TrapFrame::default(),
         space: None,
-        ipc_frame: 0,
-        upcall_frame: 0,
+        ipc_fn: 0,
+        upcall_fn: 0,
         handles: super::handles::Handles::new(HANDLE_CHUNKS),
         pending: Pending::new(),
         upcall_entry: 0,
-        pager: None,
+        pager: DomainId::NONE,
         queue: None,
         next_in_queue: None,
         send_badge: 0,
-        fault: (0, serac_protocol::pager::Access::Read, 0),
-        exit: None,
-        last_dispatch: 0,
+        fault: (0, serac_protocol::pager::Access::Read),
         cpu_ticks: 0,
         syscalls: 0,
         faults: 0,
@@ -408,8 +490,8 @@ fn new_space(d: &Domain, clock: u64) -> Result<AddressSpace, SysError> {
     let mut space = AddressSpace::new().map_err(|_| SysError::OutOfMemory)?;
     let maps = [
         (layout::CLOCK_PAGE_ADDR, clock, false),
-        (layout::IPC_BUFFER_ADDR, d.ipc_frame, true),
-        (layout::UPCALL_PAGE_ADDR, d.upcall_frame, true),
+        (layout::IPC_BUFFER_ADDR, d.ipc_pa(), true),
+        (layout::UPCALL_PAGE_ADDR, d.upcall_pa(), true),
     ];
     // Fixed pages not allocated yet are allocated by their first fault.
     for (va, pa, w) in maps {
@@ -428,7 +510,7 @@ pub fn rebuild_space(k: &mut Kernel, i: u32) {
     let clock = k.clock_frame;
     let running = k.current == Some(i);
     let Some(d) = k.domain_mut(i) else { return };
-    d.table_resets += 1;
+    d.table_resets = d.table_resets.saturating_add(1);
     if d.table_resets == 1 {
         info!(
             "domain {}:{} {}: page tables over budget; dropped, refilled on demand (only the first time is logged)",
@@ -481,12 +563,12 @@ pub fn dispatch(k: &mut Kernel, i: u32, switched: bool) -> Result<TrapFrame, Sys
     if d.upcall_parked && d.upcall_entry != 0 {
         d.upcall_frame()?;
     }
-    if d.upcall_entry != 0 && d.upcall_frame != 0 {
+    if d.upcall_entry != 0 && d.upcall_pa() != 0 {
         if switched {
             d.pending.raise(WAKEUP);
         }
         let mut enabled = [0u8; 8];
-        read_phys(d.upcall_frame + OFF_ENABLED as u64, &mut enabled);
+        read_phys(d.upcall_pa() + OFF_ENABLED as u64, &mut enabled);
         if u64::from_le_bytes(enabled) != 0 {
             if let Some(del) = d.pending.take_all() {
                 deliver_upcall(d, del.mask, del.notify_word);
@@ -512,8 +594,8 @@ fn deliver_upcall(d: &mut Domain, mask: u64, word: u64) {
     if saved.encode(&mut buf).is_err() {
         return;
     }
-    write_phys(d.upcall_frame + OFF_FRAME as u64, &buf);
-    write_phys(d.upcall_frame + OFF_ENABLED as u64, &0u64.to_le_bytes());
+    write_phys(d.upcall_pa() + OFF_FRAME as u64, &buf);
+    write_phys(d.upcall_pa() + OFF_ENABLED as u64, &0u64.to_le_bytes());
     d.ctx.rip = d.upcall_entry;
     d.ctx.rdi = mask;
     d.ctx.rsi = word;
@@ -533,7 +615,7 @@ pub fn kill(k: &mut Kernel, i: u32, reason: Reason) {
     let is_supervisor = id == k.supervisor;
     if let Some(d) = k.domain_mut(i) {
         d.state = State::Dead;
-        d.exit = Some(reason);
+        reason.store(&mut d.ctx);
     }
     match reason {
         Reason::Halted(code) => info!("domain {}:{} {name_for_log} halted with code {code}", id.index, id.gen),
@@ -560,7 +642,7 @@ pub fn reap(k: &mut Kernel, i: u32) {
     ipc::remove_queued(k, sup, i);
     // Domains whose faults waited for this pager to come back: it will not.
     for w in parked_on(k, i) {
-        let (vaddr, _, rip) = k.domain(w).map_or((0, Access::Read, 0), |d| d.fault);
+        let (vaddr, _, rip) = k.domain(w).map_or((0, Access::Read, 0), |d| d.fault());
         kill(k, w, Reason::Fault(FaultKind::PageFault, vaddr, rip, 0));
     }
     release_slot(k, i);
@@ -656,15 +738,15 @@ fn teardown(k: &mut Kernel, i: u32) {
         if let Some(space) = d.space.take() {
             space.destroy();
         }
-        for f in [d.ipc_frame, d.upcall_frame] {
+        for f in [d.ipc_pa(), d.upcall_pa()] {
             if f != 0 {
                 let _ = free_frame(f);
             }
         }
-        d.ipc_frame = 0;
-        d.upcall_frame = 0;
+        d.ipc_fn = 0;
+        d.upcall_fn = 0;
         d.upcall_entry = 0;
-        d.pager = None;
+        d.pager = DomainId::NONE;
         d.irq_lines = 0;
     }
 }
@@ -688,7 +770,6 @@ pub fn restart(k: &mut Kernel, i: u32) -> Result<DomainId, SysError> {
     d.state = State::Stopped;
     d.pending = Pending::new();
     d.ctx = TrapFrame::default();
-    d.exit = None;
     let id = d.id;
     // Faults that waited for this pager go to its new generation.
     for w in parked_on(k, i) {

@@ -56,12 +56,11 @@ fn copy_message(from: u64, to: u64, len: u32, badge: u64) {
 }
 
 /// Makes `j` the running domain, its registers in `frame`.
-fn switch_to(k: &mut Kernel, from: u32, j: u32, frame: &mut TrapFrame) {
-    let started = k.domain(from).map_or(0, |d| d.last_dispatch);
+/// It inherits the rest of the caller's quantum (`quantum_start` stays).
+fn switch_to(k: &mut Kernel, j: u32, frame: &mut TrapFrame) {
     k.current = Some(j);
     k.last_run = Some(j);
     if let Some(d) = k.domain_mut(j) {
-        d.last_dispatch = started;
         if let Some(space) = &d.space {
             space.activate();
         }
@@ -119,7 +118,7 @@ pub fn call(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
     if let Some(cd) = k.domain_mut(i) {
         cd.state = State::AwaitingReply { from: t };
     }
-    switch_to(k, i, t, frame);
+    switch_to(k, t, frame);
     true
 }
 
@@ -176,6 +175,6 @@ pub fn reply_recv(k: &mut Kernel, i: u32, frame: &mut TrapFrame) -> bool {
         cd.ctx.rdx = u64::from(len);
         cd.state = State::Runnable;
     }
-    switch_to(k, i, c, frame);
+    switch_to(k, c, frame);
     true
 }

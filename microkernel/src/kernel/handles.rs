@@ -7,6 +7,7 @@
 //! chunk is never used (kcore reserves it), so index 0 never resolves and
 //! a fresh space's first handle is `Handle::new(1, 1)`.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use serac_kcore::handles::{HandleEntry, HandleTable};
 use serac_protocol::{Handle, HandleKind, HandleRights, SysError};
@@ -18,11 +19,39 @@ pub const CHUNK: usize = 16;
 #[derive(Debug)]
 pub struct Handles {
     chunks: Vec<HandleTable<CHUNK>>,
-    max_chunks: usize,
+    /// While packed (a swapped-out domain): the live handles only;
+    /// `chunks` is empty.
+    packed: Option<Box<[Packed]>>,
+    /// The generation free slots come back at when unpacked: above any the
+    /// chunks had, so a handle they had revoked stays stale.
+    floor: u32,
+    max_chunks: u16,
     /// First generation of chunks made from now on: above every generation
     /// this space issued before, so generations stay monotonic per slot
     /// even though `revoke_all` frees the chunks.
     next_gen: u32,
+}
+
+/// A live handle of a packed space (24 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Packed {
+    object: u64,
+    badge: u64,
+    gen: u32,
+    index: u16,
+    kind: HandleKind,
+    rights: HandleRights,
+}
+
+impl Packed {
+    fn entry(&self) -> HandleEntry {
+        HandleEntry {
+            kind: self.kind,
+            rights: self.rights,
+            object: self.object,
+            badge: self.badge,
+        }
+    }
 }
 
 fn split(h: Handle) -> (usize, Handle) {
@@ -36,21 +65,84 @@ impl Handles {
     pub fn new(max_chunks: usize) -> Self {
         Handles {
             chunks: Vec::new(),
-            max_chunks: max_chunks.max(1),
+            packed: None,
+            floor: 1,
+            max_chunks: u16::try_from(max_chunks.max(1)).unwrap_or(u16::MAX),
             next_gen: 1,
         }
+    }
+
+    /// Keeps only the live handles (32 bytes each instead of a 16-slot
+    /// chunk of 528); the chunks come back at the next change. Fails
+    /// harmlessly (stays unpacked) without memory.
+    pub fn pack(&mut self) {
+        if self.packed.is_some() || self.chunks.is_empty() {
+            return;
+        }
+        let n: usize = self.chunks.iter().map(|t| t.len()).sum();
+        let mut v = Vec::new();
+        if v.try_reserve_exact(n).is_err() {
+            return;
+        }
+        let mut floor = self.next_gen;
+        for (c, t) in self.chunks.iter().enumerate() {
+            v.extend(t.live_entries().map(|(i, gen, e)| Packed {
+                object: e.object,
+                badge: e.badge,
+                gen,
+                index: (c * CHUNK) as u16 + i as u16,
+                kind: e.kind,
+                rights: e.rights,
+            }));
+            floor = floor.max(t.max_gen().saturating_add(1));
+        }
+        self.floor = floor;
+        self.packed = Some(v.into_boxed_slice());
+        self.chunks = Vec::new();
+    }
+
+    /// Rebuilds the chunks of a packed space.
+    fn unpack(&mut self) -> Result<(), SysError> {
+        let Some(p) = self.packed.as_ref() else {
+            return Ok(());
+        };
+        let n = p
+            .iter()
+            .map(|x| usize::from(x.index) / CHUNK + 1)
+            .max()
+            .unwrap_or(0);
+        let mut chunks = Vec::new();
+        chunks
+            .try_reserve_exact(n)
+            .map_err(|_| SysError::OutOfMemory)?;
+        let mut part = Vec::new();
+        part.try_reserve_exact(CHUNK)
+            .map_err(|_| SysError::OutOfMemory)?;
+        for c in 0..n {
+            part.clear();
+            part.extend(
+                p.iter()
+                    .filter(|x| usize::from(x.index) / CHUNK == c)
+                    .map(|x| (u32::from(x.index) % CHUNK as u32, x.gen, x.entry())),
+            );
+            chunks.push(HandleTable::restore(self.floor, &part));
+        }
+        self.chunks = chunks;
+        self.packed = None;
+        Ok(())
     }
 
     /// Installs `entry`; `TableFull` when every chunk is full and the
     /// limit is reached.
     pub fn allocate(&mut self, entry: HandleEntry) -> Result<Handle, SysError> {
+        self.unpack()?;
         for (c, t) in self.chunks.iter_mut().enumerate() {
             if t.len() < CHUNK - 1 {
                 let h = t.allocate(entry)?;
                 return Ok(Handle::new((c * CHUNK) as u32 + h.index, h.gen));
             }
         }
-        if self.chunks.len() >= self.max_chunks {
+        if self.chunks.len() >= usize::from(self.max_chunks) {
             return Err(SysError::TableFull);
         }
         // Growing the chunk vector may reallocate it whole.
@@ -76,14 +168,38 @@ impl Handles {
         self.next_gen
     }
 
-    /// Resolves `h`.
-    pub fn lookup(&self, h: Handle) -> Result<&HandleEntry, SysError> {
+    /// Resolves `h` (a copy of the entry: a packed space stores it
+    /// differently).
+    pub fn lookup(&self, h: Handle) -> Result<HandleEntry, SysError> {
+        if let Some(p) = &self.packed {
+            // As the unpacked chunks would answer: free slots are at `floor`.
+            let at = |x: &Packed| usize::from(x.index) / CHUNK;
+            return match p.iter().find(|x| u32::from(x.index) == h.index) {
+                Some(x) if x.gen == h.gen => Ok(x),
+                Some(_) => Err(SysError::StaleHandle),
+                None if h.is_none() || (h.index as usize).is_multiple_of(CHUNK) => {
+                    Err(SysError::BadHandle)
+                }
+                None if p.iter().any(|x| at(x) >= h.index as usize / CHUNK)
+                    && h.gen != self.floor =>
+                {
+                    Err(SysError::StaleHandle)
+                }
+                None => Err(SysError::BadHandle),
+            }
+            .map(Packed::entry);
+        }
         let (c, local) = split(h);
-        self.chunks.get(c).ok_or(SysError::BadHandle)?.lookup(local)
+        self.chunks
+            .get(c)
+            .ok_or(SysError::BadHandle)?
+            .lookup(local)
+            .copied()
     }
 
     /// Resolves `h` for an update in place.
     pub fn lookup_mut(&mut self, h: Handle) -> Result<&mut HandleEntry, SysError> {
+        self.unpack()?;
         let (c, local) = split(h);
         self.chunks
             .get_mut(c)
@@ -97,16 +213,20 @@ impl Handles {
         h: Handle,
         kind: HandleKind,
         need: HandleRights,
-    ) -> Result<&HandleEntry, SysError> {
-        let (c, local) = split(h);
-        self.chunks
-            .get(c)
-            .ok_or(SysError::BadHandle)?
-            .lookup_as(local, kind, need)
+    ) -> Result<HandleEntry, SysError> {
+        let e = self.lookup(h)?;
+        if e.kind != kind {
+            return Err(SysError::WrongHandleKind);
+        }
+        if !e.rights.contains(need) {
+            return Err(SysError::NoRights);
+        }
+        Ok(e)
     }
 
     /// Revokes `h`, returning what it named.
     pub fn revoke(&mut self, h: Handle) -> Result<HandleEntry, SysError> {
+        self.unpack()?;
         let (c, local) = split(h);
         self.chunks
             .get_mut(c)
@@ -117,6 +237,9 @@ impl Handles {
     /// Revokes everything and frees the chunks; later handles in this
     /// space get higher generations than any issued so far.
     pub fn revoke_all(&mut self) {
+        if self.packed.take().is_some() {
+            self.next_gen = self.next_gen.max(self.floor);
+        }
         for t in &mut self.chunks {
             t.revoke_all(|_| {});
             self.next_gen = self.next_gen.max(t.max_gen().saturating_add(1));

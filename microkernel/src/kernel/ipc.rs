@@ -46,7 +46,7 @@ pub fn resolve_target(
     kind: HandleKind,
 ) -> Result<(DomainId, u64), SysError> {
     let d = k.domain(i).ok_or(SysError::BadHandle)?;
-    let e = *d.handles.lookup_as(h, kind, HandleRights::SEND)?;
+    let e = d.handles.lookup_as(h, kind, HandleRights::SEND)?;
     let target = DomainId::from_raw(e.object);
     let Some(t) = k.domain(target.index) else {
         return Err(SysError::PeerDead);
@@ -149,7 +149,7 @@ fn fail_sender(k: &mut Kernel, s: u32, e: SysError) {
             k.make_runnable(s);
         }
         State::Faulting { .. } => {
-            let (vaddr, _, rip) = d.fault;
+            let (vaddr, _, rip) = d.fault();
             domain::kill(
                 k,
                 s,
@@ -178,7 +178,7 @@ fn deliver(k: &mut Kernel, s: u32, r: u32) -> Result<Handle, SysError> {
                 None
             } else {
                 let sd = k.domain(s).ok_or(SysError::PeerDead)?;
-                let e = *sd.handles.lookup(h.handle)?;
+                let e = sd.handles.lookup(h.handle)?;
                 if !e.rights.contains(HandleRights::TRANSFER) {
                     return Err(SysError::NoRights);
                 }
@@ -236,7 +236,7 @@ fn deliver(k: &mut Kernel, s: u32, r: u32) -> Result<Handle, SysError> {
         State::Faulting { pager, .. } => {
             let (vaddr, access, rip) = k
                 .domain(s)
-                .map_or((0, serac_protocol::pager::Access::Read, 0), |d| d.fault);
+                .map_or((0, serac_protocol::pager::Access::Read, 0), |d| d.fault());
             let msg = Fault {
                 domain: sid,
                 vaddr,
@@ -256,7 +256,7 @@ fn deliver(k: &mut Kernel, s: u32, r: u32) -> Result<Handle, SysError> {
             Ok(reply)
         }
         State::Dead => {
-            let reason = k.domain(s).and_then(|d| d.exit).unwrap_or(Reason::Killed);
+            let reason = k.domain(s).and_then(|d| d.exit()).unwrap_or(Reason::Killed);
             let msg = DomainExit {
                 domain: sid,
                 reason: reason.to_exit(),
@@ -344,7 +344,7 @@ pub fn reply_recv(
     if !reply.is_none() {
         let e = {
             let d = k.domain(i).ok_or(SysError::BadHandle)?;
-            *d.handles
+            d.handles
                 .lookup_as(reply, HandleKind::Reply, HandleRights::default())?
         };
         let label = {
@@ -434,7 +434,7 @@ fn answer(k: &mut Kernel, i: u32, target: DomainId, h: MsgHeader) {
             delivered: true,
         } if pager == i => {
             if h.label == FAULT_KILL || h.label == FAULT_KILL_LOST {
-                let (vaddr, _, rip) = t.fault;
+                let (vaddr, _, rip) = t.fault();
                 let kind = if h.label == FAULT_KILL {
                     serac_protocol::exit::FaultKind::PageFault
                 } else {

@@ -156,13 +156,13 @@ pub fn exception(k: &mut Kernel, i: u32, vector: u64, error: u64, cr2: u64) {
         // dead one (awaiting restart) parks the fault.
         let pager = k
             .domain(i)
-            .and_then(|d| d.pager)
+            .and_then(|d| d.pager())
             .and_then(|p| k.domain(p.index).filter(|x| x.lineage <= p.gen))
             .map(|p| (p.id.index, p.state == State::Dead));
         if let (Some((p, dead)), false) = (pager, present) {
             if let Some(d) = k.domain_mut(i) {
                 d.faults += 1;
-                d.fault = (cr2, access, rip);
+                d.set_fault(cr2, access);
                 d.state = State::Faulting {
                     pager: p,
                     delivered: false,
@@ -284,7 +284,7 @@ pub fn shrink(k: &mut Kernel, i: u32, target: u64) -> Result<Option<u64>, SysErr
     let t = DomainId::from_raw(target);
     let d = k.live(t).ok_or(SysError::StaleHandle)?;
     // Its pager endpoint names this slot, of this lineage (restarts keep it).
-    match d.pager {
+    match d.pager() {
         Some(p) if p.index == me_index && p.gen >= me_lineage => {}
         _ => return Err(SysError::NoRights),
     }

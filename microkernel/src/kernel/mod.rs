@@ -52,6 +52,9 @@ pub struct Kernel {
     current: Option<u32>,
     last_run: Option<u32>,
     dispatched_at: u64,
+    /// When the running domain's quantum began (a fast-path switch hands
+    /// it on to the partner).
+    quantum_start: u64,
     test_mode: bool,
     supervisor: DomainId,
     /// The clock page frame, mapped read-only into every domain.
@@ -193,6 +196,7 @@ pub fn start(
         current: None,
         last_run: None,
         dispatched_at: 0,
+        quantum_start: 0,
         test_mode,
         supervisor: DomainId::NONE,
         clock_frame,
@@ -284,11 +288,9 @@ fn schedule(frame: &mut TrapFrame) {
         let pick = keep.or_else(|| k.runq.pop().map(|(i, _)| i));
         if let Some(i) = pick {
             if keep.is_none() {
-                if let Some(d) = k.domain_mut(i) {
-                    d.last_dispatch = now;
-                }
+                k.quantum_start = now;
             }
-            let started = k.domain(i).map_or(now, |d| d.last_dispatch);
+            let started = k.quantum_start;
             let quantum_end = started + k.quantum_tsc;
             let deadline = next_alarm.map_or(quantum_end, |a| a.min(quantum_end));
             // One one-shot deadline; rearm only when it moved.
@@ -445,9 +447,7 @@ pub fn timer(frame: &mut TrapFrame, from_user: bool) {
         let quantum = k.quantum_tsc;
         // End of quantum: to the back of its class.
         if let Some(i) = k.current {
-            let ran = k
-                .domain(i)
-                .map_or(0, |d| now.saturating_sub(d.last_dispatch));
+            let ran = now.saturating_sub(k.quantum_start);
             if ran + quantum / 16 >= quantum {
                 k.current = None;
                 if k.domain(i).is_some_and(|d| d.state == State::Runnable) {

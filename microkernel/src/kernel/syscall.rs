@@ -361,7 +361,9 @@ fn domain_ctl(
         }
         DomainOp::SetPager => {
             let (pager, _) = ipc::resolve_target(k, i, Handle::from_raw(a), HandleKind::Endpoint)?;
-            k.domain_mut(t.index).ok_or(SysError::BadHandle)?.pager = Some(pager);
+            k.domain_mut(t.index)
+                .ok_or(SysError::BadHandle)?
+                .set_pager(pager);
             Ok(Some(0))
         }
         DomainOp::ReadCounter => {
@@ -413,7 +415,7 @@ fn domain_ctl(
             }
             let to = ctl_target(k, i, Handle::from_raw(b), HandleRights::CONTROL)?;
             let d = k.domain_mut(to.index).ok_or(SysError::BadHandle)?;
-            let n = d.irq_lines;
+            let n = u32::from(d.irq_lines);
             serac_protocol::upcall::irq_bit(n)?;
             let handle = d.handles.allocate(HandleEntry {
                 kind: HandleKind::Irq,
@@ -428,7 +430,7 @@ fn domain_ctl(
                 return Err(e);
             }
             if let Some(d) = k.domain_mut(to.index) {
-                d.irq_lines += 1;
+                d.irq_lines = d.irq_lines.saturating_add(1);
             }
             Ok(Some(handle.to_raw()))
         }
