@@ -11,7 +11,7 @@
 //!   memory totals at the end) over loadgen's run time
 //!   (`serac_tests::spec::swap::swap_uniform`).
 //! - `kernel_bytes_per_swapped_domain`: (kernel frames + kernel heap in
-//!   use) with 1,000 swapped-out `ipcidler`s minus with 100, over 900
+//!   use) with 250 swapped-out `ipcidler`s minus with 50, over 200
 //!   (`serac_tests::spec::swap::swap_kernel_bytes`).
 //! - `swapper_bytes_per_domain`: the swapper's heap in use at the same two
 //!   points, the same difference.
@@ -32,6 +32,10 @@ use serac_tests::spec::QemuTest;
 use crate::bench::runner;
 use crate::swap_sim::{self, Opts};
 use crate::util::{Failure, Result};
+
+/// The two counts of swapped-out guests the memory figures compare.
+const SMALL: u32 = 50;
+const LARGE: u32 = 250;
 
 /// One figure.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,21 +223,24 @@ pub fn swap(json: bool) -> Result<ExitCode> {
     figs.extend(first_byte(&web).map_err(bad)?);
     let uni = boot(&mut runner, &swap_uniform("bench_swap_uniform"))?;
     figs.push(swap_ins(&uni).map_err(bad)?);
-    let small = boot(&mut runner, &swap_kernel_bytes("bench_swap_100", 100))?;
-    let big = boot(&mut runner, &swap_kernel_bytes("bench_swap_1000", 1000))?;
-    let (k0, s0) = memory_at(&small, 100).map_err(bad)?;
-    let (k1, s1) = memory_at(&big, 1000).map_err(bad)?;
+    // The swapper keeps swap-out records for 256 domains (its 1 MiB heap).
+    let (lo, hi) = (SMALL, LARGE);
+    let small = boot(&mut runner, &swap_kernel_bytes("bench_swap_small", lo))?;
+    let big = boot(&mut runner, &swap_kernel_bytes("bench_swap_large", hi))?;
+    let (k0, s0) = memory_at(&small, u64::from(lo)).map_err(bad)?;
+    let (k1, s1) = memory_at(&big, u64::from(hi)).map_err(bad)?;
+    let n = f64::from(hi - lo);
     figs.push(Fig {
         key: "kernel_bytes_per_swapped_domain".into(),
-        value: k1.saturating_sub(k0) as f64 / 900.0,
+        value: k1.saturating_sub(k0) as f64 / n,
         decimals: 0,
-        what: "(kernel frames + kernel heap) with 1,000 swapped-out ipcidlers minus with 100, / 900; target 512".into(),
+        what: format!("(kernel frames + kernel heap) with {hi} swapped-out ipcidlers (one handle each) minus with {lo}, / {}; target 512", hi - lo),
     });
     figs.push(Fig {
         key: "swapper_bytes_per_domain".into(),
-        value: s1.saturating_sub(s0) as f64 / 900.0,
+        value: s1.saturating_sub(s0) as f64 / n,
         decimals: 0,
-        what: "the swapper's heap in use, same two runs, / 900".into(),
+        what: format!("the swapper's heap in use, same two runs, / {}", hi - lo),
     });
     if json {
         let parts: Vec<String> = figs

@@ -395,8 +395,8 @@ Measures swapping (plain TCG): swap_in_first_byte_vs_raw (time to first
 byte of a request to an httpd just swapped out whole, over a raw read of
 as many pages from the same disk, medians of 5 rounds), swap_ins_per_s
 (uniform load over more httpd than fit in 64 MiB),
-kernel_bytes_per_swapped_domain and swapper_bytes_per_domain (1,000
-swapped-out guests against 100), and each policy's fault rate on the
+kernel_bytes_per_swapped_domain and swapper_bytes_per_domain (250
+swapped-out guests against 50), and each policy's fault rate on the
 simulator's Zipf(0.8) trace. Logs: target/serac/tests/bench_swap*.log.
 ";
 

@@ -41,10 +41,11 @@ fn patterners_pass(t: QemuTest) -> QemuTest {
         ))
 }
 
-/// 200 patterners (256 KiB of pattern each, 50 MiB) in a 64 MiB machine:
-/// they cannot all be resident, so the swapper pages and swaps them out
-/// whole; every one checks every byte after being brought back, three
-/// times.
+/// 200 patterners (64 KiB of pattern each, with stack and heap 19 pages,
+/// 15 MiB) in a 64 MiB machine, where the swapper keeps at most 2,048
+/// pages (8 MiB) resident: they cannot all be resident, so it pages and
+/// swaps them out whole; every one checks every byte after being brought
+/// back, three times.
 pub fn swap_overcommit() -> QemuTest {
     let t = QemuTest::new("swap_overcommit", Boot::Pvh, "serac.exit=1")
         .with_file(
@@ -63,7 +64,7 @@ pub fn swap_overcommit() -> QemuTest {
 }
 
 /// The swapper restarted 100 times by an operator at random moments while
-/// 100 patterners (25 MiB) page in a 64 MiB machine; every patterner's
+/// 200 patterners page in a 64 MiB machine; every patterner's
 /// check still passes. The kills land while the swapper waits, mostly on
 /// the disk: inside page-outs and page-ins.
 pub fn swap_crash() -> QemuTest {
@@ -72,10 +73,10 @@ pub fn swap_crash() -> QemuTest {
             SWAPPER_RESTART,
             DISK,
             "domain swapkill image=swapkill class=guest eager=yes endpoint=swapper endpoint=supervisor operator=yes",
-            "domain patterner image=patterner class=guest pager=swapper count=100",
+            "domain patterner image=patterner class=guest pager=swapper count=200",
             "test-end=patterner",
         ]))
-        .disk(swap_disk("swap_crash", 64, 10_240))
+        .disk(swap_disk("swap_crash", 96, 20_480))
         .qemu_args(["-m", "64M"])
         .timeout(Duration::from_secs(600))
         .require(d("supervisor", "supervisor: restarted swapper: %d:100 -> %d:101"));

@@ -16,8 +16,9 @@ use ilwaco::{println, sys, time};
 
 ilwaco::entry!(main);
 
-/// Pages of pattern (256 KiB).
-const PAGES: usize = 64;
+/// Pages of pattern (64 KiB): 200 of them are 12.5 MiB, more than the
+/// swapper keeps resident in a 64 MiB machine.
+const PAGES: usize = 16;
 /// Sleep and check rounds.
 const ROUNDS: u32 = 3;
 /// Sleep between checks: longer than the swapper's idle period.
