@@ -1203,12 +1203,15 @@ impl<'a> Supervisor<'a> {
             }
         }
         if self.m.is_pager(d) && self.m.domains()[d].first_instance == i {
-            self.refeed_pager(i);
+            // Regions before frames: a restarted pager serves the faults it
+            // held as soon as its Grant comes, and must know where they may
+            // be filled by then.
             for j in 0..self.inst.len() {
                 if self.spec(j).pager == Some(d) && self.inst[j].life == Life::Running {
                     self.announce_regions(j);
                 }
             }
+            self.refeed_pager(i);
         }
         Ok(())
     }
