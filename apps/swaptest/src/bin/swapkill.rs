@@ -31,14 +31,16 @@ fn main() -> i32 {
         rng ^= rng << 17;
         rng
     };
-    // Let the patterners fill memory and the swapping start.
-    let _ = time::sleep_ns(1_000_000_000);
+    // Let the patterners start filling memory (page-outs under pressure).
+    let _ = time::sleep_ns(300_000_000);
     let _ = pager::Client::new(Endpoint(SWAPPER)).stats();
     let mut swapper = DomainId::from_raw(sys::ipc_header_words()[2]);
     let mut sup = Client::new(Endpoint(SUPERVISOR));
     for n in 1..=KILLS {
-        // 2 to 20 ms apart.
-        let _ = time::sleep_ns(2_000_000 + next() % 18_000_000);
+        // 10 to 150 ms apart: the restarts span the patterners' fill
+        // (page-outs), their sleeps (whole-domain swap-outs) and their
+        // checks (swap-ins), about 9 s.
+        let _ = time::sleep_ns(10_000_000 + next() % 140_000_000);
         match sup.restart(swapper) {
             Ok(id) => {
                 if n % 10 == 0 {
