@@ -29,6 +29,13 @@ pub fn crc32c(b: &[u8]) -> u32 {
     CASTAGNOLI.checksum(b)
 }
 
+fn desc_crc(boot_id: u64, b: &[u8]) -> u32 {
+    let mut d = CASTAGNOLI.digest();
+    d.update(&boot_id.to_le_bytes());
+    d.update(b);
+    d.finalize()
+}
+
 /// Where things are in an area of some length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -44,9 +51,10 @@ impl Geometry {
     pub fn fit(blocks: u64, max_slots: u32) -> Option<Geometry> {
         // Each slot costs one data block and 1/128 of a descriptor block.
         let avail = blocks.checked_sub(1)?;
-        let mut slots = u32::try_from((avail * u64::from(DESC_PER_BLOCK)) / (u64::from(DESC_PER_BLOCK) + 1))
-            .unwrap_or(u32::MAX)
-            .min(max_slots);
+        let mut slots =
+            u32::try_from((avail * u64::from(DESC_PER_BLOCK)) / (u64::from(DESC_PER_BLOCK) + 1))
+                .unwrap_or(u32::MAX)
+                .min(max_slots);
         while slots > 0 {
             let g = Geometry {
                 slots,
@@ -131,9 +139,10 @@ pub struct Desc {
 }
 
 impl Desc {
-    /// The 32 bytes: owner, vpn, seq, data CRC, CRC of bytes 0..28. A free
-    /// slot is all zeros.
-    pub fn encode(&self, out: &mut [u8]) {
+    /// The 32 bytes: owner, vpn, seq, data CRC, and a CRC of the boot id
+    /// followed by bytes 0..28 (so a descriptor of another boot fails it).
+    /// A free slot is all zeros.
+    pub fn encode(&self, boot_id: u64, out: &mut [u8]) {
         let Some(b) = out.get_mut(..DESC_LEN) else {
             return;
         };
@@ -145,16 +154,18 @@ impl Desc {
         b[8..16].copy_from_slice(&self.vpn.to_le_bytes());
         b[16..24].copy_from_slice(&self.seq.to_le_bytes());
         b[24..28].copy_from_slice(&self.data_crc.to_le_bytes());
-        let crc = crc32c(&b[..28]);
+        let crc = desc_crc(boot_id, &b[..28]);
         b[28..32].copy_from_slice(&crc.to_le_bytes());
     }
-    /// Reads a descriptor; `None` for a free slot or a torn one (its CRC
-    /// fails): both are free.
-    pub fn decode(b: &[u8]) -> Option<Desc> {
+    /// Reads a descriptor of boot `boot_id`; `None` for a free slot, a
+    /// torn one or one of another boot (its CRC fails): all are free.
+    pub fn decode(boot_id: u64, b: &[u8]) -> Option<Desc> {
         let b = b.get(..DESC_LEN)?;
-        let w = |i: usize| -> Option<u64> { Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?)) };
+        let w = |i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?))
+        };
         let crc = u32::from_le_bytes(b.get(28..32)?.try_into().ok()?);
-        if crc32c(b.get(..28)?) != crc {
+        if desc_crc(boot_id, b.get(..28)?) != crc {
             return None;
         }
         let d = Desc {
@@ -208,19 +219,20 @@ mod tests {
             data_crc: 0xdead,
         };
         let mut x = [0u8; 32];
-        d.encode(&mut x);
-        assert_eq!(Desc::decode(&x), Some(d));
+        d.encode(9, &mut x);
+        assert_eq!(Desc::decode(9, &x), Some(d));
+        assert_eq!(Desc::decode(10, &x), None, "another boot");
         x[3] ^= 0x10;
-        assert_eq!(Desc::decode(&x), None, "torn");
-        Desc::default().encode(&mut x);
+        assert_eq!(Desc::decode(9, &x), None, "torn");
+        Desc::default().encode(9, &mut x);
         assert_eq!(x, [0; 32]);
-        assert_eq!(Desc::decode(&x), None, "free");
+        assert_eq!(Desc::decode(9, &x), None, "free");
     }
 
     proptest! {
         #[test]
         fn garbage_never_panics(v in proptest::collection::vec(any::<u8>(), 0..40)) {
-            let _ = Desc::decode(&v);
+            let _ = Desc::decode(1, &v);
             let mut b = [0u8; BLOCK];
             b[..v.len()].copy_from_slice(&v);
             let _ = Header::decode(&b);

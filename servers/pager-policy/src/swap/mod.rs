@@ -31,8 +31,8 @@ use crate::pager::Mmu;
 use crate::pool::FramePool;
 use crate::replace::index::{mix, Index};
 use crate::replace::{Bits, Config, Page, ReplaceError, Replacement, Victims};
-pub use format::{Block, BLOCK};
 use format::{crc32c, Desc, Geometry, Header, DESC_LEN, DESC_PER_BLOCK};
+pub use format::{Block, BLOCK};
 
 /// Resident pages the engine tracks (its share of the swapper's 1 MiB
 /// heap). Beyond it a fault first pages something out.
@@ -556,11 +556,15 @@ impl<R: Replacement> Swap<R> {
 
     fn recover(&mut self, disk: &mut impl SwapDisk) -> Result<(), DiskError> {
         disk.read(0, &mut self.dbuf)?;
-        let h = Header::decode(&self.dbuf);
-        if h != Some(Header {
+        let want = Header {
             boot_id: self.cfg.boot_id,
             geo: self.geo,
-        }) {
+        };
+        let h = Header::decode(&self.dbuf);
+        // The first incarnation this boot starts empty. A restarted one
+        // trusts the descriptors whatever the header says: each carries
+        // the boot in its CRC, so a rotted header loses nothing.
+        if !self.cfg.restarted {
             return self.format(disk);
         }
         for b in 0..self.geo.desc_blocks {
@@ -571,7 +575,11 @@ impl<R: Replacement> Swap<R> {
                     break;
                 }
                 let off = (k as usize) * DESC_LEN;
-                let Some(d) = self.dbuf.get(off..off + DESC_LEN).and_then(Desc::decode) else {
+                let Some(d) = self
+                    .dbuf
+                    .get(off..off + DESC_LEN)
+                    .and_then(|b| Desc::decode(self.cfg.boot_id, b))
+                else {
                     continue;
                 };
                 self.seq = self.seq.max(d.seq.saturating_add(1));
@@ -594,6 +602,10 @@ impl<R: Replacement> Swap<R> {
                 }
                 self.commit_slot(s, State::Swapped);
             }
+        }
+        if h != Some(want) {
+            disk.write(0, &want.encode())?;
+            disk.flush()?;
         }
         Ok(())
     }
@@ -624,7 +636,7 @@ impl<R: Replacement> Swap<R> {
                 _ => Desc::default(),
             };
             if let Some(out) = self.dbuf.get_mut(off..off + DESC_LEN) {
-                d.encode(out);
+                d.encode(self.cfg.boot_id, out);
             }
         }
         disk.write(1 + u64::from(b), &self.dbuf)
@@ -1065,9 +1077,16 @@ impl<R: Replacement> Swap<R> {
     }
 
     /// Makes room for one more resident page before a zero-fill.
-    pub fn make_room(&mut self, mmu: &mut impl Mmu, disk: &mut impl SwapDisk, pool: &mut FramePool) {
+    pub fn make_room(
+        &mut self,
+        mmu: &mut impl Mmu,
+        disk: &mut impl SwapDisk,
+        pool: &mut FramePool,
+    ) {
         if self.area != Area::Absent && !self.has_room(pool) {
-            let need = low_watermark(pool).saturating_sub(pool.free_count()).max(BATCH / 4);
+            let need = low_watermark(pool)
+                .saturating_sub(pool.free_count())
+                .max(BATCH / 4);
             self.reclaim(mmu, disk, pool, need);
         }
     }
@@ -1262,7 +1281,12 @@ impl<R: Replacement> Swap<R> {
             return false;
         }
         for k in 0..n {
-            if let Some(p) = self.ids.get(k).and_then(|&id| self.res_get(id)).map(|r| r.page) {
+            if let Some(p) = self
+                .ids
+                .get(k)
+                .and_then(|&id| self.res_get(id))
+                .map(|r| r.page)
+            {
                 self.repl.written(p);
             }
         }
@@ -1407,4 +1431,3 @@ pub fn query(mmu: &mut impl Mmu, first: u64, count: u64, mut f: impl FnMut(&[Fra
 pub fn low_watermark(pool: &FramePool) -> usize {
     (pool.total() / 32).max(8)
 }
-
