@@ -716,3 +716,15 @@ proptest! {
 fn kill_labels() {
     assert_ne!(FAULT_KILL, FAULT_KILL_LOST);
 }
+
+#[test]
+fn metadata_fits_the_heap() {
+    let sw = Swap::new(cfg(false), |c| WsClock::new(c, 100)).unwrap();
+    let bytes = sw.metadata_bytes();
+    std::println!(
+        "swap engine {bytes} B; per swapped-out domain of 16 pages {} B",
+        Swap::<WsClock>::bytes_per_swapped_domain(16)
+    );
+    // With the pool at its largest (16 B a frame) it leaves room in 1 MiB.
+    assert!(bytes + 16 * crate::pool::MAX_FRAMES as usize <= 800 * 1024, "{bytes}");
+}
