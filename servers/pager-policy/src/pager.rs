@@ -517,14 +517,6 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
                 }
                 (Reply::Ok, Some(Event::Revoked { domain, frames }))
             }
-            // The zero-fill pager holds nothing in swap.
-            Request::DomainMem { domain } => (
-                Reply::DomainMem(serac_protocol::pager::DomainMem {
-                    resident: u32::try_from(self.pool.bound_to(domain)).unwrap_or(u32::MAX),
-                    ..Default::default()
-                }),
-                None,
-            ),
             // Needs a disk (swap) or a DomainCtl handle on the domain:
             // not in the zero-fill pager.
             Request::PageIn { .. }

@@ -32,7 +32,8 @@ use ilwaco::ipc::{get_message, put_message};
 use ilwaco::println;
 use ilwaco::protocol::header::MsgHeader;
 use ilwaco::protocol::layout::MAX_PAYLOAD;
-use ilwaco::protocol::pager::PagerStats;
+use ilwaco::protocol::header::LABEL_FAULT;
+use ilwaco::protocol::pager::{PagerStats, FAULT_MSG_MAX};
 use ilwaco::protocol::syscall::{DomainCounter, DomainOp, FrameRecord};
 use ilwaco::protocol::{DomainId, Handle, PageRights, SysError};
 use ilwaco::sys::{self, PageBuf};
@@ -54,6 +55,18 @@ const IDLE_SECS: u64 = 2;
 const TAU_SECS: u64 = 1;
 /// How often the loop wakes to look for idle domains (ms).
 const TICK_MS: u64 = 250;
+/// Faults held back while the pool is empty (a restarted swapper's
+/// parked faults can arrive before the supervisor's `Grant`).
+const DEFERRED_MAX: usize = 32;
+
+/// A fault held back: its reply handle and message.
+#[derive(Clone, Copy)]
+struct Deferred {
+    reply: Handle,
+    len: usize,
+    payload: [u8; FAULT_MSG_MAX],
+}
+
 /// The swap extent's name: the swapper's manifest name (the disk server
 /// opens a swap area only to the domain of that name).
 const AREA: &str = "swapper";
@@ -370,9 +383,14 @@ fn main() -> i32 {
     let mut reply = Handle::NONE;
     let mut recv_errors = 0u32;
     let mut problems = 0u64;
+    let mut deferred: [Option<Deferred>; DEFERRED_MAX] = [None; DEFERRED_MAX];
     loop {
-        // Without a clock (or a disk) there is nothing to time: wait.
-        let deadline = if tick == 0 || pager.swap().is_none() {
+        let ready = pager.pool.total() > 0 && deferred.iter().any(Option::is_some);
+        // With held-back faults to serve, only look for a message (a past
+        // deadline); without a clock (or a disk) there is nothing to time.
+        let deadline = if ready {
+            1
+        } else if tick == 0 || pager.swap().is_none() {
             0
         } else {
             sys::rdtsc().saturating_add(tick)
@@ -385,6 +403,29 @@ fn main() -> i32 {
             Err(SysError::WouldBlock) if deadline != 0 => {
                 // The deadline passed (the answer, if any, went out).
                 reply = Handle::NONE;
+                let next = if ready {
+                    deferred.iter_mut().find_map(Option::take)
+                } else {
+                    None
+                };
+                if let Some(d) = next {
+                    // Serve a held-back fault now that there are frames;
+                    // the next receive answers it.
+                    let msg = Incoming {
+                        label: LABEL_FAULT,
+                        badge: 0,
+                        reply: d.reply,
+                        payload: d.payload.get(..d.len).unwrap_or(&[]),
+                    };
+                    let (resp, ev) = pager.handle_with(&msg, &mut kernel, &mut area, &mut out);
+                    if let Some(ev) = ev {
+                        log(ev, &mut problems);
+                    }
+                    if put_message(resp.label, Handle::NONE, &[]).is_ok() {
+                        reply = d.reply;
+                    }
+                    continue;
+                }
                 let now = sys::rdtsc();
                 pager.tick(now, &mut kernel, &mut area);
                 summary.maybe_print(&pager, now, hz);
@@ -412,6 +453,23 @@ fn main() -> i32 {
                 continue;
             }
         };
+        if h.label == LABEL_FAULT && pager.pool.total() == 0 && len <= FAULT_MSG_MAX {
+            // No frames yet: hold the fault (its reply handle with it)
+            // until the supervisor's Grant.
+            if let Some(slot) = deferred.iter_mut().find(|d| d.is_none()) {
+                let mut d = Deferred {
+                    reply,
+                    len,
+                    payload: [0; FAULT_MSG_MAX],
+                };
+                if let (Some(dst), Some(src)) = (d.payload.get_mut(..len), payload.get(..len)) {
+                    dst.copy_from_slice(src);
+                }
+                *slot = Some(d);
+                reply = Handle::NONE;
+                continue;
+            }
+        }
         let msg = Incoming {
             label: h.label,
             badge: h.badge,
@@ -422,7 +480,7 @@ fn main() -> i32 {
         if let Some(ev) = ev {
             log(ev, &mut problems);
         }
-        if deadline != 0 {
+        if deadline > 1 {
             let now = sys::rdtsc();
             pager.tick(now, &mut kernel, &mut area);
             summary.maybe_print(&pager, now, hz);
