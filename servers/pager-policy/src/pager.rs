@@ -446,7 +446,10 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
         };
         let privileged = matches!(
             req,
-            Request::Grant { .. } | Request::Region { .. } | Request::Revoke { .. }
+            Request::Grant { .. }
+                | Request::Region { .. }
+                | Request::Revoke { .. }
+                | Request::SwapOut { .. }
         );
         if privileged && !self.controller_ok(msg.badge) {
             return (
@@ -517,12 +520,27 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
                 }
                 (Reply::Ok, Some(Event::Revoked { domain, frames }))
             }
-            // Needs a disk (swap) or a DomainCtl handle on the domain:
-            // not in the zero-fill pager.
-            Request::PageIn { .. }
-            | Request::PageOut { .. }
-            | Request::SwapOut { .. }
-            | Request::SwapIn { .. } => (Reply::Err(ServiceError::Unsupported), None),
+            Request::SwapOut { domain } => {
+                let Some(sw) = self.swap.as_mut() else {
+                    return (Reply::Err(ServiceError::Unsupported), None);
+                };
+                match sw.swap_out(mmu, disk, &mut self.pool, domain, true) {
+                    Ok(()) => (Reply::Ok, None),
+                    Err(e) => (
+                        Reply::Err(match e {
+                            swap::SwapOutError::NoArea => ServiceError::Unsupported,
+                            swap::SwapOutError::Io => ServiceError::Io,
+                            _ => ServiceError::NoResources,
+                        }),
+                        None,
+                    ),
+                }
+            }
+            // Prefetch on request and single-page moves: the faults and
+            // the idle swap-out do these; not offered on their own.
+            Request::PageIn { .. } | Request::PageOut { .. } | Request::SwapIn { .. } => {
+                (Reply::Err(ServiceError::Unsupported), None)
+            }
         }
     }
 }

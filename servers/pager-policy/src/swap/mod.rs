@@ -108,6 +108,23 @@ pub enum Lost {
     NoFrame,
 }
 
+/// Why a domain was not swapped out whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapOutError {
+    /// No swap area.
+    NoArea,
+    /// The write failed; its pages stay resident.
+    Io,
+    /// Pages were used meanwhile (some stay resident).
+    Busy,
+    /// No run of free slots (or no record) for it.
+    Full,
+    /// More pages than one run holds.
+    TooBig,
+    /// It has no resident page the swapper tracks.
+    NothingResident,
+}
+
 /// What the swapper was built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SwapConfig {
@@ -1234,23 +1251,26 @@ impl<R: Replacement> Swap<R> {
         self.repl.idle_domains(&mut self.idle);
         for k in 0..self.idle.len() {
             let Some(&d) = self.idle.get(k) else { break };
-            self.swap_out(mmu, disk, pool, d);
+            let _ = self.swap_out(mmu, disk, pool, d, false);
         }
     }
 
     /// Swaps `domain` out whole: all its resident pages into one run of
     /// consecutive slots, unbound, then its tables given back. Returns
-    /// whether it is now out. A domain that touched a page since the last
-    /// look is left alone.
+    /// whether it is now out. Unless `force`, a domain that touched a page
+    /// since the last look is left alone.
     pub fn swap_out(
         &mut self,
         mmu: &mut impl Mmu,
         disk: &mut impl SwapDisk,
         pool: &mut FramePool,
         domain: DomainId,
-    ) -> bool {
-        if !matches!(self.ensure_open(disk), Ok(true)) {
-            return false;
+        force: bool,
+    ) -> Result<(), SwapOutError> {
+        match self.ensure_open(disk) {
+            Ok(true) => {}
+            Ok(false) => return Err(SwapOutError::NoArea),
+            Err(_) => return Err(SwapOutError::Io),
         }
         self.ids.clear();
         self.fr.clear();
@@ -1258,7 +1278,7 @@ impl<R: Replacement> Swap<R> {
             if let Some(r) = self.res_get(i) {
                 if r.page.domain == domain {
                     if self.ids.len() >= RUN_MAX {
-                        return false; // too big to move as one run
+                        return Err(SwapOutError::TooBig);
                     }
                     self.ids.push(i);
                     self.fr.push(r.frame);
@@ -1267,18 +1287,24 @@ impl<R: Replacement> Swap<R> {
         }
         let n = self.ids.len();
         if n == 0 {
-            return false;
+            return if self.dom(domain).and_then(|i| self.doms.get(i)).is_some_and(|r| r.out) {
+                Ok(())
+            } else {
+                Err(SwapOutError::NothingResident)
+            };
         }
         match self.harvest_ids(mmu) {
             Ok(false) => {}
-            _ => return false, // in use (or no kernel support)
+            Ok(true) if force => {}
+            Ok(true) => return Err(SwapOutError::Busy),
+            Err(_) => return Err(SwapOutError::Io),
         }
         let mut slots: Vec<u32> = Vec::new();
         if slots.try_reserve_exact(n).is_err() || !self.alloc_slots(n, true, &mut slots) {
-            return false;
+            return Err(SwapOutError::Full);
         }
         if self.write_batch(mmu, disk, &slots).is_err() {
-            return false;
+            return Err(SwapOutError::Io);
         }
         for k in 0..n {
             if let Some(p) = self
@@ -1292,7 +1318,7 @@ impl<R: Replacement> Swap<R> {
         }
         let freed = self.unbind_batch(mmu, pool);
         let Some(i) = self.dom_or_new(domain) else {
-            return false;
+            return Err(SwapOutError::Full);
         };
         let first = slots.first().copied().unwrap_or(0);
         if let Some(r) = self.doms.get_mut(i) {
@@ -1305,8 +1331,10 @@ impl<R: Replacement> Swap<R> {
         if freed == n {
             // Not waiting (WouldBlock) is fine: its tables stay.
             let _ = mmu.shrink(domain);
+            Ok(())
+        } else {
+            Err(SwapOutError::Busy)
         }
-        freed == n
     }
 
     // ---- death -----------------------------------------------------------

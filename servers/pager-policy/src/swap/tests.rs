@@ -490,6 +490,8 @@ fn idle_domains_swap_out_whole_and_come_back_in_one_fault() {
         Reply::DomainMem(r) => assert_eq!((r.swapped, r.swapped_out), (10, true)),
         r => panic!("{r:?}"),
     }
+    // The supervisor's SwapOut of a domain already out is done.
+    assert_eq!(request(&mut p, &mut k, &mut disk, &Request::SwapOut { domain: d }), Reply::Ok);
     // One fault brings the whole run back.
     let (l, _) = fault(&mut p, &mut k, &mut disk, d, 3, false);
     assert_eq!(l, FAULT_RESUME);
@@ -564,6 +566,7 @@ enum Ev {
     ReadError,
     WriteErrors(u32),
     Exit(u32),
+    SwapOut(u32),
 }
 
 fn ev() -> impl Strategy<Value = Ev> {
@@ -575,6 +578,7 @@ fn ev() -> impl Strategy<Value = Ev> {
         1 => Just(Ev::ReadError),
         1 => (1u32..4).prop_map(Ev::WriteErrors),
         1 => (0u32..3).prop_map(Ev::Exit),
+        2 => (0u32..3).prop_map(Ev::SwapOut),
     ]
 }
 
@@ -681,6 +685,13 @@ fn run(evs: &[Ev]) -> Result<(), TestCaseError> {
             Ev::WriteErrors(n) => {
                 disk.fail_writes = n;
                 damaged = true;
+            }
+            Ev::SwapOut(d) => {
+                let id = did(&gens, d);
+                let r = request(&mut p, &mut k, &mut disk, &Request::SwapOut { domain: id });
+                if r == Reply::Ok {
+                    prop_assert!(k.at.keys().all(|(x, _)| *x != id), "swapped out but bound");
+                }
             }
             Ev::Exit(d) => {
                 let id = did(&gens, d);
