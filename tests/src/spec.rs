@@ -231,7 +231,7 @@ pub enum HttpCheck {
 /// of the switch, reached from the host through hostfwd rules). The syntax
 /// is the supervisor's, see `servers/supervisor/core/src/manifest.rs`.
 pub const WEB_HOST_MANIFEST: &str = "# serac boot manifest\n\
-domain swapper image=swapper class=server eager=yes\n\
+domain swapper image=swapper class=server eager=yes endpoint=disk\n\
 domain disk    image=disk    class=server eager=yes device=virtio-blk frames=64 restart=yes\n\
 domain vnic    image=vnic    class=server eager=yes device=virtio-net frames=32 restart=yes\n\
 domain hello   image=hello   class=guest  pager=swapper\n\
@@ -528,6 +528,10 @@ fn disk_bench_test() -> QemuTest {
 /// The first line of most manifests: the pager, its image mapped eagerly.
 const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes";
 
+/// The swapper with the disk server's endpoint (handle slot 1): it swaps
+/// to the extent `swapper` on the disk.
+const SWAPPER_DISK: &str = "domain swapper image=swapper class=server eager=yes endpoint=disk";
+
 /// The disk server's manifest line: a driver domain for the virtio-blk
 /// function, with frames for its DMA window.
 const DISK_SERVER: &str =
@@ -775,6 +779,11 @@ fn manifest(lines: &[&str]) -> Source {
     Source::Bytes(text.into_bytes())
 }
 
+/// The swapper's swap area on a test disk: 512 blocks (2 MiB, 507 slots).
+fn swapper_area() -> DiskExtent {
+    DiskExtent::Swap("swapper".into(), 512)
+}
+
 /// The site httpd serves in the tests: the repository's `www/`.
 fn www_site() -> DiskExtent {
     DiskExtent::Tar(
@@ -978,7 +987,7 @@ fn web_host_and(name: &str, tail: &str) -> (QemuTest, Vec<(u32, [u8; 4])>) {
         .collect();
     let mut t = QemuTest::new(name, Boot::Pvh, "serac.exit=1")
         .with_file("manifest", Source::Bytes(text.into_bytes()))
-        .disk(DiskImage::fresh(name, 8, vec![www_site()]))
+        .disk(DiskImage::fresh(name, 8, vec![www_site(), swapper_area()]))
         .net(NetDevice::default())
         .forbid("*panic*");
     // The kernel names every instance `httpd`; the slot tells them apart.
@@ -1352,6 +1361,25 @@ fn all_but_swap() -> Vec<QemuTest> {
                 NEIGHBOUR_TICK.into(),
             ])
             .timeout(Duration::from_secs(60)),
+        // Issue 9: the swapper swaps an idle domain out whole to its swap
+        // area, shrinks it, and brings the run back at its next fault;
+        // patterner checks every byte after each sleep.
+        QemuTest::new("swap_idle", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER_DISK,
+                DISK_SERVER,
+                "domain patterner image=patterner class=guest pager=swapper",
+                "test-end=patterner",
+                "test-linger-ms=300",
+            ]))
+            .disk(DiskImage::fresh("swap_idle", 8, vec![swapper_area()]))
+            .forbid(d("swapper", "swapper: killing *"))
+            .require_in_order([
+                d("swapper", "swapper: swap area swapper open, 512 blocks"),
+                d("swapper", "swapper: resident %d swapped %d page-ins %d page-outs %d swap-outs 1 swap-ins 0 io-errors 0"),
+                d("supervisor", "supervisor: test end: patterner halted with code 0"),
+            ])
+            .timeout(Duration::from_secs(120)),
         QemuTest::new("server_restart", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,

@@ -31,8 +31,8 @@ use ilwaco::block::{BlockDevice, BlockError};
 use ilwaco::ipc::{get_message, put_message};
 use ilwaco::println;
 use ilwaco::protocol::header::MsgHeader;
-use ilwaco::protocol::layout::MAX_PAYLOAD;
 use ilwaco::protocol::header::LABEL_FAULT;
+use ilwaco::protocol::layout::MAX_PAYLOAD;
 use ilwaco::protocol::pager::{PagerStats, FAULT_MSG_MAX};
 use ilwaco::protocol::syscall::{DomainCounter, DomainOp, FrameRecord};
 use ilwaco::protocol::{DomainId, Handle, PageRights, SysError};
@@ -154,9 +154,9 @@ fn disk_error(e: BlockError) -> DiskError {
         // No such extent, not ours, or no disk endpoint in slot 1.
         BlockError::NotFound
         | BlockError::NotPermitted
-        | BlockError::Ipc(
-            SysError::BadHandle | SysError::WrongHandleKind | SysError::NoRights,
-        ) => DiskError::NotFound,
+        | BlockError::Ipc(SysError::BadHandle | SysError::WrongHandleKind | SysError::NoRights) => {
+            DiskError::NotFound
+        }
         _ => DiskError::Io,
     }
 }

@@ -1247,6 +1247,9 @@ impl<R: Replacement> Swap<R> {
         if self.area == Area::Absent {
             return;
         }
+        // References seen only by the hardware (no fault) must count, or a
+        // busy domain with all its pages resident would look idle.
+        let _ = self.harvest_all(mmu);
         self.idle.clear();
         self.repl.idle_domains(&mut self.idle);
         for k in 0..self.idle.len() {
@@ -1287,7 +1290,11 @@ impl<R: Replacement> Swap<R> {
         }
         let n = self.ids.len();
         if n == 0 {
-            return if self.dom(domain).and_then(|i| self.doms.get(i)).is_some_and(|r| r.out) {
+            return if self
+                .dom(domain)
+                .and_then(|i| self.doms.get(i))
+                .is_some_and(|r| r.out)
+            {
                 Ok(())
             } else {
                 Err(SwapOutError::NothingResident)

@@ -491,7 +491,10 @@ fn idle_domains_swap_out_whole_and_come_back_in_one_fault() {
         r => panic!("{r:?}"),
     }
     // The supervisor's SwapOut of a domain already out is done.
-    assert_eq!(request(&mut p, &mut k, &mut disk, &Request::SwapOut { domain: d }), Reply::Ok);
+    assert_eq!(
+        request(&mut p, &mut k, &mut disk, &Request::SwapOut { domain: d }),
+        Reply::Ok
+    );
     // One fault brings the whole run back.
     let (l, _) = fault(&mut p, &mut k, &mut disk, d, 3, false);
     assert_eq!(l, FAULT_RESUME);
@@ -737,5 +740,8 @@ fn metadata_fits_the_heap() {
         Swap::<WsClock>::bytes_per_swapped_domain(16)
     );
     // With the pool at its largest (16 B a frame) it leaves room in 1 MiB.
-    assert!(bytes + 16 * crate::pool::MAX_FRAMES as usize <= 800 * 1024, "{bytes}");
+    assert!(
+        bytes + 16 * crate::pool::MAX_FRAMES as usize <= 800 * 1024,
+        "{bytes}"
+    );
 }
