@@ -736,7 +736,10 @@ fn metadata_fits_the_heap() {
     let sw = Swap::new(cfg(false), |c| WsClock::new(c, 100)).unwrap();
     let bytes = sw.metadata_bytes();
     std::println!(
-        "swap engine {bytes} B; per swapped-out domain of 16 pages {} B",
+        "swap engine {bytes} B (policy {} B, slot {} B, record {} B); per swapped-out domain of 16 pages {} B",
+        sw.policy().metadata_bytes(),
+        size_of::<SlotMeta>(),
+        size_of::<DomRec>(),
         Swap::<WsClock>::bytes_per_swapped_domain(16)
     );
     // With the pool at its largest (16 B a frame) it leaves room in 1 MiB.
