@@ -1382,6 +1382,29 @@ fn all_but_swap() -> Vec<QemuTest> {
                 d("supervisor", "supervisor: test end: * running after 6000 ms"),
             ])
             .timeout(Duration::from_secs(120)),
+        // Issue 9: with a swap area the hog is paged out until the area is
+        // full too, and only then killed; the neighbour, on the same
+        // swapper, keeps every page.
+        QemuTest::new("swap_pressure", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER_DISK,
+                DISK_SERVER,
+                "domain hog image=hog class=guest pager=swapper",
+                "domain neighbour image=neighbour class=guest pager=swapper",
+                "test-end=hog",
+                "test-linger-ms=300",
+            ]))
+            .disk(DiskImage::fresh("swap_pressure", 8, vec![swapper_area()]))
+            .allow("* domain * faulted: *")
+            .forbid(d("supervisor", "supervisor: neighbour exited: *"))
+            .forbid(d("swapper", "swapper: resident * io-errors 1*"))
+            .require_in_order([
+                d("swapper", "swapper: swap area swapper open, 512 blocks"),
+                d("swapper", "swapper: out of frames, killing *"),
+                d("supervisor", "supervisor: test end: hog *"),
+                NEIGHBOUR_TICK.into(),
+            ])
+            .timeout(Duration::from_secs(120)),
         QemuTest::new("server_restart", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,

@@ -47,6 +47,8 @@ pub const RUN_MAX: usize = FRAMES_MAX;
 const BATCH: usize = 32;
 /// Eviction rounds per reclaim (a write-back round, then a freeing one).
 const ROUNDS: usize = 4;
+/// Faults served without trying to page out after a try that freed nothing.
+const FUTILE_BACKOFF: u32 = 64;
 /// Idle domains swapped out per idle check.
 const IDLE_PER_CHECK: usize = 4;
 
@@ -278,6 +280,7 @@ pub struct Swap<R> {
     idle: Vec<DomainId>,
     last_idle_check: u64,
     now: u64,
+    futile: u32,
     counters: Counters,
 }
 
@@ -360,6 +363,7 @@ impl<R: Replacement> Swap<R> {
             idle,
             last_idle_check: 0,
             now: 0,
+            futile: 0,
             counters: Counters::default(),
         })
     }
@@ -1082,15 +1086,17 @@ impl<R: Replacement> Swap<R> {
 
     /// A zero-filled frame was bound at `page`.
     pub fn zero_filled(&mut self, page: Page, frame: u64, write: bool) {
-        if self.find_res(page).is_none() {
-            self.res_insert(Res {
+        // The policy names only pages the table can find a frame for.
+        let tracked = self.find_res(page).is_some()
+            || self.res_insert(Res {
                 page,
                 frame,
                 dirty: write,
                 slot: NO,
             });
+        if tracked {
+            let _ = self.repl.fault(page, write);
         }
-        let _ = self.repl.fault(page, write);
     }
 
     /// Makes room for one more resident page before a zero-fill.
@@ -1100,11 +1106,19 @@ impl<R: Replacement> Swap<R> {
         disk: &mut impl SwapDisk,
         pool: &mut FramePool,
     ) {
+        if self.futile > 0 {
+            // The last try freed nothing (swap full, all pages in use):
+            // a harvest of every page per fault would only burn time.
+            self.futile -= 1;
+            return;
+        }
         if self.area != Area::Absent && !self.has_room(pool) {
             let need = low_watermark(pool)
                 .saturating_sub(pool.free_count())
                 .max(BATCH / 4);
-            self.reclaim(mmu, disk, pool, need);
+            if self.reclaim(mmu, disk, pool, need) == 0 {
+                self.futile = FUTILE_BACKOFF;
+            }
         }
     }
 
@@ -1350,6 +1364,7 @@ impl<R: Replacement> Swap<R> {
     /// resident pages and swap slots, and clears their descriptors (best
     /// effort: a descriptor left behind names a dead domain).
     pub fn revoke(&mut self, disk: &mut impl SwapDisk, domain: DomainId) {
+        self.futile = 0;
         self.repl.forget(domain);
         for i in 0..MAX_RESIDENT as u32 {
             if self.res_get(i).is_some_and(|r| r.page.domain == domain) {
