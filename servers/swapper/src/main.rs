@@ -171,16 +171,22 @@ impl Area {
         self.dev.as_mut().ok_or(DiskError::Io)
     }
 
-    /// Runs `op`; after a disk server restart opens the area again and
-    /// runs it once more (positional I/O: a retry is the same request).
+    /// Runs `op`. After a disk server restart it opens the area again; a
+    /// read is then run once more (positional: the same request), a write
+    /// fails: writes before it in its batch may have died with the server,
+    /// so the batch must not be flushed as if they had not.
     fn with(
         &mut self,
+        retry: bool,
         mut op: impl FnMut(&mut BlockDevice) -> Result<(), BlockError>,
     ) -> Result<(), DiskError> {
         let d = self.dev()?;
         match op(d) {
             Err(BlockError::ServerRestarted) => {
                 d.reopen().map_err(|_| DiskError::Io)?;
+                if !retry {
+                    return Err(DiskError::Io);
+                }
                 op(d).map_err(|_| DiskError::Io)
             }
             r => r.map_err(|_| DiskError::Io),
@@ -193,16 +199,15 @@ impl SwapDisk for Area {
         self.dev().map(|d| d.len_blocks())
     }
     fn read(&mut self, n: u64, buf: &mut Block) -> Result<(), DiskError> {
-        self.with(|d| d.read_block(n, buf))
+        self.with(true, |d| d.read_block(n, buf))
     }
     fn write(&mut self, n: u64, buf: &Block) -> Result<(), DiskError> {
-        self.with(|d| d.write_block(n, buf))
+        self.with(false, |d| d.write_block(n, buf))
     }
     fn flush(&mut self) -> Result<(), DiskError> {
         // A flush after a restart proves nothing about the writes before
         // it (the server may have lost them): fail, never retry.
-        let d = self.dev()?;
-        d.flush().map_err(|_| DiskError::Io)
+        self.with(false, |d| d.flush())
     }
 }
 

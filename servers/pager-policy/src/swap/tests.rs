@@ -354,6 +354,8 @@ fn check(p: &P, k: &Kernel) {
     assert_eq!(p.pool.bound_count(), k.bound.len());
     let sw = p.swap().unwrap();
     let slots = sw.slot_pages();
+    let swapped = slots.iter().filter(|(_, s)| *s).count();
+    assert_eq!(sw.counters().swapped as usize, swapped, "the swapped count");
     for (page, frame, _) in sw.resident_pages() {
         assert_eq!(k.bound.get(&frame), Some(&(page.domain, page.vpn)));
         assert!(
