@@ -461,10 +461,11 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
             Request::Stats => (Reply::Stats(self.stats()), None),
             Request::DomainMem { domain } => {
                 let m = self.swap.as_ref().map(|s| s.domain_mem(domain));
-                let m = m.unwrap_or_else(|| swap::DomMem {
+                // The pool counts every bound frame, tracked or not.
+                let m = swap::DomMem {
                     resident: u32::try_from(self.pool.bound_to(domain)).unwrap_or(u32::MAX),
-                    ..swap::DomMem::default()
-                });
+                    ..m.unwrap_or_default()
+                };
                 (
                     Reply::DomainMem(DomainMem {
                         resident: m.resident,
