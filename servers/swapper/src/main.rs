@@ -330,6 +330,50 @@ fn build() -> Pager<ZeroFill, WsClock> {
     }
 }
 
+/// Times the first whole-domain swap-out and swap-in of this incarnation
+/// (one line each: what a swap costs, measured with the TSC).
+struct FirstTimes {
+    out_done: bool,
+    in_done: bool,
+}
+
+impl FirstTimes {
+    fn counts(pager: &Pager<ZeroFill, WsClock>) -> (u64, u64, u64, u64) {
+        pager.swap().map_or((0, 0, 0, 0), |sw| {
+            let c = sw.counters();
+            (c.swap_outs, c.swap_ins, c.page_outs, c.page_ins)
+        })
+    }
+
+    fn note(
+        &mut self,
+        before: (u64, u64, u64, u64),
+        after: (u64, u64, u64, u64),
+        ticks: u64,
+        hz: u64,
+    ) {
+        let us = if hz == 0 {
+            0
+        } else {
+            ticks.saturating_mul(1_000_000) / hz
+        };
+        if !self.out_done && after.0 > before.0 {
+            self.out_done = true;
+            let (n, pages) = (after.0 - before.0, after.2 - before.2);
+            println!(
+                "swapper: first swap-out: {n} domain(s), {pages} pages written and unbound in {us} us"
+            );
+        }
+        if !self.in_done && after.1 > before.1 {
+            self.in_done = true;
+            let (n, pages) = (after.1 - before.1, after.3 - before.3);
+            println!(
+                "swapper: first swap-in: {n} domain(s), {pages} pages read, checked and bound in {us} us"
+            );
+        }
+    }
+}
+
 /// The summary line, at most once a second and only when it changed.
 struct Summary {
     last: PagerStats,
@@ -389,6 +433,10 @@ fn main() -> i32 {
     let mut recv_errors = 0u32;
     let mut problems = 0u64;
     let mut deferred: [Option<Deferred>; DEFERRED_MAX] = [None; DEFERRED_MAX];
+    let mut first = FirstTimes {
+        out_done: false,
+        in_done: false,
+    };
     loop {
         let ready = pager.pool.total() > 0 && deferred.iter().any(Option::is_some);
         // With held-back faults to serve, only look for a message (a past
@@ -432,7 +480,10 @@ fn main() -> i32 {
                     continue;
                 }
                 let now = sys::rdtsc();
+                let before = FirstTimes::counts(&pager);
                 pager.tick(now, &mut kernel, &mut area);
+                let after = FirstTimes::counts(&pager);
+                first.note(before, after, sys::rdtsc().saturating_sub(now), hz);
                 summary.maybe_print(&pager, now, hz);
                 continue;
             }
@@ -481,13 +532,24 @@ fn main() -> i32 {
             reply,
             payload: payload.get(..len).unwrap_or(&[]),
         };
+        let t0 = sys::rdtsc();
+        let before = FirstTimes::counts(&pager);
         let (resp, ev) = pager.handle_with(&msg, &mut kernel, &mut area, &mut out);
+        first.note(
+            before,
+            FirstTimes::counts(&pager),
+            sys::rdtsc().saturating_sub(t0),
+            hz,
+        );
         if let Some(ev) = ev {
             log(ev, &mut problems);
         }
         if deadline > 1 {
             let now = sys::rdtsc();
+            let before = FirstTimes::counts(&pager);
             pager.tick(now, &mut kernel, &mut area);
+            let after = FirstTimes::counts(&pager);
+            first.note(before, after, sys::rdtsc().saturating_sub(now), hz);
             summary.maybe_print(&pager, now, hz);
         }
         let body = out.get(..resp.len).unwrap_or(&[]);
