@@ -661,6 +661,21 @@ mod tests {
     }
 
     #[test]
+    fn ensure_swap_adds_the_area_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let img = tmp.path().join("d.img");
+        create(&img, 64, false).unwrap();
+        assert!(ensure_swap(&img, "swapper", SWAPPER_BLOCKS).unwrap());
+        assert!(!ensure_swap(&img, "swapper", SWAPPER_BLOCKS).unwrap());
+        let v = open(&img).unwrap();
+        let e = v
+            .table()
+            .find(Kind::Swap, &name("swapper").unwrap())
+            .copied();
+        assert_eq!(e.map(|e| e.blocks), Some(SWAPPER_BLOCKS));
+    }
+
+    #[test]
     fn refresh_replaces_a_changed_image_only() {
         let tmp = tempfile::tempdir().unwrap();
         let img = tmp.path().join("d.img");
