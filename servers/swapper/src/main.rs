@@ -352,11 +352,7 @@ impl FirstTimes {
         ticks: u64,
         hz: u64,
     ) {
-        let us = if hz == 0 {
-            0
-        } else {
-            ticks.saturating_mul(1_000_000) / hz
-        };
+        let us = ticks.saturating_mul(1_000_000).checked_div(hz).unwrap_or(0);
         if !self.out_done && after.0 > before.0 {
             self.out_done = true;
             let (n, pages) = (after.0 - before.0, after.2 - before.2);
