@@ -1218,8 +1218,9 @@ pub mod swap;
 
 /// Every QEMU test, in the order `cargo xtask test` runs them.
 pub fn all() -> Vec<QemuTest> {
-    // swap::tests() join once the swapper swaps (issue 9).
-    all_but_swap()
+    let mut v = all_but_swap();
+    v.extend(swap::tests());
+    v
 }
 
 /// Every QEMU test but [`swap`]'s.

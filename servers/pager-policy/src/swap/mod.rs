@@ -152,6 +152,8 @@ enum State {
     Swapped,
     /// A clean copy of a resident page.
     Copy,
+    /// A write to it failed: not used again by this incarnation.
+    Bad,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -653,7 +655,9 @@ impl<R: Replacement> Swap<R> {
             let s = b * DESC_PER_BLOCK + k;
             let off = (k as usize) * DESC_LEN;
             let d = match self.slots.get(s as usize) {
-                Some(m) if m.state != State::Free => m.desc,
+                Some(m) if matches!(m.state, State::Pending | State::Swapped | State::Copy) => {
+                    m.desc
+                }
                 _ => Desc::default(),
             };
             if let Some(out) = self.dbuf.get_mut(off..off + DESC_LEN) {
@@ -757,18 +761,41 @@ impl<R: Replacement> Swap<R> {
                     state: State::Pending,
                 };
             }
-            disk.write(self.geo.data_block(s), &self.buf)?;
+            if let Err(e) = disk.write(self.geo.data_block(s), &self.buf) {
+                self.mark_bad(s);
+                return Err(e);
+            }
         }
         // Each descriptor block touched, once (slots come sorted or as a run).
         let mut last = NO;
         for &s in slots.iter().take(n) {
             let b = s / DESC_PER_BLOCK;
             if b != last {
-                self.write_desc_block(disk, b)?;
+                if let Err(e) = self.write_desc_block(disk, b) {
+                    for &t in slots.iter().take(n) {
+                        if t / DESC_PER_BLOCK == b {
+                            self.mark_bad(t);
+                        }
+                    }
+                    return Err(e);
+                }
                 last = b;
             }
         }
         disk.flush()
+    }
+
+    /// A write to slot `s` failed (a bad sector, say): later batches use
+    /// other slots.
+    fn mark_bad(&mut self, s: u32) {
+        if let Some(m) = self.slots.get_mut(s as usize) {
+            if matches!(m.state, State::Free | State::Pending) {
+                *m = SlotMeta {
+                    desc: Desc::default(),
+                    state: State::Bad,
+                };
+            }
+        }
     }
 
     /// Unbinds the pages `self.ids` if clean. Returns how many frames went
