@@ -104,6 +104,18 @@ impl FramePool {
         let count = count.min(room);
         // Fits in usize and u32: the total stays <= MAX_FRAMES.
         let n = usize::try_from(count).map_err(|_| GrantError::TooMany)?;
+        if self.slots.capacity() == 0 {
+            // Room for every frame at once, so later grants never move the
+            // tables (a move needs the old and the new copy at once); a
+            // heap too small for that reserves only this grant.
+            let all = MAX_FRAMES as usize;
+            if self.slots.try_reserve_exact(all).is_err()
+                || self.free.try_reserve_exact(all).is_err()
+            {
+                self.slots = Vec::new();
+                self.free = Vec::new();
+            }
+        }
         self.ranges
             .try_reserve(1)
             .and_then(|()| self.slots.try_reserve_exact(n))

@@ -37,8 +37,9 @@ pub use format::{Block, BLOCK};
 /// Resident pages the engine tracks (its share of the swapper's 1 MiB
 /// heap). Beyond it a fault first pages something out.
 pub const MAX_RESIDENT: usize = 2048;
-/// Most slots used in the swap area (16 MiB of pages).
-pub const MAX_SLOTS: u32 = 4096;
+/// Most slots used in the swap area (48 MiB of pages; fewer if the heap
+/// cannot hold their table when the area opens).
+pub const MAX_SLOTS: u32 = 12_288;
 /// Domains with a swap-out record (a run to prefetch, counters).
 pub const MAX_DOMS: usize = 256;
 /// Most pages of one whole-domain swap-out (one `Frames` call).
@@ -156,21 +157,71 @@ enum State {
     Bad,
 }
 
+/// One slot, 24 bytes: the descriptor's fields but its sequence (a block
+/// rewrite gives every live descriptor in it a new one), with the state in
+/// the top bits of the vpn (user pages are below 2^36).
 #[derive(Debug, Clone, Copy)]
 struct SlotMeta {
-    desc: Desc,
-    state: State,
+    owner: u64,
+    vpn_state: u64,
+    crc: u32,
+    /// The low bits of the sequence read at recovery (only compared there).
+    seq: u32,
 }
 
+const STATE_SHIFT: u32 = 60;
+const VPN_MASK: u64 = (1 << STATE_SHIFT) - 1;
+
 const FREE_SLOT: SlotMeta = SlotMeta {
-    desc: Desc {
-        owner: 0,
-        vpn: 0,
-        seq: 0,
-        data_crc: 0,
-    },
-    state: State::Free,
+    owner: 0,
+    vpn_state: 0,
+    crc: 0,
+    seq: 0,
 };
+
+impl SlotMeta {
+    fn new(d: &Desc, state: State) -> SlotMeta {
+        let mut m = SlotMeta {
+            owner: d.owner,
+            vpn_state: d.vpn & VPN_MASK,
+            crc: d.data_crc,
+            seq: d.seq as u32,
+        };
+        m.set_state(state);
+        m
+    }
+    fn vpn(&self) -> u64 {
+        self.vpn_state & VPN_MASK
+    }
+    fn state(&self) -> State {
+        match self.vpn_state >> STATE_SHIFT {
+            0 => State::Free,
+            1 => State::Pending,
+            2 => State::Swapped,
+            3 => State::Copy,
+            _ => State::Bad,
+        }
+    }
+    fn set_state(&mut self, s: State) {
+        let code: u64 = match s {
+            State::Free => 0,
+            State::Pending => 1,
+            State::Swapped => 2,
+            State::Copy => 3,
+            State::Bad => 4,
+        };
+        self.vpn_state = self.vpn() | code << STATE_SHIFT;
+    }
+    /// The descriptor as written with sequence `seq`.
+    fn desc(&self, seq: u64) -> Desc {
+        Desc {
+            owner: self.owner,
+            vpn: self.vpn(),
+            seq,
+            data_crc: self.crc,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Res {
@@ -337,10 +388,8 @@ impl<R: Replacement> Swap<R> {
         let mut idle = Vec::new();
         idle.try_reserve_exact(IDLE_PER_CHECK)
             .map_err(|_| NoMemory)?;
-        let mut slots = Vec::new();
-        slots
-            .try_reserve_exact(MAX_SLOTS as usize)
-            .map_err(|_| NoMemory)?;
+        // The slot table is reserved when the area opens, sized by it.
+        let slots = Vec::new();
         Ok(Swap {
             cfg,
             repl,
@@ -350,7 +399,7 @@ impl<R: Replacement> Swap<R> {
                 desc_blocks: 0,
             },
             slots,
-            slot_index: Index::new(MAX_SLOTS as usize)?,
+            slot_index: Index::default(),
             res: vec_of(MAX_RESIDENT, None)?,
             res_free,
             res_index: Index::new(MAX_RESIDENT)?,
@@ -408,16 +457,16 @@ impl<R: Replacement> Swap<R> {
         let slots = &self.slots;
         self.slot_index.find(page_hash(page), |s| {
             slots.get(s as usize).is_some_and(|m| {
-                matches!(m.state, State::Swapped | State::Copy)
-                    && m.desc.owner == page.domain.to_raw()
-                    && m.desc.vpn == page.vpn
+                matches!(m.state(), State::Swapped | State::Copy)
+                    && m.owner == page.domain.to_raw()
+                    && m.vpn() == page.vpn
             })
         })
     }
 
     fn slot_page(&self, s: u32) -> Option<Page> {
         let m = self.slots.get(s as usize)?;
-        Some(Page::new(DomainId::from_raw(m.desc.owner), m.desc.vpn))
+        Some(Page::new(DomainId::from_raw(m.owner), m.vpn()))
     }
 
     /// Makes slot `s` (Swapped or Copy, indexed) free.
@@ -425,16 +474,16 @@ impl<R: Replacement> Swap<R> {
         let Some(m) = self.slots.get(s as usize).copied() else {
             return;
         };
-        if matches!(m.state, State::Swapped | State::Copy) {
+        if matches!(m.state(), State::Swapped | State::Copy) {
             if let Some(p) = self.slot_page(s) {
                 let slots = &self.slots;
                 self.slot_index.remove(page_hash(p), s, |i| {
                     slots.get(i as usize).map_or(0, |m| {
-                        page_hash(Page::new(DomainId::from_raw(m.desc.owner), m.desc.vpn))
+                        page_hash(Page::new(DomainId::from_raw(m.owner), m.vpn()))
                     })
                 });
             }
-            if m.state == State::Swapped {
+            if m.state() == State::Swapped {
                 self.counters.swapped = self.counters.swapped.saturating_sub(1);
             }
         }
@@ -447,7 +496,7 @@ impl<R: Replacement> Swap<R> {
     fn commit_slot(&mut self, s: u32, state: State) {
         let Some(p) = self.slot_page(s) else { return };
         if let Some(m) = self.slots.get_mut(s as usize) {
-            m.state = state;
+            m.set_state(state);
         }
         if state == State::Swapped {
             self.counters.swapped += 1;
@@ -560,17 +609,42 @@ impl<R: Replacement> Swap<R> {
                 return Err(e);
             }
         };
-        let Some(geo) = Geometry::fit(blocks, MAX_SLOTS) else {
-            self.area = Area::Absent;
-            return Ok(false);
+        // As many slots as the area and the heap hold (halving on a
+        // refusal: the frame pool was reserved first).
+        let mut max = MAX_SLOTS;
+        let geo = loop {
+            let Some(geo) = Geometry::fit(blocks, max) else {
+                self.area = Area::Absent;
+                return Ok(false);
+            };
+            let n = geo.slots as usize;
+            let fits = self.slots.try_reserve_exact(n).is_ok();
+            match Index::new(n) {
+                Ok(ix) if fits => {
+                    self.slot_index = ix;
+                    break geo;
+                }
+                _ if max > 128 => {
+                    self.slots = Vec::new();
+                    max /= 2;
+                }
+                _ => {
+                    self.area = Area::Absent;
+                    return Ok(false);
+                }
+            }
         };
         self.geo = geo;
         self.slots.clear();
         self.slots.resize(geo.slots as usize, FREE_SLOT);
         let r = self.recover(disk);
         if r.is_err() {
+            // Nothing of a half-read area is kept: the next need reads it
+            // again from the start.
             self.counters.io_errors += 1;
-            self.slots.clear();
+            self.counters.swapped = 0;
+            self.slots = Vec::new();
+            self.slot_index = Index::default();
             return r.map(|()| false);
         }
         self.area = Area::Open;
@@ -611,17 +685,14 @@ impl<R: Replacement> Swap<R> {
                     continue; // resident wins: the copy may be stale
                 }
                 if let Some(old) = self.find_slot(page) {
-                    let older = self.slots.get(old as usize).map_or(0, |m| m.desc.seq);
-                    if older >= d.seq {
+                    let older = self.slots.get(old as usize).map_or(0, |m| m.seq);
+                    if older >= d.seq as u32 {
                         continue;
                     }
                     self.free_slot(old);
                 }
                 if let Some(m) = self.slots.get_mut(s as usize) {
-                    *m = SlotMeta {
-                        desc: d,
-                        state: State::Pending,
-                    };
+                    *m = SlotMeta::new(&d, State::Pending);
                 }
                 self.commit_slot(s, State::Swapped);
             }
@@ -650,13 +721,17 @@ impl<R: Replacement> Swap<R> {
     }
 
     /// Writes descriptor block `b` from the table.
+    /// Every live descriptor in it gets the next sequence number: newer
+    /// than any stale descriptor of the same page elsewhere on disk.
     fn write_desc_block(&mut self, disk: &mut impl SwapDisk, b: u32) -> Result<(), DiskError> {
+        let seq = self.seq;
+        self.seq += 1;
         for k in 0..DESC_PER_BLOCK {
             let s = b * DESC_PER_BLOCK + k;
             let off = (k as usize) * DESC_LEN;
             let d = match self.slots.get(s as usize) {
-                Some(m) if matches!(m.state, State::Pending | State::Swapped | State::Copy) => {
-                    m.desc
+                Some(m) if matches!(m.state(), State::Pending | State::Swapped | State::Copy) => {
+                    m.desc(seq)
                 }
                 _ => Desc::default(),
             };
@@ -721,7 +796,7 @@ impl<R: Replacement> Swap<R> {
                 self.counters.page_outs += 1;
             } else {
                 if let Some(m) = self.slots.get_mut(s as usize) {
-                    if m.state == State::Pending {
+                    if m.state() == State::Pending {
                         *m = FREE_SLOT;
                     }
                 }
@@ -756,10 +831,7 @@ impl<R: Replacement> Swap<R> {
             };
             self.seq += 1;
             if let Some(m) = self.slots.get_mut(s as usize) {
-                *m = SlotMeta {
-                    desc,
-                    state: State::Pending,
-                };
+                *m = SlotMeta::new(&desc, State::Pending);
             }
             if let Err(e) = disk.write(self.geo.data_block(s), &self.buf) {
                 self.mark_bad(s);
@@ -789,11 +861,9 @@ impl<R: Replacement> Swap<R> {
     /// other slots.
     fn mark_bad(&mut self, s: u32) {
         if let Some(m) = self.slots.get_mut(s as usize) {
-            if matches!(m.state, State::Free | State::Pending) {
-                *m = SlotMeta {
-                    desc: Desc::default(),
-                    state: State::Bad,
-                };
+            if matches!(m.state(), State::Free | State::Pending) {
+                *m = FREE_SLOT;
+                m.set_state(State::Bad);
             }
         }
     }
@@ -835,7 +905,7 @@ impl<R: Replacement> Swap<R> {
                 self.res_remove(id);
                 if r.slot != NO {
                     if let Some(m) = self.slots.get_mut(r.slot as usize) {
-                        m.state = State::Swapped;
+                        m.set_state(State::Swapped);
                     }
                     self.counters.swapped += 1;
                 }
@@ -917,7 +987,7 @@ impl<R: Replacement> Swap<R> {
         let mut start = 0usize;
         let mut len = 0usize;
         for (i, m) in self.slots.iter().enumerate() {
-            if m.state == State::Free {
+            if m.state() == State::Free {
                 if len == 0 {
                     start = i;
                 }
@@ -937,7 +1007,7 @@ impl<R: Replacement> Swap<R> {
             if out.len() == n {
                 break;
             }
-            if m.state == State::Free {
+            if m.state() == State::Free {
                 out.push(i as u32);
             }
         }
@@ -1169,7 +1239,7 @@ impl<R: Replacement> Swap<R> {
             self.counters.io_errors += 1;
             return Err(Lost::ReadError);
         }
-        if crc32c(&self.buf[..]) != m.desc.data_crc {
+        if crc32c(&self.buf[..]) != m.crc {
             return Err(Lost::ChecksumMismatch);
         }
         // A frame only once the copy is known good: a lost page costs none.
@@ -1200,7 +1270,7 @@ impl<R: Replacement> Swap<R> {
         }
         pool.bind(frame, page.domain);
         if let Some(m) = self.slots.get_mut(s as usize) {
-            m.state = State::Copy;
+            m.set_state(State::Copy);
         }
         self.counters.swapped = self.counters.swapped.saturating_sub(1);
         self.counters.page_ins += 1;
@@ -1249,10 +1319,10 @@ impl<R: Replacement> Swap<R> {
             let Some(m) = self.slots.get(s as usize).copied() else {
                 break;
             };
-            if m.state != State::Swapped || m.desc.owner != rec.id.to_raw() {
+            if m.state() != State::Swapped || m.owner != rec.id.to_raw() {
                 continue; // left the run since (paged in, or stale)
             }
-            let page = Page::new(rec.id, m.desc.vpn);
+            let page = Page::new(rec.id, m.vpn());
             match self.page_in(mmu, disk, pool, reply, page, s, take) {
                 Ok(f) if page == fault => got = Some(f),
                 Ok(_) => {}
@@ -1405,7 +1475,7 @@ impl<R: Replacement> Swap<R> {
         let mut last = NO;
         let mut touched = false;
         for s in 0..self.slots.len() as u32 {
-            let owner = self.slots.get(s as usize).map_or(0, |m| m.desc.owner);
+            let owner = self.slots.get(s as usize).map_or(0, |m| m.owner);
             if owner == domain.to_raw() && owner != 0 {
                 self.free_slot(s);
                 let b = s / DESC_PER_BLOCK;
@@ -1437,7 +1507,7 @@ impl<R: Replacement> Swap<R> {
         let swapped = self
             .slots
             .iter()
-            .filter(|m| m.state == State::Swapped && m.desc.owner == domain.to_raw())
+            .filter(|m| m.state() == State::Swapped && m.owner == domain.to_raw())
             .count();
         let rec = self.dom(domain).and_then(|i| self.doms.get(i)).copied();
         DomMem {
@@ -1454,11 +1524,11 @@ impl<R: Replacement> Swap<R> {
     pub(crate) fn slot_pages(&self) -> Vec<(Page, bool)> {
         self.slots
             .iter()
-            .filter(|m| matches!(m.state, State::Swapped | State::Copy))
+            .filter(|m| matches!(m.state(), State::Swapped | State::Copy))
             .map(|m| {
                 (
-                    Page::new(DomainId::from_raw(m.desc.owner), m.desc.vpn),
-                    m.state == State::Swapped,
+                    Page::new(DomainId::from_raw(m.owner), m.vpn()),
+                    m.state() == State::Swapped,
                 )
             })
             .collect()
