@@ -390,7 +390,11 @@ impl Runner {
                 .eio
                 .iter()
                 .map(|(event, sector)| {
-                    format!("[inject-error]\nevent = \"{event}\"\nerrno = \"5\"\nsector = \"{sector}\"\n\n")
+                    // Without `iotype` blkdebug fails every kind of request
+                    // at the sector once the rule is active; a read event
+                    // means reads only (spec.rs: `DiskImage::eio`).
+                    let iotype = if event.starts_with("read") { "iotype = \"read\"\n" } else { "" };
+                    format!("[inject-error]\nevent = \"{event}\"\nerrno = \"5\"\nsector = \"{sector}\"\n{iotype}\n")
                 })
                 .collect();
             fs::write(&cfg, rules).map_err(|e| Error::io(format!("write {}", cfg.display()), e))?;

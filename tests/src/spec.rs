@@ -231,7 +231,7 @@ pub enum HttpCheck {
 /// of the switch, reached from the host through hostfwd rules). The syntax
 /// is the supervisor's, see `servers/supervisor/core/src/manifest.rs`.
 pub const WEB_HOST_MANIFEST: &str = "# serac boot manifest\n\
-domain swapper image=swapper class=server eager=yes\n\
+domain swapper image=swapper class=server eager=yes endpoint=disk\n\
 domain disk    image=disk    class=server eager=yes device=virtio-blk frames=64 restart=yes\n\
 domain vnic    image=vnic    class=server eager=yes device=virtio-net frames=32 restart=yes\n\
 domain hello   image=hello   class=guest  pager=swapper\n\
@@ -528,6 +528,10 @@ fn disk_bench_test() -> QemuTest {
 /// The first line of most manifests: the pager, its image mapped eagerly.
 const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes";
 
+/// The swapper with the disk server's endpoint (handle slot 1): it swaps
+/// to the extent `swapper` on the disk.
+const SWAPPER_DISK: &str = "domain swapper image=swapper class=server eager=yes endpoint=disk";
+
 /// The disk server's manifest line: a driver domain for the virtio-blk
 /// function, with frames for its DMA window.
 const DISK_SERVER: &str =
@@ -775,6 +779,11 @@ fn manifest(lines: &[&str]) -> Source {
     Source::Bytes(text.into_bytes())
 }
 
+/// The swapper's swap area on a test disk: 512 blocks (2 MiB, 507 slots).
+fn swapper_area() -> DiskExtent {
+    DiskExtent::Swap("swapper".into(), 512)
+}
+
 /// The site httpd serves in the tests: the repository's `www/`.
 fn www_site() -> DiskExtent {
     DiskExtent::Tar(
@@ -978,7 +987,7 @@ fn web_host_and(name: &str, tail: &str) -> (QemuTest, Vec<(u32, [u8; 4])>) {
         .collect();
     let mut t = QemuTest::new(name, Boot::Pvh, "serac.exit=1")
         .with_file("manifest", Source::Bytes(text.into_bytes()))
-        .disk(DiskImage::fresh(name, 8, vec![www_site()]))
+        .disk(DiskImage::fresh(name, 8, vec![www_site(), swapper_area()]))
         .net(NetDevice::default())
         .forbid("*panic*");
     // The kernel names every instance `httpd`; the slot tells them apart.
@@ -1209,8 +1218,9 @@ pub mod swap;
 
 /// Every QEMU test, in the order `cargo xtask test` runs them.
 pub fn all() -> Vec<QemuTest> {
-    // swap::tests() join once the swapper swaps (issue 9).
-    all_but_swap()
+    let mut v = all_but_swap();
+    v.extend(swap::tests());
+    v
 }
 
 /// Every QEMU test but [`swap`]'s.
@@ -1352,6 +1362,50 @@ fn all_but_swap() -> Vec<QemuTest> {
                 NEIGHBOUR_TICK.into(),
             ])
             .timeout(Duration::from_secs(60)),
+        // Issue 9: the swapper swaps idle domains out whole to its swap
+        // area (written, unbound, shrunk); the neighbour, paged by the same
+        // swapper and busy, keeps every page intact meanwhile.
+        QemuTest::new("swap_idle", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER_DISK,
+                DISK_SERVER,
+                "domain idler image=idler class=guest pager=swapper count=20",
+                "domain neighbour image=neighbour class=guest pager=swapper",
+                "test-end-after-ms=6000",
+            ]))
+            .disk(DiskImage::fresh("swap_idle", 8, vec![swapper_area()]))
+            .forbid(d("swapper", "swapper: killing *"))
+            .forbid(d("supervisor", "supervisor: neighbour exited: *"))
+            .require_in_order([
+                d("swapper", "swapper: swap area swapper open, 512 blocks"),
+                d("swapper", "swapper: resident %d swapped %d page-ins %d page-outs %d swap-outs %d swap-ins 0 io-errors 0"),
+                NEIGHBOUR_TICK.into(),
+                d("supervisor", "supervisor: test end: * running after 6000 ms"),
+            ])
+            .timeout(Duration::from_secs(120)),
+        // Issue 9: with a swap area the hog is paged out until the area is
+        // full too, and only then killed; the neighbour, on the same
+        // swapper, keeps every page.
+        QemuTest::new("swap_pressure", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER_DISK,
+                DISK_SERVER,
+                "domain hog image=hog class=guest pager=swapper",
+                "domain neighbour image=neighbour class=guest pager=swapper",
+                "test-end=hog",
+                "test-linger-ms=300",
+            ]))
+            .disk(DiskImage::fresh("swap_pressure", 8, vec![swapper_area()]))
+            .allow("* domain * faulted: *")
+            .forbid(d("supervisor", "supervisor: neighbour exited: *"))
+            .forbid(d("swapper", "swapper: resident * io-errors 1*"))
+            .require_in_order([
+                d("swapper", "swapper: swap area swapper open, 512 blocks"),
+                d("swapper", "swapper: out of frames, killing *"),
+                d("supervisor", "supervisor: test end: hog *"),
+                NEIGHBOUR_TICK.into(),
+            ])
+            .timeout(Duration::from_secs(120)),
         QemuTest::new("server_restart", Boot::Pvh, "serac.exit=1")
             .with_file("manifest", manifest(&[
                 SWAPPER,

@@ -255,6 +255,21 @@ pub fn refresh_image(path: &Path, image: &str, dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// Blocks of the swapper's swap area on the run disk: its header, the
+/// descriptors and the 4,096 slots it uses
+/// (`serac_pager_policy::swap::MAX_SLOTS`), rounded up.
+pub const SWAPPER_BLOCKS: u64 = 4_160;
+
+/// Adds a swap area for domain `who` of `blocks` blocks unless the disk
+/// has one; true if it was added.
+pub fn ensure_swap(path: &Path, who: &str, blocks: u64) -> Result<bool> {
+    let n = name(who)?;
+    if open(path)?.table().find(Kind::Swap, &n).is_some() {
+        return Ok(false);
+    }
+    add_extent(path, Kind::Swap, who, blocks).map(|_| true)
+}
+
 fn add_image_bytes(path: &Path, n: &str, bytes: &[u8]) -> Result {
     let mut v = open(path)?;
     v.add_image(name(n)?, bytes)
@@ -643,6 +658,21 @@ mod tests {
         flip(&img, 40);
         let err = check(&img).unwrap_err().to_string();
         assert!(err.contains("superblock is corrupt"), "{err}");
+    }
+
+    #[test]
+    fn ensure_swap_adds_the_area_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let img = tmp.path().join("d.img");
+        create(&img, 64, false).unwrap();
+        assert!(ensure_swap(&img, "swapper", SWAPPER_BLOCKS).unwrap());
+        assert!(!ensure_swap(&img, "swapper", SWAPPER_BLOCKS).unwrap());
+        let v = open(&img).unwrap();
+        let e = v
+            .table()
+            .find(Kind::Swap, &name("swapper").unwrap())
+            .copied();
+        assert_eq!(e.map(|e| e.blocks), Some(SWAPPER_BLOCKS));
     }
 
     #[test]

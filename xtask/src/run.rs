@@ -121,7 +121,8 @@ fn web_forwards(manifest: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
 /// `target/serac/disk.img`, made when missing: a Serac disk with the
 /// image `www` (the repository's `www/`), which the default manifest's
 /// disk server serves and `catfile` reads; on an existing disk the image
-/// is replaced when `www/` has changed.
+/// is replaced when `www/` has changed. It also gets the swapper's swap
+/// area (`swapper`) if it has none.
 fn default_disk() -> Result<std::path::PathBuf> {
     let path = crate::disk::default_path();
     if !path.exists() {
@@ -135,6 +136,13 @@ fn default_disk() -> Result<std::path::PathBuf> {
         // An older disk keeps its other extents; only the pages change.
         println!(
             "xtask: www/ changed: image www in {} replaced",
+            path.display()
+        );
+    }
+    let blocks = crate::disk::SWAPPER_BLOCKS;
+    if crate::disk::ensure_swap(&path, "swapper", blocks)? {
+        println!(
+            "xtask: swap area swapper ({blocks} blocks) added to {}",
             path.display()
         );
     }

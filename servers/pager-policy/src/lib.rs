@@ -32,6 +32,7 @@ pub mod policy;
 pub mod pool;
 pub mod regions;
 pub mod replace;
+pub mod swap;
 pub mod wire;
 
 pub use pager::{Event, Incoming, KillReason, Mmu, Pager, Response};
@@ -39,3 +40,4 @@ pub use policy::{Policy, Quota, ZeroFill};
 pub use pool::{FramePool, GrantError};
 pub use regions::Regions;
 pub use replace::{Replacement, TwoQ, WsClock};
+pub use swap::{DiskError, Lost, NoDisk, Swap, SwapConfig, SwapDisk};

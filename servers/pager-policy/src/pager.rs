@@ -17,13 +17,18 @@ use serac_protocol::client::{ServiceError, LABEL_PAGER};
 use serac_protocol::codec::{decode, encode};
 use serac_protocol::header::LABEL_FAULT;
 use serac_protocol::layout::PAGE_SIZE;
-use serac_protocol::pager::{Fault, PagerStats, Reply, FAULT_KILL, FAULT_RESUME};
+use serac_protocol::pager::{
+    Access, DomainMem, Fault, PagerStats, Reply, FAULT_KILL, FAULT_KILL_LOST, FAULT_RESUME,
+};
+use serac_protocol::syscall::{FrameRecord, STATUS_BOUND};
 use serac_protocol::{DomainId, Handle, SysError};
 
 pub use crate::policy::KillReason;
 use crate::policy::Policy;
 use crate::pool::{FramePool, GrantError};
 use crate::regions::{RegionError, Regions};
+use crate::replace::{Page, Replacement, WsClock};
+use crate::swap::{self, Block, FaultPlan, Lost, NoDisk, Swap, SwapDisk};
 use crate::wire::Request;
 
 /// Frames tried for one fault before giving up (each refused one is lost).
@@ -36,6 +41,29 @@ pub trait Mmu {
     /// Binds `frame` read-write at `page` in the domain whose pending fault
     /// `reply` answers.
     fn bind(&mut self, reply: Handle, page: u64, frame: u64) -> Result<(), SysError>;
+    /// Fills `frame` (owned, unbound) with `data`.
+    fn write_frame(&mut self, _frame: u64, _data: &Block) -> Result<(), SysError> {
+        Err(SysError::BadSyscall)
+    }
+    /// Copies `frame` (owned, bound or not) into `out`; returns its use
+    /// bits (`USED_*`) and takes them (`CopyFrame`).
+    fn copy_frame(&mut self, _frame: u64, _out: &mut Block) -> Result<u8, SysError> {
+        Err(SysError::BadSyscall)
+    }
+    /// `Frames`: one answer per frame in `out` (as long as `frames`, at
+    /// most `FRAMES_MAX`), with `flags` (`FRAMES_*`).
+    fn frames(
+        &mut self,
+        _frames: &[u64],
+        _flags: u64,
+        _out: &mut [FrameRecord],
+    ) -> Result<(), SysError> {
+        Err(SysError::BadSyscall)
+    }
+    /// `Shrink`: the waiting `domain` gives back its tables.
+    fn shrink(&mut self, _domain: DomainId) -> Result<(), SysError> {
+        Err(SysError::BadSyscall)
+    }
 }
 
 /// One received message.
@@ -74,6 +102,9 @@ pub enum Event {
         total: usize,
         /// Whether this was the first grant.
         first_grant: bool,
+        /// Of those, how many the kernel says are still bound (resident
+        /// pages of an earlier incarnation of this pager).
+        adopted: usize,
     },
     /// A grant was refused.
     GrantRefused(GrantError),
@@ -118,15 +149,16 @@ pub enum Event {
     },
 }
 
-/// The pager: pool, regions, policy and counters.
+/// The pager: pool, regions, policy, the swap engine and counters.
 #[derive(Debug)]
-pub struct Pager<P> {
+pub struct Pager<P, R = WsClock> {
     /// The choices.
     pub policy: P,
     /// The frames.
     pub pool: FramePool,
     /// Where each domain may be zero-filled.
     pub regions: Regions,
+    swap: Option<Swap<R>>,
     controller: Option<u64>,
     faults: u64,
     served: u64,
@@ -134,16 +166,46 @@ pub struct Pager<P> {
 }
 
 impl<P: Policy> Pager<P> {
-    /// A pager with no frames yet.
+    /// A zero-fill pager with no frames yet.
     pub const fn new(policy: P) -> Pager<P> {
         Pager {
             policy,
             pool: FramePool::new(),
             regions: Regions::new(),
+            swap: None,
             controller: None,
             faults: 0,
             served: 0,
             killed: 0,
+        }
+    }
+}
+
+impl<P: Policy, R: Replacement> Pager<P, R> {
+    /// A pager that swaps through `swap` (its disk is passed to
+    /// [`Pager::handle_with`]).
+    pub fn with_swap(policy: P, swap: Swap<R>) -> Pager<P, R> {
+        Pager {
+            policy,
+            pool: FramePool::new(),
+            regions: Regions::new(),
+            swap: Some(swap),
+            controller: None,
+            faults: 0,
+            served: 0,
+            killed: 0,
+        }
+    }
+
+    /// The swap engine, if this pager swaps.
+    pub fn swap(&self) -> Option<&Swap<R>> {
+        self.swap.as_ref()
+    }
+
+    /// The clock moved: idle domains may be swapped out whole.
+    pub fn tick(&mut self, now: u64, mmu: &mut impl Mmu, disk: &mut impl SwapDisk) {
+        if let Some(sw) = self.swap.as_mut() {
+            sw.tick(now, mmu, disk, &mut self.pool);
         }
     }
 
@@ -162,31 +224,43 @@ impl<P: Policy> Pager<P> {
 
     /// The counters as the protocol reports them.
     pub fn stats(&self) -> PagerStats {
+        let c = self.swap.as_ref().map(Swap::counters).unwrap_or_default();
         PagerStats {
             resident: u32::try_from(self.pool.bound_count()).unwrap_or(u32::MAX),
-            swapped: 0,
+            swapped: c.swapped,
             faults: self.faults,
-            page_ins: 0,
-            page_outs: 0,
-            io_errors: 0,
+            page_ins: c.page_ins,
+            page_outs: c.page_outs,
+            io_errors: c.io_errors,
         }
     }
 
-    /// Handles one message; the reply payload is written to `out` (which
-    /// should hold `Reply::POSTCARD_MAX_SIZE` bytes).
+    /// Handles one message without a swap area (see [`Pager::handle_with`]).
     pub fn handle(
         &mut self,
         msg: &Incoming<'_>,
         mmu: &mut impl Mmu,
         out: &mut [u8],
     ) -> (Response, Option<Event>) {
+        self.handle_with(msg, mmu, &mut NoDisk, out)
+    }
+
+    /// Handles one message; the reply payload is written to `out` (which
+    /// should hold `Reply::POSTCARD_MAX_SIZE` bytes).
+    pub fn handle_with(
+        &mut self,
+        msg: &Incoming<'_>,
+        mmu: &mut impl Mmu,
+        disk: &mut impl SwapDisk,
+        out: &mut [u8],
+    ) -> (Response, Option<Event>) {
         match msg.label {
             LABEL_FAULT => {
-                let (label, ev) = self.fault(msg, mmu);
+                let (label, ev) = self.fault(msg, mmu, disk);
                 (Response { label, len: 0 }, Some(ev))
             }
             LABEL_PAGER => {
-                let (reply, ev) = self.request(msg);
+                let (reply, ev) = self.request(msg, mmu, disk);
                 let len = encode(&reply, out).map(<[u8]>::len).unwrap_or(0);
                 (
                     Response {
@@ -213,7 +287,11 @@ impl<P: Policy> Pager<P> {
     fn kill(&mut self, domain: DomainId, vaddr: u64, reason: KillReason) -> (u32, Event) {
         self.killed += 1;
         (
-            FAULT_KILL,
+            if matches!(reason, KillReason::Lost(_)) {
+                FAULT_KILL_LOST
+            } else {
+                FAULT_KILL
+            },
             Event::Killed {
                 domain,
                 vaddr,
@@ -222,7 +300,25 @@ impl<P: Policy> Pager<P> {
         )
     }
 
-    fn fault(&mut self, msg: &Incoming<'_>, mmu: &mut impl Mmu) -> (u32, Event) {
+    fn resume(&mut self, domain: DomainId, vaddr: u64, frame: u64) -> (u32, Event) {
+        self.served += 1;
+        (
+            FAULT_RESUME,
+            Event::Served {
+                nth: self.served,
+                domain,
+                vaddr,
+                frame,
+            },
+        )
+    }
+
+    fn fault(
+        &mut self,
+        msg: &Incoming<'_>,
+        mmu: &mut impl Mmu,
+        disk: &mut impl SwapDisk,
+    ) -> (u32, Event) {
         self.faults += 1;
         let Ok(f) = decode::<Fault>(msg.payload) else {
             return self.kill(DomainId::NONE, 0, KillReason::BadMessage);
@@ -232,9 +328,41 @@ impl<P: Policy> Pager<P> {
         }
         let page = f.vaddr & !(PAGE_SIZE - 1);
         let vpn = page / PAGE_SIZE;
+        let write = f.access == Access::Write;
+        if let Some(sw) = self.swap.as_mut() {
+            let (policy, domain) = (&mut self.policy, f.domain);
+            let mut take = |pool: &mut FramePool| policy.pick_frame(pool, domain, vpn).ok();
+            let plan = sw.fault(
+                mmu,
+                disk,
+                &mut self.pool,
+                msg.reply,
+                Page::new(domain, vpn),
+                write,
+                &mut take,
+            );
+            match plan {
+                FaultPlan::Bound { frame } => return self.resume(f.domain, f.vaddr, frame),
+                FaultPlan::Lost(Lost::NoFrame) => {
+                    return self.kill(f.domain, f.vaddr, KillReason::OutOfFrames)
+                }
+                FaultPlan::Lost(l) => return self.kill(f.domain, f.vaddr, KillReason::Lost(l)),
+                FaultPlan::ZeroFill => sw.make_room(mmu, disk, &mut self.pool),
+            }
+        }
+        let mut reclaimed = false;
         for _ in 0..MAX_TRIES {
             let frame = match self.policy.pick_frame(&mut self.pool, f.domain, vpn) {
                 Ok(fr) => fr,
+                Err(KillReason::OutOfFrames) if !reclaimed && self.swap.is_some() => {
+                    // Under pressure: page out, then try again once.
+                    reclaimed = true;
+                    if let Some(sw) = self.swap.as_mut() {
+                        let need = swap::low_watermark(&self.pool);
+                        sw.reclaim(mmu, disk, &mut self.pool, need);
+                    }
+                    continue;
+                }
                 Err(why) => return self.kill(f.domain, f.vaddr, why),
             };
             match mmu.zero(frame) {
@@ -254,16 +382,10 @@ impl<P: Policy> Pager<P> {
                 Ok(()) => {
                     self.pool.bind(frame, f.domain);
                     self.policy.on_bound(f.domain, vpn, frame);
-                    self.served += 1;
-                    (
-                        FAULT_RESUME,
-                        Event::Served {
-                            nth: self.served,
-                            domain: f.domain,
-                            vaddr: f.vaddr,
-                            frame,
-                        },
-                    )
+                    if let Some(sw) = self.swap.as_mut() {
+                        sw.zero_filled(Page::new(f.domain, vpn), frame, write);
+                    }
+                    self.resume(f.domain, f.vaddr, frame)
                 }
                 Err(SysError::AlreadyMapped) => {
                     self.pool.put_back(frame);
@@ -284,7 +406,38 @@ impl<P: Policy> Pager<P> {
         *self.controller.get_or_insert(badge) == badge
     }
 
-    fn request(&mut self, msg: &Incoming<'_>) -> (Reply, Option<Event>) {
+    /// Frames just granted that the kernel says are bound: a restarted
+    /// pager's resident pages, which stay where they are.
+    fn adopt(&mut self, mmu: &mut impl Mmu, first: u64, count: u64) -> usize {
+        let (pool, sw) = (&mut self.pool, &mut self.swap);
+        let mut n = 0;
+        swap::query(mmu, first, count, |recs| {
+            let mut pairs = [(0u64, DomainId::NONE); 32];
+            let mut k = 0;
+            for r in recs {
+                if r.error().is_some() || !r.has(STATUS_BOUND) {
+                    continue;
+                }
+                let d = DomainId::from_raw(r.domain);
+                if let Some(p) = pairs.get_mut(k) {
+                    *p = (r.frame, d);
+                    k += 1;
+                }
+                if let Some(sw) = sw.as_mut() {
+                    sw.adopt(r.frame, d, r.vaddr);
+                }
+            }
+            n += pool.adopt(pairs.get(..k).unwrap_or(&[]));
+        });
+        n
+    }
+
+    fn request(
+        &mut self,
+        msg: &Incoming<'_>,
+        mmu: &mut impl Mmu,
+        disk: &mut impl SwapDisk,
+    ) -> (Reply, Option<Event>) {
         let Ok(req) = decode::<Request>(msg.payload) else {
             return (
                 Reply::Err(ServiceError::BadRequest),
@@ -293,7 +446,10 @@ impl<P: Policy> Pager<P> {
         };
         let privileged = matches!(
             req,
-            Request::Grant { .. } | Request::Region { .. } | Request::Revoke { .. }
+            Request::Grant { .. }
+                | Request::Region { .. }
+                | Request::Revoke { .. }
+                | Request::SwapOut { .. }
         );
         if privileged && !self.controller_ok(msg.badge) {
             return (
@@ -303,18 +459,40 @@ impl<P: Policy> Pager<P> {
         }
         match req {
             Request::Stats => (Reply::Stats(self.stats()), None),
+            Request::DomainMem { domain } => {
+                let m = self.swap.as_ref().map(|s| s.domain_mem(domain));
+                // The pool counts every bound frame, tracked or not.
+                let m = swap::DomMem {
+                    resident: u32::try_from(self.pool.bound_to(domain)).unwrap_or(u32::MAX),
+                    ..m.unwrap_or_default()
+                };
+                (
+                    Reply::DomainMem(DomainMem {
+                        resident: m.resident,
+                        swapped: m.swapped,
+                        swap_ins: m.swap_ins,
+                        swap_outs: m.swap_outs,
+                        swapped_out: m.swapped_out,
+                    }),
+                    None,
+                )
+            }
             Request::Grant { first, count } => {
                 let first_grant = self.pool.total() == 0;
                 match self.pool.grant(first, count) {
-                    Ok(taken) => (
-                        Reply::Ok,
-                        Some(Event::Granted {
-                            count,
-                            taken,
-                            total: self.pool.total(),
-                            first_grant,
-                        }),
-                    ),
+                    Ok(taken) => {
+                        let adopted = self.adopt(mmu, first, taken);
+                        (
+                            Reply::Ok,
+                            Some(Event::Granted {
+                                count,
+                                taken,
+                                total: self.pool.total(),
+                                first_grant,
+                                adopted,
+                            }),
+                        )
+                    }
                     Err(e) => {
                         let se = match e {
                             GrantError::TooMany | GrantError::NoMemory => ServiceError::NoResources,
@@ -338,22 +516,32 @@ impl<P: Policy> Pager<P> {
                 let frames = self.pool.release_domain(domain);
                 self.regions.remove_domain(domain);
                 self.policy.on_revoke(domain);
+                if let Some(sw) = self.swap.as_mut() {
+                    sw.revoke(disk, domain);
+                }
                 (Reply::Ok, Some(Event::Revoked { domain, frames }))
             }
-            // The zero-fill pager holds nothing in swap.
-            Request::DomainMem { domain } => (
-                Reply::DomainMem(serac_protocol::pager::DomainMem {
-                    resident: u32::try_from(self.pool.bound_to(domain)).unwrap_or(u32::MAX),
-                    ..Default::default()
-                }),
-                None,
-            ),
-            // Needs a disk (swap) or a DomainCtl handle on the domain:
-            // not in the zero-fill pager.
-            Request::PageIn { .. }
-            | Request::PageOut { .. }
-            | Request::SwapOut { .. }
-            | Request::SwapIn { .. } => (Reply::Err(ServiceError::Unsupported), None),
+            Request::SwapOut { domain } => {
+                let Some(sw) = self.swap.as_mut() else {
+                    return (Reply::Err(ServiceError::Unsupported), None);
+                };
+                match sw.swap_out(mmu, disk, &mut self.pool, domain, true) {
+                    Ok(()) => (Reply::Ok, None),
+                    Err(e) => (
+                        Reply::Err(match e {
+                            swap::SwapOutError::NoArea => ServiceError::Unsupported,
+                            swap::SwapOutError::Io => ServiceError::Io,
+                            _ => ServiceError::NoResources,
+                        }),
+                        None,
+                    ),
+                }
+            }
+            // Prefetch on request and single-page moves: the faults and
+            // the idle swap-out do these; not offered on their own.
+            Request::PageIn { .. } | Request::PageOut { .. } | Request::SwapIn { .. } => {
+                (Reply::Err(ServiceError::Unsupported), None)
+            }
         }
     }
 }

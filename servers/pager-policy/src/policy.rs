@@ -34,6 +34,8 @@ pub enum KillReason {
     AccessViolation,
     /// The kernel refused to bind or zero a frame for another reason.
     MapFailed(SysError),
+    /// The page's swap copy is lost (answered with `FAULT_KILL_LOST`).
+    Lost(crate::swap::Lost),
 }
 
 /// The choices behind paging.

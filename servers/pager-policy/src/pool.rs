@@ -104,6 +104,18 @@ impl FramePool {
         let count = count.min(room);
         // Fits in usize and u32: the total stays <= MAX_FRAMES.
         let n = usize::try_from(count).map_err(|_| GrantError::TooMany)?;
+        if self.slots.capacity() == 0 {
+            // Room for every frame at once, so later grants never move the
+            // tables (a move needs the old and the new copy at once); a
+            // heap too small for that reserves only this grant.
+            let all = MAX_FRAMES as usize;
+            if self.slots.try_reserve_exact(all).is_err()
+                || self.free.try_reserve_exact(all).is_err()
+            {
+                self.slots = Vec::new();
+                self.free = Vec::new();
+            }
+        }
         self.ranges
             .try_reserve(1)
             .and_then(|()| self.slots.try_reserve_exact(n))
@@ -197,6 +209,49 @@ impl FramePool {
         }
         self.bound -= n;
         n
+    }
+
+    /// A bound frame is unbound again (the swapper paged it out): back on
+    /// the free stack. False if it was not bound.
+    pub fn release(&mut self, frame: u64) -> bool {
+        let Some(i) = self.index_of(frame) else {
+            return false;
+        };
+        if !matches!(self.slots[i], Slot::Bound(_)) {
+            return false;
+        }
+        self.slots[i] = Slot::Free;
+        self.free.push(i as u32);
+        self.bound -= 1;
+        true
+    }
+
+    /// Free frames the kernel says are still bound (a restarted pager's
+    /// frames, bound by its previous incarnation) become bound to their
+    /// domains. Returns how many were adopted.
+    pub fn adopt(&mut self, frames: &[(u64, DomainId)]) -> usize {
+        let mut n = 0;
+        for &(frame, d) in frames {
+            if let Some(i) = self.index_of(frame) {
+                if self.slots[i] == Slot::Free && !d.is_none() {
+                    self.slots[i] = Slot::Bound(d);
+                    n += 1;
+                }
+            }
+        }
+        if n > 0 {
+            let slots = &self.slots;
+            self.free
+                .retain(|&i| slots.get(i as usize) == Some(&Slot::Free));
+            self.bound += n;
+        }
+        n
+    }
+
+    /// Whether `frame` is bound to `domain` as far as the pool knows.
+    pub fn is_bound_to(&self, frame: u64, domain: DomainId) -> bool {
+        self.index_of(frame)
+            .is_some_and(|i| self.slots[i] == Slot::Bound(domain))
     }
 
     /// Frames bound to `domain`.

@@ -10,17 +10,35 @@
 //! [`serac_pager_policy::Policy`]'s; this file is only the syscall loop and
 //! the log lines.
 //!
+//! With `endpoint=disk` (handle slot 1) it also swaps, to the swap extent
+//! named `swapper` on the disk server, opened on first need (the disk
+//! server starts after the pagers): pages out in batches when the pool
+//! runs low, swaps whole idle domains out, reads pages back with a
+//! checksum (docs/swap-server.md). The logic is
+//! [`serac_pager_policy::Swap`]; here are only its syscalls ([`Kernel`])
+//! and the block client ([`Area`]). Without a disk it only zero-fills.
+//!
 //! It must be loaded eagerly (`eager=yes`): it has no pager of its own.
+//! The disk server must not be paged by it either (it would wait on
+//! itself).
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+use alloc::boxed::Box;
+use ilwaco::block::{BlockDevice, BlockError};
 use ilwaco::ipc::{get_message, put_message};
 use ilwaco::println;
 use ilwaco::protocol::header::MsgHeader;
+use ilwaco::protocol::header::LABEL_FAULT;
 use ilwaco::protocol::layout::MAX_PAYLOAD;
+use ilwaco::protocol::pager::{PagerStats, FAULT_MSG_MAX};
+use ilwaco::protocol::syscall::{DomainCounter, DomainOp, FrameRecord};
 use ilwaco::protocol::{DomainId, Handle, PageRights, SysError};
-use ilwaco::sys;
-use serac_pager_policy::{Event, Incoming, KillReason, Mmu, Pager, ZeroFill};
+use ilwaco::sys::{self, PageBuf};
+use serac_pager_policy::swap::{Block, DiskError, Lost, SwapConfig, SwapDisk};
+use serac_pager_policy::{Event, Incoming, KillReason, Mmu, Pager, Swap, WsClock, ZeroFill};
 
 ilwaco::entry!(main);
 
@@ -30,9 +48,34 @@ const LOGGED_FAULTS: u64 = 3;
 const LOGGED_PROBLEMS: u64 = 32;
 /// Consecutive failed receives before the swapper gives up.
 const MAX_RECV_ERRORS: u32 = 3;
+/// A domain with no fault and no reference for this long is swapped out
+/// whole (seconds).
+const IDLE_SECS: u64 = 2;
+/// WSClock's working-set window (seconds).
+const TAU_SECS: u64 = 1;
+/// How often the loop wakes to look for idle domains (ms).
+const TICK_MS: u64 = 250;
+/// Faults held back while the pool is empty (a restarted swapper's
+/// parked faults can arrive before the supervisor's `Grant`).
+const DEFERRED_MAX: usize = 32;
 
-/// `map`/`unmap` through the kernel, zeroing through one scratch page.
-struct Kernel;
+/// A fault held back: its reply handle and message.
+#[derive(Clone, Copy)]
+struct Deferred {
+    reply: Handle,
+    len: usize,
+    payload: [u8; FAULT_MSG_MAX],
+}
+
+/// The swap extent's name: the swapper's manifest name (the disk server
+/// opens a swap area only to the domain of that name).
+const AREA: &str = "swapper";
+
+/// `map`/`unmap`/`Frames`/`CopyFrame`/`Shrink` through the kernel,
+/// filling frames through one scratch page.
+struct Kernel {
+    page: Box<PageBuf>,
+}
 
 impl Kernel {
     const SCRATCH: u64 = sys::SCRATCH_BASE;
@@ -42,6 +85,14 @@ impl Kernel {
         let zeroed = sys::scratch_zero(Self::SCRATCH);
         let unmapped = sys::unmap(Handle::NONE, Self::SCRATCH);
         zeroed?;
+        unmapped.map(|_| ())
+    }
+
+    fn write_once(frame: u64, data: &Block) -> Result<(), SysError> {
+        sys::map(Handle::NONE, Self::SCRATCH, frame, PageRights::READ_WRITE)?;
+        let written = sys::scratch_write(Self::SCRATCH, 0, data);
+        let unmapped = sys::unmap(Handle::NONE, Self::SCRATCH);
+        written?;
         unmapped.map(|_| ())
     }
 }
@@ -61,6 +112,103 @@ impl Mmu for Kernel {
     fn bind(&mut self, reply: Handle, page: u64, frame: u64) -> Result<(), SysError> {
         sys::map(reply, page, frame, PageRights::READ_WRITE).map(|_| ())
     }
+
+    fn write_frame(&mut self, frame: u64, data: &Block) -> Result<(), SysError> {
+        match Self::write_once(frame, data) {
+            Err(SysError::AlreadyMapped) => {
+                let _ = sys::unmap(Handle::NONE, Self::SCRATCH);
+                Self::write_once(frame, data)
+            }
+            r => r,
+        }
+    }
+
+    fn copy_frame(&mut self, frame: u64, out: &mut Block) -> Result<u8, SysError> {
+        let bits = sys::copy_frame(frame, &mut self.page)?;
+        out.copy_from_slice(&self.page.0);
+        Ok(bits)
+    }
+
+    fn frames(
+        &mut self,
+        frames: &[u64],
+        flags: u64,
+        out: &mut [FrameRecord],
+    ) -> Result<(), SysError> {
+        sys::frames(frames, flags, out)
+    }
+
+    fn shrink(&mut self, domain: DomainId) -> Result<(), SysError> {
+        sys::shrink(domain)
+    }
+}
+
+/// The swap area through the disk server, opened on first use.
+struct Area {
+    server: Handle,
+    dev: Option<BlockDevice>,
+}
+
+fn disk_error(e: BlockError) -> DiskError {
+    match e {
+        // No such extent, not ours, or no disk endpoint in slot 1.
+        BlockError::NotFound
+        | BlockError::NotPermitted
+        | BlockError::Ipc(SysError::BadHandle | SysError::WrongHandleKind | SysError::NoRights) => {
+            DiskError::NotFound
+        }
+        _ => DiskError::Io,
+    }
+}
+
+impl Area {
+    fn dev(&mut self) -> Result<&mut BlockDevice, DiskError> {
+        if self.dev.is_none() {
+            let d = BlockDevice::swap(self.server, AREA).map_err(disk_error)?;
+            println!("swapper: swap area {AREA} open, {} blocks", d.len_blocks());
+            self.dev = Some(d);
+        }
+        self.dev.as_mut().ok_or(DiskError::Io)
+    }
+
+    /// Runs `op`. After a disk server restart it opens the area again; a
+    /// read is then run once more (positional: the same request), a write
+    /// fails: writes before it in its batch may have died with the server,
+    /// so the batch must not be flushed as if they had not.
+    fn with(
+        &mut self,
+        retry: bool,
+        mut op: impl FnMut(&mut BlockDevice) -> Result<(), BlockError>,
+    ) -> Result<(), DiskError> {
+        let d = self.dev()?;
+        match op(d) {
+            Err(BlockError::ServerRestarted) => {
+                d.reopen().map_err(|_| DiskError::Io)?;
+                if !retry {
+                    return Err(DiskError::Io);
+                }
+                op(d).map_err(|_| DiskError::Io)
+            }
+            r => r.map_err(|_| DiskError::Io),
+        }
+    }
+}
+
+impl SwapDisk for Area {
+    fn open(&mut self) -> Result<u64, DiskError> {
+        self.dev().map(|d| d.len_blocks())
+    }
+    fn read(&mut self, n: u64, buf: &mut Block) -> Result<(), DiskError> {
+        self.with(true, |d| d.read_block(n, buf))
+    }
+    fn write(&mut self, n: u64, buf: &Block) -> Result<(), DiskError> {
+        self.with(false, |d| d.write_block(n, buf))
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        // A flush after a restart proves nothing about the writes before
+        // it (the server may have lost them): fail, never retry.
+        self.with(false, |d| d.flush())
+    }
 }
 
 /// `index:gen`, as the operator console shows domains.
@@ -79,7 +227,11 @@ fn log(ev: Event, problems: &mut u64) {
             taken,
             total,
             first_grant,
+            adopted,
         } => {
+            if adopted > 0 {
+                println!("swapper: {adopted} granted frames still bound: resident pages kept");
+            }
             if taken < count {
                 println!(
                     "swapper: can track only {taken} of {count} granted frames; the rest stay unused"
@@ -109,6 +261,22 @@ fn log(ev: Event, problems: &mut u64) {
             reason: KillReason::OutOfFrames,
             ..
         } => println!("swapper: out of frames, killing {}", Dom(domain)),
+        Event::Killed {
+            domain,
+            vaddr,
+            reason: KillReason::Lost(why),
+        } => {
+            let why = match why {
+                Lost::ReadError => "read error",
+                Lost::ChecksumMismatch => "checksum mismatch",
+                Lost::AreaUnreadable => "swap area unreadable",
+                Lost::NoFrame => "no frame",
+            };
+            println!(
+                "swapper: killing {} at vaddr={vaddr:#x}: swap copy lost ({why})",
+                Dom(domain)
+            );
+        }
         other => {
             *problems += 1;
             if *problems > LOGGED_PROBLEMS {
@@ -132,19 +300,188 @@ fn log(ev: Event, problems: &mut u64) {
     }
 }
 
+/// Whether an earlier incarnation of the swapper ran this boot (the
+/// kernel's generation of this domain counts restarts).
+fn restarted() -> bool {
+    sys::domain_ctl(
+        Handle::NONE,
+        DomainOp::ReadCounter,
+        DomainCounter::Id as u64,
+        0,
+    )
+    .is_ok_and(|raw| DomainId::from_raw(raw).gen > 1)
+}
+
+fn build() -> Pager<ZeroFill, WsClock> {
+    let clock = ilwaco::time::clock();
+    let hz = clock.map_or(0, |c| c.tsc_hz);
+    let cfg = SwapConfig {
+        boot_id: clock.map_or(0, |c| c.boot_tsc),
+        restarted: restarted(),
+        idle_after: IDLE_SECS.saturating_mul(hz),
+        tau: TAU_SECS.saturating_mul(hz),
+    };
+    match Swap::new(cfg, |c| WsClock::new(c, cfg.tau)) {
+        Ok(sw) => Pager::with_swap(ZeroFill, sw),
+        Err(_) => {
+            println!("swapper: no memory for the swap tables, zero-fill only");
+            Pager::new(ZeroFill)
+        }
+    }
+}
+
+/// Times the first whole-domain swap-out and swap-in of this incarnation
+/// (one line each: what a swap costs, measured with the TSC).
+struct FirstTimes {
+    out_done: bool,
+    in_done: bool,
+}
+
+impl FirstTimes {
+    fn counts(pager: &Pager<ZeroFill, WsClock>) -> (u64, u64, u64, u64) {
+        pager.swap().map_or((0, 0, 0, 0), |sw| {
+            let c = sw.counters();
+            (c.swap_outs, c.swap_ins, c.page_outs, c.page_ins)
+        })
+    }
+
+    fn note(
+        &mut self,
+        before: (u64, u64, u64, u64),
+        after: (u64, u64, u64, u64),
+        ticks: u64,
+        hz: u64,
+    ) {
+        let us = ticks.saturating_mul(1_000_000).checked_div(hz).unwrap_or(0);
+        if !self.out_done && after.0 > before.0 {
+            self.out_done = true;
+            let (n, pages) = (after.0 - before.0, after.2 - before.2);
+            println!(
+                "swapper: first swap-out: {n} domain(s), {pages} pages written and unbound in {us} us"
+            );
+        }
+        if !self.in_done && after.1 > before.1 {
+            self.in_done = true;
+            let (n, pages) = (after.1 - before.1, after.3 - before.3);
+            println!(
+                "swapper: first swap-in: {n} domain(s), {pages} pages read, checked and bound in {us} us"
+            );
+        }
+    }
+}
+
+/// The summary line, at most once a second and only when it changed.
+struct Summary {
+    last: PagerStats,
+    swaps: (u64, u64),
+    at: u64,
+}
+
+impl Summary {
+    fn maybe_print(&mut self, pager: &Pager<ZeroFill, WsClock>, now: u64, hz: u64) {
+        let Some(sw) = pager.swap() else { return };
+        if !sw.is_open() || now.saturating_sub(self.at) < hz {
+            return;
+        }
+        let s = pager.stats();
+        let c = sw.counters();
+        let swaps = (c.swap_outs, c.swap_ins);
+        let same = (s.resident, s.swapped, s.page_ins, s.page_outs, s.io_errors)
+            == (
+                self.last.resident,
+                self.last.swapped,
+                self.last.page_ins,
+                self.last.page_outs,
+                self.last.io_errors,
+            );
+        if same && swaps == self.swaps {
+            return;
+        }
+        println!(
+            "swapper: resident {} swapped {} page-ins {} page-outs {} swap-outs {} swap-ins {} io-errors {}",
+            s.resident, s.swapped, s.page_ins, s.page_outs, c.swap_outs, c.swap_ins, s.io_errors
+        );
+        self.last = s;
+        self.swaps = swaps;
+        self.at = now;
+    }
+}
+
 fn main() -> i32 {
-    let mut pager = Pager::new(ZeroFill);
-    let mut kernel = Kernel;
+    let mut pager = build();
+    let mut kernel = Kernel {
+        page: Box::new(PageBuf::zeroed()),
+    };
+    let mut area = Area {
+        server: ilwaco::rt::granted(1),
+        dev: None,
+    };
+    let hz = ilwaco::time::tsc_hz().unwrap_or(0);
+    let tick = TICK_MS.saturating_mul(hz) / 1000;
+    let mut summary = Summary {
+        last: PagerStats::default(),
+        swaps: (0, 0),
+        at: 0,
+    };
     let mut payload = [0u8; MAX_PAYLOAD];
     let mut out = [0u8; MAX_PAYLOAD];
     let mut reply = Handle::NONE;
     let mut recv_errors = 0u32;
     let mut problems = 0u64;
+    let mut deferred: [Option<Deferred>; DEFERRED_MAX] = [None; DEFERRED_MAX];
+    let mut first = FirstTimes {
+        out_done: false,
+        in_done: false,
+    };
     loop {
-        let raw = match sys::reply_recv(reply) {
+        let ready = pager.pool.total() > 0 && deferred.iter().any(Option::is_some);
+        // With held-back faults to serve, only look for a message (a past
+        // deadline); without a clock (or a disk) there is nothing to time.
+        let deadline = if ready {
+            1
+        } else if tick == 0 || pager.swap().is_none() {
+            0
+        } else {
+            sys::rdtsc().saturating_add(tick)
+        };
+        let raw = match sys::reply_recv_until(reply, deadline) {
             Ok(raw) => {
                 recv_errors = 0;
                 raw
+            }
+            Err(SysError::WouldBlock) if deadline != 0 => {
+                // The deadline passed (the answer, if any, went out).
+                reply = Handle::NONE;
+                let next = if ready {
+                    deferred.iter_mut().find_map(Option::take)
+                } else {
+                    None
+                };
+                if let Some(d) = next {
+                    // Serve a held-back fault now that there are frames;
+                    // the next receive answers it.
+                    let msg = Incoming {
+                        label: LABEL_FAULT,
+                        badge: 0,
+                        reply: d.reply,
+                        payload: d.payload.get(..d.len).unwrap_or(&[]),
+                    };
+                    let (resp, ev) = pager.handle_with(&msg, &mut kernel, &mut area, &mut out);
+                    if let Some(ev) = ev {
+                        log(ev, &mut problems);
+                    }
+                    if put_message(resp.label, Handle::NONE, &[]).is_ok() {
+                        reply = d.reply;
+                    }
+                    continue;
+                }
+                let now = sys::rdtsc();
+                let before = FirstTimes::counts(&pager);
+                pager.tick(now, &mut kernel, &mut area);
+                let after = FirstTimes::counts(&pager);
+                first.note(before, after, sys::rdtsc().saturating_sub(now), hz);
+                summary.maybe_print(&pager, now, hz);
+                continue;
             }
             Err(e) => {
                 // The reply could not be delivered (e.g. the caller died), or
@@ -168,15 +505,48 @@ fn main() -> i32 {
                 continue;
             }
         };
+        if h.label == LABEL_FAULT && pager.pool.total() == 0 && len <= FAULT_MSG_MAX {
+            // No frames yet: hold the fault (its reply handle with it)
+            // until the supervisor's Grant.
+            if let Some(slot) = deferred.iter_mut().find(|d| d.is_none()) {
+                let mut d = Deferred {
+                    reply,
+                    len,
+                    payload: [0; FAULT_MSG_MAX],
+                };
+                if let (Some(dst), Some(src)) = (d.payload.get_mut(..len), payload.get(..len)) {
+                    dst.copy_from_slice(src);
+                }
+                *slot = Some(d);
+                reply = Handle::NONE;
+                continue;
+            }
+        }
         let msg = Incoming {
             label: h.label,
             badge: h.badge,
             reply,
             payload: payload.get(..len).unwrap_or(&[]),
         };
-        let (resp, ev) = pager.handle(&msg, &mut kernel, &mut out);
+        let t0 = sys::rdtsc();
+        let before = FirstTimes::counts(&pager);
+        let (resp, ev) = pager.handle_with(&msg, &mut kernel, &mut area, &mut out);
+        first.note(
+            before,
+            FirstTimes::counts(&pager),
+            sys::rdtsc().saturating_sub(t0),
+            hz,
+        );
         if let Some(ev) = ev {
             log(ev, &mut problems);
+        }
+        if deadline > 1 {
+            let now = sys::rdtsc();
+            let before = FirstTimes::counts(&pager);
+            pager.tick(now, &mut kernel, &mut area);
+            let after = FirstTimes::counts(&pager);
+            first.note(before, after, sys::rdtsc().saturating_sub(now), hz);
+            summary.maybe_print(&pager, now, hz);
         }
         let body = out.get(..resp.len).unwrap_or(&[]);
         if put_message(resp.label, Handle::NONE, body).is_err() {

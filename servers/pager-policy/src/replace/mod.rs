@@ -50,7 +50,7 @@ use alloc::vec::Vec;
 use serac_protocol::DomainId;
 
 mod fifo;
-mod index;
+pub(crate) mod index;
 mod resident;
 mod twoq;
 mod wsclock;
