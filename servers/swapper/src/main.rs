@@ -33,7 +33,7 @@ use ilwaco::println;
 use ilwaco::protocol::header::MsgHeader;
 use ilwaco::protocol::header::LABEL_FAULT;
 use ilwaco::protocol::layout::MAX_PAYLOAD;
-use ilwaco::protocol::pager::{PagerStats, FAULT_MSG_MAX};
+use ilwaco::protocol::pager::{PagerStats, FAULT_MSG_MAX, FAULT_RESUME};
 use ilwaco::protocol::syscall::{DomainCounter, DomainOp, FrameRecord};
 use ilwaco::protocol::{DomainId, Handle, PageRights, SysError};
 use ilwaco::sys::{self, PageBuf};
@@ -521,6 +521,12 @@ fn main() -> i32 {
                 reply = Handle::NONE;
                 continue;
             }
+            // No room to hold it: let the domain retry the access. It
+            // faults again once it runs, behind the supervisor's Grant
+            // (guests run after servers), so no fault is refused for
+            // being early.
+            let _ = put_message(FAULT_RESUME, Handle::NONE, &[]);
+            continue;
         }
         let msg = Incoming {
             label: h.label,

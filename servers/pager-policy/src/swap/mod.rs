@@ -51,7 +51,7 @@ const ROUNDS: usize = 4;
 /// Faults served without trying to page out after a try that freed nothing.
 const FUTILE_BACKOFF: u32 = 64;
 /// Idle domains swapped out per idle check.
-const IDLE_PER_CHECK: usize = 4;
+const IDLE_PER_CHECK: usize = 32;
 
 const NO: u32 = u32::MAX;
 
