@@ -401,6 +401,8 @@ impl Summary {
             "swapper: resident {} swapped {} page-ins {} page-outs {} swap-outs {} swap-ins {} io-errors {}",
             s.resident, s.swapped, s.page_ins, s.page_outs, c.swap_outs, c.swap_ins, s.io_errors
         );
+        // What `bench swap` reads for swapper_bytes_per_domain.
+        println!("swapper: heap in use {} bytes", ilwaco::sys::heap_in_use());
         self.last = s;
         self.swaps = swaps;
         self.at = now;
