@@ -166,6 +166,11 @@ impl Area {
         if self.dev.is_none() {
             let d = BlockDevice::swap(self.server, AREA).map_err(disk_error)?;
             println!("swapper: swap area {AREA} open, {} blocks", d.len_blocks());
+            let rec = Swap::<WsClock>::bytes_per_swapped_domain(0);
+            let page = Swap::<WsClock>::bytes_per_swapped_domain(1) - rec;
+            println!(
+                "swapper: metadata per swapped-out domain: {rec} bytes and {page} bytes a page"
+            );
             self.dev = Some(d);
         }
         self.dev.as_mut().ok_or(DiskError::Io)
@@ -401,8 +406,6 @@ impl Summary {
             "swapper: resident {} swapped {} page-ins {} page-outs {} swap-outs {} swap-ins {} io-errors {}",
             s.resident, s.swapped, s.page_ins, s.page_outs, c.swap_outs, c.swap_ins, s.io_errors
         );
-        // What `bench swap` reads for swapper_bytes_per_domain.
-        println!("swapper: heap in use {} bytes", ilwaco::sys::heap_in_use());
         self.last = s;
         self.swaps = swaps;
         self.at = now;
