@@ -155,7 +155,7 @@ fn swap_ins(serial: &str) -> std::result::Result<Fig, String> {
         value: ins / secs,
         decimals: 1,
         what: format!(
-            "{ins:.0} domain swap-ins in {secs:.1} s of uniform load ({requests:.0} requests at {rps:.0}/s) over more httpd than fit in 64 MiB; Denali: 7/s on 2002 disks"
+            "{ins:.0} domain swap-ins in {secs:.1} s of uniform load ({requests:.0} requests at {rps:.0}/s) over 50 httpd in 64 MiB; Denali: 7/s on 2002 disks"
         ),
     })
 }
