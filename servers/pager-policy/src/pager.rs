@@ -130,6 +130,14 @@ pub enum Event {
         /// Why.
         reason: KillReason,
     },
+    /// A fault outside the known regions was resumed unserved during the
+    /// region grace period (see [`Pager::set_region_grace`]).
+    Retried {
+        /// The domain.
+        domain: DomainId,
+        /// The faulting address.
+        vaddr: u64,
+    },
     /// A domain's frames went back to the pool.
     Revoked {
         /// The domain.
@@ -163,6 +171,8 @@ pub struct Pager<P, R = WsClock> {
     faults: u64,
     served: u64,
     killed: u64,
+    now: u64,
+    grace_until: u64,
 }
 
 impl<P: Policy> Pager<P> {
@@ -177,6 +187,8 @@ impl<P: Policy> Pager<P> {
             faults: 0,
             served: 0,
             killed: 0,
+            now: 0,
+            grace_until: 0,
         }
     }
 }
@@ -194,7 +206,17 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
             faults: 0,
             served: 0,
             killed: 0,
+            now: 0,
+            grace_until: 0,
         }
+    }
+
+    /// Until the clock reaches `until` (the unit of [`Pager::tick`]), a
+    /// fault outside the regions the pager knows is resumed unserved, to
+    /// come back, instead of killed: a restarted pager is told its
+    /// clients' regions again while they run.
+    pub fn set_region_grace(&mut self, until: u64) {
+        self.grace_until = until;
     }
 
     /// The swap engine, if this pager swaps.
@@ -204,6 +226,7 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
 
     /// The clock moved: idle domains may be swapped out whole.
     pub fn tick(&mut self, now: u64, mmu: &mut impl Mmu, disk: &mut impl SwapDisk) {
+        self.now = self.now.max(now);
         if let Some(sw) = self.swap.as_mut() {
             sw.tick(now, mmu, disk, &mut self.pool);
         }
@@ -324,6 +347,15 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
             return self.kill(DomainId::NONE, 0, KillReason::BadMessage);
         };
         if let Err(why) = self.policy.admit(&f, &self.regions) {
+            if why == KillReason::OutsideRegions && self.now < self.grace_until {
+                return (
+                    FAULT_RESUME,
+                    Event::Retried {
+                        domain: f.domain,
+                        vaddr: f.vaddr,
+                    },
+                );
+            }
             return self.kill(f.domain, f.vaddr, why);
         }
         let page = f.vaddr & !(PAGE_SIZE - 1);
@@ -412,7 +444,7 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
         let (pool, sw) = (&mut self.pool, &mut self.swap);
         let mut n = 0;
         swap::query(mmu, first, count, |recs| {
-            let mut pairs = [(0u64, DomainId::NONE); 32];
+            let mut pairs = [(0u64, DomainId::NONE); serac_protocol::syscall::FRAMES_MAX];
             let mut k = 0;
             for r in recs {
                 if r.error().is_some() || !r.has(STATUS_BOUND) {

@@ -53,10 +53,14 @@ const MAX_RECV_ERRORS: u32 = 3;
 const IDLE_SECS: u64 = 2;
 /// WSClock's working-set window (seconds).
 const TAU_SECS: u64 = 1;
+/// How long a restarted swapper retries faults outside the regions it
+/// knows (seconds).
+const REGION_GRACE_SECS: u64 = 2;
 /// How often the loop wakes to look for idle domains (ms).
 const TICK_MS: u64 = 250;
 /// Faults held back while the pool is empty (a restarted swapper's
-/// parked faults can arrive before the supervisor's `Grant`).
+/// parked faults can arrive before the supervisor's `Grant`); further ones
+/// are resumed unserved and come back.
 const DEFERRED_MAX: usize = 32;
 
 /// A fault held back: its reply handle and message.
@@ -282,6 +286,8 @@ fn log(ev: Event, problems: &mut u64) {
                 Dom(domain)
             );
         }
+        // Comes back once the supervisor has told the region again.
+        Event::Retried { .. } => {}
         other => {
             *problems += 1;
             if *problems > LOGGED_PROBLEMS {
@@ -423,6 +429,13 @@ fn main() -> i32 {
     };
     let hz = ilwaco::time::tsc_hz().unwrap_or(0);
     let tick = TICK_MS.saturating_mul(hz) / 1000;
+    if restarted() {
+        // The supervisor tells the regions again after the frames, while
+        // the clients run: until then a fault outside them is retried.
+        let now = sys::rdtsc();
+        pager.tick(now, &mut kernel, &mut area);
+        pager.set_region_grace(now.saturating_add(REGION_GRACE_SECS.saturating_mul(hz)));
+    }
     let mut summary = Summary {
         last: PagerStats::default(),
         swaps: (0, 0),

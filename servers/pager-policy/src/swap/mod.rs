@@ -1549,7 +1549,7 @@ impl<R: Replacement> Swap<R> {
 /// flags) and hands each answered batch to `f`. Nothing on a kernel
 /// without `Frames`.
 pub fn query(mmu: &mut impl Mmu, first: u64, count: u64, mut f: impl FnMut(&[FrameRecord])) {
-    const CHUNK: usize = 32;
+    const CHUNK: usize = FRAMES_MAX;
     let mut fr = [0u64; CHUNK];
     let mut out = [FrameRecord::default(); CHUNK];
     let end = first.saturating_add(count);
