@@ -256,9 +256,9 @@ pub fn refresh_image(path: &Path, image: &str, dir: &Path) -> Result<bool> {
 }
 
 /// Blocks of the swapper's swap area on the run disk: its header, the
-/// descriptors and the 4,096 slots it uses
-/// (`serac_pager_policy::swap::MAX_SLOTS`), rounded up.
-pub const SWAPPER_BLOCKS: u64 = 4_160;
+/// descriptors and the 12,288 slots it uses at most
+/// (`serac_pager_policy::swap::MAX_SLOTS`), rounded up (48.5 MiB).
+pub const SWAPPER_BLOCKS: u64 = 12_416;
 
 /// Adds a swap area for domain `who` of `blocks` blocks unless the disk
 /// has one; true if it was added.
