@@ -79,7 +79,9 @@ pub fn swap_crash() -> QemuTest {
         .disk(swap_disk("swap_crash", 96, 20_480))
         .qemu_args(["-m", "64M"])
         .timeout(Duration::from_secs(600))
-        .require(d("supervisor", "supervisor: restarted swapper: %d:100 -> %d:101"));
+        .require(d("supervisor", "supervisor: restarted swapper: %d:100 -> %d:101"))
+        // Restarts found pages bound in clients and kept them.
+        .require(d("swapper", "swapper: %n granted frames still bound: resident pages kept"));
     patterners_pass(t)
 }
 
