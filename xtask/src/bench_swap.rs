@@ -19,7 +19,9 @@
 //!   mean pages per swapped-out domain (its tables are reserved at start,
 //!   so its heap does not grow with the count).
 //! - `policy_fault_rate`: each policy's fault rate on `cargo xtask
-//!   swap-sim`'s default Zipf(0.8) trace (host only).
+//!   swap-sim`'s default Zipf(0.8) trace (host only), and
+//!   `trace_fault_rate` on the faults the swapper recorded on its disk in
+//!   the uniform run (`swap-sim --disk-trace`).
 //!
 //! Lines count only from the kernel and the named domains, by the
 //! kernel's prefix.
@@ -245,13 +247,46 @@ fn policies() -> Result<Vec<Fig>> {
 }
 
 fn boot(runner: &mut Runner, t: &QemuTest) -> Result<String> {
+    Ok(boot_at(runner, t)?.0)
+}
+
+/// [`boot`], and where its disk image was.
+fn boot_at(runner: &mut Runner, t: &QemuTest) -> Result<(String, std::path::PathBuf)> {
     eprintln!("xtask: bench: booting `{}`", t.name);
     let out = runner.run(t);
     if !out.passed() {
         eprint!("{}", out.report());
         return Err(Failure(format!("bench scenario `{}` failed", t.name)));
     }
-    Ok(fs::read_to_string(&out.log).unwrap_or_default())
+    let img = out.log.with_file_name(format!("{}.img", t.name));
+    Ok((fs::read_to_string(&out.log).unwrap_or_default(), img))
+}
+
+/// Each policy's fault rate on the faults the swapper recorded in the
+/// uniform run, at the swapper's 2,048 resident pages.
+fn trace_policies(img: &std::path::Path) -> Result<Vec<Fig>> {
+    let t = swap_sim::disk_trace(img)?;
+    if t.len() < 1000 {
+        return Err(Failure(format!("only {} faults recorded", t.len())));
+    }
+    let o = Opts {
+        policies: swap_sim::POLICIES.iter().map(|p| (*p).into()).collect(),
+        frames: 2048,
+        ..Opts::default()
+    };
+    let reports = swap_sim::run_all(&o, Some(&t), o.frames)?;
+    Ok(reports
+        .iter()
+        .map(|r| Fig {
+            key: format!("trace_fault_rate_{}", r.policy),
+            value: r.fault_rate(),
+            decimals: 4,
+            what: format!(
+                "faults per access replaying the {} faults the swapper recorded in the uniform run, at 2,048 frames",
+                t.len()
+            ),
+        })
+        .collect())
 }
 
 /// `cargo xtask bench swap [--json]`.
@@ -261,8 +296,9 @@ pub fn swap(json: bool) -> Result<ExitCode> {
     let mut runner = runner()?;
     let web = boot(&mut runner, &swap_web("bench_swap_web"))?;
     figs.extend(first_byte(&web).map_err(bad)?);
-    let uni = boot(&mut runner, &swap_uniform("bench_swap_uniform"))?;
+    let (uni, img) = boot_at(&mut runner, &swap_uniform("bench_swap_uniform"))?;
     figs.extend(swap_ins(&uni).map_err(bad)?);
+    figs.extend(trace_policies(&img)?);
     // The swapper keeps swap-out records for 256 domains (its 1 MiB heap).
     let (lo, hi) = (SMALL, LARGE);
     let small = boot(&mut runner, &swap_kernel_bytes("bench_swap_small", lo))?;

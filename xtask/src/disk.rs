@@ -180,6 +180,16 @@ fn open(path: &Path) -> Result<Volume<FileDevice>> {
     Volume::open(FileDevice::open(path)?).map_err(|e| message(path, &e).into())
 }
 
+/// The extent of `kind` named `who` on the disk image at `path`.
+pub fn find_extent(path: &Path, kind: Kind, who: &str) -> Result<Extent> {
+    let n = name(who)?;
+    let v = open(path)?;
+    v.table()
+        .find(kind, &n)
+        .copied()
+        .ok_or_else(|| format!("{}: no {} extent `{who}`", path.display(), kind_name(kind)).into())
+}
+
 fn name(s: &str) -> Result<Name> {
     Name::new(s).map_err(|e| {
         format!("bad extent name `{s}` ({e:?}): 1 to 16 bytes of A-Z a-z 0-9 . _ -").into()

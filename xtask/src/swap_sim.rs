@@ -38,6 +38,8 @@ Trace (one of):
   --zipf ALPHA      Requests pick a domain by Zipf(ALPHA) (default, 0.8)
   --uniform         Requests pick a domain uniformly
   --trace FILE      Replay a recorded trace file (format below)
+  --disk-trace IMG  Replay the faults a real run's swapper recorded on its
+                    disk `swapper` (kind Disk) in the Serac disk image IMG
 Synthetic trace shape (ignored with --trace):
   --domains N       Domains (default 200)
   --pages N         Pages in each domain's working set (default 16)
@@ -45,7 +47,8 @@ Synthetic trace shape (ignored with --trace):
   --touch N         Pages a request touches, uniform in its domain's set (default 4)
   --writes P        Fraction of touches that store (default 0.25)
   --seed N          Seed of the generator (default 1)
-  --write-trace F   Also write the synthetic trace to F in the file format
+  --write-trace F   Also write the trace (synthetic or from a disk) to F in
+                    the file format
 Memory and policy:
   --frames N        Frame budget (default 1024)
   --policy LIST     Comma-separated: wsclock, 2q, fifo, or all (default wsclock,2q)
@@ -86,6 +89,9 @@ pub enum Source {
     Uniform,
     /// A trace file.
     File(PathBuf),
+    /// The faults a real run's swapper recorded on its disk `swapper`, in
+    /// this Serac disk image.
+    Disk(PathBuf),
 }
 
 /// The cost model `flat`: every access, read and write costs its time,
@@ -180,6 +186,9 @@ pub fn parse(rest: &[String]) -> std::result::Result<Opts, String> {
             "--uniform" => o.source = Source::Uniform,
             "--trace" => {
                 o.source = Source::File(it.next().ok_or("--trace needs a file")?.into());
+            }
+            "--disk-trace" => {
+                o.source = Source::Disk(it.next().ok_or("--disk-trace needs a disk image")?.into());
             }
             "--domains" => o.domains = num("--domains", it.next())?,
             "--pages" => o.pages = num("--pages", it.next())?,
@@ -403,6 +412,52 @@ pub fn format_trace(accesses: impl Iterator<Item = Access>) -> String {
     s
 }
 
+/// The faults a swapper recorded on its disk `swapper` (kind Disk) in the
+/// Serac disk image at `path` (`servers/swapper`'s `Tracer`): 16-byte
+/// records (ms since boot + 1, domain index, vpn with bit 63 for a
+/// store), in order, ending at the first all-zero record.
+pub fn disk_trace(path: &Path) -> Result<Vec<Access>> {
+    let e = crate::disk::find_extent(path, serac_disk_core::Kind::Disk, "swapper")?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
+    parse_disk_trace(&bytes, e.start, e.blocks)
+}
+
+/// The records of a trace extent of `blocks` from block `start` of `disk`.
+pub fn parse_disk_trace(disk: &[u8], start: u64, blocks: u64) -> Result<Vec<Access>> {
+    let mut out = Vec::new();
+    let mut last = 0u64;
+    for b in 0..blocks {
+        let at = usize::try_from((start + b) * PAGE).map_err(|_| Failure("too big".into()))?;
+        let Some(block) = disk.get(at..at + PAGE as usize) else {
+            return Err(Failure("the trace extent runs past the image".into()));
+        };
+        for r in block.chunks_exact(16) {
+            let ms = u64::from(u32::from_le_bytes([r[0], r[1], r[2], r[3]]));
+            if ms == 0 {
+                return Ok(out);
+            }
+            let domain = u32::from_le_bytes([r[4], r[5], r[6], r[7]]);
+            let v = u64::from_le_bytes([r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]]);
+            // The clock never runs back; a record that does is not one.
+            if ms < last {
+                return Err(Failure(format!(
+                    "trace record {} runs back in time",
+                    out.len()
+                )));
+            }
+            last = ms;
+            out.push(Access {
+                time: ms,
+                domain,
+                vpn: v & !(1 << 63),
+                write: v >> 63 == 1,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// What one run cost.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Report {
@@ -552,8 +607,11 @@ impl Sim<'_> {
                     self.r.write_backs += 1;
                     self.r.sim_us += self.cost.write_us;
                     self.on_disk.insert(v.page);
+                    // The swapper copies the page with CopyFrame, which
+                    // takes its use bits: a write-back leaves it clean.
                     if let Some(hw) = self.resident.get_mut(&v.page) {
                         hw.unsaved = false;
+                        hw.dirty = false;
                     }
                     self.p.written(v.page);
                 }
@@ -713,6 +771,7 @@ fn json(r: &Report, o: &Opts) -> String {
         Source::Zipf(a) => format!("zipf({a})"),
         Source::Uniform => "uniform".into(),
         Source::File(p) => format!("file {}", p.display()).replace(['"', '\\'], "_"),
+        Source::Disk(p) => format!("disk trace {}", p.display()).replace(['"', '\\'], "_"),
     };
     format!(
         "{{\"policy\": \"{}\", \"trace\": \"{trace}\", \"frames\": {}, \"accesses\": {}, \"faults\": {}, \
@@ -750,11 +809,24 @@ pub fn swap_sim(o: &Opts, cwd: &Path) -> Result<ExitCode> {
                 .map_err(|e| Failure(format!("cannot read {}: {e}", p.display())))?;
             Some(parse_trace(&text)?)
         }
+        Source::Disk(p) => {
+            let t = disk_trace(&cwd.join(p))?;
+            eprintln!(
+                "swap-sim: {} faults recorded by the swapper in {}",
+                t.len(),
+                p.display()
+            );
+            Some(t)
+        }
         _ => None,
     };
-    if let (Some(w), None) = (&o.write_trace, &file) {
+    if let Some(w) = &o.write_trace {
         let w = cwd.join(w);
-        std::fs::write(&w, format_trace(Synthetic::new(o)))
+        let text = match &file {
+            Some(t) => format_trace(t.iter().copied()),
+            None => format_trace(Synthetic::new(o)),
+        };
+        std::fs::write(&w, text)
             .map_err(|e| Failure(format!("cannot write {}: {e}", w.display())))?;
     }
     let reports = run_all(o, file.as_deref(), o.frames)?;
@@ -818,6 +890,42 @@ mod tests {
         read_us: 100,
         write_us: 100,
     };
+
+    #[test]
+    fn disk_trace_records_end_at_zeros_and_keep_order() {
+        let mut disk = vec![0u8; 3 * 4096];
+        let rec = |ms: u32, d: u32, vpn: u64, w: bool| {
+            let mut r = Vec::new();
+            r.extend_from_slice(&ms.to_le_bytes());
+            r.extend_from_slice(&d.to_le_bytes());
+            r.extend_from_slice(&(vpn | u64::from(w) << 63).to_le_bytes());
+            r
+        };
+        // The extent starts at block 1; a second block carries on.
+        let mut at = 4096;
+        for (i, r) in [rec(5, 3, 0x400, true), rec(5, 4, 0x401, false)]
+            .iter()
+            .enumerate()
+        {
+            disk[at + i * 16..at + i * 16 + 16].copy_from_slice(r);
+        }
+        at = 4096 + 4096 - 16;
+        disk[at..at + 16].copy_from_slice(&rec(7, 3, 0x402, false));
+        disk[8192..8208].copy_from_slice(&rec(9, 5, 0x9, true));
+        // Block 1 has zeros between its records: the reader stops there.
+        let t = parse_disk_trace(&disk, 1, 2).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            (t[0].time, t[0].domain, t[0].vpn, t[0].write),
+            (5, 3, 0x400, true)
+        );
+        assert!(!t[1].write);
+        // A record that runs back in time is refused.
+        disk[4096 + 16..4096 + 32].copy_from_slice(&rec(2, 4, 0x401, false));
+        assert!(parse_disk_trace(&disk, 1, 2).is_err());
+        // An extent past the image is an error, not a panic.
+        assert!(parse_disk_trace(&disk, 3, 1).is_err());
+    }
 
     /// Worked by hand in docs/swap-server.md ("The simulator's own test"),
     /// from FIFO's rule alone: 2 frames, two domains.

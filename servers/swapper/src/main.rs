@@ -418,8 +418,98 @@ impl Summary {
     }
 }
 
+/// Records the faults it is sent to its own disk `swapper` (kind Disk),
+/// when the disk has one: a trace of a real run for `cargo xtask swap-sim
+/// --disk-trace IMAGE`. Records of 16 bytes (ms since boot + 1, domain
+/// index, vpn with bit 63 for a store), 256 a block, zeros after the last.
+/// It opens the disk at its first flush (a tick, or a full block); faults
+/// before that fill the first block, and ones that find it full are
+/// counted, not recorded.
+struct Tracer {
+    dev: Option<BlockDevice>,
+    tries: u32,
+    block: Box<Block>,
+    used: usize,
+    at: u64,
+    recorded: u64,
+    lost: u64,
+    dirty: bool,
+}
+
+impl Tracer {
+    const PER_BLOCK: usize = 4096 / 16;
+
+    fn record(&mut self, payload: &[u8]) {
+        let Ok(f) = ilwaco::protocol::codec::decode::<ilwaco::protocol::pager::Fault>(payload)
+        else {
+            return;
+        };
+        let full = self.dev.as_ref().is_some_and(|d| self.at >= d.len_blocks());
+        if full || (self.used == Self::PER_BLOCK) {
+            self.lost += 1;
+            return;
+        }
+        let ms = ilwaco::time::now_ns().unwrap_or(0) / 1_000_000 + 1;
+        let write = f.access == ilwaco::protocol::pager::Access::Write;
+        let vpn = (f.vaddr >> 12) | u64::from(write) << 63;
+        let at = self.used * 16;
+        if let Some(r) = self.block.get_mut(at..at + 16) {
+            r[..4].copy_from_slice(&u32::try_from(ms).unwrap_or(u32::MAX).to_le_bytes());
+            r[4..8].copy_from_slice(&f.domain.index.to_le_bytes());
+            r[8..].copy_from_slice(&vpn.to_le_bytes());
+        }
+        self.used += 1;
+        self.recorded += 1;
+        self.dirty = true;
+    }
+
+    /// Writes the block being filled (once the swap area is open), and
+    /// moves on when it is full.
+    fn flush(&mut self, area: &Area) {
+        if !self.dirty {
+            return;
+        }
+        // Tried at each flush for the first 40 (about 10 s of ticks): the
+        // disk server may not know this domain's name yet.
+        if self.dev.is_none() && self.tries < 40 {
+            self.tries += 1;
+            if let Ok(d) = BlockDevice::disk(area.server, AREA) {
+                println!(
+                    "swapper: recording its faults to its disk {AREA} ({} blocks; {} early fault(s) found the first block full)",
+                    d.len_blocks(),
+                    self.lost
+                );
+                self.dev = Some(d);
+            }
+        }
+        let Some(d) = self.dev.as_mut() else { return };
+        if self.at >= d.len_blocks() || d.write_block(self.at, &self.block).is_err() {
+            return;
+        }
+        self.dirty = false;
+        if self.used == Self::PER_BLOCK {
+            self.at += 1;
+            self.used = 0;
+            self.block.fill(0);
+            if self.at == d.len_blocks() {
+                println!("swapper: trace disk full after {} faults", self.recorded);
+            }
+        }
+    }
+}
+
 fn main() -> i32 {
     let mut pager = build();
+    let mut tracer = Tracer {
+        dev: None,
+        tries: 0,
+        block: Box::new([0; 4096]),
+        used: 0,
+        at: 0,
+        recorded: 0,
+        lost: 0,
+        dirty: false,
+    };
     let mut kernel = Kernel {
         page: Box::new(PageBuf::zeroed()),
     };
@@ -499,6 +589,7 @@ fn main() -> i32 {
                 let after = FirstTimes::counts(&pager);
                 first.note(before, after, sys::rdtsc().saturating_sub(now), hz);
                 summary.maybe_print(&pager, now, hz);
+                tracer.flush(&area);
                 continue;
             }
             Err(e) => {
@@ -552,9 +643,15 @@ fn main() -> i32 {
             reply,
             payload: payload.get(..len).unwrap_or(&[]),
         };
+        if h.label == LABEL_FAULT {
+            tracer.record(msg.payload);
+        }
         let t0 = sys::rdtsc();
         let before = FirstTimes::counts(&pager);
         let (resp, ev) = pager.handle_with(&msg, &mut kernel, &mut area, &mut out);
+        if tracer.used == Tracer::PER_BLOCK {
+            tracer.flush(&area);
+        }
         first.note(
             before,
             FirstTimes::counts(&pager),
@@ -571,6 +668,7 @@ fn main() -> i32 {
             let after = FirstTimes::counts(&pager);
             first.note(before, after, sys::rdtsc().saturating_sub(now), hz);
             summary.maybe_print(&pager, now, hz);
+            tracer.flush(&area);
         }
         let body = out.get(..resp.len).unwrap_or(&[]);
         if put_message(resp.label, Handle::NONE, body).is_err() {

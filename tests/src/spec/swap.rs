@@ -57,7 +57,14 @@ pub fn swap_overcommit() -> QemuTest {
                 "test-end=patterner",
             ]),
         )
-        .disk(swap_disk("swap_overcommit", 96, 20_480))
+        .disk(DiskImage::fresh("swap_overcommit", 104, vec![
+            DiskExtent::Swap("swapper".into(), 20_480),
+            DiskExtent::Disk("swapper".into(), 256),
+        ]))
+        .require(d(
+            "swapper",
+            "swapper: recording its faults to its disk swapper (256 blocks; %d early fault(s) found the first block full)",
+        ))
         .qemu_args(["-m", "64M"])
         .timeout(Duration::from_secs(600));
     patterners_pass(t)
@@ -192,11 +199,17 @@ pub fn swap_uniform(name: &str) -> QemuTest {
             "domain loadgen image=loadgen class=guest eager=yes endpoint=vnic endpoint=disk net=yes",
             "test-end=loadgen",
         ]))
-        .disk(DiskImage::fresh(name, 96, vec![
+        .disk(DiskImage::fresh(name, 104, vec![
             www_site(),
             DiskExtent::Swap("swapper".into(), 16_384),
             DiskExtent::Image("loadgen".into(), format!("{cfg}\n").into_bytes()),
+            // The swapper records its faults here: bench swap replays them.
+            DiskExtent::Disk("swapper".into(), 1024),
         ]))
+        .require(d(
+            "swapper",
+            "swapper: recording its faults to its disk swapper (1024 blocks; %d early fault(s) found the first block full)",
+        ))
         .net(NetDevice::default())
         .timeout(Duration::from_secs(600))
         .forbid(d("swapper", "swapper: killing *"))

@@ -56,6 +56,9 @@ impl WsClock {
     }
 }
 
+/// Write-backs one sweep schedules at most.
+const MAX_WRITES: usize = 32;
+
 fn drop_slot(r: &mut Resident<()>, id: u32) {
     r.remove(id);
 }
@@ -129,16 +132,24 @@ impl Replacement for WsClock {
                 continue;
             }
             if s.has(DIRTY) {
-                wrote += usize::from(self.r.schedule_write(id, out));
+                // Half the batch at most: room stays for a page to free.
+                if wrote < MAX_WRITES {
+                    wrote += usize::from(self.r.schedule_write(id, out));
+                }
             } else if self.r.free_with(id, out, drop_slot) {
                 freed += 1;
             }
         }
-        while freed < need && wrote == 0 && out.has_room() {
+        // Nothing old enough: the oldest clean page (one written back since
+        // the hand passed it, say), else the oldest dirty one is written.
+        while freed < need && out.has_room() {
             if let Some(id) = self.oldest(false) {
                 freed += usize::from(self.r.free_with(id, out, drop_slot));
-            } else if let Some(id) = self.oldest(true) {
-                wrote += usize::from(self.r.schedule_write(id, out));
+            } else if wrote == 0 {
+                match self.oldest(true) {
+                    Some(id) => wrote += usize::from(self.r.schedule_write(id, out)),
+                    None => break,
+                }
             } else {
                 break;
             }
