@@ -60,6 +60,9 @@ impl fmt::Display for Why<'_> {
     }
 }
 
+/// Seconds between memory tables when serving outside a test.
+const MEMORY_EVERY_S: u64 = 30;
+
 /// Serves until a test ends or nothing is left; returns the halt code.
 pub fn run(sup: &mut Supervisor<'_>) -> u64 {
     // `test-end-after-ms`: serve until then, then report.
@@ -72,16 +75,25 @@ pub fn run(sup: &mut Supervisor<'_>) -> u64 {
     let mut end = sup.m.test_end_after_ms.map(after);
     // Set once the test-end domain has ended and `test-linger-ms` runs.
     let mut lingering = false;
+    // Outside a test run (`cargo xtask run`) the memory table every
+    // `MEMORY_EVERY_S`, what the operator console will show (issue 11).
+    let serving = sup.m.test_end.is_none() && end.is_none();
+    let mut report = serving.then(|| after(MEMORY_EVERY_S * 1000).1);
     let mut buf = [0u8; MAX_PAYLOAD];
     let mut reply = Handle::NONE;
     let mut errors = 0;
     loop {
-        let got = sys::reply_recv_until(reply, end.map_or(0, |(_, d)| d));
+        let got = sys::reply_recv_until(reply, end.map_or(report.unwrap_or(0), |(_, d)| d));
         reply = Handle::NONE;
         match got {
             Ok(r) => {
                 errors = 0;
                 reply = Handle::from_raw(r);
+            }
+            Err(SysError::WouldBlock) if report.is_some() && end.is_none() => {
+                sup.print_memory();
+                report = Some(after(MEMORY_EVERY_S * 1000).1);
+                continue;
             }
             Err(SysError::WouldBlock) if lingering => {
                 println!("supervisor: linger over; ending the run");
