@@ -101,8 +101,18 @@ impl Handles {
         self.chunks = Vec::new();
     }
 
-    /// Rebuilds the chunks of a packed space.
+    /// Rebuilds the chunks of a packed space (the common case, not
+    /// packed, inline: it is on the IPC fast path).
+    #[inline(always)]
     fn unpack(&mut self) -> Result<(), SysError> {
+        if self.packed.is_none() {
+            return Ok(());
+        }
+        self.unpack_slow()
+    }
+
+    #[inline(never)]
+    fn unpack_slow(&mut self) -> Result<(), SysError> {
         let Some(p) = self.packed.as_ref() else {
             return Ok(());
         };
@@ -170,24 +180,10 @@ impl Handles {
 
     /// Resolves `h` (a copy of the entry: a packed space stores it
     /// differently).
+    #[inline]
     pub fn lookup(&self, h: Handle) -> Result<HandleEntry, SysError> {
         if let Some(p) = &self.packed {
-            // As the unpacked chunks would answer: free slots are at `floor`.
-            let at = |x: &Packed| usize::from(x.index) / CHUNK;
-            return match p.iter().find(|x| u32::from(x.index) == h.index) {
-                Some(x) if x.gen == h.gen => Ok(x),
-                Some(_) => Err(SysError::StaleHandle),
-                None if h.is_none() || (h.index as usize).is_multiple_of(CHUNK) => {
-                    Err(SysError::BadHandle)
-                }
-                None if p.iter().any(|x| at(x) >= h.index as usize / CHUNK)
-                    && h.gen != self.floor =>
-                {
-                    Err(SysError::StaleHandle)
-                }
-                None => Err(SysError::BadHandle),
-            }
-            .map(Packed::entry);
+            return Self::lookup_packed(p, self.floor, h);
         }
         let (c, local) = split(h);
         self.chunks
@@ -195,6 +191,24 @@ impl Handles {
             .ok_or(SysError::BadHandle)?
             .lookup(local)
             .copied()
+    }
+
+    #[inline(never)]
+    fn lookup_packed(p: &[Packed], floor: u32, h: Handle) -> Result<HandleEntry, SysError> {
+        // As the unpacked chunks would answer: free slots are at `floor`.
+        let at = |x: &Packed| usize::from(x.index) / CHUNK;
+        match p.iter().find(|x| u32::from(x.index) == h.index) {
+            Some(x) if x.gen == h.gen => Ok(x),
+            Some(_) => Err(SysError::StaleHandle),
+            None if h.is_none() || (h.index as usize).is_multiple_of(CHUNK) => {
+                Err(SysError::BadHandle)
+            }
+            None if p.iter().any(|x| at(x) >= h.index as usize / CHUNK) && h.gen != floor => {
+                Err(SysError::StaleHandle)
+            }
+            None => Err(SysError::BadHandle),
+        }
+        .map(Packed::entry)
     }
 
     /// Resolves `h` for an update in place.
@@ -208,6 +222,7 @@ impl Handles {
     }
 
     /// Resolves `h` and checks kind and rights.
+    #[inline]
     pub fn lookup_as(
         &self,
         h: Handle,
