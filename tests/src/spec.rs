@@ -228,15 +228,17 @@ pub enum HttpCheck {
 /// The web host `cargo xtask run` boots (packed as the standard archive's
 /// `manifest`): the pager, the disk server and the vnic, a guest the pager
 /// serves, `catfile`, and four web servers (`httpd`, each on its own port
-/// of the switch, reached from the host through hostfwd rules). The syntax
-/// is the supervisor's, see `servers/supervisor/core/src/manifest.rs`.
+/// of the switch, reached from the host through hostfwd rules), paged by
+/// the swapper: an httpd idle for 2 s is swapped out whole and comes back
+/// at its next request. The syntax is the supervisor's, see
+/// `servers/supervisor/core/src/manifest.rs`.
 pub const WEB_HOST_MANIFEST: &str = "# serac boot manifest\n\
 domain swapper image=swapper class=server eager=yes endpoint=disk\n\
 domain disk    image=disk    class=server eager=yes device=virtio-blk frames=64 restart=yes\n\
 domain vnic    image=vnic    class=server eager=yes device=virtio-net frames=32 restart=yes\n\
 domain hello   image=hello   class=guest  pager=swapper\n\
 domain catfile image=catfile class=guest  eager=yes endpoint=disk\n\
-domain httpd   image=httpd   class=guest  eager=yes count=4 endpoint=vnic endpoint=disk net=yes\n";
+domain httpd   image=httpd   class=guest  pager=swapper count=4 endpoint=vnic endpoint=disk net=yes\n";
 
 /// Every `net=yes` instance of `manifest`, in manifest order: its name
 /// (`httpd#2`), its domain slot, and IPv4 address (the address plan by
