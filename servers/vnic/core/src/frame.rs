@@ -52,6 +52,8 @@ pub struct Parsed {
     pub src: Mac,
     /// What it claims at the network layer.
     pub source: Source,
+    /// For an ARP request, the address asked about.
+    pub arp_target: Option<Ipv4>,
 }
 
 /// Parses `frame`. IPv4 needs a valid header (version 4, lengths that fit
@@ -63,6 +65,7 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, DropCause> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DropCause::BadSize)?;
     let dst = Mac(eth.dst_addr().0);
     let src = Mac(eth.src_addr().0);
+    let mut arp_target = None;
     let source = match eth.ethertype() {
         EthernetProtocol::Ipv4 => {
             let ip = Ipv4Packet::new_checked(eth.payload()).map_err(|_| DropCause::Malformed)?;
@@ -90,6 +93,9 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, DropCause> {
                 .source_protocol_addr()
                 .try_into()
                 .map_err(|_| DropCause::Malformed)?;
+            if arp.operation() == ArpOperation::Request {
+                arp_target = arp.target_protocol_addr().try_into().ok().map(Ipv4);
+            }
             Source::Arp {
                 mac: Mac(mac),
                 ip: Ipv4(ip),
@@ -97,7 +103,12 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, DropCause> {
         }
         _ => return Err(DropCause::Unsupported),
     };
-    Ok(Parsed { dst, src, source })
+    Ok(Parsed {
+        dst,
+        src,
+        source,
+        arp_target,
+    })
 }
 
 /// Whether a parsed frame claims only the port's own addresses.

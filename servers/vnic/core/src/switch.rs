@@ -1,8 +1,11 @@
 //! The switch: ports, forwarding by destination MAC, source enforcement,
 //! per-port queues and counters, and which owners to wake.
 //!
-//! Forwarding: a group destination (broadcast, multicast: ARP requests) is
-//! flooded to every port but the sender's; a unicast goes to the port
+//! Forwarding: an ARP request for the address of a guest port goes to that
+//! port alone (flooded, it would wake every guest, swapped-out ones too);
+//! any other group destination (broadcast, multicast: ARP requests for
+//! other addresses) is flooded to every port but the sender's; a unicast
+//! goes to the port
 //! with that MAC, or to the uplink when no port has it (never back to the
 //! uplink it came from). Frames from guest ports must carry the port's MAC
 //! and IPv4 address (IPv4 source, ARP sender); the uplink's are not
@@ -422,6 +425,15 @@ impl Switch {
         if let Kind::Guest(c) = kind {
             check_source(&p, c.addresses.mac, c.addresses.ipv4)?;
         }
+        // An ARP request for a port's own address goes to that port alone:
+        // flooded, it would wake every guest, swapped-out ones included.
+        if let Some(dst) = p.arp_target.and_then(|ip| self.port_with_ipv4(ip)) {
+            return if dst == src {
+                Err(DropCause::NoDestination)
+            } else {
+                Ok(Some(dst))
+            };
+        }
         if p.dst.is_multicast() {
             let others = self
                 .ports
@@ -440,6 +452,17 @@ impl Switch {
             None if src != PortId::UPLINK && self.has_uplink() => Ok(Some(PortId::UPLINK)),
             None => Err(DropCause::NoDestination),
         }
+    }
+
+    /// The guest port configured with `ip`.
+    fn port_with_ipv4(&self, ip: Ipv4) -> Option<PortId> {
+        self.ports.iter().enumerate().find_map(|(i, p)| match p {
+            Some(Port {
+                kind: Kind::Guest(c),
+                ..
+            }) if c.addresses.ipv4 == ip => u32::try_from(i).ok().map(PortId),
+            _ => None,
+        })
     }
 
     /// Queues a checked frame on `dst`, or on every port but `src`.
@@ -727,8 +750,22 @@ mod tests {
         assert_eq!((t.count, t.more), (1, false));
         assert_eq!(t.frames.iter().next(), Some(&f[..]));
         assert_eq!(s.take(c, BATCH_MAX).unwrap().count, 0);
-        // An ARP request reaches every other port, the uplink too.
+        // An ARP request for a port's address reaches that port alone (the
+        // others, swapped out maybe, are not woken); one for an address no
+        // port has reaches every other port, the uplink too.
         let arp = build::arp_request(mac(0), mac(0), ip(0), ip(2));
+        assert_eq!(
+            s.offer(a, &arp),
+            Some(Verdict::Forwarded {
+                queued: 1,
+                refused: 0
+            })
+        );
+        assert_eq!(s.take(c, BATCH_MAX).unwrap().count, 1);
+        for p in [b, u, a] {
+            assert_eq!(s.take(p, BATCH_MAX).unwrap().count, 0);
+        }
+        let arp = build::arp_request(mac(0), mac(0), ip(0), Ipv4([10, 0, 0, 2]));
         assert_eq!(
             s.offer(a, &arp),
             Some(Verdict::Forwarded {
@@ -768,7 +805,7 @@ mod tests {
             Some(Verdict::Dropped(DropCause::NoDestination))
         );
         let st = s.stats(a).unwrap();
-        assert_eq!((st.tx_frames, st.rx_frames, st.queued_frames), (2, 1, 1));
+        assert_eq!((st.tx_frames, st.rx_frames, st.queued_frames), (3, 1, 1));
         assert_eq!(st.drops.no_destination, 1);
         assert_eq!(s.stats(u).unwrap().drops.no_destination, 1);
         assert!(s.check());
@@ -1129,6 +1166,14 @@ mod tests {
                 Shape::Ipv6 => Err(DropCause::Unsupported),
                 Shape::SpoofMac | Shape::SpoofArpMac if !uplink => Err(DropCause::SpoofedMac),
                 Shape::SpoofIp | Shape::SpoofArpIp if !uplink => Err(DropCause::SpoofedIp),
+                // ARP requests ask for port 0's address: only it gets them.
+                Shape::Arp | Shape::SpoofArpMac | Shape::SpoofArpIp if self.exists(0) => {
+                    if from == 0 {
+                        Err(DropCause::NoDestination)
+                    } else {
+                        Ok([0].into())
+                    }
+                }
                 _ => self.destinations(from, dmac),
             };
             (f, verdict)
