@@ -140,7 +140,7 @@ pub(crate) struct Figures {
     reported: Option<u64>,
 }
 
-fn number_after(line: &str, key: &str) -> Option<u64> {
+pub(crate) fn number_after(line: &str, key: &str) -> Option<u64> {
     let rest = &line[line.find(key)? + key.len()..];
     let digits: String = rest
         .trim_start()

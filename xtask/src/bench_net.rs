@@ -61,7 +61,7 @@ impl Fig {
 
 /// The lines domain `name` printed (by the kernel's prefix), or the
 /// kernel's own with `name` = `None`.
-fn lines_of<'a>(serial: &'a str, name: Option<&str>) -> Vec<&'a str> {
+pub(crate) fn lines_of<'a>(serial: &'a str, name: Option<&str>) -> Vec<&'a str> {
     serial
         .lines()
         .map(|l| l.trim_end_matches('\r'))

@@ -34,7 +34,9 @@ use serac_tests::runner::Runner;
 use serac_tests::spec::swap::{swap_kernel_bytes, swap_uniform, swap_web};
 use serac_tests::spec::QemuTest;
 
-use crate::bench::runner;
+use crate::bench::{number_after as after, runner};
+use crate::bench_disk::median;
+use crate::bench_net::lines_of;
 use crate::swap_sim::{self, Opts};
 use crate::util::{Failure, Result};
 
@@ -49,39 +51,6 @@ struct Fig {
     value: f64,
     decimals: usize,
     what: String,
-}
-
-/// The lines domain `name` printed, or the kernel's with `None`.
-fn lines_of<'a>(serial: &'a str, name: Option<&str>) -> Vec<&'a str> {
-    serial
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .filter_map(|l| match (source(l), name) {
-            ((JudgeSource::Kernel, body), None) => Some(body),
-            ((JudgeSource::Domain(n), body), Some(want)) if n == want => Some(body),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The number after `key ` in `line`.
-fn after(line: &str, key: &str) -> Option<u64> {
-    let rest = &line[line.find(key)? + key.len()..];
-    let digits: String = rest
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// `swap_in_first_byte_vs_raw` from swapbench's rounds.
@@ -103,12 +72,7 @@ fn first_byte(serial: &str) -> std::result::Result<Vec<Fig>, String> {
     if pages.contains(&0.0) {
         return Err("a round swapped out no page".into());
     }
-    let (c, w, r, p) = (
-        median(&mut cold),
-        median(&mut warm),
-        median(&mut raw),
-        median(&mut pages),
-    );
+    let (c, w, r, p) = (median(&cold), median(&warm), median(&raw), median(&pages));
     Ok(vec![
         Fig {
             key: "swap_in_first_byte_vs_raw".into(),
