@@ -317,6 +317,9 @@ mod tests {
         assert_eq!(im.lookup(id, base), None);
     }
 
+    /// An image in the model: its records and how many domains have it.
+    type Model = (Vec<(u64, u64, u8)>, u32);
+
     #[derive(Debug, Clone)]
     enum Op {
         Create(Vec<(u64, u64, u8)>),
@@ -348,7 +351,7 @@ mod tests {
             let (mut slots, mut pages) = ([ImageSlot::default(); 4], [ImagePage::default(); 12]);
             let mut im = Images::new(&mut slots, &mut pages);
             // Model: id -> (pages, attached).
-            let mut model: std::collections::HashMap<u64, (Vec<(u64, u64, u8)>, u32)> = Default::default();
+            let mut model: std::collections::HashMap<u64, Model> = Default::default();
             for op in ops {
                 match op {
                     Op::Create(recs) => {
