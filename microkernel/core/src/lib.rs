@@ -15,6 +15,7 @@ pub mod frame;
 pub mod handles;
 pub mod owner;
 pub mod sched;
+pub mod sizing;
 pub mod stlb;
 pub mod timerq;
 
