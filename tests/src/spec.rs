@@ -275,7 +275,7 @@ pub struct UdpEcho {
 }
 
 /// The network the guests share and QEMU's side of it: QEMU's user network
-/// on the vnic's address plan (`serac_vnic_core::assign`: 10.0.0.0/16, its
+/// on the vnic's address plan (`serac_vnic_core::assign`: 10.0.0.0/12, its
 /// gateway 10.0.0.2, guests from 10.0.1.0), `hostfwd` rules (each
 /// `tcp:127.0.0.1:PORT-GUEST:PORT` or `udp:...`, loopback only), the
 /// virtio-net device (modern only, which virtio-drivers drives), and with
@@ -601,15 +601,15 @@ fn net_exchange() -> QemuTest {
     ))
     .require(d(
         "vnic",
-        "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/16",
+        "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/12",
     ))
     .require(d(
         "vnic",
-        "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16",
+        "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/12",
     ))
     .require(d(
         "netping",
-        "netping: port 02:00:00:00:00:03 10.0.1.3/16 gateway 10.0.0.2",
+        "netping: port 02:00:00:00:00:03 10.0.1.3/12 gateway 10.0.0.2",
     ))
     .require(detached("101", "10%d", "0", NO_DROPS))
     .require_in_order([
@@ -733,7 +733,7 @@ test-end=netecho\n";
         // brings the host's datagram in).
         .require(d(
             "vnic",
-            "vnic: serving 256 ports, uplink woken by its interrupt",
+            "vnic: serving up to %d ports, %d table bytes each, uplink woken by its interrupt",
         ))
         .require(d("vnic", "vnic: uplink: * %n interrupt(s)"))
         .timeout(Duration::from_secs(60))
@@ -756,12 +756,12 @@ fn net_restart() -> QemuTest {
         .net(NetDevice::default())
         .require(d("netop", "netop: restarted the vnic %d:1 -> %d:2"))
         .require_in_order([
-            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16"),
+            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/12"),
             d("netping-retry", "netping-retry: round %d"),
             d("supervisor", "supervisor: restarting vnic %d:1 on request from netop %d:%d"),
             d("vnic", "vnic: virtio-net %x:%x.%d, uplink MAC 52:54:00:12:34:56"),
-            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/16"),
-            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16"),
+            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/12"),
+            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/12"),
             d("netping-retry", "netping-retry: round %d"),
             d("netping-retry", "netping-retry: %n rounds with 10.0.1.2 done (%d resent, %n vnic restart(s) waited out, * other frame(s))"),
         ])
@@ -2104,7 +2104,7 @@ mod tests {
         assert_eq!(v[0], "-netdev");
         assert_eq!(
             v[1],
-            "user,id=n0,net=10.0.0.0/16,host=10.0.0.2,hostfwd=udp:127.0.0.1:5000-10.0.1.2:5555"
+            "user,id=n0,net=10.0.0.0/12,host=10.0.0.2,hostfwd=udp:127.0.0.1:5000-10.0.1.2:5555"
         );
         assert_eq!(v[3], "virtio-net-pci,netdev=n0,disable-legacy=on");
         assert_eq!(v[5], "filter-dump,id=f0,netdev=n0,file=x.pcap");
