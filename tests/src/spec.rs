@@ -893,6 +893,31 @@ pub fn net_udp_echo(name: &str) -> QemuTest {
         .timeout(Duration::from_secs(60))
 }
 
+/// 500 udp-echo guests, paged by the swapper, each get a vnic port (past
+/// the old bound of ~59 a server's handle table held) and answer the test
+/// domain, udp-census: discovery from 500 distinct addresses of the plan,
+/// then one datagram each.
+fn many_net_guests() -> QemuTest {
+    QemuTest::new("many_net_guests", Boot::Pvh, "serac.exit=1")
+        .with_file(
+            "manifest",
+            manifest(&[
+                SWAPPER,
+                VNIC,
+                "domain udp-echo image=udp-echo class=guest pager=swapper count=500 endpoint=vnic net=yes",
+                "domain udp-census image=udp-census class=guest eager=yes endpoint=vnic net=yes",
+                "test-end=udp-census",
+                "test-linger-ms=200",
+            ]),
+        )
+        .net(NetDevice::default())
+        .verdicts_from("udp-census")
+        .require(d("udp-census", "udp-census: 500 udp-echo guest(s) answered discovery"))
+        .require(d("udp-census", "udp-census: 500 distinct guests answered a datagram each"))
+        .require(d("udp-census", "TEST many_net_guests ... ok"))
+        .timeout(Duration::from_secs(400))
+}
+
 /// loadgen against two httpd domains, Zipf(0.8), new connection per
 /// request: every answer a 200 with the same 2048 bytes, the test domain
 /// (loadgen) says so, with its figures.
@@ -2018,6 +2043,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         net_tcp_1mib(),
         net_tcp_restart(),
         net_udp_echo("net_udp_echo"),
+        many_net_guests(),
         net_http_load(),
         net_http_malformed(),
         net_curl(),
