@@ -199,13 +199,17 @@ impl Port {
 
 /// Queues one copy on `port` (`id`), counting it in `tally` (queued,
 /// refused) and putting the port on the wake list if it needs waking.
+/// With `may_retry`, a copy the heap refused storage for is neither
+/// counted nor tallied: the answer is `true`, and the caller frees idle
+/// queues' storage and tries once more.
 fn deliver(
     port: &mut Port,
     id: PortId,
     wake: &mut Vec<PortId>,
     frame: &[u8],
     tally: &mut (u32, u32),
-) {
+    may_retry: bool,
+) -> bool {
     match port.deliver(frame) {
         Ok(wake_it) => {
             tally.0 += 1;
@@ -215,11 +219,13 @@ fn deliver(
                 wake.push(id);
             }
         }
+        Err(DropCause::NoMemory) if may_retry => return true,
         Err(cause) => {
             tally.1 += 1;
             port.count(cause);
         }
     }
+    false
 }
 
 fn len64(frame: &[u8]) -> u64 {
@@ -524,18 +530,30 @@ impl Switch {
     /// Queues a checked frame on `dst`, or on every port but `src`.
     fn forward(&mut self, src: PortId, dst: Option<PortId>, frame: &[u8]) -> Verdict {
         let mut tally = (0, 0);
-        let Switch { ports, wake, .. } = self;
         match dst {
             Some(d) => {
-                if let Some(Some(port)) = ports.get_mut(d.slot()) {
-                    deliver(port, d, wake, frame, &mut tally);
+                // A queue's storage (16 KiB) is kept while the vnic is busy,
+                // so a heap that refuses a new queue's may be held by idle
+                // ones: free theirs (O(ports), only then) and try again.
+                for may_retry in [true, false] {
+                    let Switch { ports, wake, .. } = self;
+                    let Some(Some(port)) = ports.get_mut(d.slot()) else {
+                        break;
+                    };
+                    if !deliver(port, d, wake, frame, &mut tally, may_retry) {
+                        break;
+                    }
+                    self.trim();
                 }
             }
             None => {
+                let Switch { ports, wake, .. } = self;
                 for (i, slot) in ports.iter_mut().enumerate() {
                     let id = PortId(u32::try_from(i).unwrap_or(u32::MAX));
                     match slot {
-                        Some(port) if id != src => deliver(port, id, wake, frame, &mut tally),
+                        Some(port) if id != src => {
+                            deliver(port, id, wake, frame, &mut tally, false);
+                        }
                         _ => {}
                     }
                 }
