@@ -588,17 +588,102 @@ pub fn scratch_zero(page: u64) -> Result<(), SysError> {
 // Entry, heap and the upcall trampoline (only in the real image: a host test
 // binary has its own `_start`).
 
-/// The heap the global allocator hands out.
+/// The heap the global allocator hands out: the static array, then what
+/// [`grow_heap`] added.
 #[cfg(not(test))]
 #[global_allocator]
-static ALLOCATOR: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
+static ALLOCATOR: Heaps = Heaps {
+    first: linked_list_allocator::LockedHeap::empty(),
+    more: linked_list_allocator::LockedHeap::empty(),
+};
+
+/// Where [`grow_heap`] binds the frames it is given (no Rust object, no
+/// fixed page and no other window lies there).
+pub const HEAP_GROWTH_BASE: u64 = 0x0000_0c00_0000_0000;
+/// Most bytes [`grow_heap`] adds (4 GiB).
+pub const HEAP_GROWTH_MAX: u64 = 1 << 32;
+// `grow_heap` adds a page at a time as 4096 bytes.
+const _: () = assert!(PAGE_SIZE == 4096);
+
+/// Bytes bound at [`HEAP_GROWTH_BASE`] (changed with `more` locked).
+#[cfg(not(test))]
+static GROWN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+#[cfg(not(test))]
+struct Heaps {
+    first: linked_list_allocator::LockedHeap,
+    more: linked_list_allocator::LockedHeap,
+}
+
+#[cfg(not(test))]
+fn in_growth(p: *mut u8) -> bool {
+    (HEAP_GROWTH_BASE..HEAP_GROWTH_BASE + HEAP_GROWTH_MAX).contains(&(p as u64))
+}
+
+// SAFETY: each block comes from exactly one of two sound heaps and goes
+// back to the one whose range holds it (`first` never lies in the growth
+// window: it is the `.bss` array).
+#[cfg(not(test))]
+unsafe impl core::alloc::GlobalAlloc for Heaps {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let p = unsafe { self.first.alloc(layout) };
+        if !p.is_null() || GROWN.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+            return p;
+        }
+        // SAFETY: as above.
+        unsafe { self.more.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: core::alloc::Layout) {
+        if in_growth(p) {
+            // SAFETY: `p` came from `more`, the only heap in that window.
+            unsafe { self.more.dealloc(p, layout) }
+        } else {
+            // SAFETY: `p` came from `first`.
+            unsafe { self.first.dealloc(p, layout) }
+        }
+    }
+}
+
+/// Adds `frame` (which the caller owns, unbound) to the heap: binds it
+/// read-write at the next page of the growth window. For a domain whose
+/// bookkeeping grows with what it runs (the supervisor, from its pool).
+#[cfg(not(test))]
+pub fn grow_heap(frame: u64) -> Result<u64, SysError> {
+    use core::sync::atomic::Ordering;
+    let mut h = ALLOCATOR.more.lock();
+    let grown = GROWN.load(Ordering::Relaxed);
+    if grown + PAGE_SIZE > HEAP_GROWTH_MAX {
+        return Err(SysError::TableFull);
+    }
+    let va = HEAP_GROWTH_BASE + grown;
+    map(Handle::NONE, va, frame, PageRights::READ_WRITE)?;
+    if grown == 0 {
+        // SAFETY: the page at `va` was just bound read-write, nothing else
+        // lives in the growth window, and it stays bound for good.
+        unsafe { h.init(va as *mut u8, 4096) };
+    } else {
+        // SAFETY: the page was just bound right after the heap's last one
+        // (pages are added in order from the window's base), for good.
+        unsafe { h.extend(4096) };
+    }
+    GROWN.store(grown + PAGE_SIZE, Ordering::Relaxed);
+    Ok(grown + PAGE_SIZE)
+}
+
+/// [`grow_heap`] in a host test: there is no kernel to bind pages.
+#[cfg(test)]
+pub fn grow_heap(_frame: u64) -> Result<u64, SysError> {
+    Err(SysError::BadSyscall)
+}
 
 /// Heap bytes allocated now (the allocator's count, its own headers
 /// included): what a measurement of memory in use reads.
 pub fn heap_in_use() -> usize {
     #[cfg(not(test))]
     {
-        ALLOCATOR.lock().used()
+        ALLOCATOR.first.lock().used() + ALLOCATOR.more.lock().used()
     }
     #[cfg(test)]
     {
@@ -622,7 +707,7 @@ extern "C" fn start() -> ! {
     // `_start` is entered once per domain), before any allocation, so this
     // is the only reference ever made to HEAP.
     let heap: &'static mut [MaybeUninit<u8>] = unsafe { &mut *core::ptr::addr_of_mut!(HEAP) };
-    ALLOCATOR.lock().init_from_slice(heap);
+    ALLOCATOR.first.lock().init_from_slice(heap);
     // SAFETY: `ilwaco_main` is the `extern "C" fn() -> u64` that
     // `ilwaco::entry!` defines; it takes no arguments and has no preconditions.
     let code = unsafe { ilwaco_main() };

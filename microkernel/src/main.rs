@@ -79,8 +79,12 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         mem.bitmap_at
     );
 
-    let heap_bytes =
-        (HEAP_FIXED_BYTES + (mem.top / 4096) * HEAP_BYTES_PER_FRAME).next_multiple_of(4096);
+    // Domain slots from usable RAM; the heap holds their records too.
+    let max_domains = serac_kcore::sizing::max_domains(mem.free_frames * 4096);
+    let heap_bytes = (HEAP_FIXED_BYTES
+        + (mem.top / 4096) * HEAP_BYTES_PER_FRAME
+        + serac_kcore::sizing::heap_bytes(max_domains))
+    .next_multiple_of(4096);
     let tables = arch::paging::init_kernel_tables(mem.top, heap_bytes)
         .unwrap_or_else(|e| fatal("paging", format_args!("{e:?}")));
     arch::heap::init(arch::paging::HEAP_START, tables.heap_bytes);
@@ -90,6 +94,11 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         tables.image_pages,
         tables.heap_bytes >> 10,
         arch::paging::free_frames()
+    );
+    info!(
+        "mem: {max_domains} domain slots (1/{} of RAM at {} bytes each)",
+        serac_kcore::sizing::RAM_SHARE,
+        serac_kcore::sizing::BYTES_PER_DOMAIN
     );
 
     let platform =
@@ -230,6 +239,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         bi.cmdline_value("serac.exit").is_some(),
         pci,
         &ram,
+        max_domains,
     )
 }
 

@@ -139,7 +139,7 @@ pub struct Addresses {
     /// The port's IPv4 address; the switch drops IPv4 and ARP from the port
     /// with another source address.
     pub ipv4: Ipv4,
-    /// Length of the network prefix (`/16` for `10.0.0.0/16`).
+    /// Length of the network prefix (`/12` for `10.0.0.0/12`).
     pub prefix_len: u8,
     /// Where the owner sends traffic for other networks (the uplink's side).
     pub gateway: Ipv4,

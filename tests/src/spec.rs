@@ -275,7 +275,7 @@ pub struct UdpEcho {
 }
 
 /// The network the guests share and QEMU's side of it: QEMU's user network
-/// on the vnic's address plan (`serac_vnic_core::assign`: 10.0.0.0/16, its
+/// on the vnic's address plan (`serac_vnic_core::assign`: 10.0.0.0/12, its
 /// gateway 10.0.0.2, guests from 10.0.1.0), `hostfwd` rules (each
 /// `tcp:127.0.0.1:PORT-GUEST:PORT` or `udp:...`, loopback only), the
 /// virtio-net device (modern only, which virtio-drivers drives), and with
@@ -601,15 +601,15 @@ fn net_exchange() -> QemuTest {
     ))
     .require(d(
         "vnic",
-        "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/16",
+        "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/12",
     ))
     .require(d(
         "vnic",
-        "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16",
+        "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/12",
     ))
     .require(d(
         "netping",
-        "netping: port 02:00:00:00:00:03 10.0.1.3/16 gateway 10.0.0.2",
+        "netping: port 02:00:00:00:00:03 10.0.1.3/12 gateway 10.0.0.2",
     ))
     .require(detached("101", "10%d", "0", NO_DROPS))
     .require_in_order([
@@ -733,7 +733,7 @@ test-end=netecho\n";
         // brings the host's datagram in).
         .require(d(
             "vnic",
-            "vnic: serving 256 ports, uplink woken by its interrupt",
+            "vnic: serving up to %d ports, %d table bytes each, uplink woken by its interrupt",
         ))
         .require(d("vnic", "vnic: uplink: * %n interrupt(s)"))
         .timeout(Duration::from_secs(60))
@@ -756,12 +756,12 @@ fn net_restart() -> QemuTest {
         .net(NetDevice::default())
         .require(d("netop", "netop: restarted the vnic %d:1 -> %d:2"))
         .require_in_order([
-            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16"),
+            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/12"),
             d("netping-retry", "netping-retry: round %d"),
             d("supervisor", "supervisor: restarting vnic %d:1 on request from netop %d:%d"),
             d("vnic", "vnic: virtio-net %x:%x.%d, uplink MAC 52:54:00:12:34:56"),
-            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/16"),
-            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/16"),
+            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/12"),
+            d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/12"),
             d("netping-retry", "netping-retry: round %d"),
             d("netping-retry", "netping-retry: %n rounds with 10.0.1.2 done (%d resent, %n vnic restart(s) waited out, * other frame(s))"),
         ])
@@ -891,6 +891,30 @@ pub fn net_udp_echo(name: &str) -> QemuTest {
         .require(d("udp-ping", "BENCH udp_rtt_ticks %d"))
         .require(d("udp-ping", "TEST udp_echo ... ok"))
         .timeout(Duration::from_secs(60))
+}
+
+/// 200 udp-echo guests, paged by the swapper, each get a vnic port (past
+/// the old bound of ~59 a server's handle table held) and answer the test
+/// domain, udp-census, from their own address of the plan (more do not
+/// fit the swapper's 48 MiB pool without swap).
+fn many_net_guests() -> QemuTest {
+    QemuTest::new("many_net_guests", Boot::Pvh, "serac.exit=1")
+        .with_file(
+            "manifest",
+            manifest(&[
+                SWAPPER,
+                VNIC,
+                "domain udp-echo image=udp-echo class=guest pager=swapper count=200 endpoint=vnic net=yes",
+                "domain udp-census image=udp-census class=guest eager=yes endpoint=vnic net=yes",
+                "test-end=udp-census",
+                "test-linger-ms=200",
+            ]),
+        )
+        .net(NetDevice::default())
+        .verdicts_from("udp-census")
+        .require(d("udp-census", "udp-census: 200 distinct guests answered a datagram each"))
+        .require(d("udp-census", "TEST many_net_guests ... ok"))
+        .timeout(Duration::from_secs(400))
 }
 
 /// loadgen against two httpd domains, Zipf(0.8), new connection per
@@ -2048,6 +2072,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         net_tcp_1mib(),
         net_tcp_restart(),
         net_udp_echo("net_udp_echo"),
+        many_net_guests(),
         net_http_load(),
         net_http_malformed(),
         net_curl(),
@@ -2134,7 +2159,7 @@ mod tests {
         assert_eq!(v[0], "-netdev");
         assert_eq!(
             v[1],
-            "user,id=n0,net=10.0.0.0/16,host=10.0.0.2,hostfwd=udp:127.0.0.1:5000-10.0.1.2:5555"
+            "user,id=n0,net=10.0.0.0/12,host=10.0.0.2,hostfwd=udp:127.0.0.1:5000-10.0.1.2:5555"
         );
         assert_eq!(v[3], "virtio-net-pci,netdev=n0,disable-legacy=on");
         assert_eq!(v[5], "filter-dump,id=f0,netdev=n0,file=x.pcap");

@@ -60,6 +60,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-httpd", "serac-httpd", "httpd"),
     ("serac-udp-echo", "udp-echo", "udp-echo"),
     ("serac-udp-echo", "udp-ping", "udp-ping"),
+    ("serac-udp-echo", "udp-census", "udp-census"),
     ("serac-loadgen", "loadgen", "loadgen"),
     ("serac-loadgen", "httpprobe", "httpprobe"),
     ("serac-loadgen", "connhold", "connhold"),

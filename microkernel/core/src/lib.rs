@@ -16,6 +16,7 @@ pub mod handles;
 pub mod image;
 pub mod owner;
 pub mod sched;
+pub mod sizing;
 pub mod stlb;
 pub mod timerq;
 

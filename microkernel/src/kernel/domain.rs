@@ -19,10 +19,10 @@ use crate::arch::paging::{alloc_frame, free_frame, read_phys, write_phys, zero_f
 use crate::arch::time::{rdtsc, tsc_hz};
 use crate::arch::user::{self, AddressSpace};
 
-/// Handle chunks an ordinary domain may grow to (`CHUNK` slots each).
-const HANDLE_CHUNKS: usize = 4;
-/// Handle chunks the first domain may grow to: one handle per domain.
-const SUPERVISOR_HANDLE_CHUNKS: usize = 2 * super::MAX_DOMAINS / super::handles::CHUNK;
+use serac_kcore::sizing::{server_handle_chunks, supervisor_handle_chunks, GUEST_HANDLE_CHUNKS};
+
+// kcore's sizing rule counts chunks of the kernel's size.
+const _: () = assert!(serac_kcore::sizing::HANDLE_CHUNK as usize == super::handles::CHUNK);
 
 /// Where a domain is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,7 +342,7 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
     let slot = match k.free_slots.pop() {
         Some(s) => s,
         None => {
-            if k.domains.len() >= super::MAX_DOMAINS {
+            if k.domains.len() >= k.max_domains {
                 return Err(SysError::TableFull);
             }
             k.domains.push(None);
@@ -366,7 +366,12 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         space: None,
         ipc_fn: 0,
         upcall_fn: 0,
-        handles: super::handles::Handles::new(HANDLE_CHUNKS),
+        // A server may hold a handle on every domain (the vnic a
+        // notification per port); a guest 60.
+        handles: super::handles::Handles::new(match class {
+            DomainClass::Server => server_handle_chunks(k.max_domains),
+            DomainClass::Guest => GUEST_HANDLE_CHUNKS as usize,
+        }),
         pending: Pending::new(),
         upcall_entry: 0,
         pager: DomainId::NONE,
@@ -452,8 +457,9 @@ pub fn create_first(
         count >> 8,
         first
     );
+    let chunks = supervisor_handle_chunks(k.max_domains);
     let d = k.domain_mut(id.index).ok_or(SysError::BadHandle)?;
-    d.handles = super::handles::Handles::new(SUPERVISOR_HANDLE_CHUNKS);
+    d.handles = super::handles::Handles::new(chunks);
     d.handles.allocate(HandleEntry {
         kind: HandleKind::DomainCtl,
         rights: HandleRights::SEND

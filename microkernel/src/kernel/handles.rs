@@ -25,7 +25,10 @@ pub struct Handles {
     /// The generation free slots come back at when unpacked: above any the
     /// chunks had, so a handle they had revoked stays stale.
     floor: u32,
-    max_chunks: u16,
+    max_chunks: u32,
+    /// No chunk below this one has a free slot (so a server holding a
+    /// handle per domain allocates in O(1), not a scan of every chunk).
+    room_from: u32,
     /// First generation of chunks made from now on: above every generation
     /// this space issued before, so generations stay monotonic per slot
     /// even though `revoke_all` frees the chunks.
@@ -67,7 +70,8 @@ impl Handles {
             chunks: Vec::new(),
             packed: None,
             floor: 1,
-            max_chunks: u16::try_from(max_chunks.max(1)).unwrap_or(u16::MAX),
+            max_chunks: u32::try_from(max_chunks.max(1)).unwrap_or(u32::MAX),
+            room_from: 0,
             next_gen: 1,
         }
     }
@@ -76,7 +80,11 @@ impl Handles {
     /// chunk of 528); the chunks come back at the next change. Fails
     /// harmlessly (stays unpacked) without memory.
     pub fn pack(&mut self) {
-        if self.packed.is_some() || self.chunks.is_empty() {
+        // A packed index is a u16: a space that large (a server's) stays.
+        if self.packed.is_some()
+            || self.chunks.is_empty()
+            || self.chunks.len() * CHUNK > usize::from(u16::MAX)
+        {
             return;
         }
         let n: usize = self.chunks.iter().map(|t| t.len()).sum();
@@ -139,6 +147,7 @@ impl Handles {
         }
         self.chunks = chunks;
         self.packed = None;
+        self.room_from = 0;
         Ok(())
     }
 
@@ -146,13 +155,15 @@ impl Handles {
     /// limit is reached.
     pub fn allocate(&mut self, entry: HandleEntry) -> Result<Handle, SysError> {
         self.unpack()?;
-        for (c, t) in self.chunks.iter_mut().enumerate() {
+        let from = self.room_from as usize;
+        for (c, t) in self.chunks.iter_mut().enumerate().skip(from) {
             if t.len() < CHUNK - 1 {
                 let h = t.allocate(entry)?;
+                self.room_from = c as u32;
                 return Ok(Handle::new((c * CHUNK) as u32 + h.index, h.gen));
             }
         }
-        if self.chunks.len() >= usize::from(self.max_chunks) {
+        if self.chunks.len() >= self.max_chunks as usize {
             return Err(SysError::TableFull);
         }
         // Growing the chunk vector may reallocate it whole.
@@ -170,6 +181,7 @@ impl Handles {
                 .map_err(|_| SysError::OutOfMemory)?;
         }
         self.chunks.push(t);
+        self.room_from = c as u32;
         Ok(Handle::new((c * CHUNK) as u32 + h.index, h.gen))
     }
 
@@ -243,10 +255,13 @@ impl Handles {
     pub fn revoke(&mut self, h: Handle) -> Result<HandleEntry, SysError> {
         self.unpack()?;
         let (c, local) = split(h);
-        self.chunks
+        let e = self
+            .chunks
             .get_mut(c)
             .ok_or(SysError::BadHandle)?
-            .revoke(local)
+            .revoke(local)?;
+        self.room_from = self.room_from.min(c as u32);
+        Ok(e)
     }
 
     /// Revokes everything and frees the chunks; later handles in this
@@ -260,5 +275,6 @@ impl Handles {
             self.next_gen = self.next_gen.max(t.max_gen().saturating_add(1));
         }
         self.chunks = Vec::new();
+        self.room_from = 0;
     }
 }

@@ -35,8 +35,6 @@ use crate::arch::{apic, cpu, user};
 pub use domain::Domain;
 use domain::State;
 
-/// Upper bound on domains (tables are preallocated to this).
-pub const MAX_DOMAINS: usize = 16384;
 /// The quantum: a domain that spins this long is preempted.
 const QUANTUM_NS: u64 = 10_000_000;
 
@@ -78,7 +76,25 @@ pub struct Kernel {
     archive_frames: (u64, u64),
     /// PCI functions and who holds each.
     devices: device::Devices,
+    /// Domain slots: the run queue and timer tables hold this many, sized
+    /// from the memory map (`serac_kcore::sizing`).
+    max_domains: usize,
 }
+
+// The kernel's bytes per domain slot stay within what the heap was sized
+// for: the boxed record and its allocator header, the run link, the timer
+// slot, the slot's table entry and generation, and the supervisor's
+// handle on it (a 528-byte chunk per 15).
+const _: () = assert!(
+    core::mem::size_of::<Domain>()
+        + 16
+        + core::mem::size_of::<RunLink>()
+        + core::mem::size_of::<TimerSlot>()
+        + core::mem::size_of::<Option<Box<Domain>>>()
+        + core::mem::size_of::<u32>()
+        + 2 * 528 / 15
+        <= serac_kcore::sizing::BYTES_PER_DOMAIN as usize
+);
 
 impl core::fmt::Debug for Kernel {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -191,6 +207,7 @@ pub fn start(
     test_mode: bool,
     pci: Vec<crate::arch::pci::Function>,
     ram: &[(u64, u64)],
+    max_domains: usize,
 ) -> ! {
     let frames = crate::arch::paging::total_frames();
     let clock_frame = domain::make_clock_page();
@@ -201,8 +218,8 @@ pub fn start(
         domains: Vec::with_capacity(256),
         gens: Vec::with_capacity(256),
         free_slots: Vec::new(),
-        runq: RunQueue::new(leak(MAX_DOMAINS, RunLink::default())),
-        timers: TimerQueue::new(leak(MAX_DOMAINS, TimerSlot::default())),
+        runq: RunQueue::new(leak(max_domains, RunLink::default())),
+        timers: TimerQueue::new(leak(max_domains, TimerSlot::default())),
         stlb: Stlb::new(stlb_slots, rdtsc()),
         owners: FrameOwners::new(0, owner_slots),
         images: Images::new(
@@ -224,6 +241,7 @@ pub fn start(
         hw_events_logged: [0; 3],
         archive_frames: (archive.0 / 4096, archive.1.div_ceil(4096)),
         devices: device::Devices::new(pci, ram),
+        max_domains,
     };
     let id = match domain::create_first(&mut k, name, image, archive) {
         Ok(id) => id,

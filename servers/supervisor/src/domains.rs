@@ -26,11 +26,13 @@
 //! ends the kernel hands those back to the supervisor, unbound, so a
 //! restart gives the same frames again and a reap returns them to the pool.
 //!
-//! Memory: the supervisor's heap is Ilwaco's 256 KiB static array and a
-//! manifest may ask for `MAX_INSTANCES` (2048) instances, so an instance's
-//! record is kept small (28 bytes) and an image frame is logged as a 2-byte
-//! pool offset; both vectors are reserved up front, and a manifest whose
-//! bookkeeping does not fit is refused at boot instead of running out later.
+//! Memory: a manifest may ask for `MAX_INSTANCES` (2²⁰) instances, so an
+//! instance's record is kept small (32 bytes) and an image frame is logged
+//! as a 4-byte pool offset. Both vectors are reserved up front: what does
+//! not fit Ilwaco's 1 MiB static heap grows the heap from the frame pool
+//! (`sys::grow_heap`), and a manifest whose bookkeeping does not fit even
+//! so is refused at boot instead of running out later. The boot log's
+//! `supervisor: bookkeeping` line gives the bytes per instance.
 
 use alloc::boxed::Box;
 use alloc::vec;
@@ -55,7 +57,7 @@ use serac_protocol::syscall::{
 };
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 use serac_supervisor_core::authority::Caller;
-use serac_supervisor_core::frames::{FramePool, MAX_FRAMES};
+use serac_supervisor_core::frames::FramePool;
 use serac_supervisor_core::intx::{self, Chipset};
 use serac_supervisor_core::manifest::{
     Class, DeviceSel, DomainSpec, InstanceName, LinkKind, Manifest, Target, MAX_GRANT_FRAMES,
@@ -116,7 +118,7 @@ pub enum Life {
     Exited,
 }
 
-/// One instance of a manifest domain (kept small: there may be 2048).
+/// One instance of a manifest domain (kept small: there may be 100,000).
 #[derive(Debug, Clone, Copy)]
 pub struct Instance {
     /// The supervisor's `DomainCtl` handle on it (it follows restarts).
@@ -126,8 +128,8 @@ pub struct Instance {
     /// Its frames: `frame_log[frames_start ..][.. frames_len]`, in plan order.
     frames_start: u32,
     frames_len: u16,
-    /// Its number within its domain (`count` is at most 2048).
-    ordinal: u16,
+    /// Its number within its domain (`count` is at most 2²⁰).
+    ordinal: u32,
     /// Index of its domain in the manifest (at most 32).
     dom: u8,
     /// Where it is in its life.
@@ -214,7 +216,7 @@ pub struct Supervisor<'a> {
     /// Every instance, in manifest order.
     pub inst: Vec<Instance>,
     /// Image frames of every instance, as pool offsets.
-    frame_log: Vec<u16>,
+    frame_log: Vec<u32>,
     pool: Box<FramePool>,
     /// Per manifest domain that is a pager: the supervisor's endpoint to
     /// its instance 0 (for `SetPager` and the pager requests), else NONE.
@@ -235,6 +237,38 @@ pub struct Supervisor<'a> {
     /// A restarted pager gets these same frames back, those still bound in
     /// its clients included, so its crash loses no page and leaks no frame.
     pager_runs: Vec<(usize, u64, u64)>,
+}
+
+/// Heap bytes the per-instance tables of `n` instances with `pages` image
+/// pages in all take, with the `BENCH` samples.
+fn bookkeeping_bytes(n: usize, pages: usize) -> usize {
+    n.saturating_mul(core::mem::size_of::<Instance>())
+        .saturating_add(pages.saturating_mul(core::mem::size_of::<u32>()))
+        .saturating_add(BENCH_SAMPLES * 8)
+}
+
+/// Grows the heap from the pool so that `need` more bytes fit beside what
+/// Ilwaco's static heap has free (kept at a quarter for everything else);
+/// returns the bytes added.
+fn grow_for(pool: &mut FramePool, need: usize) -> u64 {
+    let spare = (sys::HEAP_SIZE / 4 * 3).saturating_sub(sys::heap_in_use());
+    // The allocator's headers and a reallocation's slack: an eighth more.
+    let want = need.saturating_sub(spare).saturating_add(need / 8);
+    let mut grown = 0;
+    if need <= spare {
+        return 0;
+    }
+    while grown < want as u64 {
+        let Some(f) = pool.alloc() else { break };
+        match sys::grow_heap(f) {
+            Ok(total) => grown = total,
+            Err(_) => {
+                pool.free(f);
+                break;
+            }
+        }
+    }
+    grown
 }
 
 fn fail<'a>(what: &'static str, err: SysError) -> Fail<'a> {
@@ -354,13 +388,13 @@ impl<'a> Supervisor<'a> {
                 shared_pages: Vec::new(),
             });
         }
-        let pool = Box::new(FramePool::new(args.a2, args.a3));
+        let mut pool = Box::new(FramePool::new(args.a2, args.a3));
         println!(
             "supervisor: memory grant: {} frames from frame {:#x}{}",
             args.a3,
             args.a2,
-            if args.a3 > MAX_FRAMES as u64 {
-                " (only the first 65536 used)"
+            if args.a3 > pool.len() as u64 {
+                " (only the first ones the pool's bitmap holds used)"
             } else {
                 ""
             }
@@ -374,8 +408,9 @@ impl<'a> Supervisor<'a> {
         }
         // `pages` fits: it is at most the pool's size; so does the rest.
         let pages = usize::try_from(pages + fill_pages.min(pool.free_count() as u64 - pages))
-            .unwrap_or(MAX_FRAMES);
+            .unwrap_or(usize::MAX);
         let n = m.instance_count();
+        let grown = grow_for(&mut pool, bookkeeping_bytes(n, pages));
         let mut inst = Vec::new();
         let mut frame_log = Vec::new();
         if inst.try_reserve_exact(n).is_err() || frame_log.try_reserve_exact(pages).is_err() {
@@ -384,6 +419,13 @@ impl<'a> Supervisor<'a> {
             );
             return Err(crate::EXIT_BUILD);
         }
+        println!(
+            "supervisor: bookkeeping for {n} instance(s): {} bytes each and {} per image page, heap grown by {} KiB from the pool, {} KiB in use",
+            core::mem::size_of::<Instance>(),
+            core::mem::size_of::<u32>(),
+            grown / 1024,
+            sys::heap_in_use() / 1024
+        );
         Ok(Supervisor {
             m,
             images,
@@ -408,7 +450,7 @@ impl<'a> Supervisor<'a> {
     /// The printable name of instance `i`.
     pub fn name(&self, i: usize) -> InstanceName<'a> {
         let inst = &self.inst[i];
-        self.m.domains()[inst.dom()].instance_name(u32::from(inst.ordinal))
+        self.m.domains()[inst.dom()].instance_name(inst.ordinal)
     }
 
     fn tag(&self, i: usize, mut f: Fail<'a>) -> Fail<'a> {
@@ -548,8 +590,8 @@ impl<'a> Supervisor<'a> {
             id,
             frames_start: u32::try_from(self.frame_log.len()).unwrap_or(u32::MAX),
             frames_len: 0,
-            // The manifest bounds both (2048 instances, 32 domains).
-            ordinal: u16::try_from(k).unwrap_or(u16::MAX),
+            // The manifest bounds the domains (32).
+            ordinal: k,
             dom: u8::try_from(d).unwrap_or(u8::MAX),
             life: Life::Built,
             restarts: 0,

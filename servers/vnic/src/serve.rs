@@ -55,10 +55,12 @@ use serac_vnic_core::{Limits, PortId, Switch, Vnic, Wakeup};
 
 use crate::hal::net::Net;
 
-/// Guest ports. A port's table entry is small; its queue (up to 16 KiB)
-/// is allocated on its first frame and freed when empty and the vnic is
-/// quiet, and one the heap cannot hold drops the frame as `no_memory`.
-pub const PORTS: usize = 256;
+/// Guest ports: one per address the plan has. The tables grow as ports
+/// attach (`BYTES_PER_PORT` each), so the heap, not this, bounds them;
+/// a port's queue (up to 16 KiB) is allocated on its first frame and
+/// freed when empty and the vnic is quiet, and one the heap cannot hold
+/// drops the frame as `no_memory`.
+pub const PORTS: usize = serac_vnic_core::assign::MAX_INDEX as usize + 1;
 /// Without an interrupt line: the wait's deadline, in milliseconds.
 pub const POLL_MS: u64 = 10;
 /// The deadline of a wait with no request to answer: then the storage of
@@ -159,7 +161,8 @@ impl Server {
         let mut scratch = [0u8; MAX_PAYLOAD];
         let mut reply = Handle::NONE;
         println!(
-            "vnic: serving {PORTS} ports{}",
+            "vnic: serving up to {PORTS} ports, {} table bytes each{}",
+            serac_vnic_core::BYTES_PER_PORT,
             match (&self.net, self.irq) {
                 (None, _) => "",
                 (Some(_), Some(_)) => ", uplink woken by its interrupt",

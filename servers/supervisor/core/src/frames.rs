@@ -2,14 +2,17 @@
 //!
 //! The kernel hands the supervisor frames `[first, first + count)`, owned
 //! and unbound. The pool tracks which of them are free (owned, not in use
-//! for an image page and not given away). It holds at most [`MAX_FRAMES`];
-//! a larger grant is clipped and the rest stays unused.
+//! for an image page and not given away). Its bitmap is sized from the
+//! grant (a bit a frame: 32 KiB for 1 GiB); it holds at most
+//! [`MAX_FRAMES`], and a larger grant (or one whose bitmap the heap
+//! refuses) is clipped and the rest stays unused.
 
-/// Most frames the pool tracks (256 MiB of 4 KiB frames).
-pub const MAX_FRAMES: usize = 65_536;
-const WORDS: usize = MAX_FRAMES / 64;
-// Every pool-relative frame number fits a `u16` (see [`FramePool::offset`]).
-const _: () = assert!(MAX_FRAMES <= u16::MAX as usize + 1);
+extern crate alloc;
+use alloc::vec::Vec;
+
+/// Most frames the pool tracks (16 TiB of 4 KiB frames): every
+/// pool-relative frame number fits a `u32` (see [`FramePool::offset`]).
+pub const MAX_FRAMES: usize = u32::MAX as usize + 1;
 
 /// A bitmap of free frames (bit set = free).
 #[derive(Debug, Clone)]
@@ -18,15 +21,20 @@ pub struct FramePool {
     count: usize,
     free: usize,
     hint: usize,
-    bits: [u64; WORDS],
+    bits: Vec<u64>,
 }
 
 impl FramePool {
     /// A pool over `count` frames from `first`, all free; `count` is clipped
-    /// to [`MAX_FRAMES`] (see [`FramePool::len`]).
+    /// to [`MAX_FRAMES`] and to what the heap holds a bitmap for (see
+    /// [`FramePool::len`]).
     pub fn new(first: u64, count: u64) -> FramePool {
-        let count = usize::try_from(count).unwrap_or(MAX_FRAMES).min(MAX_FRAMES);
-        let mut bits = [0u64; WORDS];
+        let mut count = usize::try_from(count).unwrap_or(MAX_FRAMES).min(MAX_FRAMES);
+        let mut bits = Vec::new();
+        while bits.try_reserve_exact(count.div_ceil(64)).is_err() {
+            count /= 2;
+        }
+        bits.resize(count.div_ceil(64), 0u64);
         for (w, word) in bits.iter_mut().enumerate() {
             let lo = w * 64;
             if lo + 64 <= count {
@@ -64,8 +72,9 @@ impl FramePool {
         if self.free == 0 {
             return None;
         }
-        for k in 0..WORDS {
-            let w = (self.hint + k) % WORDS;
+        let words = self.bits.len();
+        for k in 0..words {
+            let w = (self.hint + k) % words;
             let word = self.bits[w];
             if word != 0 {
                 let bit = word.trailing_zeros() as usize;
@@ -125,19 +134,19 @@ impl FramePool {
     }
 
     /// The pool-relative number of `frame` (`frame - first`), if it is one
-    /// of the pool's frames: a compact record of a frame (2 bytes instead
+    /// of the pool's frames: a compact record of a frame (4 bytes instead
     /// of 8), turned back with [`FramePool::frame`].
-    pub fn offset(&self, frame: u64) -> Option<u16> {
+    pub fn offset(&self, frame: u64) -> Option<u32> {
         let i = usize::try_from(frame.checked_sub(self.first)?).ok()?;
         if i < self.count {
-            u16::try_from(i).ok()
+            u32::try_from(i).ok()
         } else {
             None
         }
     }
 
     /// The frame with pool-relative number `offset` (see [`FramePool::offset`]).
-    pub fn frame(&self, offset: u16) -> u64 {
+    pub fn frame(&self, offset: u32) -> u64 {
         self.first + u64::from(offset)
     }
 
@@ -178,27 +187,31 @@ mod tests {
         assert_eq!(p.offset(0x1000 + 130), None);
         assert_eq!(p.offset(0xfff), None);
         assert_eq!(p.frame(129), 0x1000 + 129);
-        let full = FramePool::new(7, MAX_FRAMES as u64);
-        let last = 7 + MAX_FRAMES as u64 - 1;
-        assert_eq!(full.offset(last), Some(u16::MAX));
-        assert_eq!(full.frame(u16::MAX), last);
+        // Past the old 65,536 (u16) bound.
+        let big = FramePool::new(7, 1 << 20);
+        let last = 7 + (1 << 20) - 1;
+        assert_eq!(big.offset(last), Some((1 << 20) - 1));
+        assert_eq!(big.frame((1 << 20) - 1), last);
     }
 
+    /// The bitmap is sized from the grant: a 1 GiB machine's whole half
+    /// (131,072 frames, twice the old 65,536 limit) is tracked, in 16 KiB.
     #[test]
-    fn clips_and_handles_empty() {
-        let p = FramePool::new(1, u64::MAX);
-        assert_eq!(p.len(), MAX_FRAMES);
+    fn sized_from_the_grant_and_handles_empty() {
+        let n = 131_072;
+        let mut full = FramePool::new(0x4000, n as u64);
+        assert_eq!((full.len(), full.free_count()), (n, n));
+        assert_eq!(full.bits.len() * 8, n / 8);
+        for _ in 0..n {
+            assert!(full.alloc().is_some());
+        }
+        assert_eq!(full.alloc(), None);
+        assert!(full.free(0x4000 + n as u64 - 1));
+        assert_eq!(full.alloc(), Some(0x4000 + n as u64 - 1));
         let mut e = FramePool::new(5, 0);
         assert!(e.is_empty());
         assert_eq!(e.alloc(), None);
         assert!(!e.free(5));
-        let mut full = FramePool::new(0, MAX_FRAMES as u64);
-        for _ in 0..MAX_FRAMES {
-            assert!(full.alloc().is_some());
-        }
-        assert_eq!(full.alloc(), None);
-        assert!(full.free(MAX_FRAMES as u64 - 1));
-        assert_eq!(full.alloc(), Some(MAX_FRAMES as u64 - 1));
     }
 
     proptest::proptest! {

@@ -4,7 +4,8 @@
 //! the frame pool and the image load plan are plain data structures with
 //! bounded size, so the host tests them (`cargo test -p
 //! serac-supervisor-core`) and the ring-3 supervisor links the very same
-//! code. No `unsafe`, no allocation, no
+//! code. No `unsafe`, no allocation but the frame pool's bitmap (sized
+//! from the grant, with `try_reserve`), no
 //! panics on any input (the manifest and the images come from the boot
 //! archive, which the supervisor checks rather than trusts).
 #![no_std]

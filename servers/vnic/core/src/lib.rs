@@ -43,4 +43,6 @@ pub mod switch;
 pub use frame::DropCause;
 pub use queue::{Queue, QueueError};
 pub use serve::Vnic;
-pub use switch::{AttachError, Limits, NoMemory, PortId, Switch, Taken, Verdict, Wakeup};
+pub use switch::{
+    AttachError, Limits, NoMemory, PortId, Switch, Taken, Verdict, Wakeup, BYTES_PER_PORT,
+};

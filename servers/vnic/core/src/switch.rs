@@ -16,14 +16,19 @@
 //! forwarded frame is either queued (the receiver's `rx_*`) or dropped as
 //! `queue_full`/`no_memory` on the receiver's port.
 //!
-//! Bounds: the tables are sized once, in [`Switch::new`]; each queue holds
-//! at most its frame and byte bounds; the wake list holds each port at
+//! Bounds: the tables grow a slot at a time as ports attach, up to
+//! [`Limits::ports`], so memory follows the ports in use (about
+//! [`BYTES_PER_PORT`] each, their queues aside) and every lookup is O(1);
+//! a table that cannot grow refuses the port (`Full`), never a frame. Each
+//! queue holds at most its frame and byte bounds; the wake list holds each port at
 //! most once. Nothing grows with traffic, so a guest that never reads only
 //! fills its own queue.
 
 use crate::frame::{check_source, parse, DropCause};
 use crate::queue::{Queue, QueueError};
 use alloc::vec::Vec;
+use core::hash::{BuildHasherDefault, Hash, Hasher};
+use hashbrown::HashMap;
 use serac_protocol::net::{Addresses, FramesRef, Ipv4, Mac, PortConfig, PortStats};
 use serac_protocol::{DomainId, Handle};
 
@@ -194,13 +199,17 @@ impl Port {
 
 /// Queues one copy on `port` (`id`), counting it in `tally` (queued,
 /// refused) and putting the port on the wake list if it needs waking.
+/// With `may_retry`, a copy the heap refused storage for is neither
+/// counted nor tallied: the answer is `true`, and the caller frees idle
+/// queues' storage and tries once more.
 fn deliver(
     port: &mut Port,
     id: PortId,
     wake: &mut Vec<PortId>,
     frame: &[u8],
     tally: &mut (u32, u32),
-) {
+    may_retry: bool,
+) -> bool {
     match port.deliver(frame) {
         Ok(wake_it) => {
             tally.0 += 1;
@@ -210,11 +219,13 @@ fn deliver(
                 wake.push(id);
             }
         }
+        Err(DropCause::NoMemory) if may_retry => return true,
         Err(cause) => {
             tally.1 += 1;
             port.count(cause);
         }
     }
+    false
 }
 
 fn len64(frame: &[u8]) -> u64 {
@@ -228,68 +239,124 @@ pub struct Switch {
     /// Slot 0 is the uplink (`None` without one); guests use 1..=ports.
     ports: Vec<Option<Port>>,
     free: Vec<PortId>,
-    /// Sorted by domain index (unique among live ports).
-    by_owner: Vec<(u32, PortId)>,
-    /// Sorted by MAC.
-    by_mac: Vec<(Mac, PortId)>,
-    /// Sorted by IPv4 address.
-    by_ip: Vec<(Ipv4, PortId)>,
+    /// By domain index (unique among live ports).
+    by_owner: Index<u32>,
+    /// By MAC.
+    by_mac: Index<Mac>,
+    /// By IPv4 address.
+    by_ip: Index<Ipv4>,
+    /// Ports attached, the uplink included.
+    live: usize,
     wake: Vec<PortId>,
     /// Notification handles of ports removed, for the server to close.
     released: Vec<Handle>,
 }
 
-/// Inserts into a sorted table whose capacity was reserved for it.
-fn insert<K: Ord + Copy>(table: &mut Vec<(K, PortId)>, key: K, id: PortId) {
-    if table.len() < table.capacity() {
-        if let Err(i) = table.binary_search_by(|(k, _)| k.cmp(&key)) {
-            table.insert(i, (key, id));
+/// Table bytes a port slot costs, its queue aside (the index entries at
+/// hashbrown's 7/8 load; a table just doubled holds twice that): measured
+/// by `bytes_per_port_as_measured` in the tests.
+pub const BYTES_PER_PORT: usize = core::mem::size_of::<Option<Port>>()
+    + 2 * core::mem::size_of::<PortId>()
+    + core::mem::size_of::<Handle>()
+    + (core::mem::size_of::<(u32, PortId)>()
+        + core::mem::size_of::<(Mac, PortId)>()
+        + core::mem::size_of::<(Ipv4, PortId)>()
+        + 3)
+        * 8
+        / 7;
+
+// A port stays small.
+const _: () = assert!(BYTES_PER_PORT <= 320);
+
+/// A port index: O(1) lookups with 100,000 ports. Its keys are the
+/// supervisor's (`Configure` is its request), not a guest's, so a plain
+/// multiplicative hash is enough.
+type Index<K> = HashMap<K, PortId, BuildHasherDefault<Fold>>;
+
+/// A small multiplicative hash (the Fx hash's step).
+#[derive(Debug, Default, Clone, Copy)]
+struct Fold(u64);
+
+impl Hasher for Fold {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
         }
     }
-}
 
-fn remove<K: Ord + Copy>(table: &mut Vec<(K, PortId)>, key: K) {
-    if let Ok(i) = table.binary_search_by(|(k, _)| k.cmp(&key)) {
-        table.remove(i);
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(v)).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 }
 
-fn lookup<K: Ord + Copy>(table: &[(K, PortId)], key: K) -> Option<PortId> {
-    let i = table.binary_search_by(|(k, _)| k.cmp(&key)).ok()?;
-    table.get(i).map(|&(_, id)| id)
+/// Inserts into an index whose capacity was reserved for it (so it never
+/// reallocates).
+fn insert<K: Eq + Hash + Copy>(table: &mut Index<K>, key: K, id: PortId) {
+    if table.len() < table.capacity() || table.contains_key(&key) {
+        table.insert(key, id);
+    }
+}
+
+fn remove<K: Eq + Hash + Copy>(table: &mut Index<K>, key: K) {
+    table.remove(&key);
+}
+
+fn lookup<K: Eq + Hash + Copy>(table: &Index<K>, key: K) -> Option<PortId> {
+    table.get(&key).copied()
 }
 
 impl Switch {
-    /// A switch for `limits.ports` guest ports, with an uplink port if
-    /// `uplink`. Allocates every table now; queues allocate on first use.
+    /// A switch for up to `limits.ports` guest ports, with an uplink port
+    /// if `uplink`. Tables grow as ports attach; queues allocate on first use.
     pub fn new(limits: Limits, uplink: bool) -> Result<Switch, NoMemory> {
-        let n = limits.ports;
-        let slots = n.checked_add(1).ok_or(NoMemory)?;
+        limits.ports.checked_add(1).ok_or(NoMemory)?;
         let mut s = Switch {
             limits,
             ports: Vec::new(),
             free: Vec::new(),
-            by_owner: Vec::new(),
-            by_mac: Vec::new(),
-            by_ip: Vec::new(),
+            by_owner: Index::default(),
+            by_mac: Index::default(),
+            by_ip: Index::default(),
+            live: usize::from(uplink),
             wake: Vec::new(),
             released: Vec::new(),
         };
-        s.ports.try_reserve_exact(slots).map_err(|_| NoMemory)?;
-        s.free.try_reserve_exact(n).map_err(|_| NoMemory)?;
-        s.by_owner.try_reserve_exact(n).map_err(|_| NoMemory)?;
-        s.by_mac.try_reserve_exact(n).map_err(|_| NoMemory)?;
-        s.by_ip.try_reserve_exact(n).map_err(|_| NoMemory)?;
-        s.wake.try_reserve_exact(slots).map_err(|_| NoMemory)?;
-        s.released.try_reserve_exact(slots).map_err(|_| NoMemory)?;
+        s.grow(1).ok_or(NoMemory)?;
         s.ports
             .push(uplink.then(|| Port::new(Kind::Uplink, &limits)));
-        s.ports.resize_with(slots, || None);
-        // Lowest slot first.
-        for i in (1..slots).rev() {
-            s.free.push(PortId(u32::try_from(i).map_err(|_| NoMemory)?));
-        }
         Ok(s)
+    }
+
+    /// Makes room in every table for `slots` port slots; `None` (and the
+    /// tables as they were, only larger) when the heap refuses.
+    fn grow(&mut self, slots: usize) -> Option<()> {
+        let more = |len: usize| slots.saturating_sub(len);
+        self.ports.try_reserve(more(self.ports.len())).ok()?;
+        self.free.try_reserve(more(self.free.len())).ok()?;
+        self.by_owner.try_reserve(more(self.by_owner.len())).ok()?;
+        self.by_mac.try_reserve(more(self.by_mac.len())).ok()?;
+        self.by_ip.try_reserve(more(self.by_ip.len())).ok()?;
+        self.wake.try_reserve(more(self.wake.len())).ok()?;
+        self.released.try_reserve(more(self.released.len())).ok()
+    }
+
+    /// A free port slot: a freed one, or a new one while under the limit.
+    fn new_slot(&mut self) -> Option<PortId> {
+        if let Some(id) = self.free.pop() {
+            return Some(id);
+        }
+        let slot = self.ports.len();
+        if slot > self.limits.ports {
+            return None;
+        }
+        self.grow(slot + 1)?;
+        let id = PortId(u32::try_from(slot).ok()?);
+        self.ports.push(None);
+        Some(id)
     }
 
     /// The limits it was made with.
@@ -360,12 +427,13 @@ impl Switch {
                 self.released.pop();
             }
         }
-        let id = self.free.pop().ok_or(AttachError::Full)?;
+        let id = self.new_slot().ok_or(AttachError::Full)?;
         let limits = self.limits;
         let Some(slot) = self.ports.get_mut(id.slot()) else {
             return Err(AttachError::Full);
         };
         *slot = Some(Port::new(Kind::Guest(*config), &limits));
+        self.live += 1;
         insert(&mut self.by_owner, config.owner.index, id);
         insert(&mut self.by_mac, a.mac, id);
         insert(&mut self.by_ip, a.ipv4, id);
@@ -392,13 +460,17 @@ impl Switch {
             remove(&mut self.by_owner, c.owner.index);
             remove(&mut self.by_mac, c.addresses.mac);
             remove(&mut self.by_ip, c.addresses.ipv4);
+            self.live -= 1;
             self.free.push(id);
             // Bounded: the server drains it after every request.
             if !c.notify.is_none() && self.released.len() < self.released.capacity() {
                 self.released.push(c.notify);
             }
         }
-        self.wake.retain(|&w| w != id);
+        // Only a port on the wake list costs a scan of it.
+        if port.waking {
+            self.wake.retain(|&w| w != id);
+        }
     }
 
     /// Offers a frame from port `src`. `None` if there is no such port.
@@ -435,12 +507,8 @@ impl Switch {
             };
         }
         if p.dst.is_multicast() {
-            let others = self
-                .ports
-                .iter()
-                .enumerate()
-                .any(|(i, port)| port.is_some() && i != src.slot());
-            return if others {
+            // `src` is attached: is anyone else?
+            return if self.live > 1 {
                 Ok(None)
             } else {
                 Err(DropCause::NoDestination)
@@ -456,30 +524,36 @@ impl Switch {
 
     /// The guest port configured with `ip`.
     fn port_with_ipv4(&self, ip: Ipv4) -> Option<PortId> {
-        self.ports.iter().enumerate().find_map(|(i, p)| match p {
-            Some(Port {
-                kind: Kind::Guest(c),
-                ..
-            }) if c.addresses.ipv4 == ip => u32::try_from(i).ok().map(PortId),
-            _ => None,
-        })
+        lookup(&self.by_ip, ip)
     }
 
     /// Queues a checked frame on `dst`, or on every port but `src`.
     fn forward(&mut self, src: PortId, dst: Option<PortId>, frame: &[u8]) -> Verdict {
         let mut tally = (0, 0);
-        let Switch { ports, wake, .. } = self;
         match dst {
             Some(d) => {
-                if let Some(Some(port)) = ports.get_mut(d.slot()) {
-                    deliver(port, d, wake, frame, &mut tally);
+                // A queue's storage (16 KiB) is kept while the vnic is busy,
+                // so a heap that refuses a new queue's may be held by idle
+                // ones: free theirs (O(ports), only then) and try again.
+                for may_retry in [true, false] {
+                    let Switch { ports, wake, .. } = self;
+                    let Some(Some(port)) = ports.get_mut(d.slot()) else {
+                        break;
+                    };
+                    if !deliver(port, d, wake, frame, &mut tally, may_retry) {
+                        break;
+                    }
+                    self.trim();
                 }
             }
             None => {
+                let Switch { ports, wake, .. } = self;
                 for (i, slot) in ports.iter_mut().enumerate() {
                     let id = PortId(u32::try_from(i).unwrap_or(u32::MAX));
                     match slot {
-                        Some(port) if id != src => deliver(port, id, wake, frame, &mut tally),
+                        Some(port) if id != src => {
+                            deliver(port, id, wake, frame, &mut tally, false);
+                        }
                         _ => {}
                     }
                 }
@@ -564,6 +638,17 @@ impl Switch {
             .filter_map(|(i, _)| u32::try_from(i).ok().map(PortId))
     }
 
+    /// Bytes the tables hold now (queues aside).
+    pub fn table_bytes(&self) -> usize {
+        use core::mem::size_of;
+        self.ports.capacity() * size_of::<Option<Port>>()
+            + (self.free.capacity() + self.wake.capacity()) * size_of::<PortId>()
+            + self.released.capacity() * size_of::<Handle>()
+            + self.by_owner.allocation_size()
+            + self.by_mac.allocation_size()
+            + self.by_ip.allocation_size()
+    }
+
     /// Whether the tables agree with the ports and the bounds hold (tests).
     #[cfg(test)]
     pub(crate) fn check(&self) -> bool {
@@ -583,8 +668,10 @@ impl Switch {
         let tables = self.by_owner.len() == guests
             && self.by_mac.len() == guests
             && self.by_ip.len() == guests
-            && guests + self.free.len() == self.limits.ports;
-        let indexed = self.by_mac.iter().all(|&(mac, id)| {
+            && self.live == self.ports.iter().flatten().count()
+            && guests + self.free.len() + 1 == self.ports.len()
+            && self.ports.len() <= self.limits.ports + 1;
+        let indexed = self.by_mac.iter().all(|(&mac, &id)| {
             self.config(id).is_some_and(|c| c.addresses.mac == mac)
                 && self
                     .config(id)
@@ -648,6 +735,26 @@ mod tests {
             s.attach(&config(i)).unwrap();
         }
         s
+    }
+
+    #[test]
+    fn bytes_per_port_as_measured() {
+        // 100,000 ports, each with an O(1) lookup by owner, MAC and IP.
+        let n = 100_000;
+        let mut s = Switch::new(Limits::new(n), true).unwrap();
+        for i in 0..n {
+            s.attach(&config(i)).unwrap();
+        }
+        let per_port = s.table_bytes() / n;
+        std::println!("vnic bytes per port: {per_port} measured, {BYTES_PER_PORT} modelled");
+        assert!(per_port <= 2 * BYTES_PER_PORT, "{per_port}");
+        assert_eq!(s.attach(&config(n)), Err(AttachError::Full));
+        for i in (0..n).step_by(997) {
+            let id = s.port_of(owner(i)).unwrap();
+            assert_eq!(s.port_with_ipv4(ip(i)), Some(id));
+            assert_eq!(lookup(&s.by_mac, mac(i)), Some(id));
+        }
+        assert!(s.check());
     }
 
     fn drops_at_source(d: &Drops) -> u64 {
