@@ -874,8 +874,9 @@ impl<R: Replacement> Swap<R> {
                 }
             }
         }
-        // Pass 2: a page both in a run and loose keeps its newer copy.
-        if runs && self.loose_free.len() < self.loose.len() {
+        // Pass 2: each page of a run counted once, and one both in a run
+        // and loose keeps its newer copy.
+        if runs {
             for i in 0..self.doms.len() {
                 self.recheck_run(disk, i, &lseq)?;
             }
@@ -938,8 +939,8 @@ impl<R: Replacement> Swap<R> {
         true
     }
 
-    /// Pass 2 of recovery for record `i`: of a page in its run and loose
-    /// too, the older copy goes.
+    /// Pass 2 of recovery for record `i`: its pages counted once, and of
+    /// a page in its run and loose too, the older copy goes.
     fn recheck_run(
         &mut self,
         disk: &mut impl SwapDisk,
@@ -949,31 +950,35 @@ impl<R: Replacement> Swap<R> {
         let Some(rec) = self.doms.get(i).copied() else {
             return Ok(());
         };
-        let end = rec.run_first + u32::from(rec.run_len);
-        let mut s = rec.run_first;
-        while s < end {
-            let b = s / DESC_PER_BLOCK;
-            disk.read(1 + u64::from(b), &mut self.dbuf)?;
-            while s < end && s / DESC_PER_BLOCK == b {
-                let off = ((s % DESC_PER_BLOCK) as usize) * DESC_LEN;
-                let d = self
-                    .dbuf
-                    .get(off..off + DESC_LEN)
-                    .and_then(|b| Desc::decode(self.cfg.boot_id, b));
-                s += 1;
-                let Some(d) = d.filter(|d| d.owner == rec.id.to_raw()) else {
-                    continue;
-                };
-                let Some(l) = self.find_loose(Page::new(rec.id, d.vpn)) else {
-                    continue;
-                };
-                if lseq.get(l as usize).copied().unwrap_or(0) < d.seq {
-                    self.free_loose(l);
-                } else if let Some(r) = self.doms.get_mut(i) {
-                    r.live = r.live.saturating_sub(1);
-                    self.counters.swapped = self.counters.swapped.saturating_sub(1);
-                }
+        if rec.run_len == 0 {
+            return Ok(());
+        }
+        self.read_run(disk, &rec)?;
+        let mut live = 0u16;
+        for k in 0..self.run_descs.len() {
+            let Some(d) = self.run_descs.get(k).copied() else {
+                break;
+            };
+            let page = Page::new(rec.id, d.vpn);
+            if self.find_res(page).is_some() {
+                continue; // resident wins
             }
+            match self.find_loose(page) {
+                Some(l) if lseq.get(l as usize).copied().unwrap_or(0) < d.seq => {
+                    self.free_loose(l);
+                    live += 1;
+                }
+                Some(_) => {}
+                None => live += 1,
+            }
+        }
+        self.counters.swapped = self
+            .counters
+            .swapped
+            .saturating_sub(u32::from(rec.live))
+            .saturating_add(u32::from(live));
+        if let Some(r) = self.doms.get_mut(i) {
+            r.live = live;
         }
         Ok(())
     }
@@ -1568,49 +1573,21 @@ impl<R: Replacement> Swap<R> {
         let (first, end) = (rec.run_first, rec.run_first + u32::from(rec.run_len));
         // Its descriptors first: after a crash a run may hold two copies
         // of a page, and only the newest is its content.
-        self.run_descs.clear();
-        let mut s = first;
-        while s < end {
-            let b = s / DESC_PER_BLOCK;
-            if disk.read(1 + u64::from(b), &mut self.dbuf).is_err() {
+        let found = match self.read_run(disk, &rec) {
+            Ok(n) => n,
+            Err(DiskError::NotFound) => return Err(Lost::ReadError),
+            Err(DiskError::Io) => {
                 self.counters.io_errors += 1;
                 return Err(Lost::ReadError);
             }
-            while s < end && s / DESC_PER_BLOCK == b {
-                let off = ((s % DESC_PER_BLOCK) as usize) * DESC_LEN;
-                let d = self
-                    .dbuf
-                    .get(off..off + DESC_LEN)
-                    .and_then(|x| Desc::decode(self.cfg.boot_id, x))
-                    .filter(|d| d.owner == rec.id.to_raw() && d.seq >= rec.seq);
-                if let Some(d) = d {
-                    if self.run_descs.len() == self.run_descs.capacity() {
-                        return Err(Lost::ReadError); // more than any run holds
-                    }
-                    // The slot rides in the owner field (all are rec.id).
-                    self.run_descs.push(Desc {
-                        owner: u64::from(s),
-                        ..d
-                    });
-                }
-                s += 1;
-            }
-        }
-        let found = self.run_descs.len() as u32;
-        self.run_descs
-            .sort_unstable_by(|a, b| (a.vpn, b.seq).cmp(&(b.vpn, a.seq)));
+        };
         let mut got = None;
         let mut lost = None;
-        let mut failed = false;
-        let mut last_vpn = None;
+        let mut failed = 0u16;
         for k in 0..self.run_descs.len() {
             let Some(d) = self.run_descs.get(k).copied() else {
                 break;
             };
-            if last_vpn == Some(d.vpn) {
-                continue; // an older copy of the page before
-            }
-            last_vpn = Some(d.vpn);
             let slot = d.owner as u32;
             let page = Page::new(rec.id, d.vpn);
             if self.find_res(page).is_some() || self.find_loose(page).is_some() {
@@ -1618,10 +1595,6 @@ impl<R: Replacement> Swap<R> {
             }
             match self.read_and_bind(mmu, disk, pool, reply, page, slot, d.data_crc, take) {
                 Ok(f) => {
-                    self.counters.swapped = self.counters.swapped.saturating_sub(1);
-                    if let Some(r) = self.rec_mut(rec.id) {
-                        r.live = r.live.saturating_sub(1);
-                    }
                     let tracked = self.res_insert(Res {
                         page,
                         frame: f,
@@ -1637,12 +1610,21 @@ impl<R: Replacement> Swap<R> {
                 }
                 // Left in the run: a later fault reads it again.
                 Err(l) => {
-                    failed = true;
+                    failed += 1;
                     if page == fault {
                         lost = Some(l);
                     }
                 }
             }
+        }
+        // What is left in the run is what failed.
+        self.counters.swapped = self
+            .counters
+            .swapped
+            .saturating_sub(u32::from(rec.live))
+            .saturating_add(u32::from(failed));
+        if let Some(r) = self.rec_mut(rec.id) {
+            r.live = failed;
         }
         if found < u32::from(rec.run_pages) {
             // A descriptor rotted: which page it held is unknown, so the
@@ -1652,10 +1634,46 @@ impl<R: Replacement> Swap<R> {
         if let Some(l) = lost {
             return Err(l);
         }
-        if !failed {
+        if failed == 0 {
             self.drop_run(disk, rec.id);
         }
         Ok(got)
+    }
+
+    /// Reads `rec`'s run's descriptors into `run_descs` (the slot in
+    /// `owner`): those it wrote, newest copy of each page only, by vpn.
+    /// Returns how many it wrote were found (copies included).
+    fn read_run(&mut self, disk: &mut impl SwapDisk, rec: &DomRec) -> Result<u32, DiskError> {
+        self.run_descs.clear();
+        let (first, end) = (rec.run_first, rec.run_first + u32::from(rec.run_len));
+        let mut s = first;
+        while s < end {
+            let b = s / DESC_PER_BLOCK;
+            disk.read(1 + u64::from(b), &mut self.dbuf)?;
+            while s < end && s / DESC_PER_BLOCK == b {
+                let off = ((s % DESC_PER_BLOCK) as usize) * DESC_LEN;
+                let d = self
+                    .dbuf
+                    .get(off..off + DESC_LEN)
+                    .and_then(|x| Desc::decode(self.cfg.boot_id, x))
+                    .filter(|d| d.owner == rec.id.to_raw() && d.seq >= rec.seq);
+                if let Some(d) = d {
+                    if self.run_descs.len() == self.run_descs.capacity() {
+                        return Err(DiskError::NotFound); // more than a run holds
+                    }
+                    self.run_descs.push(Desc {
+                        owner: u64::from(s),
+                        ..d
+                    });
+                }
+                s += 1;
+            }
+        }
+        let found = self.run_descs.len() as u32;
+        self.run_descs
+            .sort_unstable_by(|a, b| (a.vpn, b.seq).cmp(&(b.vpn, a.seq)));
+        self.run_descs.dedup_by_key(|d| d.vpn);
+        Ok(found)
     }
 
     /// Frees `d`'s run: its descriptors cleared, its slots free.
@@ -1899,6 +1917,7 @@ impl<R: Replacement> Swap<R> {
             .map(|m| (m.page(), m.state() == State::Swapped))
             .collect();
         let mut blk = [0u8; BLOCK];
+        let mut newest: std::collections::BTreeMap<Page, u64> = Default::default();
         for r in self.doms.iter().filter(|r| r.run_len > 0) {
             for s in r.run_first..r.run_first + u32::from(r.run_len) {
                 assert!(self.map.is_used(s), "a run's slot is free");
@@ -1915,10 +1934,12 @@ impl<R: Replacement> Swap<R> {
                     && self.find_res(page).is_none()
                     && self.find_loose(page).is_none()
                 {
-                    out.push((page, true));
+                    let e = newest.entry(page).or_insert(0);
+                    *e = (*e).max(d.seq);
                 }
             }
         }
+        out.extend(newest.into_keys().map(|p| (p, true)));
         out
     }
 

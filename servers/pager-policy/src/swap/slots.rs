@@ -37,6 +37,7 @@ impl SlotMap {
     }
 
     /// Slots taken.
+    #[cfg(test)]
     pub(crate) fn used(&self) -> u32 {
         self.used
     }

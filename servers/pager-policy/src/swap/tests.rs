@@ -925,3 +925,316 @@ fn a_rebuilt_run_keeps_the_newest_copy() {
     ];
     run(&evs).unwrap();
 }
+
+#[test]
+fn a_rebuilt_run_counts_each_page_once() {
+    use Ev::*;
+    let evs = [
+        Access {
+            d: 1,
+            vpn: 7,
+            write: false,
+        },
+        WriteErrors(1),
+        Access {
+            d: 0,
+            vpn: 1,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 2,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 3,
+            write: true,
+        },
+        Tick(1),
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Tick(1),
+        Access {
+            d: 0,
+            vpn: 4,
+            write: false,
+        },
+        ReadError,
+        Access {
+            d: 1,
+            vpn: 8,
+            write: true,
+        },
+        Tick(82),
+        SwapOut(0),
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        SwapOut(0),
+        Access {
+            d: 0,
+            vpn: 5,
+            write: true,
+        },
+        Access {
+            d: 1,
+            vpn: 1,
+            write: true,
+        },
+        Access {
+            d: 0,
+            vpn: 6,
+            write: false,
+        },
+        Access {
+            d: 1,
+            vpn: 2,
+            write: true,
+        },
+        Access {
+            d: 1,
+            vpn: 3,
+            write: true,
+        },
+        Access {
+            d: 0,
+            vpn: 9,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 10,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 8,
+            write: true,
+        },
+        Crash {
+            after_writes: Some(0),
+        },
+        Access {
+            d: 0,
+            vpn: 7,
+            write: false,
+        },
+        ReadError,
+        Tick(17),
+        Access {
+            d: 1,
+            vpn: 0,
+            write: false,
+        },
+        Corrupt(18),
+        Crash { after_writes: None },
+        Access {
+            d: 0,
+            vpn: 1,
+            write: false,
+        },
+    ];
+    run(&evs).unwrap();
+}
+
+#[test]
+fn a_rebuilt_run_skips_a_resident_page_in_its_holes() {
+    use Ev::*;
+    let evs = [
+        Access {
+            d: 2,
+            vpn: 2,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 2,
+            vpn: 1,
+            write: false,
+        },
+        Access {
+            d: 2,
+            vpn: 3,
+            write: false,
+        },
+        Exit(0),
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 1,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Crash { after_writes: None },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Exit(0),
+        Exit(0),
+        Tick(1),
+        Access {
+            d: 0,
+            vpn: 0,
+            write: true,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 1,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 2,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 3,
+            write: false,
+        },
+        Access {
+            d: 1,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 1,
+            vpn: 1,
+            write: false,
+        },
+        Access {
+            d: 2,
+            vpn: 1,
+            write: false,
+        },
+        Access {
+            d: 1,
+            vpn: 2,
+            write: false,
+        },
+        Access {
+            d: 2,
+            vpn: 10,
+            write: false,
+        },
+        Access {
+            d: 2,
+            vpn: 4,
+            write: false,
+        },
+        Exit(0),
+        Access {
+            d: 2,
+            vpn: 9,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 1,
+            write: true,
+        },
+        Access {
+            d: 0,
+            vpn: 2,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        SwapOut(2),
+        Access {
+            d: 2,
+            vpn: 5,
+            write: false,
+        },
+        Access {
+            d: 2,
+            vpn: 9,
+            write: false,
+        },
+        Access {
+            d: 0,
+            vpn: 0,
+            write: false,
+        },
+        Crash { after_writes: None },
+        Access {
+            d: 0,
+            vpn: 2,
+            write: false,
+        },
+    ];
+    run(&evs).unwrap();
+}
