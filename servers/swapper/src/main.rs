@@ -398,6 +398,8 @@ struct Summary {
     last: PagerStats,
     swaps: (u64, u64),
     at: u64,
+    /// The most domains swapped out whole at once said so far (hundreds).
+    most_out: usize,
 }
 
 impl Summary {
@@ -405,6 +407,15 @@ impl Summary {
         let Some(sw) = pager.swap() else { return };
         if !sw.is_open() || now.saturating_sub(self.at) < hz {
             return;
+        }
+        let out = sw.domains_out();
+        if out / 100 > self.most_out {
+            // Each new hundred once: how many records are in use at once.
+            self.most_out = out / 100;
+            println!(
+                "swapper: {} domains swapped out whole at once",
+                self.most_out * 100
+            );
         }
         let s = pager.stats();
         let c = sw.counters();
@@ -542,6 +553,7 @@ fn main() -> i32 {
         last: PagerStats::default(),
         swaps: (0, 0),
         at: 0,
+        most_out: 0,
     };
     let mut payload = [0u8; MAX_PAYLOAD];
     let mut out = [0u8; MAX_PAYLOAD];

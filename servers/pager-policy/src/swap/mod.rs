@@ -525,6 +525,11 @@ impl<R: Replacement> Swap<R> {
         self.geo.slots
     }
 
+    /// Domains swapped out whole now (a scan of the records).
+    pub fn domains_out(&self) -> usize {
+        self.doms.iter().filter(|r| r.out).count()
+    }
+
     /// Whether the area is open.
     pub fn is_open(&self) -> bool {
         self.area == Area::Open
