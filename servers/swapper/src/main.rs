@@ -409,9 +409,9 @@ impl Summary {
             return;
         }
         let out = sw.domains_out();
-        if out / 100 > self.most_out {
-            // Each new hundred once: how many records are in use at once.
-            self.most_out = out / 100;
+        while out / 100 > self.most_out {
+            // Each hundred once: how many records are in use at once.
+            self.most_out += 1;
             println!(
                 "swapper: {} domains swapped out whole at once",
                 self.most_out * 100
