@@ -1575,7 +1575,6 @@ impl<R: Replacement> Swap<R> {
             let need = (want + low_watermark(pool)).saturating_sub(pool.free_count());
             self.reclaim(mmu, disk, pool, need.max(want));
         }
-        let (first, end) = (rec.run_first, rec.run_first + u32::from(rec.run_len));
         // Its descriptors first: after a crash a run may hold two copies
         // of a page, and only the newest is its content.
         let found = match self.read_run(disk, &rec) {
