@@ -114,10 +114,11 @@ mod tests {
         assert!(s.domains >= 200_000, "{s:?}");
         assert!(s.slot_bytes * 8 >= 6_000_000, "{s:?}");
         assert!(s.frames >= 30_000, "{s:?}");
-        // The default 4 MiB: 40,000 records, 5,000 frames, 3.9 M slots.
-        let s = Sizing::for_heap(4 << 20);
-        assert!(s.domains >= 40_000 && s.frames >= 5_000, "{s:?}");
-        assert!(s.slot_bytes * 8 >= 3_900_000, "{s:?}");
+        // The swapper's default 2 MiB: more resident pages than the old
+        // constants (2,048), 77 times the records (256), 1.9 M slots.
+        let s = Sizing::for_heap(2 << 20);
+        assert!(s.domains >= 19_000 && s.frames >= 2_400, "{s:?}");
+        assert!(s.slot_bytes * 8 >= 1_900_000, "{s:?}");
     }
 
     /// The tables as built fit the share the rule gave them, for both
