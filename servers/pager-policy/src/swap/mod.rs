@@ -1772,11 +1772,6 @@ impl<R: Replacement> Swap<R> {
                 Err(SwapOutError::NothingResident)
             };
         }
-        if rec.is_some_and(|r| r.run_len > 0) {
-            // Its last run is not back yet (one domain, one run): its next
-            // fault brings it back, its pages page out alone meanwhile.
-            return Err(SwapOutError::Busy);
-        }
         match self.harvest_ids(mmu) {
             Ok(false) => {}
             Ok(true) if force => {}
@@ -1787,6 +1782,9 @@ impl<R: Replacement> Swap<R> {
         let Some(ri) = self.dom_or_new(domain) else {
             return Err(SwapOutError::Full);
         };
+        if rec.is_some_and(|r| r.run_len > 0) {
+            return self.swap_out_loose(mmu, disk, pool, domain);
+        }
         let Some(first) = u32::try_from(n).ok().and_then(|k| self.map.alloc_run(k)) else {
             return Err(SwapOutError::Full);
         };
@@ -1834,6 +1832,48 @@ impl<R: Replacement> Swap<R> {
         self.counters.swap_outs += 1;
         if freed == n {
             // Not waiting (WouldBlock) is fine: its tables stay.
+            let _ = mmu.shrink(domain);
+            Ok(())
+        } else {
+            Err(SwapOutError::Busy)
+        }
+    }
+
+    /// The rest of a swap-out of `domain` (its resident pages in
+    /// `self.ids`) when it has a run already: one run a domain, so these
+    /// (pages it touched during the last swap-out, say) go out loose, and
+    /// come back one fault at a time after the run.
+    fn swap_out_loose(
+        &mut self,
+        mmu: &mut impl Mmu,
+        disk: &mut impl SwapDisk,
+        pool: &mut FramePool,
+        domain: DomainId,
+    ) -> Result<(), SwapOutError> {
+        let n = self.ids.len();
+        if self.loose_free.len() < n || !self.map.alloc_any(n, &mut self.batch) {
+            return Err(SwapOutError::Full);
+        }
+        if self.write_batch(mmu, disk, true).is_err() {
+            return Err(SwapOutError::Io);
+        }
+        for k in 0..n {
+            if let Some(p) = self
+                .ids
+                .get(k)
+                .and_then(|&id| self.res_get(id))
+                .map(|r| r.page)
+            {
+                self.repl.written(p);
+            }
+        }
+        let freed = self.unbind_batch(mmu, pool);
+        if let Some(r) = self.rec_mut(domain) {
+            r.out = freed == n;
+            r.swap_outs = r.swap_outs.saturating_add(1);
+        }
+        self.counters.swap_outs += 1;
+        if freed == n {
             let _ = mmu.shrink(domain);
             Ok(())
         } else {

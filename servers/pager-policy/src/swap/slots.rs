@@ -88,7 +88,10 @@ impl SlotMap {
         let mut start = from;
         let mut len = 0;
         while s < to {
-            if s.is_multiple_of(64) && len == 0 && self.words.get((s / 64) as usize) == Some(&u64::MAX) {
+            if s.is_multiple_of(64)
+                && len == 0
+                && self.words.get((s / 64) as usize) == Some(&u64::MAX)
+            {
                 s += 64;
                 start = s;
                 continue;
