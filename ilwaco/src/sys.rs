@@ -42,8 +42,9 @@ use serac_protocol::{Handle, PageRights, SysError};
 
 /// Bytes of the initial stack `_start` switches to.
 pub const STACK_SIZE: usize = 64 * 1024;
-/// Bytes of the global heap (a static array in `.bss`, set up before `main`;
-/// its pages cost a frame only once touched, through the pager).
+/// Bytes of the global heap unless the app's `build.rs` sets the linker
+/// symbol `__ilwaco_heap_size` (`user.ld`'s `.ilwaco_heap`, zero pages set
+/// up before `main`; in a lazy domain they cost a frame only once touched).
 pub const HEAP_SIZE: usize = 1024 * 1024;
 
 /// Bytes of the clock page that [`read_clock_page`] copies (the last field's end).
@@ -622,7 +623,7 @@ fn in_growth(p: *mut u8) -> bool {
 
 // SAFETY: each block comes from exactly one of two sound heaps and goes
 // back to the one whose range holds it (`first` never lies in the growth
-// window: it is the `.bss` array).
+// window: it is `user.ld`'s `.ilwaco_heap`).
 #[cfg(not(test))]
 unsafe impl core::alloc::GlobalAlloc for Heaps {
     unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
@@ -692,7 +693,26 @@ pub fn heap_in_use() -> usize {
 }
 
 #[cfg(not(test))]
-static mut HEAP: [MaybeUninit<u8>; HEAP_SIZE] = [MaybeUninit::uninit(); HEAP_SIZE];
+extern "C" {
+    /// First and one-past-last byte of `.ilwaco_heap` (`user.ld`).
+    static mut __ilwaco_heap_start: MaybeUninit<u8>;
+    static __ilwaco_heap_end: u8;
+}
+
+/// Bytes of this image's heap (its `.ilwaco_heap` section).
+pub fn heap_size() -> usize {
+    #[cfg(not(test))]
+    {
+        // Only the symbols' addresses are taken; nothing is read.
+        let start = core::ptr::addr_of_mut!(__ilwaco_heap_start) as usize;
+        let end = core::ptr::addr_of!(__ilwaco_heap_end) as usize;
+        end.saturating_sub(start)
+    }
+    #[cfg(test)]
+    {
+        HEAP_SIZE
+    }
+}
 
 #[cfg(not(test))]
 extern "C" {
@@ -703,10 +723,14 @@ extern "C" {
 /// Called by `_start` on the Ilwaco stack: heap, then `main`, then `halt`.
 #[cfg(not(test))]
 extern "C" fn start() -> ! {
-    // SAFETY: `start` runs exactly once (only `_start` calls it, and
+    let start_ptr = core::ptr::addr_of_mut!(__ilwaco_heap_start);
+    // SAFETY: `user.ld` reserves `heap_size()` writable zero bytes from
+    // `__ilwaco_heap_start` in the data segment, page aligned, used by
+    // nothing else. `start` runs exactly once (only `_start` calls it, and
     // `_start` is entered once per domain), before any allocation, so this
-    // is the only reference ever made to HEAP.
-    let heap: &'static mut [MaybeUninit<u8>] = unsafe { &mut *core::ptr::addr_of_mut!(HEAP) };
+    // is the only reference ever made to them.
+    let heap: &'static mut [MaybeUninit<u8>] =
+        unsafe { core::slice::from_raw_parts_mut(start_ptr, heap_size()) };
     ALLOCATOR.first.lock().init_from_slice(heap);
     // SAFETY: `ilwaco_main` is the `extern "C" fn() -> u64` that
     // `ilwaco::entry!` defines; it takes no arguments and has no preconditions.

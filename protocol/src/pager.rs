@@ -134,6 +134,9 @@ pub struct PagerStats {
     pub page_outs: u64,
     /// Device errors (each failed the request that met it).
     pub io_errors: u64,
+    /// Frames more it can take (its pool's room): what the supervisor
+    /// gives it at most.
+    pub room: u64,
 }
 
 /// One domain's memory, as [`Request::DomainMem`] reports it.
@@ -250,8 +253,8 @@ mod tests {
     fn reply() -> impl Strategy<Value = Reply> {
         prop_oneof![
             Just(Reply::Ok),
-            any::<(u32, u32, u64, u64, u64, u64)>().prop_map(
-                |(resident, swapped, faults, page_ins, page_outs, io_errors)| {
+            any::<(u32, u32, u64, u64, u64, u64, u64)>().prop_map(
+                |(resident, swapped, faults, page_ins, page_outs, io_errors, room)| {
                     Reply::Stats(PagerStats {
                         resident,
                         swapped,
@@ -259,6 +262,7 @@ mod tests {
                         page_ins,
                         page_outs,
                         io_errors,
+                        room,
                     })
                 }
             ),

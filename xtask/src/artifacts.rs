@@ -92,6 +92,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-attacks", "revoke-pager", "revoke-pager"),
     ("serac-attacks", "revoke-client", "revoke-client"),
     ("serac-swaptest", "patterner", "patterner"),
+    ("serac-swaptest", "minipatterner", "minipatterner"),
     ("serac-swaptest", "swapkill", "swapkill"),
     ("serac-swaptest", "swapbench", "swapbench"),
     ("serac-swaptest", "ipcidler", "ipcidler"),

@@ -183,7 +183,13 @@ fn memory_at(serial: &str, n: u64) -> std::result::Result<(u64, f64), String> {
         .find(|l| l.starts_with("swapper: metadata per swapped-out domain:"))
         .ok_or("no swapper metadata line")?;
     let rec = after(meta, "domain:").ok_or("record bytes")? as f64;
-    let per_page = after(meta, "bytes and").ok_or("page bytes")? as f64;
+    // A page of a run costs bits (of the slot map), one paged out alone bytes.
+    let per_page = after(meta, "bytes and").ok_or("page bytes")? as f64
+        / if meta.contains("bits a page") {
+            8.0
+        } else {
+            1.0
+        };
     Ok((
         frames * 4096 + heap * 1024,
         rec + per_page * swapped / n as f64,
@@ -343,5 +349,10 @@ mod tests {
             (2 * 4096 + 10 * 1024, 28.0 + 48.0 * 0.09)
         );
         assert!(memory_at(s, 1000).is_err());
+        let bits = s.replace(
+            "28 bytes and 48 bytes a page",
+            "24 bytes and 1 bits a page (52 bytes a page paged out alone)",
+        );
+        assert_eq!(memory_at(&bits, 100).unwrap().1, 24.0 + 0.09 / 8.0);
     }
 }

@@ -266,8 +266,8 @@ pub fn refresh_image(path: &Path, image: &str, dir: &Path) -> Result<bool> {
 }
 
 /// Blocks of the swapper's swap area on the run disk: its header, the
-/// descriptors and the 12,288 slots it uses at most
-/// (`serac_pager_policy::swap::MAX_SLOTS`), rounded up (48.5 MiB).
+/// descriptors and 12,288 slots (48.5 MiB; the swapper's slot map would
+/// take far more, `serac_pager_policy::swap::Sizing`).
 pub const SWAPPER_BLOCKS: u64 = 12_416;
 
 /// Adds a swap area for domain `who` of `blocks` blocks unless the disk

@@ -199,7 +199,7 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
     pub fn with_swap(policy: P, swap: Swap<R>) -> Pager<P, R> {
         Pager {
             policy,
-            pool: FramePool::new(),
+            pool: FramePool::with_capacity(swap.sizing().frames),
             regions: Regions::new(),
             swap: Some(swap),
             controller: None,
@@ -255,6 +255,7 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
             page_ins: c.page_ins,
             page_outs: c.page_outs,
             io_errors: c.io_errors,
+            room: self.pool.capacity().saturating_sub(self.pool.total()) as u64,
         }
     }
 

@@ -9,17 +9,18 @@
 //!
 //! Each frame is in exactly one state: free (on the free stack), taken (handed
 //! to a fault in progress), bound to a domain, or lost. Memory: 12 bytes of
-//! slot plus 4 bytes of free stack per frame, reserved with `try_reserve`.
+//! slot plus 4 bytes of free stack per frame, reserved with `try_reserve`
+//! for the pool's whole capacity at the first grant.
 
 use alloc::vec::Vec;
 use serac_protocol::DomainId;
 
 /// Most separate grants the pool records.
 pub const MAX_RANGES: usize = 64;
-/// Most frames the pool manages (48 MiB of 4 KiB pages). At 16 bytes of
-/// bookkeeping a frame this is 192 KiB, which must fit the pager's heap
-/// (Ilwaco's is 256 KiB); a grant that does not fit is refused, not fatal.
-pub const MAX_FRAMES: u64 = 12 * 1024;
+/// Frames a pool made with [`FramePool::new`] manages (48 MiB of 4 KiB
+/// pages, 192 KiB of bookkeeping); the swapper sizes its pool from its heap
+/// with [`FramePool::with_capacity`]. A grant past it is cut, not fatal.
+pub const DEFAULT_FRAMES: u64 = 12 * 1024;
 /// Frame numbers at or above this are not physical memory on any x86_64
 /// (52-bit physical addresses).
 pub const FRAME_LIMIT: u64 = 1 << 40;
@@ -33,7 +34,7 @@ pub enum GrantError {
     BadRange,
     /// It overlaps a frame already granted.
     Overlap,
-    /// [`MAX_RANGES`] or [`MAX_FRAMES`] would be exceeded.
+    /// [`MAX_RANGES`] or the capacity would be exceeded.
     TooMany,
     /// The pager's heap cannot hold the bookkeeping.
     NoMemory,
@@ -56,7 +57,7 @@ struct Range {
 }
 
 /// The frame pool.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FramePool {
     ranges: Vec<Range>,
     slots: Vec<Slot>,
@@ -64,22 +65,53 @@ pub struct FramePool {
     free: Vec<u32>,
     bound: usize,
     lost: usize,
+    /// Most frames it manages.
+    cap: u64,
+}
+
+impl Default for FramePool {
+    fn default() -> FramePool {
+        FramePool::new()
+    }
 }
 
 impl FramePool {
-    /// An empty pool.
+    /// An empty pool for [`DEFAULT_FRAMES`] frames.
     pub const fn new() -> FramePool {
+        FramePool::with_capacity(DEFAULT_FRAMES as usize)
+    }
+
+    /// An empty pool for at most `frames` frames (its tables are reserved
+    /// at the first grant).
+    pub const fn with_capacity(frames: usize) -> FramePool {
         FramePool {
             ranges: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
             bound: 0,
             lost: 0,
+            cap: if frames as u64 > u32::MAX as u64 {
+                u32::MAX as u64
+            } else {
+                frames as u64
+            },
         }
     }
 
+    /// Most frames it manages.
+    pub fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    /// Bytes of bookkeeping held.
+    pub fn metadata_bytes(&self) -> usize {
+        self.slots.capacity() * core::mem::size_of::<Slot>()
+            + self.free.capacity() * core::mem::size_of::<u32>()
+            + self.ranges.capacity() * core::mem::size_of::<Range>()
+    }
+
     /// Records frames `first .. first + count` as owned and free, or as
-    /// many of the first of them as [`MAX_FRAMES`] leaves room for; returns
+    /// many of the first of them as the capacity leaves room for; returns
     /// how many. Lower frames are handed out first. A refused grant records
     /// nothing.
     pub fn grant(&mut self, first: u64, count: u64) -> Result<u64, GrantError> {
@@ -97,18 +129,18 @@ impl FramePool {
         {
             return Err(GrantError::Overlap);
         }
-        let room = MAX_FRAMES - self.slots.len() as u64;
+        let room = self.cap.saturating_sub(self.slots.len() as u64);
         if self.ranges.len() >= MAX_RANGES || room == 0 {
             return Err(GrantError::TooMany);
         }
         let count = count.min(room);
-        // Fits in usize and u32: the total stays <= MAX_FRAMES.
+        // Fits in usize and u32: the total stays <= the capacity.
         let n = usize::try_from(count).map_err(|_| GrantError::TooMany)?;
         if self.slots.capacity() == 0 {
             // Room for every frame at once, so later grants never move the
             // tables (a move needs the old and the new copy at once); a
             // heap too small for that reserves only this grant.
-            let all = MAX_FRAMES as usize;
+            let all = usize::try_from(self.cap).unwrap_or(0);
             if self.slots.try_reserve_exact(all).is_err()
                 || self.free.try_reserve_exact(all).is_err()
             {
@@ -311,10 +343,10 @@ mod tests {
     #[test]
     fn oversized_grants_are_cut_to_the_capacity() {
         let mut p = FramePool::new();
-        assert_eq!(p.grant(0, MAX_FRAMES - 10), Ok(MAX_FRAMES - 10));
+        assert_eq!(p.grant(0, DEFAULT_FRAMES - 10), Ok(DEFAULT_FRAMES - 10));
         assert_eq!(p.grant(1 << 20, 1000), Ok(10));
         assert_eq!(p.grant(1 << 21, 1), Err(GrantError::TooMany));
-        assert_eq!(p.total() as u64, MAX_FRAMES);
+        assert_eq!(p.total() as u64, DEFAULT_FRAMES);
     }
 
     #[test]

@@ -72,10 +72,6 @@ const SCRATCH: u64 = sys::SCRATCH_BASE;
 const VERBOSE_MAX: u32 = 100;
 /// Restarts of one instance before the supervisor gives up on it.
 pub const MAX_RESTARTS: u8 = 8;
-/// Most frames one pager takes: what the swapper's frame pool can track
-/// (`serac_pager_policy::pool::MAX_FRAMES`; frames beyond it would be
-/// given away and never used).
-const PAGER_MAX_FRAMES: usize = 12 * 1024;
 /// Most separate `Grant` runs one pager records
 /// (`serac_pager_policy::pool::MAX_RANGES`).
 const PAGER_MAX_RUNS: usize = 64;
@@ -321,6 +317,15 @@ fn read_id(c: Handle) -> Result<DomainId, SysError> {
 }
 
 /// One pager request that is answered with `Reply::Ok`.
+/// Frames pager `ep` can still take (its pool's room, which its heap
+/// sized): more would be given away and never used.
+fn pager_room(ep: Handle) -> Option<usize> {
+    match rpc(&mut Endpoint(ep), &pager::Request::Stats) {
+        Ok(pager::Reply::Stats(s)) => usize::try_from(s.room).ok(),
+        _ => None,
+    }
+}
+
 fn pager_call(ep: Handle, req: &pager::Request) -> Result<(), ClientError> {
     match rpc(&mut Endpoint(ep), req)? {
         pager::Reply::Ok => Ok(()),
@@ -954,14 +959,16 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Gives pager instance `p` its share of half the free frames (the
-    /// other half stays for restarts), `ways` pagers still to feed, one
-    /// `GiveFrame` each, announced in contiguous runs with a `Grant` request.
+    /// other half stays for restarts), `ways` pagers still to feed, but no
+    /// more than it says it can take; one `GiveFrame` each, announced in
+    /// contiguous runs with a `Grant` request.
     fn feed_pager(&mut self, p: usize, ways: usize) {
-        let share = (self.pool.free_count() / 2 / ways.max(1)).min(PAGER_MAX_FRAMES);
         let c = self.inst[p].ctl;
         let Some(&ep) = self.pager_ep.get(self.inst[p].dom()) else {
             return;
         };
+        let share = self.pool.free_count() / 2 / ways.max(1);
+        let share = pager_room(ep).map_or(share, |room| share.min(room));
         let mut given = 0usize;
         let mut run: Option<(u64, u64)> = None;
         let mut runs = 0usize;

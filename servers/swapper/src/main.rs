@@ -37,7 +37,7 @@ use ilwaco::protocol::pager::{PagerStats, FAULT_MSG_MAX, FAULT_RESUME};
 use ilwaco::protocol::syscall::{DomainCounter, DomainOp, FrameRecord};
 use ilwaco::protocol::{DomainId, Handle, PageRights, SysError};
 use ilwaco::sys::{self, PageBuf};
-use serac_pager_policy::swap::{Block, DiskError, Lost, SwapConfig, SwapDisk};
+use serac_pager_policy::swap::{Block, DiskError, Lost, Sizing, SwapConfig, SwapDisk};
 use serac_pager_policy::{Event, Incoming, KillReason, Mmu, Pager, Swap, WsClock, ZeroFill};
 
 ilwaco::entry!(main);
@@ -170,10 +170,11 @@ impl Area {
         if self.dev.is_none() {
             let d = BlockDevice::swap(self.server, AREA).map_err(disk_error)?;
             println!("swapper: swap area {AREA} open, {} blocks", d.len_blocks());
-            let rec = Swap::<WsClock>::bytes_per_swapped_domain(0);
-            let page = Swap::<WsClock>::bytes_per_swapped_domain(1) - rec;
+            let rec = Swap::<WsClock>::record_bytes();
+            let bits = Swap::<WsClock>::bits_per_run_page();
+            let loose = Swap::<WsClock>::loose_page_bytes();
             println!(
-                "swapper: metadata per swapped-out domain: {rec} bytes and {page} bytes a page"
+                "swapper: metadata per swapped-out domain: {rec} bytes and {bits} bits a page ({loose} bytes a page paged out alone)"
             );
             self.dev = Some(d);
         }
@@ -332,8 +333,19 @@ fn build() -> Pager<ZeroFill, WsClock> {
         idle_after: IDLE_SECS.saturating_mul(hz),
         tau: TAU_SECS.saturating_mul(hz),
     };
-    match Swap::new(cfg, |c| WsClock::new(c, cfg.tau)) {
-        Ok(sw) => Pager::with_swap(ZeroFill, sw),
+    let size = Sizing::for_heap(sys::heap_size());
+    match Swap::new(cfg, size, |c| WsClock::new(c, cfg.tau)) {
+        Ok(sw) => {
+            println!(
+                "swapper: heap {} KiB: tables for {} frames, {} domain records, {} pages paged out alone, up to {} slots",
+                sys::heap_size() / 1024,
+                size.frames,
+                size.domains,
+                size.loose,
+                size.slot_bytes.saturating_mul(8)
+            );
+            Pager::with_swap(ZeroFill, sw)
+        }
         Err(_) => {
             println!("swapper: no memory for the swap tables, zero-fill only");
             Pager::new(ZeroFill)
@@ -386,6 +398,8 @@ struct Summary {
     last: PagerStats,
     swaps: (u64, u64),
     at: u64,
+    /// The most domains swapped out whole at once said so far (hundreds).
+    most_out: usize,
 }
 
 impl Summary {
@@ -393,6 +407,15 @@ impl Summary {
         let Some(sw) = pager.swap() else { return };
         if !sw.is_open() || now.saturating_sub(self.at) < hz {
             return;
+        }
+        let out = sw.domains_out();
+        while out / 100 > self.most_out {
+            // Each hundred once: how many records are in use at once.
+            self.most_out += 1;
+            println!(
+                "swapper: {} domains swapped out whole at once",
+                self.most_out * 100
+            );
         }
         let s = pager.stats();
         let c = sw.counters();
@@ -530,6 +553,7 @@ fn main() -> i32 {
         last: PagerStats::default(),
         swaps: (0, 0),
         at: 0,
+        most_out: 0,
     };
     let mut payload = [0u8; MAX_PAYLOAD];
     let mut out = [0u8; MAX_PAYLOAD];

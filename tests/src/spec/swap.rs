@@ -266,6 +266,45 @@ pub fn swap_wake() -> QemuTest {
 }
 
 /// The QEMU tests of this file.
+/// 600 mini patterners (2 pages of pattern each, 20 s sleeps) in the
+/// default machine: more domains swapped out whole at once than the 256
+/// records the swapper's tables once held. The swapper says how many are
+/// out at once (its records, a scan); every patterner checks every byte
+/// after each swap-in and must halt with 0.
+pub fn swap_many_records() -> QemuTest {
+    let t = QemuTest::new("swap_many_records", Boot::Pvh, "serac.exit=1")
+        .with_file(
+            "manifest",
+            manifest(&[
+                SWAPPER,
+                DISK,
+                "domain minipatterner image=minipatterner class=guest pager=swapper count=600",
+                "test-end=minipatterner",
+            ]),
+        )
+        .disk(swap_disk("swap_many_records", 40, 8192))
+        .require(d(
+            "swapper",
+            "swapper: 400 domains swapped out whole at once",
+        ))
+        .timeout(Duration::from_secs(400));
+    t.forbid("[ info] domain %d:%d minipatterner halted with code 1")
+        .forbid("[ info] domain %d:%d minipatterner halted with code 2")
+        .forbid("[ info] domain %d:%d minipatterner halted with code 3")
+        .forbid("[ warn] domain %d:%d minipatterner faulted*")
+        .forbid(d("swapper", "swapper: killing *"))
+        .require(d(
+            "supervisor",
+            "supervisor: test end: minipatterner halted with code 0",
+        ))
+}
+
 pub fn tests() -> Vec<QemuTest> {
-    vec![swap_overcommit(), swap_crash(), swap_eio(), swap_wake()]
+    vec![
+        swap_overcommit(),
+        swap_crash(),
+        swap_eio(),
+        swap_wake(),
+        swap_many_records(),
+    ]
 }

@@ -9,10 +9,8 @@
 
 extern crate alloc;
 
-use alloc::vec::Vec;
-use ilwaco::protocol::syscall::DomainOp;
-use ilwaco::protocol::Handle;
-use ilwaco::{println, sys, time};
+#[path = "../pattern.rs"]
+mod pattern;
 
 ilwaco::entry!(main);
 
@@ -24,39 +22,6 @@ const ROUNDS: u32 = 3;
 /// Sleep between checks: longer than the swapper's idle period.
 const SLEEP_NS: u64 = 3_000_000_000;
 
-/// The word at `i` of domain `id`'s pattern (splitmix64 of both).
-fn word(id: u64, i: u64) -> u64 {
-    let mut x = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i;
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 fn main() -> i32 {
-    let id = sys::domain_ctl(Handle::NONE, DomainOp::ReadCounter, 5, 0).unwrap_or(0);
-    let words = PAGES * 4096 / 8;
-    let mut mem: Vec<u64> = Vec::new();
-    if mem.try_reserve_exact(words).is_err() {
-        println!("patterner: no heap for {PAGES} pages");
-        return 3;
-    }
-    for i in 0..words {
-        mem.push(word(id, i as u64));
-    }
-    for round in 1..=ROUNDS {
-        let _ = time::sleep_ns(SLEEP_NS);
-        if let Some(bad) = (0..words).find(|&i| mem[i] != word(id, i as u64)) {
-            println!(
-                "patterner: round {round}: page {} word {} is {:#x}, not {:#x}",
-                bad / 512,
-                bad % 512,
-                mem[bad],
-                word(id, bad as u64)
-            );
-            return 2;
-        }
-    }
-    0
+    pattern::run(PAGES, ROUNDS, SLEEP_NS)
 }

@@ -10,9 +10,15 @@
 //! only with `FRAMES_IF_CLEAN`, so a page written after its copy stays
 //! bound. The on-disk format is in [`format`] and docs/disk-format.md.
 //!
-//! Every table is reserved when the engine is built and never grows:
-//! [`MAX_RESIDENT`] resident pages, [`MAX_SLOTS`] slots, [`MAX_DOMS`]
-//! per-domain records.
+//! Two kinds of swapped page. A domain swapped out whole is one *run* of
+//! consecutive slots named by its record; in memory each of its pages is
+//! one bit of the slot map, and its descriptors (page, CRC) are read back
+//! from disk when the run comes back. A page paged out alone under
+//! pressure is *loose*: an entry (page, CRC, slot) in a hashed table.
+//!
+//! Every table is reserved when the engine is built (sized by [`Sizing`]
+//! from the heap) or when the area opens (the slot map, from the area's
+//! length), and never grows.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -24,6 +30,8 @@ use serac_protocol::syscall::{
 use serac_protocol::{DomainId, Handle, SysError};
 
 pub mod format;
+mod sizing;
+mod slots;
 #[cfg(test)]
 mod tests;
 
@@ -33,15 +41,9 @@ use crate::replace::index::{mix, Index};
 use crate::replace::{Bits, Config, Page, ReplaceError, Replacement, Victims};
 use format::{crc32c, Desc, Geometry, Header, DESC_LEN, DESC_PER_BLOCK};
 pub use format::{Block, BLOCK};
+pub use sizing::Sizing;
+use slots::SlotMap;
 
-/// Resident pages the engine tracks (its share of the swapper's 1 MiB
-/// heap). Beyond it a fault first pages something out.
-pub const MAX_RESIDENT: usize = 2048;
-/// Most slots used in the swap area (48 MiB of pages; fewer if the heap
-/// cannot hold their table when the area opens).
-pub const MAX_SLOTS: u32 = 12_288;
-/// Domains with a swap-out record (a run to prefetch, counters).
-pub const MAX_DOMS: usize = 256;
 /// Most pages of one whole-domain swap-out (one `Frames` call).
 pub const RUN_MAX: usize = FRAMES_MAX;
 /// Victims asked for per eviction round.
@@ -51,7 +53,10 @@ const ROUNDS: usize = 4;
 /// Faults served without trying to page out after a try that freed nothing.
 const FUTILE_BACKOFF: u32 = 64;
 /// Idle domains swapped out per idle check.
-const IDLE_PER_CHECK: usize = 32;
+const IDLE_PER_CHECK: usize = 256;
+/// Free slots a recovered run may skip between two of its pages (one
+/// descriptor block: the pages of a resident page left holes).
+const RUN_GAP: u32 = DESC_PER_BLOCK;
 
 const NO: u32 = u32::MAX;
 
@@ -146,46 +151,34 @@ pub struct SwapConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Free,
     /// Written, descriptor not yet flushed.
     Pending,
     /// The page's only copy: it is not resident.
     Swapped,
     /// A clean copy of a resident page.
     Copy,
-    /// A write to it failed: not used again by this incarnation.
-    Bad,
 }
 
-/// One slot, 24 bytes: the descriptor's fields but its sequence (a block
-/// rewrite gives every live descriptor in it a new one), with the state in
-/// the top bits of the vpn (user pages are below 2^36).
+/// A loose page's entry, 24 bytes: its descriptor but the sequence, with
+/// the state in the top bits of the vpn (user pages are below 2^36).
 #[derive(Debug, Clone, Copy)]
-struct SlotMeta {
+struct Loose {
     owner: u64,
     vpn_state: u64,
     crc: u32,
-    /// The low bits of the sequence read at recovery (only compared there).
-    seq: u32,
+    slot: u32,
 }
 
 const STATE_SHIFT: u32 = 60;
 const VPN_MASK: u64 = (1 << STATE_SHIFT) - 1;
 
-const FREE_SLOT: SlotMeta = SlotMeta {
-    owner: 0,
-    vpn_state: 0,
-    crc: 0,
-    seq: 0,
-};
-
-impl SlotMeta {
-    fn new(d: &Desc, state: State) -> SlotMeta {
-        let mut m = SlotMeta {
-            owner: d.owner,
-            vpn_state: d.vpn & VPN_MASK,
-            crc: d.data_crc,
-            seq: d.seq as u32,
+impl Loose {
+    fn new(page: Page, crc: u32, slot: u32, state: State) -> Loose {
+        let mut m = Loose {
+            owner: page.domain.to_raw(),
+            vpn_state: page.vpn & VPN_MASK,
+            crc,
+            slot,
         };
         m.set_state(state);
         m
@@ -193,33 +186,23 @@ impl SlotMeta {
     fn vpn(&self) -> u64 {
         self.vpn_state & VPN_MASK
     }
+    fn page(&self) -> Page {
+        Page::new(DomainId::from_raw(self.owner), self.vpn())
+    }
     fn state(&self) -> State {
         match self.vpn_state >> STATE_SHIFT {
-            0 => State::Free,
-            1 => State::Pending,
-            2 => State::Swapped,
-            3 => State::Copy,
-            _ => State::Bad,
+            0 => State::Pending,
+            1 => State::Swapped,
+            _ => State::Copy,
         }
     }
     fn set_state(&mut self, s: State) {
         let code: u64 = match s {
-            State::Free => 0,
-            State::Pending => 1,
-            State::Swapped => 2,
-            State::Copy => 3,
-            State::Bad => 4,
+            State::Pending => 0,
+            State::Swapped => 1,
+            State::Copy => 2,
         };
         self.vpn_state = self.vpn() | code << STATE_SHIFT;
-    }
-    /// The descriptor as written with sequence `seq`.
-    fn desc(&self, seq: u64) -> Desc {
-        Desc {
-            owner: self.owner,
-            vpn: self.vpn(),
-            seq,
-            data_crc: self.crc,
-        }
     }
 }
 
@@ -227,22 +210,48 @@ impl SlotMeta {
 struct Res {
     page: Page,
     frame: u64,
-    /// Holds data not in its backing (zeros, or its `slot`'s copy).
+    /// Holds data not in its backing (zeros, or its loose copy).
     dirty: bool,
-    /// The slot holding its clean copy (`NO`: none).
+    /// The loose entry holding its clean copy (`NO`: none).
     slot: u32,
 }
 
-/// Per-domain record: counters and the run of its last whole swap-out.
+/// Per-domain record, 32 bytes: counters and its run (the slots of its
+/// last whole swap-out, while any of them is still its page's copy).
 #[derive(Debug, Clone, Copy)]
 struct DomRec {
     id: DomainId,
+    /// Every descriptor of the run was written at this sequence or later:
+    /// an older one in its slots is a lost write, not its page.
+    seq: u64,
     run_first: u32,
-    run_len: u32,
-    swap_ins: u32,
-    swap_outs: u32,
+    /// Slots the run spans (0: no run).
+    run_len: u16,
+    /// Valid descriptors it holds (fewer found means one rotted).
+    run_pages: u16,
+    /// Of those, pages whose only copy it is (the rest are resident or
+    /// have a newer loose copy).
+    live: u16,
+    swap_ins: u16,
+    swap_outs: u16,
     /// Swapped out whole (nothing resident, tables given back).
     out: bool,
+}
+
+impl DomRec {
+    fn new(id: DomainId) -> DomRec {
+        DomRec {
+            id,
+            seq: 0,
+            run_first: 0,
+            run_len: 0,
+            run_pages: 0,
+            live: 0,
+            swap_ins: 0,
+            swap_outs: 0,
+            out: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,24 +320,74 @@ fn block() -> Result<Box<Block>, NoMemory> {
     v.into_boxed_slice().try_into().map_err(|_| NoMemory)
 }
 
+fn free_list(n: usize) -> Result<Vec<u32>, NoMemory> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| NoMemory)?;
+    // Lowest id handed out first.
+    for i in (0..n).rev() {
+        v.push(u32::try_from(i).map_err(|_| NoMemory)?);
+    }
+    Ok(v)
+}
+
+/// Rewrites descriptor block `b`: reads it into `buf`, applies `patch` to
+/// each of its slots, writes it (not flushed). A run's descriptors live
+/// only on disk, so a block is never rebuilt from memory.
+fn patch_block(
+    disk: &mut impl SwapDisk,
+    buf: &mut Block,
+    boot_id: u64,
+    b: u32,
+    patch: impl Fn(u32) -> Patch,
+) -> Result<(), DiskError> {
+    disk.read(1 + u64::from(b), buf)?;
+    for k in 0..DESC_PER_BLOCK {
+        let s = b * DESC_PER_BLOCK + k;
+        let off = (k as usize) * DESC_LEN;
+        let Some(out) = buf.get_mut(off..off + DESC_LEN) else {
+            break;
+        };
+        match patch(s) {
+            Patch::Keep => {}
+            Patch::Clear => out.fill(0),
+            Patch::Set(d) => d.encode(boot_id, out),
+        }
+    }
+    disk.write(1 + u64::from(b), buf)
+}
+
+fn dom_hash(d: DomainId) -> u64 {
+    mix(d.to_raw())
+}
+
 /// The swapping engine.
 pub struct Swap<R> {
     cfg: SwapConfig,
+    size: Sizing,
     repl: R,
     area: Area,
     geo: Geometry,
-    slots: Vec<SlotMeta>,
-    slot_index: Index,
+    /// Every slot of the area: taken or free.
+    map: SlotMap,
+    loose: Vec<Option<Loose>>,
+    loose_free: Vec<u32>,
+    loose_index: Index,
     res: Vec<Option<Res>>,
     res_free: Vec<u32>,
     res_index: Index,
     doms: Vec<DomRec>,
+    dom_index: Index,
     seq: u64,
     victims: Victims,
     buf: Box<Block>,
     dbuf: Box<Block>,
     ids: Vec<u32>,
     fr: Vec<u64>,
+    /// A batch's slots, and its descriptors (written together).
+    batch: Vec<u32>,
+    descs: Vec<Desc>,
+    /// A run's descriptors as read back (slot in `owner`).
+    run_descs: Vec<Desc>,
     recs: Vec<FrameRecord>,
     idle: Vec<DomainId>,
     last_idle_check: u64,
@@ -360,56 +419,83 @@ pub enum FaultPlan {
     Lost(Lost),
 }
 
+/// What to do with one descriptor of a block being rewritten.
+#[derive(Clone, Copy)]
+enum Patch {
+    Keep,
+    Clear,
+    Set(Desc),
+}
+
 impl<R: Replacement> Swap<R> {
-    /// An engine whose replacement policy `make` builds (for
-    /// [`MAX_RESIDENT`] frames); every table is reserved now.
+    /// An engine with the tables `size` gives (resident pages, domain
+    /// records, loose pages) and a replacement policy `make` builds for
+    /// `size.frames`; every table is reserved now but the slot map, which
+    /// the area's length sizes when it opens.
     pub fn new(
         cfg: SwapConfig,
+        size: Sizing,
         make: impl FnOnce(Config) -> Result<R, ReplaceError>,
     ) -> Result<Swap<R>, NoMemory> {
+        let frames = size.frames.max(1);
         let repl = make(Config {
-            frames: MAX_RESIDENT,
+            frames,
             idle_after: cfg.idle_after,
         })?;
-        let mut res_free = Vec::new();
-        res_free
-            .try_reserve_exact(MAX_RESIDENT)
-            .map_err(|_| NoMemory)?;
-        for i in (0..MAX_RESIDENT as u32).rev() {
-            res_free.push(i);
-        }
+        let loose_n = size.loose.max(1);
+        let doms_n = size.domains.max(1);
         let mut doms = Vec::new();
-        doms.try_reserve_exact(MAX_DOMS).map_err(|_| NoMemory)?;
+        doms.try_reserve_exact(doms_n).map_err(|_| NoMemory)?;
         let mut ids = Vec::new();
         ids.try_reserve_exact(RUN_MAX.max(BATCH * 2))
             .map_err(|_| NoMemory)?;
         let mut fr = Vec::new();
         fr.try_reserve_exact(FRAMES_MAX).map_err(|_| NoMemory)?;
+        let mut batch = Vec::new();
+        batch
+            .try_reserve_exact(RUN_MAX.max(BATCH * 2))
+            .map_err(|_| NoMemory)?;
+        let mut descs = Vec::new();
+        descs
+            .try_reserve_exact(RUN_MAX.max(BATCH * 2))
+            .map_err(|_| NoMemory)?;
+        let mut run_descs = Vec::new();
+        run_descs.try_reserve_exact(RUN_MAX).map_err(|_| NoMemory)?;
         let mut idle = Vec::new();
         idle.try_reserve_exact(IDLE_PER_CHECK)
             .map_err(|_| NoMemory)?;
-        // The slot table is reserved when the area opens, sized by it.
-        let slots = Vec::new();
         Ok(Swap {
             cfg,
+            size: Sizing {
+                frames,
+                domains: doms_n,
+                loose: loose_n,
+                ..size
+            },
             repl,
             area: Area::Closed,
             geo: Geometry {
                 slots: 0,
                 desc_blocks: 0,
             },
-            slots,
-            slot_index: Index::default(),
-            res: vec_of(MAX_RESIDENT, None)?,
-            res_free,
-            res_index: Index::new(MAX_RESIDENT)?,
+            map: SlotMap::default(),
+            loose: vec_of(loose_n, None)?,
+            loose_free: free_list(loose_n)?,
+            loose_index: Index::new(loose_n)?,
+            res: vec_of(frames, None)?,
+            res_free: free_list(frames)?,
+            res_index: Index::new(frames)?,
             doms,
+            dom_index: Index::new(doms_n)?,
             seq: 1,
             victims: Victims::with_capacity(BATCH)?,
             buf: block()?,
             dbuf: block()?,
             ids,
             fr,
+            batch,
+            descs,
+            run_descs,
             recs: vec_of(FRAMES_MAX, FrameRecord::default())?,
             idle,
             last_idle_check: 0,
@@ -429,6 +515,21 @@ impl<R: Replacement> Swap<R> {
         &self.repl
     }
 
+    /// The tables' sizes (the slot map's once the area is open).
+    pub fn sizing(&self) -> Sizing {
+        self.size
+    }
+
+    /// Slots of the open area (0 when closed).
+    pub fn slots(&self) -> u32 {
+        self.geo.slots
+    }
+
+    /// Domains swapped out whole now (a scan of the records).
+    pub fn domains_out(&self) -> usize {
+        self.doms.iter().filter(|r| r.out).count()
+    }
+
     /// Whether the area is open.
     pub fn is_open(&self) -> bool {
         self.area == Area::Open
@@ -437,71 +538,106 @@ impl<R: Replacement> Swap<R> {
     /// Bytes of metadata: the tables as reserved.
     pub fn metadata_bytes(&self) -> usize {
         self.repl.metadata_bytes()
-            + self.slots.capacity() * size_of::<SlotMeta>()
-            + self.slot_index.bytes()
+            + self.map.bytes()
+            + self.loose.capacity() * size_of::<Option<Loose>>()
+            + self.loose_free.capacity() * size_of::<u32>()
+            + self.loose_index.bytes()
             + self.res.capacity() * size_of::<Option<Res>>()
             + self.res_free.capacity() * size_of::<u32>()
             + self.res_index.bytes()
             + self.doms.capacity() * size_of::<DomRec>()
+            + self.dom_index.bytes()
+    }
+
+    /// Bytes the engine keeps for one domain record (with its share of the
+    /// record index).
+    pub const fn record_bytes() -> usize {
+        size_of::<DomRec>() + sizing::INDEX_BYTES
+    }
+
+    /// Bits the engine keeps for one page of a domain swapped out whole
+    /// (its slot's bit; the rest is on disk).
+    pub const fn bits_per_run_page() -> usize {
+        1
+    }
+
+    /// Bytes the engine keeps for one page paged out alone (its entry,
+    /// free-list word and index share).
+    pub const fn loose_page_bytes() -> usize {
+        size_of::<Option<Loose>>() + size_of::<u32>() + sizing::INDEX_BYTES
     }
 
     /// Bytes the engine keeps for one domain swapped out whole with
-    /// `pages` pages: its record, and per page a slot and its index share.
-    pub fn bytes_per_swapped_domain(pages: usize) -> usize {
-        size_of::<DomRec>() + pages * (size_of::<SlotMeta>() + 2 * size_of::<u32>())
+    /// `pages` pages: its record and a bit a page, rounded up.
+    pub const fn bytes_per_swapped_domain(pages: usize) -> usize {
+        Self::record_bytes() + pages.div_ceil(8)
     }
 
     // ---- tables ------------------------------------------------------
 
-    fn find_slot(&self, page: Page) -> Option<u32> {
-        let slots = &self.slots;
-        self.slot_index.find(page_hash(page), |s| {
-            slots.get(s as usize).is_some_and(|m| {
-                matches!(m.state(), State::Swapped | State::Copy)
-                    && m.owner == page.domain.to_raw()
-                    && m.vpn() == page.vpn
-            })
+    fn find_loose(&self, page: Page) -> Option<u32> {
+        let loose = &self.loose;
+        self.loose_index.find(page_hash(page), |i| {
+            loose
+                .get(i as usize)
+                .copied()
+                .flatten()
+                .is_some_and(|m| m.state() != State::Pending && m.page() == page)
         })
     }
 
-    fn slot_page(&self, s: u32) -> Option<Page> {
-        let m = self.slots.get(s as usize)?;
-        Some(Page::new(DomainId::from_raw(m.owner), m.vpn()))
+    fn loose_get(&self, i: u32) -> Option<Loose> {
+        self.loose.get(i as usize).copied().flatten()
     }
 
-    /// Makes slot `s` (Swapped or Copy, indexed) free.
-    fn free_slot(&mut self, s: u32) {
-        let Some(m) = self.slots.get(s as usize).copied() else {
-            return;
-        };
-        if matches!(m.state(), State::Swapped | State::Copy) {
-            if let Some(p) = self.slot_page(s) {
-                let slots = &self.slots;
-                self.slot_index.remove(page_hash(p), s, |i| {
-                    slots.get(i as usize).map_or(0, |m| {
-                        page_hash(Page::new(DomainId::from_raw(m.owner), m.vpn()))
-                    })
-                });
-            }
+    /// A new Pending entry (not indexed yet).
+    fn loose_alloc(&mut self, m: Loose) -> Option<u32> {
+        let i = self.loose_free.pop()?;
+        if let Some(e) = self.loose.get_mut(i as usize) {
+            *e = Some(m);
+        }
+        Some(i)
+    }
+
+    /// Drops loose entry `i` and frees its slot.
+    fn free_loose(&mut self, i: u32) {
+        let Some(m) = self.loose_get(i) else { return };
+        if m.state() != State::Pending {
+            let loose = &self.loose;
+            self.loose_index.remove(page_hash(m.page()), i, |j| {
+                loose
+                    .get(j as usize)
+                    .copied()
+                    .flatten()
+                    .map_or(0, |m| page_hash(m.page()))
+            });
             if m.state() == State::Swapped {
                 self.counters.swapped = self.counters.swapped.saturating_sub(1);
             }
         }
-        if let Some(m) = self.slots.get_mut(s as usize) {
-            *m = FREE_SLOT;
+        self.map.clear(m.slot);
+        if let Some(e) = self.loose.get_mut(i as usize) {
+            *e = None;
         }
+        self.loose_free.push(i);
     }
 
-    /// Indexes slot `s` (Pending) as `state`.
-    fn commit_slot(&mut self, s: u32, state: State) {
-        let Some(p) = self.slot_page(s) else { return };
-        if let Some(m) = self.slots.get_mut(s as usize) {
-            m.set_state(state);
+    /// Indexes Pending entry `i` as `state`.
+    fn commit_loose(&mut self, i: u32, state: State) {
+        let Some(m) = self.loose_get(i) else { return };
+        if let Some(Some(e)) = self.loose.get_mut(i as usize) {
+            e.set_state(state);
         }
         if state == State::Swapped {
             self.counters.swapped += 1;
         }
-        self.slot_index.insert(page_hash(p), s);
+        self.loose_index.insert(page_hash(m.page()), i);
+    }
+
+    fn set_loose_state(&mut self, i: u32, state: State) {
+        if let Some(Some(e)) = self.loose.get_mut(i as usize) {
+            e.set_state(state);
+        }
     }
 
     fn find_res(&self, page: Page) -> Option<u32> {
@@ -554,7 +690,7 @@ impl<R: Replacement> Swap<R> {
     fn mark_dirty(&mut self, id: u32) {
         let Some(r) = self.res_get(id) else { return };
         if r.slot != NO {
-            self.free_slot(r.slot);
+            self.free_loose(r.slot);
         }
         if let Some(r) = self.res_mut(id) {
             r.dirty = true;
@@ -563,27 +699,58 @@ impl<R: Replacement> Swap<R> {
     }
 
     fn dom(&self, d: DomainId) -> Option<usize> {
-        self.doms.iter().position(|r| r.id == d)
+        let doms = &self.doms;
+        self.dom_index
+            .find(dom_hash(d), |i| {
+                doms.get(i as usize).is_some_and(|r| r.id == d)
+            })
+            .map(|i| i as usize)
     }
 
+    fn rec(&self, d: DomainId) -> Option<DomRec> {
+        self.dom(d).and_then(|i| self.doms.get(i)).copied()
+    }
+
+    fn rec_mut(&mut self, d: DomainId) -> Option<&mut DomRec> {
+        let i = self.dom(d)?;
+        self.doms.get_mut(i)
+    }
+
+    /// Removes record `i`; the last one moves into its place.
+    fn dom_remove(&mut self, i: usize) {
+        let Some(r) = self.doms.get(i).copied() else {
+            return;
+        };
+        let last = self.doms.len() - 1;
+        let doms = &self.doms;
+        let hash_of = |j: u32| doms.get(j as usize).map_or(0, |r| dom_hash(r.id));
+        self.dom_index.remove(dom_hash(r.id), i as u32, hash_of);
+        if i != last {
+            if let Some(moved) = self.doms.get(last).copied() {
+                let doms = &self.doms;
+                self.dom_index.remove(dom_hash(moved.id), last as u32, |j| {
+                    doms.get(j as usize).map_or(0, |r| dom_hash(r.id))
+                });
+                self.dom_index.insert(dom_hash(moved.id), i as u32);
+            }
+        }
+        self.doms.swap_remove(i);
+    }
+
+    /// The record of `d`, made if need be: when the table is full, one
+    /// without a run (only counters) gives way.
     fn dom_or_new(&mut self, d: DomainId) -> Option<usize> {
         if let Some(i) = self.dom(d) {
             return Some(i);
         }
-        if self.doms.len() >= MAX_DOMS {
-            // Drop a record of a domain that is not swapped out.
-            let i = self.doms.iter().position(|r| !r.out)?;
-            self.doms.swap_remove(i);
+        if self.doms.len() >= self.size.domains {
+            let i = self.doms.iter().position(|r| r.run_len == 0)?;
+            self.dom_remove(i);
         }
-        self.doms.push(DomRec {
-            id: d,
-            run_first: 0,
-            run_len: 0,
-            swap_ins: 0,
-            swap_outs: 0,
-            out: false,
-        });
-        Some(self.doms.len() - 1)
+        self.doms.push(DomRec::new(d));
+        let i = self.doms.len() - 1;
+        self.dom_index.insert(dom_hash(d), i as u32);
+        Some(i)
     }
 
     // ---- the area ----------------------------------------------------
@@ -591,7 +758,7 @@ impl<R: Replacement> Swap<R> {
     /// Opens the area on first need: reads its header and descriptors
     /// (same boot: rebuilds which page is in which slot, resident pages
     /// winning), or formats it for this boot. `Err` when it exists but
-    /// could not be read.
+    /// could not be read, or its pages do not fit the tables.
     pub fn ensure_open(&mut self, disk: &mut impl SwapDisk) -> Result<bool, DiskError> {
         match self.area {
             Area::Open => return Ok(true),
@@ -609,46 +776,46 @@ impl<R: Replacement> Swap<R> {
                 return Err(e);
             }
         };
-        // As many slots as the area and the heap hold (halving on a
-        // refusal: the frame pool was reserved first).
-        let mut max = MAX_SLOTS;
-        let geo = loop {
-            let Some(geo) = Geometry::fit(blocks, max) else {
-                self.area = Area::Absent;
-                return Ok(false);
-            };
-            let n = geo.slots as usize;
-            let fits = self.slots.try_reserve_exact(n).is_ok();
-            match Index::new(n) {
-                Ok(ix) if fits => {
-                    self.slot_index = ix;
-                    break geo;
-                }
-                _ if max > 128 => {
-                    self.slots = Vec::new();
-                    max /= 2;
-                }
-                _ => {
-                    self.area = Area::Absent;
-                    return Ok(false);
-                }
-            }
+        // As many slots as the area holds, but no more than the map's
+        // share of the heap (its bitmap is reserved last).
+        let max = u32::try_from(self.size.slot_bytes.saturating_mul(8)).unwrap_or(u32::MAX);
+        let Some(geo) = Geometry::fit(blocks, max) else {
+            self.area = Area::Absent;
+            return Ok(false);
+        };
+        let Ok(map) = SlotMap::new(geo.slots) else {
+            self.area = Area::Absent;
+            return Ok(false);
         };
         self.geo = geo;
-        self.slots.clear();
-        self.slots.resize(geo.slots as usize, FREE_SLOT);
+        self.map = map;
         let r = self.recover(disk);
         if r.is_err() {
             // Nothing of a half-read area is kept: the next need reads it
             // again from the start.
             self.counters.io_errors += 1;
-            self.counters.swapped = 0;
-            self.slots = Vec::new();
-            self.slot_index = Index::default();
+            self.forget_area();
             return r.map(|()| false);
         }
         self.area = Area::Open;
         Ok(true)
+    }
+
+    /// Drops what a failed recovery read.
+    fn forget_area(&mut self) {
+        self.counters.swapped = 0;
+        self.map = SlotMap::default();
+        for i in 0..self.loose.len() as u32 {
+            if self.loose_get(i).is_some() {
+                self.free_loose(i);
+            }
+        }
+        for r in &mut self.doms {
+            r.run_len = 0;
+            r.run_pages = 0;
+            r.live = 0;
+        }
+        self.counters.swapped = 0;
     }
 
     fn recover(&mut self, disk: &mut impl SwapDisk) -> Result<(), DiskError> {
@@ -664,6 +831,14 @@ impl<R: Replacement> Swap<R> {
         if !self.cfg.restarted {
             return self.format(disk);
         }
+        // Each loose entry's sequence, to keep the newest of two copies.
+        let mut lseq: Vec<u64> = Vec::new();
+        lseq.try_reserve_exact(self.loose.len())
+            .map_err(|_| DiskError::Io)?;
+        lseq.resize(self.loose.len(), 0);
+        // Pass 1: each domain's first stretch of slots becomes its run,
+        // other pages loose entries.
+        let mut runs = false;
         for b in 0..self.geo.desc_blocks {
             disk.read(1 + u64::from(b), &mut self.dbuf)?;
             for k in 0..DESC_PER_BLOCK {
@@ -684,22 +859,131 @@ impl<R: Replacement> Swap<R> {
                 if page.domain.is_none() || self.find_res(page).is_some() {
                     continue; // resident wins: the copy may be stale
                 }
-                if let Some(old) = self.find_slot(page) {
-                    let older = self.slots.get(old as usize).map_or(0, |m| m.seq);
-                    if older >= d.seq as u32 {
+                if self.recover_run(page.domain, s, d.seq) {
+                    runs = true;
+                    continue;
+                }
+                if let Some(old) = self.find_loose(page) {
+                    if lseq.get(old as usize).copied().unwrap_or(0) >= d.seq {
                         continue;
                     }
-                    self.free_slot(old);
+                    self.free_loose(old);
                 }
-                if let Some(m) = self.slots.get_mut(s as usize) {
-                    *m = SlotMeta::new(&d, State::Pending);
+                let i = self
+                    .loose_alloc(Loose::new(page, d.data_crc, s, State::Pending))
+                    .ok_or(DiskError::Io)?;
+                self.map.set(s);
+                self.commit_loose(i, State::Swapped);
+                if let Some(q) = lseq.get_mut(i as usize) {
+                    *q = d.seq;
                 }
-                self.commit_slot(s, State::Swapped);
+            }
+        }
+        // Pass 2: each page of a run counted once, and one both in a run
+        // and loose keeps its newer copy.
+        if runs {
+            for i in 0..self.doms.len() {
+                self.recheck_run(disk, i, &lseq)?;
+            }
+        }
+        for r in 0..self.res.len() as u32 {
+            if let Some(d) = self.res_get(r).map(|r| r.page.domain) {
+                if let Some(rec) = self.rec_mut(d) {
+                    rec.out = false;
+                }
             }
         }
         if h != Some(want) {
             disk.write(0, &want.encode())?;
             disk.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Adds the page in slot `s` to `d`'s run being rebuilt: a new run, or
+    /// the one it extends over free slots. False: it is loose.
+    fn recover_run(&mut self, d: DomainId, s: u32, seq: u64) -> bool {
+        match self.rec(d) {
+            Some(r) if r.run_len > 0 => {
+                let end = r.run_first + u32::from(r.run_len);
+                let span = s + 1 - r.run_first;
+                if s < end
+                    || s - end > RUN_GAP
+                    || span > u32::from(u16::MAX)
+                    || usize::from(r.run_pages) >= RUN_MAX
+                    || !self.map.all_free(end, s - end)
+                {
+                    return false;
+                }
+                for t in end..=s {
+                    self.map.set(t);
+                }
+                if let Some(r) = self.rec_mut(d) {
+                    r.run_len = span as u16;
+                    r.run_pages = r.run_pages.saturating_add(1);
+                    r.live = r.live.saturating_add(1);
+                    r.seq = r.seq.min(seq);
+                }
+            }
+            _ => {
+                let Some(i) = self.dom_or_new(d) else {
+                    return false;
+                };
+                if let Some(r) = self.doms.get_mut(i) {
+                    r.run_first = s;
+                    r.run_len = 1;
+                    r.run_pages = 1;
+                    r.live = 1;
+                    r.seq = seq;
+                    r.out = true;
+                }
+                self.map.set(s);
+            }
+        }
+        self.counters.swapped += 1;
+        true
+    }
+
+    /// Pass 2 of recovery for record `i`: its pages counted once, and of
+    /// a page in its run and loose too, the older copy goes.
+    fn recheck_run(
+        &mut self,
+        disk: &mut impl SwapDisk,
+        i: usize,
+        lseq: &[u64],
+    ) -> Result<(), DiskError> {
+        let Some(rec) = self.doms.get(i).copied() else {
+            return Ok(());
+        };
+        if rec.run_len == 0 {
+            return Ok(());
+        }
+        self.read_run(disk, &rec)?;
+        let mut live = 0u16;
+        for k in 0..self.run_descs.len() {
+            let Some(d) = self.run_descs.get(k).copied() else {
+                break;
+            };
+            let page = Page::new(rec.id, d.vpn);
+            if self.find_res(page).is_some() {
+                continue; // resident wins
+            }
+            match self.find_loose(page) {
+                Some(l) if lseq.get(l as usize).copied().unwrap_or(0) < d.seq => {
+                    self.free_loose(l);
+                    live += 1;
+                }
+                Some(_) => {}
+                None => live += 1,
+            }
+        }
+        self.counters.swapped = self
+            .counters
+            .swapped
+            .saturating_sub(u32::from(rec.live))
+            .saturating_add(u32::from(live));
+        if let Some(r) = self.doms.get_mut(i) {
+            r.live = live;
         }
         Ok(())
     }
@@ -720,26 +1004,23 @@ impl<R: Replacement> Swap<R> {
         disk.flush()
     }
 
-    /// Writes descriptor block `b` from the table.
-    /// Every live descriptor in it gets the next sequence number: newer
-    /// than any stale descriptor of the same page elsewhere on disk.
-    fn write_desc_block(&mut self, disk: &mut impl SwapDisk, b: u32) -> Result<(), DiskError> {
-        let seq = self.seq;
-        self.seq += 1;
-        for k in 0..DESC_PER_BLOCK {
-            let s = b * DESC_PER_BLOCK + k;
-            let off = (k as usize) * DESC_LEN;
-            let d = match self.slots.get(s as usize) {
-                Some(m) if matches!(m.state(), State::Pending | State::Swapped | State::Copy) => {
-                    m.desc(seq)
+    /// Clears the descriptors of slots `first .. first + n` (best effort:
+    /// what is left names pages that are resident, newer elsewhere, or of
+    /// a dead domain).
+    fn clear_descs(&mut self, disk: &mut impl SwapDisk, first: u32, n: u32) {
+        let end = first.saturating_add(n);
+        let mut s = first;
+        while s < end {
+            let b = s / DESC_PER_BLOCK;
+            let _ = patch_block(disk, &mut self.dbuf, self.cfg.boot_id, b, |t| {
+                if (first..end).contains(&t) {
+                    Patch::Clear
+                } else {
+                    Patch::Keep
                 }
-                _ => Desc::default(),
-            };
-            if let Some(out) = self.dbuf.get_mut(off..off + DESC_LEN) {
-                d.encode(self.cfg.boot_id, out);
-            }
+            });
+            s = (b + 1) * DESC_PER_BLOCK;
         }
-        disk.write(1 + u64::from(b), &self.dbuf)
     }
 
     // ---- grants and recovery ---------------------------------------------
@@ -749,8 +1030,8 @@ impl<R: Replacement> Swap<R> {
     /// copy, if any, may be stale).
     pub fn adopt(&mut self, frame: u64, d: DomainId, vaddr: u64) {
         let page = Page::new(d, vaddr / BLOCK as u64);
-        if let Some(s) = self.find_slot(page) {
-            self.free_slot(s); // resident wins
+        if let Some(s) = self.find_loose(page) {
+            self.free_loose(s); // resident wins
         }
         if self.find_res(page).is_none()
             && self.res_insert(Res {
@@ -766,106 +1047,115 @@ impl<R: Replacement> Swap<R> {
 
     // ---- page-out ------------------------------------------------------
 
-    /// Copies the pages `self.ids` (resident ids) into slots `slots`
-    /// (same length), writes their descriptors and flushes. On success
-    /// each page is clean with its copy in its new slot; on an error none
-    /// is, and each is dirty (the copy took the kernel's bits).
+    /// Copies the pages `self.ids` (resident ids) into slots `self.batch`
+    /// (taken in the map, same length, ascending), writes their
+    /// descriptors and flushes. `loose`: each gets a loose entry (the
+    /// caller made room) and on success is clean with its copy there; else
+    /// (a run) its copy is known only to the run's record. On an error
+    /// none is written, each is dirty and the slots are free again but one
+    /// whose data write failed (a bad sector is not used again).
     fn write_batch(
         &mut self,
         mmu: &mut impl Mmu,
         disk: &mut impl SwapDisk,
-        slots: &[u32],
+        loose: bool,
     ) -> Result<(), DiskError> {
-        let ok = self.write_batch_inner(mmu, disk, slots);
-        let n = self.ids.len().min(slots.len());
+        let ok = self.write_batch_inner(mmu, disk);
+        let n = self.ids.len().min(self.batch.len());
         for i in 0..n {
-            let (Some(&id), Some(&s)) = (self.ids.get(i), slots.get(i)) else {
+            let (Some(&id), Some(&s)) = (self.ids.get(i), self.batch.get(i)) else {
                 break;
             };
-            if ok.is_ok() {
-                if let Some(old) = self.res_get(id).map(|r| r.slot) {
-                    if old != NO {
-                        self.free_slot(old);
+            match ok {
+                Ok(()) => {
+                    if let Some(old) = self.res_get(id).map(|r| r.slot) {
+                        if old != NO {
+                            self.free_loose(old);
+                        }
                     }
-                }
-                self.commit_slot(s, State::Copy);
-                if let Some(r) = self.res_mut(id) {
-                    r.dirty = false;
-                    r.slot = s;
-                }
-                self.counters.page_outs += 1;
-            } else {
-                if let Some(m) = self.slots.get_mut(s as usize) {
-                    if m.state() == State::Pending {
-                        *m = FREE_SLOT;
+                    let mut slot = NO;
+                    if let (true, Some(d)) = (loose, self.descs.get(i).copied()) {
+                        let page = Page::new(DomainId::from_raw(d.owner), d.vpn);
+                        let m = Loose::new(page, d.data_crc, s, State::Pending);
+                        if let Some(l) = self.loose_alloc(m) {
+                            self.commit_loose(l, State::Copy);
+                            slot = l;
+                        }
                     }
+                    if let Some(r) = self.res_mut(id) {
+                        r.dirty = false;
+                        r.slot = slot;
+                    }
+                    self.counters.page_outs += 1;
                 }
-                self.mark_dirty(id);
+                Err((_, bad)) => {
+                    if bad != Some(s) {
+                        self.map.clear(s);
+                    }
+                    self.mark_dirty(id);
+                }
             }
         }
-        if ok.is_err() {
+        ok.map_err(|(e, _)| {
             self.counters.io_errors += 1;
-        }
-        ok
+            e
+        })
     }
 
+    /// The writes of [`Swap::write_batch`]; an error names the slot whose
+    /// data write failed, if one did.
     fn write_batch_inner(
         &mut self,
         mmu: &mut impl Mmu,
         disk: &mut impl SwapDisk,
-        slots: &[u32],
-    ) -> Result<(), DiskError> {
-        let n = self.ids.len().min(slots.len());
+    ) -> Result<(), (DiskError, Option<u32>)> {
+        let n = self.ids.len().min(self.batch.len());
+        self.descs.clear();
         for i in 0..n {
-            let (Some(&id), Some(&s)) = (self.ids.get(i), slots.get(i)) else {
+            let (Some(&id), Some(&s)) = (self.ids.get(i), self.batch.get(i)) else {
                 break;
             };
-            let r = self.res_get(id).ok_or(DiskError::Io)?;
+            let r = self.res_get(id).ok_or((DiskError::Io, None))?;
             mmu.copy_frame(r.frame, &mut self.buf)
-                .map_err(|_| DiskError::Io)?;
-            let desc = Desc {
+                .map_err(|_| (DiskError::Io, None))?;
+            self.descs.push(Desc {
                 owner: r.page.domain.to_raw(),
                 vpn: r.page.vpn,
                 seq: self.seq,
                 data_crc: crc32c(&self.buf[..]),
-            };
+            });
             self.seq += 1;
-            if let Some(m) = self.slots.get_mut(s as usize) {
-                *m = SlotMeta::new(&desc, State::Pending);
-            }
-            if let Err(e) = disk.write(self.geo.data_block(s), &self.buf) {
-                self.mark_bad(s);
-                return Err(e);
-            }
+            disk.write(self.geo.data_block(s), &self.buf)
+                .map_err(|e| (e, Some(s)))?;
         }
-        // Each descriptor block touched, once (slots come sorted or as a run).
-        let mut last = NO;
-        for &s in slots.iter().take(n) {
-            let b = s / DESC_PER_BLOCK;
-            if b != last {
-                if let Err(e) = self.write_desc_block(disk, b) {
-                    for &t in slots.iter().take(n) {
-                        if t / DESC_PER_BLOCK == b {
-                            self.mark_bad(t);
-                        }
-                    }
-                    return Err(e);
-                }
-                last = b;
+        // Each descriptor block touched, once (slots come sorted).
+        let mut k = 0;
+        while k < n {
+            let Some(b) = self.batch.get(k).map(|s| s / DESC_PER_BLOCK) else {
+                break;
+            };
+            let mut end = k;
+            while end < n
+                && self
+                    .batch
+                    .get(end)
+                    .is_some_and(|&s| s / DESC_PER_BLOCK == b)
+            {
+                end += 1;
             }
+            let slots = self.batch.get(k..end).unwrap_or(&[]);
+            let descs = self.descs.get(k..end).unwrap_or(&[]);
+            patch_block(disk, &mut self.dbuf, self.cfg.boot_id, b, |t| {
+                slots
+                    .iter()
+                    .position(|&x| x == t)
+                    .and_then(|j| descs.get(j).copied())
+                    .map_or(Patch::Keep, Patch::Set)
+            })
+            .map_err(|e| (e, None))?;
+            k = end;
         }
-        disk.flush()
-    }
-
-    /// A write to slot `s` failed (a bad sector, say): later batches use
-    /// other slots.
-    fn mark_bad(&mut self, s: u32) {
-        if let Some(m) = self.slots.get_mut(s as usize) {
-            if matches!(m.state(), State::Free | State::Pending) {
-                *m = FREE_SLOT;
-                m.set_state(State::Bad);
-            }
-        }
+        disk.flush().map_err(|e| (e, None))
     }
 
     /// Unbinds the pages `self.ids` if clean. Returns how many frames went
@@ -904,9 +1194,7 @@ impl<R: Replacement> Swap<R> {
                 self.repl.remove(r.page);
                 self.res_remove(id);
                 if r.slot != NO {
-                    if let Some(m) = self.slots.get_mut(r.slot as usize) {
-                        m.set_state(State::Swapped);
-                    }
+                    self.set_loose_state(r.slot, State::Swapped);
                     self.counters.swapped += 1;
                 }
                 freed += 1;
@@ -932,10 +1220,11 @@ impl<R: Replacement> Swap<R> {
     /// bit makes the page's copy stale.
     fn harvest_all(&mut self, mmu: &mut impl Mmu) -> Result<(), SysError> {
         let mut i = 0usize;
-        while i < MAX_RESIDENT {
+        let n = self.res.len();
+        while i < n {
             self.ids.clear();
             self.fr.clear();
-            while i < MAX_RESIDENT && self.fr.len() < FRAMES_MAX {
+            while i < n && self.fr.len() < FRAMES_MAX {
                 if let Some(r) = self.res_get(i as u32) {
                     self.ids.push(i as u32);
                     self.fr.push(r.frame);
@@ -977,43 +1266,6 @@ impl<R: Replacement> Swap<R> {
         Ok(any)
     }
 
-    /// Free slots for `n` pages: a consecutive run when there is one (one
-    /// descriptor block, sequential I/O), else any. Pushed into `out`.
-    fn alloc_slots(&self, n: usize, run_only: bool, out: &mut Vec<u32>) -> bool {
-        out.clear();
-        if n == 0 {
-            return true;
-        }
-        let mut start = 0usize;
-        let mut len = 0usize;
-        for (i, m) in self.slots.iter().enumerate() {
-            if m.state() == State::Free {
-                if len == 0 {
-                    start = i;
-                }
-                len += 1;
-                if len == n {
-                    out.extend((start..start + n).map(|s| s as u32));
-                    return true;
-                }
-            } else {
-                len = 0;
-            }
-        }
-        if run_only {
-            return false;
-        }
-        for (i, m) in self.slots.iter().enumerate() {
-            if out.len() == n {
-                break;
-            }
-            if m.state() == State::Free {
-                out.push(i as u32);
-            }
-        }
-        out.len() == n
-    }
-
     /// Frees at least `need` frames if it can: victims from the policy,
     /// dirty ones written (batched, one flush), then unbound if clean.
     /// Returns how many went free.
@@ -1031,10 +1283,6 @@ impl<R: Replacement> Swap<R> {
             return 0; // a kernel without Frames cannot swap
         }
         let mut freed = 0;
-        let mut slots: Vec<u32> = Vec::new();
-        if slots.try_reserve_exact(BATCH).is_err() {
-            return 0;
-        }
         for _ in 0..ROUNDS {
             if freed >= need {
                 break;
@@ -1064,8 +1312,8 @@ impl<R: Replacement> Swap<R> {
             }
             if !self.ids.is_empty() {
                 let n = self.ids.len();
-                if self.alloc_slots(n, false, &mut slots) {
-                    let wrote = self.write_batch(mmu, disk, &slots).is_ok();
+                if self.loose_free.len() >= n && self.map.alloc_any(n, &mut self.batch) {
+                    let wrote = self.write_batch(mmu, disk, true).is_ok();
                     for k in 0..n {
                         let Some(p) = self
                             .ids
@@ -1156,20 +1404,16 @@ impl<R: Replacement> Swap<R> {
             }
         }
         let _ = write;
-        let mut bound = None;
-        if let Some(i) = self.dom(page.domain) {
-            if self.doms.get(i).is_some_and(|r| r.out) {
-                match self.swap_in(mmu, disk, pool, reply, i, page, take) {
-                    Ok(Some(frame)) => bound = Some(frame),
-                    Ok(None) => {}
-                    Err(l) => return FaultPlan::Lost(l),
-                }
+        // A run is found only through its record: any fault of its domain
+        // brings the whole run back.
+        if self.rec(page.domain).is_some_and(|r| r.run_len > 0) {
+            match self.swap_in(mmu, disk, pool, reply, page, take) {
+                Ok(Some(frame)) => return FaultPlan::Bound { frame },
+                Ok(None) => {}
+                Err(l) => return FaultPlan::Lost(l),
             }
         }
-        if let Some(frame) = bound {
-            return FaultPlan::Bound { frame };
-        }
-        let Some(s) = self.find_slot(page) else {
+        let Some(s) = self.find_loose(page) else {
             return FaultPlan::ZeroFill;
         };
         if !self.has_room(pool) {
@@ -1219,8 +1463,8 @@ impl<R: Replacement> Swap<R> {
         }
     }
 
-    /// Reads slot `s` into a free frame, verifies it and binds it at
-    /// `page` through `reply`.
+    /// Reads loose entry `s` into a free frame, verifies it and binds it
+    /// at `page` through `reply`; the entry stays as its clean copy.
     #[allow(clippy::too_many_arguments)]
     fn page_in(
         &mut self,
@@ -1232,14 +1476,44 @@ impl<R: Replacement> Swap<R> {
         s: u32,
         take: &mut dyn FnMut(&mut FramePool) -> Option<u64>,
     ) -> Result<u64, Lost> {
-        let Some(m) = self.slots.get(s as usize).copied() else {
+        let Some(m) = self.loose_get(s) else {
             return Err(Lost::ReadError);
         };
-        if disk.read(self.geo.data_block(s), &mut self.buf).is_err() {
+        let frame = self.read_and_bind(mmu, disk, pool, reply, page, m.slot, m.crc, take)?;
+        self.set_loose_state(s, State::Copy);
+        self.counters.swapped = self.counters.swapped.saturating_sub(1);
+        if !self.res_insert(Res {
+            page,
+            frame,
+            dirty: false,
+            slot: s,
+        }) {
+            // Untracked: its copy cannot be kept in step with it.
+            self.free_loose(s);
+        }
+        let _ = self.repl.fault(page, false);
+        Ok(frame)
+    }
+
+    /// Reads slot `slot`, checks it against `crc`, copies it into a free
+    /// frame and binds that at `page` through `reply`.
+    #[allow(clippy::too_many_arguments)]
+    fn read_and_bind(
+        &mut self,
+        mmu: &mut impl Mmu,
+        disk: &mut impl SwapDisk,
+        pool: &mut FramePool,
+        reply: Handle,
+        page: Page,
+        slot: u32,
+        crc: u32,
+        take: &mut dyn FnMut(&mut FramePool) -> Option<u64>,
+    ) -> Result<u64, Lost> {
+        if disk.read(self.geo.data_block(slot), &mut self.buf).is_err() {
             self.counters.io_errors += 1;
             return Err(Lost::ReadError);
         }
-        if crc32c(&self.buf[..]) != m.crc {
+        if crc32c(&self.buf[..]) != crc {
             return Err(Lost::ChecksumMismatch);
         }
         // A frame only once the copy is known good: a lost page costs none.
@@ -1269,26 +1543,15 @@ impl<R: Replacement> Swap<R> {
             return Err(Lost::NoFrame);
         }
         pool.bind(frame, page.domain);
-        if let Some(m) = self.slots.get_mut(s as usize) {
-            m.set_state(State::Copy);
-        }
-        self.counters.swapped = self.counters.swapped.saturating_sub(1);
         self.counters.page_ins += 1;
-        if !self.res_insert(Res {
-            page,
-            frame,
-            dirty: false,
-            slot: s,
-        }) {
-            // Untracked: its copy cannot be kept in step with it.
-            self.free_slot(s);
-        }
-        let _ = self.repl.fault(page, false);
         Ok(frame)
     }
 
-    /// Brings domain record `i`'s run back, every page through `reply`;
-    /// returns the faulting page's frame if the run held it.
+    /// Brings `fault.domain`'s run back, every page through `reply`, its
+    /// pages and CRCs read from the run's descriptors; returns the faulting
+    /// page's frame if the run held it. Once every page is back the run's
+    /// slots are free (its pages resident and dirty); a page that could not
+    /// be read keeps the run for a later fault.
     #[allow(clippy::too_many_arguments)]
     fn swap_in(
         &mut self,
@@ -1296,51 +1559,152 @@ impl<R: Replacement> Swap<R> {
         disk: &mut impl SwapDisk,
         pool: &mut FramePool,
         reply: Handle,
-        i: usize,
         fault: Page,
         take: &mut dyn FnMut(&mut FramePool) -> Option<u64>,
     ) -> Result<Option<u64>, Lost> {
-        let Some(rec) = self.doms.get(i).copied() else {
+        let Some(rec) = self.rec(fault.domain) else {
             return Ok(None);
         };
-        if let Some(r) = self.doms.get_mut(i) {
+        if let Some(r) = self.rec_mut(fault.domain) {
             r.out = false;
-            r.swap_ins += 1;
+            r.swap_ins = r.swap_ins.saturating_add(1);
         }
         self.counters.swap_ins += 1;
-        let want = rec.run_len as usize;
+        let want = usize::from(rec.live);
         if pool.free_count() < want + low_watermark(pool) || self.res_free.len() < want {
             let need = (want + low_watermark(pool)).saturating_sub(pool.free_count());
             self.reclaim(mmu, disk, pool, need.max(want));
         }
+        // Its descriptors first: after a crash a run may hold two copies
+        // of a page, and only the newest is its content.
+        let found = match self.read_run(disk, &rec) {
+            Ok(n) => n,
+            Err(DiskError::NotFound) => return Err(Lost::ReadError),
+            Err(DiskError::Io) => {
+                self.counters.io_errors += 1;
+                return Err(Lost::ReadError);
+            }
+        };
         let mut got = None;
         let mut lost = None;
-        for s in rec.run_first..rec.run_first.saturating_add(rec.run_len) {
-            let Some(m) = self.slots.get(s as usize).copied() else {
+        let mut failed = 0u16;
+        for k in 0..self.run_descs.len() {
+            let Some(d) = self.run_descs.get(k).copied() else {
                 break;
             };
-            if m.state() != State::Swapped || m.owner != rec.id.to_raw() {
-                continue; // left the run since (paged in, or stale)
+            let slot = d.owner as u32;
+            let page = Page::new(rec.id, d.vpn);
+            if self.find_res(page).is_some() || self.find_loose(page).is_some() {
+                continue; // a newer copy is resident or loose
             }
-            let page = Page::new(rec.id, m.vpn());
-            match self.page_in(mmu, disk, pool, reply, page, s, take) {
-                Ok(f) if page == fault => got = Some(f),
-                Ok(_) => {}
-                // Left in swap: a later fault on it reads it again.
-                Err(l) if page == fault => lost = Some(l),
-                Err(_) => {}
+            match self.read_and_bind(mmu, disk, pool, reply, page, slot, d.data_crc, take) {
+                Ok(f) => {
+                    let tracked = self.res_insert(Res {
+                        page,
+                        frame: f,
+                        dirty: true,
+                        slot: NO,
+                    });
+                    if tracked {
+                        let _ = self.repl.fault(page, true);
+                    }
+                    if page == fault {
+                        got = Some(f);
+                    }
+                }
+                // Left in the run: a later fault reads it again.
+                Err(l) => {
+                    failed += 1;
+                    if page == fault {
+                        lost = Some(l);
+                    }
+                }
             }
+        }
+        // What is left in the run is what failed.
+        self.counters.swapped = self
+            .counters
+            .swapped
+            .saturating_sub(u32::from(rec.live))
+            .saturating_add(u32::from(failed));
+        if let Some(r) = self.rec_mut(rec.id) {
+            r.live = failed;
+        }
+        if found < u32::from(rec.run_pages) {
+            // A descriptor rotted: which page it held is unknown, so the
+            // domain cannot be trusted to read back what it wrote.
+            return Err(Lost::ChecksumMismatch);
         }
         if let Some(l) = lost {
             return Err(l);
         }
+        if failed == 0 {
+            self.drop_run(disk, rec.id);
+        }
         Ok(got)
+    }
+
+    /// Reads `rec`'s run's descriptors into `run_descs` (the slot in
+    /// `owner`): those it wrote, newest copy of each page only, by vpn.
+    /// Returns how many it wrote were found (copies included).
+    fn read_run(&mut self, disk: &mut impl SwapDisk, rec: &DomRec) -> Result<u32, DiskError> {
+        self.run_descs.clear();
+        let (first, end) = (rec.run_first, rec.run_first + u32::from(rec.run_len));
+        let mut s = first;
+        while s < end {
+            let b = s / DESC_PER_BLOCK;
+            disk.read(1 + u64::from(b), &mut self.dbuf)?;
+            while s < end && s / DESC_PER_BLOCK == b {
+                let off = ((s % DESC_PER_BLOCK) as usize) * DESC_LEN;
+                let d = self
+                    .dbuf
+                    .get(off..off + DESC_LEN)
+                    .and_then(|x| Desc::decode(self.cfg.boot_id, x))
+                    .filter(|d| d.owner == rec.id.to_raw() && d.seq >= rec.seq);
+                if let Some(d) = d {
+                    if self.run_descs.len() == self.run_descs.capacity() {
+                        return Err(DiskError::NotFound); // more than a run holds
+                    }
+                    self.run_descs.push(Desc {
+                        owner: u64::from(s),
+                        ..d
+                    });
+                }
+                s += 1;
+            }
+        }
+        let found = self.run_descs.len() as u32;
+        self.run_descs
+            .sort_unstable_by(|a, b| (a.vpn, b.seq).cmp(&(b.vpn, a.seq)));
+        self.run_descs.dedup_by_key(|d| d.vpn);
+        Ok(found)
+    }
+
+    /// Frees `d`'s run: its descriptors cleared, its slots free.
+    fn drop_run(&mut self, disk: &mut impl SwapDisk, d: DomainId) {
+        let Some(rec) = self.rec(d) else { return };
+        if rec.run_len == 0 {
+            return;
+        }
+        let n = u32::from(rec.run_len);
+        if self.area == Area::Open {
+            self.clear_descs(disk, rec.run_first, n);
+        }
+        for s in rec.run_first..rec.run_first + n {
+            self.map.clear(s);
+        }
+        self.counters.swapped = self.counters.swapped.saturating_sub(u32::from(rec.live));
+        if let Some(r) = self.rec_mut(d) {
+            r.run_len = 0;
+            r.run_pages = 0;
+            r.live = 0;
+        }
     }
 
     // ---- idle domains ----------------------------------------------------
 
-    /// The clock moved to `now`: every `idle_after / 4`, swaps out whole a
-    /// few domains idle for `idle_after`.
+    /// The clock moved to `now`: every `idle_after / 4`, swaps out whole
+    /// the domains idle for `idle_after` (up to 256 a check).
     pub fn tick(
         &mut self,
         now: u64,
@@ -1370,9 +1734,9 @@ impl<R: Replacement> Swap<R> {
     }
 
     /// Swaps `domain` out whole: all its resident pages into one run of
-    /// consecutive slots, unbound, then its tables given back. Returns
-    /// whether it is now out. Unless `force`, a domain that touched a page
-    /// since the last look is left alone.
+    /// consecutive slots, unbound, then its tables given back. Unless
+    /// `force`, a domain that touched a page since the last look is left
+    /// alone.
     pub fn swap_out(
         &mut self,
         mmu: &mut impl Mmu,
@@ -1388,7 +1752,7 @@ impl<R: Replacement> Swap<R> {
         }
         self.ids.clear();
         self.fr.clear();
-        for i in 0..MAX_RESIDENT as u32 {
+        for i in 0..self.res.len() as u32 {
             if let Some(r) = self.res_get(i) {
                 if r.page.domain == domain {
                     if self.ids.len() >= RUN_MAX {
@@ -1400,12 +1764,9 @@ impl<R: Replacement> Swap<R> {
             }
         }
         let n = self.ids.len();
+        let rec = self.rec(domain);
         if n == 0 {
-            return if self
-                .dom(domain)
-                .and_then(|i| self.doms.get(i))
-                .is_some_and(|r| r.out)
-            {
+            return if rec.is_some_and(|r| r.out) {
                 Ok(())
             } else {
                 Err(SwapOutError::NothingResident)
@@ -1417,11 +1778,20 @@ impl<R: Replacement> Swap<R> {
             Ok(true) => return Err(SwapOutError::Busy),
             Err(_) => return Err(SwapOutError::Io),
         }
-        let mut slots: Vec<u32> = Vec::new();
-        if slots.try_reserve_exact(n).is_err() || !self.alloc_slots(n, true, &mut slots) {
+        // The record before the write: a run nobody could find is lost.
+        let Some(ri) = self.dom_or_new(domain) else {
             return Err(SwapOutError::Full);
+        };
+        if rec.is_some_and(|r| r.run_len > 0) {
+            return self.swap_out_loose(mmu, disk, pool, domain);
         }
-        if self.write_batch(mmu, disk, &slots).is_err() {
+        let Some(first) = u32::try_from(n).ok().and_then(|k| self.map.alloc_run(k)) else {
+            return Err(SwapOutError::Full);
+        };
+        self.batch.clear();
+        self.batch.extend(first..first + n as u32);
+        let seq = self.seq;
+        if self.write_batch(mmu, disk, false).is_err() {
             return Err(SwapOutError::Io);
         }
         for k in 0..n {
@@ -1435,16 +1805,30 @@ impl<R: Replacement> Swap<R> {
             }
         }
         let freed = self.unbind_batch(mmu, pool);
-        let Some(i) = self.dom_or_new(domain) else {
-            return Err(SwapOutError::Full);
-        };
-        let first = slots.first().copied().unwrap_or(0);
-        if let Some(r) = self.doms.get_mut(i) {
-            r.run_first = first;
-            r.run_len = n as u32;
-            r.out = freed == n;
-            r.swap_outs += 1;
+        // Any page still bound holds data only its frame has now.
+        for k in 0..n {
+            if let Some(&id) = self.ids.get(k) {
+                if self.res_get(id).is_some_and(|r| r.page.domain == domain) {
+                    self.mark_dirty(id);
+                }
+            }
         }
+        let dom = self.doms.get(ri).map(|r| r.id);
+        let ri = if dom == Some(domain) {
+            ri
+        } else {
+            self.dom(domain).unwrap_or(ri)
+        };
+        if let Some(r) = self.doms.get_mut(ri) {
+            r.seq = seq;
+            r.run_first = first;
+            r.run_len = n as u16;
+            r.run_pages = n as u16;
+            r.live = freed as u16;
+            r.out = freed == n;
+            r.swap_outs = r.swap_outs.saturating_add(1);
+        }
+        self.counters.swapped += freed as u32;
         self.counters.swap_outs += 1;
         if freed == n {
             // Not waiting (WouldBlock) is fine: its tables stay.
@@ -1455,44 +1839,89 @@ impl<R: Replacement> Swap<R> {
         }
     }
 
+    /// The rest of a swap-out of `domain` (its resident pages in
+    /// `self.ids`) when it has a run already: one run a domain, so these
+    /// (pages it touched during the last swap-out, say) go out loose, and
+    /// come back one fault at a time after the run.
+    fn swap_out_loose(
+        &mut self,
+        mmu: &mut impl Mmu,
+        disk: &mut impl SwapDisk,
+        pool: &mut FramePool,
+        domain: DomainId,
+    ) -> Result<(), SwapOutError> {
+        let n = self.ids.len();
+        if self.loose_free.len() < n || !self.map.alloc_any(n, &mut self.batch) {
+            return Err(SwapOutError::Full);
+        }
+        if self.write_batch(mmu, disk, true).is_err() {
+            return Err(SwapOutError::Io);
+        }
+        for k in 0..n {
+            if let Some(p) = self
+                .ids
+                .get(k)
+                .and_then(|&id| self.res_get(id))
+                .map(|r| r.page)
+            {
+                self.repl.written(p);
+            }
+        }
+        let freed = self.unbind_batch(mmu, pool);
+        if let Some(r) = self.rec_mut(domain) {
+            r.out = freed == n;
+            r.swap_outs = r.swap_outs.saturating_add(1);
+        }
+        self.counters.swap_outs += 1;
+        if freed == n {
+            let _ = mmu.shrink(domain);
+            Ok(())
+        } else {
+            Err(SwapOutError::Busy)
+        }
+    }
+
     // ---- death -----------------------------------------------------------
 
     /// `domain` is gone (its frames are back in the pool): drops its
-    /// resident pages and swap slots, and clears their descriptors (best
-    /// effort: a descriptor left behind names a dead domain).
+    /// resident pages, loose pages and run, and clears their descriptors
+    /// (best effort: a descriptor left behind names a dead domain).
     pub fn revoke(&mut self, disk: &mut impl SwapDisk, domain: DomainId) {
         self.futile = 0;
         self.repl.forget(domain);
-        for i in 0..MAX_RESIDENT as u32 {
+        for i in 0..self.res.len() as u32 {
             if self.res_get(i).is_some_and(|r| r.page.domain == domain) {
                 if let Some(r) = self.res_remove(i) {
                     if r.slot != NO {
-                        self.free_slot(r.slot);
+                        self.free_loose(r.slot);
                     }
                 }
             }
         }
         let mut last = NO;
-        let mut touched = false;
-        for s in 0..self.slots.len() as u32 {
-            let owner = self.slots.get(s as usize).map_or(0, |m| m.owner);
-            if owner == domain.to_raw() && owner != 0 {
-                self.free_slot(s);
-                let b = s / DESC_PER_BLOCK;
-                if b != last {
-                    if last != NO && self.area == Area::Open {
-                        let _ = self.write_desc_block(disk, last);
+        for i in 0..self.loose.len() as u32 {
+            let Some(m) = self.loose_get(i) else { continue };
+            if m.owner != domain.to_raw() {
+                continue;
+            }
+            self.free_loose(i);
+            // Loose pages of one domain are mostly in a few blocks.
+            let b = m.slot / DESC_PER_BLOCK;
+            if b != last && self.area == Area::Open {
+                let map = &self.map;
+                let _ = patch_block(disk, &mut self.dbuf, self.cfg.boot_id, b, |t| {
+                    if map.is_used(t) {
+                        Patch::Keep
+                    } else {
+                        Patch::Clear
                     }
-                    last = b;
-                    touched = true;
-                }
+                });
+                last = b;
             }
         }
-        if touched && last != NO && self.area == Area::Open {
-            let _ = self.write_desc_block(disk, last);
-        }
+        self.drop_run(disk, domain);
         if let Some(i) = self.dom(domain) {
-            self.doms.swap_remove(i);
+            self.dom_remove(i);
         }
     }
 
@@ -1504,34 +1933,58 @@ impl<R: Replacement> Swap<R> {
             .flatten()
             .filter(|r| r.page.domain == domain)
             .count();
-        let swapped = self
-            .slots
+        let loose = self
+            .loose
             .iter()
+            .flatten()
             .filter(|m| m.state() == State::Swapped && m.owner == domain.to_raw())
             .count();
-        let rec = self.dom(domain).and_then(|i| self.doms.get(i)).copied();
+        let rec = self.rec(domain);
         DomMem {
             resident: resident as u32,
-            swapped: swapped as u32,
-            swap_ins: rec.map_or(0, |r| r.swap_ins),
-            swap_outs: rec.map_or(0, |r| r.swap_outs),
+            swapped: loose as u32 + rec.map_or(0, |r| u32::from(r.live)),
+            swap_ins: rec.map_or(0, |r| u32::from(r.swap_ins)),
+            swap_outs: rec.map_or(0, |r| u32::from(r.swap_outs)),
             swapped_out: rec.is_some_and(|r| r.out),
         }
     }
 
-    /// Every slot's page and state, for tests: (page, swapped?).
+    /// Every page with a copy in swap, for tests: (page, swapped?), the
+    /// runs' read from their descriptors on `disk`.
     #[cfg(test)]
-    pub(crate) fn slot_pages(&self) -> Vec<(Page, bool)> {
-        self.slots
+    pub(crate) fn slot_pages(&self, disk: &mut impl SwapDisk) -> Vec<(Page, bool)> {
+        let mut out: Vec<(Page, bool)> = self
+            .loose
             .iter()
-            .filter(|m| matches!(m.state(), State::Swapped | State::Copy))
-            .map(|m| {
-                (
-                    Page::new(DomainId::from_raw(m.owner), m.vpn()),
-                    m.state() == State::Swapped,
-                )
-            })
-            .collect()
+            .flatten()
+            .filter(|m| m.state() != State::Pending)
+            .map(|m| (m.page(), m.state() == State::Swapped))
+            .collect();
+        let mut blk = [0u8; BLOCK];
+        let mut newest: std::collections::BTreeMap<Page, u64> = Default::default();
+        for r in self.doms.iter().filter(|r| r.run_len > 0) {
+            for s in r.run_first..r.run_first + u32::from(r.run_len) {
+                assert!(self.map.is_used(s), "a run's slot is free");
+                if disk.read(self.geo.desc_block(s), &mut blk).is_err() {
+                    continue;
+                }
+                let off = ((s % DESC_PER_BLOCK) as usize) * DESC_LEN;
+                let Some(d) = Desc::decode(self.cfg.boot_id, &blk[off..off + DESC_LEN]) else {
+                    continue;
+                };
+                let page = Page::new(r.id, d.vpn);
+                if d.owner == r.id.to_raw()
+                    && d.seq >= r.seq
+                    && self.find_res(page).is_none()
+                    && self.find_loose(page).is_none()
+                {
+                    let e = newest.entry(page).or_insert(0);
+                    *e = (*e).max(d.seq);
+                }
+            }
+        }
+        out.extend(newest.into_keys().map(|p| (p, true)));
+        out
     }
 
     /// Resident pages the engine tracks, for tests: (page, frame, dirty).
