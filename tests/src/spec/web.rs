@@ -5,8 +5,8 @@
 //! and the runner's (host wrk).
 
 use super::{
-    d, manifest, net_guests, www_site, Boot, DiskExtent, DiskImage, HostHttp, HttpCheck,
-    NetDevice, QemuTest, VNIC,
+    d, manifest, net_guests, www_site, Boot, DiskExtent, DiskImage, HostHttp, HttpCheck, NetDevice,
+    QemuTest, VNIC,
 };
 use crate::pattern::Pattern;
 use std::time::Duration;
@@ -110,9 +110,7 @@ pub fn web_scale(name: &str, w: &Web) -> Result<QemuTest, String> {
         .net(net)
         .verdicts_from("loadgen")
         .qemu_args(["-m", w.mem])
-        .timeout(Duration::from_secs(
-            240 + u64::from(w.n) / 2 + phases * 2,
-        ))
+        .timeout(Duration::from_secs(240 + u64::from(w.n) / 2 + phases * 2))
         .forbid(d("swapper", "swapper: killing *"))
         .require(d(
             "supervisor",

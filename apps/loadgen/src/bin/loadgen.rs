@@ -280,7 +280,11 @@ async fn targets_of(net: &Net, p: &Params) -> Result<Vec<Ipv4>, &'static str> {
         v.try_reserve_exact(p.targets)
             .map_err(|_| "no memory for the targets")?;
         for slot in a..=b {
-            v.push(assign::addresses(slot).map_err(|_| "a slot has no address")?.ipv4);
+            v.push(
+                assign::addresses(slot)
+                    .map_err(|_| "a slot has no address")?
+                    .ipv4,
+            );
         }
         return Ok(v);
     }
@@ -325,7 +329,9 @@ async fn drive(
     loop {
         net.sleep(NetDuration::from_millis(20)).await;
         let t = tally.borrow();
-        if t.finished >= p.conns || (t.until_ns.is_none() && t.ok + t.errors + t.wrong >= p.requests) {
+        if t.finished >= p.conns
+            || (t.until_ns.is_none() && t.ok + t.errors + t.wrong >= p.requests)
+        {
             return;
         }
         let ms = (now_us() - start) / 1000;
@@ -405,7 +411,8 @@ async fn warm_up(net: &Net, p: &Rc<Params>, targets: &Rc<Vec<Ipv4>>) -> u64 {
     let start = now_us();
     let deadline = start + p.warmup_s * 1_000_000;
     for _ in 0..p.conns {
-        let (net2, targets, next, path) = (net.clone(), targets.clone(), next.clone(), p.path.clone());
+        let (net2, targets, next, path) =
+            (net.clone(), targets.clone(), next.clone(), p.path.clone());
         net.spawn(async move {
             let mut buf = alloc::vec![0u8; 4096];
             let mut req = Vec::new();
@@ -488,7 +495,15 @@ async fn run_timed(net: Net, p: Params) -> Result<(), &'static str> {
             until_ns: Some((start + p.secs * 1_000_000) * 1000),
             ..Tally::default()
         }));
-        drive(&net, &p, &targets, z, &tally, &alloc::format!("alpha={alpha:?}")).await;
+        drive(
+            &net,
+            &p,
+            &targets,
+            z,
+            &tally,
+            &alloc::format!("alpha={alpha:?}"),
+        )
+        .await;
         let us = now_us().saturating_sub(start).max(1);
         let t = tally.borrow();
         let done = t.ok + t.wrong;
