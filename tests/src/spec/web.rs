@@ -1,6 +1,7 @@
 //! `bench web`'s boot (Denali's Figure 3): N paged httpd, the swapper,
 //! the disk and the vnic in a 1 GiB machine, driven by loadgen in timed
-//! phases; and its CI-sized test. The verdicts are the supervisor's (the
+//! phases (then host wrk against a few of them, for small N); and its
+//! CI-sized test. The verdicts are the supervisor's (the
 //! loadgen, the test domain, halts with 0 only if every answer was right)
 //! and the runner's (host wrk).
 
@@ -33,7 +34,8 @@ pub struct Web {
     pub alphas: Vec<f64>,
     /// loadgen's concurrent clients.
     pub conns: u32,
-    /// Host wrk against this many httpd during the first phase (0: none).
+    /// Host wrk against this many httpd for `secs` after the phases, while
+    /// loadgen holds off (0: none).
     pub wrk: u32,
     /// The machine's memory.
     pub mem: &'static str,
@@ -60,9 +62,12 @@ pub fn web_targets(w: &Web) -> Result<Vec<(u32, [u8; 4])>, String> {
 /// loadgen's config for `w` over slots `first..=last`.
 fn loadgen_config(w: &Web, first: u32, last: u32) -> String {
     let alphas: Vec<String> = w.alphas.iter().map(|a| format!("{a}")).collect();
-    let warm_s = 300 + u64::from(w.n) / 5;
+    // A first touch faults an httpd's pages in: about 1 s each in TCG.
+    let warm_s = 120 + 2 * u64::from(w.n);
+    // wrk's turn: its run and the curl before it.
+    let hold = if w.wrk > 0 { w.secs + 10 } else { 0 };
     format!(
-        "slots={first}-{last} conns={} warmup=yes warmup_s={warm_s} secs={} alphas={} raw={RAW_BLOCKS} progress_ms=5000 path=/2k.html expect=2048 keepalive=no\n",
+        "slots={first}-{last} conns={} warmup=yes warmup_s={warm_s} secs={} alphas={} raw={RAW_BLOCKS} progress_ms=5000 hold_s={hold} path=/2k.html expect=2048 keepalive=no\n",
         w.conns,
         w.secs,
         alphas.join("/")
@@ -82,16 +87,16 @@ pub fn web_scale(name: &str, w: &Web) -> Result<QemuTest, String> {
     let mut net = NetDevice::default();
     if w.wrk > 0 {
         net.http = Some(HostHttp {
-            when: Pattern::new(d("loadgen", "loadgen: phase start *")),
+            when: Pattern::new(d("loadgen", "loadgen: hold start *")),
             guests: targets.iter().take(w.wrk as usize).map(|t| t.1).collect(),
             check: HttpCheck::Wrk {
                 path: "/2k.html".into(),
-                secs: w.secs.saturating_sub(2).max(1),
+                secs: w.secs,
                 conns: 2,
             },
         });
     }
-    let phases = u64::from(w.secs) * w.alphas.len() as u64;
+    let phases = u64::from(w.secs) * (w.alphas.len() as u64 + 1);
     Ok(QemuTest::new(name, Boot::Pvh, "serac.exit=1")
         .with_file("manifest", manifest(&[&web_manifest(w)]))
         .disk(DiskImage::fresh(
@@ -110,7 +115,7 @@ pub fn web_scale(name: &str, w: &Web) -> Result<QemuTest, String> {
         .net(net)
         .verdicts_from("loadgen")
         .qemu_args(["-m", w.mem])
-        .timeout(Duration::from_secs(240 + u64::from(w.n) / 2 + phases * 2))
+        .timeout(Duration::from_secs(300 + 3 * u64::from(w.n) + phases * 2))
         .forbid(d("swapper", "swapper: killing *"))
         .require(d(
             "supervisor",

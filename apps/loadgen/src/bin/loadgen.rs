@@ -14,9 +14,11 @@
 //! sweep that gets one answer from every target (retrying each until
 //! `warmup_s=300` seconds have passed); `secs=S`: timed phases of S
 //! seconds instead of a request count, one per `alphas=0.8/0` (default:
-//! `alpha`); `raw=B`: before the sweep, a timed sequential read of B
-//! blocks of its disk `loadgen`; `progress_ms=M`: a progress line every M
-//! ms. Each phase prints `loadgen: phase start alpha=A` and `loadgen:
+//! `alpha`); `raw=B`: before the sweep and after the phases, a timed
+//! sequential read of B blocks of its disk `loadgen`; `progress_ms=M`: a progress line every M
+//! ms; `hold_s=H`: after the phases, H seconds without load between
+//! `loadgen: hold start` and `loadgen: hold done` (host wrk's turn). Each
+//! phase prints `loadgen: phase start alpha=A` and `loadgen:
 //! phase done alpha=A requests=.. errors=.. wrong=.. duration_us=..
 //! rps=.. p50_us=.. p99_us=..`. Latencies go into a fixed histogram, so
 //! memory does not grow with the requests.
@@ -71,6 +73,7 @@ struct Params {
     alphas: Vec<f64>,
     raw: u64,
     progress_ms: u64,
+    hold_s: u64,
 }
 
 impl Default for Params {
@@ -91,6 +94,7 @@ impl Default for Params {
             alphas: Vec::new(),
             raw: 0,
             progress_ms: 0,
+            hold_s: 0,
         }
     }
 }
@@ -131,6 +135,7 @@ fn parse(text: &str) -> Result<Params, ConfigError<'_>> {
             "raw" if config::int(v)? <= MAX_RAW => p.raw = config::int(v)?,
             "raw" => return Err(ConfigError::BadValue(v)),
             "progress_ms" => p.progress_ms = config::int(v)?,
+            "hold_s" => p.hold_s = config::int(v)?,
             _ => return Err(ConfigError::UnknownKey(k)),
         }
     }
@@ -521,6 +526,15 @@ async fn run_timed(net: Net, p: Params) -> Result<(), &'static str> {
         if done == 0 {
             bad += 1;
         }
+    }
+    // Again with the load over: the bench takes the less disturbed read.
+    if p.raw > 0 {
+        raw_read(p.raw)?;
+    }
+    if p.hold_s > 0 {
+        println!("loadgen: hold start secs={}", p.hold_s);
+        net.sleep(NetDuration::from_secs(p.hold_s)).await;
+        println!("loadgen: hold done");
     }
     if bad == 0 {
         Ok(())
