@@ -299,8 +299,9 @@ impl Size {
     }
 }
 
-/// The figures of one boot's serial log and host lines.
-fn size_of(n: u32, serial: &str, host: &[String], problems: &[String]) -> Size {
+/// The figures of one boot's serial log and host lines, which should
+/// have `want` phases.
+fn size_of(n: u32, want: usize, serial: &str, host: &[String], problems: &[String]) -> Size {
     let started = started(serial);
     let mut failed = None;
     let phases = phases(serial).unwrap_or_else(|e| {
@@ -327,8 +328,8 @@ fn size_of(n: u32, serial: &str, host: &[String], problems: &[String]) -> Size {
         Some(f)
     } else if started < u64::from(n) {
         Some(format!("{started} of {n} httpd started"))
-    } else if s.phases.len() < ALPHAS.len() {
-        Some(format!("{} of {} phases ran", s.phases.len(), ALPHAS.len()))
+    } else if s.phases.len() < want {
+        Some(format!("{} of {want} phases ran", s.phases.len()))
     } else if let Some(p) = s.phases.iter().find(|p| p.errors > 0) {
         Some(format!(
             "{} request(s) failed under alpha {}",
@@ -373,8 +374,9 @@ fn progress(log: PathBuf, n: u32, stop: Arc<AtomicBool>) -> thread::JoinHandle<(
     })
 }
 
-/// One boot of `n` httpd with phases of `secs` seconds.
-fn boot(runner: &mut Runner, n: u32, secs: u32, alphas: &[f64]) -> Size {
+/// One boot of `n` httpd with phases of `secs` seconds, named `bench_web_`
+/// `tag` and `n`.
+fn boot(runner: &mut Runner, tag: &str, n: u32, secs: u32, alphas: &[f64]) -> Size {
     let w = Web {
         n,
         secs,
@@ -387,14 +389,14 @@ fn boot(runner: &mut Runner, n: u32, secs: u32, alphas: &[f64]) -> Size {
         },
         mem: "1G",
     };
-    let name = format!("bench_web_{n}");
+    let name = format!("bench_web_{tag}{n}");
     let t = match web_scale(&name, &w) {
         Ok(t) => t,
         Err(e) => {
             return Size {
                 n,
                 failed: Some(format!("cannot make the boot: {e}")),
-                ..size_of(n, "", &[], &[])
+                ..size_of(n, 0, "", &[], &[])
             }
         }
     };
@@ -410,7 +412,7 @@ fn boot(runner: &mut Runner, n: u32, secs: u32, alphas: &[f64]) -> Size {
     stop.store(true, Ordering::Relaxed);
     let _ = echo.join();
     let serial = fs::read_to_string(&out.log).unwrap_or_default();
-    let mut s = size_of(n, &serial, &out.host, &out.problems);
+    let mut s = size_of(n, alphas.len(), &serial, &out.host, &out.problems);
     s.elapsed_s = t0.elapsed().as_secs_f64();
     match &s.failed {
         Some(why) => eprintln!(
@@ -614,7 +616,7 @@ fn ceiling(runner: &mut Runner) -> Ceiling {
     while let Some(n) = next_probe(ok, fail) {
         // One boot: every httpd started and answered the warm-up, then a
         // 1 s phase.
-        let s = boot(runner, n, 1, &[0.0]);
+        let s = boot(runner, "ceiling_", n, 1, &[0.0]);
         match s.failed {
             None => ok = Some(n),
             Some(why) => {
@@ -649,7 +651,7 @@ pub fn web(o: &WebOpts) -> Result<ExitCode> {
         let v: Vec<Size> = o
             .sizes
             .iter()
-            .map(|&n| boot(&mut runner, n, PHASE_S, &alphas))
+            .map(|&n| boot(&mut runner, "", n, PHASE_S, &alphas))
             .collect();
         table(&v);
         (v, None)
@@ -722,7 +724,7 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
 
     #[test]
     fn size_figures_and_the_bound() {
-        let s = size_of(2, RUN, &[], &[]);
+        let s = size_of(2, 2, RUN, &[], &[]);
         assert_eq!(s.failed, None);
         assert_eq!(s.started, 2);
         assert_eq!(s.raw_bytes_per_s, Some(4096.0 * 4096.0));
@@ -739,13 +741,13 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
 
     #[test]
     fn failures_say_why() {
-        let s = size_of(3, RUN, &[], &[]);
+        let s = size_of(3, 2, RUN, &[], &[]);
         assert!(s.failed.unwrap().starts_with("2 of 3 httpd started"));
         let bad = RUN.replace(
             "errors=0 wrong=0 duration_us=2000000 rps=50",
             "errors=2 wrong=0 duration_us=2000000 rps=50",
         ) + "[0:1 supervisor] supervisor: httpd#2: create failed: OutOfHandles\n";
-        let f = size_of(2, &bad, &[], &[]).failed.unwrap();
+        let f = size_of(2, 2, &bad, &[], &[]).failed.unwrap();
         assert!(
             f.contains("2 request(s) failed") && f.contains("OutOfHandles"),
             "{f}"
@@ -754,10 +756,12 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
             .split("[6:1 loadgen] loadgen: phase start alpha=0.0")
             .next()
             .unwrap();
-        assert!(size_of(2, half, &[], &[])
+        assert!(size_of(2, 2, half, &[], &[])
             .failed
             .unwrap()
             .contains("1 of 2 phases"));
+        // The ceiling's probes want one.
+        assert_eq!(size_of(2, 1, half, &[], &[]).failed, None);
     }
 
     #[test]
@@ -783,7 +787,7 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
 
     #[test]
     fn plot_draws_every_curve() {
-        let s = size_of(2, RUN, &[], &[]);
+        let s = size_of(2, 2, RUN, &[], &[]);
         let c = curves(&[s]);
         assert_eq!(c.len(), 3);
         assert!(c.iter().all(|c| c.1.len() == 1));

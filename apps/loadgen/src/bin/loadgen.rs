@@ -339,7 +339,7 @@ async fn drive(
         {
             return;
         }
-        let ms = (now_us() - start) / 1000;
+        let ms = now_us().saturating_sub(start) / 1000;
         if p.progress_ms > 0 && ms >= next {
             next = ms + p.progress_ms;
             println!(
@@ -464,11 +464,11 @@ async fn warm_up(net: &Net, p: &Rc<Params>, targets: &Rc<Vec<Ipv4>>) -> u64 {
             println!(
                 "loadgen: warm-up done touched={touched} of {} failed={failed} duration_us={}",
                 targets.len(),
-                now_us() - start
+                now_us().saturating_sub(start)
             );
             return failed;
         }
-        let ms = (now_us() - start) / 1000;
+        let ms = now_us().saturating_sub(start) / 1000;
         if p.progress_ms > 0 && ms >= report {
             report = ms + p.progress_ms;
             println!(
