@@ -14,10 +14,12 @@
 //!   most once a second), over the phase's duration.
 //! - `wrk_rps` (N <= 100): host wrk against 4 httpd through hostfwd
 //!   after the phases, while loadgen holds off.
-//! - `resident_pages`: the swapper's at the phase's end;
-//!   `resident_domains` and `memory_in_use_bytes` (the kernel's domain
-//!   frames) at the end of the boot: the supervisor's memory table and the
-//!   kernel's stats line.
+//! - `resident_pages`, `resident_domains` and `memory_in_use_bytes` at the
+//!   phase's end: the swapper's resident pages; httpd started (the
+//!   supervisor's lines) less those swapped out whole (the swapper's
+//!   swap-outs less swap-ins); and the pages the supervisor gave every
+//!   domain at its start, plus the swapper's resident pages, plus the
+//!   kernel's heap and domain frames (its stats line at the end).
 //!
 //! And per N, `raw_disk_bound_rps`: loadgen's faster raw sequential read
 //! rate in the same boot over the bytes one swap-in reads (the median httpd's
@@ -109,6 +111,8 @@ struct Phase {
     swap_ins: u64,
     page_ins: u64,
     resident_pages: u64,
+    /// Domains swapped out whole at the phase's end.
+    swapped_out: u64,
 }
 
 impl Phase {
@@ -125,6 +129,7 @@ impl Phase {
 struct Swapper {
     resident: u64,
     page_ins: u64,
+    swap_outs: u64,
     swap_ins: u64,
 }
 
@@ -133,6 +138,7 @@ fn swapper_line(l: &str) -> Option<Swapper> {
     Some(Swapper {
         resident: after(l, "resident")?,
         page_ins: after(l, "page-ins")?,
+        swap_outs: after(l, "swap-outs")?,
         swap_ins: after(l, "swap-ins")?,
     })
 }
@@ -170,6 +176,7 @@ fn phases(serial: &str) -> std::result::Result<Vec<Phase>, String> {
                     swap_ins: last.swap_ins.saturating_sub(s0.swap_ins),
                     page_ins: last.page_ins.saturating_sub(s0.page_ins),
                     resident_pages: last.resident,
+                    swapped_out: last.swap_outs.saturating_sub(last.swap_ins),
                 });
             }
             _ => {}
@@ -193,36 +200,20 @@ fn raw_rate(serial: &str) -> Option<f64> {
         .reduce(f64::max)
 }
 
-/// Domains swapped out in the supervisor's last memory total.
-fn swapped_out(serial: &str) -> Option<u64> {
-    lines_of(serial, Some("supervisor"))
-        .into_iter()
-        .rev()
-        .find(|l| l.starts_with("supervisor: memory total:"))
-        .and_then(|l| after(l, "pages,"))
-}
-
-/// Bytes in use at the end: the pages the supervisor gave each domain at
-/// its start (its image and eager frames), the pages the swapper holds
-/// resident (the supervisor's last total), the kernel's heap and its
-/// frames for domains.
-fn memory_in_use(serial: &str) -> Option<u64> {
-    let sup = lines_of(serial, Some("supervisor"));
-    let given: u64 = sup
+/// Bytes in use but for the swapper's resident pages: the pages the
+/// supervisor gave each domain at its start (its image and eager frames)
+/// and the kernel's heap and frames for domains (its stats at the end).
+fn fixed_bytes(serial: &str) -> Option<u64> {
+    let given: u64 = lines_of(serial, Some("supervisor"))
         .iter()
         .filter(|l| l.starts_with("supervisor: started "))
         .filter_map(|l| after(l.rsplit_once('(')?.1, ""))
         .sum();
-    let resident = sup
-        .iter()
-        .rev()
-        .find(|l| l.starts_with("supervisor: memory total:"))
-        .and_then(|l| after(l, "resident"))?;
     let k = lines_of(serial, None)
         .into_iter()
         .find(|l| l.starts_with("KERNEL stats:"))?;
     let (heap, frames) = (after(k, "heap in use")?, after(k, "domain frames")?);
-    Some((given + resident + frames) * 4096 + heap * 1024)
+    Some((given + frames) * 4096 + heap * 1024)
 }
 
 /// The last table's rows (those printed just before the last total).
@@ -287,8 +278,8 @@ struct Size {
     phases: Vec<Phase>,
     raw_bytes_per_s: Option<f64>,
     swap_in_pages: Option<f64>,
-    resident_domains: Option<u64>,
-    memory_in_use_bytes: Option<u64>,
+    /// See [`fixed_bytes`].
+    fixed_bytes: Option<u64>,
     wrk_rps: Option<f64>,
     elapsed_s: f64,
 }
@@ -296,6 +287,12 @@ struct Size {
 impl Size {
     fn bound_rps(&self) -> Option<f64> {
         bound(self.raw_bytes_per_s?, self.swap_in_pages?)
+    }
+    fn resident_domains(&self, p: &Phase) -> u64 {
+        self.started.saturating_sub(p.swapped_out)
+    }
+    fn memory_in_use(&self, p: &Phase) -> Option<u64> {
+        Some(self.fixed_bytes? + p.resident_pages * 4096)
     }
 }
 
@@ -309,7 +306,6 @@ fn size_of(n: u32, want: usize, serial: &str, host: &[String], problems: &[Strin
         Vec::new()
     });
     let rows = last_rows(serial);
-    let out = swapped_out(serial);
     let rows_f: Vec<f64> = rows.iter().map(|&p| p as f64).collect();
     let wrk: std::result::Result<Vec<f64>, String> = host.iter().map(|l| wrk_line_rps(l)).collect();
     let mut s = Size {
@@ -318,8 +314,7 @@ fn size_of(n: u32, want: usize, serial: &str, host: &[String], problems: &[Strin
         started,
         raw_bytes_per_s: raw_rate(serial),
         swap_in_pages: (!rows_f.is_empty()).then(|| median(&rows_f)),
-        resident_domains: out.map(|o| started.saturating_sub(o)),
-        memory_in_use_bytes: memory_in_use(serial),
+        fixed_bytes: fixed_bytes(serial),
         wrk_rps: wrk.ok().filter(|v| !v.is_empty()).map(|v| v.iter().sum()),
         phases,
         elapsed_s: 0.0,
@@ -443,21 +438,13 @@ fn json(sizes: &[Size], ceiling: Option<&Ceiling>) -> String {
             format!("\"raw_disk_bytes_per_s\": {}", num(s.raw_bytes_per_s, 0)),
             format!("\"swap_in_pages\": {}", num(s.swap_in_pages, 0)),
             format!("\"raw_disk_bound_rps\": {}", num(s.bound_rps(), 1)),
-            format!(
-                "\"resident_domains\": {}",
-                num(s.resident_domains.map(|v| v as f64), 0)
-            ),
-            format!(
-                "\"memory_in_use_bytes\": {}",
-                num(s.memory_in_use_bytes.map(|v| v as f64), 0)
-            ),
             format!("\"wrk_rps\": {}", num(s.wrk_rps, 1)),
         ];
         for (alpha, name) in ALPHAS {
             if let Some(p) = s.phases.iter().find(|p| p.alpha == alpha) {
                 f.push(format!(
-                    "\"{name}\": {{\"web_rps\": {:.1}, \"p50_us\": {}, \"p99_us\": {}, \"swap_ins_per_s\": {:.2}, \"page_ins_per_s\": {:.1}, \"resident_pages\": {}, \"requests\": {}, \"errors\": {}, \"duration_us\": {}}}",
-                    p.rps(), p.p50_us, p.p99_us, p.per_s(p.swap_ins), p.per_s(p.page_ins), p.resident_pages, p.requests, p.errors, p.duration_us
+                    "\"{name}\": {{\"web_rps\": {:.1}, \"p50_us\": {}, \"p99_us\": {}, \"swap_ins_per_s\": {:.2}, \"page_ins_per_s\": {:.1}, \"resident_pages\": {}, \"resident_domains\": {}, \"memory_in_use_bytes\": {}, \"requests\": {}, \"errors\": {}, \"duration_us\": {}}}",
+                    p.rps(), p.p50_us, p.p99_us, p.per_s(p.swap_ins), p.per_s(p.page_ins), p.resident_pages, s.resident_domains(p), num(s.memory_in_use(p).map(|v| v as f64), 0), p.requests, p.errors, p.duration_us
                 ));
             }
         }
@@ -476,7 +463,7 @@ fn json(sizes: &[Size], ceiling: Option<&Ceiling>) -> String {
         ));
     }
     top.push(format!(
-        "\"units\": \"web_rps: requests/s (loadgen, {PHASE_S} s per distribution, connect-GET-close of 2 KiB, plain TCG, 1 GiB); p50_us/p99_us: microseconds; swap_ins_per_s: whole-domain swap-ins (swapper); raw_disk_bound_rps: raw sequential read bytes/s over swap_in_pages x 4096; resident_domains, memory_in_use_bytes (pages given at start + swapper-resident pages + kernel heap and domain frames): end of the boot\""
+        "\"units\": \"web_rps: requests/s (loadgen, {PHASE_S} s per distribution, connect-GET-close of 2 KiB, plain TCG, 1 GiB); p50_us/p99_us: microseconds; swap_ins_per_s: whole-domain swap-ins (swapper); raw_disk_bound_rps: raw sequential read bytes/s over swap_in_pages x 4096; resident_domains (httpd started less swapped out whole), memory_in_use_bytes (pages given at start + swapper-resident pages + kernel heap and domain frames): at the phase's end\""
     ));
     format!("{{{}}}\n", top.join(", "))
 }
@@ -501,8 +488,8 @@ fn table(sizes: &[Size]) {
                 p.per_s(p.swap_ins),
                 p.resident_pages,
                 num(s.bound_rps(), 1),
-                s.resident_domains.map_or("n/a".into(), |v| v.to_string()),
-                num(s.memory_in_use_bytes.map(|b| b as f64 / 1048576.0), 1),
+                s.resident_domains(p),
+                num(s.memory_in_use(p).map(|b| b as f64 / 1048576.0), 1),
                 num(s.wrk_rps, 0),
             );
         }
@@ -692,9 +679,9 @@ mod tests {
 [0:1 supervisor] supervisor: started httpd#0 as 4:1 (47 pages)\n\
 [0:1 supervisor] supervisor: started httpd#1 as 5:1 (47 pages)\n\
 [6:1 loadgen] loadgen: raw read 4096 blocks of 4096 bytes in 1000000 us\n\
-[1:1 swapper] swapper: resident 100 swapped 0 page-ins 10 page-outs 0 swap-outs 0 swap-ins 2 io-errors 0\n\
+[1:1 swapper] swapper: resident 100 swapped 0 page-ins 10 page-outs 0 swap-outs 2 swap-ins 2 io-errors 0\n\
 [6:1 loadgen] loadgen: phase start alpha=0.8\n\
-[1:1 swapper] swapper: resident 120 swapped 5 page-ins 30 page-outs 5 swap-outs 1 swap-ins 6 io-errors 0\n\
+[1:1 swapper] swapper: resident 120 swapped 5 page-ins 30 page-outs 5 swap-outs 7 swap-ins 6 io-errors 0\n\
 [6:1 loadgen] loadgen: phase done alpha=0.8 requests=400 errors=0 wrong=0 duration_us=2000000 rps=200 p50_us=900 p99_us=5000 targets=2 conns=8\n\
 [6:1 loadgen] loadgen: phase start alpha=0.0\n\
 [6:1 loadgen] loadgen: phase done alpha=0.0 requests=100 errors=0 wrong=0 duration_us=2000000 rps=50 p50_us=800 p99_us=4000 targets=2 conns=8\n\
@@ -731,10 +718,12 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
         // Median of 60 and 64 pages held per httpd.
         assert_eq!(s.swap_in_pages, Some(62.0));
         assert_eq!(s.bound_rps(), Some(4096.0 * 4096.0 / (62.0 * 4096.0)));
-        // (47 + 47 given + 50 resident + 1000 domain frames) pages + 10 KiB.
+        // One of two swapped out whole (7 swap-outs, 6 swap-ins); (47 + 47
+        // given + 1000 domain frames + 120 resident) pages + 10 KiB.
+        let p = &s.phases[0];
         assert_eq!(
-            (s.resident_domains, s.memory_in_use_bytes),
-            (Some(1), Some(1144 * 4096 + 10 * 1024))
+            (s.resident_domains(p), s.memory_in_use(p)),
+            (1, Some(1214 * 4096 + 10 * 1024))
         );
         assert_eq!(bound(1e6, 0.0), None);
     }
