@@ -327,7 +327,7 @@ pub fn domain_ctl(ctl: Handle, op: DomainOp, a: u64, b: u64) -> Result<u64, SysE
         return Err(SysError::BadArgument);
     }
     // SAFETY: none of `domain_ctl`'s operations writes the caller's memory
-    // (`Create` only reads the name at `b`).
+    // (`Create` and `ImageCreate` only read at `b`).
     let (rax, rdx) = unsafe { syscall4(nr(Syscall::DomainCtl), ctl.to_raw(), op as u64, a, b) };
     sys_result(rax, rdx)
 }
@@ -793,6 +793,16 @@ pub fn peek(addr: u64) -> u64 {
     // read sees plain bytes (no concurrent writer exists in a one-CPU
     // domain), and if not, the domain faults and never resumes here.
     unsafe { core::ptr::read_volatile(addr as *const u64) }
+}
+
+/// Writes `v` at `addr`, a page the domain has bound read-only (its own
+/// code, for hostile tests): the kernel stops the domain, so this never
+/// returns unless the kernel let a read-only page be written.
+pub fn poke_readonly(addr: u64, v: u64) {
+    // SAFETY: no Rust object lives writably at a read-only page, so the
+    // write aliases nothing the compiler reasons about; if the kernel let
+    // it through, only code bytes change, which is what the caller tests.
+    unsafe { core::ptr::write_volatile(addr as *mut u64, v) }
 }
 
 /// Reads the `u16` at `addr` with one 2-byte access (device registers

@@ -205,7 +205,31 @@ pub enum DomainOp {
     /// waiting (`idle`, `reply_recv`) or stopped, else `WouldBlock`. Its
     /// bindings are untouched: the pager unbinds its frames with `Frames`.
     Shrink = 16,
+    /// Makes a shared read-only image of the caller's frames (handle
+    /// `NONE`): `a` records of 16 bytes at address `b` in the caller, each
+    /// `vaddr | rights` (page aligned; `R` or `R|X`) then the frame, with
+    /// strictly increasing addresses, frames the caller owns and has bound
+    /// nowhere. Returns the image id (1 and up). The frames become shared:
+    /// nobody may bind, give or copy them until the image is released.
+    ImageCreate = 17,
+    /// Attaches image `a`, which the caller made, to the domain: a
+    /// software-TLB miss on one of its pages maps the image's frame,
+    /// read-only. One image a domain; it stays attached until the domain
+    /// ends or restarts. Needs `CONTROL`.
+    ImageAttach = 18,
+    /// Ends image `a` (handle `NONE`, its maker only): its frames are the
+    /// caller's again. `FrameInUse` while any domain has it attached.
+    ImageRelease = 19,
+    /// What backs page `a` of the domain: `frame << 12 | rights`, plus
+    /// [`TRANSLATE_SHARED`] for an image page; `NotMapped` if nothing.
+    /// Needs `CONTROL`. (The supervisor reports sharing from it.)
+    Translate = 20,
 }
+
+/// `Translate` flag: the page is a shared image page.
+pub const TRANSLATE_SHARED: u64 = 0x100;
+/// Bytes of one `ImageCreate` record.
+pub const IMAGE_RECORD_LEN: usize = 16;
 
 /// Bytes of one [`FrameRecord`] in the IPC payload.
 pub const FRAME_RECORD_LEN: usize = 24;
@@ -396,7 +420,7 @@ pub const fn grant_arg(kind: crate::HandleKind, rights: crate::HandleRights) -> 
 
 impl DomainOp {
     /// Every sub-operation, in numeric order.
-    pub const ALL: [DomainOp; 16] = [
+    pub const ALL: [DomainOp; 20] = [
         DomainOp::Create,
         DomainOp::Start,
         DomainOp::Kill,
@@ -413,6 +437,10 @@ impl DomainOp {
         DomainOp::Frames,
         DomainOp::CopyFrame,
         DomainOp::Shrink,
+        DomainOp::ImageCreate,
+        DomainOp::ImageAttach,
+        DomainOp::ImageRelease,
+        DomainOp::Translate,
     ];
 }
 

@@ -1312,6 +1312,36 @@ fn all_but_swap() -> Vec<QemuTest> {
                 "[ warn] domain 1:1 faulter faulted: PageFault addr=0x700000000000 rip=0x%x error=0x%x".into(),
                 NEIGHBOUR_TICK.into(),
             ]),
+        // Code is shared read-only by the domains of one image: a write to
+        // it faults the writer alone, its neighbours of the same image keep
+        // intact code and run on, and the supervisor finds through the
+        // kernel's Translate one frame per page in all of them, never
+        // writable, and no frame in two images.
+        QemuTest::new("share_code", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                "domain cs image=attack-code class=guest eager=yes count=2",
+                "domain cs-writer image=attack-code class=guest eager=yes notify=cs-writer",
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "test-end-after-ms=1500",
+            ]))
+            .allow("* domain * faulted: *")
+            .require_in_order([
+                d("cs-writer", "attack-code: writing to my own code at 0x%x"),
+                "[ warn] domain %d:1 cs-writer faulted: Protection addr=0x%x *".into(),
+                "[1:%d cs] attack-code: tick %d, code intact".into(),
+                d("supervisor", "supervisor: code image attack-code: %d shared page(s), one frame each in 2 domain(s)"),
+            ])
+            .require_in_order([
+                "[ warn] domain %d:1 cs-writer faulted: Protection addr=0x%x *".into(),
+                "[2:%d cs] attack-code: tick %d, code intact".into(),
+                NEIGHBOUR_TICK.into(),
+                d("supervisor", "supervisor: code image neighbour: %d shared page(s), one frame each in 1 domain(s)"),
+                d("supervisor", "supervisor: code check: %d frame(s) in shared images, none in two, * bytes saved by sharing"),
+            ])
+            .forbid(d("supervisor", "supervisor: code check failed*"))
+            .forbid("*went through*")
+            .forbid("*CHANGED*")
+            .require(d("supervisor", "supervisor: test end: 3 domain(s) running after 1500 ms")),
         // The map/unmap rules on frames the mapper owns (frames=) and on
         // frames it does not: each refusal with its documented error.
         QemuTest::new("map_frames", Boot::Pvh, "serac.exit=1")

@@ -84,6 +84,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-attacks", "label-client", "label-client"),
     ("serac-attacks", "attack-handles", "attack-handles"),
     ("serac-attacks", "attack-tables", "attack-tables"),
+    ("serac-attacks", "attack-code", "attack-code"),
     ("serac-attacks", "attack-console", "attack-console"),
     ("serac-attacks", "attack-pager", "attack-pager"),
     ("serac-attacks", "pager-victim", "pager-victim"),

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod console;
 pub mod frame;
 pub mod handles;
+pub mod image;
 pub mod owner;
 pub mod sched;
 pub mod stlb;

@@ -25,6 +25,10 @@ pub enum Owner {
     Kernel,
     /// A domain, which may bind it.
     Domain(DomainId),
+    /// A page of shared read-only image `id` (see [`crate::image`]): bound
+    /// by the kernel alone, read-only, in the domains the image is
+    /// attached to; nobody may bind, give or copy it.
+    Shared(u16),
 }
 
 /// Frame → owner over caller-provided storage.

@@ -158,6 +158,8 @@ pub struct Domain {
     pub upcall_entry: u64,
     /// The domain whose endpoint receives this domain's faults.
     pager: DomainId,
+    /// Its shared image (`ImageAttach`), 0 if none.
+    pub image: u16,
     /// Senders queued on this domain (head, tail: indices).
     pub queue: Option<(u32, u32)>,
     /// Next sender in the queue this domain waits on.
@@ -368,6 +370,7 @@ pub fn create(k: &mut Kernel, name: &str, class: DomainClass) -> Result<DomainId
         pending: Pending::new(),
         upcall_entry: 0,
         pager: DomainId::NONE,
+        image: 0,
         queue: None,
         next_in_queue: None,
         send_badge: 0,
@@ -679,6 +682,10 @@ fn teardown(k: &mut Kernel, i: u32) {
     let id = d.id;
     // Its own bindings: the frames stay with their owners, unbound.
     k.stlb.remove_all_for_domain(id, |_| {});
+    if let Some(d) = k.domain_mut(i) {
+        let image = core::mem::take(&mut d.image);
+        k.images.detach(image.into());
+    }
     super::unbind_irqs(k, id);
     k.devices.release(id);
     // Its frames go to the supervisor; with no supervisor (it is the one
@@ -706,6 +713,9 @@ fn teardown(k: &mut Kernel, i: u32) {
                 }
             }
         }
+    }
+    if let Some(h) = heir {
+        k.images.reassign(id, h);
     }
     let returned = match heir {
         Some(h) => k.owners.reassign_all(id, Owner::Domain(h)) as u64,

@@ -13,10 +13,14 @@ use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, Sys
 use serac_protocol::header::HEADER_LEN;
 use serac_protocol::syscall::{
     FrameRecord, FRAMES_IF_CLEAN, FRAMES_MAX, FRAMES_TAKE, FRAMES_UNBIND, FRAME_RECORD_LEN,
-    STATUS_ACCESSED, STATUS_BOUND, STATUS_DIRTY, STATUS_UNBOUND, USED_ACCESSED, USED_DIRTY,
+    IMAGE_RECORD_LEN, STATUS_ACCESSED, STATUS_BOUND, STATUS_DIRTY, STATUS_UNBOUND,
+    TRANSLATE_SHARED, USED_ACCESSED, USED_DIRTY,
 };
 
 use super::domain::{self, Reason, State};
+
+/// Most pages one image may have (64 MiB of code).
+const IMAGE_PAGES_MAX: u64 = 16384;
 use super::{ipc, Kernel};
 use crate::arch::paging::{copy_phys, read_phys, write_phys};
 
@@ -72,6 +76,37 @@ pub fn unmap(k: &mut Kernel, i: u32, h: Handle, vaddr: u64) -> Result<Option<u64
         }
     }
     Ok(Some(m.frame))
+}
+
+/// `ImageCreate`: `n` records at `addr` in the caller.
+pub fn image_create(k: &mut Kernel, i: u32, n: u64, addr: u64) -> Result<Option<u64>, SysError> {
+    let me = k.domain(i).ok_or(SysError::BadHandle)?.id;
+    if n == 0 || n > IMAGE_PAGES_MAX {
+        return Err(SysError::BadArgument);
+    }
+    let mut recs = alloc::vec![0u8; n as usize * IMAGE_RECORD_LEN];
+    super::syscall::read_user(k, i, addr, &mut recs)?;
+    let word = |j: usize| {
+        let b = recs.get(j * 8..j * 8 + 8).and_then(|b| b.try_into().ok());
+        b.map_or(0, u64::from_le_bytes)
+    };
+    let read = |j: u64| Ok((word(2 * j as usize), word(2 * j as usize + 1)));
+    k.images
+        .create(&mut k.owners, &k.stlb, me, n, read)
+        .map(Some)
+}
+
+/// `Translate`: what backs page `vaddr` of domain `t`.
+pub fn translate(k: &Kernel, t: DomainId, vaddr: u64) -> Result<u64, SysError> {
+    let image = k.live(t).ok_or(SysError::StaleHandle)?.image;
+    if let Some(m) = k.stlb.lookup(t, vpn(vaddr)) {
+        return Ok(m.frame << 12 | u64::from(m.rights.bits()));
+    }
+    let (f, r) = k
+        .images
+        .lookup(image.into(), vpn(vaddr))
+        .ok_or(SysError::NotMapped)?;
+    Ok(f << 12 | u64::from(r.bits()) | TRANSLATE_SHARED)
 }
 
 /// Puts a binding into the target's page-table cache, if it has tables.
@@ -141,9 +176,16 @@ pub fn exception(k: &mut Kernel, i: u32, vector: u64, error: u64, cr2: u64) {
             domain::kill(k, i, Reason::Fault(FaultKind::PageFault, cr2, rip, error));
             return;
         }
-        match k.stlb.lookup(id, vpn(cr2)) {
-            Some(m) if !present && m.rights.allows(access) => {
-                install(k, i, cr2 & !(PAGE_SIZE - 1), m.frame, m.rights);
+        // The software TLB, then the domain's shared image.
+        let image = k.domain(i).map_or(0, |d| d.image);
+        let hit = k
+            .stlb
+            .lookup(id, vpn(cr2))
+            .map(|m| (m.frame, m.rights))
+            .or_else(|| k.images.lookup(image.into(), vpn(cr2)));
+        match hit {
+            Some((frame, rights)) if !present && rights.allows(access) => {
+                install(k, i, page, frame, rights);
                 return;
             }
             Some(_) => {

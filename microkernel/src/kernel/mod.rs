@@ -18,6 +18,7 @@ mod syscall;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use log::{info, warn};
+use serac_kcore::image::{ImagePage, ImageSlot, Images};
 use serac_kcore::owner::FrameOwners;
 use serac_kcore::sched::{RunLink, RunQueue};
 use serac_kcore::stlb::{Stlb, StlbSlot};
@@ -49,6 +50,8 @@ pub struct Kernel {
     timers: TimerQueue<'static>,
     stlb: Stlb<'static>,
     owners: FrameOwners<'static>,
+    /// Shared read-only images (code pages one frame for every domain).
+    images: Images<'static>,
     current: Option<u32>,
     last_run: Option<u32>,
     dispatched_at: u64,
@@ -170,6 +173,15 @@ impl Kernel {
     }
 }
 
+/// Most shared images at once (one per program the supervisor runs).
+const MAX_IMAGES: usize = 256;
+
+/// Pages of shared images the kernel can hold: one per 16 frames of RAM
+/// (16 bytes each, so 1/4096 of RAM), at least 4096.
+fn image_pages(frames: u64) -> usize {
+    usize::try_from(frames / 16).unwrap_or(usize::MAX).max(4096)
+}
+
 /// Boot: sets up the kernel tables, creates the first domain from `image`
 /// and enters it. Never returns.
 pub fn start(
@@ -193,6 +205,10 @@ pub fn start(
         timers: TimerQueue::new(leak(MAX_DOMAINS, TimerSlot::default())),
         stlb: Stlb::new(stlb_slots, rdtsc()),
         owners: FrameOwners::new(0, owner_slots),
+        images: Images::new(
+            leak(MAX_IMAGES, ImageSlot::default()),
+            leak(image_pages(frames), ImagePage::default()),
+        ),
         current: None,
         last_run: None,
         dispatched_at: 0,

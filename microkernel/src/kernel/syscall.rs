@@ -107,7 +107,7 @@ fn debug_write(k: &mut Kernel, i: u32, addr: u64, len: u64) -> Result<Option<u64
 /// Copies `out.len()` bytes of domain `i`'s memory at `addr` into `out`,
 /// page by page through the software TLB and the fixed pages (never
 /// through a raw user pointer). `BadPointer` for anything unbound.
-fn read_user(k: &Kernel, i: u32, addr: u64, out: &mut [u8]) -> Result<(), SysError> {
+pub(super) fn read_user(k: &Kernel, i: u32, addr: u64, out: &mut [u8]) -> Result<(), SysError> {
     if out.is_empty() {
         return Ok(());
     }
@@ -122,7 +122,11 @@ fn read_user(k: &Kernel, i: u32, addr: u64, out: &mut [u8]) -> Result<(), SysErr
             layout::CLOCK_PAGE_ADDR => k.clock_frame,
             layout::IPC_BUFFER_ADDR => nonzero(d.fixed_frames().0)?,
             layout::UPCALL_PAGE_ADDR => nonzero(d.fixed_frames().1)?,
-            _ => k.stlb.lookup(d.id, vpn).ok_or(SysError::BadPointer)?.frame * 4096,
+            _ => {
+                let m = k.stlb.lookup(d.id, vpn).map(|m| m.frame);
+                let f = m.or_else(|| k.images.lookup(d.image.into(), vpn).map(|x| x.0));
+                f.ok_or(SysError::BadPointer)? * 4096
+            }
         };
         let to = out
             .get_mut(n..n + chunk as usize)
@@ -247,6 +251,8 @@ fn domain_ctl(
                 | DomainOp::Frames
                 | DomainOp::CopyFrame
                 | DomainOp::Shrink
+                | DomainOp::ImageCreate
+                | DomainOp::ImageRelease
         )
     {
         return Err(SysError::BadHandle);
@@ -254,8 +260,22 @@ fn domain_ctl(
     // The caller's own frames and its clients: authority is ownership and
     // being the pager, not a handle.
     match op {
-        DomainOp::Frames | DomainOp::CopyFrame | DomainOp::Shrink if !h.is_none() => {
+        DomainOp::Frames
+        | DomainOp::CopyFrame
+        | DomainOp::Shrink
+        | DomainOp::ImageCreate
+        | DomainOp::ImageRelease
+            if !h.is_none() =>
+        {
             return Err(SysError::BadArgument);
+        }
+        DomainOp::ImageCreate => return mem::image_create(k, i, a, b),
+        DomainOp::ImageRelease => {
+            let me = k.domain(i).ok_or(SysError::BadHandle)?.id;
+            return k
+                .images
+                .release(&mut k.owners, a, me)
+                .map(|n| Some(n.into()));
         }
         DomainOp::Frames => return mem::frames(k, i, a, b),
         DomainOp::CopyFrame => return mem::copy_frame(k, i, a, b),
@@ -434,9 +454,23 @@ fn domain_ctl(
             }
             Ok(Some(handle.to_raw()))
         }
-        DomainOp::Close | DomainOp::Frames | DomainOp::CopyFrame | DomainOp::Shrink => {
-            Err(SysError::BadArgument)
+        DomainOp::ImageAttach => {
+            let me = k.domain(i).ok_or(SysError::BadHandle)?.id;
+            if k.domain(t.index).ok_or(SysError::BadHandle)?.image != 0 {
+                return Err(SysError::AlreadyMapped);
+            }
+            k.images.attach(a, me)?;
+            let d = k.domain_mut(t.index).ok_or(SysError::BadHandle)?;
+            d.image = u16::try_from(a).map_err(|_| SysError::BadArgument)?;
+            Ok(Some(0))
         }
+        DomainOp::Translate => mem::translate(k, t, a).map(Some),
+        DomainOp::Close
+        | DomainOp::Frames
+        | DomainOp::CopyFrame
+        | DomainOp::Shrink
+        | DomainOp::ImageCreate
+        | DomainOp::ImageRelease => Err(SysError::BadArgument),
         DomainOp::GrantDevice | DomainOp::PciFunction => {
             require_root(k, i, h)?;
             if op == DomainOp::PciFunction {

@@ -50,7 +50,9 @@ use serac_protocol::net::{
     PortConfig, Reply as NetReply, ReplyRef, Request as NetRequest, RequestRef,
 };
 use serac_protocol::pager;
-use serac_protocol::syscall::{bind_irq_arg, grant_arg, DomainCounter, DomainOp, PciInfo};
+use serac_protocol::syscall::{
+    bind_irq_arg, grant_arg, DomainCounter, DomainOp, PciInfo, TRANSLATE_SHARED,
+};
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 use serac_supervisor_core::authority::Caller;
 use serac_supervisor_core::frames::{FramePool, MAX_FRAMES};
@@ -58,7 +60,7 @@ use serac_supervisor_core::intx::{self, Chipset};
 use serac_supervisor_core::manifest::{
     Class, DeviceSel, DomainSpec, InstanceName, LinkKind, Manifest, Target, MAX_GRANT_FRAMES,
 };
-use serac_supervisor_core::plan::{Copy as PageCopy, Plan};
+use serac_supervisor_core::plan::{Copy as PageCopy, Page, Plan};
 
 /// The supervisor's `DomainCtl` handle on itself (abi.md section 10).
 pub const ROOT: Handle = Handle::new(1, 1);
@@ -146,11 +148,22 @@ impl Instance {
     }
 }
 
-/// Per-domain data fixed at boot: its image and load plan.
-#[derive(Debug, Clone, Copy)]
+/// Per-domain data fixed at boot: its image and load plan, and once the
+/// first instance is loaded, the kernel's shared image of its read-only
+/// pages (0: none yet, or every page is private).
+#[derive(Debug, Clone)]
 struct Image<'a> {
     bytes: &'a [u8],
     plan: Plan,
+    shared: u64,
+    /// The shared image's pages: (vaddr, frame).
+    shared_pages: Vec<(u64, u64)>,
+}
+
+/// Whether `page` of an image is shared by all its domains: read-only
+/// pages are (code, rodata); anything writable is each domain's own.
+fn is_shared(page: &Page) -> bool {
+    !page.rights.writable()
 }
 
 /// Per-instance build cost for `BENCH domain_create`: every `stride`-th
@@ -325,14 +338,21 @@ impl<'a> Supervisor<'a> {
                     return Err(crate::EXIT_MANIFEST);
                 }
             };
-            let per_instance = plan.page_count() + extras(d) as u64;
-            let all = per_instance.saturating_mul(u64::from(d.count));
+            // Read-only pages are shared: one frame each for all instances.
+            let ro = plan.pages().filter(is_shared).count() as u64;
+            let per_instance = plan.page_count() - ro + extras(d) as u64;
+            let all = per_instance.saturating_mul(u64::from(d.count)) + ro;
             if d.until_full {
                 fill_pages = fill_pages.saturating_add(all);
             } else {
                 pages = pages.saturating_add(all);
             }
-            images.push(Image { bytes, plan });
+            images.push(Image {
+                bytes,
+                plan,
+                shared: 0,
+                shared_pages: Vec::new(),
+            });
         }
         let pool = Box::new(FramePool::new(args.a2, args.a3));
         println!(
@@ -659,11 +679,18 @@ impl<'a> Supervisor<'a> {
     /// Binds instance `i`'s image pages; `reuse` binds the frames it had
     /// before (a restart), else takes new ones from the pool.
     fn load(&mut self, i: usize, reuse: bool) -> Result<(), Fail<'a>> {
-        let img = self.images[self.inst[i].dom()];
+        let d = self.inst[i].dom();
         let c = self.inst[i].ctl;
+        let shared = self.shared_image(d);
+        if shared != 0 {
+            ctl(c, DomainOp::ImageAttach, shared, 0).map_err(|e| fail("attach image", e))?;
+        }
+        let img = &self.images[d];
+        let (plan, bytes) = (img.plan, img.bytes);
         let start = self.inst[i].frames_start as usize;
         let had = usize::from(self.inst[i].frames_len);
-        for (n, page) in img.plan.pages().enumerate() {
+        let own = plan.pages().filter(|p| shared == 0 || !is_shared(p));
+        for (n, page) in own.enumerate() {
             let frame = if reuse {
                 let off = *self
                     .frame_log
@@ -686,10 +713,134 @@ impl<'a> Supervisor<'a> {
                 self.inst[i].frames_len += 1;
                 f
             };
-            fill(frame, img.plan.copies(&page), img.bytes)?;
+            fill(frame, plan.copies(&page), bytes)?;
             retry(|| sys::map(c, page.vaddr, frame, page.rights)).map_err(|e| fail("map", e))?;
         }
         self.give_frames(i, reuse)
+    }
+
+    /// The kernel image of domain `d`'s read-only pages, made at its first
+    /// load (or that of another domain with the same image): one frame
+    /// per page for every domain that runs it. 0 if it has none, or the
+    /// kernel refused (then every page is private, as before).
+    fn shared_image(&mut self, d: usize) -> u64 {
+        if self.images[d].shared != 0 {
+            return self.images[d].shared;
+        }
+        let bytes = self.images[d].bytes;
+        if let Some(j) = (0..self.images.len())
+            .find(|&j| self.images[j].shared != 0 && core::ptr::eq(self.images[j].bytes, bytes))
+        {
+            let (id, pages) = (self.images[j].shared, self.images[j].shared_pages.clone());
+            self.images[d].shared = id;
+            self.images[d].shared_pages = pages;
+            return id;
+        }
+        let plan = self.images[d].plan;
+        let mut recs: Vec<[u64; 2]> = Vec::new();
+        let mut failed = None;
+        for page in plan.pages().filter(is_shared) {
+            let Some(f) = self.pool.alloc() else {
+                failed = Some(SysError::OutOfMemory);
+                break;
+            };
+            recs.push([page.vaddr | u64::from(page.rights.bits()), f]);
+            if let Err(e) = fill(f, plan.copies(&page), bytes) {
+                failed = Some(e.err);
+                break;
+            }
+        }
+        let made = match failed {
+            None if !recs.is_empty() => ctl(
+                Handle::NONE,
+                DomainOp::ImageCreate,
+                recs.len() as u64,
+                recs.as_ptr() as u64,
+            ),
+            None => return 0,
+            Some(e) => Err(e),
+        };
+        match made {
+            Ok(id) => {
+                self.images[d].shared = id;
+                self.images[d].shared_pages = recs.iter().map(|r| (r[0] & !0xfff, r[1])).collect();
+                id
+            }
+            Err(e) => {
+                for r in &recs {
+                    self.pool.free(r[1]);
+                }
+                println!(
+                    "supervisor: image {}: no shared code ({e:?}); each domain gets its own copy",
+                    self.m.domains()[d].image
+                );
+                0
+            }
+        }
+    }
+
+    /// Checks with the kernel (`Translate`) that every live domain of a
+    /// shared image maps each read-only page of it to the image's one
+    /// frame, never writable, and that no frame is in two images. Prints
+    /// one line per image and the saving, or what is wrong.
+    pub fn check_code(&self) {
+        let mut bad = 0u32;
+        let mut saved = 0u64;
+        for (d, img) in self.images.iter().enumerate() {
+            // One line per distinct image, at its first domain.
+            if img.shared == 0 || self.images[..d].iter().any(|x| x.shared == img.shared) {
+                continue;
+            }
+            let mut domains = 0u64;
+            for (i, x) in self.inst.iter().enumerate() {
+                if x.life == Life::Exited || self.images[x.dom()].shared != img.shared {
+                    continue;
+                }
+                domains += 1;
+                for &(va, frame) in &img.shared_pages {
+                    let t = ctl(x.ctl, DomainOp::Translate, va, 0);
+                    let ok = t.is_ok_and(|t| {
+                        t >> 12 == frame
+                            && t & TRANSLATE_SHARED != 0
+                            && t & u64::from(PageRights::W) == 0
+                    });
+                    if !ok {
+                        bad += 1;
+                        println!(
+                            "supervisor: code check failed: {} page {va:#x}: kernel says {t:?}, image frame {frame:#x}",
+                            self.name(i)
+                        );
+                    }
+                }
+            }
+            let pages = img.shared_pages.len() as u64;
+            saved += domains.saturating_sub(1) * pages * 4096;
+            println!(
+                "supervisor: code image {}: {pages} shared page(s), one frame each in {domains} domain(s)",
+                self.m.domains()[d].image
+            );
+        }
+        // Images' frames are disjoint: collect and look for a repeat.
+        let mut all: Vec<u64> = self
+            .images
+            .iter()
+            .enumerate()
+            .filter(|(d, x)| {
+                x.shared != 0 && !self.images[..*d].iter().any(|y| y.shared == x.shared)
+            })
+            .flat_map(|(_, x)| x.shared_pages.iter().map(|p| p.1))
+            .collect();
+        all.sort_unstable();
+        if all.windows(2).any(|w| w[0] == w[1]) {
+            bad += 1;
+            println!("supervisor: code check failed: a frame is in two images");
+        }
+        if bad == 0 {
+            println!(
+                "supervisor: code check: {} frame(s) in shared images, none in two, {saved} bytes saved by sharing",
+                all.len()
+            );
+        }
     }
 
     /// `frames=`: gives instance `i` its frames, zeroed (on a restart the
@@ -1296,6 +1447,7 @@ impl<'a> Supervisor<'a> {
         println!(
             "supervisor: memory total: resident {res} swapped {swp} pages, {out} domain(s) swapped out, {sin} swap-in(s), {sout} swap-out(s)"
         );
+        self.check_code();
     }
 
     /// Asks instance `i`'s pager to swap it out whole.
