@@ -201,14 +201,28 @@ fn raw_rate(serial: &str) -> Option<f64> {
 }
 
 /// Bytes in use but for the swapper's resident pages: the pages the
-/// supervisor gave each domain at its start (its image and eager frames)
-/// and the kernel's heap and frames for domains (its stats at the end).
+/// supervisor gave each domain at its start (its own image and eager
+/// frames), each shared code image once (its last count), and the kernel's
+/// heap and frames for domains (its stats at the end).
 fn fixed_bytes(serial: &str) -> Option<u64> {
-    let given: u64 = lines_of(serial, Some("supervisor"))
+    let sup = lines_of(serial, Some("supervisor"));
+    let mut shared = std::collections::BTreeMap::new();
+    for l in &sup {
+        if let Some((name, rest)) = l
+            .strip_prefix("supervisor: code image ")
+            .and_then(|r| r.split_once(": "))
+        {
+            if let Some(p) = after(rest, "") {
+                shared.insert(name, p);
+            }
+        }
+    }
+    let given: u64 = sup
         .iter()
         .filter(|l| l.starts_with("supervisor: started "))
         .filter_map(|l| after(l.rsplit_once('(')?.1, ""))
-        .sum();
+        .sum::<u64>()
+        + shared.values().sum::<u64>();
     let k = lines_of(serial, None)
         .into_iter()
         .find(|l| l.starts_with("KERNEL stats:"))?;
@@ -678,6 +692,8 @@ mod tests {
     const RUN: &str = "\
 [0:1 supervisor] supervisor: started httpd#0 as 4:1 (47 pages)\n\
 [0:1 supervisor] supervisor: started httpd#1 as 5:1 (47 pages)\n\
+[0:1 supervisor] supervisor: code image httpd: 40 shared page(s), one frame each in 1 domain(s)\n\
+[0:1 supervisor] supervisor: code image httpd: 47 shared page(s), one frame each in 2 domain(s)\n\
 [6:1 loadgen] loadgen: raw read 4096 blocks of 4096 bytes in 1000000 us\n\
 [1:1 swapper] swapper: resident 100 swapped 0 page-ins 10 page-outs 0 swap-outs 2 swap-ins 2 io-errors 0\n\
 [6:1 loadgen] loadgen: phase start alpha=0.8\n\
@@ -719,11 +735,12 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
         assert_eq!(s.swap_in_pages, Some(62.0));
         assert_eq!(s.bound_rps(), Some(4096.0 * 4096.0 / (62.0 * 4096.0)));
         // One of two swapped out whole (7 swap-outs, 6 swap-ins); (47 + 47
-        // given + 1000 domain frames + 120 resident) pages + 10 KiB.
+        // given + 47 shared + 1000 domain frames + 120 resident) pages +
+        // 10 KiB.
         let p = &s.phases[0];
         assert_eq!(
             (s.resident_domains(p), s.memory_in_use(p)),
-            (1, Some(1214 * 4096 + 10 * 1024))
+            (1, Some(1261 * 4096 + 10 * 1024))
         );
         assert_eq!(bound(1e6, 0.0), None);
     }
