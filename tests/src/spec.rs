@@ -1241,11 +1241,13 @@ fn net_httpd_idle() -> QemuTest {
 }
 
 pub mod swap;
+pub mod web;
 
 /// Every QEMU test, in the order `cargo xtask test` runs them.
 pub fn all() -> Vec<QemuTest> {
     let mut v = all_but_swap();
     v.extend(swap::tests());
+    v.extend(web::tests());
     v
 }
 

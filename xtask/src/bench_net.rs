@@ -150,20 +150,25 @@ fn http_request(serial: &str) -> std::result::Result<Fig, String> {
     })
 }
 
+/// The requests/s of one of the runner's wrk lines.
+pub(crate) fn wrk_line_rps(l: &str) -> std::result::Result<f64, String> {
+    let (_, report) = l
+        .split_once("): ")
+        .ok_or_else(|| format!("not a wrk line: {l:?}"))?;
+    // The runner's line restates wrk's figures; parse what it kept.
+    report
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" requests/s"))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no rate in {l:?}"))
+}
+
 /// `wrk_rps` from the host's wrk reports (one line per server).
 fn wrk_rps(host: &[String]) -> std::result::Result<Fig, String> {
     let mut total = 0.0;
     let mut each = Vec::new();
     for l in host {
-        let (_, report) = l
-            .split_once("): ")
-            .ok_or_else(|| format!("not a wrk line: {l:?}"))?;
-        // The runner's line restates wrk's figures; parse what it kept.
-        let rps: f64 = report
-            .split(", ")
-            .find_map(|p| p.strip_suffix(" requests/s"))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("no rate in {l:?}"))?;
+        let rps = wrk_line_rps(l)?;
         total += rps;
         each.push(format!("{rps:.0}"));
     }

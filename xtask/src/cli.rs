@@ -16,7 +16,7 @@ Commands:
   gdb     Boot Serac in QEMU halted, waiting for gdb on :1234
   tcb     Audit the trusted computing base: kernel size, unsafe, syscalls, deps
   bench   Measure in QEMU: the microkernel (`bench core`), the disk server (`bench disk`),
-          the network (`bench net`), swapping (`bench swap`)
+          the network (`bench net`), swapping (`bench swap`), web scale (`bench web`)
   disk    Make and check disk images: create, add-image, add-disk, add-swap, ls, fsck
   swap-sim  Replay page-access traces through the swapper's replacement policies
   help    Print this help, or a command's help (`cargo xtask help run`)
@@ -265,6 +265,8 @@ pub enum Command {
     Tcb(bool),
     /// `bench <what> [--json]`.
     Bench(String, bool),
+    /// `bench web [options]`.
+    BenchWeb(crate::bench_web::WebOpts),
     /// `disk <subcommand>`.
     Disk(DiskCmd),
     /// `swap-sim [options]`.
@@ -329,6 +331,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         "run" => Command::Run(run_opts("run", &rest, false)?),
         "gdb" => Command::Gdb(run_opts("gdb", &rest, true)?),
         "test" => Command::Test(test_opts(&rest)?),
+        "bench" if rest.first().map(String::as_str) == Some("web") => {
+            Command::BenchWeb(crate::bench_web::parse(&rest[1..])?)
+        }
         "bench" => {
             let (what, json) = bench_opts(&rest)?;
             Command::Bench(what, json)
@@ -398,6 +403,22 @@ as many pages from the same disk, medians of 5 rounds), swap_ins_per_s
 kernel_bytes_per_swapped_domain and swapper_bytes_per_domain (250
 swapped-out guests against 50), and each policy's fault rate on the
 simulator's Zipf(0.8) trace. Logs: target/serac/tests/bench_swap*.log.
+
+cargo xtask bench web [--json] [--plot] [--sizes 10,100,1000,10000] [--ceiling]
+
+Denali's Figure 3: for each N of --sizes (default 10,50,100,1000), one
+boot of N paged httpd with the swapper, disk and vnic in 1 GiB, loadgen
+touching every httpd once, then 20 s under Zipf(0.8) and 20 s uniform
+(host wrk beside it for N <= 100). Per N and distribution: web_rps,
+p50/p99 latency, swap-ins/s, resident domains, memory in use; and the
+raw-disk bound (loadgen's raw sequential read in the same boot over the
+bytes one httpd's swap-in reads). A size that cannot boot is reported
+with the supervisor's reason and the others go on. --json writes
+target/serac/bench/web.json; --plot target/serac/bench/web.svg (and
+docs/web-scale.svg after a run of every default size and 10,000).
+--ceiling instead finds domains_ceiling_1gib: the largest N at which
+every httpd boots and answers (doubling, then bisecting). Logs:
+target/serac/tests/bench_web_*.log.
 ";
 
 fn no_options(cmd: &str, rest: &[String]) -> Result<(), String> {
@@ -653,6 +674,11 @@ mod tests {
         assert_eq!(p("tcb --json").unwrap(), Command::Tcb(true));
         assert!(p("tcb --yaml").is_err());
         assert_eq!(p("bench").unwrap(), Command::Bench("core".into(), false));
+        assert!(matches!(
+            p("bench web --json --sizes 10,50").unwrap(),
+            Command::BenchWeb(o) if o.json && o.sizes == [10, 50]
+        ));
+        assert!(p("bench web --sizes 0").is_err());
         assert_eq!(
             p("bench core --json").unwrap(),
             Command::Bench("core".into(), true)

@@ -11,6 +11,7 @@ mod bench;
 mod bench_disk;
 mod bench_net;
 mod bench_swap;
+mod bench_web;
 mod cli;
 mod disk;
 mod prereq;
@@ -93,6 +94,7 @@ fn dispatch(args: Args, cwd: &std::path::Path) -> Result<ExitCode> {
         Command::Test(opts) => test::test(&opts),
         Command::Tcb(json) => tcb::tcb(json),
         Command::Bench(what, json) => bench::bench(&what, json),
+        Command::BenchWeb(o) => bench_web::web(&o),
         Command::Disk(cmd) => disk::disk(&cmd, cwd),
         Command::SwapSim(opts) => swap_sim::swap_sim(&opts, cwd),
     }

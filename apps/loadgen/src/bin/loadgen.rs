@@ -9,6 +9,20 @@
 //! must have; 0: any); `keepalive=yes|no` (no: connect, GET, close for
 //! each request, as the bench's `http_request`); `seed=S`.
 //!
+//! `bench web`'s keys: `slots=A-B`: the targets are the httpd in slots A
+//! to B of the vnic's address plan (no discovery); `warmup=yes`: first a
+//! sweep that gets one answer from every target (retrying each until
+//! `warmup_s=300` seconds have passed); `secs=S`: timed phases of S
+//! seconds instead of a request count, one per `alphas=0.8/0` (default:
+//! `alpha`); `raw=B`: before the sweep and after the phases, a timed
+//! sequential read of B blocks of its disk `loadgen`; `progress_ms=M`: a progress line every M
+//! ms; `hold_s=H`: after the phases, H seconds without load between
+//! `loadgen: hold start` and `loadgen: hold done` (host wrk's turn). Each
+//! phase prints `loadgen: phase start alpha=A` and `loadgen:
+//! phase done alpha=A requests=.. errors=.. wrong=.. duration_us=..
+//! rps=.. p50_us=.. p99_us=..`. Latencies go into a fixed histogram, so
+//! memory does not grow with the requests.
+//!
 //! Each client loops: draw a target, send the GET, read the whole
 //! response, check it, record the latency. At the end it prints one line
 //! (`loadgen: requests=... errors=... rps=... p50_us=... p99_us=...`), the
@@ -30,14 +44,17 @@ use ilwaco::{println, time, BlockDevice};
 use serac_loadgen::{read_response, ExchangeError};
 use serac_netapp_core::config::{self, ConfigError};
 use serac_netapp_core::sample::{Rng, Sampler};
-use serac_netapp_core::stats::Latencies;
+use serac_netapp_core::stats::{Histogram, Latencies};
+use serac_vnic_core::assign;
 
 ilwaco::entry!(main);
 
 const VNIC: u32 = 1;
 const DISK: u32 = 2;
-/// Latencies kept for the percentiles.
-const KEEP: usize = 100_000;
+/// Exact per-request ticks kept (count mode; `bench net`'s median).
+const KEEP: usize = 4096;
+/// Blocks of the raw read, at most.
+const MAX_RAW: u64 = 65_536;
 
 #[derive(Debug, Clone)]
 struct Params {
@@ -49,6 +66,14 @@ struct Params {
     expect: u64,
     keepalive: bool,
     seed: u64,
+    slots: Option<(u32, u32)>,
+    warmup: bool,
+    warmup_s: u64,
+    secs: u64,
+    alphas: Vec<f64>,
+    raw: u64,
+    progress_ms: u64,
+    hold_s: u64,
 }
 
 impl Default for Params {
@@ -62,6 +87,14 @@ impl Default for Params {
             expect: 2048,
             keepalive: false,
             seed: 1,
+            slots: None,
+            warmup: false,
+            warmup_s: 300,
+            secs: 0,
+            alphas: Vec::new(),
+            raw: 0,
+            progress_ms: 0,
+            hold_s: 0,
         }
     }
 }
@@ -80,6 +113,29 @@ fn parse(text: &str) -> Result<Params, ConfigError<'_>> {
             "expect" => p.expect = config::int(v)?,
             "keepalive" => p.keepalive = config::yes_no(v)?,
             "seed" => p.seed = config::int(v)?,
+            "slots" => {
+                let (a, b) = v.split_once('-').ok_or(ConfigError::BadValue(v))?;
+                let (a, b) = (config::int(a)?, config::int(b)?);
+                let last = u64::from(assign::MAX_INDEX);
+                if a > b || b > last {
+                    return Err(ConfigError::BadValue(v));
+                }
+                p.slots = Some((a as u32, b as u32));
+                p.targets = (b - a + 1) as usize;
+            }
+            "warmup" => p.warmup = config::yes_no(v)?,
+            "warmup_s" => p.warmup_s = config::int(v)?,
+            "secs" => p.secs = config::int(v)?,
+            "alphas" => {
+                p.alphas.clear();
+                for a in v.split('/') {
+                    p.alphas.push(config::fraction(a)?);
+                }
+            }
+            "raw" if config::int(v)? <= MAX_RAW => p.raw = config::int(v)?,
+            "raw" => return Err(ConfigError::BadValue(v)),
+            "progress_ms" => p.progress_ms = config::int(v)?,
+            "hold_s" => p.hold_s = config::int(v)?,
             _ => return Err(ConfigError::UnknownKey(k)),
         }
     }
@@ -87,6 +143,9 @@ fn parse(text: &str) -> Result<Params, ConfigError<'_>> {
         return Err(ConfigError::BadValue(
             "targets and conns: 1.., conns at most 24",
         ));
+    }
+    if p.alphas.is_empty() {
+        p.alphas.push(p.alpha);
     }
     Ok(p)
 }
@@ -116,8 +175,12 @@ struct Tally {
     wrong: u64,
     hash: Option<u64>,
     per_target: Vec<u64>,
-    latency_us: Latencies,
+    latency_us: Histogram,
     ticks: Latencies,
+    /// Timed mode: requests are issued until this global-clock time (ns).
+    until_ns: Option<u64>,
+    /// Clients that have returned.
+    finished: usize,
 }
 
 async fn client(
@@ -142,13 +205,21 @@ async fn client(
     loop {
         {
             let mut t = tally.borrow_mut();
-            if t.issued >= p.requests {
+            let over = match t.until_ns {
+                Some(u) => time::now_ns().unwrap_or(u64::MAX) >= u,
+                None => t.issued >= p.requests,
+            };
+            if over {
+                t.finished += 1;
                 return;
             }
             t.issued += 1;
         }
         let k = z.draw(&mut rng);
-        let Some(&ip) = targets.get(k) else { return };
+        let Some(&ip) = targets.get(k) else {
+            tally.borrow_mut().finished += 1;
+            return;
+        };
         let t0 = time::tsc();
         let ns0 = time::now_ns().unwrap_or(0);
         let deadline = net.now() + NetDuration::from_secs(10);
@@ -206,7 +277,22 @@ async fn client(
     }
 }
 
-async fn run(net: Net, p: Params) -> Result<(), &'static str> {
+/// The targets: slots A..=B of the address plan, or the first
+/// `p.targets` httpd to answer discovery.
+async fn targets_of(net: &Net, p: &Params) -> Result<Vec<Ipv4>, &'static str> {
+    if let Some((a, b)) = p.slots {
+        let mut v = Vec::new();
+        v.try_reserve_exact(p.targets)
+            .map_err(|_| "no memory for the targets")?;
+        for slot in a..=b {
+            v.push(
+                assign::addresses(slot)
+                    .map_err(|_| "a slot has no address")?
+                    .ipv4,
+            );
+        }
+        return Ok(v);
+    }
     let until = net.now() + NetDuration::from_secs(20);
     let targets = net
         .discover("httpd", p.targets, until)
@@ -216,15 +302,24 @@ async fn run(net: Net, p: Params) -> Result<(), &'static str> {
         println!("loadgen: {} of {} httpd answered", targets.len(), p.targets);
         return Err("too few targets");
     }
-    let z = Rc::new(Sampler::zipf(targets.len(), p.alpha).map_err(|_| "bad sampler")?);
-    let tally = Rc::new(RefCell::new(Tally {
-        per_target: alloc::vec![0; targets.len()],
-        latency_us: Latencies::new(KEEP),
-        ticks: Latencies::new(KEEP),
-        ..Tally::default()
-    }));
-    let (p, targets) = (Rc::new(p), Rc::new(targets));
-    let start = time::now_ns().unwrap_or(0);
+    Ok(targets)
+}
+
+fn now_us() -> u64 {
+    time::now_ns().unwrap_or(0) / 1000
+}
+
+/// Spawns `p.conns` clients on `tally` and waits for them all, printing
+/// progress every `p.progress_ms` with `what`.
+async fn drive(
+    net: &Net,
+    p: &Rc<Params>,
+    targets: &Rc<Vec<Ipv4>>,
+    z: Rc<Sampler>,
+    tally: &Rc<RefCell<Tally>>,
+    what: &str,
+) {
+    let start = now_us();
     for id in 0..p.conns {
         net.spawn(client(
             net.clone(),
@@ -235,15 +330,40 @@ async fn run(net: Net, p: Params) -> Result<(), &'static str> {
             id as u64,
         ));
     }
-    // The clients are tasks of the stack; wait for them to finish.
-    while net.tasks() > 0 {
+    let mut next = p.progress_ms;
+    loop {
         net.sleep(NetDuration::from_millis(20)).await;
         let t = tally.borrow();
-        if t.ok + t.errors + t.wrong >= p.requests {
-            break;
+        if t.finished >= p.conns
+            || (t.until_ns.is_none() && t.ok + t.errors + t.wrong >= p.requests)
+        {
+            return;
+        }
+        let ms = now_us().saturating_sub(start) / 1000;
+        if p.progress_ms > 0 && ms >= next {
+            next = ms + p.progress_ms;
+            println!(
+                "loadgen: progress {what} requests={} errors={} elapsed_ms={ms}",
+                t.ok + t.wrong,
+                t.errors
+            );
         }
     }
-    let elapsed_us = (time::now_ns().unwrap_or(0).saturating_sub(start) / 1000).max(1);
+}
+
+/// The count mode: `p.requests` in all, one summary.
+async fn run_count(net: Net, p: Params) -> Result<(), &'static str> {
+    let targets = targets_of(&net, &p).await?;
+    let z = Rc::new(Sampler::zipf(targets.len(), p.alpha).map_err(|_| "bad sampler")?);
+    let tally = Rc::new(RefCell::new(Tally {
+        per_target: alloc::vec![0; targets.len()],
+        ticks: Latencies::new(KEEP),
+        ..Tally::default()
+    }));
+    let (p, targets) = (Rc::new(p), Rc::new(targets));
+    let start = now_us();
+    drive(&net, &p, &targets, z, &tally, "").await;
+    let elapsed_us = (now_us().saturating_sub(start)).max(1);
     let mut t = tally.borrow_mut();
     let done = t.ok + t.wrong;
     let rps = done * 1_000_000 / elapsed_us;
@@ -268,6 +388,166 @@ async fn run(net: Net, p: Params) -> Result<(), &'static str> {
         Ok(())
     } else {
         Err("some requests failed")
+    }
+}
+
+/// A timed sequential read of `blocks` blocks of disk `loadgen`: the raw
+/// bandwidth a swap-in cannot beat.
+fn raw_read(blocks: u64) -> Result<(), &'static str> {
+    let mut disk = BlockDevice::disk(ilwaco::rt::granted(DISK), "loadgen")
+        .map_err(|_| "no disk `loadgen` for the raw read")?;
+    let n = blocks.min(disk.len_blocks());
+    let mut block = [0u8; 4096];
+    let t0 = now_us();
+    for b in 0..n {
+        disk.read_block(b, &mut block)
+            .map_err(|_| "raw read failed")?;
+    }
+    let us = now_us().saturating_sub(t0).max(1);
+    let _ = disk.close();
+    println!("loadgen: raw read {n} blocks of 4096 bytes in {us} us");
+    Ok(())
+}
+
+/// One request to each target, retried until it answers or the sweep's
+/// deadline: clients take the next untouched target in turn.
+async fn warm_up(net: &Net, p: &Rc<Params>, targets: &Rc<Vec<Ipv4>>) -> u64 {
+    let next = Rc::new(RefCell::new((0usize, 0usize, 0u64)));
+    let start = now_us();
+    let deadline = start + p.warmup_s * 1_000_000;
+    for _ in 0..p.conns {
+        let (net2, targets, next, path) =
+            (net.clone(), targets.clone(), next.clone(), p.path.clone());
+        net.spawn(async move {
+            let mut buf = alloc::vec![0u8; 4096];
+            let mut req = Vec::new();
+            req.extend_from_slice(b"GET ");
+            req.extend_from_slice(path.as_bytes());
+            req.extend_from_slice(b" HTTP/1.1\r\nHost: serac\r\nConnection: close\r\n\r\n");
+            loop {
+                let k = {
+                    let mut n = next.borrow_mut();
+                    n.0 += 1;
+                    n.0 - 1
+                };
+                let Some(&ip) = targets.get(k) else { break };
+                loop {
+                    let r = net2
+                        .timeout(net2.now() + NetDuration::from_secs(5), async {
+                            let mut s = net2.connect(ip, 80).await?;
+                            s.write_all(&req).await?;
+                            let mut len = 0;
+                            read_response(&mut s, &mut buf, &mut len).await
+                        })
+                        .await;
+                    if matches!(r, Ok(Ok(a)) if a.head.status == 200) {
+                        break;
+                    }
+                    if now_us() >= deadline {
+                        next.borrow_mut().2 += 1;
+                        if next.borrow().2 <= 4 {
+                            println!("loadgen: warm-up: target {k} never answered: {r:?}");
+                        }
+                        break;
+                    }
+                    net2.sleep(NetDuration::from_millis(250)).await;
+                }
+                next.borrow_mut().1 += 1;
+            }
+        });
+    }
+    let mut report = p.progress_ms;
+    loop {
+        net.sleep(NetDuration::from_millis(20)).await;
+        let (_, touched, failed) = *next.borrow();
+        if touched >= targets.len() {
+            println!(
+                "loadgen: warm-up done touched={touched} of {} failed={failed} duration_us={}",
+                targets.len(),
+                now_us().saturating_sub(start)
+            );
+            return failed;
+        }
+        let ms = now_us().saturating_sub(start) / 1000;
+        if p.progress_ms > 0 && ms >= report {
+            report = ms + p.progress_ms;
+            println!(
+                "loadgen: progress warm-up touched={touched} of {} failed={failed} elapsed_ms={ms}",
+                targets.len()
+            );
+        }
+    }
+}
+
+/// The timed mode: raw read, warm-up sweep, then a phase of `p.secs`
+/// seconds per alpha.
+async fn run_timed(net: Net, p: Params) -> Result<(), &'static str> {
+    if p.raw > 0 {
+        raw_read(p.raw)?;
+    }
+    let targets = targets_of(&net, &p).await?;
+    println!("loadgen: {} target(s)", targets.len());
+    let (p, targets) = (Rc::new(p), Rc::new(targets));
+    let mut bad = 0;
+    if p.warmup {
+        bad += warm_up(&net, &p, &targets).await;
+    }
+    for &alpha in &p.alphas {
+        let z = Rc::new(Sampler::zipf(targets.len(), alpha).map_err(|_| "bad sampler")?);
+        println!("loadgen: phase start alpha={alpha:?}");
+        let start = now_us();
+        let tally = Rc::new(RefCell::new(Tally {
+            until_ns: Some((start + p.secs * 1_000_000) * 1000),
+            ..Tally::default()
+        }));
+        drive(
+            &net,
+            &p,
+            &targets,
+            z,
+            &tally,
+            &alloc::format!("alpha={alpha:?}"),
+        )
+        .await;
+        let us = now_us().saturating_sub(start).max(1);
+        let t = tally.borrow();
+        let done = t.ok + t.wrong;
+        println!(
+            "loadgen: phase done alpha={alpha:?} requests={done} errors={} wrong={} duration_us={us} rps={} p50_us={} p99_us={} targets={} conns={}",
+            t.errors,
+            t.wrong,
+            done * 1_000_000 / us,
+            t.latency_us.percentile(50),
+            t.latency_us.percentile(99),
+            targets.len(),
+            p.conns
+        );
+        bad += t.errors + t.wrong;
+        if done == 0 {
+            bad += 1;
+        }
+    }
+    // Again with the load over: the bench takes the less disturbed read.
+    if p.raw > 0 {
+        raw_read(p.raw)?;
+    }
+    if p.hold_s > 0 {
+        println!("loadgen: hold start secs={}", p.hold_s);
+        net.sleep(NetDuration::from_secs(p.hold_s)).await;
+        println!("loadgen: hold done");
+    }
+    if bad == 0 {
+        Ok(())
+    } else {
+        Err("some requests failed")
+    }
+}
+
+async fn run(net: Net, p: Params) -> Result<(), &'static str> {
+    if p.secs > 0 {
+        run_timed(net, p).await
+    } else {
+        run_count(net, p).await
     }
 }
 
