@@ -479,7 +479,7 @@ impl<H: Hooks> Server<H> {
                 }
                 return Err(self
                     .clients
-                    .name(client.to_raw(), name.as_str())
+                    .name(client.to_raw(), name.as_str(), &b.table)
                     .map_or_else(Answer::Err, |()| Answer::Ok));
             }
             Request::Info { handle }
@@ -487,7 +487,10 @@ impl<H: Hooks> Server<H> {
             | Request::Write { handle, .. }
             | Request::Flush { handle } => handle,
         };
-        let e = *self.clients.get(badge, handle).map_err(Answer::Err)?;
+        let e = self
+            .clients
+            .get(&b.table, badge, handle)
+            .map_err(Answer::Err)?;
         let checked = check_request(&e, req).map_err(|x| Answer::Err(x.into()))?;
         match (checked, req) {
             (Checked::Read(p), _) => Ok(Op::Read {

@@ -15,10 +15,18 @@
 //! A name has one badge: naming a restarted client again moves its extents
 //! to the new generation, and the old badge loses them.
 //!
-//! **Handles** name a slot of a fixed table with a generation and the
-//! server's incarnation (`epoch`); only the badge that opened a handle may
-//! use it, and anything else reads as `BadHandle`, so a client learns
-//! nothing about other clients' handles.
+//! **Handles** of private extents name a slot of a fixed table with a
+//! generation and the server's incarnation (`epoch`); only the badge that
+//! opened one may use it, and anything else reads as `BadHandle`, so a
+//! client learns nothing about other clients' handles. An image's handle
+//! names the image itself ([`IMAGE_SLOT`] plus the extent id, as slot and
+//! generation) and holds no state: every client may open every image, so
+//! one handle for all of them gives nobody more, and 100,000 clients
+//! reading one image cost the server nothing per client.
+//!
+//! **Names** are kept only for names that are a private extent's: the
+//! supervisor names every client, and most (web servers reading an image)
+//! have no private extent, so the table stays the size of the disk's.
 
 use serac_protocol::client::ServiceError;
 use serac_protocol::disk::{DiskHandle, ExtentInfo};
@@ -26,10 +34,12 @@ use serac_protocol::disk::{DiskHandle, ExtentInfo};
 use crate::extent::{Extent, Kind, Name};
 use crate::table::Table;
 
-/// Open handles at once, over all clients.
+/// Private extents open at once, over all clients (images take no slot).
 pub const MAX_OPEN: usize = 64;
-/// Clients the supervisor can name at once.
+/// Names kept at once: those of private extents only.
 pub const MAX_NAMES: usize = 256;
+/// Slot numbers from here on name an image by its extent id.
+pub const IMAGE_SLOT: u32 = 1 << 31;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
@@ -89,6 +99,14 @@ impl Clients {
     ) -> Result<(DiskHandle, Extent), ServiceError> {
         let name = Name::new(name).map_err(|_| ServiceError::NoSuchExtent)?;
         let e = *table.find(kind, &name).ok_or(ServiceError::NoSuchExtent)?;
+        if kind == Kind::Image {
+            let h = DiskHandle {
+                epoch: self.epoch,
+                slot: IMAGE_SLOT,
+                gen: e.id,
+            };
+            return Ok((h, e));
+        }
         if let Some(i) = self
             .slots
             .iter()
@@ -96,7 +114,7 @@ impl Clients {
         {
             return Ok((self.handle(i, self.slots[i].gen), e));
         }
-        if kind != Kind::Image && self.name_of(badge) != Some(&name) {
+        if self.name_of(badge) != Some(&name) {
             return Err(ServiceError::NotPermitted);
         }
         let i = self
@@ -123,19 +141,26 @@ impl Clients {
 
     /// The supervisor's `Request::Name`: `badge` is the domain called
     /// `name`. A name held by another badge moves (the client restarted),
-    /// and the old badge's handles on its extents are closed.
-    pub fn name(&mut self, badge: u64, name: &str) -> Result<(), ServiceError> {
+    /// and the old badge's handles on its extents are closed. A name no
+    /// private extent of `table` has is not kept (nothing could open).
+    pub fn name(&mut self, badge: u64, name: &str, table: &Table) -> Result<(), ServiceError> {
         let name = Name::new(name).map_err(|_| ServiceError::BadRequest)?;
         for n in self.names.iter_mut() {
             if n.as_ref().is_some_and(|(b, x)| *x == name || *b == badge) {
                 if let Some((old, _)) = n.take() {
                     for s in self.slots.iter_mut() {
-                        if matches!(s.open, Some((b, e)) if b == old && e.kind != Kind::Image) {
+                        if matches!(s.open, Some((b, _)) if b == old) {
                             s.open = None;
                         }
                     }
                 }
             }
+        }
+        let private = [Kind::Disk, Kind::Swap]
+            .iter()
+            .any(|&k| table.find(k, &name).is_some());
+        if !private {
+            return Ok(());
         }
         let free = self
             .names
@@ -146,33 +171,47 @@ impl Clients {
         Ok(())
     }
 
-    /// The extent `handle` names, if `badge` opened it.
-    pub fn get(&self, badge: u64, handle: DiskHandle) -> Result<&Extent, ServiceError> {
+    /// The extent `handle` names, if `badge` opened it (or it is an
+    /// image's, which anybody may use).
+    pub fn get(
+        &self,
+        table: &Table,
+        badge: u64,
+        handle: DiskHandle,
+    ) -> Result<Extent, ServiceError> {
         if handle.epoch != self.epoch {
             return Err(ServiceError::ServerRestarted);
+        }
+        if handle.slot == IMAGE_SLOT {
+            return table
+                .get(handle.gen)
+                .filter(|e| e.kind == Kind::Image)
+                .copied()
+                .ok_or(ServiceError::BadHandle);
         }
         let s = usize::try_from(handle.slot)
             .ok()
             .and_then(|i| self.slots.get(i))
             .ok_or(ServiceError::BadHandle)?;
         match &s.open {
-            Some((b, e)) if *b == badge && s.gen == handle.gen => Ok(e),
+            Some((b, e)) if *b == badge && s.gen == handle.gen => Ok(*e),
             _ => Err(ServiceError::BadHandle),
         }
     }
 
     /// Drops `handle`. A handle that is closed already (or never was
-    /// `badge`'s) closes as a no-op: `Close` is idempotent.
+    /// `badge`'s, or is an image's) closes as a no-op: `Close` is idempotent.
     pub fn close(&mut self, badge: u64, handle: DiskHandle) -> Result<(), ServiceError> {
-        if self.get(badge, handle).is_ok() {
-            if let Some(s) = usize::try_from(handle.slot)
-                .ok()
-                .and_then(|i| self.slots.get_mut(i))
-            {
+        if handle.epoch != self.epoch {
+            return Err(ServiceError::ServerRestarted);
+        }
+        if let Some(s) = usize::try_from(handle.slot)
+            .ok()
+            .and_then(|i| self.slots.get_mut(i))
+        {
+            if matches!(s.open, Some((b, _)) if b == badge) && s.gen == handle.gen {
                 s.open = None;
             }
-        } else if handle.epoch != self.epoch {
-            return Err(ServiceError::ServerRestarted);
         }
         Ok(())
     }
@@ -221,9 +260,9 @@ mod tests {
             Err(ServiceError::NotPermitted)
         );
         assert!(c.open(A, &t, Kind::Image, "www").is_ok());
-        c.name(A, "alice").unwrap();
-        c.name(B, "bob").unwrap();
-        assert_eq!(c.name(B, "a b"), Err(ServiceError::BadRequest));
+        c.name(A, "alice", &t).unwrap();
+        c.name(B, "bob", &t).unwrap();
+        assert_eq!(c.name(B, "a b", &t), Err(ServiceError::BadRequest));
         // Bob cannot open Alice's disk even before she does.
         assert_eq!(
             c.open(B, &t, Kind::Disk, "alice"),
@@ -238,12 +277,15 @@ mod tests {
             c.open(B, &t, Kind::Disk, "alice"),
             Err(ServiceError::NotPermitted)
         );
-        assert_eq!(c.get(B, h), Err(ServiceError::BadHandle));
-        assert_eq!(c.get(A, h).unwrap().id, e.id);
+        assert_eq!(c.get(&t, B, h), Err(ServiceError::BadHandle));
+        assert_eq!(c.get(&t, A, h).unwrap().id, e.id);
         // Images are open to all, read-only.
         let (hw, w) = c.open(B, &t, Kind::Image, "www").unwrap();
         let (hw2, _) = c.open(A, &t, Kind::Image, "www").unwrap();
-        assert_ne!(hw, hw2);
+        // One handle for an image, whoever opens it: it names the image.
+        assert_eq!(hw, hw2);
+        assert_eq!(c.get(&t, 12345, hw).unwrap().id, w.id);
+        assert_eq!(c.open_count(), 1);
         assert!(info(&w).read_only);
         // Unknown and badly named extents.
         assert_eq!(
@@ -257,7 +299,7 @@ mod tests {
         // Close is idempotent; the extent stays Alice's.
         c.close(A, h).unwrap();
         c.close(A, h).unwrap();
-        assert_eq!(c.get(A, h), Err(ServiceError::BadHandle));
+        assert_eq!(c.get(&t, A, h), Err(ServiceError::BadHandle));
         assert_eq!(
             c.open(B, &t, Kind::Disk, "alice"),
             Err(ServiceError::NotPermitted)
@@ -266,19 +308,19 @@ mod tests {
         assert_ne!(h2, h, "a reopened slot has a new generation");
         // Closing someone else's handle does nothing.
         c.close(B, h2).unwrap();
-        assert!(c.get(A, h2).is_ok());
+        assert!(c.get(&t, A, h2).is_ok());
         // Another incarnation's handle.
         let old = DiskHandle { epoch: 2, ..h2 };
-        assert_eq!(c.get(A, old), Err(ServiceError::ServerRestarted));
+        assert_eq!(c.get(&t, A, old), Err(ServiceError::ServerRestarted));
         assert_eq!(c.close(A, old), Err(ServiceError::ServerRestarted));
         assert_eq!(
-            c.get(A, DiskHandle { slot: 999, ..h2 }),
+            c.get(&t, A, DiskHandle { slot: 999, ..h2 }),
             Err(ServiceError::BadHandle)
         );
         // Alice restarts (a new badge): her disk moves, the old handle goes.
         let a2 = 2 << 32 | 5;
-        c.name(a2, "alice").unwrap();
-        assert_eq!(c.get(A, h2), Err(ServiceError::BadHandle));
+        c.name(a2, "alice", &t).unwrap();
+        assert_eq!(c.get(&t, A, h2), Err(ServiceError::BadHandle));
         assert_eq!(
             c.open(A, &t, Kind::Disk, "alice"),
             Err(ServiceError::NotPermitted)
@@ -289,15 +331,41 @@ mod tests {
     }
 
     #[test]
-    fn the_table_fills_up() {
-        let t = table();
+    fn images_cost_nothing_per_client_and_private_slots_fill_up() {
+        let mut t = Table::new(Geometry::new(1 << 20, 4, 7).unwrap());
+        t.allocate(
+            Kind::Image,
+            Name::new("www").unwrap(),
+            1,
+            Some(crate::extent::Content { len: 0, crc: 0 }),
+        )
+        .unwrap();
+        for k in 0..=MAX_OPEN {
+            t.allocate(
+                Kind::Disk,
+                Name::new(&std::format!("d{k}")).unwrap(),
+                1,
+                None,
+            )
+            .unwrap();
+        }
         let mut c = Clients::new(1);
-        for b in 0..MAX_OPEN as u64 {
-            c.open(b, &t, Kind::Image, "www").unwrap();
+        for b in 0..100_000u64 {
+            let (h, _) = c.open(b, &t, Kind::Image, "www").unwrap();
+            assert!(c.get(&t, b, h).is_ok());
+            // Clients with no private extent leave no name behind.
+            c.name(b, &std::format!("httpd.{b}"), &t).unwrap();
+        }
+        assert_eq!(c.open_count(), 0);
+        for k in 0..MAX_OPEN as u64 {
+            c.name(k, &std::format!("d{k}"), &t).unwrap();
+            c.open(k, &t, Kind::Disk, &std::format!("d{k}")).unwrap();
         }
         assert_eq!(c.open_count(), MAX_OPEN);
+        let last = MAX_OPEN as u64;
+        c.name(last, &std::format!("d{last}"), &t).unwrap();
         assert_eq!(
-            c.open(999, &t, Kind::Image, "www"),
+            c.open(last, &t, Kind::Disk, &std::format!("d{last}")),
             Err(ServiceError::NoResources)
         );
     }
@@ -316,7 +384,7 @@ mod tests {
             let mut handles = std::vec::Vec::new();
             for (badge, which, close, rename) in ops {
                 if let Some(w) = rename {
-                    c.name(badge, who[w]).unwrap();
+                    c.name(badge, who[w], &t).unwrap();
                     for n in named.iter_mut() {
                         if *n == Some(badge) {
                             *n = None;
@@ -343,8 +411,11 @@ mod tests {
                 }
                 for &(b, h) in &handles {
                     for other in 0..3 {
-                        if other != b {
-                            prop_assert_eq!(c.get(other, h), Err(ServiceError::BadHandle));
+                        if h.slot == IMAGE_SLOT {
+                            // An image's handle is anybody's: it names the image.
+                            prop_assert!(c.get(&t, other, h).is_ok());
+                        } else if other != b {
+                            prop_assert_eq!(c.get(&t, other, h), Err(ServiceError::BadHandle));
                         }
                     }
                 }
