@@ -565,28 +565,7 @@ fn plot(path: &Path, curves: &[(String, Vec<(f64, f64)>)]) -> Result {
         .y_desc("requests/s")
         .draw()
         .map_err(|e| err(&e))?;
-    let colours = [
-        RGBColor(31, 119, 180),
-        RGBColor(214, 39, 40),
-        RGBColor(90, 90, 90),
-    ];
-    for (i, (name, pts)) in curves.iter().enumerate() {
-        let c = colours[i % colours.len()];
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-            .map_err(|e| err(&e))?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE)
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    crate::swap_plot::curves_and_legend(&mut chart, curves, true).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
