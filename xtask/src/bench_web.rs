@@ -266,7 +266,8 @@ fn why_stopped(serial: &str) -> Option<String> {
     ];
     let sup = lines_of(serial, Some("supervisor")).into_iter().find(|l| {
         let l = l.to_ascii_lowercase();
-        bad.iter().any(|b| l.contains(b)) && !l.contains("io-errors")
+        let died = l.contains(" exited: ") && !l.ends_with("with code 0");
+        died || bad.iter().any(|b| l.contains(b)) && !l.contains("io-errors")
     });
     let kernel = lines_of(serial, None)
         .into_iter()
@@ -732,6 +733,13 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
             "errors=0 wrong=0 duration_us=2000000 rps=50",
             "errors=2 wrong=0 duration_us=2000000 rps=50",
         ) + "[0:1 supervisor] supervisor: httpd#2: create failed: OutOfHandles\n";
+        let died = RUN.replace(
+            "wrong=0 duration_us=2000000 rps=50",
+            "wrong=1 duration_us=2000000 rps=50",
+        ) + "[0:1 supervisor] supervisor: loadgen exited: halted with code 0\n\
+               [0:1 supervisor] supervisor: httpd#1 exited: halted with code 1\n";
+        let f = size_of(2, 2, &died, &[], &[]).failed.unwrap();
+        assert!(f.ends_with("httpd#1 exited: halted with code 1"), "{f}");
         let f = size_of(2, 2, &bad, &[], &[]).failed.unwrap();
         assert!(
             f.contains("2 request(s) failed") && f.contains("OutOfHandles"),
