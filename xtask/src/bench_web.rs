@@ -511,7 +511,8 @@ fn table(sizes: &[Size]) {
     }
 }
 
-/// The curves of the plot: per distribution, and the bound.
+/// The curves of the plot: per distribution (every phase that ran, with
+/// errors or not: the table and the JSON say which), and the bound.
 fn curves(sizes: &[Size]) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut v: Vec<(String, Vec<(f64, f64)>)> = ALPHAS
         .iter()
@@ -527,7 +528,7 @@ fn curves(sizes: &[Size]) -> Vec<(String, Vec<(f64, f64)>)> {
                     let p = s
                         .phases
                         .iter()
-                        .find(|p| p.alpha == alpha && p.errors == 0)?;
+                        .find(|p| p.alpha == alpha && p.requests > 0)?;
                     Some((f64::from(s.n), p.rps()))
                 })
                 .collect();
