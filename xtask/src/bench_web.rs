@@ -275,12 +275,21 @@ fn why_stopped(serial: &str) -> Option<String> {
     sup.or(kernel).map(str::to_owned)
 }
 
-/// httpd the supervisor started.
+/// httpd the supervisor started: one line each, or one line for the lot
+/// (`started 200 x httpd`) when there are many.
 fn started(serial: &str) -> u64 {
     lines_of(serial, Some("supervisor"))
         .iter()
-        .filter(|l| l.starts_with("supervisor: started httpd"))
-        .count() as u64
+        .map(|l| {
+            if l.starts_with("supervisor: started httpd#") {
+                1
+            } else if l.ends_with(" x httpd") {
+                after(l, "supervisor: started").unwrap_or(0)
+            } else {
+                0
+            }
+        })
+        .sum()
 }
 
 /// What one size gave.
@@ -711,6 +720,10 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
         let s = size_of(2, 2, RUN, &[], &[]);
         assert_eq!(s.failed, None);
         assert_eq!(s.started, 2);
+        assert_eq!(
+            started("[0:1 supervisor] supervisor: started 200 x httpd\n"),
+            200
+        );
         assert_eq!(s.raw_bytes_per_s, Some(4096.0 * 4096.0));
         // Median of 60 and 64 pages held per httpd.
         assert_eq!(s.swap_in_pages, Some(62.0));
