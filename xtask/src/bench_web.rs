@@ -266,7 +266,8 @@ fn why_stopped(serial: &str) -> Option<String> {
     ];
     let sup = lines_of(serial, Some("supervisor")).into_iter().find(|l| {
         let l = l.to_ascii_lowercase();
-        bad.iter().any(|b| l.contains(b)) && !l.contains("io-errors")
+        let died = l.contains(" exited: ") && !l.ends_with("with code 0");
+        died || bad.iter().any(|b| l.contains(b)) && !l.contains("io-errors")
     });
     let kernel = lines_of(serial, None)
         .into_iter()
@@ -274,12 +275,21 @@ fn why_stopped(serial: &str) -> Option<String> {
     sup.or(kernel).map(str::to_owned)
 }
 
-/// httpd the supervisor started.
+/// httpd the supervisor started: one line each, or one line for the lot
+/// (`started 200 x httpd`) when there are many.
 fn started(serial: &str) -> u64 {
     lines_of(serial, Some("supervisor"))
         .iter()
-        .filter(|l| l.starts_with("supervisor: started httpd"))
-        .count() as u64
+        .map(|l| {
+            if l.starts_with("supervisor: started httpd#") {
+                1
+            } else if l.ends_with(" x httpd") {
+                after(l, "supervisor: started").unwrap_or(0)
+            } else {
+                0
+            }
+        })
+        .sum()
 }
 
 /// What one size gave.
@@ -510,7 +520,8 @@ fn table(sizes: &[Size]) {
     }
 }
 
-/// The curves of the plot: per distribution, and the bound.
+/// The curves of the plot: per distribution (every phase that ran, with
+/// errors or not: the table and the JSON say which), and the bound.
 fn curves(sizes: &[Size]) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut v: Vec<(String, Vec<(f64, f64)>)> = ALPHAS
         .iter()
@@ -526,7 +537,7 @@ fn curves(sizes: &[Size]) -> Vec<(String, Vec<(f64, f64)>)> {
                     let p = s
                         .phases
                         .iter()
-                        .find(|p| p.alpha == alpha && p.errors == 0)?;
+                        .find(|p| p.alpha == alpha && p.requests > 0)?;
                     Some((f64::from(s.n), p.rps()))
                 })
                 .collect();
@@ -565,28 +576,7 @@ fn plot(path: &Path, curves: &[(String, Vec<(f64, f64)>)]) -> Result {
         .y_desc("requests/s")
         .draw()
         .map_err(|e| err(&e))?;
-    let colours = [
-        RGBColor(31, 119, 180),
-        RGBColor(214, 39, 40),
-        RGBColor(90, 90, 90),
-    ];
-    for (i, (name, pts)) in curves.iter().enumerate() {
-        let c = colours[i % colours.len()];
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-            .map_err(|e| err(&e))?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE)
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    crate::swap_plot::curves_and_legend(&mut chart, curves, true).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
@@ -730,6 +720,10 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
         let s = size_of(2, 2, RUN, &[], &[]);
         assert_eq!(s.failed, None);
         assert_eq!(s.started, 2);
+        assert_eq!(
+            started("[0:1 supervisor] supervisor: started 200 x httpd\n"),
+            200
+        );
         assert_eq!(s.raw_bytes_per_s, Some(4096.0 * 4096.0));
         // Median of 60 and 64 pages held per httpd.
         assert_eq!(s.swap_in_pages, Some(62.0));
@@ -753,6 +747,13 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
             "errors=0 wrong=0 duration_us=2000000 rps=50",
             "errors=2 wrong=0 duration_us=2000000 rps=50",
         ) + "[0:1 supervisor] supervisor: httpd#2: create failed: OutOfHandles\n";
+        let died = RUN.replace(
+            "wrong=0 duration_us=2000000 rps=50",
+            "wrong=1 duration_us=2000000 rps=50",
+        ) + "[0:1 supervisor] supervisor: loadgen exited: halted with code 0\n\
+               [0:1 supervisor] supervisor: httpd#1 exited: halted with code 1\n";
+        let f = size_of(2, 2, &died, &[], &[]).failed.unwrap();
+        assert!(f.ends_with("httpd#1 exited: halted with code 1"), "{f}");
         let f = size_of(2, 2, &bad, &[], &[]).failed.unwrap();
         assert!(
             f.contains("2 request(s) failed") && f.contains("OutOfHandles"),

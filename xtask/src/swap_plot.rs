@@ -13,6 +13,45 @@ const COLOURS: [RGBColor; 3] = [
     RGBColor(44, 160, 44),
 ];
 
+/// A named curve of points.
+pub(crate) type Curve<X, Y> = (String, Vec<(X, Y)>);
+
+/// Draws `curves` (name, points) in turn in [`COLOURS`], with circles at
+/// the points if `marks`, and the legend.
+pub(crate) fn curves_and_legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    curves: &[Curve<X::ValueType, Y::ValueType>],
+    marks: bool,
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged,
+    Y: Ranged,
+    X::ValueType: Clone + 'static,
+    Y::ValueType: Clone + 'static,
+{
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    for (i, (name, pts)) in curves.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        chart
+            .draw_series(LineSeries::new(pts.iter().cloned(), c.stroke_width(2)))
+            .map_err(|x| e(&x))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+        if marks {
+            chart
+                .draw_series(pts.iter().cloned().map(|p| Circle::new(p, 3, c.filled())))
+                .map_err(|x| e(&x))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(&x))
+}
+
 /// Writes the plot of `curves` (policy, [(frames, fault rate)]) to `path`.
 pub fn plot(path: &Path, curves: &[(String, Vec<(usize, f64)>)]) -> Result {
     let err = |e: &dyn std::fmt::Display| Failure(format!("plot {}: {e}", path.display()));
@@ -36,20 +75,8 @@ pub fn plot(path: &Path, curves: &[(String, Vec<(usize, f64)>)]) -> Result {
         .y_desc("faults per access")
         .draw()
         .map_err(|e| err(&e))?;
-    for (i, (name, pts)) in curves.iter().enumerate() {
-        let c = COLOURS[i % COLOURS.len()];
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE)
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    let pts: Vec<(String, Vec<(usize, f64)>)> = curves.to_vec();
+    curves_and_legend(&mut chart, &pts, false).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }

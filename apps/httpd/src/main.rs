@@ -21,9 +21,10 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use ilwaco::fs::EntryKind;
+use ilwaco::fs::{EntryKind, FsError};
 use ilwaco::net::{self, Config, Net, NetDuration, NetError, TcpStream};
-use ilwaco::{println, Image};
+use ilwaco::protocol::client::{ClientError, ServiceError};
+use ilwaco::{println, time, BlockError, Image};
 use serac_httpd_core::{file_path, parse_request, write_head, Limits, Method, Parsed, HEAD_MAX};
 
 ilwaco::entry!(main);
@@ -68,8 +69,26 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
+/// Mounts `www`. The disk server's table of open extents can be full
+/// while hundreds of httpd start at once (each holds it only while it
+/// caches the site), so that is retried for up to a minute.
+fn mount_www() -> Result<Image, FsError> {
+    let mut tries = 0;
+    loop {
+        match Image::mount_named(ilwaco::rt::granted(DISK), "www") {
+            Err(FsError::Device(BlockError::Protocol(ClientError::Service(
+                ServiceError::NoResources,
+            )))) if tries < 600 => {
+                tries += 1;
+                let _ = time::sleep_ns(100_000_000);
+            }
+            r => return r,
+        }
+    }
+}
+
 fn load() -> Result<Site, &'static str> {
-    let img = Image::mount_named(ilwaco::rt::granted(DISK), "www").map_err(|e| {
+    let img = mount_www().map_err(|e| {
         println!("httpd: mount www: {e:?}");
         "cannot mount www"
     })?;
@@ -97,6 +116,8 @@ fn load() -> Result<Site, &'static str> {
         }
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
+    // Everything is cached: free the disk server's slot for the next httpd.
+    let _ = img.into_device().close();
     println!(
         "httpd: {} files, {total} bytes cached from www",
         files.len()
