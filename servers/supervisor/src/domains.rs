@@ -1467,11 +1467,13 @@ impl<'a> Supervisor<'a> {
         const MAX_MEMORY_ROWS: usize = 16;
         let mut rows = 0;
         let (mut res, mut swp, mut out, mut sin, mut sout) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut paged = 0u64;
         for i in 0..self.inst.len() {
             if self.inst[i].life == Life::Exited {
                 continue;
             }
             let Some(m) = self.memory(i) else { continue };
+            paged += 1;
             res += u64::from(m.resident);
             swp += u64::from(m.swapped);
             out += u64::from(m.swapped_out);
@@ -1496,6 +1498,9 @@ impl<'a> Supervisor<'a> {
         println!(
             "supervisor: memory total: resident {res} swapped {swp} pages, {out} domain(s) swapped out, {sin} swap-in(s), {sout} swap-out(s)"
         );
+        if paged > 0 && out * 2 > paged {
+            println!("supervisor: memory: most paged domains are swapped out ({out} of {paged})");
+        }
         self.check_code();
     }
 
