@@ -2102,6 +2102,24 @@ fn all_but_swap() -> Vec<QemuTest> {
             .require(d("collector", "collector: 1000 domain(s) reported in"))
             .require(d("supervisor", "supervisor: test end: 1002 domain(s) running after 1500 ms"))
             .timeout(Duration::from_secs(120)),
+        // 30,000 instances (the manifest held 2,048): the supervisor's
+        // bookkeeping outgrows Ilwaco's static heap and grows it from the
+        // frame pool; it builds idlers until its pool runs out. (The
+        // swapper's frames may run out first for the idlers that get to
+        // run, and it kills those: that is allowed here.)
+        QemuTest::new("supervisor_30000_instances", Boot::Pvh, "serac.exit=1")
+            .with_file("manifest", manifest(&[
+                SWAPPER,
+                "domain collector image=collector class=server eager=yes",
+                "domain idler image=idler class=guest pager=swapper count=30000 until-full=yes notify=collector",
+                "test-end-after-ms=1500",
+            ]))
+            .allow("* domain * faulted: *")
+            .require(d("supervisor", "supervisor: bookkeeping for 30002 instance(s): 32 bytes each and 4 per image page, %d KiB of heap in use"))
+            .require(d("supervisor", "supervisor: heap grown by %d KiB from the pool (past Ilwaco's 1024 KiB)"))
+            .require(d("supervisor", "supervisor: until-full: built %d of 30000 x idler; the next failed: *"))
+            .require(d("supervisor", "supervisor: test end: %d domain(s) running after 1500 ms"))
+            .timeout(Duration::from_secs(240)),
         // Ring 3 against the syscall checks, then a deliberate fault that
         // must stop only that domain, with the details reported.
         QemuTest::new("domain_selftest", Boot::Pvh, "serac.exit=1 serac.init=selftest")

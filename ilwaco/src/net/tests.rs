@@ -645,7 +645,7 @@ fn services_are_found_by_broadcast() {
 #[test]
 fn broadcast_addresses() {
     let a = assign::addresses(5).unwrap();
-    assert_eq!(discover::broadcast(&a), Ipv4([10, 0, 255, 255]));
+    assert_eq!(discover::broadcast(&a), Ipv4([10, 15, 255, 255]));
 }
 
 /// Many 16-byte UDP round trips, for a profiler (valgrind --tool=callgrind

@@ -425,12 +425,18 @@ impl<'a> Supervisor<'a> {
             return Err(crate::EXIT_BUILD);
         }
         println!(
-            "supervisor: bookkeeping for {n} instance(s): {} bytes each and {} per image page, heap grown by {} KiB from the pool, {} KiB in use",
+            "supervisor: bookkeeping for {n} instance(s): {} bytes each and {} per image page, {} KiB of heap in use",
             core::mem::size_of::<Instance>(),
             core::mem::size_of::<u32>(),
-            grown / 1024,
             sys::heap_in_use() / 1024
         );
+        if grown > 0 {
+            println!(
+                "supervisor: heap grown by {} KiB from the pool (past Ilwaco's {} KiB)",
+                grown / 1024,
+                sys::HEAP_SIZE / 1024
+            );
+        }
         Ok(Supervisor {
             m,
             images,
