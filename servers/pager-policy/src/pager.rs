@@ -199,7 +199,7 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
     pub fn with_swap(policy: P, swap: Swap<R>) -> Pager<P, R> {
         Pager {
             policy,
-            pool: FramePool::with_capacity(swap.sizing().frames),
+            pool: FramePool::with_capacity(swap.sizing().pool),
             regions: Regions::new(),
             swap: Some(swap),
             controller: None,

@@ -337,8 +337,9 @@ fn build() -> Pager<ZeroFill, WsClock> {
     match Swap::new(cfg, size, |c| WsClock::new(c, cfg.tau)) {
         Ok(sw) => {
             println!(
-                "swapper: heap {} KiB: tables for {} frames, {} domain records, {} pages paged out alone, up to {} slots",
+                "swapper: heap {} KiB: tables for {} frames ({} tracked resident), {} domain records, {} pages paged out alone, up to {} slots",
                 sys::heap_size() / 1024,
+                size.pool,
                 size.frames,
                 size.domains,
                 size.loose,

@@ -3,21 +3,25 @@
 //! what bounds frames, domains and slots, not a constant.
 //!
 //! Of the heap, 1/16 (at least 192 KiB) stays for everything else (buffers,
-//! the grant runs, the region table); of the rest, frames (the pool, the
-//! engine's resident table and the policy's) take 1/4, domain records 1/2,
-//! loose pages 1/8 and the slot map 1/8. Records get the most: a domain
-//! swapped out whole costs a record and a bit a page, a resident page a
-//! frame's worth of tables, and most domains are meant to be out.
+//! the grant runs, the region table); of the rest, tracked resident pages
+//! (the engine's table and the policy's) take 1/4, domain records 3/8,
+//! the frame pool 1/8 (16 bytes a frame: it may hold more frames than are
+//! tracked, as a pager without a disk needs), loose pages 1/8 and the slot
+//! map 1/8. A domain swapped out whole costs a record and a bit a page, a
+//! tracked page a frame's worth of tables, and most domains are meant to
+//! be out.
 
 /// Bytes an [`Index`](crate::replace::index::Index) entry costs per id, at
 /// most (between two and four `u32` buckets an id).
 pub(crate) const INDEX_BYTES: usize = 16;
 
-/// Heap bytes one frame costs the swapper, at most: the pool's 16, the
+/// Heap bytes one tracked resident page costs the swapper, at most: the
 /// engine's resident entry (48 with its free-list word and index share)
 /// and the policy's resident slot and domain record (WSClock and 2Q, under
 /// 128; `frames_fit_their_share` checks it).
-pub const FRAME_BYTES: usize = 16 + 48 + 128;
+pub const FRAME_BYTES: usize = 48 + 128;
+/// Heap bytes one frame costs the pool.
+pub const POOL_BYTES: usize = 16;
 /// Heap bytes one domain record costs (record and index share).
 pub const DOMAIN_BYTES: usize = 32 + INDEX_BYTES;
 /// Heap bytes one loose page costs (entry, free-list word, index share).
@@ -26,8 +30,11 @@ pub const LOOSE_BYTES: usize = 32 + 4 + INDEX_BYTES;
 /// The tables' sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizing {
-    /// Frames the pool takes and the engine and its policy track resident.
+    /// Resident pages the engine and its policy track (past them a fault
+    /// pages something out first).
     pub frames: usize,
+    /// Frames the pool takes (at least `frames`).
+    pub pool: usize,
     /// Domain records (one per domain with a run or counters).
     pub domains: usize,
     /// Pages paged out alone (not in a run).
@@ -45,9 +52,12 @@ impl Sizing {
             192 * 1024
         };
         let b = heap.saturating_sub(spare);
+        let frames = b / 4 / FRAME_BYTES;
+        let pool = b / 8 / POOL_BYTES;
         Sizing {
-            frames: b / 4 / FRAME_BYTES,
-            domains: b / 2 / DOMAIN_BYTES,
+            frames,
+            pool: if pool > frames { pool } else { frames },
+            domains: b / 8 * 3 / DOMAIN_BYTES,
             loose: b / 8 / LOOSE_BYTES,
             slot_bytes: b / 8,
         }
@@ -56,6 +66,7 @@ impl Sizing {
     /// Heap bytes the tables take at most, the slot map full.
     pub const fn bytes(&self) -> usize {
         self.frames * FRAME_BYTES
+            + self.pool * POOL_BYTES
             + self.domains * DOMAIN_BYTES
             + self.loose * LOOSE_BYTES
             + self.slot_bytes
@@ -102,7 +113,8 @@ mod tests {
         // Ilwaco's default 1 MiB heap: half the resident pages the old
         // constants gave (2,048), far more records (256) and slots (12,288).
         let s = Sizing::for_heap(1 << 20);
-        assert!(s.frames >= 1_000 && s.domains >= 8_000, "{s:?}");
+        assert!(s.frames >= 1_200 && s.domains >= 6_000, "{s:?}");
+        assert!(s.pool >= 6_000, "{s:?}");
         assert!(s.slot_bytes * 8 >= 12_288 * 50, "{s:?}");
         assert!(s.bytes() <= (1 << 20) - 192 * 1024);
     }
@@ -111,13 +123,17 @@ mod tests {
     fn a_24_mib_heap_holds_100k_domains_of_60_pages() {
         // SERAC_SWAPPER_HEAP_MIB=24 (servers/swapper/build.rs).
         let s = Sizing::for_heap(24 << 20);
-        assert!(s.domains >= 200_000, "{s:?}");
+        assert!(s.domains >= 180_000, "{s:?}");
         assert!(s.slot_bytes * 8 >= 6_000_000, "{s:?}");
         assert!(s.frames >= 30_000, "{s:?}");
+        // Half a 1 GiB machine's frames, as the supervisor gives them.
+        assert!(s.pool >= 131_072, "{s:?}");
         // The swapper's default 2 MiB: more resident pages than the old
-        // constants (2,048), 77 times the records (256), 1.9 M slots.
+        // constants (2,048), 58 times the records (256), more pool frames
+        // (12,288), 1.9 M slots.
         let s = Sizing::for_heap(2 << 20);
-        assert!(s.domains >= 19_000 && s.frames >= 2_400, "{s:?}");
+        assert!(s.domains >= 14_000 && s.frames >= 2_600, "{s:?}");
+        assert!(s.pool >= 14_000, "{s:?}");
         assert!(s.slot_bytes * 8 >= 1_900_000, "{s:?}");
     }
 
@@ -129,8 +145,8 @@ mod tests {
         // An area far bigger than the map's share: the map is capped.
         assert_eq!(sw.ensure_open(&mut Void(1 << 31)), Ok(true));
         assert_eq!(sw.slots() as usize, s.slot_bytes * 8);
-        let mut pool = FramePool::with_capacity(s.frames);
-        assert_eq!(pool.grant(0x1000, s.frames as u64), Ok(s.frames as u64));
+        let mut pool = FramePool::with_capacity(s.pool);
+        assert_eq!(pool.grant(0x1000, s.pool as u64), Ok(s.pool as u64));
         let used = sw.metadata_bytes() + pool.metadata_bytes();
         assert!(used <= s.bytes(), "{used} > {} for {s:?}", s.bytes());
         let q = Swap::new(cfg(), s, TwoQ::new).unwrap();
@@ -154,6 +170,7 @@ mod tests {
             prop_assert!(s.bytes() <= heap.saturating_sub(192 * 1024) || s.bytes() == 0);
             let t = Sizing::for_heap(heap + more);
             prop_assert!(t.frames >= s.frames && t.domains >= s.domains && t.loose >= s.loose);
+            prop_assert!(s.pool >= s.frames && t.pool >= s.pool);
         }
     }
 }

@@ -769,7 +769,7 @@ fn metadata_fits_the_heap() {
     assert_eq!(Swap::<WsClock>::bytes_per_swapped_domain(16), 32 + 16 + 2);
     // With the pool full, the tables stay within the rule's budget.
     assert!(
-        bytes + 16 * size.frames <= size.bytes(),
+        bytes + 16 * size.pool <= size.bytes(),
         "{bytes} > {}",
         size.bytes()
     );
