@@ -153,40 +153,7 @@ fn web_small() -> QemuTest {
     }
 }
 
-/// Issue 10's scale test in CI: 2,000 paged httpd in 256 MiB. Every one
-/// answers loadgen's warm-up sweep byte-exact, and at the end the
-/// supervisor finds most of them swapped out whole (their pager's view),
-/// and one frame per code page shared by all 2,000.
-fn web_2000() -> QemuTest {
-    let w = Web {
-        n: 2000,
-        secs: 4,
-        alphas: vec![0.8],
-        conns: 8,
-        wrk: 0,
-        mem: "256M",
-    };
-    match web_scale("web_2000", &w) {
-        Ok(t) => t
-            .require(d(
-                "loadgen",
-                "loadgen: warm-up done touched=2000 of 2000 failed=0 duration_us=%d",
-            ))
-            .require(d(
-                "supervisor",
-                "supervisor: memory: most paged domains are swapped out (%d of 2000)",
-            ))
-            .require(d(
-                "supervisor",
-                "supervisor: code image httpd: %d shared page(s), one frame each in 2000 domain(s)",
-            ))
-            .forbid(d("supervisor", "supervisor: code check failed*")),
-        Err(e) => QemuTest::new("web_2000", Boot::Pvh, "serac.exit=1")
-            .require(format!("cannot build the test: {e}")),
-    }
-}
-
 /// This module's tests for the suite.
 pub fn tests() -> Vec<QemuTest> {
-    vec![web_small(), web_2000()]
+    vec![web_small()]
 }
