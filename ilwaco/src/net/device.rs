@@ -20,6 +20,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec;
+use alloc::vec::Vec;
 
 use serac_protocol::client::{Transport, LABEL_NET};
 use serac_protocol::codec::{decode_borrowed, encode};
@@ -119,7 +120,14 @@ pub struct VnicDevice {
     link: Link,
     rx: Rx,
     rx_pending: bool,
+    /// ARP replies made here for [`VnicDevice::learn`], received first.
+    learned: Vec<[u8; ARP_FRAME]>,
+    /// The one being received.
+    current: [u8; ARP_FRAME],
 }
+
+/// An Ethernet frame carrying an IPv4 ARP packet.
+const ARP_FRAME: usize = 42;
 
 impl core::fmt::Debug for VnicDevice {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -194,6 +202,8 @@ impl VnicDevice {
             },
             // Frames may have been queued before we attached.
             rx_pending: true,
+            learned: Vec::new(),
+            current: [0; ARP_FRAME],
         })
     }
 
@@ -229,6 +239,26 @@ impl VnicDevice {
 
     /// Takes the next received frame's bounds, calling `Recv` when the
     /// buffer is read out and more is pending.
+    /// Queues an ARP reply from `(mac, ip)` to this port, received (and
+    /// never sent) at the next poll: a static neighbour, as `arp -s`
+    /// makes. smoltcp asks for one missing neighbour a second per
+    /// interface, so a client of thousands of servers whose addresses it
+    /// knows (from the address plan) would wait a second for each.
+    pub fn learn(&mut self, mac: [u8; 6], ip: [u8; 4]) {
+        let me = self.link.addresses;
+        let mut f = [0u8; ARP_FRAME];
+        f[0..6].copy_from_slice(&me.mac.0);
+        f[6..12].copy_from_slice(&mac);
+        f[12..14].copy_from_slice(&[0x08, 0x06]);
+        // Ethernet, IPv4, 6- and 4-byte addresses, a reply.
+        f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+        f[22..28].copy_from_slice(&mac);
+        f[28..32].copy_from_slice(&ip);
+        f[32..38].copy_from_slice(&me.mac.0);
+        f[38..42].copy_from_slice(&me.ipv4.0);
+        self.learned.push(f);
+    }
+
     fn next_frame(&mut self) -> Option<(usize, usize)> {
         loop {
             if let Some(f) = self.rx.next() {
@@ -431,6 +461,17 @@ impl phy::Device for VnicDevice {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        if let Some(f) = self.learned.pop() {
+            self.current = f;
+            return Some((
+                RxToken {
+                    frame: &self.current,
+                },
+                TxToken {
+                    link: &mut self.link,
+                },
+            ));
+        }
         let (start, end) = self.next_frame()?;
         let frame = self.rx.buf.get(start..end)?;
         Some((

@@ -281,6 +281,16 @@ impl Net {
         self.with(|i| i.dev.addresses())
     }
 
+    /// Makes `(mac, ip)` a neighbour without asking the network (see
+    /// [`device::VnicDevice::learn`]); it holds until smoltcp's cache
+    /// evicts it, so call it before each connection to a known server.
+    pub fn learn_neighbor(&self, mac: [u8; 6], ip: [u8; 4]) {
+        self.with(|i| {
+            i.dev.learn(mac, ip);
+            i.dirty = true;
+        });
+    }
+
     /// The counters.
     pub fn stats(&self) -> NetStats {
         self.with(|i| {
