@@ -227,7 +227,10 @@ async fn client(
             .timeout(deadline, async {
                 let mut s = match conn.take() {
                     Some((j, s)) if j == k => s,
-                    _ => net.connect(ip, 80).await?,
+                    _ => {
+                        learn(&net, ip);
+                        net.connect(ip, 80).await?
+                    }
                 };
                 s.write_all(&req).await?;
                 let mut len = 0;
@@ -274,6 +277,14 @@ async fn client(
                 }
             }
         }
+    }
+}
+
+/// A target in the address plan is a static neighbour: its MAC follows
+/// from its address, and smoltcp would ask for one a second.
+fn learn(net: &Net, ip: Ipv4) {
+    if let Some(a) = assign::index_of(ip).and_then(|i| assign::addresses(i).ok()) {
+        net.learn_neighbor(a.mac.0, a.ipv4.0);
     }
 }
 
@@ -434,6 +445,7 @@ async fn warm_up(net: &Net, p: &Rc<Params>, targets: &Rc<Vec<Ipv4>>) -> u64 {
                 loop {
                     let r = net2
                         .timeout(net2.now() + NetDuration::from_secs(5), async {
+                            learn(&net2, ip);
                             let mut s = net2.connect(ip, 80).await?;
                             s.write_all(&req).await?;
                             let mut len = 0;

@@ -47,10 +47,27 @@ pub fn addresses(index: u32) -> Result<Addresses, OutOfAddresses> {
     })
 }
 
+/// The slot whose address `ip` is, if it is one of the plan's.
+pub fn index_of(ip: Ipv4) -> Option<u32> {
+    let host = u32::from_be_bytes(ip.0).checked_sub(u32::from_be_bytes(NETWORK.0))?;
+    let index = host.checked_sub(FIRST_HOST)?;
+    (index <= MAX_INDEX).then_some(index)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn index_of_inverts_the_plan() {
+        for i in [0, 1, 255, 256, 100_000, MAX_INDEX] {
+            assert_eq!(index_of(addresses(i).unwrap().ipv4), Some(i));
+        }
+        assert_eq!(index_of(GATEWAY), None);
+        assert_eq!(index_of(Ipv4([10, 16, 0, 0])), None);
+        assert_eq!(index_of(Ipv4([9, 255, 255, 255])), None);
+    }
 
     #[test]
     fn examples() {
