@@ -406,18 +406,19 @@ simulator's Zipf(0.8) trace. Logs: target/serac/tests/bench_swap*.log.
 
 cargo xtask bench web [--json] [--plot] [--sizes 10,100,1000,10000] [--ceiling]
 
-Denali's Figure 3: for each N of --sizes (default 10,50,100,1000), one
-boot of N paged httpd with the swapper, disk and vnic in 1 GiB, loadgen
-touching every httpd once, then 20 s under Zipf(0.8) and 20 s uniform
-(host wrk beside it for N <= 100). Per N and distribution: web_rps,
-p50/p99 latency, swap-ins/s, resident domains, memory in use; and the
-raw-disk bound (loadgen's raw sequential read in the same boot over the
-bytes one httpd's swap-in reads). A size that cannot boot is reported
+Denali's Figure 3: for each N of --sizes (default 10,100,1000,10000), one
+boot of N paged httpd with the swapper, disk and vnic in 1 GiB; loadgen
+reads 16 MiB of its disk raw, touches every httpd once, drives them 20 s
+under Zipf(0.8) and 20 s uniform, reads the 16 MiB again, then (N <= 100)
+holds off while host wrk drives 4 of them. Per N and distribution:
+web_rps, p50/p99 latency, swap-ins/s, resident pages and domains, memory
+in use; per N the raw-disk bound (the faster raw read over the bytes one
+httpd's swap-in reads) and wrk_rps. A size that cannot boot is reported
 with the supervisor's reason and the others go on. --json writes
 target/serac/bench/web.json; --plot target/serac/bench/web.svg (and
-docs/web-scale.svg after a run of every default size and 10,000).
---ceiling instead finds domains_ceiling_1gib: the largest N at which
-every httpd boots and answers (doubling, then bisecting). Logs:
+docs/web-scale.svg after a run of all of 10, 100, 1000 and 10000 that
+passed). --ceiling instead finds domains_ceiling_1gib: the largest N at
+which every httpd boots and answers (doubling, then bisecting). Logs:
 target/serac/tests/bench_web_*.log.
 ";
 
