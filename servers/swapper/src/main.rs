@@ -366,15 +366,17 @@ fn size_from(pager: &mut Pager<ZeroFill, WsClock>, first: u64, count: u64) -> (u
         grown += 1;
     }
     let cfg = config();
-    match Swap::new(cfg, size, |c| WsClock::new(c, cfg.tau)) {
-        Ok(sw) if pager.set_swap(sw).is_ok() => println!(
+    let built = Swap::new(cfg, size, |c| WsClock::new(c, cfg.tau));
+    if built.map_or(false, |sw| pager.set_swap(sw).is_ok()) {
+        println!(
             "swapper: tables for {} frames, {} domain records, {} slots: {} KiB of heap, {grown} frames of the grant",
             size.frames,
             size.domains,
             size.slot_bytes.saturating_mul(8),
             grown.saturating_mul(4),
-        ),
-        _ => println!("swapper: no memory for the swap tables, zero-fill only"),
+        );
+    } else {
+        println!("swapper: no memory for the swap tables, zero-fill only");
     }
     (first + grown, count - grown)
 }
