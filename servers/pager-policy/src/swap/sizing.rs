@@ -1,8 +1,10 @@
-//! How big the swapper's tables are, from its heap: every table is
-//! reserved at start (the slot map when the area opens), so the rule is
-//! what bounds frames, domains and slots, not a constant.
+//! How big the swapper's tables are: every table is reserved when the
+//! engine is built (the slot map when the area opens), so the rule is what
+//! bounds frames, domains and slots, not a constant.
 //!
-//! Of the heap, 1/16 (at least 192 KiB) stays for everything else (buffers,
+//! The swapper sizes them from its first grant ([`Sizing::for_grant`]) and
+//! grows its heap with that many of the grant's frames. [`Sizing::for_heap`]
+//! is the older rule for a given heap: of the heap, 1/16 (at least 192 KiB) stays for everything else (buffers,
 //! the grant runs, the region table); of the rest, tracked resident pages
 //! (the engine's table and the policy's) take 1/4, domain records 3/8,
 //! the frame pool 1/8 (16 bytes a frame: it may hold more frames than are
