@@ -367,7 +367,7 @@ fn size_from(pager: &mut Pager<ZeroFill, WsClock>, first: u64, count: u64) -> (u
     }
     let cfg = config();
     let built = Swap::new(cfg, size, |c| WsClock::new(c, cfg.tau));
-    if built.map_or(false, |sw| pager.set_swap(sw).is_ok()) {
+    if built.is_ok_and(|sw| pager.set_swap(sw).is_ok()) {
         println!(
             "swapper: tables for {} frames, {} domain records, {} slots: {} KiB of heap, {grown} frames of the grant",
             size.frames,
