@@ -157,6 +157,10 @@ pub enum Event {
     },
 }
 
+/// [`Pager::set_swap`] after the first grant or a second time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotFirst;
+
 /// The pager: pool, regions, policy, the swap engine and counters.
 #[derive(Debug)]
 pub struct Pager<P, R = WsClock> {
@@ -216,11 +220,11 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
 
     /// Installs the swap engine a pager built at its first grant (sized
     /// from it), keeping the regions already announced; the pool takes
-    /// the engine's capacity. Refused (the engine handed back) once the
+    /// the engine's capacity. Refused (the engine dropped) once the
     /// pool holds frames or an engine is in place.
-    pub fn set_swap(&mut self, swap: Swap<R>) -> Result<(), Swap<R>> {
+    pub fn set_swap(&mut self, swap: Swap<R>) -> Result<(), NotFirst> {
         if self.swap.is_some() || self.pool.total() > 0 {
-            return Err(swap);
+            return Err(NotFirst);
         }
         self.pool = FramePool::with_capacity(swap.sizing().pool);
         self.swap = Some(swap);
