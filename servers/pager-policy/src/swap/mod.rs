@@ -1701,20 +1701,6 @@ impl<R: Replacement> Swap<R> {
         }
     }
 
-    /// Tells the policy the first `n` pages of `ids` are written out.
-    fn tell_written(&mut self, n: usize) {
-        for k in 0..n {
-            if let Some(p) = self
-                .ids
-                .get(k)
-                .and_then(|&id| self.res_get(id))
-                .map(|r| r.page)
-            {
-                self.repl.written(p);
-            }
-        }
-    }
-
     // ---- idle domains ----------------------------------------------------
 
     /// The clock moved to `now`: every `idle_after / 4`, swaps out whole
@@ -1808,7 +1794,16 @@ impl<R: Replacement> Swap<R> {
         if self.write_batch(mmu, disk, false).is_err() {
             return Err(SwapOutError::Io);
         }
-        self.tell_written(n);
+        for k in 0..n {
+            if let Some(p) = self
+                .ids
+                .get(k)
+                .and_then(|&id| self.res_get(id))
+                .map(|r| r.page)
+            {
+                self.repl.written(p);
+            }
+        }
         let freed = self.unbind_batch(mmu, pool);
         // Any page still bound holds data only its frame has now.
         for k in 0..n {
@@ -1862,7 +1857,16 @@ impl<R: Replacement> Swap<R> {
         if self.write_batch(mmu, disk, true).is_err() {
             return Err(SwapOutError::Io);
         }
-        self.tell_written(n);
+        for k in 0..n {
+            if let Some(p) = self
+                .ids
+                .get(k)
+                .and_then(|&id| self.res_get(id))
+                .map(|r| r.page)
+            {
+                self.repl.written(p);
+            }
+        }
         let freed = self.unbind_batch(mmu, pool);
         if let Some(r) = self.rec_mut(domain) {
             r.out = freed == n;
