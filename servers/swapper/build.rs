@@ -1,11 +1,10 @@
 //! Links the binary with Ilwaco's domain layout (`ilwaco/user.ld`) and a
-//! heap of `SERAC_SWAPPER_HEAP_MIB` MiB (2 unless set when building): the
-//! swapper sizes its tables (frame pool, resident pages, domain records,
-//! slot map) from it at start. It is an eager domain, so every heap page
-//! costs a frame at boot: 2 MiB keep the 64 MiB test machines and the
-//! benches' pressure as they were; a machine for 100,000 domains builds
-//! it with 24.
-const DEFAULT_MIB: u64 = 2;
+//! heap of `SERAC_SWAPPER_HEAP_MIB` MiB (1 unless set when building). That
+//! heap holds only what the swapper needs before its first grant (the
+//! region table, buffers); its tables are sized from the grant and grown
+//! from its frames. It is an eager domain, so every heap page costs a
+//! frame at boot.
+const DEFAULT_MIB: u64 = 1;
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());

@@ -157,6 +157,10 @@ pub enum Event {
     },
 }
 
+/// [`Pager::set_swap`] after the first grant or a second time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotFirst;
+
 /// The pager: pool, regions, policy, the swap engine and counters.
 #[derive(Debug)]
 pub struct Pager<P, R = WsClock> {
@@ -173,6 +177,7 @@ pub struct Pager<P, R = WsClock> {
     killed: u64,
     now: u64,
     grace_until: u64,
+    early_room: u64,
 }
 
 impl<P: Policy> Pager<P> {
@@ -189,6 +194,7 @@ impl<P: Policy> Pager<P> {
             killed: 0,
             now: 0,
             grace_until: 0,
+            early_room: 0,
         }
     }
 }
@@ -208,6 +214,43 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
             killed: 0,
             now: 0,
             grace_until: 0,
+            early_room: 0,
+        }
+    }
+
+    /// Installs the swap engine a pager built at its first grant (sized
+    /// from it), keeping the regions already announced; the pool takes
+    /// the engine's capacity. Refused (the engine dropped) once the
+    /// pool holds frames or an engine is in place.
+    pub fn set_swap(&mut self, swap: Swap<R>) -> Result<(), NotFirst> {
+        if self.swap.is_some() || self.pool.total() > 0 {
+            return Err(NotFirst);
+        }
+        self.pool = FramePool::with_capacity(swap.sizing().pool);
+        self.swap = Some(swap);
+        Ok(())
+    }
+
+    /// The room `stats` reports until the first grant (0: the pool's):
+    /// a pager that sizes its tables from that grant can take more than
+    /// its pool holds now.
+    pub fn set_early_room(&mut self, frames: u64) {
+        self.early_room = frames;
+    }
+
+    /// `Some((first, count))` when `msg` is the controller's first `Grant`
+    /// (nothing granted yet, no engine): the moment to size the tables
+    /// from it before [`Pager::handle_with`] sees the rest of the run.
+    /// Makes the sender the controller, as handling it would.
+    pub fn first_grant(&mut self, msg: &Incoming<'_>) -> Option<(u64, u64)> {
+        if msg.label != LABEL_PAGER || self.swap.is_some() || self.pool.total() > 0 {
+            return None;
+        }
+        match decode::<Request>(msg.payload) {
+            Ok(Request::Grant { first, count }) if self.controller_ok(msg.badge) => {
+                Some((first, count))
+            }
+            _ => None,
         }
     }
 
@@ -255,7 +298,11 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
             page_ins: c.page_ins,
             page_outs: c.page_outs,
             io_errors: c.io_errors,
-            room: self.pool.capacity().saturating_sub(self.pool.total()) as u64,
+            room: if self.early_room > 0 && self.swap.is_none() && self.pool.total() == 0 {
+                self.early_room
+            } else {
+                self.pool.capacity().saturating_sub(self.pool.total()) as u64
+            },
         }
     }
 

@@ -317,8 +317,9 @@ fn read_id(c: Handle) -> Result<DomainId, SysError> {
 }
 
 /// One pager request that is answered with `Reply::Ok`.
-/// Frames pager `ep` can still take (its pool's room, which its heap
-/// sized): more would be given away and never used.
+/// Frames pager `ep` can still take (its pool's room; the swapper, before
+/// its first grant, the most it sizes tables for): more would be given
+/// away and never used.
 fn pager_room(ep: Handle) -> Option<usize> {
     match rpc(&mut Endpoint(ep), &pager::Request::Stats) {
         Ok(pager::Reply::Stats(s)) => usize::try_from(s.room).ok(),

@@ -33,11 +33,12 @@ use ilwaco::println;
 use ilwaco::protocol::header::MsgHeader;
 use ilwaco::protocol::header::LABEL_FAULT;
 use ilwaco::protocol::layout::MAX_PAYLOAD;
+use ilwaco::protocol::pager::Request;
 use ilwaco::protocol::pager::{PagerStats, FAULT_MSG_MAX, FAULT_RESUME};
 use ilwaco::protocol::syscall::{DomainCounter, DomainOp, FrameRecord};
 use ilwaco::protocol::{DomainId, Handle, PageRights, SysError};
 use ilwaco::sys::{self, PageBuf};
-use serac_pager_policy::swap::{Block, DiskError, Lost, Sizing, SwapConfig, SwapDisk};
+use serac_pager_policy::swap::{Block, DiskError, Lost, Sizing, SwapConfig, SwapDisk, MAX_GRANT};
 use serac_pager_policy::{Event, Incoming, KillReason, Mmu, Pager, Swap, WsClock, ZeroFill};
 
 ilwaco::entry!(main);
@@ -324,34 +325,60 @@ fn restarted() -> bool {
     .is_ok_and(|raw| DomainId::from_raw(raw).gen > 1)
 }
 
-fn build() -> Pager<ZeroFill, WsClock> {
+fn config() -> SwapConfig {
     let clock = ilwaco::time::clock();
     let hz = clock.map_or(0, |c| c.tsc_hz);
-    let cfg = SwapConfig {
+    SwapConfig {
         boot_id: clock.map_or(0, |c| c.boot_tsc),
         restarted: restarted(),
         idle_after: IDLE_SECS.saturating_mul(hz),
         tau: TAU_SECS.saturating_mul(hz),
-    };
-    let size = Sizing::for_heap(sys::heap_size());
-    match Swap::new(cfg, size, |c| WsClock::new(c, cfg.tau)) {
-        Ok(sw) => {
-            println!(
-                "swapper: heap {} KiB: tables for {} frames ({} tracked resident), {} domain records, {} pages paged out alone, up to {} slots",
-                sys::heap_size() / 1024,
-                size.pool,
-                size.frames,
-                size.domains,
-                size.loose,
-                size.slot_bytes.saturating_mul(8)
-            );
-            Pager::with_swap(ZeroFill, sw)
-        }
-        Err(_) => {
-            println!("swapper: no memory for the swap tables, zero-fill only");
-            Pager::new(ZeroFill)
-        }
     }
+}
+
+/// A pager with no tables yet: it says it has room for the most frames a
+/// grant is sized for, and builds them at the first `Grant` ([`size_from`]).
+fn build() -> Pager<ZeroFill, WsClock> {
+    let mut p = Pager::new(ZeroFill);
+    p.set_early_room(MAX_GRANT);
+    p
+}
+
+/// At the first `Grant { first, count }`: takes the frames the tables for
+/// the whole grant need from the start of the run as heap, builds the
+/// engine with them and returns the run that is left for the pool (never
+/// empty: the tables take at most half). A restarted swapper is given the
+/// same runs in the same order, so it sizes the same way (the area's
+/// geometry depends on it).
+fn size_from(pager: &mut Pager<ZeroFill, WsClock>, first: u64, count: u64) -> (u64, u64) {
+    let Some((size, take)) = Sizing::for_grant(count) else {
+        println!(
+            "swapper: a first grant of {count} frames cannot pay for swap tables, zero-fill only"
+        );
+        return (first, count);
+    };
+    let mut grown = 0u64;
+    for f in first..first.saturating_add(take as u64) {
+        if let Err(e) = sys::grow_heap(f) {
+            println!("swapper: growing the heap with frame {f:#x} failed: {e:?}");
+            break;
+        }
+        grown += 1;
+    }
+    let cfg = config();
+    let built = Swap::new(cfg, size, |c| WsClock::new(c, cfg.tau));
+    if built.is_ok_and(|sw| pager.set_swap(sw).is_ok()) {
+        println!(
+            "swapper: tables for {} frames, {} domain records, {} slots: {} KiB of heap, {grown} frames of the grant",
+            size.frames,
+            size.domains,
+            size.slot_bytes.saturating_mul(8),
+            grown.saturating_mul(4),
+        );
+    } else {
+        println!("swapper: no memory for the swap tables, zero-fill only");
+    }
+    (first + grown, count - grown)
 }
 
 /// Times the first whole-domain swap-out and swap-in of this incarnation
@@ -662,12 +689,22 @@ fn main() -> i32 {
             let _ = put_message(FAULT_RESUME, Handle::NONE, &[]);
             continue;
         }
-        let msg = Incoming {
+        let mut msg = Incoming {
             label: h.label,
             badge: h.badge,
             reply,
             payload: payload.get(..len).unwrap_or(&[]),
         };
+        let mut rest = [0u8; 32];
+        if let Some((first, count)) = pager.first_grant(&msg) {
+            // The pager sees only what the tables left of the run.
+            let (first, count) = size_from(&mut pager, first, count);
+            if let Ok(b) =
+                ilwaco::protocol::codec::encode(&Request::Grant { first, count }, &mut rest)
+            {
+                msg.payload = b;
+            }
+        }
         if h.label == LABEL_FAULT {
             tracer.record(msg.payload);
         }

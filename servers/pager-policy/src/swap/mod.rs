@@ -41,7 +41,7 @@ use crate::replace::index::{mix, Index};
 use crate::replace::{Bits, Config, Page, ReplaceError, Replacement, Victims};
 use format::{crc32c, Desc, Geometry, Header, DESC_LEN, DESC_PER_BLOCK};
 pub use format::{Block, BLOCK};
-pub use sizing::Sizing;
+pub use sizing::{Sizing, MAX_GRANT};
 use slots::SlotMap;
 
 /// Most pages of one whole-domain swap-out (one `Frames` call).

@@ -1,8 +1,10 @@
-//! How big the swapper's tables are, from its heap: every table is
-//! reserved at start (the slot map when the area opens), so the rule is
-//! what bounds frames, domains and slots, not a constant.
+//! How big the swapper's tables are: every table is reserved when the
+//! engine is built (the slot map when the area opens), so the rule is what
+//! bounds frames, domains and slots, not a constant.
 //!
-//! Of the heap, 1/16 (at least 192 KiB) stays for everything else (buffers,
+//! The swapper sizes them from its first grant ([`Sizing::for_grant`]) and
+//! grows its heap with that many of the grant's frames. [`Sizing::for_heap`]
+//! is the older rule for a given heap: of the heap, 1/16 (at least 192 KiB) stays for everything else (buffers,
 //! the grant runs, the region table); of the rest, tracked resident pages
 //! (the engine's table and the policy's) take 1/4, domain records 3/8,
 //! the frame pool 1/8 (16 bytes a frame: it may hold more frames than are
@@ -27,6 +29,25 @@ pub const DOMAIN_BYTES: usize = 32 + INDEX_BYTES;
 /// Heap bytes one loose page costs (entry, free-list word, index share).
 pub const LOOSE_BYTES: usize = 32 + 4 + INDEX_BYTES;
 
+/// Resident frames per domain record when sizing from a grant.
+pub const FRAMES_PER_DOMAIN: usize = 16;
+/// Swap slots per granted frame (a bit each).
+pub const SLOTS_PER_FRAME: usize = 64;
+/// Least spare heap grown beside the tables.
+pub const SPARE_MIN: usize = 64 * 1024;
+/// Most frames one grant is sized for: its tables (about 300 bytes a
+/// frame) stay well inside Ilwaco's 4 GiB growth window.
+pub const MAX_GRANT: u64 = 8 << 20;
+const PAGE: usize = 4096;
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
 /// The tables' sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizing {
@@ -44,6 +65,10 @@ pub struct Sizing {
 }
 
 impl Sizing {
+    /// What the old static 2 MiB heap held: the floor of
+    /// [`Sizing::for_frames`].
+    pub const MIN: Sizing = Sizing::for_heap(2 << 20);
+
     /// The tables a heap of `heap` bytes holds.
     pub const fn for_heap(heap: usize) -> Sizing {
         let spare = if heap / 16 > 192 * 1024 {
@@ -60,6 +85,63 @@ impl Sizing {
             domains: b / 8 * 3 / DOMAIN_BYTES,
             loose: b / 8 / LOOSE_BYTES,
             slot_bytes: b / 8,
+        }
+    }
+
+    /// The tables for a grant of `n` frames: every frame tracked, a
+    /// domain record per [`FRAMES_PER_DOMAIN`] frames, a loose entry per
+    /// frame, [`SLOTS_PER_FRAME`] slots a frame, each at least what the
+    /// old static 2 MiB heap gave ([`Sizing::MIN`]).
+    pub const fn for_frames(n: usize) -> Sizing {
+        let m = Sizing::MIN;
+        Sizing {
+            frames: n,
+            pool: n,
+            domains: max(n / FRAMES_PER_DOMAIN, m.domains),
+            loose: max(n, m.loose),
+            slot_bytes: max(n.saturating_mul(SLOTS_PER_FRAME / 8), m.slot_bytes),
+        }
+    }
+
+    /// [`Sizing::for_frames`] without the floors, for a grant too small to
+    /// pay for them.
+    const fn bare(n: usize) -> Sizing {
+        Sizing {
+            frames: n,
+            pool: n,
+            domains: max(n / FRAMES_PER_DOMAIN, 1),
+            loose: n,
+            slot_bytes: n.saturating_mul(SLOTS_PER_FRAME / 8),
+        }
+    }
+
+    /// Bytes of heap to grow for these tables: [`Sizing::bytes`] and a
+    /// sixteenth (at least [`SPARE_MIN`]) for the allocator's headers and
+    /// what grows later (regions, buffers).
+    pub const fn heap_bytes(&self) -> usize {
+        let b = self.bytes();
+        b.saturating_add(max(b / 16, SPARE_MIN))
+    }
+
+    /// The tables for a first grant of `count` frames and how many of its
+    /// frames they take as heap (the rest go to the pool): `None` when the
+    /// grant is too small to pay for even bare tables with half of it.
+    pub const fn for_grant(count: u64) -> Option<(Sizing, usize)> {
+        if count > MAX_GRANT {
+            return Sizing::for_grant(MAX_GRANT);
+        }
+        let n = count as usize;
+        let full = Sizing::for_frames(n);
+        let k = full.heap_bytes().div_ceil(PAGE);
+        if k <= n / 2 {
+            return Some((full, k));
+        }
+        let bare = Sizing::bare(n);
+        let k = bare.heap_bytes().div_ceil(PAGE);
+        if n > 0 && k <= n / 2 {
+            Some((bare, k))
+        } else {
+            None
         }
     }
 
@@ -141,6 +223,17 @@ mod tests {
     /// policies, with the area's slot map and the pool full.
     fn built_fits(heap: usize) {
         let s = Sizing::for_heap(heap);
+        fits(s);
+        let q = Swap::new(cfg(), s, TwoQ::new).unwrap();
+        assert!(q.policy().metadata_bytes() / s.frames.max(1) <= 128);
+        let sw = Swap::new(cfg(), s, |c| WsClock::new(c, 10)).unwrap();
+        let w = sw.policy().metadata_bytes() / s.frames.max(1);
+        assert!(w <= 128, "{w}");
+    }
+
+    /// Builds the tables `s` gives, the area's slot map and the pool full,
+    /// and checks WSClock's take no more than `s.bytes()`.
+    fn fits(s: Sizing) {
         let mut sw = Swap::new(cfg(), s, |c| WsClock::new(c, 10)).unwrap();
         // An area far bigger than the map's share: the map is capped.
         assert_eq!(sw.ensure_open(&mut Void(1 << 31)), Ok(true));
@@ -149,16 +242,113 @@ mod tests {
         assert_eq!(pool.grant(0x1000, s.pool as u64), Ok(s.pool as u64));
         let used = sw.metadata_bytes() + pool.metadata_bytes();
         assert!(used <= s.bytes(), "{used} > {} for {s:?}", s.bytes());
-        let q = Swap::new(cfg(), s, TwoQ::new).unwrap();
-        assert!(q.policy().metadata_bytes() / s.frames.max(1) <= 128);
-        let w = sw.policy().metadata_bytes() / s.frames.max(1);
-        assert!(w <= 128, "{w}");
+        let mut q = Swap::new(cfg(), s, TwoQ::new).unwrap();
+        assert_eq!(q.ensure_open(&mut Void(1 << 31)), Ok(true));
+        let used = q.metadata_bytes() + pool.metadata_bytes();
+        // 2Q's ghosts may pass the tables' share, not the heap grown.
+        assert!(
+            used <= s.heap_bytes(),
+            "2Q: {used} > {} for {s:?}",
+            s.heap_bytes()
+        );
     }
 
     #[test]
     fn frames_fit_their_share() {
         built_fits(1 << 20);
         built_fits(4 << 20);
+    }
+
+    #[test]
+    fn grants_of_the_test_machines_and_a_1_gib_one() {
+        // About what a 64 MiB machine's swapper is given, and a 1 GiB one's.
+        for (count, most_taken) in [(6_000u64, 700usize), (131_072, 9_500)] {
+            let (s, k) = Sizing::for_grant(count).unwrap();
+            assert_eq!(s.frames, count as usize, "every frame tracked");
+            assert!(s.domains >= Sizing::MIN.domains && s.loose >= Sizing::MIN.loose);
+            assert!(s.slot_bytes >= Sizing::MIN.slot_bytes);
+            assert!(k <= most_taken, "{k} frames for {s:?}");
+            assert!(k * 4096 >= s.heap_bytes());
+        }
+        // Too small for the floors: bare tables; too small for those: none.
+        let (s, k) = Sizing::for_grant(400).unwrap();
+        assert!(s.domains < Sizing::MIN.domains && k <= 200, "{s:?} {k}");
+        assert_eq!(Sizing::for_grant(20), None);
+        assert_eq!(Sizing::for_grant(0), None);
+        assert_eq!(Sizing::for_grant(u64::MAX), Sizing::for_grant(MAX_GRANT));
+    }
+
+    /// A kernel for the grant test: owns every frame, none bound.
+    struct NoMmu;
+    impl crate::Mmu for NoMmu {
+        fn zero(&mut self, _: u64) -> Result<(), serac_protocol::SysError> {
+            Ok(())
+        }
+        fn bind(
+            &mut self,
+            _: serac_protocol::Handle,
+            _: u64,
+            _: u64,
+        ) -> Result<(), serac_protocol::SysError> {
+            Ok(())
+        }
+        fn frames(
+            &mut self,
+            _: &[u64],
+            _: u64,
+            out: &mut [serac_protocol::syscall::FrameRecord],
+        ) -> Result<(), serac_protocol::SysError> {
+            out.fill(serac_protocol::syscall::FrameRecord::default());
+            Ok(())
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+        /// A first grant: the tables it pays for fit the heap its frames
+        /// grow, and the pager's pool takes every frame the tables left.
+        #[test]
+        fn a_grant_pays_for_its_tables(count in 21u64..200_000, first in 0x100u64..0x10_0000) {
+            use crate::{Incoming, Pager, ZeroFill};
+            use serac_protocol::client::LABEL_PAGER;
+            use serac_protocol::pager::{Reply, Request};
+            let Some((s, k)) = Sizing::for_grant(count) else {
+                prop_assert!(Sizing::bare(count as usize).heap_bytes().div_ceil(PAGE) > count as usize / 2);
+                return Ok(());
+            };
+            prop_assert!(k <= count as usize / 2);
+            prop_assert!(k * PAGE >= s.heap_bytes() && s.heap_bytes() > s.bytes());
+            fits(s);
+            let mut p = Pager::new(ZeroFill);
+            p.set_early_room(MAX_GRANT);
+            prop_assert_eq!(p.stats().room, MAX_GRANT);
+            let mut buf = [0u8; 32];
+            let whole = serac_protocol::codec::encode(&Request::Grant { first, count }, &mut buf).unwrap().to_vec();
+            let msg = Incoming { label: LABEL_PAGER, badge: 7, reply: serac_protocol::Handle::NONE, payload: &whole };
+            prop_assert_eq!(p.first_grant(&msg), Some((first, count)));
+            let sw = Swap::new(cfg(), s, |c| WsClock::new(c, 10)).unwrap();
+            prop_assert!(p.set_swap(sw).is_ok());
+            let rest = Request::Grant { first: first + k as u64, count: count - k as u64 };
+            let mut buf = [0u8; 32];
+            let payload = serac_protocol::codec::encode(&rest, &mut buf).unwrap().to_vec();
+            let mut out = [0u8; 64];
+            let msg = Incoming { payload: &payload, ..msg };
+            let (resp, _) = p.handle(&msg, &mut NoMmu, &mut out);
+            prop_assert_eq!(serac_protocol::codec::decode::<Reply>(&out[..resp.len]), Ok(Reply::Ok));
+            prop_assert_eq!(p.pool.total() + k, count as usize);
+            // Only once; the room is the pool's from now on.
+            prop_assert_eq!(p.first_grant(&msg), None);
+            prop_assert_eq!(p.stats().room, k as u64);
+        }
+
+        /// More frames never give smaller tables.
+        #[test]
+        fn grants_grow_monotonically(count in 0u64..(1 << 24), more in 0u64..(1 << 20)) {
+            if let (Some((s, k)), Some((t, j))) = (Sizing::for_grant(count), Sizing::for_grant(count + more)) {
+                prop_assert!(t.frames >= s.frames && t.domains >= s.domains && t.slot_bytes >= s.slot_bytes);
+                prop_assert!(j >= k);
+            }
+        }
     }
 
     proptest! {
