@@ -313,10 +313,5 @@ pub fn swap_many_records() -> QemuTest {
 
 /// The QEMU tests of this file.
 pub fn tests() -> Vec<QemuTest> {
-    vec![
-        swap_overcommit(),
-        swap_crash(),
-        swap_eio(),
-        swap_wake(),
-    ]
+    vec![swap_overcommit(), swap_crash(), swap_eio(), swap_wake()]
 }
