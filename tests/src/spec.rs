@@ -233,7 +233,7 @@ pub enum HttpCheck {
 /// at its next request. The syntax is the supervisor's, see
 /// `servers/supervisor/core/src/manifest.rs`.
 pub const WEB_HOST_MANIFEST: &str = "# serac boot manifest\n\
-domain swapper image=swapper class=server eager=yes endpoint=disk\n\
+domain swapper image=swapper class=server eager=yes endpoint=disk swap-idle=yes\n\
 domain disk    image=disk    class=server eager=yes device=virtio-blk frames=64 restart=yes\n\
 domain vnic    image=vnic    class=server eager=yes device=virtio-net frames=32 restart=yes\n\
 domain hello   image=hello   class=guest  pager=swapper\n\
@@ -532,7 +532,7 @@ const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes";
 
 /// The swapper with the disk server's endpoint (handle slot 1): it swaps
 /// to the extent `swapper` on the disk.
-const SWAPPER_DISK: &str = "domain swapper image=swapper class=server eager=yes endpoint=disk";
+const SWAPPER_DISK: &str = "domain swapper image=swapper class=server eager=yes endpoint=disk swap-idle=yes";
 
 /// The disk server's manifest line: a driver domain for the virtio-blk
 /// function, with frames for its DMA window.

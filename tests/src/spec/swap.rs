@@ -11,10 +11,10 @@ use crate::pattern::Pattern;
 use std::time::Duration;
 
 /// The swapper with the disk server's endpoint (its handle 1).
-const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes endpoint=disk";
+const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes endpoint=disk swap-idle=yes";
 /// The swapper as the crash test runs it: restarted after every kill.
 const SWAPPER_RESTART: &str =
-    "domain swapper image=swapper class=server eager=yes endpoint=disk restart=yes";
+    "domain swapper image=swapper class=server eager=yes endpoint=disk restart=yes swap-idle=yes";
 /// The disk server.
 const DISK: &str = "domain disk image=disk class=server eager=yes device=virtio-blk frames=64";
 /// First block of the only extent of a fresh test disk (after the

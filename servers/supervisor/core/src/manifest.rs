@@ -8,6 +8,7 @@
 //! domain <name> image=<archive entry> class=server|guest [count=N] [restart=yes|no]
 //!        [pager=<domain>] [eager=yes|no] [operator=yes|no] [frames=N] [until-full=yes|no]
 //!        [endpoint=<domain>]... [notify=<domain>]... [device=<sel>] [net=yes|no]
+//!        [swap-idle=yes|no]
 //! test-end=<domain>
 //! test-end-after-ms=<n>
 //! test-linger-ms=<n>
@@ -43,6 +44,10 @@
 //!   vnic; the first such endpoint is the one used). The supervisor
 //!   assigns the port's addresses and configures it before the instance
 //!   starts (see the supervisor's `domains.rs`).
+//! - `swap-idle=yes` (on a domain another names in `pager=`) tells that
+//!   pager to swap out whole every domain idle for its idle time even with
+//!   memory free (`serac_protocol::pager::Request::SwapIdle`); by default
+//!   (`no`) it does so only when its free frames run low.
 //! - Names are 1 to [`NAME_MAX`] bytes of `A-Z a-z 0-9 _ . -`.
 //!
 //! Parsing is pure and bounded ([`MAX_DOMAINS`], [`MAX_INSTANCES`],
@@ -194,6 +199,8 @@ pub struct DomainSpec<'a> {
     pub device: Option<DeviceSel>,
     /// `net=yes`: a port on the vnic for each instance.
     pub net: bool,
+    /// `swap-idle=yes`: as a pager, swap idle domains out with memory free.
+    pub swap_idle: bool,
     links: [Link<'a>; MAX_LINKS],
     n_links: usize,
     /// Line of the directive (1-based), for later error messages.
@@ -217,6 +224,7 @@ impl<'a> DomainSpec<'a> {
         until_full: false,
         device: None,
         net: false,
+        swap_idle: false,
         links: [Link::EMPTY; MAX_LINKS],
         n_links: 0,
         line: 0,
@@ -365,6 +373,8 @@ pub enum ErrorKind<'a> {
     UntilFullNamed(&'a str),
     /// `net=yes` without an `endpoint=` to a `device=virtio-net` domain.
     NetWithoutVnic(&'a str),
+    /// `swap-idle=yes` on a domain nobody names in `pager=`.
+    SwapIdleNotPager(&'a str),
 }
 
 impl fmt::Display for ErrorKind<'_> {
@@ -432,6 +442,10 @@ impl fmt::Display for ErrorKind<'_> {
             ErrorKind::NetWithoutVnic(n) => write!(
                 f,
                 "`{n}` has net=yes but no endpoint= to a domain with device=virtio-net"
+            ),
+            ErrorKind::SwapIdleNotPager(n) => write!(
+                f,
+                "`{n}` has swap-idle=yes but no domain names it in pager="
             ),
             ErrorKind::UntilFullNotLast(n) => {
                 write!(f, "`{n}` has until-full=yes but is not the last domain")
@@ -591,6 +605,7 @@ impl<'a> Manifest<'a> {
         let (mut image, mut class) = (None, None);
         let (mut count, mut restart, mut eager) = (None, None, None);
         let (mut operator, mut until_full, mut net) = (None, None, None);
+        let mut swap_idle = None;
         for w in words {
             let (key, value) = split_kv(w).ok_or(err(line, ErrorKind::NotKeyValue(w)))?;
             if value.is_empty() {
@@ -636,6 +651,10 @@ impl<'a> Manifest<'a> {
                     let v = yes_no(line, key, value)?;
                     net.replace(v).map_or(Ok(()), |_| Err(dup))?;
                 }
+                "swap-idle" => {
+                    let v = yes_no(line, key, value)?;
+                    swap_idle.replace(v).map_or(Ok(()), |_| Err(dup))?;
+                }
                 "frames" => {
                     let n = ranged(line, key, value, MAX_GRANT_FRAMES as u64)?;
                     if d.frames != 0 {
@@ -678,6 +697,7 @@ impl<'a> Manifest<'a> {
         d.eager = eager.unwrap_or(false);
         d.operator = operator.unwrap_or(false);
         d.net = net.unwrap_or(false);
+        d.swap_idle = swap_idle.unwrap_or(false);
         if d.operator
             && !d
                 .links()
@@ -756,6 +776,9 @@ impl<'a> Manifest<'a> {
             let d = self.domains[i];
             if d.net && self.vnic_of(i).is_none() {
                 return Err(err(d.line, ErrorKind::NetWithoutVnic(d.name)));
+            }
+            if d.swap_idle && !self.is_pager(i) {
+                return Err(err(d.line, ErrorKind::SwapIdleNotPager(d.name)));
             }
         }
         Ok(())
@@ -1199,6 +1222,16 @@ test-end=ping
             kind("domain d image=d class=server eager=yes device=virtio-blk\ndomain g image=g class=guest eager=yes endpoint=d net=yes"),
             ErrorKind::NetWithoutVnic("g")
         );
+        // swap-idle= is a pager's.
+        assert_eq!(
+            kind("domain p image=p class=server eager=yes swap-idle=yes"),
+            ErrorKind::SwapIdleNotPager("p")
+        );
+        let m = Manifest::parse(
+            "domain p image=p class=server eager=yes swap-idle=yes\ndomain g image=g class=guest pager=p\n",
+        )
+        .unwrap();
+        assert!(m.domains()[0].swap_idle && !m.domains()[1].swap_idle);
         assert_eq!(
             kind("domain g image=g class=guest eager=yes net=maybe"),
             ErrorKind::BadYesNo {
