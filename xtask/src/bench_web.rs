@@ -354,7 +354,11 @@ fn size_of(n: u32, want: usize, serial: &str, host: &[String], problems: &[Strin
         phases,
         elapsed_s: 0.0,
     };
-    let why = if let Some(f) = failed {
+    // A boot that never ran (a host tool missing, QEMU refused): the
+    // runner's reason, not the empty log's.
+    let why = if let (true, Some(p)) = (serial.trim().is_empty(), problems.first()) {
+        Some(p.clone())
+    } else if let Some(f) = failed {
         Some(f)
     } else if started < u64::from(n) {
         Some(format!("{started} of {n} httpd started"))
