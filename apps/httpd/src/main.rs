@@ -34,8 +34,13 @@ const VNIC: u32 = 1;
 const DISK: u32 = 2;
 /// Bytes of files kept in memory, at most.
 const CACHE_MAX: usize = 512 * 1024;
-/// Sockets listening on port 80.
-const BACKLOG: usize = 8;
+/// Sockets listening on port 80. Each holds its buffers for good, so
+/// they are most of an idle httpd's pages: thousands of httpd share one
+/// machine's memory (docs/performance.md, "Web scale").
+const BACKLOG: usize = 4;
+/// Each connection's socket buffers, either way: a request head, or a
+/// small page and its head, fits; a larger file streams through.
+const SOCKET_BUF: usize = 4096;
 /// From a request's first byte to the end of its head.
 const HEAD_TIMEOUT: NetDuration = NetDuration::from_secs(5);
 /// A keep-alive connection with no request.
@@ -241,7 +246,12 @@ fn main() -> i32 {
             return 1;
         }
     };
-    let net = match net::attach(ilwaco::rt::granted(VNIC), Config::default()) {
+    let config = Config {
+        tcp_rx: SOCKET_BUF,
+        tcp_tx: SOCKET_BUF,
+        ..Config::default()
+    };
+    let net = match net::attach(ilwaco::rt::granted(VNIC), config) {
         Ok(n) => n,
         Err(e) => {
             println!("httpd: no network: {e:?}");
