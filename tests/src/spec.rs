@@ -532,7 +532,8 @@ const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes";
 
 /// The swapper with the disk server's endpoint (handle slot 1): it swaps
 /// to the extent `swapper` on the disk.
-const SWAPPER_DISK: &str = "domain swapper image=swapper class=server eager=yes endpoint=disk swap-idle=yes";
+const SWAPPER_DISK: &str =
+    "domain swapper image=swapper class=server eager=yes endpoint=disk swap-idle=yes";
 
 /// The disk server's manifest line: a driver domain for the virtio-blk
 /// function, with frames for its DMA window.

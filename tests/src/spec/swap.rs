@@ -11,7 +11,8 @@ use crate::pattern::Pattern;
 use std::time::Duration;
 
 /// The swapper with the disk server's endpoint (its handle 1).
-const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes endpoint=disk swap-idle=yes";
+const SWAPPER: &str =
+    "domain swapper image=swapper class=server eager=yes endpoint=disk swap-idle=yes";
 /// The swapper as the crash test runs it: restarted after every kill.
 const SWAPPER_RESTART: &str =
     "domain swapper image=swapper class=server eager=yes endpoint=disk restart=yes swap-idle=yes";

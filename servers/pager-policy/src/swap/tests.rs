@@ -487,7 +487,12 @@ fn idle_domains_swap_out_whole_and_come_back_in_one_fault() {
     let mut disk = Disk::new(300);
     let mut p = pager(&mut k, &mut disk, 64, false);
     assert_eq!(
-        request(&mut p, &mut k, &mut disk, &Request::SwapIdle { always: true }),
+        request(
+            &mut p,
+            &mut k,
+            &mut disk,
+            &Request::SwapIdle { always: true }
+        ),
         Reply::Ok
     );
     let (d, busy) = (dom(0), dom(1));
@@ -545,7 +550,15 @@ fn idle_domains_are_swapped_out_only_under_pressure() {
     // Eight idle domains of 12 pages: 96 of 160 bound, 64 free (>= 20).
     for i in 0..8 {
         for vpn in 0..12 {
-            access(&mut p, &mut k, &mut disk, dom(i), vpn, Some(u64::from(i) * 100 + vpn)).unwrap();
+            access(
+                &mut p,
+                &mut k,
+                &mut disk,
+                dom(i),
+                vpn,
+                Some(u64::from(i) * 100 + vpn),
+            )
+            .unwrap();
         }
     }
     let mut t = 0;
@@ -557,7 +570,11 @@ fn idle_domains_are_swapped_out_only_under_pressure() {
         }
     };
     run(&mut p, &mut k, &mut disk, 12);
-    assert!(k.shrunk.is_empty(), "swapped out with memory free: {:?}", k.shrunk);
+    assert!(
+        k.shrunk.is_empty(),
+        "swapped out with memory free: {:?}",
+        k.shrunk
+    );
     // The busy domain grows until fewer than 160/8 = 20 frames are free.
     for vpn in 1..50 {
         access(&mut p, &mut k, &mut disk, busy, vpn, Some(vpn)).unwrap();
