@@ -83,7 +83,7 @@ struct Pacer {
     /// Domains in the last wave, and the pager's free frames before it.
     wave: u64,
     free_at_wave: u64,
-    /// Frames one domain took (the most a wave showed).
+    /// Frames one domain takes (smoothed over the waves).
     per_domain: u64,
     /// When progress was last printed.
     shown: u64,
@@ -91,6 +91,8 @@ struct Pacer {
 
 /// How long a start waits for that at most before it goes ahead anyway.
 const START_WAIT_NS: u64 = 60_000_000_000;
+/// The longest wait for a wave to settle.
+const SETTLE_MAX_NS: u64 = 10_000_000_000;
 /// Progress of a paced boot, this often.
 const PROGRESS_NS: u64 = 10_000_000_000;
 /// Restarts of one instance before the supervisor gives up on it.
@@ -747,8 +749,10 @@ impl<'a> Supervisor<'a> {
             return;
         };
         if pacer.wave > 0 {
-            // Settled: not falling over half a second.
-            loop {
+            // Settled: not falling over half a second (or 10 s went by:
+            // others' churn under pressure need not stop).
+            let t0 = time::now_ns().unwrap_or(0);
+            while time::now_ns().unwrap_or(0).saturating_sub(t0) < SETTLE_MAX_NS {
                 let _ = time::sleep_ns(500_000_000);
                 let Some(g) = free() else { break };
                 show(pacer, g);
@@ -763,7 +767,8 @@ impl<'a> Supervisor<'a> {
                 .saturating_sub(f)
                 .checked_div(pacer.wave)
                 .unwrap_or(0);
-            pacer.per_domain = pacer.per_domain.max(used).max(16);
+            // Smoothed: a wave that met others' swap-ins looks costlier.
+            pacer.per_domain = (pacer.per_domain + used).div_ceil(2).max(16);
         }
         let t0 = time::now_ns().unwrap_or(0);
         while f < START_RESERVE + pacer.per_domain {
