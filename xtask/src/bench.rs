@@ -101,7 +101,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "capacity",
             manifest: format!(
                 "{SWAPPER}domain collector image=collector class=server eager=yes\n\
-                 domain idler image=idler class=guest pager=swapper count=2046 until-full=yes notify=collector\n\
+                 domain idler image=idler class=guest pager=swapper count=8192 until-full=yes notify=collector\n\
                  test-end-after-ms=3000\n"
             ),
             timeout: Duration::from_secs(180),
