@@ -110,7 +110,10 @@ mod tests {
             bytes
         };
         let ok = of(32);
-        assert_eq!(decode_borrowed::<Manifest<'_>>(&ok).unwrap().domains.len(), 32);
+        assert_eq!(
+            decode_borrowed::<Manifest<'_>>(&ok).unwrap().domains.len(),
+            32
+        );
         assert!(decode_borrowed::<Manifest<'_>>(&of(33)).is_err());
     }
 }
