@@ -495,12 +495,21 @@ pub fn disk_bench(name: &str, params: serac_disk_core::bench::Params, drive: &[&
         .verdicts_from(CLIENT)
         .require(d("bench-disk", "TEST disk_bench_direct_data ... ok"))
         .require(d(CLIENT, "TEST disk_bench_client_data ... ok"))
-        .require(d("supervisor", &format!("supervisor: test end: {CLIENT} halted with code 0")))
+        .require(d(
+            "supervisor",
+            &format!("supervisor: test end: {CLIENT} halted with code 0"),
+        ))
         .forbid(d("bench-disk", "disk: device error: *"))
         .forbid(d("bench-disk", "disk: cannot *"))
         .forbid(d("bench-disk", "bench-disk: *no measurements"))
         .forbid(d("bench-disk", "bench-disk: direct * failed: *"))
-        .require(d("bench-disk", &format!("bench-disk: {}, direct on {DIRECT_EXTENT} ({DISK_BENCH_BLOCKS} blocks)", params)))
+        .require(d(
+            "bench-disk",
+            &format!(
+                "bench-disk: {}, direct on {DIRECT_EXTENT} ({DISK_BENCH_BLOCKS} blocks)",
+                params
+            ),
+        ))
 }
 
 /// [`disk_bench`] with one round of 8 random 4 KiB reads and writes and
@@ -818,7 +827,10 @@ fn many_net_guests() -> QemuTest {
         .config(Config::new("many_net_guests"))
         .net(NetDevice::default())
         .verdicts_from("udp-census")
-        .require(d("udp-census", "udp-census: 200 distinct guests answered a datagram each"))
+        .require(d(
+            "udp-census",
+            "udp-census: 200 distinct guests answered a datagram each",
+        ))
         .require(d("udp-census", "TEST many_net_guests ... ok"))
         .timeout(Duration::from_secs(400))
 }

@@ -73,9 +73,15 @@ pub fn swap_crash() -> QemuTest {
         .disk(swap_disk("swap_crash", 96, 20_480))
         .qemu_args(["-m", "64M"])
         .timeout(Duration::from_secs(600))
-        .require(d("supervisor", "supervisor: restarted swapper: %d:100 -> %d:101"))
+        .require(d(
+            "supervisor",
+            "supervisor: restarted swapper: %d:100 -> %d:101",
+        ))
         // Restarts found pages bound in clients and kept them.
-        .require(d("swapper", "swapper: %n granted frames still bound: resident pages kept"));
+        .require(d(
+            "swapper",
+            "swapper: %n granted frames still bound: resident pages kept",
+        ));
     patterners_pass(t)
 }
 
@@ -125,15 +131,22 @@ pub fn swap_kernel_bytes(name: &str, n: u32) -> QemuTest {
 pub fn swap_web(name: &str) -> QemuTest {
     QemuTest::new(name, Boot::Pvh, "serac.exit=1")
         .config(Config::new("swap_web"))
-        .disk(DiskImage::fresh(name, 32, vec![
-            www_site(),
-            DiskExtent::Swap("swapper".into(), 4096),
-            DiskExtent::Disk("swapbench".into(), 2048),
-        ]))
+        .disk(DiskImage::fresh(
+            name,
+            32,
+            vec![
+                www_site(),
+                DiskExtent::Swap("swapper".into(), 4096),
+                DiskExtent::Disk("swapbench".into(), 2048),
+            ],
+        ))
         .net(NetDevice::default())
         .timeout(Duration::from_secs(300))
         .forbid(d("swapper", "swapper: killing *"))
-        .require(d("supervisor", "supervisor: test end: swapbench halted with code 0"))
+        .require(d(
+            "supervisor",
+            "supervisor: test end: swapbench halted with code 0",
+        ))
 }
 
 /// `bench swap`'s load scenario: loadgen, uniform over 50 paged httpd,
