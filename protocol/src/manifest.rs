@@ -63,6 +63,8 @@ pub struct Domain<'a> {
     pub device: Option<&'a str>,
     /// `net`.
     pub net: Option<bool>,
+    /// `swap-idle`.
+    pub swap_idle: Option<bool>,
     /// The line of its `[[domain]]` header in the source file (1-based; 0
     /// when unknown), so the supervisor's messages can point there.
     pub line: u32,
@@ -100,11 +102,11 @@ mod tests {
 
     #[test]
     fn bounds_are_decode_errors() {
-        // An empty domain is 15 bytes (14 absent fields, line 0).
+        // An empty domain is 16 bytes (15 absent fields, line 0).
         let of = |n: u8| {
             let mut bytes = std::vec![n];
             for _ in 0..n {
-                bytes.extend_from_slice(&[0; 15]);
+                bytes.extend_from_slice(&[0; 16]);
             }
             bytes.extend_from_slice(&[0, 0, 0]);
             bytes

@@ -110,6 +110,14 @@ pub enum Request {
         /// The domain.
         domain: DomainId,
     },
+    /// Supervisor → pager: when to swap idle domains out whole. By default
+    /// only when the pager's free frames run low (memory is a cache of
+    /// active domains); with `always`, every domain idle for the pager's
+    /// idle time, memory free or not (the manifest's `swap-idle=yes`).
+    SwapIdle {
+        /// Swap idle domains out even with memory free.
+        always: bool,
+    },
 }
 
 impl Request {
@@ -137,6 +145,9 @@ pub struct PagerStats {
     /// Frames more it can take (its pool's room): what the supervisor
     /// gives it at most.
     pub room: u64,
+    /// Frames in its pool bound to nobody now: the supervisor starts paged
+    /// domains only while there are enough (see its `domains.rs`).
+    pub free: u64,
 }
 
 /// One domain's memory, as [`Request::DomainMem`] reports it.
@@ -247,14 +258,15 @@ mod tests {
             domain().prop_map(|domain| Request::Revoke { domain }),
             Just(Request::Stats),
             domain().prop_map(|domain| Request::DomainMem { domain }),
+            any::<bool>().prop_map(|always| Request::SwapIdle { always }),
         ]
     }
 
     fn reply() -> impl Strategy<Value = Reply> {
         prop_oneof![
             Just(Reply::Ok),
-            any::<(u32, u32, u64, u64, u64, u64, u64)>().prop_map(
-                |(resident, swapped, faults, page_ins, page_outs, io_errors, room)| {
+            (any::<(u32, u32, u64, u64, u64, u64, u64)>(), any::<u64>()).prop_map(
+                |((resident, swapped, faults, page_ins, page_outs, io_errors, room), free)| {
                     Reply::Stats(PagerStats {
                         resident,
                         swapped,
@@ -263,6 +275,7 @@ mod tests {
                         page_outs,
                         io_errors,
                         room,
+                        free,
                     })
                 }
             ),

@@ -245,10 +245,8 @@ mod tests {
 
     #[test]
     fn one_forward_per_net_instance() {
-        let m = b"domain v image=v class=server eager=yes device=virtio-net\n\
-                  domain h image=h class=guest eager=yes endpoint=v net=yes count=2\n\
-                  domain c image=c class=guest eager=yes endpoint=v\n";
-        let (fwd, urls) = web_forwards(m).unwrap();
+        // The vnic, then netpong and netping, each with a port.
+        let (fwd, urls) = web_forwards(&serac_config::Config::new("net_exchange")).unwrap();
         assert_eq!(
             fwd,
             [
@@ -258,7 +256,10 @@ mod tests {
         );
         assert_eq!(
             urls,
-            ["h#0: http://127.0.0.1:8080/", "h#1: http://127.0.0.1:8081/"]
+            [
+                "netpong: http://127.0.0.1:8080/",
+                "netping: http://127.0.0.1:8081/"
+            ]
         );
         // The default manifest's four httpd, on 8080 to 8083.
         let (fwd, urls) = web_forwards(&artifacts::default_config()).unwrap();

@@ -303,6 +303,7 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
             } else {
                 self.pool.capacity().saturating_sub(self.pool.total()) as u64
             },
+            free: self.pool.free_count() as u64,
         }
     }
 
@@ -427,7 +428,7 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
                     return self.kill(f.domain, f.vaddr, KillReason::OutOfFrames)
                 }
                 FaultPlan::Lost(l) => return self.kill(f.domain, f.vaddr, KillReason::Lost(l)),
-                FaultPlan::ZeroFill => sw.make_room(mmu, disk, &mut self.pool),
+                FaultPlan::ZeroFill => sw.make_room(mmu, disk, &mut self.pool, f.domain),
             }
         }
         let mut reclaimed = false;
@@ -530,6 +531,7 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
                 | Request::Region { .. }
                 | Request::Revoke { .. }
                 | Request::SwapOut { .. }
+                | Request::SwapIdle { .. }
         );
         if privileged && !self.controller_ok(msg.badge) {
             return (
@@ -617,6 +619,14 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
                     ),
                 }
             }
+            Request::SwapIdle { always } => match self.swap.as_mut() {
+                Some(sw) => {
+                    sw.set_idle_always(always);
+                    (Reply::Ok, None)
+                }
+                None if !always => (Reply::Ok, None),
+                None => (Reply::Err(ServiceError::Unsupported), None),
+            },
             // Prefetch on request and single-page moves: the faults and
             // the idle swap-out do these; not offered on their own.
             Request::PageIn { .. } | Request::PageOut { .. } | Request::SwapIn { .. } => {

@@ -70,6 +70,15 @@ pub const ROOT: Handle = Handle::new(1, 1);
 const SCRATCH: u64 = sys::SCRATCH_BASE;
 /// Domains with a larger count get one summary line instead of one per instance.
 const VERBOSE_MAX: u32 = 100;
+/// A paged domain starts only while its pager has this many frames free
+/// (about four httpd's first faults): a boot of more than memory holds
+/// then waits for the pager to swap idle domains out, instead of starting
+/// them all into a thrash.
+const START_RESERVE: u64 = 256;
+/// How long a start waits for that at most before it goes ahead anyway.
+const START_WAIT_NS: u64 = 60_000_000_000;
+/// Progress of a paced boot, this often.
+const PROGRESS_NS: u64 = 10_000_000_000;
 /// Restarts of one instance before the supervisor gives up on it.
 pub const MAX_RESTARTS: u8 = 8;
 /// Most separate `Grant` runs one pager records
@@ -662,7 +671,9 @@ impl<'a> Supervisor<'a> {
         if skip.contains(&d) {
             return Ok(());
         }
-        for i in spec.first_instance..spec.first_instance + spec.count as usize {
+        let mut progress = time::now_ns().unwrap_or(0);
+        for (k, i) in (spec.first_instance..spec.first_instance + spec.count as usize).enumerate() {
+            self.pace(i, k, spec.count as usize, &mut progress);
             let t0 = time::tsc();
             self.announce_regions(i);
             self.start(i).map_err(|f| self.tag(i, f))?;
@@ -682,6 +693,46 @@ impl<'a> Supervisor<'a> {
             println!("supervisor: started {} x {}", spec.count, spec.name);
         }
         Ok(())
+    }
+
+    /// Before instance `i` (the `k`-th of `n`) starts: if it is paged,
+    /// waits while its pager has fewer than [`START_RESERVE`] frames free
+    /// (up to [`START_WAIT_NS`]), printing progress every [`PROGRESS_NS`].
+    fn pace(&mut self, i: usize, k: usize, n: usize, progress: &mut u64) {
+        let Some(ep) = self.pager_of(i) else { return };
+        let free = |ep| match rpc(&mut Endpoint(ep), &pager::Request::Stats) {
+            Ok(pager::Reply::Stats(s)) => Some(s.free),
+            _ => None,
+        };
+        let t0 = time::now_ns().unwrap_or(0);
+        let mut waited = false;
+        loop {
+            let now = time::now_ns().unwrap_or(0);
+            let f = free(ep);
+            if now.saturating_sub(*progress) >= PROGRESS_NS {
+                *progress = now;
+                println!(
+                    "supervisor: starting {}: {k} of {n} started, its pager has {} frame(s) free",
+                    self.spec(i).name,
+                    f.unwrap_or(0)
+                );
+            }
+            // A pager that does not answer is not waited for.
+            if f.is_none_or(|f| f >= START_RESERVE) {
+                return;
+            }
+            if now.saturating_sub(t0) >= START_WAIT_NS {
+                if !waited {
+                    println!(
+                        "supervisor: {}: its pager has freed no memory for 60 s; starting it anyway",
+                        self.name(i)
+                    );
+                }
+                return;
+            }
+            waited = true;
+            let _ = time::sleep_ns(50_000_000);
+        }
     }
 
     /// The supervisor's endpoint to instance `i`'s pager, if it has one.
@@ -965,8 +1016,8 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 
-    /// Gives pager instance `p` its share of half the free frames (the
-    /// other half stays for restarts), `ways` pagers still to feed, but no
+    /// Gives pager instance `p` its share of seven eighths of the free
+    /// frames (see `keep`), `ways` pagers still to feed, but no
     /// more than it says it can take; one `GiveFrame` each, announced in
     /// contiguous runs with a `Grant` request.
     fn feed_pager(&mut self, p: usize, ways: usize) {
@@ -974,7 +1025,14 @@ impl<'a> Supervisor<'a> {
         let Some(&ep) = self.pager_ep.get(self.inst[p].dom()) else {
             return;
         };
-        let share = self.pool.free_count() / 2 / ways.max(1);
+        // The supervisor keeps an eighth (its heap, restarts), or half when
+        // an `until-full` domain is still to be built from its pool.
+        let keep = if self.m.domains().iter().any(|s| s.until_full) {
+            2
+        } else {
+            8
+        };
+        let share = (self.pool.free_count() - self.pool.free_count() / keep) / ways.max(1);
         let share = pager_room(ep).map_or(share, |room| share.min(room));
         let mut given = 0usize;
         let mut run: Option<(u64, u64)> = None;
@@ -1009,6 +1067,17 @@ impl<'a> Supervisor<'a> {
             self.announce(p, ep, first, n);
         }
         println!("supervisor: gave {given} frames to {}", self.name(p));
+        self.tell_swap_idle(p, ep);
+    }
+
+    /// `swap-idle=yes`: tells pager `p` so (after its frames).
+    fn tell_swap_idle(&self, p: usize, ep: Handle) {
+        if !self.spec(p).swap_idle {
+            return;
+        }
+        if let Err(e) = pager_call(ep, &pager::Request::SwapIdle { always: true }) {
+            println!("supervisor: {}: swap-idle=yes refused: {e:?}", self.name(p));
+        }
     }
 
     /// Gives restarted pager instance `p` the frames its last generation
@@ -1050,6 +1119,7 @@ impl<'a> Supervisor<'a> {
             given += ok;
         }
         println!("supervisor: gave {given} frames back to {}", self.name(p));
+        self.tell_swap_idle(p, ep);
     }
 
     fn announce(&mut self, p: usize, ep: Handle, first: u64, count: u64) {

@@ -145,7 +145,37 @@ fn web_small() -> QemuTest {
     }
 }
 
+/// 2,000 paged httpd in 256 MiB, more than its memory holds (about 58
+/// pages each): the supervisor paces their start by the swapper's free
+/// frames, loadgen's sweep gets an answer from every one, and at the end
+/// most are swapped out (the supervisor's count, from the swapper).
+fn web_2000() -> QemuTest {
+    let w = Web {
+        n: 2000,
+        secs: 4,
+        alphas: vec![0.8],
+        conns: 8,
+        wrk: 0,
+        mem: "256M",
+    };
+    match web_scale("web_2000", &w) {
+        Ok(t) => t
+            .require(d(
+                "loadgen",
+                "loadgen: warm-up done touched=2000 of 2000 failed=0 duration_us=%d",
+            ))
+            .require(d(
+                "supervisor",
+                "supervisor: memory: most paged domains are swapped out (%d of 2000)",
+            ))
+            .forbid(d("supervisor", "supervisor: * starting it anyway"))
+            .timeout(Duration::from_secs(1500)),
+        Err(e) => QemuTest::new("web_2000", Boot::Pvh, "serac.exit=1")
+            .require(format!("cannot build the test: {e}")),
+    }
+}
+
 /// This module's tests for the suite.
 pub fn tests() -> Vec<QemuTest> {
-    vec![web_small()]
+    vec![web_small(), web_2000()]
 }

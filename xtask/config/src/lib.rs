@@ -133,6 +133,7 @@ const DOMAIN_KEYS: &[(&str, Kind)] = &[
     ("notify", Kind::Names),
     ("device", Kind::Str),
     ("net", Kind::Bool),
+    ("swap-idle", Kind::Bool),
 ];
 
 const GLOBAL_KEYS: &[(&str, Kind)] = &[
@@ -336,6 +337,7 @@ fn domain<'t>(
             ("operator", Val::Bool(b)) => d.operator = Some(b),
             ("until-full", Val::Bool(b)) => d.until_full = Some(b),
             ("net", Val::Bool(b)) => d.net = Some(b),
+            ("swap-idle", Val::Bool(b)) => d.swap_idle = Some(b),
             (list, Val::Names(names)) => {
                 let dest = if list == "endpoint" {
                     &mut d.endpoint

@@ -391,6 +391,10 @@ pub struct Swap<R> {
     recs: Vec<FrameRecord>,
     idle: Vec<DomainId>,
     last_idle_check: u64,
+    /// Swap idle domains out with memory free too (`Request::SwapIdle`).
+    idle_always: bool,
+    /// When a fault last swapped idle domains out to make room.
+    last_pressed: u64,
     now: u64,
     futile: u32,
     counters: Counters,
@@ -499,6 +503,8 @@ impl<R: Replacement> Swap<R> {
             recs: vec_of(FRAMES_MAX, FrameRecord::default())?,
             idle,
             last_idle_check: 0,
+            idle_always: false,
+            last_pressed: 0,
             now: 0,
             futile: 0,
             counters: Counters::default(),
@@ -1440,12 +1446,14 @@ impl<R: Replacement> Swap<R> {
         }
     }
 
-    /// Makes room for one more resident page before a zero-fill.
+    /// Makes room for one more resident page before a zero-fill of
+    /// `faulting`'s (never swapped out here).
     pub fn make_room(
         &mut self,
         mmu: &mut impl Mmu,
         disk: &mut impl SwapDisk,
         pool: &mut FramePool,
+        faulting: DomainId,
     ) {
         if self.futile > 0 {
             // The last try freed nothing (swap full, all pages in use):
@@ -1454,6 +1462,17 @@ impl<R: Replacement> Swap<R> {
             return;
         }
         if self.area != Area::Absent && !self.has_room(pool) {
+            // Whole idle domains first: one run written each, and they
+            // are what memory caches least usefully. Not at every fault:
+            // finding them visits every domain.
+            if self.cfg.idle_after > 0
+                && self.now.saturating_sub(self.last_pressed) >= self.cfg.idle_after / 16
+            {
+                self.last_pressed = self.now;
+                if self.swap_out_idle(mmu, disk, pool, Some(faulting)) > 0 && self.has_room(pool) {
+                    return;
+                }
+            }
             let need = low_watermark(pool)
                 .saturating_sub(pool.free_count())
                 .max(BATCH / 4);
@@ -1703,8 +1722,16 @@ impl<R: Replacement> Swap<R> {
 
     // ---- idle domains ----------------------------------------------------
 
+    /// Whether domains idle for `idle_after` are swapped out with memory
+    /// free too (else only below [`idle_watermark`]).
+    pub fn set_idle_always(&mut self, always: bool) {
+        self.idle_always = always;
+    }
+
     /// The clock moved to `now`: every `idle_after / 4`, swaps out whole
-    /// the domains idle for `idle_after` (up to 256 a check).
+    /// the domains idle for `idle_after` (up to 256 a check): while free
+    /// frames are below [`idle_watermark`], until they reach
+    /// [`idle_target`], or all of them if `idle_always`.
     pub fn tick(
         &mut self,
         now: u64,
@@ -1723,14 +1750,38 @@ impl<R: Replacement> Swap<R> {
             return;
         }
         // References seen only by the hardware (no fault) must count, or a
-        // busy domain with all its pages resident would look idle.
+        // busy domain with all its pages resident would look idle; and at
+        // every check, so that an old reference does not make a domain
+        // look busy at the first look under pressure.
         let _ = self.harvest_all(mmu);
+        if self.idle_always || pool.free_count() < idle_watermark(pool) {
+            self.swap_out_idle(mmu, disk, pool, None);
+        }
+    }
+
+    /// Swaps out whole the domains idle for `idle_after` (up to 256), all
+    /// of them if `idle_always`, else until free frames reach
+    /// [`idle_target`]; never `except`. Returns how many.
+    fn swap_out_idle(
+        &mut self,
+        mmu: &mut impl Mmu,
+        disk: &mut impl SwapDisk,
+        pool: &mut FramePool,
+        except: Option<DomainId>,
+    ) -> usize {
         self.idle.clear();
         self.repl.idle_domains(&mut self.idle);
+        let mut n = 0;
         for k in 0..self.idle.len() {
+            if !self.idle_always && pool.free_count() >= idle_target(pool) {
+                break;
+            }
             let Some(&d) = self.idle.get(k) else { break };
-            let _ = self.swap_out(mmu, disk, pool, d, false);
+            if Some(d) != except && self.swap_out(mmu, disk, pool, d, false).is_ok() {
+                n += 1;
+            }
         }
+        n
     }
 
     /// Swaps `domain` out whole: all its resident pages into one run of
@@ -2030,4 +2081,16 @@ pub fn query(mmu: &mut impl Mmu, first: u64, count: u64, mut f: impl FnMut(&[Fra
 /// least 8.
 pub fn low_watermark(pool: &FramePool) -> usize {
     (pool.total() / 32).max(8)
+}
+
+/// Below this many free frames idle domains are swapped out whole (at the
+/// idle checks), until [`idle_target`] are free: above it memory caches
+/// them.
+pub fn idle_watermark(pool: &FramePool) -> usize {
+    (pool.total() / 8).max(16)
+}
+
+/// See [`idle_watermark`].
+pub fn idle_target(pool: &FramePool) -> usize {
+    (pool.total() / 4).max(32)
 }

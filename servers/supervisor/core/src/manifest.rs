@@ -37,6 +37,10 @@
 //! - `net = true` gives each instance a port on the vnic: the domain must
 //!   have an endpoint to a domain holding `device = "virtio-net"` (the
 //!   vnic; the first such endpoint is the one used).
+//! - `swap-idle = true` (on a domain another names as its `pager`) tells
+//!   that pager to swap out whole every domain idle for its idle time even
+//!   with memory free (`serac_protocol::pager::Request::SwapIdle`); by
+//!   default it does so only when its free frames run low.
 //! - Names are 1 to [`NAME_MAX`] bytes of `A-Z a-z 0-9 _ . -`.
 //!
 //! Validation is pure and bounded ([`MAX_DOMAINS`], [`MAX_INSTANCES`],
@@ -188,6 +192,8 @@ pub struct DomainSpec<'a> {
     pub device: Option<DeviceSel>,
     /// `net`: a port on the vnic for each instance.
     pub net: bool,
+    /// `swap-idle`: as a pager, swap idle domains out with memory free.
+    pub swap_idle: bool,
     links: [Link<'a>; MAX_LINKS],
     n_links: usize,
     /// Line of its `[[domain]]` in the source file (1-based; 0: unknown),
@@ -211,6 +217,7 @@ impl<'a> DomainSpec<'a> {
         until_full: false,
         device: None,
         net: false,
+        swap_idle: false,
         links: [Link::EMPTY; MAX_LINKS],
         n_links: 0,
         line: 0,
@@ -332,6 +339,8 @@ pub enum ErrorKind<'a> {
     UntilFullNamed(&'a str),
     /// `net = true` without an endpoint to a `device = "virtio-net"` domain.
     NetWithoutVnic,
+    /// `swap-idle = true` on a domain nobody names as its `pager`.
+    SwapIdleNotPager,
 }
 
 impl fmt::Display for ErrorKind<'_> {
@@ -385,6 +394,9 @@ impl fmt::Display for ErrorKind<'_> {
             ErrorKind::NetWithoutVnic => f.write_str(
                 "net = true needs an endpoint to a domain with device = \"virtio-net\"",
             ),
+            ErrorKind::SwapIdleNotPager => {
+                f.write_str("swap-idle is a pager's, and no domain names this one as its pager")
+            }
         }
     }
 }
@@ -551,6 +563,7 @@ impl<'a> Manifest<'a> {
             operator: w.operator.unwrap_or(false),
             until_full: w.until_full.unwrap_or(false),
             net: w.net.unwrap_or(false),
+            swap_idle: w.swap_idle.unwrap_or(false),
             device,
             line,
             first_instance: self.instances,
@@ -658,14 +671,18 @@ impl<'a> Manifest<'a> {
         }
         for i in 0..self.n_domains {
             let d = self.domains[i];
+            let err = |key, kind| Error {
+                line: d.line,
+                domain: Some(i),
+                name: Some(d.name),
+                key: Some(key),
+                kind,
+            };
             if d.net && self.vnic_of(i).is_none() {
-                return Err(Error {
-                    line: d.line,
-                    domain: Some(i),
-                    name: Some(d.name),
-                    key: Some("net"),
-                    kind: ErrorKind::NetWithoutVnic,
-                });
+                return Err(err("net", ErrorKind::NetWithoutVnic));
+            }
+            if d.swap_idle && !self.is_pager(i) {
+                return Err(err("swap-idle", ErrorKind::SwapIdleNotPager));
             }
         }
         Ok(())
@@ -765,6 +782,7 @@ mod tests {
                     "operator" => d.operator = yes,
                     "until-full" => d.until_full = yes,
                     "net" => d.net = yes,
+                    "swap-idle" => d.swap_idle = yes,
                     "endpoint" => d.endpoint.push(v).unwrap(),
                     "notify" => d.notify.push(v).unwrap(),
                     _ => panic!("{k}"),
@@ -906,6 +924,7 @@ test-end=ping";
             ("a image=a class=server eager=yes count=2 device=virtio-blk", "device", "a device holder has exactly one instance (count 1, no until-full)"),
             ("a image=a class=server eager=yes until-full=yes device=virtio-blk", "device", "a device holder has exactly one instance (count 1, no until-full)"),
             ("g image=g class=guest eager=yes net=yes", "net", "net = true needs an endpoint to a domain with device = \"virtio-net\""),
+            ("p image=p class=server eager=yes swap-idle=yes", "swap-idle", "swap-idle is a pager's, and no domain names this one as its pager"),
             ("d image=d class=server eager=yes device=virtio-blk\ng image=g class=guest eager=yes endpoint=d net=yes", "net", "net = true needs an endpoint to a domain with device = \"virtio-net\""),
             ("a image=a class=guest eager=yes until-full=yes\nb image=b class=guest eager=yes", "until-full", "only the last domain may be until-full"),
             ("a image=a class=server eager=yes until-full=yes\nb image=b class=guest pager=a", "until-full", "only the last domain may be until-full"),
@@ -957,6 +976,10 @@ test-end=ping";
         let t = with("test-end=s\ntest-linger-ms=40");
         let w = wire(&t);
         assert_eq!(Manifest::validate(&w).unwrap().test_linger_ms, Some(40));
+        let w =
+            wire("p image=p class=server eager=yes swap-idle=yes\ng image=g class=guest pager=p");
+        let m = Manifest::validate(&w).unwrap();
+        assert!(m.domains()[0].swap_idle && !m.domains()[1].swap_idle);
         let w = wire("ops image=o class=guest eager=yes operator=yes endpoint=supervisor count=2\noff image=p class=guest eager=yes operator=no");
         let ops: Vec<bool> = Manifest::validate(&w)
             .unwrap()
