@@ -80,7 +80,8 @@ Steps:
   fmt            cargo fmt --all --check
   clippy-host    cargo clippy --all-targets -- -D warnings   (host crates)
   clippy-target  cargo clippy --workspace --exclude xtask --exclude serac-tests
-                 --exclude serac-boot --target x86_64-unknown-none -- -D warnings
+                 --exclude serac-boot --exclude serac-config
+                 --target x86_64-unknown-none -- -D warnings
                  (the kernel and every ring-3 crate)
   clippy-host-ilwaco  cargo clippy -p ilwaco --tests -- -D warnings
   tcb            the `cargo xtask tcb` audit (fails on undocumented kernel unsafe,
