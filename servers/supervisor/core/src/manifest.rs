@@ -47,6 +47,9 @@
 //! [`MAX_LINKS`]); any mistake is an [`Error`] naming the domain and the
 //! key, never a panic.
 
+extern crate alloc;
+
+use alloc::vec::Vec;
 use core::fmt;
 
 use serac_protocol::manifest as wire;
@@ -201,6 +204,7 @@ pub struct DomainSpec<'a> {
     pub line: usize,
     /// Index of its instance 0 among all instances.
     pub first_instance: usize,
+    pager_name: Option<&'a str>,
 }
 
 impl<'a> DomainSpec<'a> {
@@ -222,6 +226,7 @@ impl<'a> DomainSpec<'a> {
         n_links: 0,
         line: 0,
         first_instance: 0,
+        pager_name: None,
     };
 
     /// The endpoints, then the notifications (= handle order).
@@ -256,11 +261,12 @@ impl fmt::Display for InstanceName<'_> {
     }
 }
 
-/// A validated, resolved manifest. Names borrow from the encoded bytes.
+/// A validated, resolved manifest. Names borrow from the encoded bytes;
+/// the domains are on the heap (at most [`MAX_DOMAINS`]), so the
+/// supervisor's 64 KiB stack never holds them all.
 #[derive(Debug, Clone)]
 pub struct Manifest<'a> {
-    domains: [DomainSpec<'a>; MAX_DOMAINS],
-    n_domains: usize,
+    domains: Vec<DomainSpec<'a>>,
     instances: usize,
     /// `test-end`: end the run when every instance of this domain has exited.
     pub test_end: Option<usize>,
@@ -459,51 +465,93 @@ fn ranged(v: Option<u64>, max: u64) -> Result<Option<u64>, ErrorKind<'static>> {
     }
 }
 
+/// A decode error (not postcard, trailing bytes, too many domains).
+fn undecodable<'a, E>(_: E) -> Error<'a> {
+    Error {
+        line: 0,
+        domain: None,
+        name: None,
+        key: None,
+        kind: ErrorKind::Decode,
+    }
+}
+
 impl<'a> Manifest<'a> {
-    /// Decodes the archive entry (postcard, no trailing bytes) and
-    /// validates it.
+    fn empty() -> Self {
+        Manifest {
+            domains: Vec::new(),
+            instances: 0,
+            test_end: None,
+            test_end_after_ms: None,
+            test_linger_ms: None,
+        }
+    }
+
+    /// Decodes the archive entry (a postcard [`wire::Manifest`], no
+    /// trailing bytes) and validates it. It reads one domain at a time, so
+    /// the whole wire form (13 KiB) is never on the stack.
     pub fn decode(bytes: &'a [u8]) -> Result<Manifest<'a>, Error<'a>> {
-        let w: wire::Manifest<'a> =
-            serac_protocol::codec::decode_borrowed(bytes).map_err(|_| Error {
-                line: 0,
-                domain: None,
-                name: None,
-                key: None,
-                kind: ErrorKind::Decode,
-            })?;
-        Manifest::validate(&w)
+        use postcard::take_from_bytes;
+        // The field order of `wire::Manifest`: the domains (a length, then
+        // each), then the globals.
+        let (n, mut rest) = take_from_bytes::<usize>(bytes).map_err(undecodable)?;
+        if n > MAX_DOMAINS {
+            return Err(undecodable(()));
+        }
+        let mut m = Manifest::empty();
+        m.domains.try_reserve_exact(n).map_err(undecodable)?;
+        for i in 0..n {
+            let (d, r) = take_from_bytes::<wire::Domain<'a>>(rest).map_err(undecodable)?;
+            rest = r;
+            m.domain(i, &d)?;
+        }
+        type Globals<'a> = (Option<&'a str>, Option<u64>, Option<u64>);
+        let ((end, after, linger), r) =
+            take_from_bytes::<Globals<'a>>(rest).map_err(undecodable)?;
+        if !r.is_empty() {
+            return Err(undecodable(()));
+        }
+        m.finish(end, after, linger)
     }
 
     /// Checks every rule and resolves the names: the one validator, for
-    /// xtask and the supervisor alike.
+    /// xtask and (through [`Manifest::decode`]) the supervisor alike.
     pub fn validate(w: &wire::Manifest<'a>) -> Result<Manifest<'a>, Error<'a>> {
-        let mut m = Manifest {
-            domains: [DomainSpec::EMPTY; MAX_DOMAINS],
-            n_domains: 0,
-            instances: 0,
-            test_end: None,
-            test_end_after_ms: ranged(w.test_end_after_ms, MAX_TEST_MS)
-                .map_err(|k| global("test-end-after-ms", k))?,
-            test_linger_ms: ranged(w.test_linger_ms, MAX_TEST_MS)
-                .map_err(|k| global("test-linger-ms", k))?,
-        };
+        let mut m = Manifest::empty();
+        m.domains
+            .try_reserve_exact(w.domains.len())
+            .map_err(undecodable)?;
         for (i, d) in w.domains.iter().enumerate() {
             m.domain(i, d)?;
         }
-        m.resolve(w)?;
-        match w.test_end {
+        m.finish(w.test_end, w.test_end_after_ms, w.test_linger_ms)
+    }
+
+    /// The globals, then the rules across domains.
+    fn finish(
+        mut self,
+        test_end: Option<&'a str>,
+        after: Option<u64>,
+        linger: Option<u64>,
+    ) -> Result<Manifest<'a>, Error<'a>> {
+        self.test_end_after_ms =
+            ranged(after, MAX_TEST_MS).map_err(|k| global("test-end-after-ms", k))?;
+        self.test_linger_ms =
+            ranged(linger, MAX_TEST_MS).map_err(|k| global("test-linger-ms", k))?;
+        self.resolve()?;
+        match test_end {
             Some(name) => {
-                let d = m
+                let d = self
                     .find(name)
                     .ok_or(global("test-end", ErrorKind::UnknownDomain(name)))?;
-                m.test_end = Some(d);
+                self.test_end = Some(d);
             }
-            None if m.test_linger_ms.is_some() => {
+            None if self.test_linger_ms.is_some() => {
                 return Err(global("test-linger-ms", ErrorKind::LingerWithoutTestEnd));
             }
             None => {}
         }
-        Ok(m)
+        Ok(self)
     }
 
     /// Checks domain `i` on its own and appends it.
@@ -567,6 +615,7 @@ impl<'a> Manifest<'a> {
             device,
             line,
             first_instance: self.instances,
+            pager_name: w.pager,
             ..DomainSpec::EMPTY
         };
         let links = w
@@ -609,21 +658,23 @@ impl<'a> Manifest<'a> {
         if total > MAX_INSTANCES {
             return Err(err("count", ErrorKind::TooManyInstances));
         }
-        let slot = self.domains.get_mut(self.n_domains).ok_or(Error {
-            key: None,
-            ..err("name", ErrorKind::TooManyDomains)
-        })?;
-        *slot = d;
-        self.n_domains += 1;
+        if self.domains.len() == MAX_DOMAINS {
+            return Err(Error {
+                key: None,
+                ..err("name", ErrorKind::TooManyDomains)
+            });
+        }
+        // Reserved up front (and at most MAX_DOMAINS): no allocation here.
+        self.domains.push(d);
         self.instances = total;
         Ok(())
     }
 
     /// Resolves `pager`, `endpoint` and `notify` names to indices.
-    fn resolve(&mut self, w: &wire::Manifest<'a>) -> Result<(), Error<'a>> {
-        for i in 0..self.n_domains {
+    fn resolve(&mut self) -> Result<(), Error<'a>> {
+        for i in 0..self.domains.len() {
             let d = self.domains[i];
-            let pager = w.domains.get(i).and_then(|s| s.pager);
+            let pager = d.pager_name;
             let err = |key: &'static str, kind| Error {
                 line: d.line,
                 domain: Some(i),
@@ -669,7 +720,7 @@ impl<'a> Manifest<'a> {
             }
             self.domains[i] = resolved;
         }
-        for i in 0..self.n_domains {
+        for i in 0..self.domains.len() {
             let d = self.domains[i];
             let err = |key, kind| Error {
                 line: d.line,
@@ -709,7 +760,7 @@ impl<'a> Manifest<'a> {
 
     /// The domains, in manifest order.
     pub fn domains(&self) -> &[DomainSpec<'a>] {
-        self.domains.get(..self.n_domains).unwrap_or(&[])
+        &self.domains
     }
 
     /// Total instances (the sum of the counts).
