@@ -238,7 +238,7 @@ pub enum HttpCheck {
 /// manifest").
 pub const WEB_HOST_CONFIG: &str = "web";
 
-/// Every `net=yes` instance of `manifest`, in manifest order: its name
+/// Every `net = true` instance of `manifest`, in manifest order: its name
 /// (`httpd#2`), its domain slot, and IPv4 address (the address plan by
 /// slot, as [`guest_ipv4`]).
 pub fn net_guests(config: &Config) -> Result<Vec<(String, u32, [u8; 4])>, String> {

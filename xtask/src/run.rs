@@ -127,7 +127,7 @@ fn with_manifest(mut built: Built, name: &str, manifest: Vec<u8>) -> Result<Buil
 /// First host port of the web forwards.
 const FIRST_WEB_PORT: u16 = 8080;
 
-/// The hostfwd rules and URLs for `manifest`'s `net=yes` domains: TCP
+/// The hostfwd rules and URLs for `manifest`'s `net = true` domains: TCP
 /// 127.0.0.1:8080, 8081, ... to port 80 of each instance, in manifest
 /// order (the address plan by slot, see `serac_tests::spec::guest_ipv4`).
 fn web_forwards(config: &serac_config::Config) -> Result<(Vec<String>, Vec<String>)> {

@@ -66,6 +66,8 @@ fn overrides_are_checked_like_the_file() {
     assert!(e.contains("web"), "{e}");
 }
 
+/// Prints what each fixture gets (`cargo test -p serac-config --
+/// --ignored show_fixtures --nocapture`), to write a new one's `# expect:`.
 #[test]
 #[ignore]
 fn show_fixtures() {
