@@ -22,7 +22,8 @@ fn media(built: &Built, o: &RunOpts) -> Result<Media> {
             cmdline: o.cmdline.clone(),
         });
     }
-    let iso: PathBuf = if o.cmdline.is_empty() {
+    // target/serac.iso is the user image: the default manifest only.
+    let iso: PathBuf = if o.cmdline.is_empty() && o.config.is_none() {
         artifacts::user_iso_path()
     } else {
         out_dir().join("run.iso")
