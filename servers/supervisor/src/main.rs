@@ -71,8 +71,14 @@ fn main() -> u64 {
     // Postcard, packed by xtask; checked again here (the archive is input).
     let manifest = match Manifest::decode(bytes) {
         Ok(m) => Box::new(m),
-        Err(e) => {
+        // `manifest line N: ...`, or `manifest: ...` for a global key or
+        // an undecodable entry.
+        Err(e) if e.line != 0 => {
             println!("supervisor: manifest {e}");
+            return EXIT_MANIFEST;
+        }
+        Err(e) => {
+            println!("supervisor: manifest: {e}");
             return EXIT_MANIFEST;
         }
     };
