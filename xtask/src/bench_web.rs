@@ -292,6 +292,17 @@ fn started(serial: &str) -> u64 {
         .sum()
 }
 
+/// httpd started so far by a paced boot: the supervisor's last
+/// `starting httpd: K of N started` (its progress while it waits for
+/// memory), before its final `started N x httpd`.
+fn starting(serial: &str) -> u64 {
+    lines_of(serial, Some("supervisor"))
+        .iter()
+        .rev()
+        .find_map(|l| after(l, "supervisor: starting httpd:"))
+        .unwrap_or(0)
+}
+
 /// What one size gave.
 #[derive(Debug, Clone, PartialEq)]
 struct Size {
@@ -343,7 +354,11 @@ fn size_of(n: u32, want: usize, serial: &str, host: &[String], problems: &[Strin
         phases,
         elapsed_s: 0.0,
     };
-    let why = if let Some(f) = failed {
+    // A boot that never ran (a host tool missing, QEMU refused): the
+    // runner's reason, not the empty log's.
+    let why = if let (true, Some(p)) = (serial.trim().is_empty(), problems.first()) {
+        Some(p.clone())
+    } else if let Some(f) = failed {
         Some(f)
     } else if started < u64::from(n) {
         Some(format!("{started} of {n} httpd started"))
@@ -385,7 +400,7 @@ fn progress(log: PathBuf, n: u32, stop: Arc<AtomicBool>) -> thread::JoinHandle<(
                 .map_or("loadgen: -", |l| l);
             eprintln!(
                 "xtask: bench web N={n}: {}/{n} httpd started, {} s; {}",
-                started(&serial),
+                started(&serial).max(starting(&serial)),
                 t0.elapsed().as_secs(),
                 last.trim_start_matches("loadgen: ")
             );

@@ -34,8 +34,15 @@ const VNIC: u32 = 1;
 const DISK: u32 = 2;
 /// Bytes of files kept in memory, at most.
 const CACHE_MAX: usize = 512 * 1024;
-/// Sockets listening on port 80.
+/// Sockets listening on port 80: a connection beyond them is refused
+/// (smoltcp has no queue behind its listening sockets), so as many as a
+/// load's clients (loadgen's 8).
 const BACKLOG: usize = 8;
+/// Each socket's buffers, either way. They are held for good and were
+/// most of an idle httpd's pages at 8 KiB: thousands of httpd share one
+/// machine's memory (docs/performance.md, "Web scale"). A request head,
+/// or a small page and its head, fits; a larger file streams through.
+const SOCKET_BUF: usize = 4096;
 /// From a request's first byte to the end of its head.
 const HEAD_TIMEOUT: NetDuration = NetDuration::from_secs(5);
 /// A keep-alive connection with no request.
@@ -241,7 +248,12 @@ fn main() -> i32 {
             return 1;
         }
     };
-    let net = match net::attach(ilwaco::rt::granted(VNIC), Config::default()) {
+    let config = Config {
+        tcp_rx: SOCKET_BUF,
+        tcp_tx: SOCKET_BUF,
+        ..Config::default()
+    };
+    let net = match net::attach(ilwaco::rt::granted(VNIC), config) {
         Ok(n) => n,
         Err(e) => {
             println!("httpd: no network: {e:?}");

@@ -441,8 +441,12 @@ pub fn create_first(
         bind(k, id, layout::BOOT_ARCHIVE_ADDR + off, f, PageRights::READ)?;
         off += PAGE_SIZE;
     }
-    // The memory grant: half of what is free, contiguous, zeroed.
-    let want = crate::arch::paging::free_frames() / 2;
+    // The memory grant: three quarters of what is free, contiguous,
+    // zeroed. The kernel's own frames (page tables, IPC buffers, upcall
+    // pages) follow the resident domains only (`Shrink` gives a swapped-out
+    // one's back): about one a domain at 1,000 resident httpd, so a
+    // quarter holds tens of thousands, and the rest caches domains.
+    let want = crate::arch::paging::free_frames() / 4 * 3;
     let (first, count) = crate::arch::paging::alloc_range(want).ok_or(SysError::OutOfMemory)?;
     zero_frames(first, count);
     for f in first..first + count {

@@ -75,8 +75,24 @@ const VERBOSE_MAX: u32 = 100;
 /// then waits for the pager to swap idle domains out, instead of starting
 /// them all into a thrash.
 const START_RESERVE: u64 = 256;
+/// A paced start's state ([`Supervisor::pace`]).
+#[derive(Debug, Default)]
+struct Pacer {
+    /// Starts left in this wave.
+    budget: u64,
+    /// Domains in the last wave, and the pager's free frames before it.
+    wave: u64,
+    free_at_wave: u64,
+    /// Frames one domain takes (smoothed over the waves).
+    per_domain: u64,
+    /// When progress was last printed.
+    shown: u64,
+}
+
 /// How long a start waits for that at most before it goes ahead anyway.
 const START_WAIT_NS: u64 = 60_000_000_000;
+/// The longest wait for a wave to settle.
+const SETTLE_MAX_NS: u64 = 10_000_000_000;
 /// Progress of a paced boot, this often.
 const PROGRESS_NS: u64 = 10_000_000_000;
 /// Restarts of one instance before the supervisor gives up on it.
@@ -671,9 +687,14 @@ impl<'a> Supervisor<'a> {
         if skip.contains(&d) {
             return Ok(());
         }
-        let mut progress = time::now_ns().unwrap_or(0);
+        let mut pacer = Pacer {
+            shown: time::now_ns().unwrap_or(0),
+            // A first guess, about an httpd's; each wave corrects it.
+            per_domain: 64,
+            ..Pacer::default()
+        };
         for (k, i) in (spec.first_instance..spec.first_instance + spec.count as usize).enumerate() {
-            self.pace(i, k, spec.count as usize, &mut progress);
+            self.pace(i, k, spec.count as usize, &mut pacer);
             let t0 = time::tsc();
             self.announce_regions(i);
             self.start(i).map_err(|f| self.tag(i, f))?;
@@ -695,44 +716,78 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 
-    /// Before instance `i` (the `k`-th of `n`) starts: if it is paged,
-    /// waits while its pager has fewer than [`START_RESERVE`] frames free
-    /// (up to [`START_WAIT_NS`]), printing progress every [`PROGRESS_NS`].
-    fn pace(&mut self, i: usize, k: usize, n: usize, progress: &mut u64) {
+    /// Before instance `i` (the `k`-th of `n`) starts: a paged domain
+    /// starts in waves of what its pager's free frames hold (see
+    /// [`Pacer`]); between waves this waits until the last one settled
+    /// (free frames stopped falling) and, while fewer than
+    /// [`START_RESERVE`] plus one domain's pages are free, for the pager
+    /// to swap idle ones out (up to [`START_WAIT_NS`]). Prints progress
+    /// every [`PROGRESS_NS`].
+    fn pace(&mut self, i: usize, k: usize, n: usize, pacer: &mut Pacer) {
         let Some(ep) = self.pager_of(i) else { return };
-        let free = |ep| match rpc(&mut Endpoint(ep), &pager::Request::Stats) {
+        if pacer.budget > 0 {
+            pacer.budget -= 1;
+            return;
+        }
+        let free = || match rpc(&mut Endpoint(ep), &pager::Request::Stats) {
             Ok(pager::Reply::Stats(s)) => Some(s.free),
             _ => None,
         };
-        let t0 = time::now_ns().unwrap_or(0);
-        let mut waited = false;
-        loop {
+        let show = |pacer: &mut Pacer, f: u64| {
             let now = time::now_ns().unwrap_or(0);
-            let f = free(ep);
-            if now.saturating_sub(*progress) >= PROGRESS_NS {
-                *progress = now;
+            if now.saturating_sub(pacer.shown) >= PROGRESS_NS {
+                pacer.shown = now;
                 println!(
-                    "supervisor: starting {}: {k} of {n} started, its pager has {} frame(s) free",
-                    self.spec(i).name,
-                    f.unwrap_or(0)
+                    "supervisor: starting {}: {k} of {n} started, its pager has {f} frame(s) free",
+                    self.spec(i).name
                 );
             }
-            // A pager that does not answer is not waited for.
-            if f.is_none_or(|f| f >= START_RESERVE) {
-                return;
-            }
-            if now.saturating_sub(t0) >= START_WAIT_NS {
-                if !waited {
-                    println!(
-                        "supervisor: {}: its pager has freed no memory for 60 s; starting it anyway",
-                        self.name(i)
-                    );
+        };
+        // A pager that does not answer is not waited for.
+        let Some(mut f) = free() else {
+            pacer.budget = u64::MAX;
+            return;
+        };
+        if pacer.wave > 0 {
+            // Settled: not falling over half a second (or 10 s went by:
+            // others' churn under pressure need not stop).
+            let t0 = time::now_ns().unwrap_or(0);
+            while time::now_ns().unwrap_or(0).saturating_sub(t0) < SETTLE_MAX_NS {
+                let _ = time::sleep_ns(500_000_000);
+                let Some(g) = free() else { break };
+                show(pacer, g);
+                let falling = g < f;
+                f = g;
+                if !falling {
+                    break;
                 }
-                return;
             }
-            waited = true;
-            let _ = time::sleep_ns(50_000_000);
+            let used = pacer
+                .free_at_wave
+                .saturating_sub(f)
+                .checked_div(pacer.wave)
+                .unwrap_or(0);
+            // Smoothed: a wave that met others' swap-ins looks costlier.
+            pacer.per_domain = (pacer.per_domain + used).div_ceil(2).max(16);
         }
+        let t0 = time::now_ns().unwrap_or(0);
+        while f < START_RESERVE + pacer.per_domain {
+            let now = time::now_ns().unwrap_or(0);
+            if now.saturating_sub(t0) >= START_WAIT_NS {
+                println!(
+                    "supervisor: {}: its pager has freed no memory for 60 s; starting it anyway",
+                    self.name(i)
+                );
+                break;
+            }
+            let _ = time::sleep_ns(100_000_000);
+            let Some(g) = free() else { break };
+            f = g;
+            show(pacer, f);
+        }
+        pacer.wave = (f.saturating_sub(START_RESERVE) / pacer.per_domain.max(1)).clamp(1, 1024);
+        pacer.budget = pacer.wave - 1;
+        pacer.free_at_wave = f;
     }
 
     /// The supervisor's endpoint to instance `i`'s pager, if it has one.

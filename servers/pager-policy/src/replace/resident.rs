@@ -46,6 +46,9 @@ struct Dom {
     last_active: u64,
 }
 
+/// Most idle domains [`Resident::idle_domains`] picks at once.
+const IDLE_PICK: usize = 256;
+
 /// The resident set of one policy.
 #[derive(Debug)]
 pub(crate) struct Resident<X> {
@@ -305,19 +308,49 @@ impl<X: Copy> Resident<X> {
             .is_some_and(|s| s.has(DIRTY))
     }
 
+    /// The idle domains, longest idle first: when more are idle than `out`
+    /// holds, the ones idle longest (a domain idle only just, say one
+    /// waiting on a busy server while it starts, goes last). Returns how
+    /// many are idle.
     pub(crate) fn idle_domains(&self, out: &mut Vec<DomainId>) -> usize {
         if self.idle_after == 0 {
             return 0;
         }
+        let cap = out.capacity().saturating_sub(out.len()).min(IDLE_PICK);
+        // The chosen ones and their last activity, and where the most
+        // recent of them is (the next to give way).
+        let mut pick = [(0u64, DomainId::from_raw(0)); IDLE_PICK];
+        let (mut k, mut newest) = (0usize, 0usize);
         let mut n = 0;
         for r in self.doms.iter().flatten() {
-            if self.now.saturating_sub(r.last_active) >= self.idle_after {
-                n += 1;
-                if out.len() < out.capacity() {
-                    out.push(r.id);
+            if self.now.saturating_sub(r.last_active) < self.idle_after {
+                continue;
+            }
+            n += 1;
+            let e = (r.last_active, r.id);
+            if k < cap {
+                if let Some(p) = pick.get_mut(k) {
+                    *p = e;
                 }
+                if pick.get(newest).is_some_and(|p| e.0 > p.0) {
+                    newest = k;
+                }
+                k += 1;
+            } else if pick.get(newest).is_some_and(|p| e.0 < p.0) {
+                if let Some(p) = pick.get_mut(newest) {
+                    *p = e;
+                }
+                newest = pick
+                    .iter()
+                    .take(k)
+                    .enumerate()
+                    .max_by_key(|(_, p)| p.0)
+                    .map_or(0, |(i, _)| i);
             }
         }
+        let chosen = pick.get_mut(..k).unwrap_or_default();
+        chosen.sort_unstable_by_key(|p| p.0);
+        out.extend(chosen.iter().map(|p| p.1));
         n
     }
 

@@ -460,6 +460,30 @@ fn idle_domains_are_those_quiet_for_the_idle_period() {
     assert_eq!(out, [dom(1)]);
 }
 
+/// More idle domains than asked for: the longest idle come first, in
+/// order, whatever their place in the table.
+#[test]
+fn idle_domains_come_longest_idle_first() {
+    let mut w = WsClock::new(cfg(64, 10), 5).unwrap();
+    // Domains 7, 6, ..., 0 first active at times 1, 2, ..., 8: the table
+    // holds them in that order, domain 7 (the oldest) first.
+    for (t, i) in (0..8u32).rev().enumerate() {
+        w.tick(t as u64 + 1);
+        w.fault(pg(i, 1), false).unwrap();
+    }
+    // Then the table order is turned around: 7 active last.
+    w.tick(20);
+    w.fault(pg(7, 1), false).unwrap();
+    w.tick(100);
+    let mut out = Vec::with_capacity(3);
+    assert_eq!(w.idle_domains(&mut out), 8);
+    assert_eq!(out, [dom(6), dom(5), dom(4)]);
+    let mut all = Vec::with_capacity(16);
+    assert_eq!(w.idle_domains(&mut all), 8);
+    let want: Vec<_> = (0..7).rev().chain([7]).map(dom).collect();
+    assert_eq!(all, want);
+}
+
 /// A hot set of 4 pages made hot (faulted, freed, faulted again), then a
 /// scan of 100 pages used once, with no reference to the hot set meanwhile.
 fn hot_then_scan(p: &mut dyn Replacement) -> usize {
