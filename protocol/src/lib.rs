@@ -20,6 +20,7 @@ pub mod exit;
 pub mod header;
 pub mod ids;
 pub mod layout;
+pub mod manifest;
 pub mod net;
 pub mod pager;
 pub mod supervisor;

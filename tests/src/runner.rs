@@ -263,6 +263,9 @@ impl Runner {
         for (name, src) in &t.archive_extra {
             let data = match src {
                 Source::Bytes(b) => b.clone(),
+                Source::Config(c) => c
+                    .pack()
+                    .map_err(|e| Error::io("the test's manifest", std::io::Error::other(e)))?,
                 Source::File(p) => {
                     let p = self.ctx.out_dir.join(p);
                     fs::read(&p).map_err(|e| Error::io(format!("read {}", p.display()), e))?

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::pattern::Pattern;
 use crate::qemu::Firmware;
+pub use serac_config::Config;
 
 /// QEMU's exit status when the kernel writes 0x10 to isa-debug-exit.
 pub const EXIT_SUCCESS: i32 = 33;
@@ -50,6 +51,9 @@ impl Boot {
 pub enum Source {
     /// These bytes.
     Bytes(Vec<u8>),
+    /// A boot configuration (`configs/NAME.toml` and its overrides),
+    /// packed when the archive is built.
+    Config(Config),
     /// A file, relative to `target/serac/` (where xtask puts build outputs).
     File(PathBuf),
 }
@@ -230,21 +234,16 @@ pub enum HttpCheck {
 /// serves, `catfile`, and four web servers (`httpd`, each on its own port
 /// of the switch, reached from the host through hostfwd rules), paged by
 /// the swapper: an httpd idle for 2 s is swapped out whole and comes back
-/// at its next request. The syntax is the supervisor's, see
-/// `servers/supervisor/core/src/manifest.rs`.
-pub const WEB_HOST_MANIFEST: &str = "# serac boot manifest\n\
-domain swapper image=swapper class=server eager=yes endpoint=disk swap-idle=yes\n\
-domain disk    image=disk    class=server eager=yes device=virtio-blk frames=64 restart=yes\n\
-domain vnic    image=vnic    class=server eager=yes device=virtio-net frames=32 restart=yes\n\
-domain hello   image=hello   class=guest  pager=swapper\n\
-domain catfile image=catfile class=guest  eager=yes endpoint=disk\n\
-domain httpd   image=httpd   class=guest  pager=swapper count=4 endpoint=vnic endpoint=disk net=yes\n";
+/// at its next request: `configs/web.toml` (docs/operating.md, "The
+/// manifest").
+pub const WEB_HOST_CONFIG: &str = "web";
 
-/// Every `net=yes` instance of `manifest`, in manifest order: its name
+/// Every `net = true` instance of `manifest`, in manifest order: its name
 /// (`httpd#2`), its domain slot, and IPv4 address (the address plan by
 /// slot, as [`guest_ipv4`]).
-pub fn net_guests(manifest: &str) -> Result<Vec<(String, u32, [u8; 4])>, String> {
-    let m = serac_supervisor_core::manifest::Manifest::parse(manifest)
+pub fn net_guests(config: &Config) -> Result<Vec<(String, u32, [u8; 4])>, String> {
+    let bytes = config.pack()?;
+    let m = serac_supervisor_core::manifest::Manifest::decode(&bytes)
         .map_err(|e| format!("manifest: {e}"))?;
     let mut v = Vec::new();
     for d in m.domains().iter().filter(|d| d.net) {
@@ -315,8 +314,14 @@ pub fn net_args(hostfwd: &[String], pcap: Option<&str>) -> Vec<String> {
 /// The IPv4 address of `name` (instance 0) under `manifest`: the
 /// supervisor is slot 0 and creates every instance in manifest order in
 /// the next slot, and the address plan is by slot index.
-pub fn guest_ipv4(manifest: &str, name: &str) -> Option<[u8; 4]> {
-    let m = serac_supervisor_core::manifest::Manifest::parse(manifest).ok()?;
+pub fn guest_ipv4(config: &Config, name: &str) -> Option<[u8; 4]> {
+    let bytes = config.pack().ok()?;
+    guest_ipv4_in(&bytes, name)
+}
+
+/// [`guest_ipv4`] in a packed manifest.
+fn guest_ipv4_in(manifest: &[u8], name: &str) -> Option<[u8; 4]> {
+    let m = serac_supervisor_core::manifest::Manifest::decode(manifest).ok()?;
     let d = m.find(name)?;
     let slot = u32::try_from(m.domains().get(d)?.first_instance).ok()? + 1;
     Some(serac_vnic_core::assign::addresses(slot).ok()?.ipv4.0)
@@ -430,6 +435,11 @@ impl QemuTest {
         self
     }
 
+    /// Boots with the manifest of `config` (a `configs/` file).
+    pub fn config(self, config: Config) -> Self {
+        self.with_file("manifest", Source::Config(config))
+    }
+
     /// Passes extra arguments to QEMU.
     pub fn qemu_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
         self.qemu_args.extend(args.into_iter().map(Into::into));
@@ -479,22 +489,27 @@ pub fn disk_bench(name: &str, params: serac_disk_core::bench::Params, drive: &[&
         disk = disk.drive_option(o);
     }
     QemuTest::new(name, Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", manifest(&[
-            "domain bench-disk image=bench-disk class=server eager=yes device=virtio-blk frames=64",
-            &format!("domain {CLIENT} image={CLIENT} class=guest eager=yes endpoint=bench-disk"),
-            &format!("test-end={CLIENT}"),
-        ]))
+        .config(Config::new("disk_bench"))
         .disk(disk)
         .verdicts_from("bench-disk")
         .verdicts_from(CLIENT)
         .require(d("bench-disk", "TEST disk_bench_direct_data ... ok"))
         .require(d(CLIENT, "TEST disk_bench_client_data ... ok"))
-        .require(d("supervisor", &format!("supervisor: test end: {CLIENT} halted with code 0")))
+        .require(d(
+            "supervisor",
+            &format!("supervisor: test end: {CLIENT} halted with code 0"),
+        ))
         .forbid(d("bench-disk", "disk: device error: *"))
         .forbid(d("bench-disk", "disk: cannot *"))
         .forbid(d("bench-disk", "bench-disk: *no measurements"))
         .forbid(d("bench-disk", "bench-disk: direct * failed: *"))
-        .require(d("bench-disk", &format!("bench-disk: {}, direct on {DIRECT_EXTENT} ({DISK_BENCH_BLOCKS} blocks)", params)))
+        .require(d(
+            "bench-disk",
+            &format!(
+                "bench-disk: {}, direct on {DIRECT_EXTENT} ({DISK_BENCH_BLOCKS} blocks)",
+                params
+            ),
+        ))
 }
 
 /// [`disk_bench`] with one round of 8 random 4 KiB reads and writes and
@@ -527,19 +542,6 @@ fn disk_bench_test() -> QemuTest {
         .forbid(d("bench-disk", "BENCH %s 0"))
 }
 
-/// The first line of most manifests: the pager, its image mapped eagerly.
-const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes";
-
-/// The swapper with the disk server's endpoint (handle slot 1): it swaps
-/// to the extent `swapper` on the disk.
-const SWAPPER_DISK: &str =
-    "domain swapper image=swapper class=server eager=yes endpoint=disk swap-idle=yes";
-
-/// The disk server's manifest line: a driver domain for the virtio-blk
-/// function, with frames for its DMA window.
-const DISK_SERVER: &str =
-    "domain disk image=disk class=server eager=yes device=virtio-blk frames=64";
-
 /// The image `www` the disk tests put on their disks: what
 /// `apps/diskclient` expects (`IMAGE_LINE` repeated to `IMAGE_LEN` bytes).
 fn www_image() -> Vec<u8> {
@@ -551,10 +553,6 @@ fn www_image() -> Vec<u8> {
 fn d(name: &str, body: &str) -> String {
     format!("[%d:%d {name}] {body}")
 }
-
-/// The vnic with its uplink device, as the net tests declare it.
-const VNIC: &str =
-    "domain vnic image=vnic class=server eager=yes device=virtio-net frames=32 restart=yes";
 
 /// The vnic's line for a port it detached (its owner ended): the counters
 /// of `tx`/`rx` frames (patterns), queue depth and drops by cause.
@@ -584,16 +582,7 @@ fn exchange_counted(t: QemuTest) -> QemuTest {
 fn net_exchange() -> QemuTest {
     exchange_counted(
         QemuTest::new("net_exchange", Boot::Pvh, "serac.exit=1")
-            .with_file(
-                "manifest",
-                manifest(&[
-                    VNIC,
-                    "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
-                    "domain netping image=netping class=guest eager=yes endpoint=vnic net=yes",
-                    "test-end=netping",
-                    "test-linger-ms=1500",
-                ]),
-            )
+            .config(Config::new("net_exchange"))
             .net(NetDevice::default()),
     )
     .require(d(
@@ -643,17 +632,7 @@ fn net_spoof() -> QemuTest {
     );
     exchange_counted(
         QemuTest::new("net_spoof", Boot::Pvh, "serac.exit=1")
-            .with_file(
-                "manifest",
-                manifest(&[
-                    VNIC,
-                    "domain netspoof image=netspoof class=guest eager=yes endpoint=vnic net=yes",
-                    "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
-                    "domain netping image=netping class=guest eager=yes endpoint=vnic net=yes",
-                    "test-end=netping",
-                    "test-linger-ms=1500",
-                ]),
-            )
+            .config(Config::new("net_spoof"))
             .net(NetDevice::default()),
     )
     .require(d(
@@ -680,15 +659,7 @@ fn net_spoof() -> QemuTest {
 /// their queues) while the flood runs and after it.
 fn net_flood() -> QemuTest {
     QemuTest::new("net_flood", Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", manifest(&[
-            VNIC,
-            "domain netdeaf image=netdeaf class=guest eager=yes endpoint=vnic net=yes",
-            "domain netflood image=netflood class=guest eager=yes endpoint=vnic net=yes",
-            "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
-            "domain netping-retry image=netping-retry class=guest eager=yes endpoint=vnic net=yes",
-            "test-end=netping-retry",
-            "test-linger-ms=4000",
-        ]))
+        .config(Config::new("net_flood"))
         .net(NetDevice::default())
         .require(d("netflood", "netflood: %n frames forwarded, 0 dropped"))
         .require(d("netping-retry", "netping-retry: %n rounds with 10.0.%d.%d done *"))
@@ -710,13 +681,10 @@ fn net_flood() -> QemuTest {
 /// UDP datagram from 127.0.0.1 to `netecho`, which answers ARP and echoes
 /// it; the runner checks the echo byte for byte.
 fn net_uplink() -> QemuTest {
-    let text =
-        "domain vnic image=vnic class=server eager=yes device=virtio-net frames=32 restart=yes\n\
-domain netecho image=netecho class=guest eager=yes endpoint=vnic net=yes\n\
-test-end=netecho\n";
-    let guest = guest_ipv4(text, "netecho").unwrap_or([0; 4]);
+    let config = Config::new("net_uplink");
+    let guest = guest_ipv4(&config, "netecho").unwrap_or([0; 4]);
     QemuTest::new("net_uplink", Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", Source::Bytes(text.as_bytes().to_vec()))
+        .config(config)
         .net(NetDevice {
             udp_echo: Some(UdpEcho {
                 when: Pattern::new(d("netecho", "netecho: ready on udp port 5555")),
@@ -746,14 +714,7 @@ test-end=netecho\n";
 /// and resend what was lost).
 fn net_restart() -> QemuTest {
     QemuTest::new("net_restart", Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", manifest(&[
-            VNIC,
-            "domain netpong image=netpong class=guest eager=yes endpoint=vnic net=yes",
-            "domain netping-retry image=netping-retry class=guest eager=yes endpoint=vnic notify=netop net=yes",
-            "domain netop image=netop class=guest eager=yes endpoint=vnic endpoint=supervisor operator=yes",
-            "test-end=netping-retry",
-            "test-linger-ms=1500",
-        ]))
+        .config(Config::new("net_restart"))
         .net(NetDevice::default())
         .require(d("netop", "netop: restarted the vnic %d:1 -> %d:2"))
         .require_in_order([
@@ -774,13 +735,6 @@ fn net_restart() -> QemuTest {
 
 /// The innocent neighbour's progress line (`apps/neighbour`).
 const NEIGHBOUR_TICK: &str = "[%d:%d neighbour] neighbour: tick %d, %d pages intact";
-
-/// A boot manifest from lines.
-fn manifest(lines: &[&str]) -> Source {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    Source::Bytes(text.into_bytes())
-}
 
 /// The swapper's swap area on a test disk: 512 blocks (2 MiB, 507 slots).
 fn swapper_area() -> DiskExtent {
@@ -804,26 +758,12 @@ fn www_site() -> DiskExtent {
     )
 }
 
-/// An httpd domain line: the vnic's endpoint first, the disk's second.
-fn httpd(name: &str, extra: &str) -> String {
-    format!("domain {name} image=httpd class=guest eager=yes endpoint=vnic endpoint=disk net=yes {extra}")
-}
-
 /// Guest to guest TCP through the switch: 1 MiB from xfer-source to
 /// net-judge (Ilwaco's smoltcp on both), checked byte for byte by the
 /// judge, the test domain.
 fn net_tcp_1mib() -> QemuTest {
     QemuTest::new("net_tcp_1mib", Boot::Pvh, "serac.exit=1")
-        .with_file(
-            "manifest",
-            manifest(&[
-                VNIC,
-                "domain net-judge image=net-judge class=guest eager=yes endpoint=vnic net=yes",
-                "domain xfer-source image=xfer-source class=guest eager=yes endpoint=vnic net=yes",
-                "test-end=net-judge",
-                "test-linger-ms=500",
-            ]),
-        )
+        .config(Config::new("net_tcp_1mib"))
         .net(NetDevice::default())
         .verdicts_from("net-judge")
         .require(d(
@@ -848,14 +788,7 @@ fn net_tcp_1mib() -> QemuTest {
 /// judge still gets every byte right.
 fn net_tcp_restart() -> QemuTest {
     QemuTest::new("net_tcp_restart", Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", manifest(&[
-            VNIC,
-            "domain net-judge image=net-judge class=guest eager=yes endpoint=vnic net=yes",
-            "domain xfer-paced image=xfer-paced class=guest eager=yes endpoint=vnic notify=netop net=yes",
-            "domain netop image=netop class=guest eager=yes endpoint=vnic endpoint=supervisor operator=yes",
-            "test-end=net-judge",
-            "test-linger-ms=500",
-        ]))
+        .config(Config::new("net_tcp_restart"))
         .net(NetDevice::default())
         .verdicts_from("net-judge")
         .require_in_order([
@@ -873,16 +806,7 @@ fn net_tcp_restart() -> QemuTest {
 /// bytes through the switch (also `bench net`'s `udp_rtt` boot).
 pub fn net_udp_echo(name: &str) -> QemuTest {
     QemuTest::new(name, Boot::Pvh, "serac.exit=1")
-        .with_file(
-            "manifest",
-            manifest(&[
-                VNIC,
-                "domain udp-echo image=udp-echo class=guest eager=yes endpoint=vnic net=yes",
-                "domain udp-ping image=udp-ping class=guest eager=yes endpoint=vnic net=yes",
-                "test-end=udp-ping",
-                "test-linger-ms=200",
-            ]),
-        )
+        .config(Config::new("net_udp_echo"))
         .net(NetDevice::default())
         .verdicts_from("udp-ping")
         .require(d(
@@ -900,20 +824,13 @@ pub fn net_udp_echo(name: &str) -> QemuTest {
 /// fit the swapper's 48 MiB pool without swap).
 fn many_net_guests() -> QemuTest {
     QemuTest::new("many_net_guests", Boot::Pvh, "serac.exit=1")
-        .with_file(
-            "manifest",
-            manifest(&[
-                SWAPPER,
-                VNIC,
-                "domain udp-echo image=udp-echo class=guest pager=swapper count=200 endpoint=vnic net=yes",
-                "domain udp-census image=udp-census class=guest eager=yes endpoint=vnic net=yes",
-                "test-end=udp-census",
-                "test-linger-ms=200",
-            ]),
-        )
+        .config(Config::new("many_net_guests"))
         .net(NetDevice::default())
         .verdicts_from("udp-census")
-        .require(d("udp-census", "udp-census: 200 distinct guests answered a datagram each"))
+        .require(d(
+            "udp-census",
+            "udp-census: 200 distinct guests answered a datagram each",
+        ))
         .require(d("udp-census", "TEST many_net_guests ... ok"))
         .timeout(Duration::from_secs(400))
 }
@@ -933,14 +850,7 @@ fn net_http_load() -> QemuTest {
 /// (`targets=` must be `httpd`; also `bench net`'s `http_request` boot).
 pub fn http_load(name: &str, httpd_count: u32, cfg: &str) -> QemuTest {
     QemuTest::new(name, Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", manifest(&[
-            DISK_SERVER,
-            VNIC,
-            &httpd("httpd", &format!("count={httpd_count}")),
-            "domain loadgen image=loadgen class=guest eager=yes endpoint=vnic endpoint=disk net=yes",
-            "test-end=loadgen",
-            "test-linger-ms=300",
-        ]))
+        .config(Config::new("net_http_load").count("httpd", u64::from(httpd_count)))
         .disk(DiskImage::fresh(name, 8, vec![
             www_site(),
             DiskExtent::Image("loadgen".into(), format!("{cfg}\n").into_bytes()),
@@ -961,17 +871,7 @@ pub fn http_load(name: &str, httpd_count: u32, cfg: &str) -> QemuTest {
 /// in order; httpd then still serves the page (httpprobe, the test domain).
 fn net_http_malformed() -> QemuTest {
     QemuTest::new("net_http_malformed", Boot::Pvh, "serac.exit=1")
-        .with_file(
-            "manifest",
-            manifest(&[
-                DISK_SERVER,
-                VNIC,
-                &httpd("httpd", ""),
-                "domain httpprobe image=httpprobe class=guest eager=yes endpoint=vnic net=yes",
-                "test-end=httpprobe",
-                "test-linger-ms=200",
-            ]),
-        )
+        .config(Config::new("net_http_malformed"))
         .disk(DiskImage::fresh("net_http_malformed", 8, vec![www_site()]))
         .net(NetDevice::default())
         .verdicts_from("httpprobe")
@@ -993,27 +893,29 @@ fn net_http_malformed() -> QemuTest {
         .timeout(Duration::from_secs(120))
 }
 
-/// The web host of `cargo xtask run` ([`WEB_HOST_MANIFEST`], its four
+/// The web host of `cargo xtask run` ([`WEB_HOST_CONFIG`], its four
 /// httpd on a fresh disk with the repository's `www/`), ended by the
 /// supervisor `after_ms` after every domain started. The httpd instances'
 /// slots and addresses come with it, in order.
 pub fn web_host(name: &str, after_ms: u64) -> (QemuTest, Vec<(u32, [u8; 4])>) {
-    let (t, h) = web_host_and(name, &format!("test-end-after-ms={after_ms}\n"));
+    let (t, h) = web_host_and(
+        name,
+        Config::new(WEB_HOST_CONFIG).test_end_after_ms(after_ms),
+    );
     let end = format!("supervisor: test end: %d domain(s) running after {after_ms} ms");
     (t.require(d("supervisor", &end)), h)
 }
 
-/// [`web_host`] with `tail` after the manifest (more domains, the end).
-fn web_host_and(name: &str, tail: &str) -> (QemuTest, Vec<(u32, [u8; 4])>) {
-    let text = format!("{WEB_HOST_MANIFEST}{tail}");
-    let httpd: Vec<(u32, [u8; 4])> = net_guests(&text)
+/// [`web_host`] under `config`, the web host's domains and more.
+fn web_host_and(name: &str, config: Config) -> (QemuTest, Vec<(u32, [u8; 4])>) {
+    let httpd: Vec<(u32, [u8; 4])> = net_guests(&config)
         .unwrap_or_default()
         .into_iter()
         .filter(|(n, _, _)| n.starts_with("httpd"))
         .map(|(_, s, a)| (s, a))
         .collect();
     let mut t = QemuTest::new(name, Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", Source::Bytes(text.into_bytes()))
+        .config(config)
         .disk(DiskImage::fresh(name, 8, vec![www_site(), swapper_area()]))
         .net(NetDevice::default())
         .forbid("*panic*");
@@ -1081,17 +983,7 @@ pub fn net_wrk(name: &str) -> QemuTest {
 /// their heap in use at 8 and 16 (`bench net`'s `bytes_per_connection`).
 pub fn net_conn_cost(name: &str) -> QemuTest {
     QemuTest::new(name, Boot::Pvh, "serac.exit=1")
-        .with_file(
-            "manifest",
-            manifest(&[
-                DISK_SERVER,
-                VNIC,
-                &httpd("httpd", ""),
-                "domain connhold image=connhold class=guest eager=yes endpoint=vnic net=yes",
-                "test-end=connhold",
-                "test-linger-ms=300",
-            ]),
-        )
+        .config(Config::new("net_conn_cost"))
         .disk(DiskImage::fresh(name, 8, vec![www_site()]))
         .net(NetDevice::default())
         .verdicts_from("connhold")
@@ -1119,11 +1011,8 @@ pub fn net_conn_cost(name: &str) -> QemuTest {
 /// (`BENCH idle_upcalls_<slot> <n>`; also `bench net`'s
 /// `idle_httpd_upcalls_per_s` boot). The httpd slots come with it.
 pub fn net_idle_watch(name: &str) -> (QemuTest, Vec<u32>) {
-    let (t, httpd) = web_host_and(
-        name,
-        "domain netwatch image=netwatch class=guest eager=yes endpoint=supervisor operator=yes\n\
-         test-end=netwatch\n",
-    );
+    // `configs/net_idle_watch.toml`: the web host and netwatch.
+    let (t, httpd) = web_host_and(name, Config::new("net_idle_watch"));
     let slots: Vec<u32> = httpd.iter().map(|h| h.0).collect();
     let mut t = t
         .verdicts_from("netwatch")
@@ -1144,19 +1033,14 @@ pub fn net_idle_watch(name: &str) -> (QemuTest, Vec<u32>) {
 /// sent went out, nothing refused); then the host's curl still gets the
 /// page byte-exact and a 404, and httpd is still there at the end.
 fn net_fuzz() -> QemuTest {
-    let text = format!(
-        "{DISK_SERVER}\n{VNIC}\n{}\n\
-         domain netfuzz image=netfuzz class=guest eager=yes endpoint=vnic net=yes\n\
-         test-end-after-ms=8000\n",
-        httpd("httpd", "")
-    );
-    let ip = guest_ipv4(&text, "httpd").unwrap_or([0; 4]);
+    let config = Config::new("net_fuzz");
+    let ip = guest_ipv4(&config, "httpd").unwrap_or([0; 4]);
     let done = d(
         "netfuzz",
         "netfuzz: 332 frame(s) sent, 332 forwarded, 0 refused by the vnic",
     );
     QemuTest::new("net_fuzz", Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", Source::Bytes(text.into_bytes()))
+        .config(config)
         .disk(DiskImage::fresh("net_fuzz", 8, vec![www_site()]))
         .net(NetDevice {
             http: Some(HostHttp {
@@ -1190,19 +1074,14 @@ fn net_fuzz() -> QemuTest {
 /// before the test ends (12 s after the flood at most), so half-open
 /// sockets are freed and the listener re-armed.
 fn net_synflood() -> QemuTest {
-    let text = format!(
-        "{DISK_SERVER}\n{VNIC}\n{}\n\
-         domain netsynflood image=netsynflood class=guest eager=yes endpoint=vnic net=yes\n\
-         test-end-after-ms=15000\n",
-        httpd("httpd", "")
-    );
-    let ip = guest_ipv4(&text, "httpd").unwrap_or([0; 4]);
+    let config = Config::new("net_synflood");
+    let ip = guest_ipv4(&config, "httpd").unwrap_or([0; 4]);
     let done = d(
         "netsynflood",
         "netsynflood: 200 SYN(s) sent, 200 forwarded, 0 refused by the vnic, %d answer(s) dropped",
     );
     QemuTest::new("net_synflood", Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", Source::Bytes(text.into_bytes()))
+        .config(config)
         .disk(DiskImage::fresh("net_synflood", 8, vec![www_site()]))
         .net(NetDevice {
             http: Some(HostHttp {
@@ -1281,7 +1160,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // The kernel starts the supervisor, which reads the manifest,
         // starts the pager and a guest, and ends the run when it halts.
         QemuTest::new("domain_supervisor_runs", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[SWAPPER, "domain hello image=hello class=guest pager=swapper", "test-end=hello"]))
+            .config(Config::new("domain_supervisor_runs"))
             .require("[ info] domain: supervisor started as 0:1; the kernel starts no other domain")
             .require(d("supervisor", "supervisor: up"))
             .require(d("supervisor", "supervisor: tsc %d Hz (%d MHz)"))
@@ -1297,39 +1176,25 @@ fn all_but_swap() -> Vec<QemuTest> {
             Boot::Iso(Firmware::SeaBios),
             "serac.exit=1",
         )
-        .with_file("manifest", manifest(&[SWAPPER, "domain hello image=hello class=guest pager=swapper", "test-end=hello"]))
+        .config(Config::new("domain_supervisor_runs"))
         .require(d("supervisor", "supervisor: up"))
         .require(d("hello", "hello from domain"))
         .require(d("supervisor", "supervisor: test end: hello halted with code 0"))
         .require("KERNEL supervisor ended; %d domain(s) alive"),
         QemuTest::new("ipc_pingpong", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER,
-                "domain pong image=pong class=server pager=swapper",
-                "domain ping image=ping class=guest pager=swapper endpoint=pong",
-                "test-end=ping",
-            ]))
+            .config(Config::new("ipc_pingpong"))
             .require(d("pong", "pong: up"))
             .require(d("ping", "TEST ipc_pingpong ... ok"))
             .verdicts_from("ping")
             .require(d("ping", "ping: 1000 round trips in %d us")),
         QemuTest::new("preempt_spinner", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain spinner image=spinner class=guest eager=yes",
-                "domain ticker image=ticker class=guest eager=yes",
-                "test-end=ticker",
-            ]))
+            .config(Config::new("preempt_spinner"))
             .require(d("ticker", "TEST preempt_spinner ... ok"))
             .verdicts_from("ticker"),
         // A fault stops only the faulting domain: the neighbour writes and
         // checks its memory after the kernel has stopped the faulter.
         QemuTest::new("fault_isolated", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain faulter image=faulter class=guest eager=yes",
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "test-end=faulter",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("fault_isolated"))
             .allow("* domain * faulted: *")
             .require(d("supervisor", "supervisor: faulter exited: *"))
             .require_in_order([
@@ -1343,12 +1208,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // kernel's Translate one frame per page in all of them, never
         // writable, and no frame in two images.
         QemuTest::new("share_code", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain cs image=attack-code class=guest eager=yes count=2",
-                "domain cs-writer image=attack-code class=guest eager=yes notify=cs-writer",
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "test-end-after-ms=1500",
-            ]))
+            .config(Config::new("share_code"))
             .allow("* domain * faulted: *")
             .require_in_order([
                 d("cs-writer", "attack-code: writing to my own code at 0x%x"),
@@ -1370,10 +1230,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // The map/unmap rules on frames the mapper owns (frames=) and on
         // frames it does not: each refusal with its documented error.
         QemuTest::new("map_frames", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain mapper image=mapper class=guest eager=yes frames=4 notify=mapper",
-                "test-end=mapper",
-            ]))
+            .config(Config::new("map_frames"))
             .require(d("mapper", "mapper: ok: the same frame at a second address: FrameInUse"))
             .require(d("mapper", "mapper: ok: the grant page's frame (the supervisor's): FrameNotOwned"))
             .require(d("mapper", "TEST map_frames ... ok"))
@@ -1382,9 +1239,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // Frames given with frames= come back to the supervisor when the
         // domain dies and go to its next generation again, zeroed.
         QemuTest::new("frames_after_restart", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain regrant image=regrant class=guest eager=yes frames=4 restart=yes",
-            ]))
+            .config(Config::new("frames_after_restart"))
             .allow("* domain * faulted: *")
             .require_in_order([
                 d("regrant", "regrant: generation 1 filled its frames; faulting on purpose"),
@@ -1395,24 +1250,14 @@ fn all_but_swap() -> Vec<QemuTest> {
             .verdicts_from("regrant")
             .require(d("supervisor", "supervisor: every domain has ended")),
         QemuTest::new("pager_zero_fill", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER,
-                "domain toucher image=toucher class=guest pager=swapper endpoint=swapper",
-                "test-end=toucher",
-            ]))
+            .config(Config::new("pager_zero_fill"))
             .require(d("swapper", "swapper: fault #1 domain *"))
             .require(d("toucher", "TEST pager_zero_fill ... ok"))
             .verdicts_from("toucher"),
         // The pager runs dry on the hog; the neighbour, served by the same
         // pager, still gets fresh pages after the hog is gone.
         QemuTest::new("pager_out_of_frames", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER,
-                "domain hog image=hog class=guest pager=swapper",
-                "domain neighbour image=neighbour class=guest pager=swapper",
-                "test-end=hog",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("pager_out_of_frames"))
             .allow("* domain * faulted: *")
             .forbid(d("supervisor", "supervisor: neighbour exited: *"))
             .require_in_order([
@@ -1425,13 +1270,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // area (written, unbound, shrunk); the neighbour, paged by the same
         // swapper and busy, keeps every page intact meanwhile.
         QemuTest::new("swap_idle", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER_DISK,
-                DISK_SERVER,
-                "domain idler image=idler class=guest pager=swapper count=20",
-                "domain neighbour image=neighbour class=guest pager=swapper",
-                "test-end-after-ms=6000",
-            ]))
+            .config(Config::new("swap_idle"))
             .disk(DiskImage::fresh("swap_idle", 8, vec![swapper_area()]))
             .forbid(d("swapper", "swapper: killing *"))
             .forbid(d("supervisor", "supervisor: neighbour exited: *"))
@@ -1446,14 +1285,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // full too, and only then killed; the neighbour, on the same
         // swapper, keeps every page.
         QemuTest::new("swap_pressure", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER_DISK,
-                DISK_SERVER,
-                "domain hog image=hog class=guest pager=swapper",
-                "domain neighbour image=neighbour class=guest pager=swapper",
-                "test-end=hog",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("swap_pressure"))
             .disk(DiskImage::fresh("swap_pressure", 8, vec![swapper_area()]))
             .allow("* domain * faulted: *")
             .forbid(d("supervisor", "supervisor: neighbour exited: *"))
@@ -1466,12 +1298,7 @@ fn all_but_swap() -> Vec<QemuTest> {
             ])
             .timeout(Duration::from_secs(120)),
         QemuTest::new("server_restart", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER,
-                "domain crashy image=crashy class=server pager=swapper restart=yes",
-                "domain crashclient image=crashclient class=guest pager=swapper endpoint=crashy",
-                "test-end=crashclient",
-            ]))
+            .config(Config::new("server_restart"))
             .allow("* domain * faulted: *")
             .require(d("crashy", "crashy: up (generation 1)"))
             .require(d("crashclient", "crashclient: crash call failed with PeerDead"))
@@ -1480,12 +1307,7 @@ fn all_but_swap() -> Vec<QemuTest> {
             .require(d("crashclient", "TEST server_restart_seen ... ok"))
             .verdicts_from("crashclient"),
         QemuTest::new("alarms_on_time", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER,
-                "domain idler image=idler class=guest pager=swapper count=100",
-                "domain alarm image=alarm class=guest eager=yes",
-                "test-end=alarm",
-            ]))
+            .config(Config::new("alarms_on_time"))
             .require(d("alarm", "TEST alarms_on_time ... ok"))
             .verdicts_from("alarm")
             .timeout(Duration::from_secs(60)),
@@ -1494,15 +1316,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // against an idle domain reaches it in (at most) two batches; the
         // switch partner really ran between the switch samples.
         QemuTest::new("upcall_batching", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER,
-                "domain pong image=pong class=server pager=swapper",
-                "domain bench-sleeper image=bench-sleeper class=guest pager=swapper",
-                "domain bench-yielder image=bench-yielder class=guest pager=swapper notify=bench-core",
-                "domain bench-echo image=bench-echo class=server pager=swapper",
-                "domain bench-core image=bench-core class=guest pager=swapper endpoint=pong notify=bench-core notify=bench-sleeper notify=bench-yielder endpoint=bench-echo",
-                "test-end=bench-core",
-            ]))
+            .config(Config::new("upcall_batching"))
             .require(d("bench-core", "BENCH upcall %d"))
             .verdicts_from("bench-core")
             .require(d("bench-core", "bench: the yielder yielded %d times during 512 switch samples"))
@@ -1518,12 +1332,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // every notification bit must arrive, and some upcall must carry
         // more than one event.
         QemuTest::new("batching_under_load", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain bench-notifier image=bench-notifier class=server eager=yes notify=bench-target",
-                "domain spinner image=spinner class=guest eager=yes count=3",
-                "domain bench-target image=bench-target class=guest eager=yes",
-                "test-end=bench-target",
-            ]))
+            .config(Config::new("batching_under_load"))
             .require(d("bench-target", "TEST batching_under_load ... ok"))
             .verdicts_from("bench-target")
             .require(d("bench-target", "BENCH batch_events %d"))
@@ -1532,13 +1341,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // A handle moves in a message: it leaves the sender's table and works
         // in the receiver's.
         QemuTest::new("handle_transfer", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER,
-                "domain pong image=pong class=server pager=swapper",
-                "domain relay image=relay class=server pager=swapper",
-                "domain xferclient image=xferclient class=guest pager=swapper endpoint=pong endpoint=relay",
-                "test-end=xferclient",
-            ]))
+            .config(Config::new("handle_transfer"))
             .require(d("relay", "relay: received handle %d:%d"))
             .require(d("xferclient", "TEST handle_transfer ... ok"))
             .verdicts_from("xferclient"),
@@ -1547,11 +1350,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // flag bits are refused, and a stream of calls answered with the
         // flag (the fast path) all arrive (apps/waketest).
         QemuTest::new("wake_on_event", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain waketest image=waketest class=guest eager=yes",
-                "domain wakepoker image=wakepoker class=server eager=yes endpoint=waketest notify=waketest",
-                "test-end=waketest",
-            ]))
+            .config(Config::new("wake_on_event"))
             .require(d("waketest", "TEST wake_on_event ... ok"))
             .verdicts_from("waketest")
             .require(d("supervisor", "supervisor: test end: waketest halted with code 0")),
@@ -1564,14 +1363,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // supervisor and the neighbour must carry on: the neighbour ticks
         // after the last attacker has ended. The attackers print no verdict.
         QemuTest::new("chaos_syscalls", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER,
-                "domain pong image=pong class=server pager=swapper",
-                "domain neighbour image=neighbour class=guest pager=swapper",
-                "domain chaos image=chaos class=guest eager=yes frames=8 count=4 endpoint=pong endpoint=supervisor notify=chaos notify=neighbour",
-                "test-end=chaos",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("chaos_syscalls"))
             // The attackers may fault; nobody else may.
             .allow("* domain * faulted: *")
             .forbid("* domain %d:%d neighbour faulted: *")
@@ -1595,14 +1387,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // neighbour ticks on after the attack. An operator restarts and
         // kills a third domain. The verdict is the supervisor's log.
         QemuTest::new("supervisor_authority", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "domain victim image=pong class=server eager=yes",
-                "domain attacker image=intruder class=guest eager=yes endpoint=supervisor",
-                "domain operator image=prober class=guest eager=yes operator=yes endpoint=supervisor endpoint=victim",
-                "test-end=attacker",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("supervisor_authority"))
             .require(d("supervisor", "supervisor: started neighbour as 1:1 (%d pages)"))
             .require(d("supervisor", "supervisor: started attacker as 3:1 (%d pages)"))
             .require_in_order([
@@ -1633,13 +1418,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // Item 1: RFLAGS from ring 3 (NT, IOPL, AC, ID held, DF around
         // syscalls) never reach ring 0; the spinner's frame returns with iretq.
         QemuTest::new("attack_rflags", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain spinner image=spinner class=guest eager=yes",
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "domain attack-flags image=attack-flags class=guest eager=yes",
-                "test-end=attack-flags",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("attack_rflags"))
             .require(d("attack-flags", "attack-flags: 100 yields with NT|IOPL|AC|ID set, %d syscalls with DF; rflags now 0x%x"))
             .require_in_order([
                 "[ info] domain %d:%d attack-flags halted with code 0",
@@ -1647,14 +1426,7 @@ fn all_but_swap() -> Vec<QemuTest> {
             ]),
         // Item 3: x87, MMX and SSE trap, so their state is no channel.
         QemuTest::new("attack_fpu", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "domain attack-x87 image=attack-x87 class=guest eager=yes",
-                "domain attack-mmx image=attack-mmx class=guest eager=yes",
-                "domain attack-sse image=attack-sse class=guest eager=yes",
-                "test-end=attack-sse",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("attack_fpu"))
             .allow("* domain * faulted: *")
             .forbid("*the * unit worked*")
             .require_in_order(["[ warn] domain %d:%d attack-x87 faulted: Other(7) *", NEIGHBOUR_TICK])
@@ -1663,13 +1435,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // Item 4: map/unmap at fresh strides stays within the table budget;
         // the neighbour, whose tables are dropped at every tick, resumes.
         QemuTest::new("attack_page_tables", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain attack-tables image=attack-tables class=server eager=yes",
-                "domain dummy image=hello class=guest pager=attack-tables",
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "test-end=attack-tables",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("attack_page_tables"))
             .allow("* domain * faulted: *")
             .require(d("attack-tables", "attack-tables: 20000 steps, 0 failed"))
             .require_in_order([
@@ -1681,13 +1447,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // Item 5: a handle moves only into a receiver that opted in; a
         // domain can close its handles; pong serves on after the pushes.
         QemuTest::new("attack_handles", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain pong image=pong class=server eager=yes",
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "domain attack-handles image=attack-handles class=guest eager=yes endpoint=pong endpoint=pong",
-                "test-end=attack-handles",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("attack_handles"))
             .verdicts_from("attack-handles")
             .require(d("attack-handles", "TEST handle_consent ... ok"))
             .require(d("attack-handles", "TEST handle_close ... ok"))
@@ -1697,13 +1457,7 @@ fn all_but_swap() -> Vec<QemuTest> {
             ]),
         // Item 6: a reply with a kernel label is refused on both paths.
         QemuTest::new("attack_reply_labels", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain attack-label image=attack-label class=server eager=yes",
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "domain label-client image=label-client class=guest eager=yes endpoint=attack-label",
-                "test-end=label-client",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("attack_reply_labels"))
             .verdicts_from("label-client")
             .require(d("attack-label", "attack-label: forged reply #20 refused"))
             .require_in_order([
@@ -1713,12 +1467,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // Item 7: the kernel labels every line, bounds each write and each
         // domain's output, and counts what it drops.
         QemuTest::new("attack_console", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "domain attack-console image=attack-console class=guest eager=yes",
-                "test-end=attack-console",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("attack_console"))
             .require(d("attack-console", "[0:1 supervisor] TEST forged ... ok"))
             .require(d("attack-console", "[ info] domain: forged kernel line"))
             .require(d("attack-console", "attack-console: a write of 257 bytes: Err(MessageTooLarge)"))
@@ -1736,13 +1485,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // is lost) and go to the supervisor; a new fault waits for the pager
         // and ends the client when the dead pager is reaped, not restarted.
         QemuTest::new("attack_teardown", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain attack-pager image=attack-pager class=server eager=yes",
-                "domain pager-victim image=pager-victim class=guest pager=attack-pager endpoint=attack-pager",
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "test-end=pager-victim",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("attack_teardown"))
             .allow("* domain * faulted: *")
             .forbid(d("pager-victim", "pager-victim: served a new page*"))
             .require_in_order([
@@ -1758,13 +1501,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // reports the FAULT_KILL_LOST kill as PageLost; the neighbour
         // ticks after it.
         QemuTest::new("revoke_complete", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain revoke-pager image=revoke-pager class=server eager=yes",
-                "domain revoke-client image=revoke-client class=guest pager=revoke-pager endpoint=revoke-pager",
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "test-end=revoke-pager",
-                "test-linger-ms=300",
-            ]))
+            .config(Config::new("revoke_complete"))
             .allow("* domain * faulted: *")
             .forbid(d("revoke-pager", "revoke-pager: FAIL*"))
             .forbid(d("revoke-client", "revoke-client: a fault answered*"))
@@ -1782,13 +1519,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // Item 8: an NMI and a recoverable machine check taken while guests
         // run in ring 3 are kernel events; nobody dies of them.
         QemuTest::new("hw_events_not_domain_faults", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain spinner image=spinner class=guest eager=yes",
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "domain hello image=hello class=guest eager=yes",
-                "test-end=hello",
-                "test-linger-ms=1500",
-            ]))
+            .config(Config::new("hw_events_not_domain_faults"))
             .monitor("[%d:%d neighbour] neighbour: tick 2, *", "nmi")
             .monitor("[%d:%d neighbour] neighbour: tick 4, *", "mce 0 1 0xb000000000000000 0x5 0 0")
             .require_in_order([
@@ -1805,12 +1536,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // function (found by kind) to one domain; its handle reads the
         // function's config and maps its BAR, and nothing else reaches it.
         QemuTest::new("device_grant", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain device-denied image=device-denied class=guest eager=yes",
-                "domain devprobe image=devprobe class=server eager=yes device=virtio-blk frames=8",
-                "test-end=devprobe",
-                "test-linger-ms=200",
-            ]))
+            .config(Config::new("device_grant"))
             .qemu_args([
                 "-blockdev", "driver=null-co,node-name=disk0,size=8388608",
                 "-device", "virtio-blk-pci,drive=disk0,disable-legacy=on",
@@ -1828,12 +1554,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // The same on i440fx: configuration space through ports 0xcf8/0xcfc,
         // INTx routed to the ISA line firmware chose.
         QemuTest::new("device_grant_pc", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain device-denied image=device-denied class=guest eager=yes",
-                "domain devprobe image=devprobe class=server eager=yes device=virtio-blk frames=8",
-                "test-end=devprobe",
-                "test-linger-ms=200",
-            ]))
+            .config(Config::new("device_grant"))
             .qemu_args([
                 "-M", "pc",
                 "-blockdev", "driver=null-co,node-name=disk0,size=8388608",
@@ -1850,12 +1571,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // Ilwaco's block and file API end to end: a guest mounts the tar
         // image `www` through the disk server and reads a file of it.
         QemuTest::new("catfile", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                DISK_SERVER,
-                "domain catfile image=catfile class=guest eager=yes endpoint=disk",
-                "test-end=catfile",
-                "test-linger-ms=200",
-            ]))
+            .config(Config::new("catfile"))
             .disk(DiskImage::fresh("catfile", 8, vec![DiskExtent::Tar(
                 "www".into(),
                 vec![(
@@ -1873,11 +1589,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // checks every image against its recorded CRC-32C at start and
         // refuses the rotten one with Corrupt; the mount fails typed.
         QemuTest::new("disk_image_rot", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                DISK_SERVER,
-                "domain catfile image=catfile class=guest eager=yes endpoint=disk",
-                "test-end=catfile",
-            ]))
+            .config(Config::new("disk_image_rot"))
             .disk(
                 DiskImage::fresh("disk_image_rot", 8, vec![DiskExtent::Tar(
                     "www".into(),
@@ -1898,13 +1610,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // its disk and meets every refusal, another domain fails to reach
         // that disk, and a second boot of the same file finds the data.
         QemuTest::new("disk_io", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                DISK_SERVER,
-                "domain attack-disk image=attack-disk class=server eager=yes endpoint=disk",
-                "domain diskclient image=diskclient class=guest eager=yes endpoint=disk notify=diskthief",
-                "domain diskthief image=diskthief class=guest eager=yes endpoint=disk notify=diskclient",
-                "test-end=diskclient",
-            ]))
+            .config(Config::new("disk_io"))
             // attack-disk, a server, runs before diskclient and tries to
             // take its disk: the disk server knows the names from the
             // supervisor, not from who asks first.
@@ -1934,11 +1640,7 @@ fn all_but_swap() -> Vec<QemuTest> {
             .timeout(Duration::from_secs(60))
             .then_boot(
                 QemuTest::new("disk_io.reboot", Boot::Pvh, "serac.exit=1")
-                    .with_file("manifest", manifest(&[
-                        DISK_SERVER,
-                        "domain diskclient image=diskcheck class=guest eager=yes endpoint=disk",
-                        "test-end=diskclient",
-                    ]))
+                    .config(Config::new("disk_io_reboot"))
                     .disk(DiskImage::reuse("disk_io"))
                     .verdicts_from("diskclient")
                     .require(d("diskclient", "TEST disk_persist ... ok"))
@@ -1948,11 +1650,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // Bit rot in both table copies: the server stays up and answers
         // every request with Corrupt.
         QemuTest::new("disk_corrupt", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                DISK_SERVER,
-                "domain diskclient image=diskcorrupt class=guest eager=yes endpoint=disk",
-                "test-end=diskclient",
-            ]))
+            .config(Config::new("disk_corrupt"))
             .disk(
                 DiskImage::fresh("disk_corrupt", 8, vec![DiskExtent::Disk("diskclient".into(), 4)])
                     // The sequence number in the header of each copy
@@ -1969,11 +1667,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // server carries on. The client's disk is the first extent, at
         // block 33 (after the superblock and two 16-block table copies).
         QemuTest::new("disk_eio", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                DISK_SERVER,
-                "domain diskclient image=diskeio class=guest eager=yes endpoint=disk",
-                "test-end=diskclient",
-            ]))
+            .config(Config::new("disk_eio"))
             .disk(
                 DiskImage::fresh("disk_eio", 8, vec![DiskExtent::Disk("diskclient".into(), 4)])
                     .eio("read_aio", 35 * 8)
@@ -1988,12 +1682,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // new incarnation reads the table again, the writer opens its disk
         // again and every block holds its last successful write.
         QemuTest::new("disk_restart", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                "domain disk image=disk class=server eager=yes device=virtio-blk frames=64 restart=yes",
-                "domain diskwriter image=diskwriter class=guest eager=yes endpoint=disk",
-                "domain diskop image=diskop class=guest eager=yes endpoint=disk endpoint=supervisor operator=yes",
-                "test-end=diskwriter",
-            ]))
+            .config(Config::new("disk_restart"))
             .disk(DiskImage::fresh("disk_restart", 8, vec![
                 DiskExtent::Disk("diskwriter".into(), 4),
             ]).fsck_after())
@@ -2011,11 +1700,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // Several clients at once: the server keeps more than one request
         // in flight and answers each when the device's interrupt says so.
         QemuTest::new("disk_load", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                DISK_SERVER,
-                "domain diskload image=diskload class=guest eager=yes endpoint=disk count=3",
-                "test-end=diskload",
-            ]))
+            .config(Config::new("disk_load"))
             // A slow device (QEMU's throttling: 500 requests a second), so
             // the clients call while earlier requests are still in flight
             // (a request served from the host's cache can finish before the
@@ -2043,12 +1728,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // throttled as in `disk_load` (flushes are not), so a reader's
         // request is nearly always in flight when a flush comes.
         QemuTest::new("disk_flush", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                DISK_SERVER,
-                "domain diskflush image=diskflush class=guest eager=yes endpoint=disk",
-                "domain diskload image=diskload class=guest eager=yes endpoint=disk count=2",
-                "test-end=diskflush",
-            ]))
+            .config(Config::new("disk_flush"))
             .disk(
                 DiskImage::fresh("disk_flush", 8, vec![
                     DiskExtent::Disk("diskflush".into(), 4),
@@ -2094,12 +1774,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // counts the notifications the kernel raised for it: the count is
         // the domains that ran, not the supervisor's bookkeeping.
         QemuTest::new("domains_1000_idle", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER,
-                "domain collector image=collector class=server eager=yes",
-                "domain idler image=idler class=guest pager=swapper count=1000 notify=collector",
-                "test-end-after-ms=1500",
-            ]))
+            .config(Config::new("domains_1000_idle"))
             .require(d("collector", "collector: 1000 domain(s) reported in"))
             .require(d("supervisor", "supervisor: test end: 1002 domain(s) running after 1500 ms"))
             .timeout(Duration::from_secs(120)),
@@ -2109,12 +1784,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // swapper's frames may run out first for the idlers that get to
         // run, and it kills those: that is allowed here.)
         QemuTest::new("supervisor_30000_instances", Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", manifest(&[
-                SWAPPER,
-                "domain collector image=collector class=server eager=yes",
-                "domain idler image=idler class=guest pager=swapper count=30000 until-full=yes notify=collector",
-                "test-end-after-ms=1500",
-            ]))
+            .config(Config::new("supervisor_30000_instances"))
             .allow("* domain * faulted: *")
             .require(d("supervisor", "supervisor: bookkeeping for 30002 instance(s): 32 bytes each and 4 per image page, %d KiB of heap in use"))
             .require(d("supervisor", "supervisor: heap grown by %d KiB from the pool (past Ilwaco's 1024 KiB)"))
@@ -2163,15 +1833,45 @@ mod tests {
     }
 
     #[test]
+    fn every_test_manifest_packs() {
+        fn check(t: &QemuTest) {
+            for (name, src) in &t.archive_extra {
+                if let Source::Config(c) = src {
+                    assert_eq!(name, "manifest");
+                    c.pack().unwrap_or_else(|e| panic!("{}: {e}", t.name));
+                }
+            }
+            if let Some(next) = &t.then {
+                check(next);
+            }
+        }
+        let mut all = all();
+        all.push(swap::swap_web("swap_web"));
+        all.push(swap::swap_uniform("swap_uniform"));
+        all.push(swap::swap_kernel_bytes("swap_kernel_bytes", 3));
+        all.push(swap::swap_many_records());
+        for t in &all {
+            check(t);
+        }
+    }
+
+    #[test]
     fn guest_addresses_follow_the_slots() {
-        let m = "domain v image=v class=server eager=yes device=virtio-net\n\
-                 domain a image=a class=guest eager=yes endpoint=v net=yes count=3\n\
-                 domain b image=b class=guest eager=yes endpoint=v net=yes\n";
+        let m = serac_config::pack(
+            "t.toml",
+            "[[domain]]\nname = \"v\"\nimage = \"v\"\nclass = \"server\"\neager = true\ndevice = \"virtio-net\"\n\
+             [[domain]]\nname = \"a\"\nimage = \"a\"\nclass = \"guest\"\neager = true\nendpoint = [\"v\"]\nnet = true\ncount = 3\n\
+             [[domain]]\nname = \"b\"\nimage = \"b\"\nclass = \"guest\"\neager = true\nendpoint = [\"v\"]\nnet = true\n",
+            &[],
+        )
+        .unwrap();
         // The supervisor is slot 0, v slot 1, a#0..a#2 slots 2..4, b slot 5.
-        assert_eq!(guest_ipv4(m, "a"), Some([10, 0, 1, 2]));
-        assert_eq!(guest_ipv4(m, "b"), Some([10, 0, 1, 5]));
-        assert_eq!(guest_ipv4(m, "nobody"), None);
-        assert_eq!(guest_ipv4("not a manifest", "a"), None);
+        assert_eq!(guest_ipv4_in(&m, "a"), Some([10, 0, 1, 2]));
+        assert_eq!(guest_ipv4_in(&m, "b"), Some([10, 0, 1, 5]));
+        assert_eq!(guest_ipv4_in(&m, "nobody"), None);
+        assert_eq!(guest_ipv4_in(b"not a manifest", "a"), None);
+        let web = guest_ipv4(&Config::new(WEB_HOST_CONFIG), "httpd");
+        assert_eq!(web, Some([10, 0, 1, 6]));
     }
 
     #[test]

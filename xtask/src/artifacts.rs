@@ -7,6 +7,8 @@ use std::process::Command;
 use serac_boot::{archive, bootimg, host, iso};
 use serac_protocol::bootimg::ARCHIVE_SUFFIX;
 
+use serac_config::Config;
+
 use crate::util::{cargo, out_dir, size_of, target_dir, Failure, Result, KERNEL_TARGET};
 
 /// The paths `build` produces.
@@ -127,17 +129,24 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
 /// kernel parses no ELF; the supervisor never loads them.
 pub const FIRST_DOMAINS: &[&str] = &["supervisor", "irqtest", "selftest"];
 
-/// The boot manifest packed into the archive (tests replace it with their
-/// own): the web host, `serac_tests::spec::WEB_HOST_MANIFEST`, which the
-/// QEMU tests `net_curl` and `net_wrk` boot too. `cargo xtask tcb` reads it
-/// for privileged domains.
-pub const MANIFEST: &[u8] = serac_tests::spec::WEB_HOST_MANIFEST.as_bytes();
+/// The configuration packed into the standard archive (tests replace it
+/// with their own, `run --config` too): the web host, `configs/web.toml`
+/// (`serac_tests::spec::WEB_HOST_CONFIG`), which the QEMU tests `net_curl`
+/// and `net_wrk` boot too. `cargo xtask tcb` reads it for privileged domains.
+pub fn default_config() -> Config {
+    Config::new(serac_tests::spec::WEB_HOST_CONFIG)
+}
+
+/// `config` packed: the archive entry `manifest`.
+pub fn manifest(config: &Config) -> Result<Vec<u8>> {
+    config.pack().map_err(Failure)
+}
 
 /// The files packed into the boot archive, in order: the manifest, then
 /// each user program's stripped ELF (written to `out/<name>.elf` by
 /// [`build`]), or for a first-domain program its boot image `<name>.boot`.
 pub fn archive_entries(out: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut entries = vec![("manifest".to_owned(), MANIFEST.to_vec())];
+    let mut entries = vec![("manifest".to_owned(), manifest(&default_config())?)];
     for (_, _, name) in USER_PROGRAMS {
         let path = out.join(format!("{name}.elf"));
         let bytes =

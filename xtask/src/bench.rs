@@ -18,18 +18,16 @@ use std::time::Duration;
 use serac_tests::judge::{source, Source as JudgeSource};
 use serac_tests::qemu::Accel;
 use serac_tests::runner::{Context, Runner};
-use serac_tests::spec::{Boot, QemuTest, Source};
+use serac_tests::spec::{Boot, Config, QemuTest};
 
 use crate::artifacts;
 use crate::prereq::{self, Needs};
 use crate::util::{out_dir, Failure, Result};
 
-const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes\n";
-
-/// One boot: a manifest, and the figures it yields.
+/// One boot: a configuration (`configs/bench_*.toml`), and the figures it yields.
 struct Scenario {
     name: &'static str,
-    manifest: String,
+    config: Config,
     timeout: Duration,
     /// Under `-icount shift=0` (deterministic path lengths); the macro
     /// scenarios run in plain TCG and yield wall-clock ratios instead.
@@ -39,44 +37,25 @@ struct Scenario {
 }
 
 fn scenarios() -> Vec<Scenario> {
-    let idle_vs = |helper: &str| {
-        format!(
-            "{SWAPPER}domain bench-worker image=bench-worker class=guest pager=swapper\n\
-             domain {helper} image={helper} class=guest pager=swapper count=100\n\
-             test-end=bench-worker\n"
-        )
-    };
-    let scale = |n: u32| {
-        format!(
-            "{SWAPPER}domain idler image=idler class=guest pager=swapper count={n}\n\
-             test-end-after-ms=200\n"
-        )
-    };
+    let scale = |n: u64| Config::new("bench_scale").count("idler", n);
     vec![
         Scenario {
             name: "core",
-            manifest: format!(
-                "{SWAPPER}domain pong image=pong class=server pager=swapper\n\
-                 domain bench-echo image=bench-echo class=server pager=swapper\n\
-                 domain bench-sleeper image=bench-sleeper class=guest pager=swapper\n\
-                 domain bench-yielder image=bench-yielder class=guest pager=swapper notify=bench-core\n\
-                 domain bench-core image=bench-core class=guest pager=swapper endpoint=pong notify=bench-core notify=bench-sleeper notify=bench-yielder endpoint=bench-echo\n\
-                 test-end=bench-core\n"
-            ),
+            config: Config::new("bench_core"),
             timeout: Duration::from_secs(120),
             icount: true,
             qemu: &[],
         },
         Scenario {
             name: "idle",
-            manifest: idle_vs("bench-waiter"),
+            config: Config::new("bench_idle"),
             timeout: Duration::from_secs(120),
             icount: false,
             qemu: &[],
         },
         Scenario {
             name: "spin",
-            manifest: idle_vs("bench-poller"),
+            config: Config::new("bench_spin"),
             timeout: Duration::from_secs(120),
             icount: false,
             qemu: &[],
@@ -85,11 +64,7 @@ fn scenarios() -> Vec<Scenario> {
         // of its class, notified every 100 us by a server.
         Scenario {
             name: "batch",
-            manifest: "domain bench-notifier image=bench-notifier class=server eager=yes notify=bench-target\n\
-                 domain spinner image=spinner class=guest eager=yes count=3\n\
-                 domain bench-target image=bench-target class=guest eager=yes\n\
-                 test-end=bench-target\n"
-                .into(),
+            config: Config::new("bench_batch"),
             timeout: Duration::from_secs(180),
             icount: true,
             qemu: &[],
@@ -99,25 +74,21 @@ fn scenarios() -> Vec<Scenario> {
         // reports in to the collector once.
         Scenario {
             name: "capacity",
-            manifest: format!(
-                "{SWAPPER}domain collector image=collector class=server eager=yes\n\
-                 domain idler image=idler class=guest pager=swapper count=8192 until-full=yes notify=collector\n\
-                 test-end-after-ms=3000\n"
-            ),
+            config: Config::new("bench_capacity"),
             timeout: Duration::from_secs(180),
             icount: false,
             qemu: &["-m", "64M"],
         },
         Scenario {
             name: "scale100",
-            manifest: scale(100),
+            config: scale(100),
             timeout: Duration::from_secs(180),
             icount: true,
             qemu: &[],
         },
         Scenario {
             name: "scale1000",
-            manifest: scale(1000),
+            config: scale(1000),
             timeout: Duration::from_secs(300),
             icount: true,
             qemu: &[],
@@ -257,7 +228,7 @@ fn core(json: bool) -> Result<ExitCode> {
             }
         );
         let t = QemuTest::new(format!("bench_{}", s.name), Boot::Pvh, "serac.exit=1")
-            .with_file("manifest", Source::Bytes(s.manifest.into_bytes()))
+            .config(s.config)
             .qemu_args(icount.iter().chain(s.qemu).copied())
             .allow("* domain * faulted: *")
             .require("KERNEL supervisor ended; * domain(s) alive")

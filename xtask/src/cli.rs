@@ -51,10 +51,10 @@ the boot archive as a module, with an empty kernel command line, and mirrors
 its console to the first serial port. Prints how to write it to a USB stick.
 ";
 
-const RUN_HELP: &str = "\
+pub const RUN_HELP: &str = "\
 cargo xtask run: build, then boot Serac in QEMU.
 
-Usage: cargo xtask run [--kvm] [--iso] [--ovmf] [--cmdline STR] [--pcap FILE] [-- QEMU ARGS...]
+Usage: cargo xtask run [--config NAME] [--kvm] [--iso] [--ovmf] [--cmdline STR] [--pcap FILE] [-- QEMU ARGS...]
 
 Options:
   --kvm          Use KVM if /dev/kvm is usable (else warn and use TCG).
@@ -63,6 +63,8 @@ Options:
   --ovmf         Boot the ISO under UEFI (OVMF) instead of SeaBIOS; implies --iso.
   --cmdline STR  Kernel command line, e.g. `serac.test=boot`.
   --pcap FILE    Record every frame on the vnic's uplink to FILE (pcap).
+  --config NAME  Boot the manifest configs/NAME.toml (default: web, the web
+                 host; docs/operating.md lists the keys). The list follows.
   -- ARGS...     Extra arguments passed to qemu-system-x86_64 as they are.
 
 The serial console is this terminal. Leave QEMU with Ctrl-A X
@@ -78,7 +80,8 @@ Steps:
   fmt            cargo fmt --all --check
   clippy-host    cargo clippy --all-targets -- -D warnings   (host crates)
   clippy-target  cargo clippy --workspace --exclude xtask --exclude serac-tests
-                 --exclude serac-boot --target x86_64-unknown-none -- -D warnings
+                 --exclude serac-boot --exclude serac-config
+                 --target x86_64-unknown-none -- -D warnings
                  (the kernel and every ring-3 crate)
   clippy-host-ilwaco  cargo clippy -p ilwaco --tests -- -D warnings
   tcb            the `cargo xtask tcb` audit (fails on undocumented kernel unsafe,
@@ -235,6 +238,8 @@ pub struct RunOpts {
     pub attach: bool,
     /// run only: record the uplink to this pcap file (QEMU's filter-dump).
     pub pcap: Option<String>,
+    /// run only: boot `configs/NAME.toml` instead of the web host.
+    pub config: Option<String>,
 }
 
 /// Options of `test`.
@@ -448,6 +453,13 @@ fn run_opts(cmd: &str, rest: &[String], gdb: bool) -> Result<RunOpts, String> {
                         .clone(),
                 );
             }
+            "--config" if !gdb => {
+                o.config = Some(
+                    it.next()
+                        .ok_or("--config needs a name, e.g. --config web (see `cargo xtask run --help`)")?
+                        .clone(),
+                );
+            }
             "--cmdline" => {
                 o.cmdline = it
                     .next()
@@ -601,6 +613,12 @@ mod tests {
         assert_eq!(o.pcap.as_deref(), Some("up.pcap"));
         assert!(p("run --pcap").is_err());
         assert!(p("gdb --pcap x").is_err());
+        let Command::Run(o) = p("run --config net_uplink").unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.config.as_deref(), Some("net_uplink"));
+        assert!(p("run --config").is_err());
+        assert!(p("gdb --config web").is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod util;
 use std::process::ExitCode;
 
 use cli::{Args, Command};
-use util::{root, Result};
+use util::{root, Failure, Result};
 
 fn main() -> ExitCode {
     let args = match cli::parse(std::env::args().skip(1)) {
@@ -58,6 +58,10 @@ fn dispatch(args: Args, cwd: &std::path::Path) -> Result<ExitCode> {
     match args.command {
         Command::Help(text) => {
             print!("{text}");
+            if text == cli::RUN_HELP {
+                let names = serac_config::names().map_err(Failure)?;
+                println!("\nConfigurations (configs/*.toml):\n  {}", names.join(" "));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Build => {

@@ -22,7 +22,8 @@ fn media(built: &Built, o: &RunOpts) -> Result<Media> {
             cmdline: o.cmdline.clone(),
         });
     }
-    let iso: PathBuf = if o.cmdline.is_empty() {
+    // target/serac.iso is the user image: the default manifest only.
+    let iso: PathBuf = if o.cmdline.is_empty() && o.config.is_none() {
         artifacts::user_iso_path()
     } else {
         out_dir().join("run.iso")
@@ -56,7 +57,17 @@ pub fn run(o: &RunOpts) -> Result<ExitCode> {
         ovmf: o.ovmf,
         ..Default::default()
     })?;
-    let built = artifacts::build()?;
+    let config = match &o.config {
+        Some(n) => serac_config::Config::new(n),
+        None => artifacts::default_config(),
+    };
+    // Checked before the build, so a mistake shows at once.
+    let manifest = artifacts::manifest(&config)?;
+    let mut built = artifacts::build()?;
+    if o.config.is_some() {
+        built = with_manifest(built, &config.name, manifest)?;
+        println!("xtask: booting {}", config.file());
+    }
     let disk = default_disk()?;
     let mut extra: Vec<std::ffi::OsString> = vec![
         "-drive".into(),
@@ -64,7 +75,7 @@ pub fn run(o: &RunOpts) -> Result<ExitCode> {
         "-device".into(),
         "virtio-blk-pci,drive=disk0,disable-legacy=on".into(),
     ];
-    let (fwd, urls) = web_forwards(artifacts::MANIFEST)?;
+    let (fwd, urls) = web_forwards(&config)?;
     let pcap = o.pcap.as_deref();
     extra.extend(
         serac_tests::spec::net_args(&fwd, pcap)
@@ -101,16 +112,28 @@ pub fn run(o: &RunOpts) -> Result<ExitCode> {
     }
 }
 
+/// `built` with its archive's `manifest` replaced, written to
+/// `target/serac/run-NAME.sar`.
+fn with_manifest(mut built: Built, name: &str, manifest: Vec<u8>) -> Result<Built> {
+    for e in built.entries.iter_mut().filter(|e| e.0 == "manifest") {
+        e.1.clone_from(&manifest);
+    }
+    let bytes = serac_boot::archive::build(&built.entries)?;
+    let path = out_dir().join(format!("run-{name}.sar"));
+    std::fs::write(&path, bytes).map_err(|e| Failure(format!("write {}: {e}", path.display())))?;
+    built.archive = path;
+    Ok(built)
+}
+
 /// First host port of the web forwards.
 const FIRST_WEB_PORT: u16 = 8080;
 
-/// The hostfwd rules and URLs for `manifest`'s `net=yes` domains: TCP
+/// The hostfwd rules and URLs for `manifest`'s `net = true` domains: TCP
 /// 127.0.0.1:8080, 8081, ... to port 80 of each instance, in manifest
 /// order (the address plan by slot, see `serac_tests::spec::guest_ipv4`).
-fn web_forwards(manifest: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
-    let text = std::str::from_utf8(manifest).map_err(|_| Failure("manifest: not UTF-8".into()))?;
+fn web_forwards(config: &serac_config::Config) -> Result<(Vec<String>, Vec<String>)> {
     let (mut fwd, mut urls) = (Vec::new(), Vec::new());
-    let guests = serac_tests::spec::net_guests(text).map_err(Failure)?;
+    let guests = serac_tests::spec::net_guests(config).map_err(Failure)?;
     for ((name, _, [a0, a1, a2, a3]), port) in guests.iter().zip(FIRST_WEB_PORT..) {
         fwd.push(format!("tcp:127.0.0.1:{port}-{a0}.{a1}.{a2}.{a3}:80"));
         urls.push(format!("{name}: http://127.0.0.1:{port}/"));
@@ -223,10 +246,8 @@ mod tests {
 
     #[test]
     fn one_forward_per_net_instance() {
-        let m = b"domain v image=v class=server eager=yes device=virtio-net\n\
-                  domain h image=h class=guest eager=yes endpoint=v net=yes count=2\n\
-                  domain c image=c class=guest eager=yes endpoint=v\n";
-        let (fwd, urls) = web_forwards(m).unwrap();
+        // The vnic, then netpong and netping, each with a port.
+        let (fwd, urls) = web_forwards(&serac_config::Config::new("net_exchange")).unwrap();
         assert_eq!(
             fwd,
             [
@@ -236,10 +257,13 @@ mod tests {
         );
         assert_eq!(
             urls,
-            ["h#0: http://127.0.0.1:8080/", "h#1: http://127.0.0.1:8081/"]
+            [
+                "netpong: http://127.0.0.1:8080/",
+                "netping: http://127.0.0.1:8081/"
+            ]
         );
         // The default manifest's four httpd, on 8080 to 8083.
-        let (fwd, urls) = web_forwards(artifacts::MANIFEST).unwrap();
+        let (fwd, urls) = web_forwards(&artifacts::default_config()).unwrap();
         assert_eq!(fwd.len(), 4);
         for (i, (f, u)) in fwd.iter().zip(&urls).enumerate() {
             assert!(

@@ -745,17 +745,18 @@ fn asm_count(s: &Scanned) -> usize {
 }
 
 /// Privileged domains of the default boot manifest (the one xtask packs,
-/// parsed with the supervisor's own parser). A domain is privileged when
+/// decoded and checked with the supervisor's own rules). A domain is privileged when
 /// its handles give it device, I/O-port or DMA power; the manifest's links
 /// are endpoints and notifications, which give none, so only a kind that
 /// does will ever put a domain on the list. Pagers and operators are listed
 /// in the note: pagers own memory, which is power over their clients, and
-/// operators (`operator=yes`) may kill and restart any domain, but neither
+/// operators (`operator = true`) may kill and restart any domain, but neither
 /// has power over devices.
 fn manifest(_root: &Path) -> Result<(Vec<String>, String)> {
     use serac_supervisor_core::manifest::Manifest;
-    let m = Manifest::parse_bytes(artifacts::MANIFEST)
-        .map_err(|e| Failure(format!("the default boot manifest does not parse: {e:?}")))?;
+    let bytes = artifacts::manifest(&artifacts::default_config())?;
+    let m = Manifest::decode(&bytes)
+        .map_err(|e| Failure(format!("the default boot manifest does not decode: {e}")))?;
     // Driver domains hold a PCI function and, with no IOMMU, can aim its
     // DMA anywhere: they are part of the trusted base.
     let privileged: Vec<String> = m

@@ -60,6 +60,8 @@ fn cargo_steps() -> Vec<(&'static str, Vec<&'static str>)> {
                 "serac-tests",
                 "--exclude",
                 "serac-boot",
+                "--exclude",
+                "serac-config",
                 "--target",
                 KERNEL_TARGET,
                 "--",

@@ -4,10 +4,11 @@
 //! manifest names (create, bind the image pages, grant handles, set the
 //! pager), gives the pagers frames, starts servers before guests, and then
 //! serves: exit messages from the kernel (restarting faulted domains marked
-//! `restart=yes`) and `supervisor::Request`s from domains holding an
-//! endpoint to it, authorised by the sender's badge (only `operator=yes`
+//! `restart = true`) and `supervisor::Request`s from domains holding an
+//! endpoint to it, authorised by the sender's badge (only `operator = true`
 //! domains may act on others; `serac_supervisor_core::authority`). The
-//! manifest format is documented in `serac_supervisor_core::manifest`.
+//! manifest's rules are `serac_supervisor_core::manifest`'s; its keys are
+//! listed in docs/operating.md.
 //!
 //! Exit codes: 0 (test end, or nothing left to supervise), 1 (invalid clock
 //! page), 2 (bad manifest or image), 3 (a domain could not be built),
@@ -60,17 +61,24 @@ fn main() -> u64 {
             return EXIT_MANIFEST;
         }
     };
-    let text = match archive.find("manifest") {
+    let bytes = match archive.find("manifest") {
         Ok(e) => e.data,
         Err(e) => {
             println!("supervisor: manifest: cannot read the archive entry: {e:?}");
             return EXIT_MANIFEST;
         }
     };
-    let manifest = match Manifest::parse_bytes(text) {
+    // Postcard, packed by xtask; checked again here (the archive is input).
+    let manifest = match Manifest::decode(bytes) {
         Ok(m) => Box::new(m),
-        Err(e) => {
+        // `manifest line N: ...`, or `manifest: ...` for a global key or
+        // an undecodable entry.
+        Err(e) if e.line != 0 => {
             println!("supervisor: manifest {e}");
+            return EXIT_MANIFEST;
+        }
+        Err(e) => {
+            println!("supervisor: manifest: {e}");
             return EXIT_MANIFEST;
         }
     };

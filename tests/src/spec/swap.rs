@@ -4,20 +4,12 @@
 //! faults), the supervisor's and the swapper's, never a guest's.
 
 use super::{
-    d, httpd, manifest, net_guests, www_site, Boot, DiskExtent, DiskImage, HostHttp, HttpCheck,
-    NetDevice, QemuTest, Source, VNIC,
+    d, net_guests, www_site, Boot, Config, DiskExtent, DiskImage, HostHttp, HttpCheck, NetDevice,
+    QemuTest,
 };
 use crate::pattern::Pattern;
 use std::time::Duration;
 
-/// The swapper with the disk server's endpoint (its handle 1).
-const SWAPPER: &str =
-    "domain swapper image=swapper class=server eager=yes endpoint=disk swap-idle=yes";
-/// The swapper as the crash test runs it: restarted after every kill.
-const SWAPPER_RESTART: &str =
-    "domain swapper image=swapper class=server eager=yes endpoint=disk restart=yes swap-idle=yes";
-/// The disk server.
-const DISK: &str = "domain disk image=disk class=server eager=yes device=virtio-blk frames=64";
 /// First block of the only extent of a fresh test disk (after the
 /// superblock and two 16-block table copies).
 pub const FIRST_EXTENT_BLOCK: u64 = 33;
@@ -57,15 +49,7 @@ fn patterners_pass(t: QemuTest) -> QemuTest {
 /// back, three times.
 pub fn swap_overcommit() -> QemuTest {
     let t = QemuTest::new("swap_overcommit", Boot::Pvh, "serac.exit=1")
-        .with_file(
-            "manifest",
-            manifest(&[
-                SWAPPER,
-                DISK,
-                "domain patterner image=patterner class=guest pager=swapper count=200",
-                "test-end=patterner",
-            ]),
-        )
+        .config(Config::new("swap_overcommit"))
         .disk(DiskImage::fresh("swap_overcommit", 104, vec![
             DiskExtent::Swap("swapper".into(), 20_480),
             DiskExtent::Disk("swapper".into(), 256),
@@ -85,19 +69,19 @@ pub fn swap_overcommit() -> QemuTest {
 /// the disk: inside page-outs and page-ins.
 pub fn swap_crash() -> QemuTest {
     let t = QemuTest::new("swap_crash", Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", manifest(&[
-            SWAPPER_RESTART,
-            DISK,
-            "domain swapkill image=swapkill class=guest eager=yes endpoint=swapper endpoint=supervisor operator=yes",
-            "domain patterner image=patterner class=guest pager=swapper count=200",
-            "test-end=patterner",
-        ]))
+        .config(Config::new("swap_crash"))
         .disk(swap_disk("swap_crash", 96, 20_480))
         .qemu_args(["-m", "64M"])
         .timeout(Duration::from_secs(600))
-        .require(d("supervisor", "supervisor: restarted swapper: %d:100 -> %d:101"))
+        .require(d(
+            "supervisor",
+            "supervisor: restarted swapper: %d:100 -> %d:101",
+        ))
         // Restarts found pages bound in clients and kept them.
-        .require(d("swapper", "swapper: %n granted frames still bound: resident pages kept"));
+        .require(d(
+            "swapper",
+            "swapper: %n granted frames still bound: resident pages kept",
+        ));
     patterners_pass(t)
 }
 
@@ -111,17 +95,7 @@ pub fn swap_eio() -> QemuTest {
         disk = disk.eio("read_aio", (FIRST_EXTENT_BLOCK + b) * 8);
     }
     QemuTest::new("swap_eio", Boot::Pvh, "serac.exit=1")
-        .with_file(
-            "manifest",
-            manifest(&[
-                SWAPPER,
-                DISK,
-                "domain neighbour image=neighbour class=guest eager=yes",
-                "domain patterner image=patterner class=guest pager=swapper count=12",
-                "test-end=patterner",
-                "test-linger-ms=300",
-            ]),
-        )
+        .config(Config::new("swap_eio"))
         .disk(disk)
         .timeout(Duration::from_secs(300))
         .allow("* domain * faulted: *")
@@ -141,17 +115,7 @@ pub fn swap_eio() -> QemuTest {
 /// the supervisor's memory totals and the kernel's stats.
 pub fn swap_kernel_bytes(name: &str, n: u32) -> QemuTest {
     QemuTest::new(name, Boot::Pvh, "serac.exit=1")
-        .with_file(
-            "manifest",
-            Source::Bytes(
-                format!(
-                    "{SWAPPER}\n{DISK}\n\
-                     domain ipcidler image=ipcidler class=guest pager=swapper endpoint=swapper count={n}\n\
-                     test-end-after-ms=10000\n"
-                )
-                .into_bytes(),
-            ),
-        )
+        .config(Config::new("swap_kernel_bytes").count("ipcidler", u64::from(n)))
         .disk(swap_disk(name, 96, 20_480))
         .timeout(Duration::from_secs(300))
         .forbid(d("swapper", "swapper: killing *"))
@@ -161,34 +125,28 @@ pub fn swap_kernel_bytes(name: &str, n: u32) -> QemuTest {
         ))
 }
 
-/// A paged httpd (not `eager`, so the swapper holds its heap, stack and
-/// `.bss`) for the web scenarios.
-fn paged_httpd(extra: &str) -> String {
-    httpd("httpd", extra).replace(" eager=yes", " pager=swapper")
-}
-
 /// `bench swap`'s first-byte scenario: swapbench (an operator) has the
 /// supervisor swap one paged httpd out, then times a request to it and a
 /// raw read of as many blocks of its own disk.
 pub fn swap_web(name: &str) -> QemuTest {
     QemuTest::new(name, Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", manifest(&[
-            SWAPPER,
-            DISK,
-            VNIC,
-            &paged_httpd(""),
-            "domain swapbench image=swapbench class=guest eager=yes endpoint=vnic endpoint=supervisor endpoint=disk net=yes operator=yes",
-            "test-end=swapbench",
-        ]))
-        .disk(DiskImage::fresh(name, 32, vec![
-            www_site(),
-            DiskExtent::Swap("swapper".into(), 4096),
-            DiskExtent::Disk("swapbench".into(), 2048),
-        ]))
+        .config(Config::new("swap_web"))
+        .disk(DiskImage::fresh(
+            name,
+            32,
+            vec![
+                www_site(),
+                DiskExtent::Swap("swapper".into(), 4096),
+                DiskExtent::Disk("swapbench".into(), 2048),
+            ],
+        ))
         .net(NetDevice::default())
         .timeout(Duration::from_secs(300))
         .forbid(d("swapper", "swapper: killing *"))
-        .require(d("supervisor", "supervisor: test end: swapbench halted with code 0"))
+        .require(d(
+            "supervisor",
+            "supervisor: test end: swapbench halted with code 0",
+        ))
 }
 
 /// `bench swap`'s load scenario: loadgen, uniform over 50 paged httpd,
@@ -200,14 +158,7 @@ pub fn swap_web(name: &str) -> QemuTest {
 pub fn swap_uniform(name: &str) -> QemuTest {
     let cfg = "targets=50 conns=1 requests=2000 alpha=0 path=/2k.html expect=2048 keepalive=no";
     QemuTest::new(name, Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", manifest(&[
-            SWAPPER,
-            DISK,
-            VNIC,
-            &paged_httpd("count=50"),
-            "domain loadgen image=loadgen class=guest eager=yes endpoint=vnic endpoint=disk net=yes",
-            "test-end=loadgen",
-        ]))
+        .config(Config::new("swap_uniform"))
         .disk(DiskImage::fresh(name, 104, vec![
             www_site(),
             DiskExtent::Swap("swapper".into(), 16_384),
@@ -230,23 +181,15 @@ pub fn swap_uniform(name: &str) -> QemuTest {
 /// swap-in); then host `curl` fetches `/2k.html` from each, byte-exact
 /// (the runner's verdict), which swaps them back in.
 pub fn swap_wake() -> QemuTest {
-    let text = [
-        SWAPPER,
-        DISK,
-        VNIC,
-        &paged_httpd("count=2"),
-        "test-end-after-ms=25000",
-    ]
-    .join("\n")
-        + "\n";
-    let guests: Vec<[u8; 4]> = net_guests(&text)
+    let config = Config::new("swap_wake");
+    let guests: Vec<[u8; 4]> = net_guests(&config)
         .unwrap_or_default()
         .into_iter()
         .map(|(_, _, a)| a)
         .collect();
     let out = "swapper: resident %d swapped %d page-ins %d page-outs %d swap-outs 2 swap-ins 0 io-errors 0";
     QemuTest::new("swap_wake", Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", Source::Bytes(text.into_bytes()))
+        .config(config)
         .disk(DiskImage::fresh("swap_wake", 16, vec![
             www_site(),
             DiskExtent::Swap("swapper".into(), 2048),
@@ -286,15 +229,7 @@ pub fn swap_wake() -> QemuTest {
 #[allow(dead_code)]
 pub fn swap_many_records() -> QemuTest {
     let t = QemuTest::new("swap_many_records", Boot::Pvh, "serac.exit=1")
-        .with_file(
-            "manifest",
-            manifest(&[
-                SWAPPER,
-                DISK,
-                "domain minipatterner image=minipatterner class=guest pager=swapper count=600",
-                "test-end=minipatterner",
-            ]),
-        )
+        .config(Config::new("swap_many_records"))
         .disk(swap_disk("swap_many_records", 40, 8192))
         .require(d(
             "swapper",

@@ -6,16 +6,12 @@
 //! and the runner's (host wrk).
 
 use super::{
-    d, manifest, net_guests, www_site, Boot, DiskExtent, DiskImage, HostHttp, HttpCheck, NetDevice,
-    QemuTest, VNIC,
+    d, net_guests, www_site, Boot, Config, DiskExtent, DiskImage, HostHttp, HttpCheck, NetDevice,
+    QemuTest,
 };
 use crate::pattern::Pattern;
 use std::time::Duration;
 
-const SWAPPER: &str = "domain swapper image=swapper class=server eager=yes endpoint=disk";
-const DISK: &str = "domain disk image=disk class=server eager=yes device=virtio-blk frames=64";
-const LOADGEN: &str =
-    "domain loadgen image=loadgen class=guest eager=yes endpoint=vnic endpoint=disk net=yes";
 /// Blocks of loadgen's raw read (16 MiB) and of its disk.
 pub const RAW_BLOCKS: u64 = 4096;
 /// Swap area blocks per httpd (its heap, stack and `.bss`: about 58
@@ -41,18 +37,14 @@ pub struct Web {
     pub mem: &'static str,
 }
 
-/// The manifest of `w`.
-fn web_manifest(w: &Web) -> String {
-    let httpd = format!(
-        "domain httpd image=httpd class=guest pager=swapper endpoint=vnic endpoint=disk net=yes count={}",
-        w.n
-    );
-    [SWAPPER, DISK, VNIC, &httpd, LOADGEN, "test-end=loadgen"].join("\n") + "\n"
+/// The configuration of `w`: `configs/web_scale.toml` with `w.n` httpd.
+fn web_config(w: &Web) -> Config {
+    Config::new("web_scale").count("httpd", u64::from(w.n))
 }
 
 /// The httpd's slots and addresses in the address plan, in order.
 pub fn web_targets(w: &Web) -> Result<Vec<(u32, [u8; 4])>, String> {
-    Ok(net_guests(&web_manifest(w))?
+    Ok(net_guests(&web_config(w))?
         .into_iter()
         .filter(|(n, _, _)| n.starts_with("httpd"))
         .map(|(_, s, a)| (s, a))
@@ -98,7 +90,7 @@ pub fn web_scale(name: &str, w: &Web) -> Result<QemuTest, String> {
     }
     let phases = u64::from(w.secs) * (w.alphas.len() as u64 + 1);
     Ok(QemuTest::new(name, Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", manifest(&[&web_manifest(w)]))
+        .config(web_config(w))
         .disk(DiskImage::fresh(
             name,
             mib,

@@ -1,8 +1,9 @@
-//! The measuring client. Handles, in grant order: 1 = endpoint to `pong`,
-//! 2 = notification to itself, 3 = notification to `bench-sleeper`,
-//! 4 = notification to `bench-yielder` (which starts yielding when told,
-//! and reports how often it yielded when told again), 5 = endpoint to
-//! `bench-echo` (which answers each message with itself).
+//! The measuring client. Handles, in grant order (the endpoints, then the
+//! notifications): 1 = endpoint to `pong`, 2 = endpoint to `bench-echo`
+//! (which answers each message with itself), 3 = notification to itself,
+//! 4 = notification to `bench-sleeper`, 5 = notification to
+//! `bench-yielder` (which starts yielding when told, and reports how often
+//! it yielded when told again).
 #![no_std]
 #![no_main]
 
@@ -15,10 +16,10 @@ ilwaco::entry!(main);
 
 const N: usize = 512;
 const PONG: Handle = Handle::new(1, 1);
-const SELF_NOTIFY: Handle = Handle::new(2, 1);
-const SLEEPER: Handle = Handle::new(3, 1);
-const YIELDER: Handle = Handle::new(4, 1);
-const ECHO: Handle = Handle::new(5, 1);
+const ECHO: Handle = Handle::new(2, 1);
+const SELF_NOTIFY: Handle = Handle::new(3, 1);
+const SLEEPER: Handle = Handle::new(4, 1);
+const YIELDER: Handle = Handle::new(5, 1);
 
 static UPCALL_AT: AtomicU64 = AtomicU64::new(0);
 /// Notification bits delivered by upcalls.

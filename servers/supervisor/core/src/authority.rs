@@ -7,7 +7,7 @@
 //!
 //! - an unknown badge (no live instance, e.g. a generation that has since
 //!   restarted) is refused everything;
-//! - an operator (`operator=yes` in the manifest) may do everything;
+//! - an operator (`operator = true` in the manifest) may do everything;
 //! - any other domain may `Stat` itself and `List` (which shows only
 //!   itself); `Kill`, `Restart`, `Spawn` and `SwapOut` are refused, even of
 //!   itself: a domain ends itself with `halt`, and a self-restart would make
@@ -26,7 +26,7 @@ use serac_protocol::DomainId;
 pub struct Caller {
     /// The live instance the badge names.
     pub id: DomainId,
-    /// Whether its manifest domain is `operator=yes`.
+    /// Whether its manifest domain has `operator = true`.
     pub operator: bool,
 }
 

@@ -1,81 +1,77 @@
-//! The boot manifest: which domains the supervisor builds, from which images,
-//! with which handles.
+//! The boot manifest's rules: which domains the supervisor builds, from
+//! which images, with which handles.
 //!
-//! The manifest is the archive entry `manifest`, UTF-8 text, one directive a
-//! line; `#` starts a comment that runs to the end of the line.
+//! The archive entry `manifest` is a postcard-encoded
+//! [`serac_protocol::manifest::Manifest`], which xtask packs from a
+//! `configs/*.toml` file; docs/operating.md ("The manifest") lists the keys.
+//! [`Manifest::validate`] is the one place the rules live: xtask runs it on
+//! what it packs (and maps an [`Error`] to the file's line), and the
+//! supervisor runs it again on what it decodes ([`Manifest::decode`]),
+//! since the archive is input, not trusted.
 //!
-//! ```text
-//! domain <name> image=<archive entry> class=server|guest [count=N] [restart=yes|no]
-//!        [pager=<domain>] [eager=yes|no] [operator=yes|no] [frames=N] [until-full=yes|no]
-//!        [endpoint=<domain>]... [notify=<domain>]... [device=<sel>] [net=yes|no]
-//!        [swap-idle=yes|no]
-//! test-end=<domain>
-//! test-end-after-ms=<n>
-//! test-linger-ms=<n>
-//! ```
-//!
-//! (a `domain` directive is one line; it is wrapped above only for reading.)
-//!
-//! - `image` and `class` are required; `count` defaults to 1, `restart`,
-//!   `eager` and `operator` to `no`.
-//! - `operator=yes` lets the domain kill, restart and inspect other domains
-//!   through its `endpoint=supervisor` (see [`crate::authority`]); an
-//!   operator without that endpoint is an error, since it could not act.
-//! - A domain needs `pager=` or `eager=yes`: Ilwaco's stack and `.bss` are
-//!   not in the image, so a domain with neither would fault at its first
-//!   instruction.
-//! - `frames=N` (1 to [`MAX_GRANT_FRAMES`]) gives each instance N zeroed
+//! - `image` and `class` are required; `count` defaults to 1, the flags to
+//!   false.
+//! - `operator = true` lets the domain kill, restart and inspect other
+//!   domains through its endpoint to `supervisor` (see
+//!   [`crate::authority`]); an operator without that endpoint is an error,
+//!   since it could not act.
+//! - A domain needs `pager` or `eager = true`: Ilwaco's stack and `.bss`
+//!   are not in the image, so a domain with neither would fault at its
+//!   first instruction.
+//! - `frames = N` (1 to [`MAX_GRANT_FRAMES`]) gives each instance N zeroed
 //!   frames of its own (`GiveFrame`), listed in its grant page
 //!   (`serac_protocol::layout::grant`), so it can `map` memory itself.
-//! - `until-full=yes` builds instances, after every other domain has
+//! - `until-full = true` builds instances, after every other domain has
 //!   started, until one cannot be built (memory or a table ran out) or
 //!   `count` is reached, and carries on with those: a capacity test. Such a
-//!   domain must be the last `domain` directive, and nothing may name it
-//!   in `pager=`, `endpoint=` or `notify=` (its instance 0 may not exist).
-//! - `endpoint=x` / `notify=x` give the domain an `Endpoint` / `Notification`
-//!   handle (`SEND`) naming `x`; the domain finds them in its handle table from
-//!   slot 1 upwards, in the order of these keys. `x` may be `supervisor`, a
-//!   reserved name no domain may take. References may point forwards.
-//! - `count=N` makes N instances, named `<name>#<i>` (i from 0) when N > 1;
-//!   `endpoint=`, `notify=`, `pager=` and `test-end=` naming such a domain
-//!   mean its instance 0 (`test-end` waits for all of its instances).
-//! - `net=yes` gives each instance a port on the vnic: the domain must
-//!   have an `endpoint=` to a domain holding `device=virtio-net` (the
-//!   vnic; the first such endpoint is the one used). The supervisor
-//!   assigns the port's addresses and configures it before the instance
-//!   starts (see the supervisor's `domains.rs`).
-//! - `swap-idle=yes` (on a domain another names in `pager=`) tells that
-//!   pager to swap out whole every domain idle for its idle time even with
-//!   memory free (`serac_protocol::pager::Request::SwapIdle`); by default
-//!   (`no`) it does so only when its free frames run low.
+//!   domain must be the last, and nothing may name it in `pager`,
+//!   `endpoint` or `notify` (its instance 0 may not exist).
+//! - `endpoint` / `notify` list names; each gives the domain an `Endpoint`
+//!   / `Notification` handle (`SEND`) naming it, in its handle table from
+//!   slot 1 upwards: the endpoints in order, then the notifications.
+//!   `supervisor` is a reserved name no domain may take. References may
+//!   point forwards.
+//! - `count = N` makes N instances, named `<name>#<i>` (i from 0) when
+//!   N > 1; `endpoint`, `notify`, `pager` and `test-end` naming such a
+//!   domain mean its instance 0 (`test-end` waits for all of its instances).
+//! - `net = true` gives each instance a port on the vnic: the domain must
+//!   have an endpoint to a domain holding `device = "virtio-net"` (the
+//!   vnic; the first such endpoint is the one used).
+//! - `swap-idle = true` (on a domain another names as its `pager`) tells
+//!   that pager to swap out whole every domain idle for its idle time even
+//!   with memory free (`serac_protocol::pager::Request::SwapIdle`); by
+//!   default it does so only when its free frames run low.
 //! - Names are 1 to [`NAME_MAX`] bytes of `A-Z a-z 0-9 _ . -`.
 //!
-//! Parsing is pure and bounded ([`MAX_DOMAINS`], [`MAX_INSTANCES`],
-//! [`MAX_LINKS`]); any mistake is an [`Error`] naming the line, never a panic.
+//! Validation is pure and bounded ([`MAX_DOMAINS`], [`MAX_INSTANCES`],
+//! [`MAX_LINKS`]); any mistake is an [`Error`] naming the domain and the
+//! key, never a panic.
 
+extern crate alloc;
+
+use alloc::vec::Vec;
 use core::fmt;
 
-/// Most `domain` directives.
-pub const MAX_DOMAINS: usize = 32;
+use serac_protocol::manifest as wire;
+pub use serac_protocol::manifest::{MAX_DOMAINS, MAX_LINKS};
+
 /// Most instances over all domains (the sum of the counts): 2²⁰, ten
 /// times the 100,000 target. What a machine runs is bounded later, by the
 /// kernel's domain slots (sized from RAM) and the supervisor's memory.
 pub const MAX_INSTANCES: usize = 1 << 20;
-/// Most `endpoint=` plus `notify=` keys on one domain.
-pub const MAX_LINKS: usize = 8;
 /// Longest domain name: what the kernel keeps, so each domain is created
 /// under its whole manifest name.
 pub const NAME_MAX: usize = serac_protocol::syscall::DOMAIN_NAME_MAX;
 /// Longest image name (the boot archive's name field).
 pub const IMAGE_MAX: usize = serac_protocol::bootarc::NAME_LEN;
-/// Largest `test-end-after-ms` (one day).
+/// Largest `test-end-after-ms` and `test-linger-ms` (one day).
 pub const MAX_TEST_MS: u64 = 86_400_000;
-/// Most frames `frames=` gives one instance (what its grant page lists).
+/// Most frames `frames` gives one instance (what its grant page lists).
 pub const MAX_GRANT_FRAMES: usize = serac_protocol::layout::grant::MAX_FRAMES;
-/// The name that means the supervisor itself in `endpoint=` / `notify=`.
+/// The name that means the supervisor itself in `endpoint` / `notify`.
 pub const SUPERVISOR: &str = "supervisor";
 
-/// A PCI function a manifest gives a driver domain (`device=`).
+/// A PCI function a manifest gives a driver domain (`device`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceSel {
     /// The first virtio block device (1af4:1001 transitional, 1af4:1042 modern).
@@ -118,9 +114,9 @@ impl DeviceSel {
 /// Run-queue class of a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
-    /// `class=server`: scheduled ahead of guests, started first.
+    /// `class = "server"`: scheduled ahead of guests, started first.
     Server,
-    /// `class=guest`.
+    /// `class = "guest"`.
     Guest,
 }
 
@@ -137,22 +133,22 @@ impl Class {
 /// What a link hands the domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkKind {
-    /// `endpoint=`: an `Endpoint` handle with `SEND`.
+    /// `endpoint`: an `Endpoint` handle with `SEND`.
     Endpoint,
-    /// `notify=`: a `Notification` handle with `SEND`.
+    /// `notify`: a `Notification` handle with `SEND`.
     Notify,
 }
 
 /// Whom a link (or the pager) names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// The supervisor (`endpoint=supervisor`).
+    /// The supervisor (`endpoint = ["supervisor"]`).
     Supervisor,
     /// Instance 0 of the domain with this index in [`Manifest::domains`].
     Domain(usize),
 }
 
-/// One `endpoint=` or `notify=` key, resolved.
+/// One name of `endpoint` or `notify`, resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Link<'a> {
     /// Handle kind to grant.
@@ -171,7 +167,7 @@ impl Link<'_> {
     };
 }
 
-/// One `domain` directive, resolved.
+/// One domain, validated and resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DomainSpec<'a> {
     /// Its name.
@@ -188,22 +184,23 @@ pub struct DomainSpec<'a> {
     pub eager: bool,
     /// The domain whose instance 0 is its pager.
     pub pager: Option<usize>,
-    /// `operator=yes`: may act on other domains through the supervisor.
+    /// `operator`: may act on other domains through the supervisor.
     pub operator: bool,
-    /// `frames=`: frames given to each instance (0: none, and no grant page).
+    /// `frames`: frames given to each instance (0: none, and no grant page).
     pub frames: u16,
-    /// `until-full=`: build instances until one fails, after the rest.
+    /// `until-full`: build instances until one fails, after the rest.
     pub until_full: bool,
-    /// `device=`: the PCI function granted to it (a driver domain, trusted
+    /// `device`: the PCI function granted to it (a driver domain, trusted
     /// with DMA: there is no IOMMU).
     pub device: Option<DeviceSel>,
-    /// `net=yes`: a port on the vnic for each instance.
+    /// `net`: a port on the vnic for each instance.
     pub net: bool,
-    /// `swap-idle=yes`: as a pager, swap idle domains out with memory free.
+    /// `swap-idle`: as a pager, swap idle domains out with memory free.
     pub swap_idle: bool,
     links: [Link<'a>; MAX_LINKS],
     n_links: usize,
-    /// Line of the directive (1-based), for later error messages.
+    /// Line of its `[[domain]]` in the source file (1-based; 0: unknown),
+    /// for later error messages.
     pub line: usize,
     /// Index of its instance 0 among all instances.
     pub first_instance: usize,
@@ -232,7 +229,7 @@ impl<'a> DomainSpec<'a> {
         pager_name: None,
     };
 
-    /// The `endpoint=` and `notify=` keys, in manifest order (= handle order).
+    /// The endpoints, then the notifications (= handle order).
     pub fn links(&self) -> &[Link<'a>] {
         self.links.get(..self.n_links).unwrap_or(&[])
     }
@@ -264,17 +261,18 @@ impl fmt::Display for InstanceName<'_> {
     }
 }
 
-/// A parsed, resolved manifest. Names borrow from the text.
+/// A validated, resolved manifest. Names borrow from the encoded bytes;
+/// the domains are on the heap (at most [`MAX_DOMAINS`]), so the
+/// supervisor's 64 KiB stack never holds them all.
 #[derive(Debug, Clone)]
 pub struct Manifest<'a> {
-    domains: [DomainSpec<'a>; MAX_DOMAINS],
-    n_domains: usize,
+    domains: Vec<DomainSpec<'a>>,
     instances: usize,
-    /// `test-end=`: end the run when every instance of this domain has exited.
+    /// `test-end`: end the run when every instance of this domain has exited.
     pub test_end: Option<usize>,
-    /// `test-end-after-ms=`: end the run this long after every domain started.
+    /// `test-end-after-ms`: end the run this long after every domain started.
     pub test_end_after_ms: Option<u64>,
-    /// `test-linger-ms=`: after `test-end=`'s domain has ended, keep serving
+    /// `test-linger-ms`: after `test-end`'s domain has ended, keep serving
     /// this long before ending the run (so a test can see what the other
     /// domains did after it: the neighbour of an attacker).
     pub test_linger_ms: Option<u64>,
@@ -283,189 +281,175 @@ pub struct Manifest<'a> {
 /// A manifest error: where and what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Error<'a> {
-    /// 1-based line number.
+    /// The line of the domain at fault (its `line`; 0 for a global key or
+    /// an undecodable entry).
     pub line: usize,
+    /// The index of the domain at fault, if it is one domain's.
+    pub domain: Option<usize>,
+    /// Its name, if it has a valid one.
+    pub name: Option<&'a str>,
+    /// The key at fault, if one is.
+    pub key: Option<&'static str>,
     /// What is wrong.
     pub kind: ErrorKind<'a>,
 }
 
-/// What is wrong with a manifest line.
+/// What is wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind<'a> {
-    /// The text is not UTF-8.
-    NotUtf8,
-    /// The first word is not `domain`, `test-end=` or `test-end-after-ms=`.
-    UnknownDirective(&'a str),
-    /// `domain` with no name after it.
-    MissingName,
+    /// The archive entry is not a postcard-encoded manifest (or has
+    /// trailing bytes, or a list longer than its bound).
+    Decode,
+    /// A required key is absent.
+    Missing,
     /// A name with characters outside `A-Z a-z 0-9 _ . -`, or too long.
     BadName(&'a str),
     /// A domain called `supervisor`.
-    ReservedName(&'a str),
+    ReservedName,
     /// Two domains with one name.
     DuplicateName(&'a str),
-    /// A word that is not `key=value`.
-    NotKeyValue(&'a str),
-    /// A key this format does not have.
-    UnknownKey(&'a str),
-    /// A key that may appear once appears twice.
-    DuplicateKey(&'a str),
-    /// `key=` with nothing after it.
-    EmptyValue(&'a str),
-    /// `class=` other than `server` / `guest`.
+    /// An empty image name, or one longer than the archive's name field.
+    BadImage,
+    /// `class` other than `server` / `guest`.
     BadClass(&'a str),
-    /// A `yes`/`no` key with another value.
-    BadYesNo {
-        /// The key.
-        key: &'a str,
-        /// The value.
-        value: &'a str,
-    },
-    /// Not a decimal number (or it overflows).
-    BadNumber {
-        /// The key.
-        key: &'a str,
-        /// The value.
-        value: &'a str,
-    },
     /// A number outside `1..=max`.
     OutOfRange {
-        /// The key.
-        key: &'a str,
-        /// The value.
-        value: u64,
         /// The largest allowed.
         max: u64,
     },
-    /// A required key is missing.
-    MissingKey(&'static str),
-    /// An image name longer than the archive's name field.
-    ImageTooLong(&'a str),
     /// A reference to a domain the manifest does not define.
     UnknownDomain(&'a str),
-    /// `pager=` naming the domain itself.
-    OwnPager(&'a str),
-    /// `pager=supervisor`: the supervisor is no pager.
+    /// `pager` naming the domain itself.
+    OwnPager,
+    /// `pager = "supervisor"`: the supervisor is no pager.
     SupervisorPager,
-    /// Neither `pager=` nor `eager=yes`.
-    NoPager(&'a str),
-    /// More than [`MAX_DOMAINS`] directives.
+    /// Neither `pager` nor `eager = true`.
+    NoPager,
+    /// More than [`MAX_DOMAINS`] domains.
     TooManyDomains,
     /// More than [`MAX_INSTANCES`] instances in all.
     TooManyInstances,
-    /// More than [`MAX_LINKS`] `endpoint=`/`notify=` keys.
+    /// More than [`MAX_LINKS`] `endpoint` and `notify` names.
     TooManyLinks,
-    /// A second `test-end=` or `test-end-after-ms=`.
-    DuplicateTestEnd(&'a str),
-    /// Extra words after a one-word directive.
-    Unexpected(&'a str),
-    /// A `device=` value that names no device.
+    /// A `device` value that names no device.
     BadDevice(&'a str),
-    /// A `device=` domain with more than one instance.
-    DeviceNotSingle(&'a str),
-    /// `test-linger-ms=` without a `test-end=` to linger after.
+    /// A `device` domain with more than one instance.
+    DeviceNotSingle,
+    /// `test-linger-ms` without a `test-end` to linger after.
     LingerWithoutTestEnd,
-    /// `operator=yes` without `endpoint=supervisor`.
-    OperatorWithoutEndpoint(&'a str),
-    /// An `until-full=yes` domain that is not the last `domain` directive.
-    UntilFullNotLast(&'a str),
-    /// A `pager=`, `endpoint=` or `notify=` naming an `until-full=yes` domain.
+    /// `operator = true` without an endpoint to `supervisor`.
+    OperatorWithoutEndpoint,
+    /// An `until-full = true` domain that is not the last.
+    UntilFullNotLast,
+    /// A `pager`, `endpoint` or `notify` naming an `until-full` domain.
     UntilFullNamed(&'a str),
-    /// `net=yes` without an `endpoint=` to a `device=virtio-net` domain.
-    NetWithoutVnic(&'a str),
-    /// `swap-idle=yes` on a domain nobody names in `pager=`.
-    SwapIdleNotPager(&'a str),
+    /// `net = true` without an endpoint to a `device = "virtio-net"` domain.
+    NetWithoutVnic,
+    /// `swap-idle = true` on a domain nobody names as its `pager`.
+    SwapIdleNotPager,
 }
 
 impl fmt::Display for ErrorKind<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            ErrorKind::NotUtf8 => f.write_str("not UTF-8"),
-            ErrorKind::UnknownDirective(w) => write!(
+            ErrorKind::Decode => f.write_str("not a postcard-encoded manifest"),
+            ErrorKind::Missing => f.write_str("missing (it is required)"),
+            ErrorKind::BadName(n) => write!(
                 f,
-                "unknown directive `{w}` (expected domain, test-end=, test-end-after-ms= or test-linger-ms=)"
+                "expected a name of 1 to {NAME_MAX} of A-Z a-z 0-9 _ . - (found \"{n}\")"
             ),
-            ErrorKind::MissingName => f.write_str("`domain` needs a name"),
-            ErrorKind::BadName(n) => {
-                write!(f, "bad name `{n}` (1 to {NAME_MAX} of A-Z a-z 0-9 _ . -)")
+            ErrorKind::ReservedName => write!(f, "\"{SUPERVISOR}\" is reserved"),
+            ErrorKind::DuplicateName(n) => write!(f, "a second domain named \"{n}\""),
+            ErrorKind::BadImage => {
+                write!(f, "expected an archive entry name of 1 to {IMAGE_MAX} bytes")
             }
-            ErrorKind::ReservedName(n) => write!(f, "the name `{n}` is reserved"),
-            ErrorKind::DuplicateName(n) => write!(f, "duplicate domain name `{n}`"),
-            ErrorKind::NotKeyValue(w) => write!(f, "expected key=value, found `{w}`"),
-            ErrorKind::UnknownKey(k) => write!(f, "unknown key `{k}`"),
-            ErrorKind::DuplicateKey(k) => write!(f, "duplicate key `{k}`"),
-            ErrorKind::EmptyValue(k) => write!(f, "`{k}=` needs a value"),
-            ErrorKind::BadClass(v) => write!(f, "bad class `{v}` (server or guest)"),
-            ErrorKind::BadYesNo { key, value } => {
-                write!(f, "bad value `{value}` for `{key}` (yes or no)")
+            ErrorKind::BadClass(v) => {
+                write!(f, "expected \"server\" or \"guest\" (found \"{v}\")")
             }
-            ErrorKind::BadNumber { key, value } => {
-                write!(f, "bad number `{value}` for `{key}`")
-            }
-            ErrorKind::OutOfRange { key, value, max } => {
-                write!(f, "`{key}={value}` out of range (1 to {max})")
-            }
-            ErrorKind::MissingKey(k) => write!(f, "missing `{k}=`"),
-            ErrorKind::ImageTooLong(i) => {
-                write!(f, "image name `{i}` longer than {IMAGE_MAX} bytes")
-            }
-            ErrorKind::UnknownDomain(n) => write!(f, "unknown domain `{n}`"),
-            ErrorKind::OwnPager(n) => write!(f, "`{n}` cannot be its own pager"),
+            ErrorKind::OutOfRange { max } => write!(f, "expected an integer from 1 to {max}"),
+            ErrorKind::UnknownDomain(n) => write!(f, "no domain \"{n}\""),
+            ErrorKind::OwnPager => f.write_str("a domain cannot be its own pager"),
             ErrorKind::SupervisorPager => f.write_str("the supervisor is not a pager"),
-            ErrorKind::NoPager(n) => write!(
-                f,
-                "`{n}` needs pager=<domain> or eager=yes (its stack and .bss are not in the image)"
+            ErrorKind::NoPager => f.write_str(
+                "missing: a domain needs a pager or eager = true (its stack and .bss are not in the image)",
             ),
             ErrorKind::TooManyDomains => write!(f, "more than {MAX_DOMAINS} domains"),
             ErrorKind::TooManyInstances => {
                 write!(f, "more than {MAX_INSTANCES} instances in all")
             }
             ErrorKind::TooManyLinks => {
-                write!(f, "more than {MAX_LINKS} endpoint=/notify= keys")
+                write!(f, "more than {MAX_LINKS} endpoint and notify names")
             }
-            ErrorKind::DuplicateTestEnd(k) => write!(f, "second `{k}=`"),
-            ErrorKind::Unexpected(w) => write!(f, "unexpected `{w}`"),
             ErrorKind::BadDevice(v) => write!(
                 f,
-                "bad device `{v}` (virtio-blk, virtio-net or a PCI address like 00:03.0)"
+                "expected \"virtio-blk\", \"virtio-net\" or a PCI address like \"00:03.0\" (found \"{v}\")"
             ),
-            ErrorKind::DeviceNotSingle(n) => {
-                write!(f, "`{n}` holds a device, so it has exactly one instance")
+            ErrorKind::DeviceNotSingle => {
+                f.write_str("a device holder has exactly one instance (count 1, no until-full)")
             }
-            ErrorKind::LingerWithoutTestEnd => {
-                f.write_str("`test-linger-ms=` needs a `test-end=` to linger after")
-            }
-            ErrorKind::OperatorWithoutEndpoint(n) => write!(
+            ErrorKind::LingerWithoutTestEnd => f.write_str("needs a test-end to linger after"),
+            ErrorKind::OperatorWithoutEndpoint => write!(
                 f,
-                "`{n}` is an operator but has no endpoint=supervisor to act through"
+                "an operator needs \"{SUPERVISOR}\" in its endpoint list to act through"
             ),
-            ErrorKind::NetWithoutVnic(n) => write!(
-                f,
-                "`{n}` has net=yes but no endpoint= to a domain with device=virtio-net"
-            ),
-            ErrorKind::SwapIdleNotPager(n) => write!(
-                f,
-                "`{n}` has swap-idle=yes but no domain names it in pager="
-            ),
-            ErrorKind::UntilFullNotLast(n) => {
-                write!(f, "`{n}` has until-full=yes but is not the last domain")
-            }
+            ErrorKind::UntilFullNotLast => f.write_str("only the last domain may be until-full"),
             ErrorKind::UntilFullNamed(n) => write!(
                 f,
-                "`{n}` has until-full=yes: pager=, endpoint= and notify= may not name it"
+                "\"{n}\" is until-full: pager, endpoint and notify may not name it"
             ),
+            ErrorKind::NetWithoutVnic => f.write_str(
+                "net = true needs an endpoint to a domain with device = \"virtio-net\"",
+            ),
+            ErrorKind::SwapIdleNotPager => {
+                f.write_str("swap-idle is a pager's, and no domain names this one as its pager")
+            }
         }
+    }
+}
+
+impl<'a> Error<'a> {
+    /// What is wrong, without the line: `domain "httpd": key "count": ...`
+    /// (xtask puts the file and the key's own line in front).
+    pub fn what(&self) -> impl fmt::Display + 'a {
+        What(*self)
+    }
+}
+
+struct What<'a>(Error<'a>);
+
+impl fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &self.0;
+        match (e.name, e.domain) {
+            (Some(n), _) => write!(f, "domain \"{n}\": ")?,
+            (None, Some(i)) => write!(f, "domain #{}: ", i + 1)?,
+            (None, None) => {}
+        }
+        if let Some(k) = e.key {
+            write!(f, "key \"{k}\": ")?;
+        }
+        write!(f, "{}", e.kind)
     }
 }
 
 impl fmt::Display for Error<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.kind)
+        if self.line != 0 {
+            write!(f, "line {}: ", self.line)?;
+        }
+        write!(f, "{}", self.what())
     }
 }
 
-fn err(line: usize, kind: ErrorKind<'_>) -> Error<'_> {
-    Error { line, kind }
+/// An error of a global key (no domain).
+fn global<'a>(key: &'static str, kind: ErrorKind<'a>) -> Error<'a> {
+    Error {
+        line: 0,
+        domain: None,
+        name: None,
+        key: Some(key),
+        kind,
+    }
 }
 
 /// The kernel's rule for domain names (`Create`), and not empty.
@@ -473,291 +457,255 @@ fn valid_name(n: &str) -> bool {
     !n.is_empty() && serac_protocol::syscall::valid_domain_name(n.as_bytes())
 }
 
-fn number<'a>(line: usize, key: &'a str, value: &'a str) -> Result<u64, Error<'a>> {
-    let bad = || err(line, ErrorKind::BadNumber { key, value });
-    if value.is_empty() || !value.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(bad());
-    }
-    value.bytes().try_fold(0u64, |acc, c| {
-        acc.checked_mul(10)
-            .and_then(|a| a.checked_add(u64::from(c - b'0')))
-            .ok_or_else(bad)
-    })
-}
-
-fn ranged<'a>(line: usize, key: &'a str, value: &'a str, max: u64) -> Result<u64, Error<'a>> {
-    let n = number(line, key, value)?;
-    if n == 0 || n > max {
-        return Err(err(line, ErrorKind::OutOfRange { key, value: n, max }));
-    }
-    Ok(n)
-}
-
-fn yes_no<'a>(line: usize, key: &'a str, value: &'a str) -> Result<bool, Error<'a>> {
-    match value {
-        "yes" => Ok(true),
-        "no" => Ok(false),
-        _ => Err(err(line, ErrorKind::BadYesNo { key, value })),
+/// `Some(n)` in `1..=max`, or the error; `None` stays `None`.
+fn ranged(v: Option<u64>, max: u64) -> Result<Option<u64>, ErrorKind<'static>> {
+    match v {
+        Some(n) if n == 0 || n > max => Err(ErrorKind::OutOfRange { max }),
+        v => Ok(v),
     }
 }
 
-fn split_kv(word: &str) -> Option<(&str, &str)> {
-    word.split_once('=')
+/// A decode error (not postcard, trailing bytes, too many domains).
+fn undecodable<'a, E>(_: E) -> Error<'a> {
+    Error {
+        line: 0,
+        domain: None,
+        name: None,
+        key: None,
+        kind: ErrorKind::Decode,
+    }
 }
 
 impl<'a> Manifest<'a> {
-    /// Parses raw manifest bytes (the archive entry).
-    pub fn parse_bytes(bytes: &'a [u8]) -> Result<Manifest<'a>, Error<'a>> {
-        match core::str::from_utf8(bytes) {
-            Ok(text) => Manifest::parse(text),
-            Err(e) => {
-                let before = bytes.get(..e.valid_up_to()).unwrap_or(&[]);
-                let line = 1 + before.iter().filter(|&&c| c == b'\n').count();
-                Err(err(line, ErrorKind::NotUtf8))
-            }
-        }
-    }
-
-    /// Parses and resolves a manifest.
-    pub fn parse(text: &'a str) -> Result<Manifest<'a>, Error<'a>> {
-        let mut m = Manifest {
-            domains: [DomainSpec::EMPTY; MAX_DOMAINS],
-            n_domains: 0,
+    fn empty() -> Self {
+        Manifest {
+            domains: Vec::new(),
             instances: 0,
             test_end: None,
             test_end_after_ms: None,
             test_linger_ms: None,
-        };
-        let mut test_end: Option<(usize, &'a str)> = None;
-        for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
-            let content = raw.split('#').next().unwrap_or("");
-            let mut words = content.split_ascii_whitespace();
-            let Some(first) = words.next() else {
-                continue;
-            };
-            if first == "domain" {
-                m.domain_line(line, words)?;
-                continue;
-            }
-            let Some((key, value)) = split_kv(first) else {
-                return Err(err(line, ErrorKind::UnknownDirective(first)));
-            };
-            match key {
-                "test-end" | "test-end-after-ms" | "test-linger-ms" => {}
-                _ => return Err(err(line, ErrorKind::UnknownDirective(first))),
-            }
-            if let Some(extra) = words.next() {
-                return Err(err(line, ErrorKind::Unexpected(extra)));
-            }
-            if value.is_empty() {
-                return Err(err(line, ErrorKind::EmptyValue(key)));
-            }
-            if key == "test-end" {
-                if test_end.is_some() {
-                    return Err(err(line, ErrorKind::DuplicateTestEnd(key)));
-                }
-                test_end = Some((line, value));
-            } else if key == "test-linger-ms" {
-                if m.test_linger_ms.is_some() {
-                    return Err(err(line, ErrorKind::DuplicateTestEnd(key)));
-                }
-                m.test_linger_ms = Some(ranged(line, key, value, MAX_TEST_MS)?);
-            } else {
-                if m.test_end_after_ms.is_some() {
-                    return Err(err(line, ErrorKind::DuplicateTestEnd(key)));
-                }
-                m.test_end_after_ms = Some(ranged(line, key, value, MAX_TEST_MS)?);
-            }
         }
-        m.resolve()?;
-        if let Some((line, name)) = test_end {
-            let d = m
-                .find(name)
-                .ok_or(err(line, ErrorKind::UnknownDomain(name)))?;
-            m.test_end = Some(d);
-        } else if m.test_linger_ms.is_some() {
-            return Err(err(0, ErrorKind::LingerWithoutTestEnd));
-        }
-        Ok(m)
     }
 
-    fn domain_line(
-        &mut self,
-        line: usize,
-        mut words: core::str::SplitAsciiWhitespace<'a>,
-    ) -> Result<(), Error<'a>> {
-        let name = words.next().ok_or(err(line, ErrorKind::MissingName))?;
-        if split_kv(name).is_some() || !valid_name(name) {
-            return Err(err(line, ErrorKind::BadName(name)));
+    /// Decodes the archive entry (a postcard [`wire::Manifest`], no
+    /// trailing bytes) and validates it. It reads one domain at a time, so
+    /// the whole wire form (13 KiB) is never on the stack.
+    pub fn decode(bytes: &'a [u8]) -> Result<Manifest<'a>, Error<'a>> {
+        use postcard::take_from_bytes;
+        // The field order of `wire::Manifest`: the domains (a length, then
+        // each), then the globals.
+        let (n, mut rest) = take_from_bytes::<usize>(bytes).map_err(undecodable)?;
+        if n > MAX_DOMAINS {
+            return Err(undecodable(()));
+        }
+        let mut m = Manifest::empty();
+        m.domains.try_reserve_exact(n).map_err(undecodable)?;
+        for i in 0..n {
+            let (d, r) = take_from_bytes::<wire::Domain<'a>>(rest).map_err(undecodable)?;
+            rest = r;
+            m.domain(i, &d)?;
+        }
+        type Globals<'a> = (Option<&'a str>, Option<u64>, Option<u64>);
+        let ((end, after, linger), r) =
+            take_from_bytes::<Globals<'a>>(rest).map_err(undecodable)?;
+        if !r.is_empty() {
+            return Err(undecodable(()));
+        }
+        m.finish(end, after, linger)
+    }
+
+    /// Checks every rule and resolves the names: the one validator, for
+    /// xtask and (through [`Manifest::decode`]) the supervisor alike.
+    pub fn validate(w: &wire::Manifest<'a>) -> Result<Manifest<'a>, Error<'a>> {
+        let mut m = Manifest::empty();
+        m.domains
+            .try_reserve_exact(w.domains.len())
+            .map_err(undecodable)?;
+        for (i, d) in w.domains.iter().enumerate() {
+            m.domain(i, d)?;
+        }
+        m.finish(w.test_end, w.test_end_after_ms, w.test_linger_ms)
+    }
+
+    /// The globals, then the rules across domains.
+    fn finish(
+        mut self,
+        test_end: Option<&'a str>,
+        after: Option<u64>,
+        linger: Option<u64>,
+    ) -> Result<Manifest<'a>, Error<'a>> {
+        self.test_end_after_ms =
+            ranged(after, MAX_TEST_MS).map_err(|k| global("test-end-after-ms", k))?;
+        self.test_linger_ms =
+            ranged(linger, MAX_TEST_MS).map_err(|k| global("test-linger-ms", k))?;
+        self.resolve()?;
+        match test_end {
+            Some(name) => {
+                let d = self
+                    .find(name)
+                    .ok_or(global("test-end", ErrorKind::UnknownDomain(name)))?;
+                self.test_end = Some(d);
+            }
+            None if self.test_linger_ms.is_some() => {
+                return Err(global("test-linger-ms", ErrorKind::LingerWithoutTestEnd));
+            }
+            None => {}
+        }
+        Ok(self)
+    }
+
+    /// Checks domain `i` on its own and appends it.
+    fn domain(&mut self, i: usize, w: &wire::Domain<'a>) -> Result<(), Error<'a>> {
+        let line = w.line as usize;
+        let named = w.name.filter(|n| valid_name(n) && *n != SUPERVISOR);
+        let err = |key: &'static str, kind| Error {
+            line,
+            domain: Some(i),
+            name: named,
+            key: Some(key),
+            kind,
+        };
+        let name = w.name.ok_or(err("name", ErrorKind::Missing))?;
+        if !valid_name(name) {
+            return Err(err("name", ErrorKind::BadName(name)));
         }
         if name == SUPERVISOR {
-            return Err(err(line, ErrorKind::ReservedName(name)));
+            return Err(err("name", ErrorKind::ReservedName));
         }
         if self.find(name).is_some() {
-            return Err(err(line, ErrorKind::DuplicateName(name)));
+            return Err(err("name", ErrorKind::DuplicateName(name)));
         }
+        if let Some(last) = self.domains().last().filter(|l| l.until_full) {
+            return Err(Error {
+                line: last.line,
+                domain: Some(i - 1),
+                name: Some(last.name),
+                key: Some("until-full"),
+                kind: ErrorKind::UntilFullNotLast,
+            });
+        }
+        let image = w.image.ok_or(err("image", ErrorKind::Missing))?;
+        if image.is_empty() || image.len() > IMAGE_MAX {
+            return Err(err("image", ErrorKind::BadImage));
+        }
+        let class = match w.class.ok_or(err("class", ErrorKind::Missing))? {
+            "server" => Class::Server,
+            "guest" => Class::Guest,
+            other => return Err(err("class", ErrorKind::BadClass(other))),
+        };
+        let count = ranged(w.count, MAX_INSTANCES as u64).map_err(|k| err("count", k))?;
+        let frames = ranged(w.frames, MAX_GRANT_FRAMES as u64).map_err(|k| err("frames", k))?;
+        let device = match w.device {
+            Some(v) => Some(DeviceSel::parse(v).ok_or(err("device", ErrorKind::BadDevice(v)))?),
+            None => None,
+        };
         let mut d = DomainSpec {
             name,
+            image,
+            class,
+            // `ranged` bounded them by MAX_INSTANCES and MAX_GRANT_FRAMES.
+            count: count.map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+            frames: frames.map_or(0, |n| u16::try_from(n).unwrap_or(u16::MAX)),
+            restart: w.restart.unwrap_or(false),
+            eager: w.eager.unwrap_or(false),
+            operator: w.operator.unwrap_or(false),
+            until_full: w.until_full.unwrap_or(false),
+            net: w.net.unwrap_or(false),
+            swap_idle: w.swap_idle.unwrap_or(false),
+            device,
             line,
+            first_instance: self.instances,
+            pager_name: w.pager,
             ..DomainSpec::EMPTY
         };
-        let (mut image, mut class) = (None, None);
-        let (mut count, mut restart, mut eager) = (None, None, None);
-        let (mut operator, mut until_full, mut net) = (None, None, None);
-        let mut swap_idle = None;
-        for w in words {
-            let (key, value) = split_kv(w).ok_or(err(line, ErrorKind::NotKeyValue(w)))?;
-            if value.is_empty() {
-                return Err(err(line, ErrorKind::EmptyValue(key)));
-            }
-            let dup = err(line, ErrorKind::DuplicateKey(key));
-            match key {
-                "image" => {
-                    if value.len() > IMAGE_MAX {
-                        return Err(err(line, ErrorKind::ImageTooLong(value)));
-                    }
-                    image.replace(value).map_or(Ok(()), |_| Err(dup))?;
-                }
-                "class" => {
-                    let c = match value {
-                        "server" => Class::Server,
-                        "guest" => Class::Guest,
-                        _ => return Err(err(line, ErrorKind::BadClass(value))),
-                    };
-                    class.replace(c).map_or(Ok(()), |_| Err(dup))?;
-                }
-                "count" => {
-                    let n = ranged(line, key, value, MAX_INSTANCES as u64)?;
-                    count.replace(n).map_or(Ok(()), |_| Err(dup))?;
-                }
-                "restart" => {
-                    let v = yes_no(line, key, value)?;
-                    restart.replace(v).map_or(Ok(()), |_| Err(dup))?;
-                }
-                "eager" => {
-                    let v = yes_no(line, key, value)?;
-                    eager.replace(v).map_or(Ok(()), |_| Err(dup))?;
-                }
-                "operator" => {
-                    let v = yes_no(line, key, value)?;
-                    operator.replace(v).map_or(Ok(()), |_| Err(dup))?;
-                }
-                "until-full" => {
-                    let v = yes_no(line, key, value)?;
-                    until_full.replace(v).map_or(Ok(()), |_| Err(dup))?;
-                }
-                "net" => {
-                    let v = yes_no(line, key, value)?;
-                    net.replace(v).map_or(Ok(()), |_| Err(dup))?;
-                }
-                "swap-idle" => {
-                    let v = yes_no(line, key, value)?;
-                    swap_idle.replace(v).map_or(Ok(()), |_| Err(dup))?;
-                }
-                "frames" => {
-                    let n = ranged(line, key, value, MAX_GRANT_FRAMES as u64)?;
-                    if d.frames != 0 {
-                        return Err(dup);
-                    }
-                    // `ranged` bounded it by MAX_GRANT_FRAMES, which fits a u16.
-                    d.frames = u16::try_from(n).unwrap_or(u16::MAX);
-                }
-                "pager" => {
-                    d.pager_name.replace(value).map_or(Ok(()), |_| Err(dup))?;
-                }
-                "device" => {
-                    let sel =
-                        DeviceSel::parse(value).ok_or(err(line, ErrorKind::BadDevice(value)))?;
-                    d.device.replace(sel).map_or(Ok(()), |_| Err(dup))?;
-                }
-                "endpoint" | "notify" => {
-                    let kind = if key == "endpoint" {
-                        LinkKind::Endpoint
-                    } else {
-                        LinkKind::Notify
-                    };
-                    let slot = d
-                        .links
-                        .get_mut(d.n_links)
-                        .ok_or(err(line, ErrorKind::TooManyLinks))?;
-                    *slot = Link {
-                        kind,
-                        name: value,
-                        target: Target::Supervisor,
-                    };
-                    d.n_links += 1;
-                }
-                _ => return Err(err(line, ErrorKind::UnknownKey(key))),
-            }
+        let links = w
+            .endpoint
+            .iter()
+            .map(|&n| (LinkKind::Endpoint, n))
+            .chain(w.notify.iter().map(|&n| (LinkKind::Notify, n)));
+        for (kind, name) in links {
+            let key = match kind {
+                LinkKind::Endpoint => "endpoint",
+                LinkKind::Notify => "notify",
+            };
+            let slot = d
+                .links
+                .get_mut(d.n_links)
+                .ok_or(err(key, ErrorKind::TooManyLinks))?;
+            *slot = Link {
+                kind,
+                name,
+                target: Target::Supervisor,
+            };
+            d.n_links += 1;
         }
-        d.image = image.ok_or(err(line, ErrorKind::MissingKey("image")))?;
-        d.class = class.ok_or(err(line, ErrorKind::MissingKey("class")))?;
-        d.restart = restart.unwrap_or(false);
-        d.eager = eager.unwrap_or(false);
-        d.operator = operator.unwrap_or(false);
-        d.net = net.unwrap_or(false);
-        d.swap_idle = swap_idle.unwrap_or(false);
         if d.operator
             && !d
                 .links()
                 .iter()
                 .any(|l| l.kind == LinkKind::Endpoint && l.name == SUPERVISOR)
         {
-            return Err(err(line, ErrorKind::OperatorWithoutEndpoint(name)));
+            return Err(err("operator", ErrorKind::OperatorWithoutEndpoint));
         }
-        d.until_full = until_full.unwrap_or(false);
-        if let Some(last) = self.domains().last().filter(|l| l.until_full) {
-            return Err(err(last.line, ErrorKind::UntilFullNotLast(last.name)));
-        }
-        // `ranged` bounded it by MAX_INSTANCES, which fits a u32.
-        d.count = u32::try_from(count.unwrap_or(1)).unwrap_or(u32::MAX);
         // A function has one holder.
         if d.device.is_some() && (d.count != 1 || d.until_full) {
-            return Err(err(line, ErrorKind::DeviceNotSingle(name)));
+            return Err(err("device", ErrorKind::DeviceNotSingle));
         }
-        if d.pager_name.is_none() && !d.eager {
-            return Err(err(line, ErrorKind::NoPager(name)));
+        if w.pager.is_none() && !d.eager {
+            return Err(err("pager", ErrorKind::NoPager));
         }
         let total = self.instances + d.count as usize;
         if total > MAX_INSTANCES {
-            return Err(err(line, ErrorKind::TooManyInstances));
+            return Err(err("count", ErrorKind::TooManyInstances));
         }
-        d.first_instance = self.instances;
-        let slot = self
-            .domains
-            .get_mut(self.n_domains)
-            .ok_or(err(line, ErrorKind::TooManyDomains))?;
-        *slot = d;
-        self.n_domains += 1;
+        if self.domains.len() == MAX_DOMAINS {
+            return Err(Error {
+                key: None,
+                ..err("name", ErrorKind::TooManyDomains)
+            });
+        }
+        // Reserved up front (and at most MAX_DOMAINS): no allocation here.
+        self.domains.push(d);
         self.instances = total;
         Ok(())
     }
 
-    /// Resolves `pager=`, `endpoint=` and `notify=` names to indices.
+    /// Resolves `pager`, `endpoint` and `notify` names to indices.
     fn resolve(&mut self) -> Result<(), Error<'a>> {
-        for i in 0..self.n_domains {
+        for i in 0..self.domains.len() {
             let d = self.domains[i];
-            let named = d
-                .pager_name
+            let pager = d.pager_name;
+            let err = |key: &'static str, kind| Error {
+                line: d.line,
+                domain: Some(i),
+                name: Some(d.name),
+                key: Some(key),
+                kind,
+            };
+            let link_key = |l: &Link<'_>| match l.kind {
+                LinkKind::Endpoint => "endpoint",
+                LinkKind::Notify => "notify",
+            };
+            let named = pager
+                .map(|p| ("pager", p))
                 .into_iter()
-                .chain(d.links().iter().map(|l| l.name));
-            for n in named {
+                .chain(d.links().iter().map(|l| (link_key(l), l.name)));
+            for (key, n) in named {
                 if self.find(n).is_some_and(|j| self.domains[j].until_full) {
-                    return Err(err(d.line, ErrorKind::UntilFullNamed(n)));
+                    return Err(err(key, ErrorKind::UntilFullNamed(n)));
                 }
             }
             let mut resolved = d;
-            if let Some(p) = d.pager_name {
+            if let Some(p) = pager {
                 if p == SUPERVISOR {
-                    return Err(err(d.line, ErrorKind::SupervisorPager));
+                    return Err(err("pager", ErrorKind::SupervisorPager));
                 }
                 if p == d.name {
-                    return Err(err(d.line, ErrorKind::OwnPager(p)));
+                    return Err(err("pager", ErrorKind::OwnPager));
                 }
                 let j = self
                     .find(p)
-                    .ok_or(err(d.line, ErrorKind::UnknownDomain(p)))?;
+                    .ok_or(err("pager", ErrorKind::UnknownDomain(p)))?;
                 resolved.pager = Some(j);
             }
             for l in resolved.links.iter_mut().take(d.n_links) {
@@ -766,26 +714,33 @@ impl<'a> Manifest<'a> {
                 } else {
                     Target::Domain(
                         self.find(l.name)
-                            .ok_or(err(d.line, ErrorKind::UnknownDomain(l.name)))?,
+                            .ok_or(err(link_key(l), ErrorKind::UnknownDomain(l.name)))?,
                     )
                 };
             }
             self.domains[i] = resolved;
         }
-        for i in 0..self.n_domains {
+        for i in 0..self.domains.len() {
             let d = self.domains[i];
+            let err = |key, kind| Error {
+                line: d.line,
+                domain: Some(i),
+                name: Some(d.name),
+                key: Some(key),
+                kind,
+            };
             if d.net && self.vnic_of(i).is_none() {
-                return Err(err(d.line, ErrorKind::NetWithoutVnic(d.name)));
+                return Err(err("net", ErrorKind::NetWithoutVnic));
             }
             if d.swap_idle && !self.is_pager(i) {
-                return Err(err(d.line, ErrorKind::SwapIdleNotPager(d.name)));
+                return Err(err("swap-idle", ErrorKind::SwapIdleNotPager));
             }
         }
         Ok(())
     }
 
-    /// The vnic domain `d`'s port is on: its first `endpoint=` to a domain
-    /// holding `device=virtio-net` (`None` for a domain without `net=yes`).
+    /// The vnic domain `d`'s port is on: its first endpoint to a domain
+    /// holding `device = "virtio-net"` (`None` for a domain without `net`).
     pub fn vnic_of(&self, d: usize) -> Option<usize> {
         let spec = self.domains().get(d).filter(|s| s.net)?;
         spec.links().iter().find_map(|l| match (l.kind, l.target) {
@@ -805,7 +760,7 @@ impl<'a> Manifest<'a> {
 
     /// The domains, in manifest order.
     pub fn domains(&self) -> &[DomainSpec<'a>] {
-        self.domains.get(..self.n_domains).unwrap_or(&[])
+        &self.domains
     }
 
     /// Total instances (the sum of the counts).
@@ -837,39 +792,87 @@ impl<'a> Manifest<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::format;
-    use std::string::{String, ToString};
+    use std::string::ToString;
+    use std::vec::Vec;
+
+    /// A wire manifest from lines in the shape of the TOML keys
+    /// (`name image=x class=guest endpoint=a endpoint=b test-end=...`),
+    /// so the rules can be tested without TOML (xtask's tests cover that).
+    fn wire(text: &str) -> wire::Manifest<'_> {
+        let mut m = wire::Manifest::default();
+        for (n, l) in text.lines().enumerate() {
+            let mut words = l.split_whitespace();
+            let Some(first) = words.next() else { continue };
+            if let Some((k, v)) = first.split_once('=') {
+                let num = v.parse().ok();
+                match k {
+                    "test-end" => m.test_end = Some(v),
+                    "test-end-after-ms" => m.test_end_after_ms = num,
+                    "test-linger-ms" => m.test_linger_ms = num,
+                    _ => panic!("{k}"),
+                }
+                continue;
+            }
+            let mut d = wire::Domain {
+                name: (first != "-").then_some(first),
+                line: n as u32 + 1,
+                ..wire::Domain::default()
+            };
+            for w in words {
+                let (k, v) = w.split_once('=').unwrap();
+                let yes = Some(v == "yes");
+                match k {
+                    "image" => d.image = Some(v),
+                    "class" => d.class = Some(v),
+                    "count" => d.count = v.parse().ok(),
+                    "frames" => d.frames = v.parse().ok(),
+                    "pager" => d.pager = Some(v),
+                    "device" => d.device = Some(v),
+                    "restart" => d.restart = yes,
+                    "eager" => d.eager = yes,
+                    "operator" => d.operator = yes,
+                    "until-full" => d.until_full = yes,
+                    "net" => d.net = yes,
+                    "swap-idle" => d.swap_idle = yes,
+                    "endpoint" => d.endpoint.push(v).unwrap(),
+                    "notify" => d.notify.push(v).unwrap(),
+                    _ => panic!("{k}"),
+                }
+            }
+            m.domains.push(d).unwrap();
+        }
+        m
+    }
+
+    fn check(text: &str) -> Result<(), (Option<&'static str>, std::string::String)> {
+        let w = wire(text);
+        Manifest::validate(&w)
+            .map(|_| ())
+            .map_err(|e| (e.key, e.kind.to_string()))
+    }
+
+    fn kind(text: &str) -> (Option<&'static str>, std::string::String) {
+        check(text).unwrap_err()
+    }
 
     const EXAMPLE: &str = "\
-# domain <name> image=<entry> class=server|guest ...
-domain swapper  image=swapper  class=server eager=yes
-domain pong     image=pong     class=server pager=swapper restart=yes
-domain ping     image=ping     class=guest  pager=swapper endpoint=pong   # a comment
-domain idler    image=idler    class=guest  pager=swapper count=1000 frames=3
-test-end=ping
-";
-
-    fn kind(text: &str) -> ErrorKind<'_> {
-        Manifest::parse(text).unwrap_err().kind
-    }
-
-    fn line(text: &str) -> usize {
-        Manifest::parse(text).unwrap_err().line
-    }
+swapper image=swapper class=server eager=yes
+pong image=pong class=server pager=swapper restart=yes
+ping image=ping class=guest pager=swapper endpoint=pong
+idler image=idler class=guest pager=swapper count=1000 frames=3
+test-end=ping";
 
     #[test]
-    fn parses_the_example() {
-        let m = Manifest::parse(EXAMPLE).unwrap();
+    fn resolves_the_example() {
+        let w = wire(EXAMPLE);
+        let m = Manifest::validate(&w).unwrap();
         let d = m.domains();
-        assert_eq!(d.len(), 4);
-        assert_eq!(m.instance_count(), 1003);
-        assert_eq!(d[0].name, "swapper");
+        assert_eq!((d.len(), m.instance_count()), (4, 1003));
         assert_eq!(
             (d[0].class, d[0].eager, d[0].pager),
             (Class::Server, true, None)
         );
         assert_eq!((d[1].restart, d[1].pager), (true, Some(0)));
-        assert_eq!(d[2].class, Class::Guest);
         assert_eq!(
             d[2].links(),
             &[Link {
@@ -878,509 +881,222 @@ test-end=ping
                 target: Target::Domain(1)
             }]
         );
-        assert_eq!((d[3].count, d[3].first_instance, d[3].line), (1000, 3, 5));
+        assert_eq!((d[3].count, d[3].first_instance, d[3].line), (1000, 3, 4));
         assert_eq!((d[2].frames, d[3].frames), (0, 3));
-        assert_eq!(m.test_end, Some(2));
-        assert_eq!(m.test_end_after_ms, None);
+        assert_eq!((m.test_end, m.test_end_after_ms), (Some(2), None));
         assert!(m.is_pager(0) && !m.is_pager(1));
-        assert_eq!(Class::Server.create_class(), 0);
+        let name = |i| m.instance_name(i).unwrap().to_string();
+        assert_eq!(
+            (name(0), name(3), name(1002)),
+            ("swapper".into(), "idler#0".into(), "idler#999".into())
+        );
+        assert_eq!((m.instance(1002), m.instance(1003)), (Some((3, 999)), None));
         assert_eq!(Class::Guest.create_class(), 1);
     }
 
     #[test]
-    fn names_instances() {
-        let m = Manifest::parse(EXAMPLE).unwrap();
-        let name = |i| m.instance_name(i).unwrap().to_string();
-        assert_eq!(name(0), "swapper");
-        assert_eq!(name(2), "ping");
-        assert_eq!(name(3), "idler#0");
-        assert_eq!(name(1002), "idler#999");
-        assert_eq!(m.instance(1002), Some((3, 999)));
-        assert_eq!(m.instance(1003), None);
-        assert!(m.instance_name(5000).is_none());
+    fn decodes_what_it_validates() {
+        let w = wire(EXAMPLE);
+        let mut buf = [0u8; 512];
+        let bytes = postcard::to_slice(&w, &mut buf).unwrap();
+        let m = Manifest::decode(bytes).unwrap();
+        assert_eq!(m.domains()[3].name, "idler");
+        // Every truncation is a typed error, never a panic.
+        for n in 0..bytes.len() {
+            assert_eq!(
+                Manifest::decode(&bytes[..n]).unwrap_err().kind,
+                ErrorKind::Decode
+            );
+        }
+        let e = Manifest::decode(b"\xff\xff").unwrap_err();
+        assert_eq!(e.to_string(), "not a postcard-encoded manifest");
     }
 
     #[test]
-    fn forward_references_links_and_defaults() {
-        let m = Manifest::parse(
-            "domain a image=a class=guest pager=p endpoint=supervisor notify=b endpoint=b\n\
-             domain b image=bimg class=server pager=p count=2\n\
-             domain p image=swapper class=server eager=yes\n\
-             test-end-after-ms=250\n",
-        )
-        .unwrap();
+    fn links_endpoints_first_then_notifications() {
+        let w = wire(
+            "a image=a class=guest pager=p notify=b endpoint=supervisor endpoint=b\n\
+             b image=bimg class=server pager=p count=2\n\
+             p image=swapper class=server eager=yes\n\
+             test-end-after-ms=250",
+        );
+        let m = Manifest::validate(&w).unwrap();
         let a = m.domains()[0];
-        let kinds: std::vec::Vec<_> = a.links().iter().map(|l| (l.kind, l.target)).collect();
+        let kinds: Vec<_> = a.links().iter().map(|l| (l.kind, l.target)).collect();
         assert_eq!(
             kinds,
             [
                 (LinkKind::Endpoint, Target::Supervisor),
-                (LinkKind::Notify, Target::Domain(1)),
                 (LinkKind::Endpoint, Target::Domain(1)),
+                (LinkKind::Notify, Target::Domain(1)),
             ]
         );
         assert_eq!(
             (a.count, a.restart, a.eager, a.pager),
             (1, false, false, Some(2))
         );
-        assert_eq!(m.domains()[1].image, "bimg");
         assert_eq!(m.instance_name(2).unwrap().to_string(), "b#1");
-        assert_eq!(m.test_end_after_ms, Some(250));
-        assert_eq!(m.test_end, None);
+        assert_eq!((m.test_end_after_ms, m.test_end), (Some(250), None));
     }
 
     #[test]
-    fn operators() {
-        // `operator=yes` may come before the endpoint it needs.
-        let m = Manifest::parse(
-            "domain ops image=o class=guest eager=yes operator=yes endpoint=supervisor count=2\n\
-             domain plain image=p class=guest eager=yes endpoint=supervisor\n\
-             domain off image=p class=guest eager=yes operator=no\n",
-        )
-        .unwrap();
-        let ops: std::vec::Vec<bool> = m.domains().iter().map(|d| d.operator).collect();
-        assert_eq!(ops, [true, false, false]);
-        let e = Manifest::parse("\ndomain a image=a class=guest eager=yes operator=x").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "line 2: bad value `x` for `operator` (yes or no)"
-        );
-        let e = Manifest::parse("domain a image=a class=guest eager=yes operator=yes").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "line 1: `a` is an operator but has no endpoint=supervisor to act through"
-        );
-    }
-
-    #[test]
-    fn empty_and_comment_only() {
-        for t in ["", "# serac boot manifest v0\n", "\n   \n\t# x\n"] {
-            let m = Manifest::parse(t).unwrap();
-            assert_eq!((m.domains().len(), m.instance_count()), (0, 0));
+    fn every_rule() {
+        let s = "s image=s class=server eager=yes\n";
+        let with = |extra: &str| std::format!("{s}{extra}");
+        let cases: &[(&str, &str, &str)] = &[
+            ("- image=a class=guest eager=yes", "name", "missing (it is required)"),
+            ("a/b image=a class=guest eager=yes", "name", "expected a name of 1 to 16 of A-Z a-z 0-9 _ . - (found \"a/b\")"),
+            ("nnnnnnnnnnnnnnnnn image=a class=guest eager=yes", "name", "expected a name of 1 to 16 of A-Z a-z 0-9 _ . - (found \"nnnnnnnnnnnnnnnnn\")"),
+            ("supervisor image=s class=server eager=yes", "name", "\"supervisor\" is reserved"),
+            ("s image=s class=server eager=yes\ns image=t class=guest eager=yes", "name", "a second domain named \"s\""),
+            ("a class=guest eager=yes", "image", "missing (it is required)"),
+            ("a image=a eager=yes", "class", "missing (it is required)"),
+            ("a image=a class=kernel eager=yes", "class", "expected \"server\" or \"guest\" (found \"kernel\")"),
+            ("a image=a class=guest eager=yes count=0", "count", "expected an integer from 1 to 1048576"),
+            ("a image=a class=guest eager=yes count=1048577", "count", "expected an integer from 1 to 1048576"),
+            ("a image=a class=guest eager=yes frames=0", "frames", "expected an integer from 1 to 256"),
+            ("a image=a class=guest eager=yes frames=257", "frames", "expected an integer from 1 to 256"),
+            ("a image=a class=guest", "pager", "missing: a domain needs a pager or eager = true (its stack and .bss are not in the image)"),
+            ("a image=a class=guest eager=no", "pager", "missing: a domain needs a pager or eager = true (its stack and .bss are not in the image)"),
+            ("a image=a class=guest pager=a", "pager", "a domain cannot be its own pager"),
+            ("a image=a class=guest pager=supervisor", "pager", "the supervisor is not a pager"),
+            ("a image=a class=guest pager=nobody", "pager", "no domain \"nobody\""),
+            ("a image=a class=guest eager=yes endpoint=ghost", "endpoint", "no domain \"ghost\""),
+            ("a image=a class=guest eager=yes notify=ghost", "notify", "no domain \"ghost\""),
+            ("test-end=ghost", "test-end", "no domain \"ghost\""),
+            ("test-end-after-ms=86400001", "test-end-after-ms", "expected an integer from 1 to 86400000"),
+            ("test-end-after-ms=0", "test-end-after-ms", "expected an integer from 1 to 86400000"),
+            ("test-linger-ms=5", "test-linger-ms", "needs a test-end to linger after"),
+            ("a image=a class=guest eager=yes operator=yes", "operator", "an operator needs \"supervisor\" in its endpoint list to act through"),
+            ("a image=a class=guest eager=yes operator=yes endpoint=s", "operator", "an operator needs \"supervisor\" in its endpoint list to act through"),
+            ("a image=a class=guest eager=yes operator=yes notify=supervisor", "operator", "an operator needs \"supervisor\" in its endpoint list to act through"),
+            ("a image=a class=server eager=yes device=floppy", "device", "expected \"virtio-blk\", \"virtio-net\" or a PCI address like \"00:03.0\" (found \"floppy\")"),
+            ("a image=a class=server eager=yes device=00:20.0", "device", "expected \"virtio-blk\", \"virtio-net\" or a PCI address like \"00:03.0\" (found \"00:20.0\")"),
+            ("a image=a class=server eager=yes count=2 device=virtio-blk", "device", "a device holder has exactly one instance (count 1, no until-full)"),
+            ("a image=a class=server eager=yes until-full=yes device=virtio-blk", "device", "a device holder has exactly one instance (count 1, no until-full)"),
+            ("g image=g class=guest eager=yes net=yes", "net", "net = true needs an endpoint to a domain with device = \"virtio-net\""),
+            ("p image=p class=server eager=yes swap-idle=yes", "swap-idle", "swap-idle is a pager's, and no domain names this one as its pager"),
+            ("d image=d class=server eager=yes device=virtio-blk\ng image=g class=guest eager=yes endpoint=d net=yes", "net", "net = true needs an endpoint to a domain with device = \"virtio-net\""),
+            ("a image=a class=guest eager=yes until-full=yes\nb image=b class=guest eager=yes", "until-full", "only the last domain may be until-full"),
+            ("a image=a class=server eager=yes until-full=yes\nb image=b class=guest pager=a", "until-full", "only the last domain may be until-full"),
+            ("b image=b class=guest eager=yes notify=a\na image=a class=guest eager=yes until-full=yes", "notify", "\"a\" is until-full: pager, endpoint and notify may not name it"),
+            ("a image=a class=guest eager=yes count=1048575\nb image=b class=guest eager=yes count=2", "count", "more than 1048576 instances in all"),
+        ];
+        for &(text, key, msg) in cases {
+            // Alone, and after a valid domain.
+            for t in [std::string::String::from(text), with(text)] {
+                assert_eq!(kind(&t), (Some(key), msg.into()), "{t}");
+            }
         }
-    }
-
-    #[test]
-    fn every_error_kind() {
-        let ok = "domain s image=s class=server eager=yes\n";
-        let with = |extra: &str| format!("{ok}{extra}\n");
-        assert_eq!(kind("dom x"), ErrorKind::UnknownDirective("dom"));
-        assert_eq!(
-            kind("test-ending=x"),
-            ErrorKind::UnknownDirective("test-ending=x")
-        );
-        assert_eq!(kind("domain"), ErrorKind::MissingName);
-        assert_eq!(kind("domain a/b image=x"), ErrorKind::BadName("a/b"));
-        assert_eq!(
-            kind("domain image=x class=guest"),
-            ErrorKind::BadName("image=x")
-        );
-        let long = "n".repeat(NAME_MAX + 1);
-        assert_eq!(
-            kind(&format!("domain {long} image=x")),
-            ErrorKind::BadName(&long)
-        );
-        assert_eq!(
-            kind("domain supervisor image=s class=server eager=yes"),
-            ErrorKind::ReservedName("supervisor")
-        );
-        assert_eq!(
-            kind(&with("domain s image=t class=guest eager=yes")),
-            ErrorKind::DuplicateName("s")
-        );
-        assert_eq!(
-            kind("domain a image=a class=guest eager"),
-            ErrorKind::NotKeyValue("eager")
-        );
-        assert_eq!(
-            kind("domain a image=a colour=red"),
-            ErrorKind::UnknownKey("colour")
-        );
-        assert_eq!(
-            kind("domain a image=a image=b"),
-            ErrorKind::DuplicateKey("image")
-        );
-        assert_eq!(
-            kind("domain a class=guest class=guest"),
-            ErrorKind::DuplicateKey("class")
-        );
-        assert_eq!(
-            kind("domain a count=1 count=2"),
-            ErrorKind::DuplicateKey("count")
-        );
-        assert_eq!(
-            kind("domain a eager=no eager=no"),
-            ErrorKind::DuplicateKey("eager")
-        );
-        assert_eq!(
-            kind("domain a restart=no restart=no"),
-            ErrorKind::DuplicateKey("restart")
-        );
-        assert_eq!(
-            kind("domain a pager=s pager=s"),
-            ErrorKind::DuplicateKey("pager")
-        );
-        assert_eq!(
-            kind("domain a frames=1 frames=1"),
-            ErrorKind::DuplicateKey("frames")
-        );
-        assert_eq!(
-            kind("domain a frames=257"),
-            ErrorKind::OutOfRange {
-                key: "frames",
-                value: 257,
-                max: MAX_GRANT_FRAMES as u64
-            }
-        );
-        assert_eq!(
-            kind("domain a frames=0"),
-            ErrorKind::OutOfRange {
-                key: "frames",
-                value: 0,
-                max: MAX_GRANT_FRAMES as u64
-            }
-        );
-        assert_eq!(
-            kind("domain a until-full=yes until-full=no"),
-            ErrorKind::DuplicateKey("until-full")
-        );
-        assert_eq!(
-            kind("domain a until-full=1"),
-            ErrorKind::BadYesNo {
-                key: "until-full",
-                value: "1"
-            }
-        );
-        assert_eq!(
-            kind(&with("domain a image=a class=guest eager=yes until-full=yes\ndomain b image=b class=guest eager=yes")),
-            ErrorKind::UntilFullNotLast("a")
-        );
-        assert_eq!(
-            kind(&with("domain b image=b class=guest eager=yes notify=a\ndomain a image=a class=guest eager=yes until-full=yes")),
-            ErrorKind::UntilFullNamed("a")
-        );
-        assert_eq!(
-            kind("domain a image=a class=server eager=yes until-full=yes\ndomain b image=b class=guest pager=a"),
-            ErrorKind::UntilFullNotLast("a")
-        );
-        let text = with("domain a image=a class=guest eager=yes count=2047 until-full=yes notify=s\ntest-end-after-ms=5");
-        let m = Manifest::parse(&text).unwrap();
-        assert!(m.domains()[1].until_full && !m.domains()[0].until_full);
-        assert_eq!(kind("domain a image="), ErrorKind::EmptyValue("image"));
-        assert_eq!(kind("domain a class=kernel"), ErrorKind::BadClass("kernel"));
-        assert_eq!(
-            kind("domain a eager=true"),
-            ErrorKind::BadYesNo {
-                key: "eager",
-                value: "true"
-            }
-        );
-        assert_eq!(
-            kind("domain a restart=1"),
-            ErrorKind::BadYesNo {
-                key: "restart",
-                value: "1"
-            }
-        );
-        assert_eq!(
-            kind("domain a operator=maybe"),
-            ErrorKind::BadYesNo {
-                key: "operator",
-                value: "maybe"
-            }
-        );
-        assert_eq!(
-            kind("domain a operator=no operator=no"),
-            ErrorKind::DuplicateKey("operator")
-        );
-        assert_eq!(
-            kind("domain a image=a class=guest eager=yes operator=yes"),
-            ErrorKind::OperatorWithoutEndpoint("a")
-        );
-        assert_eq!(
-            kind(&with(
-                "domain a image=a class=guest eager=yes operator=yes endpoint=s"
-            )),
-            ErrorKind::OperatorWithoutEndpoint("a")
-        );
-        assert_eq!(
-            kind("domain a image=a class=guest eager=yes operator=yes notify=supervisor"),
-            ErrorKind::OperatorWithoutEndpoint("a")
-        );
-        assert_eq!(
-            kind("domain a count=-1"),
-            ErrorKind::BadNumber {
-                key: "count",
-                value: "-1"
-            }
-        );
-        assert_eq!(
-            kind("domain a count=99999999999999999999999"),
-            ErrorKind::BadNumber {
-                key: "count",
-                value: "99999999999999999999999"
-            }
-        );
-        assert_eq!(
-            kind("domain a count=0"),
-            ErrorKind::OutOfRange {
-                key: "count",
-                value: 0,
-                max: MAX_INSTANCES as u64
-            }
-        );
-        assert_eq!(
-            kind("test-end-after-ms=x1"),
-            ErrorKind::BadNumber {
-                key: "test-end-after-ms",
-                value: "x1"
-            }
-        );
-        assert_eq!(
-            kind("test-end-after-ms=86400001"),
-            ErrorKind::OutOfRange {
-                key: "test-end-after-ms",
-                value: 86_400_001,
-                max: MAX_TEST_MS
-            }
-        );
-        assert_eq!(
-            kind("domain a class=guest eager=yes"),
-            ErrorKind::MissingKey("image")
-        );
-        assert_eq!(
-            kind("domain a image=a eager=yes"),
-            ErrorKind::MissingKey("class")
-        );
         let long_img = "i".repeat(IMAGE_MAX + 1);
+        for img in ["", long_img.as_str()] {
+            let w = wire::Manifest {
+                domains: [wire::Domain {
+                    name: Some("a"),
+                    image: Some(img),
+                    class: Some("guest"),
+                    eager: Some(true),
+                    ..wire::Domain::default()
+                }]
+                .into_iter()
+                .collect(),
+                ..wire::Manifest::default()
+            };
+            let e = Manifest::validate(&w).unwrap_err();
+            assert_eq!((e.key, e.kind), (Some("image"), ErrorKind::BadImage));
+        }
+        // until-full last, named by nobody: fine.
+        let t = with("a image=a class=guest eager=yes count=2047 until-full=yes notify=s\ntest-end-after-ms=5");
+        let w = wire(&t);
+        let m = Manifest::validate(&w).unwrap();
+        assert!(m.domains()[1].until_full && !m.domains()[0].until_full);
+        let w = wire("g image=g class=guest eager=yes endpoint=supervisor endpoint=v net=yes count=2\nh image=h class=guest eager=yes endpoint=v\nv image=v class=server eager=yes device=virtio-net");
+        let m = Manifest::validate(&w).unwrap();
         assert_eq!(
-            kind(&format!("domain a image={long_img}")),
-            ErrorKind::ImageTooLong(&long_img)
+            (m.vnic_of(0), m.vnic_of(1), m.vnic_of(2)),
+            (Some(2), None, None)
         );
-        assert_eq!(
-            kind(&with("domain a image=a class=guest pager=nobody")),
-            ErrorKind::UnknownDomain("nobody")
-        );
-        assert_eq!(
-            kind(&with(
-                "domain a image=a class=guest eager=yes endpoint=ghost"
-            )),
-            ErrorKind::UnknownDomain("ghost")
-        );
-        assert_eq!(
-            kind(&with("domain a image=a class=guest eager=yes notify=ghost")),
-            ErrorKind::UnknownDomain("ghost")
-        );
-        assert_eq!(
-            kind(&with("test-end=ghost")),
-            ErrorKind::UnknownDomain("ghost")
-        );
-        assert_eq!(
-            kind("domain a image=a class=guest pager=a"),
-            ErrorKind::OwnPager("a")
-        );
-        assert_eq!(
-            kind("domain a image=a class=guest pager=supervisor"),
-            ErrorKind::SupervisorPager
-        );
-        assert_eq!(
-            kind("domain a image=a class=guest"),
-            ErrorKind::NoPager("a")
-        );
-        assert_eq!(
-            kind("domain a image=a class=guest eager=no"),
-            ErrorKind::NoPager("a")
-        );
-        assert_eq!(
-            kind(&with("test-end=s\ntest-end=s")),
-            ErrorKind::DuplicateTestEnd("test-end")
-        );
-        assert_eq!(
-            kind("test-end-after-ms=1\ntest-end-after-ms=2"),
-            ErrorKind::DuplicateTestEnd("test-end-after-ms")
-        );
-        assert_eq!(kind(&with("test-end=s s")), ErrorKind::Unexpected("s"));
-        assert_eq!(kind("test-linger-ms=5"), ErrorKind::LingerWithoutTestEnd);
-        assert_eq!(
-            kind("domain a image=a class=server eager=yes device=floppy"),
-            ErrorKind::BadDevice("floppy")
-        );
-        assert_eq!(
-            kind("domain a image=a class=server eager=yes device=00:20.0"),
-            ErrorKind::BadDevice("00:20.0")
-        );
-        assert_eq!(
-            kind("domain a image=a class=server eager=yes count=2 device=virtio-blk"),
-            ErrorKind::DeviceNotSingle("a")
-        );
-        // net=yes needs an endpoint to the vnic (the virtio-net holder).
-        assert_eq!(
-            kind("domain g image=g class=guest eager=yes net=yes"),
-            ErrorKind::NetWithoutVnic("g")
-        );
-        assert_eq!(
-            kind("domain d image=d class=server eager=yes device=virtio-blk\ndomain g image=g class=guest eager=yes endpoint=d net=yes"),
-            ErrorKind::NetWithoutVnic("g")
-        );
-        // swap-idle= is a pager's.
-        assert_eq!(
-            kind("domain p image=p class=server eager=yes swap-idle=yes"),
-            ErrorKind::SwapIdleNotPager("p")
-        );
-        let m = Manifest::parse(
-            "domain p image=p class=server eager=yes swap-idle=yes\ndomain g image=g class=guest pager=p\n",
-        )
-        .unwrap();
-        assert!(m.domains()[0].swap_idle && !m.domains()[1].swap_idle);
-        assert_eq!(
-            kind("domain g image=g class=guest eager=yes net=maybe"),
-            ErrorKind::BadYesNo {
-                key: "net",
-                value: "maybe"
-            }
-        );
-        let m = Manifest::parse("domain g image=g class=guest eager=yes endpoint=supervisor endpoint=v net=yes count=2\ndomain h image=h class=guest eager=yes endpoint=v\ndomain v image=v class=server eager=yes device=virtio-net\n").unwrap();
-        assert_eq!(m.vnic_of(0), Some(2));
-        assert!(m.domains()[0].net && !m.domains()[1].net);
-        assert_eq!((m.vnic_of(1), m.vnic_of(2)), (None, None));
-        let m = Manifest::parse("domain a image=a class=server eager=yes device=01:1f.7\ndomain b image=b class=server eager=yes device=virtio-blk\n").unwrap();
+        let w = wire("a image=a class=server eager=yes device=01:1f.7\nb image=b class=server eager=yes device=virtio-blk");
+        let m = Manifest::validate(&w).unwrap();
         assert_eq!(m.domains()[0].device, Some(DeviceSel::Bdf(0x1ff)));
         assert!(DeviceSel::Bdf(0x1ff).matches(0x1ff, 1, 2));
         assert!(DeviceSel::VirtioBlk.matches(0x18, 0x1af4, 0x1042));
         assert!(!DeviceSel::VirtioBlk.matches(0x18, 0x1af4, 0x1041));
-        assert_eq!(
-            kind(&with("test-end=s\ntest-linger-ms=1\ntest-linger-ms=2")),
-            ErrorKind::DuplicateTestEnd("test-linger-ms")
-        );
-        let text = with("test-end=s\ntest-linger-ms=40");
-        let m = Manifest::parse(&text).unwrap();
-        assert_eq!(m.test_linger_ms, Some(40));
-        assert_eq!(kind("test-end="), ErrorKind::EmptyValue("test-end"));
-        assert_eq!(
-            Manifest::parse_bytes(b"# ok\n\ndomain \xff").unwrap_err(),
-            Error {
-                line: 3,
-                kind: ErrorKind::NotUtf8
-            }
-        );
+        let t = with("test-end=s\ntest-linger-ms=40");
+        let w = wire(&t);
+        assert_eq!(Manifest::validate(&w).unwrap().test_linger_ms, Some(40));
+        let w =
+            wire("p image=p class=server eager=yes swap-idle=yes\ng image=g class=guest pager=p");
+        let m = Manifest::validate(&w).unwrap();
+        assert!(m.domains()[0].swap_idle && !m.domains()[1].swap_idle);
+        let w = wire("ops image=o class=guest eager=yes operator=yes endpoint=supervisor count=2\noff image=p class=guest eager=yes operator=no");
+        let ops: Vec<bool> = Manifest::validate(&w)
+            .unwrap()
+            .domains()
+            .iter()
+            .map(|d| d.operator)
+            .collect();
+        assert_eq!(ops, [true, false]);
     }
 
     #[test]
-    fn errors_name_the_line() {
-        assert_eq!(
-            line("# c\n\ndomain a image=a class=guest eager=yes\ndomain b"),
-            4
-        );
-        // A bad reference is reported at the line that makes it.
-        assert_eq!(
-            line("domain s image=s class=server eager=yes\n# c\ndomain a image=a class=guest pager=x\n"),
-            3
-        );
-        assert_eq!(
-            line("domain s image=s class=server eager=yes\n\n\ntest-end=x"),
-            4
-        );
-        let e = Manifest::parse("\ndomain a class=kernel").unwrap_err();
+    fn errors_name_line_domain_and_key() {
+        let w =
+            wire("s image=s class=server eager=yes\nhttpd image=h class=guest eager=yes count=0");
+        let e = Manifest::validate(&w).unwrap_err();
+        assert_eq!((e.line, e.domain), (2, Some(1)));
         assert_eq!(
             e.to_string(),
-            "line 2: bad class `kernel` (server or guest)"
+            "line 2: domain \"httpd\": key \"count\": expected an integer from 1 to 1048576"
+        );
+        let w = wire("a/b image=x class=guest eager=yes");
+        assert_eq!(
+            Manifest::validate(&w).unwrap_err().what().to_string(),
+            "domain #1: key \"name\": expected a name of 1 to 16 of A-Z a-z 0-9 _ . - (found \"a/b\")"
         );
     }
 
     #[test]
     fn limits() {
-        let mut t = String::new();
-        for i in 0..MAX_DOMAINS {
-            t += &format!("domain d{i} image=x class=guest eager=yes\n");
+        let names: Vec<std::string::String> =
+            (0..MAX_DOMAINS).map(|i| std::format!("d{i}")).collect();
+        let mut w = wire::Manifest::default();
+        for n in &names {
+            w.domains
+                .push(wire::Domain {
+                    name: Some(n),
+                    image: Some("x"),
+                    class: Some("guest"),
+                    eager: Some(true),
+                    ..wire::Domain::default()
+                })
+                .unwrap();
         }
-        let m = Manifest::parse(&t).unwrap();
-        assert_eq!(m.domains().len(), MAX_DOMAINS);
-        t += "domain one-more image=x class=guest eager=yes\n";
-        assert_eq!(
-            Manifest::parse(&t).unwrap_err(),
-            Error {
-                line: MAX_DOMAINS + 1,
-                kind: ErrorKind::TooManyDomains
-            }
-        );
-
-        let max = MAX_INSTANCES;
-        let text = format!("domain a image=a class=guest eager=yes count={max}");
-        let m = Manifest::parse(&text).unwrap();
-        assert_eq!(m.instance_count(), max);
-        assert_eq!(
-            m.instance_name(max - 1).unwrap().to_string(),
-            format!("a#{}", max - 1)
-        );
-        let over = format!(
-            "domain a image=a class=guest eager=yes count={}\ndomain b image=b class=guest eager=yes count=2",
-            max - 1
-        );
-        assert_eq!(
-            Manifest::parse(&over).unwrap_err(),
-            Error {
-                line: 2,
-                kind: ErrorKind::TooManyInstances
-            }
-        );
-
-        let mut links = String::from(
-            "domain s image=s class=server eager=yes\ndomain a image=a class=guest eager=yes",
+        assert_eq!(Manifest::validate(&w).unwrap().domains().len(), MAX_DOMAINS);
+        let max = std::format!("a image=a class=guest eager=yes count={MAX_INSTANCES}");
+        let w = wire(&max);
+        let m = Manifest::validate(&w).unwrap();
+        assert_eq!(m.instance_count(), MAX_INSTANCES);
+        let mut links = std::string::String::from(
+            "s image=s class=server eager=yes\na image=a class=guest eager=yes",
         );
         for _ in 0..MAX_LINKS {
             links += " endpoint=s";
         }
+        let w = wire(&links);
         assert_eq!(
-            Manifest::parse(&links).unwrap().domains()[1].links().len(),
+            Manifest::validate(&w).unwrap().domains()[1].links().len(),
             MAX_LINKS
         );
-        links += " notify=s";
-        assert_eq!(
-            Manifest::parse(&links).unwrap_err(),
-            Error {
-                line: 2,
-                kind: ErrorKind::TooManyLinks
-            }
-        );
-        assert!(Manifest::parse(&format!(
-            "domain {} image=x class=guest eager=yes",
-            "n".repeat(NAME_MAX)
-        ))
-        .is_ok());
-        assert!(Manifest::parse(&format!(
-            "domain a image={} class=guest eager=yes",
+        let mut w = wire(&links);
+        w.domains[1].notify.push("s").unwrap();
+        let e = Manifest::validate(&w).unwrap_err();
+        assert_eq!((e.key, e.kind), (Some("notify"), ErrorKind::TooManyLinks));
+        let n16 = std::format!(
+            "{} image={} class=guest eager=yes",
+            "n".repeat(NAME_MAX),
             "i".repeat(IMAGE_MAX)
-        ))
-        .is_ok());
-    }
-
-    #[test]
-    fn every_message_prints() {
-        // Display never panics and mentions the line.
-        let bad = [
-            "x",
-            "domain",
-            "domain a!",
-            "domain supervisor",
-            "domain a image=a image=a",
-            "domain a q",
-            "domain a z=1",
-            "domain a image=",
-            "domain a class=x",
-            "domain a eager=x",
-            "domain a count=x",
-            "domain a count=0",
-            "domain a image=a class=guest",
-            "domain a image=a class=guest pager=a",
-            "domain a image=a class=guest pager=supervisor",
-            "domain a operator=1",
-            "domain a image=a class=guest eager=yes operator=yes",
-            "test-end=x",
-            "test-end=x y",
-        ];
-        for t in bad {
-            let e = Manifest::parse(t).unwrap_err();
-            assert!(e.to_string().starts_with("line 1: "), "{t}: {e}");
-        }
+        );
+        assert!(check(&n16).is_ok());
     }
 }
