@@ -17,6 +17,7 @@
 
 extern crate alloc;
 
+mod console;
 mod domains;
 mod serve;
 
