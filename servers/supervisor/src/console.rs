@@ -280,8 +280,11 @@ impl Console {
                     state,
                     cpu: delta,
                     window,
-                    resident: (sup.pages(i) as u64)
-                        .saturating_add(mem.map_or(0, |m| u64::from(m.resident))),
+                    resident: if reaped {
+                        0
+                    } else {
+                        (sup.pages(i) as u64).saturating_add(mem.map_or(0, |m| u64::from(m.resident)))
+                    },
                     swapped: mem.map(|m| u64::from(m.swapped)),
                     net,
                     upcalls: counter(sup, DomainCounter::UpcallsDelivered),
