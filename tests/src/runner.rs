@@ -597,7 +597,8 @@ impl Runner {
                         break;
                     }
                     if let Err(e) = l.type_line(text) {
-                        out.problems.push(format!("serial line {text:?} not typed: {e}"));
+                        out.problems
+                            .push(format!("serial line {text:?} not typed: {e}"));
                     }
                     to_type.remove(0);
                 }
@@ -621,8 +622,9 @@ impl Runner {
             l.finish();
         }
         for (when, text) in to_type {
-            out.problems
-                .push(format!("serial line {text:?} never typed: no line matched {when}"));
+            out.problems.push(format!(
+                "serial line {text:?} never typed: no line matched {when}"
+            ));
         }
         if let Some(h) = http {
             match h.finish() {

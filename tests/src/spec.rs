@@ -795,19 +795,34 @@ fn console() -> QemuTest {
     let sup = |body: &str| d("supervisor", body);
     // The killed victim's slot is the next one created: neighbour#1 is 2:2.
     QemuTest::new("console", Boot::Pvh, "serac.exit=1")
-        .with_file("manifest", manifest(&[
-            "domain neighbour image=neighbour class=guest eager=yes",
-            "domain victim image=pong class=server eager=yes",
-            "test-end-after-ms=30000",
-        ]))
-        .type_line(sup("supervisor: console on the serial line; type help"), "ps")
+        .with_file(
+            "manifest",
+            manifest(&[
+                "domain neighbour image=neighbour class=guest eager=yes",
+                "domain victim image=pong class=server eager=yes",
+                "test-end-after-ms=30000",
+            ]),
+        )
+        .type_line(
+            sup("supervisor: console on the serial line; type help"),
+            "ps",
+        )
         .type_line(sup("2:1 *victim *server *idle *"), "kill victim")
         .type_line(sup("console: kill 2:1: done"), "ps")
         .type_line(sup("2:1 *victim *server *dead *"), "start neighbour")
         .type_line(sup("console: started neighbour#1 as 2:2"), "frobnicate now")
-        .type_line(sup("console: error: unknown command \"frobnicate\" (try help)"), "ps all")
-        .type_line("[2:2 neighbour] neighbour: tick 2, %d pages intact", "log neighbour#1")
-        .type_line(sup("log: [2:2 neighbour] neighbour: tick %d, %d pages intact"), "help")
+        .type_line(
+            sup("console: error: unknown command \"frobnicate\" (try help)"),
+            "ps all",
+        )
+        .type_line(
+            "[2:2 neighbour] neighbour: tick 2, %d pages intact",
+            "log neighbour#1",
+        )
+        .type_line(
+            sup("log: [2:2 neighbour] neighbour: tick %d, %d pages intact"),
+            "help",
+        )
         .require_in_order([
             sup("ID *NAME *CLASS *STATE *CPU% *RES *SWAP *NET rx/tx *DISK *UPCALLS *EVENTS *BATCH"),
             sup("1:1 *neighbour *guest *"),

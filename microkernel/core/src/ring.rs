@@ -73,7 +73,11 @@ impl<const N: usize> ByteRing<N> {
         let n = self.len.min(out.len());
         let first = self.head.wrapping_sub(self.len as u64);
         for (k, o) in out.iter_mut().take(n).enumerate() {
-            *o = self.buf.get(Self::slot(first.wrapping_add(k as u64))).copied().unwrap_or(0);
+            *o = self
+                .buf
+                .get(Self::slot(first.wrapping_add(k as u64)))
+                .copied()
+                .unwrap_or(0);
         }
         self.len -= n;
         n
@@ -90,7 +94,11 @@ impl<const N: usize> ByteRing<N> {
         // Position of the first byte copied.
         let first = self.head.wrapping_sub((back + n) as u64);
         for (k, o) in out.iter_mut().take(n).enumerate() {
-            *o = self.buf.get(Self::slot(first.wrapping_add(k as u64))).copied().unwrap_or(0);
+            *o = self
+                .buf
+                .get(Self::slot(first.wrapping_add(k as u64)))
+                .copied()
+                .unwrap_or(0);
         }
         n
     }

@@ -5,9 +5,9 @@
 //! written when it is woken); or an error, which the caller gets in rax.
 
 use serac_kcore::handles::HandleEntry;
+use serac_protocol::header::HEADER_LEN;
 use serac_protocol::layout::{self, USER_SPACE};
 use serac_protocol::supervisor::DomainClass;
-use serac_protocol::header::HEADER_LEN;
 use serac_protocol::syscall::{
     self, valid_domain_name, DomainCounter, DomainOp, CONSOLE_READ_MAX, DEBUG_WRITE_MAX,
     DOMAIN_NAME_MAX,

@@ -161,7 +161,10 @@ impl Console {
                 if open {
                     println!();
                 }
-                println!("console: error: line longer than {} bytes; ignored", cc::LINE_MAX);
+                println!(
+                    "console: error: line longer than {} bytes; ignored",
+                    cc::LINE_MAX
+                );
                 self.prompt();
             }
             Edit::Line => {
@@ -283,7 +286,8 @@ impl Console {
                     resident: if reaped {
                         0
                     } else {
-                        (sup.pages(i) as u64).saturating_add(mem.map_or(0, |m| u64::from(m.resident)))
+                        (sup.pages(i) as u64)
+                            .saturating_add(mem.map_or(0, |m| u64::from(m.resident)))
                     },
                     swapped: mem.map(|m| u64::from(m.swapped)),
                     net,
@@ -346,7 +350,9 @@ fn request(
     };
     let id = sup.inst[i].id;
     match crate::serve::on_request(sup, None, make(id)) {
-        Reply::Ok | Reply::Restarted(_) => println!("console: {verb} {}:{}: done", id.index, id.gen),
+        Reply::Ok | Reply::Restarted(_) => {
+            println!("console: {verb} {}:{}: done", id.index, id.gen)
+        }
         Reply::Err(e) => println!("console: error: {verb} {}:{}: {e:?}", id.index, id.gen),
         other => println!("console: {verb}: unexpected {other:?}"),
     }

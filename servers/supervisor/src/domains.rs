@@ -1680,7 +1680,13 @@ impl<'a> Supervisor<'a> {
 
     /// The kernel's `ReadCounter(State)` of instance `i` (`None`: refused).
     pub fn kernel_state(&self, i: usize) -> Option<u64> {
-        ctl(self.inst[i].ctl, DomainOp::ReadCounter, DomainCounter::State as u64, 0).ok()
+        ctl(
+            self.inst[i].ctl,
+            DomainOp::ReadCounter,
+            DomainCounter::State as u64,
+            0,
+        )
+        .ok()
     }
 
     /// Instance `i`'s port counters from its vnic (`None`: no port, or

@@ -242,7 +242,11 @@ mod tests {
             operator: true,
         }));
         for r in every_request(NEIGHBOUR) {
-            assert_eq!(decide(Asker::Console, &r), Decision::Allow(Scope::All), "{r:?}");
+            assert_eq!(
+                decide(Asker::Console, &r),
+                Decision::Allow(Scope::All),
+                "{r:?}"
+            );
             let changes = matches!(
                 r,
                 Request::Kill { .. } | Request::Restart { .. } | Request::Spawn { .. }

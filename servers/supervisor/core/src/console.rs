@@ -173,7 +173,10 @@ impl fmt::Display for ParseError<'_> {
             ParseError::Missing(what) => write!(f, "missing {what} (try help)"),
             ParseError::Extra(w) => write!(f, "unexpected argument {w:?} (try help)"),
             ParseError::BadDomain(w) => {
-                write!(f, "{w:?} is not a domain (a name like httpd#3, or index:gen)")
+                write!(
+                    f,
+                    "{w:?} is not a domain (a name like httpd#3, or index:gen)"
+                )
             }
             ParseError::BadCount(w) => write!(f, "{w:?} is not a count from 1 to {START_MAX}"),
         }
@@ -382,7 +385,8 @@ pub fn permille(part: u64, whole: u64) -> Option<u64> {
 
 /// Events per upcall in hundredths: the batching factor.
 pub fn batching(events: u64, upcalls: u64) -> Option<u64> {
-    (upcalls != 0).then(|| (u128::from(events) * 100 / u128::from(upcalls)).min(u128::from(u64::MAX)) as u64)
+    (upcalls != 0)
+        .then(|| (u128::from(events) * 100 / u128::from(upcalls)).min(u128::from(u64::MAX)) as u64)
 }
 
 /// Writes `v` in a column of `width`, or `-`.
@@ -585,7 +589,16 @@ mod tests {
         );
         assert_eq!(e.line(), "ps");
         e.clear();
-        assert_eq!(typed(&mut e, b"\x1b[A\x08\n"), [Edit::None, Edit::Echo(b'['), Edit::Echo(b'A'), Edit::Erased, Edit::Line]);
+        assert_eq!(
+            typed(&mut e, b"\x1b[A\x08\n"),
+            [
+                Edit::None,
+                Edit::Echo(b'['),
+                Edit::Echo(b'A'),
+                Edit::Erased,
+                Edit::Line
+            ]
+        );
         assert_eq!(e.line(), "[");
         e.clear();
         let long = [b'a'; LINE_MAX + 5];
@@ -612,9 +625,15 @@ mod tests {
         assert_eq!(parse(" ps  all "), Ok(Command::Ps(Rows::All)));
         assert_eq!(parse("ps httpd"), Ok(Command::Ps(Rows::Named("httpd"))));
         assert_eq!(parse("top"), Ok(Command::Top(Rows::Auto)));
-        assert_eq!(parse("kill httpd#3"), Ok(Command::Kill(Target::Name("httpd#3"))));
+        assert_eq!(
+            parse("kill httpd#3"),
+            Ok(Command::Kill(Target::Name("httpd#3")))
+        );
         assert_eq!(parse("kill 4:2"), Ok(Command::Kill(id(4, 2))));
-        assert_eq!(parse("restart vnic"), Ok(Command::Restart(Target::Name("vnic"))));
+        assert_eq!(
+            parse("restart vnic"),
+            Ok(Command::Restart(Target::Name("vnic")))
+        );
         assert_eq!(parse("swapout 7:1"), Ok(Command::SwapOut(id(7, 1))));
         assert_eq!(parse("log hello"), Ok(Command::Log(Target::Name("hello"))));
         assert_eq!(parse("start ticker"), Ok(Command::Start("ticker", 1)));
@@ -634,7 +653,10 @@ mod tests {
         assert_eq!(parse("kill :"), Err(ParseError::BadDomain(":")));
         assert_eq!(parse("kill a$b"), Err(ParseError::BadDomain("a$b")));
         assert_eq!(parse("ps 3:1"), Err(ParseError::BadDomain("3:1")));
-        assert_eq!(parse("start httpd#2"), Err(ParseError::BadDomain("httpd#2")));
+        assert_eq!(
+            parse("start httpd#2"),
+            Err(ParseError::BadDomain("httpd#2"))
+        );
         assert_eq!(parse("start httpd 0"), Err(ParseError::BadCount("0")));
         assert_eq!(parse("start httpd 1001"), Err(ParseError::BadCount("1001")));
         assert_eq!(parse("start httpd -1"), Err(ParseError::BadCount("-1")));
@@ -647,13 +669,31 @@ mod tests {
     #[test]
     fn states() {
         use serac_protocol::syscall as s;
-        assert_eq!(State::of(Some(s::STATE_RUNNABLE), false, false), State::Running);
+        assert_eq!(
+            State::of(Some(s::STATE_RUNNABLE), false, false),
+            State::Running
+        );
         assert_eq!(State::of(Some(s::STATE_IDLE), false, false), State::Idle);
-        assert_eq!(State::of(Some(s::STATE_RECEIVING), false, false), State::Idle);
-        assert_eq!(State::of(Some(s::STATE_BLOCKED), false, false), State::Blocked);
-        assert_eq!(State::of(Some(s::STATE_IDLE), true, false), State::SwappedOut);
-        assert_eq!(State::of(Some(s::STATE_BLOCKED), true, false), State::SwappedOut);
-        assert_eq!(State::of(Some(s::STATE_STOPPED), false, false), State::Stopped);
+        assert_eq!(
+            State::of(Some(s::STATE_RECEIVING), false, false),
+            State::Idle
+        );
+        assert_eq!(
+            State::of(Some(s::STATE_BLOCKED), false, false),
+            State::Blocked
+        );
+        assert_eq!(
+            State::of(Some(s::STATE_IDLE), true, false),
+            State::SwappedOut
+        );
+        assert_eq!(
+            State::of(Some(s::STATE_BLOCKED), true, false),
+            State::SwappedOut
+        );
+        assert_eq!(
+            State::of(Some(s::STATE_STOPPED), false, false),
+            State::Stopped
+        );
         assert_eq!(State::of(Some(s::STATE_DEAD), false, false), State::Dead);
         assert_eq!(State::of(None, false, false), State::Dead);
         assert_eq!(State::of(Some(s::STATE_RUNNABLE), false, true), State::Dead);
@@ -679,7 +719,10 @@ mod tests {
             events: 10,
         };
         let s = row.to_string();
-        assert!(s.starts_with("12:1      httpd#3          guest  idle         "), "{s}");
+        assert!(
+            s.starts_with("12:1      httpd#3          guest  idle         "),
+            "{s}"
+        );
         assert!(s.contains("  2.5 "), "{s}");
         assert!(s.contains(" 40      3  7/9 "), "{s}");
         assert!(s.ends_with("     4       10   2.50"), "{s}");
@@ -692,7 +735,11 @@ mod tests {
             ..row
         };
         let s = bare.to_string();
-        assert_eq!(s.matches(" - ").count() + usize::from(s.ends_with(" -")), 5, "{s}");
+        assert_eq!(
+            s.matches(" - ").count() + usize::from(s.ends_with(" -")),
+            5,
+            "{s}"
+        );
         assert_eq!(permille(1, 3), Some(333));
         assert_eq!(permille(5, 0), None);
         assert_eq!(permille(u64::MAX, 1), Some(1000));
@@ -713,7 +760,10 @@ mod tests {
         let lines: Vec<String> = s.lines().map(|l| l.to_string()).collect();
         assert_eq!(
             lines,
-            ["server: 1 domain(s): 1 running", "guest: 4 domain(s): 3 idle, 1 swapped-out"]
+            [
+                "server: 1 domain(s): 1 running",
+                "guest: 4 domain(s): 3 idle, 1 swapped-out"
+            ]
         );
     }
 
