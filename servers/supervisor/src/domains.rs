@@ -767,7 +767,11 @@ impl<'a> Supervisor<'a> {
                     break;
                 }
             }
-            let used = pacer.free_at_wave.saturating_sub(f).checked_div(pacer.wave).unwrap_or(0);
+            let used = pacer
+                .free_at_wave
+                .saturating_sub(f)
+                .checked_div(pacer.wave)
+                .unwrap_or(0);
             pacer.per_domain = pacer.per_domain.max(used).max(16);
         }
         let t0 = time::now_ns().unwrap_or(0);
