@@ -401,16 +401,21 @@ impl<T: fmt::Display> fmt::Display for Opt<T> {
     }
 }
 
+/// Pads `args` as one column (cut at 40 bytes).
+fn pad(f: &mut fmt::Formatter<'_>, args: fmt::Arguments<'_>) -> fmt::Result {
+    let mut b = [0u8; 40];
+    let mut w = Buf(&mut b, 0);
+    let _ = fmt::Write::write_fmt(&mut w, args);
+    let n = w.1;
+    f.pad(core::str::from_utf8(b.get(..n).unwrap_or(&[])).unwrap_or("?"))
+}
+
 /// Tenths (`123` prints `12.3`), padded.
 struct Tenths(u64);
 
 impl fmt::Display for Tenths {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut b = [0u8; 24];
-        let mut w = Buf(&mut b, 0);
-        let _ = fmt::Write::write_fmt(&mut w, format_args!("{}.{}", self.0 / 10, self.0 % 10));
-        let n = w.1;
-        f.pad(core::str::from_utf8(b.get(..n).unwrap_or(&[])).unwrap_or(""))
+        pad(f, format_args!("{}.{}", self.0 / 10, self.0 % 10))
     }
 }
 
@@ -419,11 +424,7 @@ struct Hundredths(u64);
 
 impl fmt::Display for Hundredths {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut b = [0u8; 28];
-        let mut w = Buf(&mut b, 0);
-        let _ = fmt::Write::write_fmt(&mut w, format_args!("{}.{:02}", self.0 / 100, self.0 % 100));
-        let n = w.1;
-        f.pad(core::str::from_utf8(b.get(..n).unwrap_or(&[])).unwrap_or(""))
+        pad(f, format_args!("{}.{:02}", self.0 / 100, self.0 % 100))
     }
 }
 
@@ -432,11 +433,7 @@ struct Cell<'a>(&'a dyn fmt::Display);
 
 impl fmt::Display for Cell<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut b = [0u8; 40];
-        let mut w = Buf(&mut b, 0);
-        let _ = fmt::Write::write_fmt(&mut w, format_args!("{}", self.0));
-        let n = w.1;
-        f.pad(core::str::from_utf8(b.get(..n).unwrap_or(&[])).unwrap_or("?"))
+        pad(f, format_args!("{}", self.0))
     }
 }
 
@@ -669,34 +666,25 @@ mod tests {
     #[test]
     fn states() {
         use serac_protocol::syscall as s;
-        assert_eq!(
-            State::of(Some(s::STATE_RUNNABLE), false, false),
-            State::Running
-        );
-        assert_eq!(State::of(Some(s::STATE_IDLE), false, false), State::Idle);
-        assert_eq!(
-            State::of(Some(s::STATE_RECEIVING), false, false),
-            State::Idle
-        );
-        assert_eq!(
-            State::of(Some(s::STATE_BLOCKED), false, false),
-            State::Blocked
-        );
-        assert_eq!(
-            State::of(Some(s::STATE_IDLE), true, false),
-            State::SwappedOut
-        );
-        assert_eq!(
-            State::of(Some(s::STATE_BLOCKED), true, false),
-            State::SwappedOut
-        );
-        assert_eq!(
-            State::of(Some(s::STATE_STOPPED), false, false),
-            State::Stopped
-        );
-        assert_eq!(State::of(Some(s::STATE_DEAD), false, false), State::Dead);
-        assert_eq!(State::of(None, false, false), State::Dead);
-        assert_eq!(State::of(Some(s::STATE_RUNNABLE), false, true), State::Dead);
+        let cases = [
+            (Some(s::STATE_RUNNABLE), false, false, State::Running),
+            (Some(s::STATE_IDLE), false, false, State::Idle),
+            (Some(s::STATE_RECEIVING), false, false, State::Idle),
+            (Some(s::STATE_BLOCKED), false, false, State::Blocked),
+            (Some(s::STATE_IDLE), true, false, State::SwappedOut),
+            (Some(s::STATE_BLOCKED), true, false, State::SwappedOut),
+            (Some(s::STATE_STOPPED), false, false, State::Stopped),
+            (Some(s::STATE_DEAD), false, false, State::Dead),
+            (None, false, false, State::Dead),
+            (Some(s::STATE_RUNNABLE), false, true, State::Dead),
+        ];
+        for (kernel, out, reaped, want) in cases {
+            assert_eq!(
+                State::of(kernel, out, reaped),
+                want,
+                "{kernel:?} {out} {reaped}"
+            );
+        }
     }
 
     #[test]
