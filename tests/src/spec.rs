@@ -844,6 +844,35 @@ fn console() -> QemuTest {
         .timeout(Duration::from_secs(90))
 }
 
+/// The console on a host of 1,000 idlers: `ps` is a summary, `ps NAME`
+/// one row, `top` refreshes until a key, and the timed end still comes.
+fn console_many() -> QemuTest {
+    let sup = |body: &str| d("supervisor", body);
+    QemuTest::new("console_many", Boot::Pvh, "serac.exit=1")
+        .with_file("manifest", manifest(&[
+            SWAPPER,
+            "domain idler image=idler class=guest pager=swapper count=1000",
+            "test-end-after-ms=20000",
+        ]))
+        .type_line(sup("supervisor: console on the serial line; type help"), "ps")
+        .type_line(sup("ps: guest: 1000 domain(s): *"), "ps idler#999")
+        .type_line(sup("1001:1 *idler#999 *guest *"), "top idler#7")
+        .type_line(sup("(top: every 2 s; press a key to stop)"), "q")
+        .type_line(sup("console: top stopped"), "help")
+        .require_in_order([
+            sup("ps: 1001 domain(s); `ps all` or `ps NAME` for rows"),
+            sup("ps: server: 1 domain(s): 1 idle"),
+            sup("ps: guest: 1000 domain(s): 1000 idle"),
+            sup("1001:1 *idler#999 *guest *idle *"),
+            sup("9:1 *idler#7 *guest *idle *"),
+            sup("(top: every 2 s; press a key to stop)"),
+            sup("console: top stopped"),
+            sup("kill DOMAIN *"),
+            sup("supervisor: test end: 1001 domain(s) running after 20000 ms"),
+        ])
+        .timeout(Duration::from_secs(150))
+}
+
 /// A boot manifest from lines.
 fn manifest(lines: &[&str]) -> Source {
     let mut text = lines.join("\n");
@@ -1712,6 +1741,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // error and `ps` still answers. The verdicts are the supervisor's
         // lines, which no guest can forge.
         console(),
+        console_many(),
         // Authority: an operator guest holding a supervisor endpoint tries
         // Restart and Kill of the swapper and is refused (only the console
         // may); the swapper serves the neighbour's faults after the attack.

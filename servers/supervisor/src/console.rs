@@ -128,6 +128,7 @@ impl Console {
     fn byte(&mut self, sup: &mut Supervisor<'_>, b: u8) {
         if self.top.take().is_some() {
             // A key ends `top`, and is not part of the next line.
+            println!("console: top stopped");
             self.prompt();
             return;
         }
