@@ -122,6 +122,10 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
 
     let pins = arch::apic::init(platform.lapic, &platform.ioapics[..platform.ioapic_count]);
     info!("apic: local APIC enabled, 8259s masked, {pins} I/O APIC pin(s) masked");
+    // Serial input for the supervisor's console (`DomainOp::ConsoleInput`).
+    if !arch::apic::route_gsi(arch::serial::COM1_GSI, false) {
+        info!("serial: no I/O APIC pin for COM1's IRQ 4; no console input");
+    }
 
     let pci = arch::pci::enumerate(platform.ecam);
     info!(

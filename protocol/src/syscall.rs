@@ -224,7 +224,26 @@ pub enum DomainOp {
     /// [`TRANSLATE_SHARED`] for an image page; `NotMapped` if nothing.
     /// Needs `CONTROL`. (The supervisor reports sharing from it.)
     Translate = 20,
+    /// Moves the serial input the kernel received on COM1 (and has not
+    /// handed out yet) into the caller's IPC payload, at most
+    /// [`CONSOLE_READ_MAX`] bytes; returns how many. Console power: needs `CREATE` on the handle
+    /// used (the supervisor's root handle). The kernel raises `NOTIFY` with
+    /// [`CONSOLE_INPUT_NOTIFY`] in the first domain when bytes arrive.
+    ConsoleInput = 21,
+    /// Copies into the caller's IPC payload the up to [`CONSOLE_READ_MAX`] bytes
+    /// of recent console output (as printed, prefixes included) that end
+    /// `a` bytes before the newest; returns how many (0 past the oldest
+    /// kept, [`CONSOLE_HISTORY`] bytes). Needs `CREATE`, like `ConsoleInput`.
+    ConsoleLog = 22,
 }
+
+/// The notification bit the kernel ORs into the first domain's word when
+/// serial input arrives (`DomainOp::ConsoleInput` takes it).
+pub const CONSOLE_INPUT_NOTIFY: u64 = 1 << 0;
+/// Bytes of console output the kernel keeps for `DomainOp::ConsoleLog`.
+pub const CONSOLE_HISTORY: usize = 16384;
+/// Most bytes one `ConsoleInput` or `ConsoleLog` copies.
+pub const CONSOLE_READ_MAX: usize = 512;
 
 /// `Translate` flag: the page is a shared image page.
 pub const TRANSLATE_SHARED: u64 = 0x100;
@@ -420,7 +439,7 @@ pub const fn grant_arg(kind: crate::HandleKind, rights: crate::HandleRights) -> 
 
 impl DomainOp {
     /// Every sub-operation, in numeric order.
-    pub const ALL: [DomainOp; 20] = [
+    pub const ALL: [DomainOp; 22] = [
         DomainOp::Create,
         DomainOp::Start,
         DomainOp::Kill,
@@ -441,6 +460,8 @@ impl DomainOp {
         DomainOp::ImageAttach,
         DomainOp::ImageRelease,
         DomainOp::Translate,
+        DomainOp::ConsoleInput,
+        DomainOp::ConsoleLog,
     ];
 }
 
@@ -474,7 +495,23 @@ pub enum DomainCounter {
     /// monotonic across restarts, so a restarted domain's handles granted
     /// at start are `Handle::new(slot, this)`, not generation 1.
     HandleBase = 6,
+    /// Where the domain is in its life, as [`STATE_RUNNABLE`] and the
+    /// constants beside it.
+    State = 7,
 }
+
+/// `ReadCounter(State)`: created, not started (or restarted, not started).
+pub const STATE_STOPPED: u64 = 0;
+/// `ReadCounter(State)`: on the run queue or running.
+pub const STATE_RUNNABLE: u64 = 1;
+/// `ReadCounter(State)`: in `idle`.
+pub const STATE_IDLE: u64 = 2;
+/// `ReadCounter(State)`: in `reply_recv`, waiting for a message.
+pub const STATE_RECEIVING: u64 = 3;
+/// `ReadCounter(State)`: in `call`/`send`, or waiting for its pager.
+pub const STATE_BLOCKED: u64 = 4;
+/// `ReadCounter(State)`: ended, its record not reaped yet.
+pub const STATE_DEAD: u64 = 5;
 
 impl TryFrom<u64> for DomainCounter {
     type Error = crate::SysError;
@@ -487,6 +524,7 @@ impl TryFrom<u64> for DomainCounter {
             4 => Ok(DomainCounter::Faults),
             5 => Ok(DomainCounter::Id),
             6 => Ok(DomainCounter::HandleBase),
+            7 => Ok(DomainCounter::State),
             _ => Err(crate::SysError::BadArgument),
         }
     }

@@ -167,6 +167,9 @@ pub enum Serial {
     Terminal,
     /// A file (overwritten).
     File(PathBuf),
+    /// A unix socket QEMU listens on and waits for before it starts: the
+    /// runner copies what comes out to the log and types into it.
+    Socket(PathBuf),
 }
 
 /// A QEMU machine: q35, `-cpu max` (TCG) or `host` (KVM), 256 MiB, no display, no network,
@@ -203,6 +206,12 @@ impl Machine {
             Serial::File(p) => {
                 let mut a = OsString::from("file:");
                 a.push(p);
+                c.arg("-serial").arg(a);
+            }
+            Serial::Socket(p) => {
+                let mut a = OsString::from("unix:");
+                a.push(p);
+                a.push(",server=on,wait=on");
                 c.arg("-serial").arg(a);
             }
         }

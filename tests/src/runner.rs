@@ -34,6 +34,57 @@ fn send_monitor(path: &Path, command: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The serial line of a test that types on it: QEMU listens on a unix
+/// socket (and waits for us before it starts); a thread copies what comes
+/// out into the log, and [`SerialLine::type_line`] writes into it.
+struct SerialLine {
+    sock: std::os::unix::net::UnixStream,
+    copier: thread::JoinHandle<()>,
+}
+
+impl SerialLine {
+    fn connect(path: &Path, log: &Path, deadline: Instant) -> Result<SerialLine, Error> {
+        use std::io::Write;
+        let mut out =
+            File::create(log).map_err(|e| Error::io(format!("create {}", log.display()), e))?;
+        let sock = loop {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(Error::io(format!("connect to {}", path.display()), e))
+                }
+                Err(_) => thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let mut from = sock
+            .try_clone()
+            .map_err(|e| Error::io("clone the serial socket", e))?;
+        let copier = thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 || out.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                let _ = out.flush();
+            }
+        });
+        Ok(SerialLine { sock, copier })
+    }
+
+    fn type_line(&mut self, line: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        self.sock.write_all(line.as_bytes())?;
+        self.sock.write_all(b"\r")
+    }
+
+    /// Waits until everything QEMU printed is in the log.
+    fn finish(self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+        let _ = self.copier.join();
+    }
+}
+
 /// Flips the lowest bit of each byte at `offsets` in the file at `path`.
 fn flip(path: &Path, offsets: &[u64]) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
@@ -469,10 +520,20 @@ impl Runner {
             extra.push("-monitor".into());
             extra.push(format!("unix:{},server=on,wait=off", monitor.display()).into());
         }
+        // A test that types on the serial line talks to it through a socket.
+        let socket = self.tests_dir().join(format!("{}.serial", t.name));
+        let typing = !t.serial_input.is_empty();
+        if typing {
+            let _ = fs::remove_file(&socket);
+        }
         let machine = Machine {
             accel: self.ctx.accel,
             media,
-            serial: Serial::File(out.log.clone()),
+            serial: if typing {
+                Serial::Socket(socket.clone())
+            } else {
+                Serial::File(out.log.clone())
+            },
             gdb: false,
             ovmf_vars: self.tests_dir().join(format!("{}.ovmf-vars.fd", t.name)),
             extra,
@@ -489,6 +550,19 @@ impl Runner {
             .stderr(Stdio::from(qlog2));
         let mut child = host::spawn(&mut cmd)?;
         let started = Instant::now();
+        let mut line = if typing {
+            match SerialLine::connect(&socket, &out.log, started + Duration::from_secs(10)) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let mut to_type: Vec<&(crate::pattern::Pattern, String)> = t.serial_input.iter().collect();
         let mut pending: Vec<&(crate::pattern::Pattern, String)> = t.monitor.iter().collect();
         let ending = loop {
             if let Some(e) = echo.as_mut() {
@@ -517,6 +591,21 @@ impl Runner {
                     false
                 });
             }
+            if let Some(l) = line.as_mut().filter(|_| !to_type.is_empty()) {
+                let serial = fs::read_to_string(&out.log).unwrap_or_default();
+                let lines = crate::judge::clean_lines(&serial);
+                // In order: a line is typed only after the ones before it.
+                while let Some((when, text)) = to_type.first() {
+                    if !lines.iter().any(|x| when.matches(x)) {
+                        break;
+                    }
+                    if let Err(e) = l.type_line(text) {
+                        out.problems
+                            .push(format!("serial line {text:?} not typed: {e}"));
+                    }
+                    to_type.remove(0);
+                }
+            }
             match child.try_wait() {
                 Ok(Some(st)) => break st.code().map_or(Ending::Signalled, Ending::Exited),
                 Ok(None) if started.elapsed() >= t.timeout => {
@@ -532,6 +621,14 @@ impl Runner {
                 }
             }
         };
+        if let Some(l) = line {
+            l.finish();
+        }
+        for (when, text) in to_type {
+            out.problems.push(format!(
+                "serial line {text:?} never typed: no line matched {when}"
+            ));
+        }
         if let Some(h) = http {
             match h.finish() {
                 Ok(lines) => out.host = lines,

@@ -173,6 +173,9 @@ pub struct QemuTest {
     /// QEMU monitor commands, each sent once when a serial line first
     /// matches its pattern (see [`QemuTest::monitor`]).
     pub monitor: Vec<(Pattern, String)>,
+    /// Lines typed on the serial line (COM1's input), each once when a
+    /// serial line first matches its pattern (see [`QemuTest::type_line`]).
+    pub serial_input: Vec<(Pattern, String)>,
     /// Domains (by name) whose `TEST`/`BENCH` lines count, besides the
     /// kernel's and the supervisor's (see [`crate::judge::trusted_for`]).
     pub verdicts_from: Vec<String>,
@@ -360,6 +363,7 @@ impl QemuTest {
             qemu_args: Vec::new(),
             in_order: Vec::new(),
             monitor: Vec::new(),
+            serial_input: Vec::new(),
             verdicts_from: Vec::new(),
             disk: None,
             then: None,
@@ -400,6 +404,13 @@ impl QemuTest {
     /// `when` (hardware events no domain can cause: `nmi`, `mce ...`).
     pub fn monitor(mut self, when: impl Into<Pattern>, command: impl Into<String>) -> Self {
         self.monitor.push((when.into(), command.into()));
+        self
+    }
+
+    /// Types `line` and Enter (`\r`, as a terminal sends it) on the serial
+    /// line once a serial line matches `when`: the operator console.
+    pub fn type_line(mut self, when: impl Into<Pattern>, line: impl Into<String>) -> Self {
+        self.serial_input.push((when.into(), line.into()));
         self
     }
 
@@ -708,7 +719,8 @@ fn net_uplink() -> QemuTest {
         .timeout(Duration::from_secs(60))
 }
 
-/// The vnic is restarted by an operator while two guests exchange: the
+/// The vnic is restarted from the console (when the operator guest,
+/// refused, says so) while two guests exchange: the
 /// supervisor restarts it and configures both ports again, and the
 /// exchange resumes and completes (the guests wait out `ServerRestarted`
 /// and resend what was lost).
@@ -716,11 +728,15 @@ fn net_restart() -> QemuTest {
     QemuTest::new("net_restart", Boot::Pvh, "serac.exit=1")
         .config(Config::new("net_restart"))
         .net(NetDevice::default())
-        .require(d("netop", "netop: restarted the vnic %d:1 -> %d:2"))
+        // netop may not restart the vnic (only the console may): the
+        // console does, when netop says the time has come.
+        .type_line(d("netop", "netop: Restart refused (*); console: restart the vnic now"), "restart vnic")
+        .require(d("supervisor", "supervisor: refused Restart of vnic %d:1 from netop %d:%d: only the console may"))
+        .require(d("supervisor", "console: restart %d:1: done"))
         .require_in_order([
             d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/12"),
             d("netping-retry", "netping-retry: round %d"),
-            d("supervisor", "supervisor: restarting vnic %d:1 on request from netop %d:%d"),
+            d("supervisor", "supervisor: restarting vnic %d:1 on request from the console"),
             d("vnic", "vnic: virtio-net %x:%x.%d, uplink MAC 52:54:00:12:34:56"),
             d("vnic", "vnic: port %d:1 is 02:00:00:00:00:02 10.0.1.2/12"),
             d("vnic", "vnic: port %d:1 is 02:00:00:00:00:03 10.0.1.3/12"),
@@ -735,6 +751,81 @@ fn net_restart() -> QemuTest {
 
 /// The innocent neighbour's progress line (`apps/neighbour`).
 const NEIGHBOUR_TICK: &str = "[%d:%d neighbour] neighbour: tick %d, %d pages intact";
+
+/// The operator console driven through the serial line (see `all`).
+fn console() -> QemuTest {
+    let sup = |body: &str| d("supervisor", body);
+    // The killed victim's slot is the next one created: neighbour#1 is 2:2.
+    QemuTest::new("console", Boot::Pvh, "serac.exit=1")
+        .config(Config::new("console"))
+        .type_line(
+            sup("supervisor: console on the serial line; type help"),
+            "ps",
+        )
+        .type_line(sup("2:1 *victim *server *idle *"), "kill victim")
+        .type_line(sup("console: kill 2:1: done"), "ps")
+        .type_line(sup("2:1 *victim *server *dead *"), "start neighbour")
+        .type_line(sup("console: started neighbour#1 as 2:2"), "frobnicate now")
+        .type_line(
+            sup("console: error: unknown command \"frobnicate\" (try help)"),
+            "ps all",
+        )
+        .type_line(
+            "[2:2 neighbour] neighbour: tick 2, %d pages intact",
+            "log neighbour#1",
+        )
+        .type_line(
+            sup("log: [2:2 neighbour] neighbour: tick %d, %d pages intact"),
+            "help",
+        )
+        .require_in_order([
+            sup("ID *NAME *CLASS *STATE *CPU% *RES *SWAP *NET rx/tx *DISK *UPCALLS *EVENTS *BATCH"),
+            sup("1:1 *neighbour *guest *"),
+            sup("2:1 *victim *server *idle *"),
+            sup("supervisor: killing victim 2:1 on request from the console"),
+            sup("supervisor: victim exited: killed"),
+            sup("2:1 *victim *server *dead *"),
+            sup("console: started neighbour#1 as 2:2"),
+            sup("console: error: unknown command \"frobnicate\" (try help)"),
+            sup("2:2 *neighbour#1 *guest *"),
+            sup("log 2:2: %n line(s) in the last %n bytes of output"),
+            sup("log: [2:2 neighbour] neighbour: tick %d, %d pages intact"),
+            sup("kill DOMAIN *"),
+            sup("supervisor: test end: %d domain(s) running after 30000 ms"),
+        ])
+        // The started one runs: its own lines, through the kernel's prefix.
+        .require("[2:2 neighbour] neighbour: tick 2, %d pages intact")
+        .forbid(sup("supervisor: neighbour exited: *"))
+        .timeout(Duration::from_secs(90))
+}
+
+/// The console on a host of 1,000 idlers: `ps` is a summary, `ps NAME`
+/// one row, `top` refreshes until a key, and the timed end still comes.
+fn console_many() -> QemuTest {
+    let sup = |body: &str| d("supervisor", body);
+    QemuTest::new("console_many", Boot::Pvh, "serac.exit=1")
+        .config(Config::new("console_many"))
+        .type_line(
+            sup("supervisor: console on the serial line; type help"),
+            "ps",
+        )
+        .type_line(sup("ps: guest: 1000 domain(s): *"), "ps idler#999")
+        .type_line(sup("1001:1 *idler#999 *guest *"), "top idler#7")
+        .type_line(sup("(top: every 2 s; press a key to stop)"), "q")
+        .type_line(sup("console: top stopped"), "help")
+        .require_in_order([
+            sup("ps: 1001 domain(s); `ps all` or `ps NAME` for rows"),
+            sup("ps: server: 1 domain(s): 1 idle"),
+            sup("ps: guest: 1000 domain(s): 1000 idle"),
+            sup("1001:1 *idler#999 *guest *idle *"),
+            sup("9:1 *idler#7 *guest *idle *"),
+            sup("(top: every 2 s; press a key to stop)"),
+            sup("console: top stopped"),
+            sup("kill DOMAIN *"),
+            sup("supervisor: test end: 1001 domain(s) running after 20000 ms"),
+        ])
+        .timeout(Duration::from_secs(150))
+}
 
 /// The swapper's swap area on a test disk: 512 blocks (2 MiB, 507 slots).
 fn swapper_area() -> DiskExtent {
@@ -791,9 +882,10 @@ fn net_tcp_restart() -> QemuTest {
         .config(Config::new("net_tcp_restart"))
         .net(NetDevice::default())
         .verdicts_from("net-judge")
+        .type_line(d("netop", "netop: Restart refused (*); console: restart the vnic now"), "restart vnic")
         .require_in_order([
             d("net-judge", "net-judge: 262144 bytes checked"),
-            d("supervisor", "supervisor: restarting vnic %d:1 on request from netop %d:%d"),
+            d("supervisor", "supervisor: restarting vnic %d:1 on request from the console"),
             d("vnic", "vnic: virtio-net %x:%x.%d, uplink MAC 52:54:00:12:34:56"),
             d("net-judge", "net-judge: 1048576 bytes in %d ms; NetStats { device: DeviceStats { * reattached: %n, *"),
             d("net-judge", "TEST tcp_1mib ... ok (1048576 bytes byte-exact)"),
@@ -1384,8 +1476,9 @@ fn all_but_swap() -> Vec<QemuTest> {
         // Supervisor authority: a guest holding endpoint=supervisor but not
         // an operator lists (it sees only itself), then guesses ids and is
         // refused Stat, Restart and Kill of each, its neighbour's first; the
-        // neighbour ticks on after the attack. An operator restarts and
-        // kills a third domain. The verdict is the supervisor's log.
+        // neighbour ticks on after the attack. An operator inspects a third
+        // domain and is refused its Restart and Kill (only the console may
+        // end domains). The verdict is the supervisor's log.
         QemuTest::new("supervisor_authority", Boot::Pvh, "serac.exit=1")
             .config(Config::new("supervisor_authority"))
             .require(d("supervisor", "supervisor: started neighbour as 1:1 (%d pages)"))
@@ -1400,11 +1493,11 @@ fn all_but_swap() -> Vec<QemuTest> {
                 d("supervisor", "supervisor: test end: attacker halted with code 0"),
                 NEIGHBOUR_TICK.into(),
             ])
+            // An operator inspects but may not restart or kill: only the
+            // console may.
             .require_in_order([
-                d("supervisor", "supervisor: restarting victim 2:1 on request from operator 4:1"),
-                d("supervisor", "supervisor: restarted victim: 2:1 -> 2:2"),
-                d("supervisor", "supervisor: killing victim 2:2 on request from operator 4:1"),
-                d("supervisor", "supervisor: victim exited: killed"),
+                d("supervisor", "supervisor: refused Restart of victim 2:1 from operator 4:1: only the console may"),
+                d("supervisor", "supervisor: refused Kill of victim 2:1 from operator 4:1: only the console may"),
             ])
             // What each saw, in its own words (checked for function, not
             // as the verdict; the attacker may end before the operator lists).
@@ -1413,8 +1506,35 @@ fn all_but_swap() -> Vec<QemuTest> {
             .require(d("attacker", "intruder: Stat of itself: Guest Runnable"))
             .require(d("operator", "prober: List shows 1:1 2:1 *4:1"))
             .require(d("operator", "prober: Stat 2:1: Server Runnable, 0 restart(s)"))
+            .require(d("operator", "prober: Restart 2:1 failed: Service(NotPermitted)"))
+            .require(d("operator", "prober: Kill 2:1 failed: Service(NotPermitted)"))
             .forbid(d("supervisor", "supervisor: neighbour exited: *"))
-            .forbid(d("supervisor", "supervisor: * on request from attacker*")),
+            .forbid(d("supervisor", "supervisor: victim exited: *"))
+            .forbid(d("supervisor", "supervisor: * on request from attacker*"))
+            .forbid(d("supervisor", "supervisor: * on request from operator*")),
+        // The operator console (issue 11), typed on the serial line: `ps`
+        // lists the booted domains with their states; `kill` ends one
+        // (`ps` shows it dead); `start` runs another neighbour, which
+        // ticks; `log` shows its lines; a garbage line gets a one-line
+        // error and `ps` still answers. The verdicts are the supervisor's
+        // lines, which no guest can forge.
+        console(),
+        console_many(),
+        // Authority: an operator guest holding a supervisor endpoint tries
+        // Restart and Kill of the swapper and is refused (only the console
+        // may); the swapper serves the neighbour's faults after the attack.
+        QemuTest::new("authority_swapper", Boot::Pvh, "serac.exit=1")
+            .config(Config::new("authority_swapper"))
+            .require(d("operator", "prober: target is 1:1"))
+            .require(d("operator", "prober: Kill 1:1 failed: Service(NotPermitted)"))
+            .require_in_order([
+                d("supervisor", "supervisor: refused Restart of swapper 1:1 from operator 3:1: only the console may"),
+                d("supervisor", "supervisor: refused Kill of swapper 1:1 from operator 3:1: only the console may"),
+                d("supervisor", "supervisor: test end: operator halted with code 0"),
+                NEIGHBOUR_TICK.into(),
+            ])
+            .forbid(d("supervisor", "supervisor: swapper exited: *"))
+            .forbid(d("supervisor", "supervisor: * on request from operator*")),
         // Item 1: RFLAGS from ring 3 (NT, IOPL, AC, ID held, DF around
         // syscalls) never reach ring 0; the spinner's frame returns with iretq.
         QemuTest::new("attack_rflags", Boot::Pvh, "serac.exit=1")
@@ -1677,8 +1797,8 @@ fn all_but_swap() -> Vec<QemuTest> {
             .require(d("disk", "disk: device error: IoError"))
             .require(d("diskclient", "TEST disk_eio ... ok"))
             .timeout(Duration::from_secs(60)),
-        // The disk server restarted under a writer (by an operator, in the
-        // middle of its stream of writes): the cut-off request fails, the
+        // The disk server restarted under a writer (from the console, in
+        // the middle of its stream of writes): the cut-off request fails, the
         // new incarnation reads the table again, the writer opens its disk
         // again and every block holds its last successful write.
         QemuTest::new("disk_restart", Boot::Pvh, "serac.exit=1")
@@ -1687,8 +1807,11 @@ fn all_but_swap() -> Vec<QemuTest> {
                 DiskExtent::Disk("diskwriter".into(), 4),
             ]).fsck_after())
             .verdicts_from("diskwriter")
-            .require(d("supervisor", "supervisor: restarting disk %d:1 on request from diskop %d:%d"))
-            .require(d("diskop", "diskop: restarted the disk server %d:1 -> %d:2"))
+            // diskop may not restart it (only the console may): the
+            // console does, when diskop says the time has come.
+            .type_line(d("diskop", "diskop: Restart refused (*); console: restart the disk server now"), "restart disk")
+            .require(d("supervisor", "supervisor: refused Restart of disk %d:1 from diskop %d:%d: only the console may"))
+            .require(d("supervisor", "supervisor: restarting disk %d:1 on request from the console"))
             .require(d("diskwriter", "diskwriter: round %d cut off by a restart *"))
             .require_in_order([
                 d("disk", "disk: table copy %d current, sequence %d, 1 extent(s), %d free blocks"),

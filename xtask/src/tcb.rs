@@ -788,7 +788,7 @@ fn manifest(_root: &Path) -> Result<(Vec<String>, String)> {
     let note = format!(
         "default manifest: {} domain(s); driver domains, trusted with DMA: {}; \
          pagers, trusted with their clients' memory: {}; \
-         operators, trusted with every domain's life: {}",
+         operators, trusted to see every domain and swap it out: {}",
         m.domains().len(),
         if privileged.is_empty() {
             "none".to_owned()

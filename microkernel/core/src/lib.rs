@@ -15,6 +15,7 @@ pub mod frame;
 pub mod handles;
 pub mod image;
 pub mod owner;
+pub mod ring;
 pub mod sched;
 pub mod sizing;
 pub mod stlb;

@@ -3,15 +3,27 @@
 //! The logger goes through `uart_16550` behind a spin lock. The panic and
 //! exception paths must work from the first instruction and even while the
 //! lock is held, so they use [`raw_write`], which polls the UART directly.
+//!
+//! Input: COM1's receive interrupt (ISA IRQ 4, routed as GSI 4 by the
+//! kernel itself, never bound to a domain) drains the UART into a small
+//! ring that the supervisor takes with `DomainOp::ConsoleInput`. What goes
+//! out through the lock is also kept in a history ring (`ConsoleLog`).
 
 use core::fmt::{self, Write};
 use serac_kcore::console::{prefix_name, Lines, Piece, Writer};
+use serac_kcore::ring::ByteRing;
+use serac_protocol::syscall::CONSOLE_HISTORY;
 use spin::Mutex;
 use uart_16550::backend::PioBackend;
+use uart_16550::spec::registers::IER;
 use uart_16550::{Config, Uart16550};
 use x86_64::instructions::port::Port;
 
 const COM1: u16 = 0x3f8;
+/// COM1's interrupt line (ISA IRQ 4; QEMU and PCs route it to GSI 4).
+pub const COM1_GSI: u32 = 4;
+/// Serial input held until the supervisor takes it; more is dropped.
+const INPUT_BYTES: usize = 256;
 
 // COM1 (0x3f8..0x400) is on every PC and QEMU machine; nothing else in
 // the kernel touches these ports except `raw_write`, which only polls LSR and
@@ -25,9 +37,41 @@ pub fn init() {
     let Ok(mut uart) = (unsafe { Uart16550::new_port(COM1) }) else {
         return;
     };
-    if uart.init(Config::default()).is_ok() {
+    let config = Config {
+        interrupts: IER::DATA_READY,
+        ..Config::default()
+    };
+    if uart.init(config).is_ok() {
         CONSOLE.lock().uart = Some(uart);
     }
+}
+
+/// Moves what COM1 received into the input ring (the receive interrupt).
+/// Returns whether anything arrived.
+pub fn receive() -> bool {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut c = CONSOLE.lock();
+        let Console { uart, input, .. } = &mut *c;
+        let Some(u) = uart.as_mut() else { return false };
+        let mut got = false;
+        // Bounded: the FIFO holds 16; a stuck "data ready" cannot hang us.
+        for _ in 0..64 {
+            let Ok(b) = u.try_receive_byte() else { break };
+            input.push(b);
+            got = true;
+        }
+        got
+    })
+}
+
+/// Takes queued serial input into `out`; returns how many bytes.
+pub fn take_input(out: &mut [u8]) -> usize {
+    x86_64::instructions::interrupts::without_interrupts(|| CONSOLE.lock().input.take(out))
+}
+
+/// Copies recent console output ending `back` bytes before the newest.
+pub fn history(back: usize, out: &mut [u8]) -> usize {
+    x86_64::instructions::interrupts::without_interrupts(|| CONSOLE.lock().history.tail(back, out))
 }
 
 /// Writes to COM1 without taking any lock. For panics and exceptions.
@@ -66,25 +110,38 @@ impl Write for RawWriter {
     }
 }
 
-/// The UART and the console's line state, behind one lock.
+/// The UART, the console's line state and its rings, behind one lock.
 struct Console {
     uart: Option<Uart16550<PioBackend>>,
     lines: Lines,
+    input: ByteRing<INPUT_BYTES>,
+    history: ByteRing<CONSOLE_HISTORY>,
 }
 
 static CONSOLE: Mutex<Console> = Mutex::new(Console {
     uart: None,
     lines: Lines::new(),
+    input: ByteRing::new(),
+    history: ByteRing::new(),
 });
 
-fn send(uart: &mut Option<Uart16550<PioBackend>>, bytes: &[u8]) {
-    match uart.as_mut() {
+/// The UART and the history ring, while `lines` is borrowed apart.
+struct Out<'a> {
+    uart: &'a mut Option<Uart16550<PioBackend>>,
+    history: &'a mut ByteRing<CONSOLE_HISTORY>,
+}
+
+fn send(out: &mut Out<'_>, bytes: &[u8]) {
+    for &b in bytes {
+        out.history.record(b);
+    }
+    match out.uart.as_mut() {
         Some(u) => u.send_bytes_exact(bytes),
         None => bytes.iter().for_each(|&b| raw_byte(b)),
     }
 }
 
-fn emit(uart: &mut Option<Uart16550<PioBackend>>, p: Piece<'_>) {
+fn emit(uart: &mut Out<'_>, p: Piece<'_>) {
     match p {
         Piece::Newline => send(uart, b"\r\n"),
         Piece::Prefix(index, gen, name) => {
@@ -99,9 +156,9 @@ fn emit(uart: &mut Option<Uart16550<PioBackend>>, p: Piece<'_>) {
 }
 
 /// Plain bytes to the UART (for the prefix's numbers).
-struct Raw<'a>(&'a mut Option<Uart16550<PioBackend>>);
+struct Raw<'a, 'b>(&'a mut Out<'b>);
 
-impl Write for Raw<'_> {
+impl Write for Raw<'_, '_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         send(self.0, s.as_bytes());
         Ok(())
@@ -113,8 +170,14 @@ struct KernelText<'a>(&'a mut Console);
 
 impl Write for KernelText<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let Console { uart, lines } = &mut *self.0;
-        lines.write(Writer::Kernel, s.as_bytes(), |p| emit(uart, p));
+        let Console {
+            uart,
+            lines,
+            history,
+            ..
+        } = &mut *self.0;
+        let mut out = Out { uart, history };
+        lines.write(Writer::Kernel, s.as_bytes(), |p| emit(&mut out, p));
         Ok(())
     }
 }
@@ -132,9 +195,15 @@ pub fn print(args: fmt::Arguments<'_>) {
 pub fn domain_write(index: u32, gen: u32, name: &str, bytes: &[u8]) {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut console = CONSOLE.lock();
-        let Console { uart, lines } = &mut *console;
+        let Console {
+            uart,
+            lines,
+            history,
+            ..
+        } = &mut *console;
+        let mut out = Out { uart, history };
         lines.write(Writer::Domain { index, gen, name }, bytes, |p| {
-            emit(uart, p)
+            emit(&mut out, p)
         });
     });
 }

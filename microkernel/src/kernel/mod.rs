@@ -499,6 +499,9 @@ pub fn timer(frame: &mut TrapFrame, from_user: bool) {
 /// it, and delivered as the driver's `IRQ(n)` pending bit (waking it from
 /// `idle`). A line bound to nobody stays masked.
 pub fn irq(frame: &mut TrapFrame, from_user: bool, gsi: u32) {
+    if gsi == crate::arch::serial::COM1_GSI {
+        return console_irq(frame, from_user);
+    }
     // Mask before the EOI: a level-triggered line still asserted would
     // otherwise fire again at once.
     crate::arch::apic::route_gsi(gsi, true);
@@ -522,6 +525,31 @@ pub fn irq(frame: &mut TrapFrame, from_user: bool, gsi: u32) {
     schedule(frame);
 }
 
+/// COM1 received: the kernel's own line, never masked (edge-triggered,
+/// and drained here, so it falls again). The supervisor gets `NOTIFY`
+/// with `CONSOLE_INPUT_NOTIFY` and takes the bytes with `ConsoleInput`.
+fn console_irq(frame: &mut TrapFrame, from_user: bool) {
+    apic::eoi();
+    let got = crate::arch::serial::receive();
+    {
+        let mut guard = KERNEL.lock();
+        let Some(k) = guard.as_mut() else { return };
+        let s = k.supervisor;
+        if got && k.live(s).is_some() {
+            k.raise(
+                s.index,
+                serac_protocol::upcall::NOTIFY,
+                serac_protocol::syscall::CONSOLE_INPUT_NOTIFY,
+            );
+        }
+        if !from_user {
+            return;
+        }
+        save_current(k, frame);
+    }
+    schedule(frame);
+}
+
 /// Binds line `gsi` to domain `to`, which gets IRQ bit `n`.
 pub(crate) fn bind_irq(
     k: &mut Kernel,
@@ -531,6 +559,10 @@ pub(crate) fn bind_irq(
     to: DomainId,
     n: u32,
 ) -> Result<(), serac_protocol::SysError> {
+    if gsi == crate::arch::serial::COM1_GSI {
+        // The console's line is the kernel's.
+        return Err(serac_protocol::SysError::AlreadyMapped);
+    }
     let slot = k
         .irqs
         .get_mut(gsi as usize)

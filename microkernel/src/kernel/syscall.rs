@@ -5,17 +5,19 @@
 //! written when it is woken); or an error, which the caller gets in rax.
 
 use serac_kcore::handles::HandleEntry;
+use serac_protocol::header::HEADER_LEN;
 use serac_protocol::layout::{self, USER_SPACE};
 use serac_protocol::supervisor::DomainClass;
 use serac_protocol::syscall::{
-    valid_domain_name, DomainCounter, DomainOp, DEBUG_WRITE_MAX, DOMAIN_NAME_MAX,
+    self, valid_domain_name, DomainCounter, DomainOp, CONSOLE_READ_MAX, DEBUG_WRITE_MAX,
+    DOMAIN_NAME_MAX,
 };
 use serac_protocol::user::UserRange;
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, SysError, Syscall};
 
 use super::domain::{self, Reason, State};
 use super::{ipc, mem, Kernel};
-use crate::arch::paging::read_phys;
+use crate::arch::paging::{read_phys, write_phys};
 
 /// Handles the syscall of running domain `i`, whose registers are saved.
 pub fn dispatch(k: &mut Kernel, i: u32) {
@@ -395,6 +397,14 @@ fn domain_ctl(
                 DomainCounter::Faults => d.faults,
                 DomainCounter::Id => d.id.to_raw(),
                 DomainCounter::HandleBase => u64::from(d.handles.first_gen()),
+                DomainCounter::State => match d.state {
+                    State::Stopped => syscall::STATE_STOPPED,
+                    State::Runnable => syscall::STATE_RUNNABLE,
+                    State::Idle => syscall::STATE_IDLE,
+                    State::Receiving => syscall::STATE_RECEIVING,
+                    State::Dead => syscall::STATE_DEAD,
+                    _ => syscall::STATE_BLOCKED,
+                },
             };
             Ok(Some(v))
         }
@@ -465,6 +475,19 @@ fn domain_ctl(
             Ok(Some(0))
         }
         DomainOp::Translate => mem::translate(k, t, a).map(Some),
+        DomainOp::ConsoleInput | DomainOp::ConsoleLog => {
+            require_root(k, i, h)?;
+            // The IPC buffer first: input taken is never lost to an error.
+            let at = k.domain_mut(i).ok_or(SysError::BadHandle)?.ipc_frame()? + HEADER_LEN as u64;
+            let mut buf = [0u8; CONSOLE_READ_MAX];
+            let n = if op == DomainOp::ConsoleInput {
+                crate::arch::serial::take_input(&mut buf)
+            } else {
+                crate::arch::serial::history(usize::try_from(a).unwrap_or(usize::MAX), &mut buf)
+            };
+            write_phys(at, buf.get(..n).unwrap_or(&[]));
+            Ok(Some(n as u64))
+        }
         DomainOp::Close
         | DomainOp::Frames
         | DomainOp::CopyFrame

@@ -487,7 +487,16 @@ impl<'a> Supervisor<'a> {
     /// The printable name of instance `i`.
     pub fn name(&self, i: usize) -> InstanceName<'a> {
         let inst = &self.inst[i];
-        self.m.domains()[inst.dom()].instance_name(inst.ordinal)
+        let spec = &self.m.domains()[inst.dom()];
+        if inst.ordinal >= spec.count {
+            // Started from the console: numbered even if the manifest's
+            // domain has one instance.
+            return InstanceName {
+                name: spec.name,
+                index: Some(inst.ordinal),
+            };
+        }
+        spec.instance_name(inst.ordinal)
     }
 
     fn tag(&self, i: usize, mut f: Fail<'a>) -> Fail<'a> {
@@ -1433,7 +1442,8 @@ impl<'a> Supervisor<'a> {
             if !linked {
                 continue;
             }
-            let k = j - spec.first_instance;
+            // The ordinal, not the slot: console-started instances come last.
+            let k = self.inst[j].ordinal as usize;
             let mut buf = [0u8; 24];
             let name = if spec.count == 1 {
                 spec.name
@@ -1644,6 +1654,68 @@ impl<'a> Supervisor<'a> {
             Ok(()) => Ok(()),
             Err(ClientError::Service(e)) => Err(e),
             Err(_) => Err(ServiceError::ServerRestarted),
+        }
+    }
+
+    /// Console `start`: one more instance of manifest domain `d`, built,
+    /// wired and started as at boot (pager regions, endpoints, disk names,
+    /// vnic port). One that cannot be built is reaped (its frames go back)
+    /// and the failure returned.
+    pub fn spawn(&mut self, d: usize) -> Result<usize, Fail<'a>> {
+        let k = self
+            .inst
+            .iter()
+            .filter(|x| x.dom() == d)
+            .map(|x| x.ordinal.saturating_add(1))
+            .max()
+            .unwrap_or(0);
+        let before = self.inst.len();
+        let r = self.create_instance(d, k).and_then(|i| {
+            self.wire(i).map_err(|f| self.tag(i, f))?;
+            self.announce_regions(i);
+            for s in 0..self.m.domains().len() {
+                if s != d && self.is_disk_server(s) {
+                    self.name_disk_clients(s, Some(i));
+                }
+            }
+            self.start(i).map_err(|f| self.tag(i, f))?;
+            Ok(i)
+        });
+        if r.is_err() && self.inst.len() > before {
+            self.reap(before);
+        }
+        r
+    }
+
+    /// The kernel's `ReadCounter(State)` of instance `i` (`None`: refused).
+    pub fn kernel_state(&self, i: usize) -> Option<u64> {
+        ctl(
+            self.inst[i].ctl,
+            DomainOp::ReadCounter,
+            DomainCounter::State as u64,
+            0,
+        )
+        .ok()
+    }
+
+    /// Instance `i`'s port counters from its vnic (`None`: no port, or
+    /// the vnic does not answer).
+    pub fn port_stats(&mut self, i: usize) -> Option<serac_protocol::net::PortStats> {
+        use serac_protocol::client::{Transport, LABEL_NET};
+        if !self.spec(i).net || self.inst[i].life == Life::Exited {
+            return None;
+        }
+        let (_, ep) = self.vnic_for(i)?;
+        let req: RequestRef<'_> = NetRequest::StatsOf {
+            owner: self.inst[i].id,
+        };
+        let mut out = [0u8; 64];
+        let bytes = serac_protocol::codec::encode(&req, &mut out).ok()?;
+        let mut back = [0u8; 256];
+        let n = Endpoint(ep).call(LABEL_NET, bytes, &mut back).ok()?;
+        match serac_protocol::codec::decode_borrowed::<ReplyRef<'_>>(back.get(..n)?) {
+            Ok(NetReply::Stats(s)) => Some(s),
+            _ => None,
         }
     }
 

@@ -4,7 +4,9 @@
 //! A request is authorised by its sender's badge before anything else
 //! (`serac_supervisor_core::authority`); each refusal is one log line
 //! (`supervisor: refused <Request> of <target> from <caller>: <why>`), the
-//! first [`LOGGED_DENIALS`] per caller.
+//! first [`LOGGED_DENIALS`] per caller. The wait also ends on events: the
+//! kernel's notification that serial input arrived, which the console
+//! (`crate::console`) handles between messages.
 
 use core::fmt;
 
@@ -17,9 +19,10 @@ use serac_protocol::layout::MAX_PAYLOAD;
 use serac_protocol::supervisor::{DomainClass, DomainStat, DomainState, Reply, Request};
 use serac_protocol::syscall::DomainCounter;
 use serac_protocol::{DomainId, Handle, SysError};
-use serac_supervisor_core::authority::{self, Decision, Refusal, Scope};
+use serac_supervisor_core::authority::{self, Asker, Decision, Refusal, Scope};
 use serac_supervisor_core::manifest::Class;
 
+use crate::console::Console;
 use crate::domains::{Life, Supervisor, LOGGED_DENIALS, MAX_RESTARTS};
 
 /// Consecutive failed `reply_recv`s before the supervisor gives up.
@@ -36,6 +39,18 @@ impl fmt::Display for Who<'_, '_> {
             write!(f, "{} ", sup.name(i))?;
         }
         write!(f, "{}:{}", id.index, id.gen)
+    }
+}
+
+/// Who asked, in a log line: a domain by its badge, or the console.
+struct Asking<'s, 'a>(&'s Supervisor<'a>, Option<u64>);
+
+impl fmt::Display for Asking<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(badge) => Who(self.0, DomainId::from_raw(badge)).fmt(f),
+            None => f.write_str("the console"),
+        }
     }
 }
 
@@ -82,9 +97,35 @@ pub fn run(sup: &mut Supervisor<'_>) -> u64 {
     let mut buf = [0u8; MAX_PAYLOAD];
     let mut reply = Handle::NONE;
     let mut errors = 0;
+    let mut console = Console::default();
+    console.greet();
     loop {
-        let got = sys::reply_recv_until(reply, end.map_or(report.unwrap_or(0), |(_, d)| d));
+        let base = end.map_or(report.unwrap_or(0), |(_, d)| d);
+        let top = console.deadline();
+        let deadline = match (base, top) {
+            (0, t) | (t, 0) => t,
+            (b, t) => b.min(t),
+        };
+        let got = sys::reply_recv_or_event(reply, deadline, 0);
         reply = Handle::NONE;
+        let got = match got {
+            Ok(sys::Woken::Message(r)) => Ok(r.to_raw()),
+            Ok(sys::Woken::Events(_)) => {
+                console.input(sup);
+                continue;
+            }
+            Ok(sys::Woken::Timeout) if top != 0 && time::tsc() >= top => {
+                console.tick(sup);
+                if base == 0 || time::tsc() < base {
+                    continue;
+                }
+                Err(SysError::WouldBlock)
+            }
+            Ok(sys::Woken::Timeout) => Err(SysError::WouldBlock),
+            Err(e) => Err(e),
+        };
+        // Whatever comes next may print: end the prompt's line first.
+        console.interrupt();
         match got {
             Ok(r) => {
                 errors = 0;
@@ -141,7 +182,7 @@ pub fn run(sup: &mut Supervisor<'_>) -> u64 {
             }
             LABEL_SUPERVISOR => {
                 let r = match decode::<Request>(payload) {
-                    Ok(req) => on_request(sup, badge, req),
+                    Ok(req) => on_request(sup, Some(badge), req),
                     Err(_) => Reply::Err(ServiceError::BadRequest),
                 };
                 answer(&mut reply, &r);
@@ -240,10 +281,16 @@ fn on_exit(sup: &mut Supervisor<'_>, payload: &[u8]) -> Option<u64> {
     None
 }
 
-/// Serves one request from the sender whose endpoint carries `badge`.
-fn on_request(sup: &mut Supervisor<'_>, badge: u64, req: Request) -> Reply {
-    let caller = sup.caller(badge);
-    let scope = match authority::decide(caller.map(|(_, c)| c), &req) {
+/// Serves one request from the sender whose endpoint carries `badge`, or
+/// (`None`) from the console.
+pub fn on_request(sup: &mut Supervisor<'_>, from: Option<u64>, req: Request) -> Reply {
+    let badge = from.unwrap_or(0);
+    let caller = from.and_then(|b| sup.caller(b));
+    let asker = match from {
+        None => Asker::Console,
+        Some(_) => Asker::Domain(caller.map(|(_, c)| c)),
+    };
+    let scope = match authority::decide(asker, &req) {
         Decision::Allow(s) => s,
         Decision::Deny(why) => {
             if should_log(sup, badge, caller.map(|(i, _)| i)) {
@@ -280,7 +327,7 @@ fn on_request(sup: &mut Supervisor<'_>, badge: u64, req: Request) -> Reply {
                 println!(
                     "supervisor: killing {} on request from {}",
                     Who(sup, domain),
-                    Who(sup, DomainId::from_raw(badge))
+                    Asking(sup, from)
                 );
                 match sup.kill(i) {
                     Ok(()) => Reply::Ok,
@@ -295,7 +342,7 @@ fn on_request(sup: &mut Supervisor<'_>, badge: u64, req: Request) -> Reply {
                 println!(
                     "supervisor: restarting {} on request from {}",
                     Who(sup, domain),
-                    Who(sup, DomainId::from_raw(badge))
+                    Asking(sup, from)
                 );
                 match sup.restart(i) {
                     Ok(()) => {

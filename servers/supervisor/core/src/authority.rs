@@ -5,9 +5,15 @@
 //! `DomainId` of the domain it was granted to. It maps the badge to a live
 //! instance ([`Caller`]), or to nobody, and asks [`decide`]:
 //!
+//! - the operator console on the serial line ([`Asker::Console`]: the
+//!   supervisor itself, serving what was typed) may do everything;
 //! - an unknown badge (no live instance, e.g. a generation that has since
 //!   restarted) is refused everything;
-//! - an operator (`operator = true` in the manifest) may do everything;
+//! - an operator domain (`operator = true` in the manifest) may inspect
+//!   every domain (`List`, `Stat`) and ask for a `SwapOut`, but not
+//!   `Kill`, `Restart` or `Spawn`: a guest holding an endpoint to the
+//!   supervisor never ends or starts domains, only the console (and later
+//!   the push service) does;
 //! - any other domain may `Stat` itself and `List` (which shows only
 //!   itself); `Kill`, `Restart`, `Spawn` and `SwapOut` are refused, even of
 //!   itself: a domain ends itself with `halt`, and a self-restart would make
@@ -49,11 +55,23 @@ impl Scope {
     }
 }
 
+/// Who asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker {
+    /// The operator console (typed on the serial line).
+    Console,
+    /// A domain, by its endpoint's badge: `None` if the badge names no
+    /// live instance.
+    Domain(Option<Caller>),
+}
+
 /// Why a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The caller is not an operator.
     NotOperator,
+    /// Only the console may: `Kill`, `Restart` and `Spawn` from a domain.
+    ConsoleOnly,
     /// The badge names no live instance.
     UnknownCaller,
 }
@@ -62,6 +80,7 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Refusal::NotOperator => "not an operator",
+            Refusal::ConsoleOnly => "only the console may",
             Refusal::UnknownCaller => "the badge names no live domain",
         })
     }
@@ -99,14 +118,24 @@ pub fn target(req: &Request) -> Option<DomainId> {
     }
 }
 
-/// Whether `caller` may make `req`; `None` is a badge that resolved to no
-/// live instance.
-pub fn decide(caller: Option<Caller>, req: &Request) -> Decision {
+/// Whether `asker` may make `req`.
+pub fn decide(asker: Asker, req: &Request) -> Decision {
+    let caller = match asker {
+        Asker::Console => return Decision::Allow(Scope::All),
+        Asker::Domain(c) => c,
+    };
     let Some(c) = caller else {
         return Decision::Deny(Refusal::UnknownCaller);
     };
     if c.operator {
-        return Decision::Allow(Scope::All);
+        return match req {
+            Request::Kill { .. } | Request::Restart { .. } | Request::Spawn { .. } => {
+                Decision::Deny(Refusal::ConsoleOnly)
+            }
+            Request::List { .. } | Request::Stat { .. } | Request::SwapOut { .. } => {
+                Decision::Allow(Scope::All)
+            }
+        };
     }
     let own = Scope::Only(c.id);
     match *req {
@@ -161,11 +190,11 @@ mod tests {
     const ME: DomainId = DomainId::new(4, 1);
     const NEIGHBOUR: DomainId = DomainId::new(2, 1);
 
-    fn plain(id: DomainId) -> Option<Caller> {
-        Some(Caller {
+    fn plain(id: DomainId) -> Asker {
+        Asker::Domain(Some(Caller {
             id,
             operator: false,
-        })
+        }))
     }
 
     fn every_request(d: DomainId) -> [Request; 6] {
@@ -207,15 +236,33 @@ mod tests {
     }
 
     #[test]
-    fn operators_may_do_everything_and_unknown_callers_nothing() {
-        let op = Some(Caller {
+    fn the_console_may_do_everything_operators_inspect_unknown_callers_nothing() {
+        let op = Asker::Domain(Some(Caller {
             id: ME,
             operator: true,
-        });
+        }));
         for r in every_request(NEIGHBOUR) {
-            assert_eq!(decide(op, &r), Decision::Allow(Scope::All), "{r:?}");
-            assert_eq!(decide(None, &r), Decision::Deny(Refusal::UnknownCaller));
+            assert_eq!(
+                decide(Asker::Console, &r),
+                Decision::Allow(Scope::All),
+                "{r:?}"
+            );
+            let changes = matches!(
+                r,
+                Request::Kill { .. } | Request::Restart { .. } | Request::Spawn { .. }
+            );
+            let want = if changes {
+                Decision::Deny(Refusal::ConsoleOnly)
+            } else {
+                Decision::Allow(Scope::All)
+            };
+            assert_eq!(decide(op, &r), want, "{r:?}");
+            assert_eq!(
+                decide(Asker::Domain(None), &r),
+                Decision::Deny(Refusal::UnknownCaller)
+            );
         }
+        assert_eq!(Refusal::ConsoleOnly.to_string(), "only the console may");
     }
 
     #[test]
@@ -262,6 +309,15 @@ mod tests {
     }
 
     proptest! {
+        /// No domain, operator or not, may kill, restart or start one.
+        #[test]
+        fn no_domain_ends_or_starts_domains(me in id(), operator in any::<bool>(), req in request()) {
+            let asker = Asker::Domain(Some(Caller { id: me, operator }));
+            if matches!(req, Request::Kill { .. } | Request::Restart { .. } | Request::Spawn { .. }) {
+                prop_assert!(matches!(decide(asker, &req), Decision::Deny(_)));
+            }
+        }
+
         /// The invariant: a non-operator is never allowed to act on, or
         /// see, another domain, and never allowed to change anything.
         #[test]

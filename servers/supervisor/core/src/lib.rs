@@ -14,6 +14,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod authority;
+pub mod console;
 pub mod frames;
 pub mod intx;
 pub mod manifest;
