@@ -1496,7 +1496,11 @@ impl<R: Replacement> Swap<R> {
             // Whole idle domains first: one run written each, and they
             // are what memory caches least usefully. Not at every fault:
             // finding them visits every domain.
+            // With `idle_always` the idle checks do that already (and
+            // doing it here too churned: an overcommitted boot of 200
+            // patterners swapped out for ever).
             if self.cfg.idle_after > 0
+                && !self.idle_always
                 && self.now.saturating_sub(self.last_pressed) >= self.cfg.idle_after / 16
             {
                 self.last_pressed = self.now;
