@@ -816,9 +816,11 @@ fn console_many() -> QemuTest {
         .require_in_order([
             sup("ps: 1001 domain(s); `ps all` or `ps NAME` for rows"),
             sup("ps: server: 1 domain(s): 1 idle"),
-            sup("ps: guest: 1000 domain(s): 1000 idle"),
-            sup("1001:1 *idler#999 *guest *idle *"),
-            sup("9:1 *idler#7 *guest *idle *"),
+            // Just booted, some idlers may not have run yet (running):
+            // the states themselves are `console`'s to check.
+            sup("ps: guest: 1000 domain(s): *"),
+            sup("1001:1 *idler#999 *guest *"),
+            sup("9:1 *idler#7 *guest *"),
             sup("(top: every 2 s; press a key to stop)"),
             sup("console: top stopped"),
             sup("kill DOMAIN *"),
