@@ -22,6 +22,7 @@ pub mod ids;
 pub mod layout;
 pub mod manifest;
 pub mod net;
+pub mod push;
 pub mod pager;
 pub mod supervisor;
 pub mod syscall;

@@ -28,6 +28,10 @@ pub struct Manifest<'a> {
     pub test_end_after_ms: Option<u64>,
     /// `test-linger-ms`.
     pub test_linger_ms: Option<u64>,
+    /// `operator-keys`: ed25519 public keys, 64 hex digits each, whose
+    /// signatures the push service accepts.
+    #[serde(borrow)]
+    pub operator_keys: Vec<&'a str, { crate::supervisor::MAX_OPERATOR_KEYS }>,
 }
 
 /// One `[[domain]]` table, as written (`None`: the key is absent).
@@ -65,6 +69,8 @@ pub struct Domain<'a> {
     pub net: Option<bool>,
     /// `swap-idle`.
     pub swap_idle: Option<bool>,
+    /// `push`: the push service (may install and start services).
+    pub push: Option<bool>,
     /// The line of its `[[domain]]` header in the source file (1-based; 0
     /// when unknown), so the supervisor's messages can point there.
     pub line: u32,
@@ -102,13 +108,13 @@ mod tests {
 
     #[test]
     fn bounds_are_decode_errors() {
-        // An empty domain is 16 bytes (15 absent fields, line 0).
+        // An empty domain is 17 bytes (16 absent fields, line 0).
         let of = |n: u8| {
             let mut bytes = std::vec![n];
             for _ in 0..n {
-                bytes.extend_from_slice(&[0; 16]);
+                bytes.extend_from_slice(&[0; 17]);
             }
-            bytes.extend_from_slice(&[0, 0, 0]);
+            bytes.extend_from_slice(&[0, 0, 0, 0]);
             bytes
         };
         let ok = of(32);

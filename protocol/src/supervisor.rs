@@ -26,6 +26,70 @@ pub const IMAGE_NAME_LEN: usize = crate::bootarc::NAME_LEN;
 pub type ImageName = BoundedStr<IMAGE_NAME_LEN>;
 /// Ids per [`ListPage`].
 pub const LIST_PAGE_LEN: usize = 16;
+/// Instances one [`Request::StartService`] starts at most (its reply lists them).
+pub const START_BATCH: usize = 16;
+/// Operator public keys the manifest may carry (`operator-keys`).
+pub const MAX_OPERATOR_KEYS: usize = 4;
+/// Longest service name: a domain name (and its disk image's name).
+pub const SERVICE_NAME_LEN: usize = 16;
+/// A pushed service's name.
+pub type ServiceName = BoundedStr<SERVICE_NAME_LEN>;
+
+/// A pushed service, as the push service asks the supervisor to install
+/// it (docs/operating.md, "Pushing a service"): its ELF lies in the disk
+/// image `image` at `elf_offset`, `elf_len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
+pub struct ServiceSpec {
+    /// The domain name its instances get (`name#0`, `name#1`, ...).
+    pub name: ServiceName,
+    /// The disk image holding the signed bundle.
+    pub image: ServiceName,
+    /// Where the ELF starts in the image's content.
+    pub elf_offset: u32,
+    /// The ELF's length.
+    pub elf_len: u32,
+    /// Memory each instance may use, in KiB: its image's pages, `.bss`
+    /// and stack must fit.
+    pub memory_kib: u32,
+    /// A port on the push service's vnic for each instance.
+    pub net: bool,
+    /// An endpoint to the push service's disk server.
+    pub disk: bool,
+}
+
+/// Ids of instances [`Request::StartService`] started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
+pub struct Started {
+    /// The ids; only the first `count` are meaningful.
+    pub slots: [DomainId; START_BATCH],
+    /// How many of `slots` are used.
+    pub count: u8,
+}
+
+impl Started {
+    /// The used ids (a `count` beyond the array is clamped).
+    pub fn ids(&self) -> &[DomainId] {
+        let n = usize::from(self.count).min(START_BATCH);
+        self.slots.get(..n).unwrap_or(&[])
+    }
+}
+
+/// The operator keys of the manifest (ed25519 public keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
+pub struct OperatorKeys {
+    /// The keys; only the first `count` are meaningful.
+    pub keys: [[u8; 32]; MAX_OPERATOR_KEYS],
+    /// How many of `keys` are used.
+    pub count: u8,
+}
+
+impl OperatorKeys {
+    /// The used keys (clamped to the array).
+    pub fn keys(&self) -> &[[u8; 32]] {
+        let n = usize::from(self.count).min(MAX_OPERATOR_KEYS);
+        self.keys.get(..n).unwrap_or(&[])
+    }
+}
 
 /// Which run-queue class a domain is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
@@ -130,6 +194,27 @@ pub enum Request {
         /// The domain.
         domain: DomainId,
     },
+    // Appended for the push service; earlier requests keep their codes.
+    /// Push service only: register `spec` as a new domain (no instance
+    /// yet). With `check_only`, only check that it would be accepted (its
+    /// image need not exist yet): the push service asks before it writes
+    /// anything to the disk.
+    Install {
+        /// The service.
+        spec: ServiceSpec,
+        /// Check, do not install.
+        check_only: bool,
+    },
+    /// Push service only: start `count` (at most [`START_BATCH`]) more
+    /// instances of the installed service `name`.
+    StartService {
+        /// The service.
+        name: ServiceName,
+        /// How many.
+        count: u32,
+    },
+    /// Push service only: the manifest's operator keys.
+    OperatorKeys,
 }
 
 impl Request {
@@ -138,8 +223,12 @@ impl Request {
     /// `Restart` create a new incarnation each time.
     pub fn is_idempotent(&self) -> bool {
         match self {
-            Request::Spawn { .. } | Request::Restart { .. } => false,
-            Request::Kill { .. }
+            Request::Spawn { .. }
+            | Request::Restart { .. }
+            | Request::Install { .. }
+            | Request::StartService { .. } => false,
+            Request::OperatorKeys
+            | Request::Kill { .. }
             | Request::Stat { .. }
             | Request::List { .. }
             | Request::SwapOut { .. } => true,
@@ -162,6 +251,10 @@ pub enum Reply {
     List(ListPage),
     /// The request failed.
     Err(ServiceError),
+    /// `StartService`: the instances started.
+    Started(Started),
+    /// `OperatorKeys`.
+    Keys(OperatorKeys),
 }
 
 crate::impl_messages!(LABEL_SUPERVISOR, Request, Reply);
@@ -231,6 +324,29 @@ impl<T: Transport> Client<T> {
     /// Asks for `domain` to be swapped out.
     pub fn swap_out(&mut self, domain: DomainId) -> Result<(), ClientError> {
         expect_ok(self.call(Request::SwapOut { domain })?)
+    }
+
+    /// Installs (or with `check_only`, checks) a pushed service (the push
+    /// service only).
+    pub fn install(&mut self, spec: ServiceSpec, check_only: bool) -> Result<(), ClientError> {
+        expect_ok(self.call(Request::Install { spec, check_only })?)
+    }
+
+    /// Starts up to [`START_BATCH`] instances of service `name`.
+    pub fn start_service(&mut self, name: &str, count: u32) -> Result<Started, ClientError> {
+        let name = ServiceName::new(name).ok_or(ClientError::Service(ServiceError::BadRequest))?;
+        match self.call(Request::StartService { name, count })? {
+            Reply::Started(s) => Ok(s),
+            _ => Err(ClientError::UnexpectedReply),
+        }
+    }
+
+    /// The manifest's operator keys (the push service only).
+    pub fn operator_keys(&mut self) -> Result<OperatorKeys, ClientError> {
+        match self.call(Request::OperatorKeys)? {
+            Reply::Keys(k) => Ok(k),
+            _ => Err(ClientError::UnexpectedReply),
+        }
     }
 }
 

@@ -60,6 +60,7 @@ pub const USER_PROGRAMS: &[(&str, &str, &str)] = &[
     ("serac-regrant", "serac-regrant", "regrant"),
     ("serac-catfile", "serac-catfile", "catfile"),
     ("serac-httpd", "serac-httpd", "httpd"),
+    ("serac-control", "serac-control", "control"),
     ("serac-udp-echo", "udp-echo", "udp-echo"),
     ("serac-udp-echo", "udp-ping", "udp-ping"),
     ("serac-udp-echo", "udp-census", "udp-census"),

@@ -54,6 +54,8 @@ pub enum Override {
     Count(String, u64),
     /// The global `test-end-after-ms`.
     TestEndAfterMs(u64),
+    /// One more `operator-keys` entry (64 hex digits).
+    OperatorKey(String),
 }
 
 /// A configuration to boot: `configs/NAME.toml` and its overrides.
@@ -83,6 +85,13 @@ impl Config {
     /// With `test-end-after-ms` set to `ms`.
     pub fn test_end_after_ms(mut self, ms: u64) -> Self {
         self.overrides.push(Override::TestEndAfterMs(ms));
+        self
+    }
+
+    /// With `key` (an ed25519 public key, 64 hex digits) added to
+    /// `operator-keys`.
+    pub fn operator_key(mut self, key: &str) -> Self {
+        self.overrides.push(Override::OperatorKey(key.into()));
         self
     }
 
@@ -134,12 +143,14 @@ const DOMAIN_KEYS: &[(&str, Kind)] = &[
     ("device", Kind::Str),
     ("net", Kind::Bool),
     ("swap-idle", Kind::Bool),
+    ("push", Kind::Bool),
 ];
 
 const GLOBAL_KEYS: &[(&str, Kind)] = &[
     ("test-end", Kind::Str),
     ("test-end-after-ms", Kind::Int),
     ("test-linger-ms", Kind::Int),
+    ("operator-keys", Kind::Strs),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +159,7 @@ enum Kind {
     Int,
     Bool,
     Names,
+    Strs,
 }
 
 impl Kind {
@@ -157,6 +169,7 @@ impl Kind {
             Kind::Int => "expected an integer",
             Kind::Bool => "expected true or false",
             Kind::Names => "expected a list of domain names",
+            Kind::Strs => "expected a list of strings",
         }
     }
 }
@@ -180,7 +193,7 @@ fn typed<'t>(v: &'t DeValue<'_>, kind: Kind) -> Option<Val<'t>> {
             let n = i64::from_str_radix(i.as_str(), i.radix()).ok()?;
             Val::Int(u64::try_from(n).unwrap_or(0))
         }
-        Kind::Names => Val::Names(
+        Kind::Names | Kind::Strs => Val::Names(
             v.as_array()?
                 .iter()
                 .map(|e| e.get_ref().as_str())
@@ -237,7 +250,7 @@ pub fn pack(file: &str, text: &str, overrides: &[Override]) -> Result<Vec<u8>, S
         let Some(&(name, kind)) = GLOBAL_KEYS.iter().find(|(n, _)| *n == key) else {
             return Err(at(
                 kl,
-                &format!("unknown key \"{key}\" (expected [[domain]], test-end, test-end-after-ms or test-linger-ms)"),
+                &format!("unknown key \"{key}\" (expected [[domain]], test-end, test-end-after-ms, test-linger-ms or operator-keys)"),
             ));
         };
         let val = typed(v.get_ref(), kind).ok_or_else(|| {
@@ -251,7 +264,17 @@ pub fn pack(file: &str, text: &str, overrides: &[Override]) -> Result<Vec<u8>, S
             Val::Str(s) => w.test_end = Some(s),
             Val::Int(n) if name == "test-end-after-ms" => w.test_end_after_ms = Some(n),
             Val::Int(n) => w.test_linger_ms = Some(n),
-            Val::Bool(_) | Val::Names(_) => {}
+            Val::Names(keys) => {
+                for k in keys {
+                    w.operator_keys.push(k).map_err(|_| {
+                        at(
+                            line(v.span().start),
+                            &format!("key \"{name}\": {}", ErrorKind::TooManyKeys),
+                        )
+                    })?;
+                }
+            }
+            Val::Bool(_) => {}
         }
     }
     for o in overrides {
@@ -265,6 +288,10 @@ pub fn pack(file: &str, text: &str, overrides: &[Override]) -> Result<Vec<u8>, S
                 dom.count = Some(*n);
             }
             Override::TestEndAfterMs(ms) => w.test_end_after_ms = Some(*ms),
+            Override::OperatorKey(k) => w
+                .operator_keys
+                .push(k.as_str())
+                .map_err(|_| at(0, &format!("override: {}", ErrorKind::TooManyKeys)))?,
         }
     }
     if let Err(e) = Manifest::validate(&w) {
@@ -338,6 +365,7 @@ fn domain<'t>(
             ("until-full", Val::Bool(b)) => d.until_full = Some(b),
             ("net", Val::Bool(b)) => d.net = Some(b),
             ("swap-idle", Val::Bool(b)) => d.swap_idle = Some(b),
+            ("push", Val::Bool(b)) => d.push = Some(b),
             (list, Val::Names(names)) => {
                 let dest = if list == "endpoint" {
                     &mut d.endpoint

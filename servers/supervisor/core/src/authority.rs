@@ -14,6 +14,11 @@
 //!   `Kill`, `Restart` or `Spawn`: a guest holding an endpoint to the
 //!   supervisor never ends or starts domains, only the console (and later
 //!   the push service) does;
+//! - the push service (`push = true`) may do what an operator may and
+//!   also `Kill`, `Restart`, `Install`, `StartService` and read the
+//!   `OperatorKeys`: it installs and starts what an operator signed;
+//! - `Install`, `StartService` and `OperatorKeys` are the push service's
+//!   (and the console's) alone;
 //! - any other domain may `Stat` itself and `List` (which shows only
 //!   itself); `Kill`, `Restart`, `Spawn` and `SwapOut` are refused, even of
 //!   itself: a domain ends itself with `halt`, and a self-restart would make
@@ -34,6 +39,8 @@ pub struct Caller {
     pub id: DomainId,
     /// Whether its manifest domain has `operator = true`.
     pub operator: bool,
+    /// Whether its manifest domain has `push = true`.
+    pub push: bool,
 }
 
 /// Which domains a granted request may see or touch.
@@ -72,6 +79,9 @@ pub enum Refusal {
     NotOperator,
     /// Only the console may: `Kill`, `Restart` and `Spawn` from a domain.
     ConsoleOnly,
+    /// Only the push service (or the console) may: `Install`,
+    /// `StartService`, `OperatorKeys`.
+    PushOnly,
     /// The badge names no live instance.
     UnknownCaller,
 }
@@ -81,6 +91,7 @@ impl fmt::Display for Refusal {
         f.write_str(match self {
             Refusal::NotOperator => "not an operator",
             Refusal::ConsoleOnly => "only the console may",
+            Refusal::PushOnly => "only the push service may",
             Refusal::UnknownCaller => "the badge names no live domain",
         })
     }
@@ -104,6 +115,9 @@ pub fn verb(req: &Request) -> &'static str {
         Request::Stat { .. } => "Stat",
         Request::List { .. } => "List",
         Request::SwapOut { .. } => "SwapOut",
+        Request::Install { .. } => "Install",
+        Request::StartService { .. } => "StartService",
+        Request::OperatorKeys => "OperatorKeys",
     }
 }
 
@@ -114,7 +128,11 @@ pub fn target(req: &Request) -> Option<DomainId> {
         | Request::Restart { domain }
         | Request::Stat { domain }
         | Request::SwapOut { domain } => Some(domain),
-        Request::Spawn { .. } | Request::List { .. } => None,
+        Request::Spawn { .. }
+        | Request::List { .. }
+        | Request::Install { .. }
+        | Request::StartService { .. }
+        | Request::OperatorKeys => None,
     }
 }
 
@@ -127,10 +145,26 @@ pub fn decide(asker: Asker, req: &Request) -> Decision {
     let Some(c) = caller else {
         return Decision::Deny(Refusal::UnknownCaller);
     };
+    let push_only = matches!(
+        req,
+        Request::Install { .. } | Request::StartService { .. } | Request::OperatorKeys
+    );
+    if c.push {
+        return match req {
+            Request::Spawn { .. } => Decision::Deny(Refusal::ConsoleOnly),
+            _ => Decision::Allow(Scope::All),
+        };
+    }
+    if push_only {
+        return Decision::Deny(Refusal::PushOnly);
+    }
     if c.operator {
         return match req {
             Request::Kill { .. } | Request::Restart { .. } | Request::Spawn { .. } => {
                 Decision::Deny(Refusal::ConsoleOnly)
+            }
+            Request::Install { .. } | Request::StartService { .. } | Request::OperatorKeys => {
+                Decision::Deny(Refusal::PushOnly)
             }
             Request::List { .. } | Request::Stat { .. } | Request::SwapOut { .. } => {
                 Decision::Allow(Scope::All)
@@ -146,6 +180,9 @@ pub fn decide(asker: Asker, req: &Request) -> Decision {
         | Request::Restart { .. }
         | Request::Spawn { .. }
         | Request::SwapOut { .. } => Decision::Deny(Refusal::NotOperator),
+        Request::Install { .. } | Request::StartService { .. } | Request::OperatorKeys => {
+            Decision::Deny(Refusal::PushOnly)
+        }
     }
 }
 
@@ -194,7 +231,63 @@ mod tests {
         Asker::Domain(Some(Caller {
             id,
             operator: false,
+            push: false,
         }))
+    }
+
+    fn push_requests() -> [Request; 3] {
+        let name = serac_protocol::supervisor::ServiceName::new("svc").unwrap();
+        [
+            Request::Install {
+                spec: serac_protocol::supervisor::ServiceSpec {
+                    name,
+                    image: name,
+                    elf_offset: 0,
+                    elf_len: 1,
+                    memory_kib: 1,
+                    net: false,
+                    disk: false,
+                },
+                check_only: false,
+            },
+            Request::StartService { name, count: 1 },
+            Request::OperatorKeys,
+        ]
+    }
+
+    #[test]
+    fn only_the_push_service_and_the_console_install_and_start() {
+        let push = Asker::Domain(Some(Caller {
+            id: ME,
+            operator: false,
+            push: true,
+        }));
+        let operator = Asker::Domain(Some(Caller {
+            id: ME,
+            operator: true,
+            push: false,
+        }));
+        for r in push_requests() {
+            assert_eq!(decide(push, &r), Decision::Allow(Scope::All));
+            assert_eq!(decide(Asker::Console, &r), Decision::Allow(Scope::All));
+            assert_eq!(decide(operator, &r), Decision::Deny(Refusal::PushOnly));
+            assert_eq!(decide(plain(ME), &r), Decision::Deny(Refusal::PushOnly));
+            assert_eq!(
+                decide(Asker::Domain(None), &r),
+                Decision::Deny(Refusal::UnknownCaller)
+            );
+        }
+        // The push service may end and restart domains, never `Spawn`.
+        assert_eq!(
+            decide(push, &Request::Kill { domain: NEIGHBOUR }),
+            Decision::Allow(Scope::All)
+        );
+        assert_eq!(
+            decide(push, &Request::Restart { domain: NEIGHBOUR }),
+            Decision::Allow(Scope::All)
+        );
+        let spawn = every_request(NEIGHBOUR)[0];
+        assert_eq!(decide(push, &spawn), Decision::Deny(Refusal::ConsoleOnly));
     }
 
     fn every_request(d: DomainId) -> [Request; 6] {
@@ -240,6 +333,7 @@ mod tests {
         let op = Asker::Domain(Some(Caller {
             id: ME,
             operator: true,
+            push: false,
         }));
         for r in every_request(NEIGHBOUR) {
             assert_eq!(
@@ -312,7 +406,7 @@ mod tests {
         /// No domain, operator or not, may kill, restart or start one.
         #[test]
         fn no_domain_ends_or_starts_domains(me in id(), operator in any::<bool>(), req in request()) {
-            let asker = Asker::Domain(Some(Caller { id: me, operator }));
+            let asker = Asker::Domain(Some(Caller { id: me, operator, push: false }));
             if matches!(req, Request::Kill { .. } | Request::Restart { .. } | Request::Spawn { .. }) {
                 prop_assert!(matches!(decide(asker, &req), Decision::Deny(_)));
             }

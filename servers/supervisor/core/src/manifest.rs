@@ -197,6 +197,10 @@ pub struct DomainSpec<'a> {
     pub net: bool,
     /// `swap-idle`: as a pager, swap idle domains out with memory free.
     pub swap_idle: bool,
+    /// `push`: the push service, which may install and start services.
+    pub push: bool,
+    /// A service pushed at run time (not in the manifest file).
+    pub pushed: bool,
     links: [Link<'a>; MAX_LINKS],
     n_links: usize,
     /// Line of its `[[domain]]` in the source file (1-based; 0: unknown),
@@ -222,6 +226,8 @@ impl<'a> DomainSpec<'a> {
         device: None,
         net: false,
         swap_idle: false,
+        push: false,
+        pushed: false,
         links: [Link::EMPTY; MAX_LINKS],
         n_links: 0,
         line: 0,
@@ -276,6 +282,38 @@ pub struct Manifest<'a> {
     /// this long before ending the run (so a test can see what the other
     /// domains did after it: the neighbour of an attacker).
     pub test_linger_ms: Option<u64>,
+    /// `operator-keys`: the ed25519 public keys pushes must be signed with.
+    pub operator_keys: Vec<[u8; 32]>,
+}
+
+/// Domains pushed at run time, beyond the manifest's.
+pub const MAX_SERVICES: usize = 32;
+
+/// Why [`Manifest::add_service`] refuses a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceRefusal {
+    /// Not a domain name (or `supervisor`).
+    BadName,
+    /// A domain (from the file, or pushed earlier) has that name.
+    Exists,
+    /// [`MAX_SERVICES`] services are installed.
+    TooMany,
+    /// `net` asked, but the push service has no vnic to share.
+    NoVnic,
+    /// `disk` asked, but the push service has no disk server to share.
+    NoDisk,
+}
+
+impl fmt::Display for ServiceRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServiceRefusal::BadName => "not a valid domain name",
+            ServiceRefusal::Exists => "a domain of that name exists",
+            ServiceRefusal::TooMany => "the host's limit of pushed services is reached",
+            ServiceRefusal::NoVnic => "net asked, but the push service has no vnic",
+            ServiceRefusal::NoDisk => "disk asked, but the push service has no disk server",
+        })
+    }
 }
 
 /// A manifest error: where and what.
@@ -347,6 +385,13 @@ pub enum ErrorKind<'a> {
     NetWithoutVnic,
     /// `swap-idle = true` on a domain nobody names as its `pager`.
     SwapIdleNotPager,
+    /// More than [`serac_protocol::supervisor::MAX_OPERATOR_KEYS`] keys.
+    TooManyKeys,
+    /// An operator key that is not 64 hex digits.
+    BadKey(&'a str),
+    /// `push = true` without an endpoint to `supervisor`, or with more
+    /// than one instance.
+    BadPush,
 }
 
 impl fmt::Display for ErrorKind<'_> {
@@ -403,6 +448,19 @@ impl fmt::Display for ErrorKind<'_> {
             ErrorKind::SwapIdleNotPager => {
                 f.write_str("swap-idle is a pager's, and no domain names this one as its pager")
             }
+            ErrorKind::TooManyKeys => write!(
+                f,
+                "more than {} keys",
+                serac_protocol::supervisor::MAX_OPERATOR_KEYS
+            ),
+            ErrorKind::BadKey(k) => write!(
+                f,
+                "expected an ed25519 public key as 64 hex digits (found \"{k}\")"
+            ),
+            ErrorKind::BadPush => write!(
+                f,
+                "the push service has one instance and \"{SUPERVISOR}\" in its endpoint list"
+            ),
         }
     }
 }
@@ -452,6 +510,20 @@ fn global<'a>(key: &'static str, kind: ErrorKind<'a>) -> Error<'a> {
     }
 }
 
+/// A 32-byte key from 64 hex digits.
+fn parse_key(k: &str) -> Option<[u8; 32]> {
+    let b = k.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let mut key = [0u8; 32];
+    for (i, out) in key.iter_mut().enumerate() {
+        *out = digit(*b.get(2 * i)?)? << 4 | digit(*b.get(2 * i + 1)?)?;
+    }
+    Some(key)
+}
+
 /// The kernel's rule for domain names (`Create`), and not empty.
 fn valid_name(n: &str) -> bool {
     !n.is_empty() && serac_protocol::syscall::valid_domain_name(n.as_bytes())
@@ -484,6 +556,7 @@ impl<'a> Manifest<'a> {
             test_end: None,
             test_end_after_ms: None,
             test_linger_ms: None,
+            operator_keys: Vec::new(),
         }
     }
 
@@ -505,12 +578,15 @@ impl<'a> Manifest<'a> {
             rest = r;
             m.domain(i, &d)?;
         }
-        type Globals<'a> = (Option<&'a str>, Option<u64>, Option<u64>);
-        let ((end, after, linger), r) =
+        type Keys<'a> =
+            heapless::Vec<&'a str, { serac_protocol::supervisor::MAX_OPERATOR_KEYS }>;
+        type Globals<'a> = (Option<&'a str>, Option<u64>, Option<u64>, Keys<'a>);
+        let ((end, after, linger, keys), r) =
             take_from_bytes::<Globals<'a>>(rest).map_err(undecodable)?;
         if !r.is_empty() {
             return Err(undecodable(()));
         }
+        m.keys(&keys)?;
         m.finish(end, after, linger)
     }
 
@@ -524,7 +600,98 @@ impl<'a> Manifest<'a> {
         for (i, d) in w.domains.iter().enumerate() {
             m.domain(i, d)?;
         }
+        m.keys(&w.operator_keys)?;
         m.finish(w.test_end, w.test_end_after_ms, w.test_linger_ms)
+    }
+
+    /// Parses `operator-keys`.
+    fn keys(&mut self, keys: &[&'a str]) -> Result<(), Error<'a>> {
+        for &k in keys {
+            let key = parse_key(k).ok_or(global("operator-keys", ErrorKind::BadKey(k)))?;
+            self.operator_keys
+                .try_reserve(1)
+                .map_err(|_| global("operator-keys", ErrorKind::TooManyKeys))?;
+            self.operator_keys.push(key);
+        }
+        Ok(())
+    }
+
+    /// The push service (`push = true`), if there is one.
+    pub fn push_service(&self) -> Option<usize> {
+        self.domains().iter().position(|d| d.push)
+    }
+
+    /// Adds pushed service `name` (image `image`) as a new domain built
+    /// like the push service `t`: a guest with `t`'s pager, an endpoint
+    /// to `t`'s vnic if `net`, and one to `disk` (a disk server `t` has an
+    /// endpoint to) if given. It has no instance yet (`count` 0): they are
+    /// started one by one, numbered from `name#0`. With `check_only`,
+    /// nothing is added. Returns its index.
+    pub fn add_service(
+        &mut self,
+        name: &'a str,
+        image: &'a str,
+        t: usize,
+        net: bool,
+        disk: Option<usize>,
+        check_only: bool,
+    ) -> Result<usize, ServiceRefusal> {
+        if !valid_name(name) || name == SUPERVISOR || image.is_empty() || image.len() > IMAGE_MAX
+        {
+            return Err(ServiceRefusal::BadName);
+        }
+        if self.find(name).is_some() {
+            return Err(ServiceRefusal::Exists);
+        }
+        let pushed = self.domains().iter().filter(|d| d.pushed).count();
+        if pushed >= MAX_SERVICES {
+            return Err(ServiceRefusal::TooMany);
+        }
+        let tmpl = *self.domains().get(t).ok_or(ServiceRefusal::NoVnic)?;
+        let mut d = DomainSpec {
+            name,
+            image,
+            class: Class::Guest,
+            count: 0,
+            pager: tmpl.pager,
+            eager: tmpl.pager.is_none(),
+            net,
+            line: 0,
+            first_instance: self.instances,
+            pushed: true,
+            ..DomainSpec::EMPTY
+        };
+        let mut link = |target: usize| {
+            if let Some(slot) = d.links.get_mut(d.n_links) {
+                *slot = Link {
+                    kind: LinkKind::Endpoint,
+                    name: self.domains[target].name,
+                    target: Target::Domain(target),
+                };
+                d.n_links += 1;
+            }
+        };
+        if net {
+            link(self.vnic_of(t).ok_or(ServiceRefusal::NoVnic)?);
+        }
+        if let Some(s) = disk {
+            let linked = tmpl
+                .links()
+                .iter()
+                .any(|l| l.kind == LinkKind::Endpoint && l.target == Target::Domain(s));
+            if !linked {
+                return Err(ServiceRefusal::NoDisk);
+            }
+            link(s);
+        }
+        if check_only {
+            return Ok(self.domains.len());
+        }
+        self.domains
+            .try_reserve(1)
+            .map_err(|_| ServiceRefusal::TooMany)?;
+        self.domains.push(d);
+        Ok(self.domains.len() - 1)
     }
 
     /// The globals, then the rules across domains.
@@ -612,6 +779,7 @@ impl<'a> Manifest<'a> {
             until_full: w.until_full.unwrap_or(false),
             net: w.net.unwrap_or(false),
             swap_idle: w.swap_idle.unwrap_or(false),
+            push: w.push.unwrap_or(false),
             device,
             line,
             first_instance: self.instances,
@@ -646,6 +814,16 @@ impl<'a> Manifest<'a> {
                 .any(|l| l.kind == LinkKind::Endpoint && l.name == SUPERVISOR)
         {
             return Err(err("operator", ErrorKind::OperatorWithoutEndpoint));
+        }
+        if d.push
+            && (d.count != 1
+                || d.until_full
+                || !d
+                    .links()
+                    .iter()
+                    .any(|l| l.kind == LinkKind::Endpoint && l.name == SUPERVISOR))
+        {
+            return Err(err("push", ErrorKind::BadPush));
         }
         // A function has one holder.
         if d.device.is_some() && (d.count != 1 || d.until_full) {
