@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod host_http;
+pub mod host_push;
 pub mod judge;
 pub mod pattern;
 pub mod qemu;

@@ -489,6 +489,14 @@ impl Runner {
             extra.extend(self.disk_args(disk)?);
         }
         let mut http = None;
+        let monitor = self.tests_dir().join(format!("{}.monitor", t.name));
+        let mut push = match t.net.as_ref().and_then(|n| n.push.as_ref()) {
+            Some(p) => Some(
+                crate::host_push::HostPushRun::new(p, &monitor, &self.ctx.out_dir)
+                    .map_err(|e| Error::io("host push", std::io::Error::other(e)))?,
+            ),
+            None => None,
+        };
         let mut echo = match &t.net {
             Some(net) => {
                 let echo = net.udp_echo.as_ref().map(HostEcho::new).transpose()?;
@@ -502,6 +510,7 @@ impl Runner {
                     .map(HostEcho::hostfwd)
                     .chain(http.iter().flat_map(HostHttpRun::hostfwd))
                     .chain(net.hostfwd.iter().cloned())
+                    .chain(push.iter().map(crate::host_push::HostPushRun::hostfwd))
                     .collect();
                 extra.extend(
                     crate::spec::net_args(&fwd, None)
@@ -514,8 +523,7 @@ impl Runner {
         };
         // Monitor commands a test sends when a serial line appears (an NMI
         // or a machine check injected while a domain runs).
-        let monitor = self.tests_dir().join(format!("{}.monitor", t.name));
-        if !t.monitor.is_empty() {
+        if !t.monitor.is_empty() || push.is_some() {
             let _ = fs::remove_file(&monitor);
             extra.push("-monitor".into());
             extra.push(format!("unix:{},server=on,wait=off", monitor.display()).into());
@@ -570,6 +578,9 @@ impl Runner {
             }
             if let Some(h) = http.as_mut() {
                 h.step(&out.log);
+            }
+            if let Some(p) = push.as_mut() {
+                p.step(&out.log);
             }
             if let Some(p) = echo.as_ref().and_then(HostEcho::failure) {
                 if child.try_wait().ok().flatten().is_some() {
@@ -629,9 +640,17 @@ impl Runner {
                 "serial line {text:?} never typed: no line matched {when}"
             ));
         }
+        if let Some(p) = push {
+            match p.finish() {
+                Ok(lines) => out.host.extend(lines),
+                Err(e) => out.problems.push(e),
+            }
+            let path = self.tests_dir().join(format!("{}.host.log", t.name));
+            let _ = fs::write(&path, out.host.join("\n") + "\n");
+        }
         if let Some(h) = http {
             match h.finish() {
-                Ok(lines) => out.host = lines,
+                Ok(lines) => out.host.extend(lines),
                 Err(p) => out.problems.push(p),
             }
             let path = self.tests_dir().join(format!("{}.host.log", t.name));

@@ -199,6 +199,8 @@ pub struct NetDevice {
     pub hostfwd: Vec<String>,
     /// HTTP from the host (curl or wrk) to guests' port 80, if any.
     pub http: Option<HostHttp>,
+    /// Pushes from the host to the push service, if any.
+    pub push: Option<crate::host_push::HostPush>,
 }
 
 /// The host runs an HTTP client against guests' port 80, each through a
@@ -797,6 +799,177 @@ fn console() -> QemuTest {
         .require("[2:2 neighbour] neighbour: tick 2, %d pages intact")
         .forbid(sup("supervisor: neighbour exited: *"))
         .timeout(Duration::from_secs(90))
+}
+
+/// The operator key the push tests sign with (a fixed seed: a test key).
+pub const PUSH_TEST_SEED: [u8; 32] = *b"serac push test operator key 01.";
+/// A key no operator of the test host holds.
+const PUSH_OTHER_SEED: [u8; 32] = *b"serac push test: not an operator";
+/// httpd's built-in page (`/about.txt`), and the pushed variant's.
+const ABOUT_STOCK: &[u8; 64] = b"serac httpd: stock build, page from the image itself.          \n";
+const ABOUT_PUSHED: &[u8; 64] =
+    b"serac httpd: PUSHED variant web2, signed by the test operator. \n";
+
+/// `configs/push.toml` with the test's operator key.
+fn push_config() -> Config {
+    let pk = serac_control_core::public_key(&PUSH_TEST_SEED);
+    let hex: String = pk.iter().map(|b| format!("{b:02x}")).collect();
+    Config::new("push").operator_key(&hex)
+}
+
+/// A push of httpd (`name`, `count` copies) signed with `seed`, spoiled by `damage`.
+fn push_step(
+    label: &str,
+    name: &str,
+    count: u32,
+    seed: [u8; 32],
+    damage: crate::host_push::Damage,
+    expect: crate::host_push::Expect,
+) -> crate::host_push::PushStep {
+    crate::host_push::PushStep {
+        label: label.into(),
+        elf: "httpd.elf".into(),
+        patch: Some((ABOUT_STOCK.to_vec(), ABOUT_PUSHED.to_vec())),
+        name: name.into(),
+        count,
+        seed,
+        damage,
+        expect,
+    }
+}
+
+/// Push (issue 11): the host uploads a tampered image, one signed with a
+/// wrong key, a truncated one and one asking for more copies than the
+/// host allows, each refused with its error and leaving nothing (the
+/// supervisor installs none of them); then an httpd variant with another
+/// built-in page, 50 copies. The host reaches three of them (the
+/// supervisor's lines say which slots they are in) through hostfwd rules
+/// it adds on QEMU's monitor, and gets the new page; the console's `ps`
+/// counts the host's domains plus the 50. Then the same disk boots again:
+/// the push service finds the stored service, checks it again, and its
+/// copies answer with the new page.
+fn push_tests() -> QemuTest {
+    use crate::host_push::{Damage, Expect, HostPush};
+    let sup = |body: &str| d("supervisor", body);
+    let config = push_config();
+    let control = guest_ipv4(&config, "control").unwrap_or([0; 4]);
+    let fetch = Some((
+        "web2".to_owned(),
+        3,
+        "/about.txt".to_owned(),
+        ABOUT_PUSHED.to_vec(),
+    ));
+    let first = HostPush {
+        when: Pattern::new(d(
+            "control",
+            "control: push service on %s, 1 operator key(s)",
+        )),
+        control,
+        steps: vec![
+            push_step(
+                "tampered image",
+                "evil1",
+                2,
+                PUSH_TEST_SEED,
+                Damage::FlipImageByte,
+                Expect::Error("signature"),
+            ),
+            push_step(
+                "wrong key",
+                "evil2",
+                2,
+                PUSH_OTHER_SEED,
+                Damage::None,
+                Expect::Error("signature"),
+            ),
+            push_step(
+                "truncated",
+                "evil3",
+                2,
+                PUSH_TEST_SEED,
+                Damage::Truncate(5000),
+                Expect::Error("truncated"),
+            ),
+            push_step(
+                "too many copies",
+                "evil4",
+                100_000,
+                PUSH_TEST_SEED,
+                Damage::None,
+                Expect::Error("limits"),
+            ),
+            push_step(
+                "httpd variant",
+                "web2",
+                50,
+                PUSH_TEST_SEED,
+                Damage::None,
+                Expect::Ok(50),
+            ),
+        ],
+        fetch: fetch.clone(),
+    };
+    let again = HostPush {
+        when: Pattern::new(sup(
+            "supervisor: started web2#49 as %d:%d (%d pages) for the push service",
+        )),
+        control,
+        steps: Vec::new(),
+        fetch,
+    };
+    let no_evil = |t: QemuTest| {
+        t.forbid(sup("supervisor: installing service evil*"))
+            .forbid(sup("supervisor: installed service evil*"))
+            .forbid(d("control", "control: stored service evil*"))
+            .forbid(sup("supervisor: control exited: *"))
+    };
+    let host_domains = 6;
+    let reboot = QemuTest::new("push.reboot", Boot::Pvh, "serac.exit=1")
+        .config(config.clone().test_end_after_ms(150_000))
+        .disk(DiskImage::reuse("push").fsck_after())
+        .net(NetDevice {
+            push: Some(again),
+            ..NetDevice::default()
+        })
+        .type_line(
+            sup("supervisor: started web2#49 as %d:%d (%d pages) for the push service"),
+            "ps web2#49",
+        )
+        .require_in_order([
+            sup("supervisor: installing service web2 on request from control %d:%d"),
+            sup("supervisor: installed service web2 as domain #5: %d bytes of ELF from disk image web2, %d page(s), %d KiB per copy"),
+            sup("supervisor: started web2#0 as %d:%d (%d pages) for the push service"),
+            sup("supervisor: started web2#49 as %d:%d (%d pages) for the push service"),
+            sup("%d:%d *web2#49 *guest *"),
+        ])
+        .timeout(Duration::from_secs(300));
+    no_evil(
+        QemuTest::new("push", Boot::Pvh, "serac.exit=1")
+            .config(config.test_end_after_ms(150_000))
+            .disk(DiskImage::fresh(
+                "push",
+                64,
+                vec![www_site(), DiskExtent::Swap("swapper".into(), 8192)],
+            ))
+            .net(NetDevice {
+                push: Some(first),
+                ..NetDevice::default()
+            })
+            .type_line(
+                sup("supervisor: started web2#49 as %d:%d (%d pages) for the push service"),
+                "ps",
+            )
+            .require_in_order([
+                sup("supervisor: installing service web2 on request from control %d:%d"),
+                sup("supervisor: installed service web2 as domain #5: %d bytes of ELF from disk image web2, %d page(s), %d KiB per copy"),
+                sup("supervisor: started web2#0 as %d:%d (%d pages) for the push service"),
+                sup("supervisor: started web2#49 as %d:%d (%d pages) for the push service"),
+                sup(&format!("ps: {} domain(s); `ps all` or `ps NAME` for rows", host_domains + 50)),
+            ])
+            .require(d("httpd", "httpd: 2 files, 3334 bytes cached from www"))
+            .timeout(Duration::from_secs(300))
+            .then_boot(no_evil(reboot)),
+    )
 }
 
 /// The console on a host of 1,000 idlers: `ps` is a summary, `ps NAME`
@@ -1522,6 +1695,7 @@ fn all_but_swap() -> Vec<QemuTest> {
         // lines, which no guest can forge.
         console(),
         console_many(),
+        push_tests(),
         // Authority: an operator guest holding a supervisor endpoint tries
         // Restart and Kill of the swapper and is refused (only the console
         // may); the swapper serves the neighbour's faults after the attack.

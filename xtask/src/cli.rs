@@ -19,6 +19,7 @@ Commands:
           the network (`bench net`), swapping (`bench swap`), web scale (`bench web`)
   disk    Make and check disk images: create, add-image, add-disk, add-swap, ls, fsck
   swap-sim  Replay page-access traces through the swapper's replacement policies
+  push      Sign a service and push it to a running host (`cargo xtask run`)
   help    Print this help, or a command's help (`cargo xtask help run`)
 
 Each command checks its prerequisites first (rustup target and components,
@@ -276,6 +277,8 @@ pub enum Command {
     Disk(DiskCmd),
     /// `swap-sim [options]`.
     SwapSim(crate::swap_sim::Opts),
+    /// `push IMAGE [options]`.
+    Push(crate::push::Opts),
 }
 
 /// The parsed command line.
@@ -296,6 +299,7 @@ fn help_for(cmd: &str) -> Option<&'static str> {
         "bench" => BENCH_HELP,
         "disk" => DISK_HELP,
         "swap-sim" => crate::swap_sim::HELP,
+        "push" => crate::push::HELP,
         _ => return None,
     })
 }
@@ -346,6 +350,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         "tcb" => Command::Tcb(tcb_opts(&rest)?),
         "disk" => Command::Disk(disk_opts(&rest)?),
         "swap-sim" => Command::SwapSim(crate::swap_sim::parse(&rest)?),
+        "push" if rest.iter().any(|a| is_help(a)) => Command::Help(crate::push::HELP),
+        "push" => Command::Push(crate::push::parse(&rest)?),
         other => return Err(format!("unknown command `{other}`")),
     };
     Ok(Args { command })

@@ -15,6 +15,7 @@ mod bench_web;
 mod cli;
 mod disk;
 mod prereq;
+mod push;
 mod run;
 mod swap_plot;
 mod swap_sim;
@@ -101,5 +102,6 @@ fn dispatch(args: Args, cwd: &std::path::Path) -> Result<ExitCode> {
         Command::BenchWeb(o) => bench_web::web(&o),
         Command::Disk(cmd) => disk::disk(&cmd, cwd),
         Command::SwapSim(opts) => swap_sim::swap_sim(&opts, cwd),
+        Command::Push(opts) => push::push(&opts),
     }
 }

@@ -61,13 +61,21 @@ pub fn run(o: &RunOpts) -> Result<ExitCode> {
         Some(n) => serac_config::Config::new(n),
         None => artifacts::default_config(),
     };
+    // Pushes signed with target/serac/operator.key are accepted: its
+    // public key joins the manifest's `operator-keys`.
+    let pk = crate::push::ensure_default_key()?;
+    let config = config.operator_key(&pk);
     // Checked before the build, so a mistake shows at once.
     let manifest = artifacts::manifest(&config)?;
     let mut built = artifacts::build()?;
+    built = with_manifest(built, &config.name, manifest)?;
     if o.config.is_some() {
-        built = with_manifest(built, &config.name, manifest)?;
         println!("xtask: booting {}", config.file());
     }
+    println!(
+        "xtask: operator key {} (public key {pk})",
+        crate::push::default_key_path().display()
+    );
     let disk = default_disk()?;
     let mut extra: Vec<std::ffi::OsString> = vec![
         "-drive".into(),
@@ -82,6 +90,11 @@ pub fn run(o: &RunOpts) -> Result<ExitCode> {
             .into_iter()
             .map(Into::into),
     );
+    // `cargo xtask push` adds the forwards of pushed copies here.
+    let monitor = crate::push::monitor_path();
+    let _ = std::fs::remove_file(&monitor);
+    extra.push("-monitor".into());
+    extra.push(format!("unix:{},server=on,wait=off", monitor.display()).into());
     extra.extend(o.qemu_args.iter().map(Into::into));
     for u in &urls {
         println!("xtask: {u}");
@@ -133,7 +146,21 @@ const FIRST_WEB_PORT: u16 = 8080;
 /// order (the address plan by slot, see `serac_tests::spec::guest_ipv4`).
 fn web_forwards(config: &serac_config::Config) -> Result<(Vec<String>, Vec<String>)> {
     let (mut fwd, mut urls) = (Vec::new(), Vec::new());
+    let bytes = config.pack().map_err(Failure)?;
+    let m = serac_supervisor_core::manifest::Manifest::decode(&bytes)
+        .map_err(|e| Failure(format!("manifest: {e}")))?;
+    let push = m.push_service().map(|d| m.domains()[d].name);
     let guests = serac_tests::spec::net_guests(config).map_err(Failure)?;
+    let (pushers, guests): (Vec<_>, Vec<_>) = guests
+        .into_iter()
+        .partition(|(name, _, _)| Some(name.as_str()) == push);
+    for (name, _, [a0, a1, a2, a3]) in &pushers {
+        let p = serac_protocol::push::PORT;
+        fwd.push(format!("tcp:127.0.0.1:{p}-{a0}.{a1}.{a2}.{a3}:{p}"));
+        urls.push(format!(
+            "{name}: the push service on 127.0.0.1:{p} (`cargo xtask push httpd --count 4`)"
+        ));
+    }
     for ((name, _, [a0, a1, a2, a3]), port) in guests.iter().zip(FIRST_WEB_PORT..) {
         fwd.push(format!("tcp:127.0.0.1:{port}-{a0}.{a1}.{a2}.{a3}:80"));
         urls.push(format!("{name}: http://127.0.0.1:{port}/"));

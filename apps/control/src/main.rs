@@ -102,7 +102,9 @@ fn install_and_start(c: &Checked<'_>, lines: &mut Vec<String>) -> Result<usize, 
                 if u32::from(got.count) < n {
                     return Err(Failed(
                         "limits",
-                        format!("{started} of {want} copies started; the host has no room for more"),
+                        format!(
+                            "{started} of {want} copies started; the host has no room for more"
+                        ),
                     ));
                 }
             }
@@ -355,7 +357,9 @@ fn main() -> i32 {
                 }
             }
             s.shutdown();
-            let _ = n2.timeout(n2.now() + TAIL_WAIT, s.read(&mut [0u8; 16])).await;
+            let _ = n2
+                .timeout(n2.now() + TAIL_WAIT, s.read(&mut [0u8; 16]))
+                .await;
             s.close();
         }
     })

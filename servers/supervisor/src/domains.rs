@@ -52,6 +52,7 @@ use serac_protocol::net::{
     PortConfig, Reply as NetReply, ReplyRef, Request as NetRequest, RequestRef,
 };
 use serac_protocol::pager;
+use serac_protocol::supervisor::{ServiceSpec, Started, START_BATCH};
 use serac_protocol::syscall::{
     bind_irq_arg, grant_arg, DomainCounter, DomainOp, PciInfo, TRANSLATE_SHARED,
 };
@@ -60,7 +61,8 @@ use serac_supervisor_core::authority::Caller;
 use serac_supervisor_core::frames::FramePool;
 use serac_supervisor_core::intx::{self, Chipset};
 use serac_supervisor_core::manifest::{
-    Class, DeviceSel, DomainSpec, InstanceName, LinkKind, Manifest, Target, MAX_GRANT_FRAMES,
+    Class, DeviceSel, DomainSpec, InstanceName, LinkKind, Manifest, ServiceRefusal, Target,
+    MAX_GRANT_FRAMES,
 };
 use serac_supervisor_core::plan::{Copy as PageCopy, Page, Plan};
 
@@ -68,6 +70,8 @@ use serac_supervisor_core::plan::{Copy as PageCopy, Page, Plan};
 pub const ROOT: Handle = Handle::new(1, 1);
 /// The scratch page image frames are filled through.
 const SCRATCH: u64 = sys::SCRATCH_BASE;
+/// A disk block (pushed images are read in them).
+const BLOCK: usize = serac_protocol::disk::BLOCK_SIZE;
 /// Domains with a larger count get one summary line instead of one per instance.
 const VERBOSE_MAX: u32 = 100;
 /// A paged domain starts only while its pager has this many frames free
@@ -232,7 +236,8 @@ impl Bench {
 #[derive(Debug)]
 pub struct Supervisor<'a> {
     /// The manifest.
-    pub m: &'a Manifest<'a>,
+    /// The manifest (owned: pushed services are appended at run time).
+    pub m: Box<Manifest<'a>>,
     images: Vec<Image<'a>>,
     /// Every instance, in manifest order.
     pub inst: Vec<Instance>,
@@ -362,7 +367,7 @@ fn pager_call(ep: Handle, req: &pager::Request) -> Result<(), ClientError> {
 impl<'a> Supervisor<'a> {
     /// Checks every image against the archive and plans its pages; on a
     /// problem prints `supervisor: manifest line N: ...` and returns the halt code.
-    pub fn new(m: &'a Manifest<'a>, archive: &Archive<'a>, args: BootArgs) -> Result<Self, u64> {
+    pub fn new(m: Box<Manifest<'a>>, archive: &Archive<'a>, args: BootArgs) -> Result<Self, u64> {
         let mut images = Vec::with_capacity(m.domains().len());
         // Frames the images need; `until-full` domains take what is left.
         let (mut pages, mut fill_pages) = (0u64, 0u64);
@@ -463,13 +468,14 @@ impl<'a> Supervisor<'a> {
                 sys::HEAP_SIZE / 1024
             );
         }
+        let domains = m.domains().len();
         Ok(Supervisor {
             m,
             images,
             inst,
             frame_log,
             pool,
-            pager_ep: vec![Handle::NONE; m.domains().len()],
+            pager_ep: vec![Handle::NONE; domains],
             server_eps: Vec::new(),
             bench: Bench::new(n),
             refusals: 0,
@@ -522,6 +528,7 @@ impl<'a> Supervisor<'a> {
             Caller {
                 id,
                 operator: self.spec(i).operator,
+                push: self.spec(i).push,
             },
         ))
     }
@@ -534,7 +541,8 @@ impl<'a> Supervisor<'a> {
     pub fn boot(&mut self) -> Result<(), Fail<'a>> {
         // Clear a binding a previous incarnation might have left.
         let _ = sys::unmap(Handle::NONE, SCRATCH);
-        for (d, spec) in self.m.domains().iter().enumerate() {
+        for d in 0..self.m.domains().len() {
+            let spec = self.m.domains()[d];
             if spec.until_full {
                 continue;
             }
@@ -1685,6 +1693,168 @@ impl<'a> Supervisor<'a> {
             self.reap(before);
         }
         r
+    }
+
+    /// The disk server the push service has an endpoint to, if any.
+    fn push_disk(&self, t: usize) -> Option<usize> {
+        self.m.domains()[t]
+            .links()
+            .iter()
+            .find_map(|l| match (l.kind, l.target) {
+                (LinkKind::Endpoint, Target::Domain(s)) if self.is_disk_server(s) => Some(s),
+                _ => None,
+            })
+    }
+
+    /// `elf_len` bytes at `elf_offset` of disk image `image`, read through
+    /// disk server `s` into the heap (grown from the pool for them).
+    fn read_elf(&mut self, s: usize, spec: &ServiceSpec) -> Result<Vec<u8>, ServiceError> {
+        let si = self.m.domains()[s].first_instance;
+        let ep = self
+            .server_endpoint(si)
+            .map_err(|_| ServiceError::ServerRestarted)?;
+        let svc = |e: ClientError| match e {
+            ClientError::Service(e) => e,
+            _ => ServiceError::Io,
+        };
+        let mut disk = DiskClient::new(Endpoint(ep));
+        let (h, info) = disk
+            .open(serac_protocol::disk::ExtentKind::Image, spec.image.as_str())
+            .map_err(svc)?;
+        let (off, len) = (spec.elf_offset as usize, spec.elf_len as usize);
+        let end = off.checked_add(len).ok_or(ServiceError::BadRequest)?;
+        if len == 0 || end as u64 > info.blocks.saturating_mul(BLOCK as u64) {
+            return Err(ServiceError::OutOfRange);
+        }
+        grow_for(&mut self.pool, len);
+        let mut out = Vec::new();
+        out.try_reserve_exact(len)
+            .map_err(|_| ServiceError::NoResources)?;
+        let mut buf = [0u8; BLOCK];
+        let mut block = (off / BLOCK) as u64;
+        let mut skip = off % BLOCK;
+        while out.len() < len {
+            disk.read_block(h, block, &mut buf).map_err(svc)?;
+            let take = (len - out.len()).min(BLOCK - skip);
+            out.extend_from_slice(buf.get(skip..skip + take).unwrap_or(&[]));
+            skip = 0;
+            block += 1;
+        }
+        Ok(out)
+    }
+
+    /// `Install`: checks pushed service `spec` against the manifest and
+    /// the host's limits, and unless `check_only`, reads its ELF from the
+    /// disk, plans it, and adds it as a domain with no instance yet.
+    pub fn install(&mut self, spec: &ServiceSpec, check_only: bool) -> Result<(), ServiceError> {
+        let t = self.m.push_service().ok_or(ServiceError::Unsupported)?;
+        let disk = self.push_disk(t);
+        let want_disk = if spec.disk {
+            Some(disk.ok_or(ServiceError::Unsupported)?)
+        } else {
+            None
+        };
+        let refusal = |r: ServiceRefusal| {
+            println!("supervisor: install {} refused: {r}", spec.name.as_str());
+            match r {
+                ServiceRefusal::Exists => ServiceError::BadRequest,
+                ServiceRefusal::TooMany => ServiceError::NoResources,
+                _ => ServiceError::BadRequest,
+            }
+        };
+        let name = spec.name.as_str();
+        self.m
+            .check_service(name, t, spec.net, want_disk)
+            .map_err(refusal)?;
+        if check_only {
+            return Ok(());
+        }
+        let s = disk.ok_or(ServiceError::Unsupported)?;
+        let bytes = self.read_elf(s, spec)?;
+        let eager = self.m.domains()[t].pager.is_none();
+        let plan = Plan::new(&bytes, eager).map_err(|e| {
+            println!("supervisor: install {name}: image cannot be loaded: {e:?}");
+            ServiceError::BadRequest
+        })?;
+        let zero: u64 = plan
+            .zero_ranges()
+            .map(|(a, b)| b.saturating_sub(a).div_ceil(BLOCK as u64))
+            .sum();
+        let need_kib = (plan.page_count() + zero).saturating_mul(4);
+        if need_kib > u64::from(spec.memory_kib) || plan.page_count() > u64::from(u16::MAX) {
+            println!(
+                "supervisor: install {name}: the image needs {need_kib} KiB, {} KiB allowed",
+                spec.memory_kib
+            );
+            return Err(ServiceError::NoResources);
+        }
+        // Pushed services live as long as the supervisor: their names and
+        // images are leaked into its heap, like the archive's are borrowed.
+        let name: &'static str = Box::leak(alloc::string::String::from(name).into_boxed_str());
+        let len = bytes.len();
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        self.images
+            .try_reserve(1)
+            .map_err(|_| ServiceError::NoResources)?;
+        self.pager_ep
+            .try_reserve(1)
+            .map_err(|_| ServiceError::NoResources)?;
+        let d = self
+            .m
+            .add_service(name, name, t, spec.net, want_disk)
+            .map_err(refusal)?;
+        self.images.push(Image {
+            bytes,
+            plan,
+            shared: 0,
+            shared_pages: Vec::new(),
+        });
+        self.pager_ep.push(Handle::NONE);
+        println!(
+            "supervisor: installed service {name} as domain #{d}: {len} bytes of ELF from disk image {}, {} page(s), {need_kib} KiB per copy",
+            spec.image.as_str(),
+            plan.page_count()
+        );
+        Ok(())
+    }
+
+    /// `StartService`: up to `count` more instances of pushed service
+    /// `name`; the ids of those started (fewer when the host ran out; an
+    /// error if none could be).
+    pub fn start_service(&mut self, name: &str, count: u32) -> Result<Started, ServiceError> {
+        let d = self
+            .m
+            .find(name)
+            .filter(|&d| self.m.domains()[d].pushed)
+            .ok_or(ServiceError::NoSuchDomain)?;
+        let mut out = Started {
+            slots: [DomainId::NONE; START_BATCH],
+            count: 0,
+        };
+        for slot in out.slots.iter_mut().take(count as usize) {
+            match self.spawn(d) {
+                Ok(i) => {
+                    let x = self.inst[i];
+                    println!(
+                        "supervisor: started {} as {}:{} ({} pages) for the push service",
+                        self.name(i),
+                        x.id.index,
+                        x.id.gen,
+                        x.frames_len
+                    );
+                    *slot = x.id;
+                    out.count += 1;
+                }
+                Err(f) => {
+                    println!("supervisor: start {name}: {f}");
+                    if out.count == 0 {
+                        return Err(ServiceError::NoResources);
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The kernel's `ReadCounter(State)` of instance `i` (`None`: refused).

@@ -92,7 +92,7 @@ fn main() -> u64 {
         println!("supervisor: nothing to supervise");
         return 0;
     }
-    let mut sup = match Supervisor::new(&manifest, &archive, ilwaco::rt::boot_args()) {
+    let mut sup = match Supervisor::new(manifest, &archive, ilwaco::rt::boot_args()) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -16,7 +16,9 @@ use serac_protocol::codec::{decode, encode};
 use serac_protocol::exit::{DomainExit, ExitReason};
 use serac_protocol::header::LABEL_EXIT;
 use serac_protocol::layout::MAX_PAYLOAD;
-use serac_protocol::supervisor::{DomainClass, DomainStat, DomainState, Reply, Request};
+use serac_protocol::supervisor::{
+    DomainClass, DomainStat, DomainState, OperatorKeys, Reply, Request, MAX_OPERATOR_KEYS,
+};
 use serac_protocol::syscall::DomainCounter;
 use serac_protocol::{DomainId, Handle, SysError};
 use serac_supervisor_core::authority::{self, Asker, Decision, Refusal, Scope};
@@ -374,6 +376,34 @@ pub fn on_request(sup: &mut Supervisor<'_>, from: Option<u64>, req: Request) -> 
             None => Reply::Err(ServiceError::NoSuchDomain),
         },
         Request::Spawn { .. } => Reply::Err(ServiceError::Unsupported),
+        Request::Install { spec, check_only } => {
+            if !check_only {
+                println!(
+                    "supervisor: installing service {} on request from {}",
+                    spec.name.as_str(),
+                    Asking(sup, from)
+                );
+            }
+            match sup.install(&spec, check_only) {
+                Ok(()) => Reply::Ok,
+                Err(e) => Reply::Err(e),
+            }
+        }
+        Request::StartService { name, count } => match sup.start_service(name.as_str(), count) {
+            Ok(s) => Reply::Started(s),
+            Err(e) => Reply::Err(e),
+        },
+        Request::OperatorKeys => {
+            let mut k = OperatorKeys {
+                keys: [[0; 32]; MAX_OPERATOR_KEYS],
+                count: 0,
+            };
+            for (dst, src) in k.keys.iter_mut().zip(&sup.m.operator_keys) {
+                *dst = *src;
+                k.count += 1;
+            }
+            Reply::Keys(k)
+        }
     }
 }
 

@@ -218,7 +218,11 @@ pub enum BundleError {
 }
 
 /// A bundle of `fragment` and `elf`, signed with the key of `seed`.
-pub fn bundle(fragment: &Fragment<'_>, elf: &[u8], seed: &[u8; 32]) -> Result<Vec<u8>, BundleError> {
+pub fn bundle(
+    fragment: &Fragment<'_>,
+    elf: &[u8],
+    seed: &[u8; 32],
+) -> Result<Vec<u8>, BundleError> {
     let mut fbuf = [0u8; serac_protocol::push::MAX_FRAGMENT as usize];
     let frag = postcard::to_slice(fragment, &mut fbuf).map_err(|_| BundleError::Fragment)?;
     let fragment_len = u32::try_from(frag.len()).map_err(|_| BundleError::Fragment)?;

@@ -68,10 +68,7 @@ fn a_signed_bundle_is_accepted_with_what_it_says() {
 #[test]
 fn a_wrong_key_tampered_or_cut_bundle_is_refused() {
     let b = bundle(&frag("web2", 5, 1024), &elf(), &SEED).unwrap();
-    assert_eq!(
-        check(&b, &[public_key(&OTHER)]),
-        Err(Refusal::BadSignature)
-    );
+    assert_eq!(check(&b, &[public_key(&OTHER)]), Err(Refusal::BadSignature));
     assert_eq!(check(&b, &[]), Err(Refusal::NoKeys));
     // Any byte the signature covers, flipped, breaks it; so does the signature's.
     for at in [0usize, 9, 12, 16, SIGNATURE_AT, 83, PREFIX_LEN, b.len() - 1] {
@@ -129,7 +126,11 @@ fn limits_and_a_bad_image_are_refused_after_the_signature() {
         Err(Refusal::BadImage(_))
     ));
     assert_eq!(
-        bundle(&frag("web2", 1, 1), &std::vec![0u8; MAX_IMAGE as usize + 1], &SEED),
+        bundle(
+            &frag("web2", 1, 1),
+            &std::vec![0u8; MAX_IMAGE as usize + 1],
+            &SEED
+        ),
         Err(BundleError::Image(MAX_IMAGE as usize + 1))
     );
 }

@@ -516,7 +516,11 @@ fn parse_key(k: &str) -> Option<[u8; 32]> {
     if b.len() != 64 {
         return None;
     }
-    let digit = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let digit = |c: u8| {
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
     let mut key = [0u8; 32];
     for (i, out) in key.iter_mut().enumerate() {
         *out = digit(*b.get(2 * i)?)? << 4 | digit(*b.get(2 * i + 1)?)?;
@@ -578,8 +582,7 @@ impl<'a> Manifest<'a> {
             rest = r;
             m.domain(i, &d)?;
         }
-        type Keys<'a> =
-            heapless::Vec<&'a str, { serac_protocol::supervisor::MAX_OPERATOR_KEYS }>;
+        type Keys<'a> = heapless::Vec<&'a str, { serac_protocol::supervisor::MAX_OPERATOR_KEYS }>;
         type Globals<'a> = (Option<&'a str>, Option<u64>, Option<u64>, Keys<'a>);
         let ((end, after, linger, keys), r) =
             take_from_bytes::<Globals<'a>>(rest).map_err(undecodable)?;
@@ -621,23 +624,15 @@ impl<'a> Manifest<'a> {
         self.domains().iter().position(|d| d.push)
     }
 
-    /// Adds pushed service `name` (image `image`) as a new domain built
-    /// like the push service `t`: a guest with `t`'s pager, an endpoint
-    /// to `t`'s vnic if `net`, and one to `disk` (a disk server `t` has an
-    /// endpoint to) if given. It has no instance yet (`count` 0): they are
-    /// started one by one, numbered from `name#0`. With `check_only`,
-    /// nothing is added. Returns its index.
-    pub fn add_service(
-        &mut self,
-        name: &'a str,
-        image: &'a str,
+    /// Whether [`Manifest::add_service`] would accept the service.
+    pub fn check_service(
+        &self,
+        name: &str,
         t: usize,
         net: bool,
         disk: Option<usize>,
-        check_only: bool,
-    ) -> Result<usize, ServiceRefusal> {
-        if !valid_name(name) || name == SUPERVISOR || image.is_empty() || image.len() > IMAGE_MAX
-        {
+    ) -> Result<(), ServiceRefusal> {
+        if !valid_name(name) || name == SUPERVISOR {
             return Err(ServiceRefusal::BadName);
         }
         if self.find(name).is_some() {
@@ -646,6 +641,40 @@ impl<'a> Manifest<'a> {
         let pushed = self.domains().iter().filter(|d| d.pushed).count();
         if pushed >= MAX_SERVICES {
             return Err(ServiceRefusal::TooMany);
+        }
+        let tmpl = self.domains().get(t).ok_or(ServiceRefusal::NoVnic)?;
+        if net && self.vnic_of(t).is_none() {
+            return Err(ServiceRefusal::NoVnic);
+        }
+        if let Some(s) = disk {
+            let linked = tmpl
+                .links()
+                .iter()
+                .any(|l| l.kind == LinkKind::Endpoint && l.target == Target::Domain(s));
+            if !linked {
+                return Err(ServiceRefusal::NoDisk);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds pushed service `name` (image `image`) as a new domain built
+    /// like the push service `t`: a guest with `t`'s pager, an endpoint
+    /// to `t`'s vnic if `net`, and one to `disk` (a disk server `t` has an
+    /// endpoint to) if given, in that order. It has no instance yet
+    /// (`count` 0): they are started one by one, numbered from `name#0`.
+    /// Returns its index.
+    pub fn add_service(
+        &mut self,
+        name: &'a str,
+        image: &'a str,
+        t: usize,
+        net: bool,
+        disk: Option<usize>,
+    ) -> Result<usize, ServiceRefusal> {
+        self.check_service(name, t, net, disk)?;
+        if image.is_empty() || image.len() > IMAGE_MAX {
+            return Err(ServiceRefusal::BadName);
         }
         let tmpl = *self.domains().get(t).ok_or(ServiceRefusal::NoVnic)?;
         let mut d = DomainSpec {
@@ -675,17 +704,7 @@ impl<'a> Manifest<'a> {
             link(self.vnic_of(t).ok_or(ServiceRefusal::NoVnic)?);
         }
         if let Some(s) = disk {
-            let linked = tmpl
-                .links()
-                .iter()
-                .any(|l| l.kind == LinkKind::Endpoint && l.target == Target::Domain(s));
-            if !linked {
-                return Err(ServiceRefusal::NoDisk);
-            }
             link(s);
-        }
-        if check_only {
-            return Ok(self.domains.len());
         }
         self.domains
             .try_reserve(1)
