@@ -43,6 +43,12 @@ pub enum BlockError {
     /// After a reopen the extent is not what it was (kind, size or
     /// writability changed): another extent now has the name.
     Changed,
+    /// Something of that name exists already (an image being created).
+    Exists,
+    /// The server stayed busy past the retries (an image's commit).
+    Busy,
+    /// The server has no room (disk space for an image).
+    NoSpace,
     /// The `call` to the server failed (a dead or wrong endpoint).
     Ipc(SysError),
     /// Anything else the server or the stub reported: a broken protocol,
@@ -61,6 +67,9 @@ impl From<ClientError> for BlockError {
                 ServiceError::Io => BlockError::Io,
                 ServiceError::Corrupt => BlockError::Corrupt,
                 ServiceError::ServerRestarted => BlockError::ServerRestarted,
+                ServiceError::Exists => BlockError::Exists,
+                ServiceError::Busy => BlockError::Busy,
+                ServiceError::NoResources => BlockError::NoSpace,
                 _ => BlockError::Protocol(e),
             },
             ClientError::Sys(SysError::ServerRestarted) => BlockError::ServerRestarted,
@@ -105,6 +114,70 @@ impl BlockDevice<Endpoint> {
     pub fn image(server: Handle, name: &str) -> Result<Self, BlockError> {
         Self::open(Endpoint(server), ExtentKind::Image, name)
     }
+
+    /// Stages new image `name` of `len` bytes with CRC-32C `crc` on the
+    /// disk server behind `server` (only the push service may): write its
+    /// blocks, then [`BlockDevice::commit`]. Until then nobody sees it, and
+    /// dropping it leaves nothing on the disk.
+    pub fn create_image(
+        server: Handle,
+        name: &str,
+        len: u64,
+        crc: u32,
+    ) -> Result<Self, BlockError> {
+        Self::stage(Endpoint(server), name, len, crc)
+    }
+
+    /// Records the staged image; the server checks it against its CRC
+    /// first (`Corrupt`: it is dropped). While other requests are on the
+    /// device the server answers `Busy`, and this retries for a while.
+    pub fn commit(mut self) -> Result<(), BlockError> {
+        for _ in 0..COMMIT_TRIES {
+            match self.try_commit() {
+                Err(BlockError::Busy) => {
+                    let _ = crate::time::sleep_ns(COMMIT_PAUSE_NS);
+                }
+                r => return r,
+            }
+        }
+        Err(BlockError::Busy)
+    }
+}
+
+/// [`BlockDevice::commit`]'s tries, [`COMMIT_PAUSE_NS`] apart.
+const COMMIT_TRIES: u32 = 2_000;
+const COMMIT_PAUSE_NS: u64 = 1_000_000;
+
+/// The disk's images, by extent id: (id, name, content bytes). Pages
+/// through the server's list; this allocates.
+pub fn list_images(
+    server: Handle,
+) -> Result<alloc::vec::Vec<(u32, alloc::string::String, u64)>, BlockError> {
+    list_images_through(Endpoint(server))
+}
+
+fn list_images_through<T: Transport>(
+    transport: T,
+) -> Result<alloc::vec::Vec<(u32, alloc::string::String, u64)>, BlockError> {
+    let mut client = DiskClient::new(transport);
+    let mut out = alloc::vec::Vec::new();
+    let mut after = 0;
+    loop {
+        let page = client.list_images(after)?;
+        let entries = page.entries();
+        for e in entries {
+            if e.id <= after {
+                // Ids only grow along the list: a server saying otherwise
+                // would make this loop for ever.
+                return Err(BlockError::Protocol(ClientError::UnexpectedReply));
+            }
+            after = e.id;
+            out.push((e.id, alloc::string::String::from(e.name.as_str()), e.len));
+        }
+        if entries.is_empty() {
+            return Ok(out);
+        }
+    }
 }
 
 impl<T: Transport> BlockDevice<T> {
@@ -120,6 +193,27 @@ impl<T: Transport> BlockDevice<T> {
             kind,
             name,
         })
+    }
+}
+
+impl<T: Transport> BlockDevice<T> {
+    /// [`BlockDevice::create_image`] through `transport`.
+    pub fn stage(transport: T, name: &str, len: u64, crc: u32) -> Result<Self, BlockError> {
+        let n = serac_protocol::disk::ExtentName::new(name).ok_or(BlockError::NotFound)?;
+        let mut client = DiskClient::new(transport);
+        let (handle, info) = client.create_image(name, len, crc).map_err(open_error)?;
+        Ok(BlockDevice {
+            client,
+            handle,
+            info,
+            kind: ExtentKind::Image,
+            name: n,
+        })
+    }
+
+    /// One try of [`BlockDevice::commit`]: `Busy` is the server's.
+    pub fn try_commit(&mut self) -> Result<(), BlockError> {
+        Ok(self.client.commit_image(self.handle)?)
     }
 }
 

@@ -54,6 +54,11 @@ pub enum ServiceError {
     NoSuchPort,
     /// Another port already has that MAC or IPv4 address.
     AddressInUse,
+    // Appended for pushed images; earlier codes keep their numbers.
+    /// Something of that name exists already (an image on the disk).
+    Exists,
+    /// The server cannot do this now (requests in flight); try again soon.
+    Busy,
 }
 
 /// Moves one encoded request to a server and its encoded reply back.

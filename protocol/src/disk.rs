@@ -226,6 +226,73 @@ pub enum Request<D = Data> {
         /// Its name in the manifest.
         name: ExtentName,
     },
+    // Appended for the push service; earlier requests keep their codes.
+    /// Stages a new read-only image `name` of `len` content bytes whose
+    /// CRC-32C is `crc`: the reply's handle writes it (the caller's only,
+    /// like a private disk), nobody sees it, and the on-disk table does
+    /// not name it until [`Request::CommitImage`]. Only a client the
+    /// supervisor named with `create_images` may (the push service). One
+    /// image is staged at a time; the same client staging again (or after
+    /// a restart, by name) abandons its earlier one.
+    CreateImage {
+        /// Its name.
+        name: ExtentName,
+        /// Content bytes.
+        len: u64,
+        /// CRC-32C of the content.
+        crc: u32,
+    },
+    /// Reads the staged image back, checks it against its CRC
+    /// (`Corrupt` otherwise, and it is dropped), and commits it to the
+    /// table: from then on it is an image like any other.
+    CommitImage {
+        /// The staged image's handle.
+        handle: DiskHandle,
+    },
+    /// The images with extent id above `after`, by id, a page at a time
+    /// (an empty page: no more).
+    ListImages {
+        /// The last id of the page before (0 at first).
+        after: u32,
+    },
+    /// [`Request::Name`] with whether the client may create images.
+    NameCreator {
+        /// The client's packed `DomainId`.
+        client: crate::DomainId,
+        /// Its name in the manifest.
+        name: ExtentName,
+    },
+}
+
+/// Images per [`ImagePage`].
+pub const IMAGE_PAGE_LEN: usize = 32;
+
+/// One image of a [`ImagePage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, MaxSize)]
+pub struct ImageEntry {
+    /// Its extent id.
+    pub id: u32,
+    /// Its name.
+    pub name: ExtentName,
+    /// Its content's length in bytes.
+    pub len: u64,
+}
+
+/// A page of [`Request::ListImages`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
+pub struct ImagePage {
+    /// The entries; only the first `count` are meaningful.
+    pub entries: [ImageEntry; IMAGE_PAGE_LEN],
+    /// How many are used.
+    pub count: u8,
+}
+
+impl ImagePage {
+    /// The used entries (clamped to the array).
+    pub fn entries(&self) -> &[ImageEntry] {
+        let n = usize::from(self.count).min(IMAGE_PAGE_LEN);
+        self.entries.get(..n).unwrap_or(&[])
+    }
 }
 
 impl<D> Request<D> {
@@ -238,7 +305,11 @@ impl<D> Request<D> {
             | Request::Write { .. }
             | Request::Flush { .. }
             | Request::Close { .. }
-            | Request::Name { .. } => true,
+            | Request::Name { .. }
+            | Request::NameCreator { .. }
+            | Request::ListImages { .. }
+            | Request::CommitImage { .. } => true,
+            Request::CreateImage { .. } => false,
         }
     }
 }
@@ -265,6 +336,8 @@ pub enum Reply<D = Data> {
     Data(D),
     /// The request failed; an I/O error is never reported as success.
     Err(ServiceError),
+    /// `ListImages`.
+    Images(ImagePage),
 }
 
 /// A request whose data borrows the message (or the caller's block).
@@ -439,6 +512,46 @@ impl<T: Transport> DiskClient<T> {
         let name = ExtentName::new(name).ok_or(ClientError::Service(ServiceError::BadRequest))?;
         expect_ok(rpc(&mut self.transport, &Request::Name { client, name })?)
     }
+
+    /// See [`Request::NameCreator`] (the supervisor's, for the push service).
+    pub fn name_creator(&mut self, client: crate::DomainId, name: &str) -> Result<(), ClientError> {
+        let name = ExtentName::new(name).ok_or(ClientError::Service(ServiceError::BadRequest))?;
+        expect_ok(rpc(
+            &mut self.transport,
+            &Request::NameCreator { client, name },
+        )?)
+    }
+
+    /// Stages image `name` (see [`Request::CreateImage`]): the handle that
+    /// writes it and what it is.
+    pub fn create_image(
+        &mut self,
+        name: &str,
+        len: u64,
+        crc: u32,
+    ) -> Result<(DiskHandle, ExtentInfo), ClientError> {
+        let name = ExtentName::new(name).ok_or(ClientError::Service(ServiceError::BadRequest))?;
+        match rpc(
+            &mut self.transport,
+            &Request::CreateImage { name, len, crc },
+        )? {
+            Reply::Opened { handle, info } => Ok((handle, info)),
+            _ => Err(ClientError::UnexpectedReply),
+        }
+    }
+
+    /// See [`Request::CommitImage`].
+    pub fn commit_image(&mut self, handle: DiskHandle) -> Result<(), ClientError> {
+        expect_ok(rpc(&mut self.transport, &Request::CommitImage { handle })?)
+    }
+
+    /// One page of [`Request::ListImages`].
+    pub fn list_images(&mut self, after: u32) -> Result<ImagePage, ClientError> {
+        match rpc(&mut self.transport, &Request::ListImages { after })? {
+            Reply::Images(p) => Ok(p),
+            _ => Err(ClientError::UnexpectedReply),
+        }
+    }
 }
 
 /// Byte offset of piece `i` of a block (`i < PIECES_PER_BLOCK`).
@@ -490,6 +603,8 @@ mod tests {
     }
 
     fn request() -> impl Strategy<Value = Request> {
+        // Over ten arms, prop_oneof! builds a Vec.
+        use std::vec;
         prop_oneof![
             (kind(), "[A-Za-z0-9._-]{0,16}").prop_map(|(kind, s)| Request::Open {
                 kind,
@@ -518,7 +633,44 @@ mod tests {
                 client: crate::DomainId::from_raw(c),
                 name: ExtentName::new(&s).unwrap()
             }),
+            (any::<u64>(), "[A-Za-z0-9._-]{1,16}").prop_map(|(c, s)| Request::NameCreator {
+                client: crate::DomainId::from_raw(c),
+                name: ExtentName::new(&s).unwrap()
+            }),
+            ("[A-Za-z0-9._-]{1,16}", any::<u64>(), any::<u32>()).prop_map(|(s, len, crc)| {
+                Request::CreateImage {
+                    name: ExtentName::new(&s).unwrap(),
+                    len,
+                    crc,
+                }
+            }),
+            handle().prop_map(|handle| Request::CommitImage { handle }),
+            any::<u32>().prop_map(|after| Request::ListImages { after }),
         ]
+    }
+
+    fn image_page() -> impl Strategy<Value = ImagePage> {
+        (
+            proptest::collection::vec(
+                (any::<u32>(), "[A-Za-z0-9._-]{1,16}", any::<u64>()),
+                0..=IMAGE_PAGE_LEN,
+            ),
+            any::<u8>(),
+        )
+            .prop_map(|(v, count)| {
+                let mut p = ImagePage {
+                    entries: [ImageEntry::default(); IMAGE_PAGE_LEN],
+                    count,
+                };
+                for (e, (id, s, len)) in p.entries.iter_mut().zip(v) {
+                    *e = ImageEntry {
+                        id,
+                        name: ExtentName::new(&s).unwrap(),
+                        len,
+                    };
+                }
+                p
+            })
     }
 
     fn reply() -> impl Strategy<Value = Reply> {
@@ -528,13 +680,14 @@ mod tests {
             info().prop_map(Reply::Info),
             data().prop_map(Reply::Data),
             service_error().prop_map(Reply::Err),
+            image_page().prop_map(Reply::Images),
         ]
     }
 
     proptest! {
         #[test]
         fn requests_round_trip(r in request()) {
-            prop_assert!(r.is_idempotent());
+            prop_assert_eq!(r.is_idempotent(), !matches!(r, Request::CreateImage { .. }));
             round_trip(&r);
         }
 
@@ -578,6 +731,8 @@ mod tests {
             ServiceError::BadHandle,
             ServiceError::NoSuchPort,
             ServiceError::AddressInUse,
+            ServiceError::Exists,
+            ServiceError::Busy,
         ];
         for (code, e) in all.iter().enumerate() {
             let mut buf = [0u8; 4];
@@ -685,7 +840,13 @@ mod tests {
             },
             Ok(Request::Info { .. }) => Reply::Info(info),
             Ok(Request::Flush { .. } | Request::Close { .. }) => Reply::Ok,
-            Ok(Request::Name { .. }) => Reply::Err(ServiceError::NotPermitted),
+            Ok(
+                Request::Name { .. }
+                | Request::NameCreator { .. }
+                | Request::CreateImage { .. }
+                | Request::CommitImage { .. }
+                | Request::ListImages { .. },
+            ) => Reply::Err(ServiceError::NotPermitted),
             Err(_) => Reply::Err(ServiceError::BadRequest),
         };
         Ok(encode(&r, reply)

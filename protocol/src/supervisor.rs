@@ -395,6 +395,8 @@ pub(crate) mod tests {
             Just(ServiceError::BadHandle),
             Just(ServiceError::NoSuchPort),
             Just(ServiceError::AddressInUse),
+            Just(ServiceError::Exists),
+            Just(ServiceError::Busy),
         ]
     }
 

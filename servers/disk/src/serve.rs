@@ -34,16 +34,19 @@ use ilwaco::println;
 use ilwaco::protocol::client::LABEL_DISK;
 use ilwaco::protocol::codec::encode;
 use ilwaco::protocol::disk::{
-    decode_request, DataRef, DiskHandle, ExtentInfo, Reply, ReplyRef, Request, RequestRef,
-    ServiceError,
+    decode_request, DataRef, DiskHandle, ExtentInfo, ExtentKind, ImageEntry, ImagePage, Reply,
+    ReplyRef, Request, RequestRef, ServiceError, IMAGE_PAGE_LEN,
 };
 use ilwaco::protocol::{DomainId, Handle, SysError};
 use ilwaco::sys::{self, Woken};
 use ilwaco::time;
-use serac_disk_core::clients::info;
-use serac_disk_core::{check_request, Checked, Clients, Table};
+use serac_disk_core::clients::{info, IMAGE_SLOT};
+use serac_disk_core::{
+    check_request, plan_image, AllocError, Checked, Clients, Content, Error as VolError, Extent,
+    Kind, Name, Table, Volume, BLOCK,
+};
 
-use crate::device::Irq;
+use crate::device::{Irq, SyncDisk};
 use crate::hal::blk::{Blk, Done, SubmitError, SLOTS};
 
 /// Log lines of each kind before the server goes quiet about it.
@@ -51,6 +54,24 @@ const LOGGED: u32 = 16;
 /// A `reply_recv` deadline that has passed: take a waiting message or
 /// return at once.
 const NOW: u64 = 1;
+
+/// The slot number of the staged image's handle (its generation counts
+/// stagings): below the images' slots, far above the open table's.
+const STAGED_SLOT: u32 = IMAGE_SLOT - 1;
+/// Clients the supervisor named as image creators, kept at once.
+const MAX_CREATORS: usize = 4;
+
+/// The image being written (`Request::CreateImage`): blocks planned on
+/// the table, not in it until `CommitImage` checks them.
+#[derive(Debug, Clone, Copy)]
+struct Staged {
+    owner: u64,
+    gen: u32,
+    name: Name,
+    content: Content,
+    /// Where it goes, as a writable extent (what writes are checked by).
+    area: Extent,
+}
 
 /// The device and the table, once opened.
 #[derive(Debug)]
@@ -79,6 +100,8 @@ enum Answer {
     Info(ExtentInfo),
     /// The data is in the job's slot.
     Data(usize),
+    /// A page of images with ids above this one.
+    Images(u32),
     Err(ServiceError),
 }
 
@@ -152,6 +175,10 @@ pub struct Server<H: Hooks = ()> {
     seq: u64,
     stats: Stats,
     hooks: H,
+    staged: Option<Staged>,
+    staged_gen: u32,
+    /// Badges the supervisor named with `NameCreator` (newest last).
+    creators: alloc::vec::Vec<u64>,
 }
 
 impl<H: Hooks> Server<H> {
@@ -165,6 +192,9 @@ impl<H: Hooks> Server<H> {
             seq: 0,
             stats: Stats::default(),
             hooks,
+            staged: None,
+            staged_gen: 0,
+            creators: alloc::vec::Vec::new(),
         }
     }
 
@@ -343,6 +373,7 @@ impl<H: Hooks> Server<H> {
             Answer::Opened(handle, info) => Reply::Opened { handle, info },
             Answer::Info(x) => Reply::Info(x),
             Answer::Err(e) => Reply::Err(e),
+            Answer::Images(after) => Reply::Images(self.images_after(after)),
             Answer::Data(len) => {
                 // From the DMA slot straight into the outgoing message.
                 let sent = match &self.backend {
@@ -462,13 +493,20 @@ impl<H: Hooks> Server<H> {
                     }
                 };
             }
+            Request::Close { handle } if handle.slot == STAGED_SLOT => {
+                if self.staged_for(badge, handle).is_ok() {
+                    println!("disk: {} abandoned staged image", Who(badge));
+                    self.staged = None;
+                }
+                return Err(Answer::Ok);
+            }
             Request::Close { handle } => {
                 return Err(self
                     .clients
                     .close(badge, handle)
                     .map_or_else(Answer::Err, |()| Answer::Ok))
             }
-            Request::Name { client, name } => {
+            Request::Name { client, name } | Request::NameCreator { client, name } => {
                 // Only the first domain (slot 0) is the supervisor.
                 if DomainId::from_raw(badge).index != 0 {
                     self.stats.refusals += 1;
@@ -477,20 +515,40 @@ impl<H: Hooks> Server<H> {
                     }
                     return Err(Answer::Err(ServiceError::NotPermitted));
                 }
-                return Err(self
-                    .clients
-                    .name(client.to_raw(), name.as_str(), &b.table)
-                    .map_or_else(Answer::Err, |()| Answer::Ok));
+                let r = self.clients.name(client.to_raw(), name.as_str(), &b.table);
+                let c = client.to_raw();
+                let creator = matches!(req, Request::NameCreator { .. });
+                // A name moves to its new badge: the old one creates no more.
+                self.creators.retain(|&x| {
+                    x != c && DomainId::from_raw(x).index != DomainId::from_raw(c).index
+                });
+                if creator && r.is_ok() {
+                    if self.creators.len() >= MAX_CREATORS {
+                        self.creators.remove(0);
+                    }
+                    self.creators.push(c);
+                }
+                return Err(r.map_or_else(Answer::Err, |()| Answer::Ok));
             }
+            Request::CreateImage { name, len, crc } => {
+                return Err(self.create_image(badge, name.as_str(), len, crc));
+            }
+            Request::CommitImage { handle } => return Err(self.commit_image(badge, handle)),
+            Request::ListImages { after } => return Err(Answer::Images(after)),
             Request::Info { handle }
             | Request::Read { handle, .. }
             | Request::Write { handle, .. }
             | Request::Flush { handle } => handle,
         };
-        let e = self
-            .clients
-            .get(&b.table, badge, handle)
-            .map_err(Answer::Err)?;
+        let e = if handle.slot == STAGED_SLOT {
+            staged_in(self.staged.as_ref(), self.clients.epoch(), badge, handle)
+                .map_err(Answer::Err)?
+                .area
+        } else {
+            self.clients
+                .get(&b.table, badge, handle)
+                .map_err(Answer::Err)?
+        };
         let checked = check_request(&e, req).map_err(|x| Answer::Err(x.into()))?;
         match (checked, req) {
             (Checked::Read(p), _) => Ok(Op::Read {
@@ -510,5 +568,182 @@ impl<H: Hooks> Server<H> {
             (Checked::Other, _) => Err(Answer::Info(info(&e))),
             (Checked::Write(_), _) => Err(Answer::Err(ServiceError::BadRequest)),
         }
+    }
+    /// The staged image, if `handle` is its handle and `badge` its owner.
+    fn staged_for(&self, badge: u64, handle: DiskHandle) -> Result<Staged, ServiceError> {
+        staged_in(self.staged.as_ref(), self.clients.epoch(), badge, handle)
+    }
+
+    /// `CreateImage`: plans the image's blocks and hands out the handle
+    /// that writes them. Staging again abandons the earlier one.
+    fn create_image(&mut self, badge: u64, name: &str, len: u64, crc: u32) -> Answer {
+        let refuse = |s: &mut Self, why: &str, e: ServiceError| {
+            s.stats.refusals += 1;
+            if s.stats.refusals <= LOGGED {
+                println!("disk: refused {} to create image {name}: {why}", Who(badge));
+            }
+            Answer::Err(e)
+        };
+        if !self.creators.contains(&badge) {
+            return refuse(self, "not named a creator", ServiceError::NotPermitted);
+        }
+        let Ok(b) = &self.backend else {
+            return Answer::Err(ServiceError::Io);
+        };
+        let Ok(n) = Name::new(name) else {
+            return refuse(self, "not an extent name", ServiceError::BadRequest);
+        };
+        let blocks = len.div_ceil(BLOCK as u64).max(1);
+        let content = Content { len, crc };
+        let area = match plan_image(&b.table, n, blocks, content) {
+            Ok(e) => e,
+            Err(AllocError::Exists) => return refuse(self, "exists", ServiceError::Exists),
+            Err(AllocError::NoSpace) => return refuse(self, "no space", ServiceError::NoResources),
+            Err(e) => return refuse(self, &alloc::format!("{e:?}"), ServiceError::BadRequest),
+        };
+        if let Some(old) = self.staged.take() {
+            println!("disk: staged image {} abandoned for {name}", old.name);
+        }
+        self.staged_gen = self.staged_gen.wrapping_add(1).max(1);
+        let gen = self.staged_gen;
+        self.staged = Some(Staged {
+            owner: badge,
+            gen,
+            name: n,
+            content,
+            area: Extent {
+                kind: Kind::Disk,
+                content: None,
+                ..area
+            },
+        });
+        println!(
+            "disk: {} staging image {name}: {len} bytes in {blocks} blocks at {}",
+            Who(badge),
+            area.start
+        );
+        Answer::Opened(
+            DiskHandle {
+                epoch: self.clients.epoch(),
+                slot: STAGED_SLOT,
+                gen,
+            },
+            ExtentInfo {
+                kind: ExtentKind::Image,
+                blocks,
+                read_only: false,
+            },
+        )
+    }
+
+    /// `CommitImage`: with the device quiet, flushes, checks the staged
+    /// blocks against their CRC and records the image in the table (both
+    /// on the disk and here). `Busy` while other requests are on the
+    /// device (the caller retries); any failure drops the staged image.
+    fn commit_image(&mut self, badge: u64, handle: DiskHandle) -> Answer {
+        let st = match self.staged_for(badge, handle) {
+            Ok(st) => st,
+            Err(e) => return Answer::Err(e),
+        };
+        let busy = self
+            .jobs
+            .iter()
+            .any(|j| matches!(j, Job::InFlight { .. } | Job::Ready { .. }));
+        let Ok(b) = &mut self.backend else {
+            return Answer::Err(ServiceError::Io);
+        };
+        if busy || b.blk.in_flight() > 0 {
+            return Answer::Err(ServiceError::Busy);
+        }
+        self.staged = None;
+        let irq = b.irq;
+        let r = Volume::open(SyncDisk {
+            blk: &mut b.blk,
+            irq,
+        })
+        .and_then(|mut v| {
+            let r = v.commit_written_image(st.name, st.area.blocks, st.content, st.area.start)?;
+            Ok((r, v.table().clone()))
+        });
+        match r {
+            Ok((Some(e), table)) => {
+                b.table = table;
+                println!(
+                    "disk: image {} committed for {}: {} bytes, {} blocks at {}, id {}",
+                    e.name,
+                    Who(badge),
+                    st.content.len,
+                    e.blocks,
+                    e.start,
+                    e.id
+                );
+                Answer::Ok
+            }
+            Ok((None, _)) => {
+                println!(
+                    "disk: staged image {} does not match its checksum: dropped (Corrupt)",
+                    st.name
+                );
+                Answer::Err(ServiceError::Corrupt)
+            }
+            Err(e) => {
+                println!("disk: committing image {} failed: {e:?}", st.name);
+                Answer::Err(match e {
+                    VolError::Alloc(AllocError::Exists) => ServiceError::Exists,
+                    VolError::Alloc(AllocError::NoSpace) => ServiceError::NoResources,
+                    _ => ServiceError::Io,
+                })
+            }
+        }
+    }
+
+    /// The images with extent ids above `after`, by id, one page.
+    fn images_after(&self, after: u32) -> ImagePage {
+        let mut page = ImagePage {
+            entries: [ImageEntry::default(); IMAGE_PAGE_LEN],
+            count: 0,
+        };
+        let Ok(b) = &self.backend else { return page };
+        let mut v: alloc::vec::Vec<&Extent> = b
+            .table
+            .extents()
+            .iter()
+            .filter(|e| e.kind == Kind::Image && e.id > after)
+            .collect();
+        v.sort_by_key(|e| e.id);
+        let mut n = 0;
+        for e in v {
+            let (Some(slot), Some(name)) = (
+                page.entries.get_mut(n),
+                ilwaco::protocol::disk::ExtentName::new(e.name.as_str()),
+            ) else {
+                continue;
+            };
+            *slot = ImageEntry {
+                id: e.id,
+                name,
+                len: e.content.map_or(0, |c| c.len),
+            };
+            n += 1;
+        }
+        page.count = u8::try_from(n).unwrap_or(0);
+        page
+    }
+}
+
+/// `staged`, if `handle` (of incarnation `epoch`) is its handle and
+/// `badge` its owner.
+fn staged_in(
+    staged: Option<&Staged>,
+    epoch: u32,
+    badge: u64,
+    handle: DiskHandle,
+) -> Result<Staged, ServiceError> {
+    if handle.epoch != epoch {
+        return Err(ServiceError::ServerRestarted);
+    }
+    match staged {
+        Some(st) if st.owner == badge && st.gen == handle.gen => Ok(*st),
+        _ => Err(ServiceError::BadHandle),
     }
 }

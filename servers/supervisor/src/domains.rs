@@ -1459,7 +1459,14 @@ impl<'a> Supervisor<'a> {
                 extent_name(&mut buf, spec.name, k)
             };
             let id = self.inst[j].id;
-            if let Err(e) = DiskClient::new(Endpoint(ep)).name(id, name) {
+            // The push service may also create images (its pushed bundles).
+            let mut disk = DiskClient::new(Endpoint(ep));
+            let named = if spec.push {
+                disk.name_creator(id, name)
+            } else {
+                disk.name(id, name)
+            };
+            if let Err(e) = named {
                 println!("supervisor: {}: naming {name} failed: {e:?}", self.name(si));
             }
         }
@@ -1757,7 +1764,7 @@ impl<'a> Supervisor<'a> {
         let refusal = |r: ServiceRefusal| {
             println!("supervisor: install {} refused: {r}", spec.name.as_str());
             match r {
-                ServiceRefusal::Exists => ServiceError::BadRequest,
+                ServiceRefusal::Exists => ServiceError::Exists,
                 ServiceRefusal::TooMany => ServiceError::NoResources,
                 _ => ServiceError::BadRequest,
             }

@@ -52,4 +52,4 @@ pub use extent::{Content, Extent, Kind, Name, NameError};
 pub use layout::{Block, Geometry, GeometryError, SuperError, BLOCK};
 pub use request::{check_blocks, check_piece, check_request, Checked, IoError, Piece};
 pub use table::{AllocError, CopyError, Table};
-pub use volume::{fsck, BlockDevice, Error, Problem, Report, SlotState, Volume};
+pub use volume::{fsck, plan_image, BlockDevice, Error, Problem, Report, SlotState, Volume};

@@ -319,6 +319,48 @@ impl<D: BlockDevice> Volume<D> {
         })
     }
 
+    /// Records image `name`, whose content was already written at `start`
+    /// (where [`Volume::plan_image`] put it on this table): `Ok(None)` if
+    /// the blocks do not hold `content` (nothing is recorded). The table
+    /// names it only after the blocks are flushed and checked, so a crash
+    /// or an error leaves no part of it.
+    pub fn commit_written_image(
+        &mut self,
+        name: Name,
+        blocks: u64,
+        content: Content,
+        start: u64,
+    ) -> Result<Option<Extent>, Error<D::Error>> {
+        let e = self
+            .table
+            .allocate(Kind::Image, name, blocks, Some(content))
+            .map_err(Error::Alloc)?;
+        let undo = |v: &mut Self| {
+            let _ = v.table.remove(e.id);
+        };
+        if e.start != start {
+            // The table changed since it was planned: the content is not here.
+            undo(self);
+            return Ok(None);
+        }
+        if let Err(err) = self.dev.flush().map_err(Error::Io) {
+            undo(self);
+            return Err(err);
+        }
+        match self.verify_image(&e) {
+            Ok(true) => {}
+            Ok(false) => {
+                undo(self);
+                return Ok(None);
+            }
+            Err(err) => {
+                undo(self);
+                return Err(err);
+            }
+        }
+        self.commit_new(e, |_| Ok(())).map(Some)
+    }
+
     /// Removes the extent with `id`; its blocks are free once this returns.
     pub fn remove(&mut self, id: u32) -> Result<Extent, Error<D::Error>> {
         let e = self.table.remove(id).map_err(Error::Alloc)?;
@@ -348,6 +390,21 @@ impl<D: BlockDevice> Volume<D> {
         }
         Ok(left == 0 && crc.finish() == c.crc)
     }
+}
+
+/// Where [`Volume::commit_written_image`] will put an image of `blocks`
+/// on `table`: the extent it would get, with the table left unchanged.
+/// The caller writes the content there (through its own queue), then
+/// commits.
+pub fn plan_image(
+    table: &Table,
+    name: Name,
+    blocks: u64,
+    content: Content,
+) -> Result<Extent, AllocError> {
+    table
+        .clone()
+        .allocate(Kind::Image, name, blocks, Some(content))
 }
 
 /// Something fsck found wrong.
@@ -526,6 +583,51 @@ mod tests {
         let s2 = v.create(Kind::Swap, n("game"), 10).unwrap();
         assert_eq!(s2.start, swap.start);
         assert!(s2.id > img.id);
+        assert!(fsck(v.device()).unwrap().is_clean());
+    }
+
+    #[test]
+    fn a_written_image_is_recorded_only_whole() {
+        let mut v = fresh(200, 2);
+        let content: Vec<u8> = (0..9_000u32).map(|i| (i % 251) as u8).collect();
+        let c = Content {
+            len: content.len() as u64,
+            crc: crc32c(&content),
+        };
+        let write = |v: &mut Volume<FakeDisk>, start: u64, bytes: &[u8]| {
+            for (i, chunk) in bytes.chunks(BLOCK).enumerate() {
+                let mut b = [0u8; BLOCK];
+                b[..chunk.len()].copy_from_slice(chunk);
+                v.device().write_block(start + i as u64, &b).unwrap();
+            }
+        };
+        let before = v.table().clone();
+        let plan = plan_image(v.table(), n("web2"), 3, c).unwrap();
+        assert_eq!(v.table(), &before, "planning changes nothing");
+        // Wrong bytes: refused, nothing recorded.
+        let mut bad = content.clone();
+        bad[5_000] ^= 1;
+        write(&mut v, plan.start, &bad);
+        assert_eq!(
+            v.commit_written_image(n("web2"), 3, c, plan.start),
+            Ok(None)
+        );
+        assert!(v.table().find(Kind::Image, &n("web2")).is_none());
+        // The table moved since the plan: refused.
+        write(&mut v, plan.start, &content);
+        assert_eq!(
+            v.commit_written_image(n("web2"), 3, c, plan.start + 1),
+            Ok(None)
+        );
+        // Whole and in place: recorded, and there after a reopen.
+        let e = v
+            .commit_written_image(n("web2"), 3, c, plan.start)
+            .unwrap()
+            .unwrap();
+        assert_eq!((e.start, e.blocks, e.content), (plan.start, 3, Some(c)));
+        let mut v = reopen(v);
+        assert_eq!(v.table().find(Kind::Image, &n("web2")), Some(&e));
+        assert!(v.verify_image(&e).unwrap());
         assert!(fsck(v.device()).unwrap().is_clean());
     }
 
