@@ -399,6 +399,63 @@ mod tests {
     }
 
     #[test]
+    fn a_staged_image_is_written_committed_and_listed() {
+        let mut srv = FakeDisk::with(ExtentKind::Image, "www", &pattern(1));
+        srv.add(ExtentKind::Disk, "httpd", &[0; BLOCK_SIZE]);
+        let mut d = BlockDevice::stage(&mut srv, "web2", 2 * BLOCK_SIZE as u64, 0).unwrap();
+        assert_eq!(d.len_blocks(), 2);
+        assert!(!d.is_read_only());
+        d.write_block(1, &pattern(9)).unwrap();
+        assert_eq!(d.write_block(2, &pattern(9)), Err(BlockError::OutOfRange));
+        let srv = d.client.into_inner();
+        // Not there until committed: not openable, not listed.
+        assert_eq!(
+            BlockDevice::open(&mut *srv, ExtentKind::Image, "web2").unwrap_err(),
+            BlockError::NotFound
+        );
+        let names = |srv: &mut FakeDisk| -> Vec<String> {
+            list_images_through(srv)
+                .unwrap()
+                .into_iter()
+                .map(|(_, n, _)| n)
+                .collect()
+        };
+        assert_eq!(names(srv), ["www"]);
+        let mut d = BlockDevice::stage(&mut *srv, "web2", 2 * BLOCK_SIZE as u64, 0).unwrap();
+        d.write_block(1, &pattern(9)).unwrap();
+        let srv = d.client.into_inner();
+        srv.busy_commits = 1;
+        let h = d.handle;
+        let mut d = BlockDevice {
+            client: DiskClient::new(&mut *srv),
+            handle: h,
+            info: d.info,
+            kind: ExtentKind::Image,
+            name: d.name,
+        };
+        assert_eq!(d.try_commit(), Err(BlockError::Busy));
+        d.try_commit().unwrap();
+        let srv = d.client.into_inner();
+        assert_eq!(names(srv), ["www", "web2"]);
+        let mut img = BlockDevice::open(&mut *srv, ExtentKind::Image, "web2").unwrap();
+        assert!(img.is_read_only());
+        let mut b = [0u8; BLOCK_SIZE];
+        img.read_block(1, &mut b).unwrap();
+        assert_eq!(b, pattern(9));
+        let srv = img.close().unwrap();
+        // A second image of the name, and a bad commit, are refused.
+        assert_eq!(
+            BlockDevice::stage(&mut *srv, "web2", 1, 0).unwrap_err(),
+            BlockError::Exists
+        );
+        srv.corrupt_commit = true;
+        let mut d = BlockDevice::stage(&mut *srv, "web3", 1, 0).unwrap();
+        assert_eq!(d.try_commit(), Err(BlockError::Corrupt));
+        let srv = d.client.into_inner();
+        assert_eq!(names(srv), ["www", "web2"]);
+    }
+
+    #[test]
     fn reopen_refuses_another_extent_under_the_name() {
         let mut srv = FakeDisk::with(ExtentKind::Disk, "a", &pattern(3));
         let d = BlockDevice::open(&mut srv, ExtentKind::Disk, "a").unwrap();

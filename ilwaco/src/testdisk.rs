@@ -6,8 +6,8 @@
 use serac_protocol::client::Transport;
 use serac_protocol::codec::{decode, encode};
 use serac_protocol::disk::{
-    Data, DiskHandle, ExtentInfo, ExtentKind, Reply, Request, ServiceError, BLOCK_SIZE, MAX_IO,
-    SECTOR_SIZE,
+    Data, DiskHandle, ExtentInfo, ExtentKind, ExtentName, ImageEntry, ImagePage, Reply, Request,
+    ServiceError, BLOCK_SIZE, IMAGE_PAGE_LEN, MAX_IO, SECTOR_SIZE,
 };
 use serac_protocol::SysError;
 use std::string::String;
@@ -18,6 +18,9 @@ pub(crate) struct Extent {
     pub kind: ExtentKind,
     pub name: String,
     pub bytes: Vec<u8>,
+    /// An image being created (`CreateImage`): writable, not listed, and
+    /// not openable until committed.
+    pub staged: bool,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +36,10 @@ pub(crate) struct FakeDisk {
     pub restart_in: Option<usize>,
     /// Every call fails with this, as a dead endpoint would.
     pub dead: Option<SysError>,
+    /// `CommitImage` answers `Busy` this many more times.
+    pub busy_commits: usize,
+    /// `CommitImage` finds the content not matching its CRC.
+    pub corrupt_commit: bool,
 }
 
 impl FakeDisk {
@@ -52,6 +59,7 @@ impl FakeDisk {
             kind,
             name: name.into(),
             bytes,
+            staged: false,
         });
     }
 
@@ -65,7 +73,7 @@ impl FakeDisk {
         ExtentInfo {
             kind: e.kind,
             blocks: (e.bytes.len() / BLOCK_SIZE) as u64,
-            read_only: e.kind == ExtentKind::Image,
+            read_only: e.kind == ExtentKind::Image && !e.staged,
         }
     }
 
@@ -106,7 +114,7 @@ impl FakeDisk {
                 let slot = self
                     .extents
                     .iter()
-                    .position(|e| e.kind == kind && e.name == name.as_str())
+                    .position(|e| e.kind == kind && e.name == name.as_str() && !e.staged)
                     .ok_or(ServiceError::NoSuchExtent)?;
                 Reply::Opened {
                     handle: DiskHandle {
@@ -141,7 +149,7 @@ impl FakeDisk {
             } => {
                 let e = self.extent(handle)?;
                 let r = Self::piece(e, block, offset, data.len())?;
-                if e.kind == ExtentKind::Image {
+                if e.kind == ExtentKind::Image && !e.staged {
                     return Err(ServiceError::ReadOnly);
                 }
                 e.bytes[r].copy_from_slice(data.as_slice());
@@ -152,7 +160,74 @@ impl FakeDisk {
                 Reply::Ok
             }
             // The supervisor's, never a client's.
-            Request::Name { .. } => return Err(ServiceError::NotPermitted),
+            Request::Name { .. } | Request::NameCreator { .. } => {
+                return Err(ServiceError::NotPermitted)
+            }
+            Request::CreateImage { name, len, .. } => {
+                if self
+                    .extents
+                    .iter()
+                    .any(|e| e.name == name.as_str() && !e.staged)
+                {
+                    return Err(ServiceError::Exists);
+                }
+                self.extents.retain(|e| !e.staged);
+                let blocks = usize::try_from(len).unwrap().div_ceil(BLOCK_SIZE).max(1);
+                self.extents.push(Extent {
+                    kind: ExtentKind::Image,
+                    name: name.as_str().into(),
+                    bytes: std::vec![0; blocks * BLOCK_SIZE],
+                    staged: true,
+                });
+                let slot = self.extents.len() - 1;
+                Reply::Opened {
+                    handle: DiskHandle {
+                        epoch: self.epoch,
+                        slot: slot as u32,
+                        gen: 1,
+                    },
+                    info: Self::info(&self.extents[slot]),
+                }
+            }
+            Request::CommitImage { handle } => {
+                if !self.extent(handle)?.staged {
+                    return Err(ServiceError::BadHandle);
+                }
+                if self.busy_commits > 0 {
+                    self.busy_commits -= 1;
+                    return Err(ServiceError::Busy);
+                }
+                if self.corrupt_commit {
+                    self.extents.retain(|e| !e.staged);
+                    return Err(ServiceError::Corrupt);
+                }
+                self.extent(handle)?.staged = false;
+                Reply::Ok
+            }
+            Request::ListImages { after } => {
+                let mut page = ImagePage {
+                    entries: [ImageEntry::default(); IMAGE_PAGE_LEN],
+                    count: 0,
+                };
+                // Ids are slots + 1, so 0 is before every image.
+                let images = self
+                    .extents
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, e)| {
+                        e.kind == ExtentKind::Image && !e.staged && *i as u32 + 1 > after
+                    })
+                    .take(IMAGE_PAGE_LEN);
+                for (n, (i, e)) in images.enumerate() {
+                    page.entries[n] = ImageEntry {
+                        id: i as u32 + 1,
+                        name: ExtentName::new(&e.name).unwrap(),
+                        len: e.bytes.len() as u64,
+                    };
+                    page.count += 1;
+                }
+                Reply::Images(page)
+            }
         })
     }
 }

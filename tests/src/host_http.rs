@@ -387,6 +387,37 @@ impl std::fmt::Display for WrkSummary {
     }
 }
 
+/// `curl` of `url` until it answers 200 (its body) or `within` passes.
+pub fn curl_until(url: &str, within: Duration) -> Result<Vec<u8>, String> {
+    let since = Instant::now();
+    let body_file = std::env::temp_dir().join(format!("serac-curl-{}.body", std::process::id()));
+    loop {
+        let _ = fs::remove_file(&body_file);
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", CURL_MAX_SECS, "-o"])
+            .arg(&body_file)
+            .args(["-w", "%{http_code}"])
+            .arg(url)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run curl: {e}"))?;
+        let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && code == "200" {
+            let body = fs::read(&body_file).unwrap_or_default();
+            let _ = fs::remove_file(&body_file);
+            return Ok(body);
+        }
+        if since.elapsed() >= within {
+            return Err(format!(
+                "curl {url}: no 200 within {} s (last: {code} {})",
+                within.as_secs(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
@@ -448,36 +479,5 @@ Transfer/sec:      6.29MB
         assert_eq!(parse_secs("1.00m"), Some(60.0));
         assert_eq!(parse_secs("500.00ms"), Some(0.5));
         assert_eq!(parse_secs("x"), None);
-    }
-}
-
-/// `curl` of `url` until it answers 200 (its body) or `within` passes.
-pub fn curl_until(url: &str, within: Duration) -> Result<Vec<u8>, String> {
-    let since = Instant::now();
-    let body_file = std::env::temp_dir().join(format!("serac-curl-{}.body", std::process::id()));
-    loop {
-        let _ = fs::remove_file(&body_file);
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", CURL_MAX_SECS, "-o"])
-            .arg(&body_file)
-            .args(["-w", "%{http_code}"])
-            .arg(url)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run curl: {e}"))?;
-        let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if out.status.success() && code == "200" {
-            let body = fs::read(&body_file).unwrap_or_default();
-            let _ = fs::remove_file(&body_file);
-            return Ok(body);
-        }
-        if since.elapsed() >= within {
-            return Err(format!(
-                "curl {url}: no 200 within {} s (last: {code} {})",
-                within.as_secs(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        thread::sleep(Duration::from_millis(500));
     }
 }

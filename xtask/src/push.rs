@@ -194,8 +194,8 @@ pub fn push(o: &Opts) -> Result<ExitCode> {
     })
     .map_err(Failure)?;
     for l in &answer.lines {
-        if l.starts_with("progress ") {
-            println!("host: {}", &l["progress ".len()..]);
+        if let Some(p) = l.strip_prefix("progress ") {
+            println!("host: {p}");
         }
     }
     if let Some((kind, what)) = &answer.error {

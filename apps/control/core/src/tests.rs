@@ -100,11 +100,7 @@ fn a_wrong_key_tampered_or_cut_bundle_is_refused() {
 fn limits_and_a_bad_image_are_refused_after_the_signature() {
     let e = elf();
     let k = keys();
-    let r = |f: Fragment<'_>, img: &[u8]| {
-        check(&bundle(&f, img, &SEED).unwrap(), &k)
-            .map(|_| ())
-            .map_err(|e| e)
-    };
+    let r = |f: Fragment<'_>, img: &[u8]| check(&bundle(&f, img, &SEED).unwrap(), &k).map(|_| ());
     assert_eq!(r(frag("web2", 1, 1024), &e), Ok(()));
     assert_eq!(r(frag("web2", 0, 1024), &e), Err(Refusal::BadCount(0)));
     assert_eq!(
