@@ -158,7 +158,7 @@ fn web_forwards(config: &serac_config::Config) -> Result<(Vec<String>, Vec<Strin
         let p = serac_protocol::push::PORT;
         fwd.push(format!("tcp:127.0.0.1:{p}-{a0}.{a1}.{a2}.{a3}:{p}"));
         urls.push(format!(
-            "{name}: the push service on 127.0.0.1:{p} (`cargo xtask push httpd --count 4`)"
+            "{name}: the push service on 127.0.0.1:{p} (`cargo xtask push httpd --name web2 --count 4`)"
         ));
     }
     for ((name, _, [a0, a1, a2, a3]), port) in guests.iter().zip(FIRST_WEB_PORT..) {

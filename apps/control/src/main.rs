@@ -26,6 +26,7 @@ use alloc::vec::Vec;
 use ilwaco::block::{self, Block, BlockDevice};
 use ilwaco::ipc::Endpoint;
 use ilwaco::net::{self, Config, Net, NetDuration, TcpStream};
+use ilwaco::protocol::client::{ClientError, ServiceError};
 use ilwaco::protocol::push::{Prefix, PORT, PREFIX_LEN};
 use ilwaco::protocol::supervisor::{Client, ServiceName, ServiceSpec, START_BATCH};
 use ilwaco::protocol::DomainId;
@@ -275,9 +276,13 @@ async fn serve(net: &Net, s: &mut TcpStream, keys: &[[u8; 32]]) -> Result<Vec<St
             .as_bytes(),
         )
         .await;
-    supervisor()
-        .install(spec(&c)?, true)
-        .map_err(|e| Failed("refused", format!("supervisor: {e:?}")))?;
+    supervisor().install(spec(&c)?, true).map_err(|e| match e {
+        ClientError::Service(ServiceError::Exists) => Failed(
+            "exists",
+            format!("this host runs a service named {name} already (push under another name)"),
+        ),
+        e => Failed("refused", format!("supervisor: {e:?}")),
+    })?;
     // The copies' total memory against what the host may give.
     store(name, &bundle)?;
     println!(
