@@ -1031,6 +1031,7 @@ mod tests {
                     "until-full" => d.until_full = yes,
                     "net" => d.net = yes,
                     "swap-idle" => d.swap_idle = yes,
+                    "push" => d.push = yes,
                     "endpoint" => d.endpoint.push(v).unwrap(),
                     "notify" => d.notify.push(v).unwrap(),
                     _ => panic!("{k}"),
@@ -1058,6 +1059,86 @@ pong image=pong class=server pager=swapper restart=yes
 ping image=ping class=guest pager=swapper endpoint=pong
 idler image=idler class=guest pager=swapper count=1000 frames=3
 test-end=ping";
+
+    const PUSHY: &str = "\
+swapper image=swapper class=server eager=yes
+disk image=disk class=server eager=yes device=virtio-blk
+vnic image=vnic class=server eager=yes device=virtio-net
+control image=control class=server pager=swapper endpoint=supervisor endpoint=vnic endpoint=disk net=yes push=yes";
+
+    #[test]
+    fn pushed_services_are_built_like_the_push_service() {
+        let w = wire(PUSHY);
+        let mut m = Manifest::validate(&w).unwrap();
+        let t = m.push_service().unwrap();
+        assert_eq!(m.domains()[t].name, "control");
+        let before = m.instance_count();
+        let d = m.add_service("web2", "web2", t, true, Some(1)).unwrap();
+        let s = m.domains()[d];
+        assert_eq!((s.pushed, s.count, s.class), (true, 0, Class::Guest));
+        assert_eq!(
+            (s.pager, s.net, s.push, s.operator),
+            (Some(0), true, false, false)
+        );
+        let targets: Vec<_> = s.links().iter().map(|l| (l.kind, l.target)).collect();
+        assert_eq!(
+            targets,
+            [
+                (LinkKind::Endpoint, Target::Domain(2)),
+                (LinkKind::Endpoint, Target::Domain(1))
+            ]
+        );
+        assert_eq!(m.instance_count(), before, "no instance until started");
+        assert_eq!(m.find("web2"), Some(d));
+        // Names taken, reserved or malformed; a disk the push service has no
+        // endpoint to.
+        for (name, disk, r) in [
+            ("web2", None, ServiceRefusal::Exists),
+            ("swapper", None, ServiceRefusal::Exists),
+            ("supervisor", None, ServiceRefusal::BadName),
+            ("two words", None, ServiceRefusal::BadName),
+            ("", None, ServiceRefusal::BadName),
+            ("web3", Some(0), ServiceRefusal::NoDisk),
+        ] {
+            assert_eq!(m.check_service(name, t, false, disk), Err(r), "{name}");
+            assert_eq!(m.add_service(name, "x", t, false, disk), Err(r), "{name}");
+        }
+        assert_eq!(m.domains().len(), 5, "refusals add nothing");
+        // Up to the limit, then TooMany.
+        let names: Vec<std::string::String> =
+            (0..MAX_SERVICES).map(|i| std::format!("s{i}")).collect();
+        let mut added = 1;
+        for n in &names {
+            match m.add_service(n, n, t, false, None) {
+                Ok(_) => added += 1,
+                Err(e) => {
+                    assert_eq!(e, ServiceRefusal::TooMany);
+                    break;
+                }
+            }
+        }
+        assert_eq!(added, MAX_SERVICES);
+        assert_eq!(
+            m.add_service("last", "last", t, false, None),
+            Err(ServiceRefusal::TooMany)
+        );
+    }
+
+    #[test]
+    fn a_push_service_without_a_vnic_refuses_net() {
+        let w = wire(
+            "\
+swapper image=swapper class=server eager=yes
+control image=control class=server pager=swapper endpoint=supervisor push=yes",
+        );
+        let mut m = Manifest::validate(&w).unwrap();
+        let t = m.push_service().unwrap();
+        assert_eq!(
+            m.add_service("web2", "web2", t, true, None),
+            Err(ServiceRefusal::NoVnic)
+        );
+        assert!(m.add_service("web2", "web2", t, false, None).is_ok());
+    }
 
     #[test]
     fn resolves_the_example() {
