@@ -289,10 +289,18 @@ mod tests {
                 "netping: http://127.0.0.1:8081/"
             ]
         );
-        // The default manifest's four httpd, on 8080 to 8083.
+        // The default manifest's push service on 7070, then its four
+        // httpd on 8080 to 8083.
         let (fwd, urls) = web_forwards(&artifacts::default_config()).unwrap();
-        assert_eq!(fwd.len(), 4);
-        for (i, (f, u)) in fwd.iter().zip(&urls).enumerate() {
+        assert_eq!(fwd.len(), 5);
+        assert!(
+            fwd[0].starts_with("tcp:127.0.0.1:7070-10.0.1."),
+            "{}",
+            fwd[0]
+        );
+        assert!(fwd[0].ends_with(":7070"), "{}", fwd[0]);
+        assert!(urls[0].starts_with("control: the push service on 127.0.0.1:7070"));
+        for (i, (f, u)) in fwd[1..].iter().zip(&urls[1..]).enumerate() {
             assert!(
                 f.starts_with(&format!("tcp:127.0.0.1:{}-10.0.1.", 8080 + i)),
                 "{f}"
