@@ -942,7 +942,7 @@ fn push_tests() -> QemuTest {
             sup("supervisor: started web2#49 as %d:%d (%d pages) for the push service"),
             sup("%d:%d *web2#49 *guest *"),
         ])
-        .timeout(Duration::from_secs(300));
+        .timeout(Duration::from_secs(480));
     no_evil(
         QemuTest::new("push", Boot::Pvh, "serac.exit=1")
             .config(config.test_end_after_ms(150_000))
@@ -967,7 +967,8 @@ fn push_tests() -> QemuTest {
                 sup(&format!("ps: {} domain(s); `ps all` or `ps NAME` for rows", host_domains + 50)),
             ])
             .require(d("httpd", "httpd: 2 files, 3334 bytes cached from www"))
-            .timeout(Duration::from_secs(300))
+            // About 210 s here; room for a slower machine.
+            .timeout(Duration::from_secs(480))
             .then_boot(no_evil(reboot)),
     )
 }
