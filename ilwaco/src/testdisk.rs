@@ -108,6 +108,18 @@ impl FakeDisk {
         Ok(b * BLOCK_SIZE + off..b * BLOCK_SIZE + off + len)
     }
 
+    /// The answer to an open of extent `slot`.
+    fn opened(&self, slot: usize) -> Reply {
+        Reply::Opened {
+            handle: DiskHandle {
+                epoch: self.epoch,
+                slot: slot as u32,
+                gen: 1,
+            },
+            info: Self::info(&self.extents[slot]),
+        }
+    }
+
     fn serve(&mut self, req: Request) -> Result<Reply, ServiceError> {
         Ok(match req {
             Request::Open { kind, name } => {
@@ -116,14 +128,7 @@ impl FakeDisk {
                     .iter()
                     .position(|e| e.kind == kind && e.name == name.as_str() && !e.staged)
                     .ok_or(ServiceError::NoSuchExtent)?;
-                Reply::Opened {
-                    handle: DiskHandle {
-                        epoch: self.epoch,
-                        slot: slot as u32,
-                        gen: 1,
-                    },
-                    info: Self::info(&self.extents[slot]),
-                }
+                self.opened(slot)
             }
             Request::Info { handle } => Reply::Info(Self::info(self.extent(handle)?)),
             Request::Read {
@@ -179,15 +184,7 @@ impl FakeDisk {
                     bytes: std::vec![0; blocks * BLOCK_SIZE],
                     staged: true,
                 });
-                let slot = self.extents.len() - 1;
-                Reply::Opened {
-                    handle: DiskHandle {
-                        epoch: self.epoch,
-                        slot: slot as u32,
-                        gen: 1,
-                    },
-                    info: Self::info(&self.extents[slot]),
-                }
+                self.opened(self.extents.len() - 1)
             }
             Request::CommitImage { handle } => {
                 if !self.extent(handle)?.staged {
