@@ -16,6 +16,9 @@ use crate::util::{cargo, out_dir, Result, KERNEL_TARGET};
 
 struct Tally {
     results: Vec<(String, bool, Duration, String)>,
+    /// Each failed QEMU test's problems, repeated after the summary: CI
+    /// keeps only the end of the output.
+    why: Vec<(String, Vec<String>)>,
 }
 
 impl Tally {
@@ -31,6 +34,18 @@ impl Tally {
             t.as_secs_f64()
         );
         self.results.push((name.to_owned(), ok, t, note));
+    }
+}
+
+/// Problems repeated per failed test after the summary, and their width.
+const WHY_LINES: usize = 4;
+const WHY_CHARS: usize = 240;
+
+/// `s` cut to at most `max` characters, marked when cut.
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{} ...", &s[..i]),
+        None => s.to_owned(),
     }
 }
 
@@ -142,6 +157,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
     let start = Instant::now();
     let mut tally = Tally {
         results: Vec::new(),
+        why: Vec::new(),
     };
     for (name, args) in steps {
         if name == TCB_STEP {
@@ -207,6 +223,7 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
                     tally.record(&format!("qemu:{}", t.name), out.passed(), out.elapsed, "");
                     if !out.passed() {
                         print!("{}", out.report());
+                        tally.why.push((t.name.clone(), out.problems.clone()));
                     }
                 }
             }
@@ -228,9 +245,30 @@ pub fn test(o: &TestOpts) -> Result<ExitCode> {
         "{passed} passed, {failed} failed ({:.1} s)",
         start.elapsed().as_secs_f64()
     );
+    for (name, problems) in &tally.why {
+        println!("xtask: why qemu:{name} failed (its report is above):");
+        for p in problems.iter().take(WHY_LINES) {
+            println!("    - {}", clip(p, WHY_CHARS));
+        }
+        if problems.len() > WHY_LINES {
+            println!("    - and {} more", problems.len() - WHY_LINES);
+        }
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clip_cuts_long_problems_only() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdef", 3), "abc ...");
+        assert_eq!(clip("ééé", 2), "éé ...");
+    }
 }
