@@ -422,6 +422,7 @@ fn boot(runner: &mut Runner, tag: &str, n: u32, secs: u32, alphas: &[f64]) -> Si
             0
         },
         mem: "1G",
+        request_s: 10,
     };
     let name = format!("bench_web_{tag}{n}");
     let t = match web_scale(&name, &w) {

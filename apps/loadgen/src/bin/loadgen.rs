@@ -17,7 +17,8 @@
 //! `alpha`); `raw=B`: before the sweep and after the phases, a timed
 //! sequential read of B blocks of its disk `loadgen`; `progress_ms=M`: a progress line every M
 //! ms; `hold_s=H`: after the phases, H seconds without load between
-//! `loadgen: hold start` and `loadgen: hold done` (host wrk's turn). Each
+//! `loadgen: hold start` and `loadgen: hold done` (host wrk's turn);
+//! `request_s=10`: a request not answered in this long is an error. Each
 //! phase prints `loadgen: phase start alpha=A` and `loadgen:
 //! phase done alpha=A requests=.. errors=.. wrong=.. duration_us=..
 //! rps=.. p50_us=.. p99_us=..`. Latencies go into a fixed histogram, so
@@ -74,6 +75,7 @@ struct Params {
     raw: u64,
     progress_ms: u64,
     hold_s: u64,
+    request_s: u64,
 }
 
 impl Default for Params {
@@ -95,6 +97,7 @@ impl Default for Params {
             raw: 0,
             progress_ms: 0,
             hold_s: 0,
+            request_s: 10,
         }
     }
 }
@@ -136,6 +139,8 @@ fn parse(text: &str) -> Result<Params, ConfigError<'_>> {
             "raw" => return Err(ConfigError::BadValue(v)),
             "progress_ms" => p.progress_ms = config::int(v)?,
             "hold_s" => p.hold_s = config::int(v)?,
+            "request_s" if (1..=600).contains(&config::int(v)?) => p.request_s = config::int(v)?,
+            "request_s" => return Err(ConfigError::BadValue(v)),
             _ => return Err(ConfigError::UnknownKey(k)),
         }
     }
@@ -222,7 +227,7 @@ async fn client(
         };
         let t0 = time::tsc();
         let ns0 = time::now_ns().unwrap_or(0);
-        let deadline = net.now() + NetDuration::from_secs(10);
+        let deadline = net.now() + NetDuration::from_secs(p.request_s);
         let r = net
             .timeout(deadline, async {
                 let mut s = match conn.take() {
