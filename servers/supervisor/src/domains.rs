@@ -54,7 +54,8 @@ use serac_protocol::net::{
 use serac_protocol::pager;
 use serac_protocol::supervisor::{ServiceSpec, Started, START_BATCH};
 use serac_protocol::syscall::{
-    bind_irq_arg, grant_arg, DomainCounter, DomainOp, PciInfo, TRANSLATE_SHARED,
+    bind_irq_arg, grant_arg, DomainCounter, DomainOp, PciInfo, STATE_DEAD, STATE_IDLE,
+    STATE_RECEIVING, TRANSLATE_SHARED,
 };
 use serac_protocol::{DomainId, Handle, HandleKind, HandleRights, PageRights, SysError};
 use serac_supervisor_core::authority::Caller;
@@ -91,12 +92,16 @@ struct Pacer {
     per_domain: u64,
     /// When progress was last printed.
     shown: u64,
+    /// The last wave's first instance (the wave is it up to the next).
+    wave_first: usize,
 }
 
 /// How long a start waits for that at most before it goes ahead anyway.
 const START_WAIT_NS: u64 = 60_000_000_000;
-/// The longest wait for a wave to settle.
+/// The longest wait for a wave's free frames to stop falling.
 const SETTLE_MAX_NS: u64 = 10_000_000_000;
+/// A wave is waited for while one of its domains settled in this long.
+const SETTLE_STALL_NS: u64 = 3_000_000_000;
 /// Progress of a paced boot, this often.
 const PROGRESS_NS: u64 = 10_000_000_000;
 /// Restarts of one instance before the supervisor gives up on it.
@@ -766,8 +771,14 @@ impl<'a> Supervisor<'a> {
             return;
         };
         if pacer.wave > 0 {
-            // Settled: not falling over half a second (or 10 s went by:
-            // others' churn under pressure need not stop).
+            // Settled: every domain of the wave waits for an event or a
+            // message. One still starting (in a call to its disk, or a
+            // fault) would be swapped out half-started once it looked
+            // idle, and swapped in again to go on: at 10,000 httpd that
+            // thrash starved the boot.
+            self.settle(pacer.wave_first..i, k, n, pacer);
+            // And its free frames not falling over half a second (or 10 s
+            // went by: others' churn under pressure need not stop).
             let t0 = time::now_ns().unwrap_or(0);
             while time::now_ns().unwrap_or(0).saturating_sub(t0) < SETTLE_MAX_NS {
                 let _ = time::sleep_ns(500_000_000);
@@ -805,6 +816,52 @@ impl<'a> Supervisor<'a> {
         pacer.wave = (f.saturating_sub(START_RESERVE) / pacer.per_domain.max(1)).clamp(1, 1024);
         pacer.budget = pacer.wave - 1;
         pacer.free_at_wave = f;
+        pacer.wave_first = i;
+    }
+
+    /// Waits until every instance in `wave` is settled: in `idle`, in
+    /// `reply_recv`, or gone. Gives up once none settled for
+    /// [`SETTLE_STALL_NS`]: a domain that never waits (a spinner) must not
+    /// hold the boot.
+    fn settle(&self, wave: core::ops::Range<usize>, k: usize, n: usize, pacer: &mut Pacer) {
+        let unsettled = |sup: &Self| {
+            wave.clone()
+                .filter(|&j| {
+                    sup.inst[j].life == Life::Running
+                        && !matches!(
+                            sup.kernel_state(j),
+                            None | Some(STATE_IDLE | STATE_RECEIVING | STATE_DEAD)
+                        )
+                })
+                .count()
+        };
+        let mut left = unsettled(self);
+        let mut since = time::now_ns().unwrap_or(0);
+        while left > 0 {
+            let now = time::now_ns().unwrap_or(0);
+            if now.saturating_sub(since) >= SETTLE_STALL_NS {
+                println!(
+                    "supervisor: starting {}: {left} of the last {} still busy after {} s; going on",
+                    self.spec(wave.start).name,
+                    wave.len(),
+                    SETTLE_STALL_NS / 1_000_000_000
+                );
+                return;
+            }
+            if now.saturating_sub(pacer.shown) >= PROGRESS_NS {
+                pacer.shown = now;
+                println!(
+                    "supervisor: starting {}: {k} of {n} started, {left} of them still starting",
+                    self.spec(wave.start).name
+                );
+            }
+            let _ = time::sleep_ns(100_000_000);
+            let l = unsettled(self);
+            if l < left {
+                since = time::now_ns().unwrap_or(0);
+            }
+            left = l;
+        }
     }
 
     /// The supervisor's endpoint to instance `i`'s pager, if it has one.

@@ -55,8 +55,13 @@ const FUTILE_BACKOFF: u32 = 64;
 /// Idle checks to harvest the whole resident set once, without
 /// `idle_always`.
 const HARVEST_SLICES: usize = 8;
-/// Idle domains swapped out per idle check.
+/// Idle domains considered per idle check.
 const IDLE_PER_CHECK: usize = 256;
+/// Idle domains swapped out per idle check (without `idle_always`): each
+/// is a run written (tens of ms under TCG), and no fault is served
+/// meanwhile, so 256 at once stalled every swap-in for 10 s. 32 every
+/// `idle_after / 4` still outruns the swap-ins the disk allows.
+const IDLE_BURST: usize = 32;
 /// Free slots a recovered run may skip between two of its pages (one
 /// descriptor block: the pages of a resident page left holes).
 const RUN_GAP: u32 = DESC_PER_BLOCK;
@@ -1764,7 +1769,7 @@ impl<R: Replacement> Swap<R> {
     }
 
     /// The clock moved to `now`: every `idle_after / 4`, swaps out whole
-    /// the domains idle for `idle_after` (up to 256 a check): while free
+    /// the domains idle for `idle_after` (up to [`IDLE_BURST`] a check): while free
     /// frames are below [`idle_watermark`], until they reach
     /// [`idle_target`], or all of them if `idle_always`.
     pub fn tick(
@@ -1806,7 +1811,8 @@ impl<R: Replacement> Swap<R> {
 
     /// Swaps out whole the domains idle for `idle_after` (up to 256), all
     /// of them if `idle_always`, else until free frames reach
-    /// [`idle_target`]; never `except`. Returns how many.
+    /// [`idle_target`] or [`IDLE_BURST`] went; never `except`. Returns how
+    /// many.
     fn swap_out_idle(
         &mut self,
         mmu: &mut impl Mmu,
@@ -1818,7 +1824,7 @@ impl<R: Replacement> Swap<R> {
         self.repl.idle_domains(&mut self.idle);
         let mut n = 0;
         for k in 0..self.idle.len() {
-            if !self.idle_always && pool.free_count() >= idle_target(pool) {
+            if !self.idle_always && (pool.free_count() >= idle_target(pool) || n >= IDLE_BURST) {
                 break;
             }
             let Some(&d) = self.idle.get(k) else { break };
