@@ -92,16 +92,24 @@ struct Pacer {
     per_domain: u64,
     /// When progress was last printed.
     shown: u64,
-    /// The last wave's first instance (the wave is it up to the next).
-    wave_first: usize,
+    /// Instances started and not yet seen settled (in `idle`, in
+    /// `reply_recv`, or gone): at most [`START_WINDOW`].
+    busy: Vec<usize>,
 }
 
 /// How long a start waits for that at most before it goes ahead anyway.
 const START_WAIT_NS: u64 = 60_000_000_000;
 /// The longest wait for a wave's free frames to stop falling.
 const SETTLE_MAX_NS: u64 = 10_000_000_000;
-/// A wave is waited for while one of its domains settled in this long.
-const SETTLE_STALL_NS: u64 = 3_000_000_000;
+/// Paged domains starting at once. One still starting (in a call to its
+/// disk, or a fault) looks idle to its pager and is swapped out
+/// half-started, then in again to go on; and domains started together
+/// progress together, so none of 1,024 was done before all were. At
+/// 10,000 httpd that thrash starved the boot.
+const START_WINDOW: usize = 64;
+/// Starting domains are waited for while one of them settled in this
+/// long; then they count as settled (a spinner never waits).
+const SETTLE_STALL_NS: u64 = 10_000_000_000;
 /// Progress of a paced boot, this often.
 const PROGRESS_NS: u64 = 10_000_000_000;
 /// Restarts of one instance before the supervisor gives up on it.
@@ -739,14 +747,24 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Before instance `i` (the `k`-th of `n`) starts: a paged domain
-    /// starts in waves of what its pager's free frames hold (see
-    /// [`Pacer`]); between waves this waits until the last one settled
-    /// (free frames stopped falling) and, while fewer than
+    /// starts while fewer than [`START_WINDOW`] are still starting, in
+    /// waves of what its pager's free frames hold (see [`Pacer`]); between
+    /// waves this waits until the last one settled (every domain of it
+    /// waiting, free frames no longer falling) and, while fewer than
     /// [`START_RESERVE`] plus one domain's pages are free, for the pager
     /// to swap idle ones out (up to [`START_WAIT_NS`]). Prints progress
     /// every [`PROGRESS_NS`].
     fn pace(&mut self, i: usize, k: usize, n: usize, pacer: &mut Pacer) {
         let Some(ep) = self.pager_of(i) else { return };
+        self.settle(START_WINDOW - 1, k, n, pacer);
+        self.pace_wave(ep, i, k, n, pacer);
+        if pacer.busy.try_reserve(1).is_ok() {
+            pacer.busy.push(i);
+        }
+    }
+
+    /// [`Supervisor::pace`]'s waves, through pager endpoint `ep`.
+    fn pace_wave(&mut self, ep: Handle, i: usize, k: usize, n: usize, pacer: &mut Pacer) {
         if pacer.budget > 0 {
             pacer.budget -= 1;
             return;
@@ -772,13 +790,10 @@ impl<'a> Supervisor<'a> {
         };
         if pacer.wave > 0 {
             // Settled: every domain of the wave waits for an event or a
-            // message. One still starting (in a call to its disk, or a
-            // fault) would be swapped out half-started once it looked
-            // idle, and swapped in again to go on: at 10,000 httpd that
-            // thrash starved the boot.
-            self.settle(pacer.wave_first..i, k, n, pacer);
-            // And its free frames not falling over half a second (or 10 s
-            // went by: others' churn under pressure need not stop).
+            // message, and free frames are not falling over half a second
+            // (or 10 s went by: others' churn under pressure need not
+            // stop).
+            self.settle(0, k, n, pacer);
             let t0 = time::now_ns().unwrap_or(0);
             while time::now_ns().unwrap_or(0).saturating_sub(t0) < SETTLE_MAX_NS {
                 let _ = time::sleep_ns(500_000_000);
@@ -816,51 +831,47 @@ impl<'a> Supervisor<'a> {
         pacer.wave = (f.saturating_sub(START_RESERVE) / pacer.per_domain.max(1)).clamp(1, 1024);
         pacer.budget = pacer.wave - 1;
         pacer.free_at_wave = f;
-        pacer.wave_first = i;
     }
 
-    /// Waits until every instance in `wave` is settled: in `idle`, in
-    /// `reply_recv`, or gone. Gives up once none settled for
-    /// [`SETTLE_STALL_NS`]: a domain that never waits (a spinner) must not
-    /// hold the boot.
-    fn settle(&self, wave: core::ops::Range<usize>, k: usize, n: usize, pacer: &mut Pacer) {
-        let unsettled = |sup: &Self| {
-            wave.clone()
-                .filter(|&j| {
-                    sup.inst[j].life == Life::Running
-                        && !matches!(
-                            sup.kernel_state(j),
-                            None | Some(STATE_IDLE | STATE_RECEIVING | STATE_DEAD)
-                        )
-                })
-                .count()
-        };
-        let mut left = unsettled(self);
+    /// Waits until at most `left` of the starting instances are still
+    /// busy; one that settled (in `idle`, in `reply_recv`, or gone) leaves
+    /// the window. Once none settled for [`SETTLE_STALL_NS`] all count as
+    /// settled: a domain that never waits must not hold the boot.
+    fn settle(&self, left: usize, k: usize, n: usize, pacer: &mut Pacer) {
         let mut since = time::now_ns().unwrap_or(0);
-        while left > 0 {
+        loop {
+            let before = pacer.busy.len();
+            pacer.busy.retain(|&j| {
+                self.inst[j].life == Life::Running
+                    && !matches!(
+                        self.kernel_state(j),
+                        None | Some(STATE_IDLE | STATE_RECEIVING | STATE_DEAD)
+                    )
+            });
             let now = time::now_ns().unwrap_or(0);
+            if pacer.busy.len() < before {
+                since = now;
+            }
+            if pacer.busy.len() <= left {
+                return;
+            }
             if now.saturating_sub(since) >= SETTLE_STALL_NS {
                 println!(
-                    "supervisor: starting {}: {left} of the last {} still busy after {} s; going on",
-                    self.spec(wave.start).name,
-                    wave.len(),
+                    "supervisor: starting: {} domain(s) busy for {} s; counted as started",
+                    pacer.busy.len(),
                     SETTLE_STALL_NS / 1_000_000_000
                 );
+                pacer.busy.clear();
                 return;
             }
             if now.saturating_sub(pacer.shown) >= PROGRESS_NS {
                 pacer.shown = now;
                 println!(
-                    "supervisor: starting {}: {k} of {n} started, {left} of them still starting",
-                    self.spec(wave.start).name
+                    "supervisor: starting: {k} of {n} started, {} still starting",
+                    pacer.busy.len()
                 );
             }
-            let _ = time::sleep_ns(100_000_000);
-            let l = unsettled(self);
-            if l < left {
-                since = time::now_ns().unwrap_or(0);
-            }
-            left = l;
+            let _ = time::sleep_ns(20_000_000);
         }
     }
 

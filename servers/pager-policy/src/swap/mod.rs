@@ -401,6 +401,9 @@ pub struct Swap<R> {
     last_idle_check: u64,
     /// Swap idle domains out with memory free too (`Request::SwapIdle`).
     idle_always: bool,
+    /// Free frames fell below [`idle_watermark`] and have not reached
+    /// [`idle_target`] since: the idle checks go on swapping out.
+    idle_drain: bool,
     /// When a fault last swapped idle domains out to make room.
     last_pressed: u64,
     /// Where the next partial harvest starts in the resident table.
@@ -514,6 +517,7 @@ impl<R: Replacement> Swap<R> {
             idle,
             last_idle_check: 0,
             idle_always: false,
+            idle_drain: false,
             last_pressed: 0,
             harvest_at: 0,
             now: 0,
@@ -1356,37 +1360,16 @@ impl<R: Replacement> Swap<R> {
                 let n = self.ids.len();
                 if self.loose_free.len() >= n && self.map.alloc_any(n, &mut self.batch) {
                     let wrote = self.write_batch(mmu, disk, true).is_ok();
-                    for k in 0..n {
-                        let Some(p) = self
-                            .ids
-                            .get(k)
-                            .and_then(|&id| self.res_get(id))
-                            .map(|r| r.page)
-                        else {
-                            continue;
-                        };
-                        if wrote {
-                            self.repl.written(p);
-                        } else {
-                            self.requeue(p);
-                        }
-                    }
                     if wrote {
+                        self.tell_written(n);
                         let _ = clean.try_reserve(n);
                         clean.extend_from_slice(&self.ids);
+                    } else {
+                        self.requeue_ids(n);
                     }
                 } else {
                     // Swap is full: these stay resident.
-                    for k in 0..n {
-                        if let Some(p) = self
-                            .ids
-                            .get(k)
-                            .and_then(|&id| self.res_get(id))
-                            .map(|r| r.page)
-                        {
-                            self.requeue(p);
-                        }
-                    }
+                    self.requeue_ids(n);
                 }
             }
             self.ids.clear();
@@ -1394,6 +1377,32 @@ impl<R: Replacement> Swap<R> {
             freed += self.unbind_batch(mmu, pool);
         }
         freed
+    }
+
+    /// The page of `self.ids[k]`, if that entry is still in the table.
+    fn ids_page(&self, k: usize) -> Option<Page> {
+        self.ids
+            .get(k)
+            .and_then(|&id| self.res_get(id))
+            .map(|r| r.page)
+    }
+
+    /// Tells the policy the first `n` pages of `self.ids` were written.
+    fn tell_written(&mut self, n: usize) {
+        for k in 0..n {
+            if let Some(p) = self.ids_page(k) {
+                self.repl.written(p);
+            }
+        }
+    }
+
+    /// The first `n` pages of `self.ids` stay resident and dirty.
+    fn requeue_ids(&mut self, n: usize) {
+        for k in 0..n {
+            if let Some(p) = self.ids_page(k) {
+                self.requeue(p);
+            }
+        }
     }
 
     /// A victim that stays resident and dirty goes back into the policy.
@@ -1769,9 +1778,10 @@ impl<R: Replacement> Swap<R> {
     }
 
     /// The clock moved to `now`: every `idle_after / 4`, swaps out whole
-    /// the domains idle for `idle_after` (up to [`IDLE_BURST`] a check): while free
-    /// frames are below [`idle_watermark`], until they reach
-    /// [`idle_target`], or all of them if `idle_always`.
+    /// the domains idle for `idle_after` (up to [`IDLE_BURST`] a check):
+    /// once free frames fell below [`idle_watermark`], until they reach
+    /// [`idle_target`] (over as many checks as that takes), or all of them
+    /// if `idle_always`.
     pub fn tick(
         &mut self,
         now: u64,
@@ -1804,8 +1814,14 @@ impl<R: Replacement> Swap<R> {
             let n = self.res.len() / HARVEST_SLICES + 1;
             let _ = self.harvest_some(mmu, n);
         }
-        if self.idle_always || pool.free_count() < idle_watermark(pool) {
+        if pool.free_count() < idle_watermark(pool) {
+            self.idle_drain = true;
+        }
+        if self.idle_always || self.idle_drain {
             self.swap_out_idle(mmu, disk, pool, None);
+        }
+        if pool.free_count() >= idle_target(pool) {
+            self.idle_drain = false;
         }
     }
 
@@ -1896,16 +1912,7 @@ impl<R: Replacement> Swap<R> {
         if self.write_batch(mmu, disk, false).is_err() {
             return Err(SwapOutError::Io);
         }
-        for k in 0..n {
-            if let Some(p) = self
-                .ids
-                .get(k)
-                .and_then(|&id| self.res_get(id))
-                .map(|r| r.page)
-            {
-                self.repl.written(p);
-            }
-        }
+        self.tell_written(n);
         let freed = self.unbind_batch(mmu, pool);
         // Any page still bound holds data only its frame has now.
         for k in 0..n {
@@ -1959,16 +1966,7 @@ impl<R: Replacement> Swap<R> {
         if self.write_batch(mmu, disk, true).is_err() {
             return Err(SwapOutError::Io);
         }
-        for k in 0..n {
-            if let Some(p) = self
-                .ids
-                .get(k)
-                .and_then(|&id| self.res_get(id))
-                .map(|r| r.page)
-            {
-                self.repl.written(p);
-            }
-        }
+        self.tell_written(n);
         let freed = self.unbind_batch(mmu, pool);
         if let Some(r) = self.rec_mut(domain) {
             r.out = freed == n;

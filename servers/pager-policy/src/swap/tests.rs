@@ -600,6 +600,49 @@ fn idle_domains_are_swapped_out_only_under_pressure() {
     check(&p, &k, &mut disk);
 }
 
+/// An idle check swaps out at most `IDLE_BURST` domains (no fault is
+/// served while it writes), and the next checks go on until the target
+/// is free.
+#[test]
+fn an_idle_check_swaps_out_a_bounded_burst() {
+    let mut k = Kernel::default();
+    let mut disk = Disk::new(2000);
+    let mut p = pager(&mut k, &mut disk, 400, false);
+    let busy = dom(999);
+    for i in 0..300 {
+        access(&mut p, &mut k, &mut disk, dom(i), 0, Some(u64::from(i))).unwrap();
+    }
+    // Fewer than 400/8 = 50 free: the next checks swap idle ones out
+    // until 400/4 = 100 are.
+    for vpn in 0..70 {
+        access(&mut p, &mut k, &mut disk, busy, vpn, Some(vpn)).unwrap();
+    }
+    assert!(p.pool.free_count() < 50, "{} free", p.pool.free_count());
+    let mut t = 0;
+    let mut out = Vec::new();
+    while p.pool.free_count() < 100 && t < 100_000 {
+        t += 250;
+        access(&mut p, &mut k, &mut disk, busy, 0, Some(t)).unwrap();
+        let before = k.shrunk.len();
+        p.tick(t, &mut k, &mut disk);
+        out.push(k.shrunk.len() - before);
+    }
+    assert!(p.pool.free_count() >= 100, "{} free", p.pool.free_count());
+    assert!(out.iter().all(|&n| n <= 32), "bursts {out:?}");
+    assert!(
+        out.iter().filter(|&&n| n > 0).count() >= 2,
+        "bursts {out:?}"
+    );
+    assert!(!k.shrunk.contains(&busy));
+    for i in 0..300 {
+        assert_eq!(
+            access(&mut p, &mut k, &mut disk, dom(i), 0, None),
+            Ok(u64::from(i))
+        );
+    }
+    check(&p, &k, &mut disk);
+}
+
 #[test]
 fn a_restarted_swapper_finds_every_page() {
     let mut k = Kernel::default();
