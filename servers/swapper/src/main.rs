@@ -152,6 +152,9 @@ impl Mmu for Kernel {
 struct Area {
     server: Handle,
     dev: Option<BlockDevice>,
+    /// Requests made, and TSC ticks spent waiting for them.
+    ops: u64,
+    tsc: u64,
 }
 
 fn disk_error(e: BlockError) -> DiskError {
@@ -190,6 +193,18 @@ impl Area {
         &mut self,
         retry: bool,
         mut op: impl FnMut(&mut BlockDevice) -> Result<(), BlockError>,
+    ) -> Result<(), DiskError> {
+        let t0 = sys::rdtsc();
+        self.ops += 1;
+        let r = self.with_timed(retry, &mut op);
+        self.tsc += sys::rdtsc().saturating_sub(t0);
+        r
+    }
+
+    fn with_timed(
+        &mut self,
+        retry: bool,
+        op: &mut impl FnMut(&mut BlockDevice) -> Result<(), BlockError>,
     ) -> Result<(), DiskError> {
         let d = self.dev()?;
         match op(d) {
@@ -428,10 +443,12 @@ struct Summary {
     at: u64,
     /// The most domains swapped out whole at once said so far (hundreds).
     most_out: usize,
+    /// TSC ticks spent serving messages and ticks.
+    busy: u64,
 }
 
 impl Summary {
-    fn maybe_print(&mut self, pager: &Pager<ZeroFill, WsClock>, now: u64, hz: u64) {
+    fn maybe_print(&mut self, pager: &Pager<ZeroFill, WsClock>, area: &Area, now: u64, hz: u64) {
         let Some(sw) = pager.swap() else { return };
         if !sw.is_open() || now.saturating_sub(self.at) < hz {
             return;
@@ -462,6 +479,15 @@ impl Summary {
         println!(
             "swapper: resident {} swapped {} page-ins {} page-outs {} swap-outs {} swap-ins {} io-errors {}",
             s.resident, s.swapped, s.page_ins, s.page_outs, c.swap_outs, c.swap_ins, s.io_errors
+        );
+        // Where its time goes: waiting for the disk, or its own work.
+        let ms = |t: u64| t.saturating_mul(1000).checked_div(hz).unwrap_or(0);
+        println!(
+            "swapper: time: {} ms busy, {} ms of it in {} disk request(s); {} zero page(s) not written",
+            ms(self.busy),
+            ms(area.tsc),
+            area.ops,
+            c.zero_pages
         );
         self.last = s;
         self.swaps = swaps;
@@ -567,6 +593,8 @@ fn main() -> i32 {
     let mut area = Area {
         server: ilwaco::rt::granted(1),
         dev: None,
+        ops: 0,
+        tsc: 0,
     };
     let hz = ilwaco::time::tsc_hz().unwrap_or(0);
     let tick = TICK_MS.saturating_mul(hz) / 1000;
@@ -582,6 +610,7 @@ fn main() -> i32 {
         swaps: (0, 0),
         at: 0,
         most_out: 0,
+        busy: 0,
     };
     let mut payload = [0u8; MAX_PAYLOAD];
     let mut out = [0u8; MAX_PAYLOAD];
@@ -639,8 +668,10 @@ fn main() -> i32 {
                 let before = FirstTimes::counts(&pager);
                 pager.tick(now, &mut kernel, &mut area);
                 let after = FirstTimes::counts(&pager);
-                first.note(before, after, sys::rdtsc().saturating_sub(now), hz);
-                summary.maybe_print(&pager, now, hz);
+                let dt = sys::rdtsc().saturating_sub(now);
+                first.note(before, after, dt, hz);
+                summary.busy += dt;
+                summary.maybe_print(&pager, &area, now, hz);
                 tracer.flush(&area);
                 continue;
             }
@@ -714,12 +745,9 @@ fn main() -> i32 {
         if tracer.used == Tracer::PER_BLOCK {
             tracer.flush(&area);
         }
-        first.note(
-            before,
-            FirstTimes::counts(&pager),
-            sys::rdtsc().saturating_sub(t0),
-            hz,
-        );
+        let dt = sys::rdtsc().saturating_sub(t0);
+        first.note(before, FirstTimes::counts(&pager), dt, hz);
+        summary.busy += dt;
         if let Some(ev) = ev {
             log(ev, &mut problems);
         }
@@ -728,8 +756,10 @@ fn main() -> i32 {
             let before = FirstTimes::counts(&pager);
             pager.tick(now, &mut kernel, &mut area);
             let after = FirstTimes::counts(&pager);
-            first.note(before, after, sys::rdtsc().saturating_sub(now), hz);
-            summary.maybe_print(&pager, now, hz);
+            let dt = sys::rdtsc().saturating_sub(now);
+            first.note(before, after, dt, hz);
+            summary.busy += dt;
+            summary.maybe_print(&pager, &area, now, hz);
             tracer.flush(&area);
         }
         let body = out.get(..resp.len).unwrap_or(&[]);

@@ -15,8 +15,11 @@ pub const BLOCK: usize = 4096;
 pub type Block = [u8; BLOCK];
 /// Header magic.
 pub const MAGIC: [u8; 8] = *b"SERACSWP";
-/// Format version.
-pub const VERSION: u32 = 1;
+/// Format version (2: zero pages are not written, [`Desc::zero`]).
+pub const VERSION: u32 = 2;
+/// A descriptor's vpn field: this bit set says the page was all zeros and
+/// its slot was not written (vpns have 36 bits).
+const ZERO_FLAG: u64 = 1 << 63;
 /// Bytes of one descriptor.
 pub const DESC_LEN: usize = 32;
 /// Descriptors per block.
@@ -136,6 +139,9 @@ pub struct Desc {
     pub seq: u64,
     /// CRC-32C of the slot's 4 KiB.
     pub data_crc: u32,
+    /// The page was all zeros: the slot's data was not written (and may
+    /// hold anything), `data_crc` is that of a zero block.
+    pub zero: bool,
 }
 
 impl Desc {
@@ -151,7 +157,8 @@ impl Desc {
             return;
         }
         b[0..8].copy_from_slice(&self.owner.to_le_bytes());
-        b[8..16].copy_from_slice(&self.vpn.to_le_bytes());
+        let vpn = self.vpn | if self.zero { ZERO_FLAG } else { 0 };
+        b[8..16].copy_from_slice(&vpn.to_le_bytes());
         b[16..24].copy_from_slice(&self.seq.to_le_bytes());
         b[24..28].copy_from_slice(&self.data_crc.to_le_bytes());
         let crc = desc_crc(boot_id, &b[..28]);
@@ -168,11 +175,13 @@ impl Desc {
         if desc_crc(boot_id, b.get(..28)?) != crc {
             return None;
         }
+        let vpn = w(8)?;
         let d = Desc {
             owner: w(0)?,
-            vpn: w(8)?,
+            vpn: vpn & !ZERO_FLAG,
             seq: w(16)?,
             data_crc: u32::from_le_bytes(b.get(24..28)?.try_into().ok()?),
+            zero: vpn & ZERO_FLAG != 0,
         };
         (d.owner != 0).then_some(d)
     }
@@ -217,10 +226,16 @@ mod tests {
             vpn: 0x400,
             seq: 5,
             data_crc: 0xdead,
+            zero: false,
         };
         let mut x = [0u8; 32];
         d.encode(9, &mut x);
         assert_eq!(Desc::decode(9, &x), Some(d));
+        let z = Desc { zero: true, ..d };
+        let mut y = [0u8; 32];
+        z.encode(9, &mut y);
+        assert_eq!(Desc::decode(9, &y), Some(z));
+        assert_ne!(x, y);
         assert_eq!(Desc::decode(10, &x), None, "another boot");
         x[3] ^= 0x10;
         assert_eq!(Desc::decode(9, &x), None, "torn");

@@ -285,6 +285,9 @@ pub struct Counters {
     pub swap_ins: u64,
     /// I/O errors met.
     pub io_errors: u64,
+    /// Pages of whole swap-outs that were all zeros: in `page_outs`, but
+    /// only their descriptor was written (and no read brings them back).
+    pub zero_pages: u64,
 }
 
 /// One domain's memory.
@@ -310,6 +313,11 @@ impl From<ReplaceError> for NoMemory {
     fn from(_: ReplaceError) -> Self {
         NoMemory
     }
+}
+
+/// Whether `b` is all zeros.
+fn is_zero(b: &Block) -> bool {
+    b.chunks_exact(8).all(|w| w == [0; 8])
 }
 
 fn page_hash(p: Page) -> u64 {
@@ -389,6 +397,8 @@ pub struct Swap<R> {
     victims: Victims,
     buf: Box<Block>,
     dbuf: Box<Block>,
+    /// CRC-32C of a zero block (a zero page's descriptor carries it).
+    zero_crc: u32,
     ids: Vec<u32>,
     fr: Vec<u64>,
     /// A batch's slots, and its descriptors (written together).
@@ -507,6 +517,7 @@ impl<R: Replacement> Swap<R> {
             seq: 1,
             victims: Victims::with_capacity(BATCH)?,
             buf: block()?,
+            zero_crc: crc32c(&[0; BLOCK]),
             dbuf: block()?,
             ids,
             fr,
@@ -542,6 +553,12 @@ impl<R: Replacement> Swap<R> {
     }
 
     /// Slots of the open area (0 when closed).
+    /// The area's layout (for tests).
+    #[cfg(test)]
+    pub(crate) fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
     pub fn slots(&self) -> u32 {
         self.geo.slots
     }
@@ -860,6 +877,7 @@ impl<R: Replacement> Swap<R> {
         // Pass 1: each domain's first stretch of slots becomes its run,
         // other pages loose entries.
         let mut runs = false;
+        let mut zeros = false;
         for b in 0..self.geo.desc_blocks {
             disk.read(1 + u64::from(b), &mut self.dbuf)?;
             for k in 0..DESC_PER_BLOCK {
@@ -890,6 +908,13 @@ impl<R: Replacement> Swap<R> {
                     }
                     self.free_loose(old);
                 }
+                if d.zero {
+                    // A loose entry is read back: its slot must hold the
+                    // zeros its descriptor describes.
+                    self.buf.fill(0);
+                    disk.write(self.geo.data_block(s), &self.buf)?;
+                    zeros = true;
+                }
                 let i = self
                     .loose_alloc(Loose::new(page, d.data_crc, s, State::Pending))
                     .ok_or(DiskError::Io)?;
@@ -916,6 +941,8 @@ impl<R: Replacement> Swap<R> {
         }
         if h != Some(want) {
             disk.write(0, &want.encode())?;
+            disk.flush()?;
+        } else if zeros {
             disk.flush()?;
         }
         Ok(())
@@ -1081,7 +1108,9 @@ impl<R: Replacement> Swap<R> {
         disk: &mut impl SwapDisk,
         loose: bool,
     ) -> Result<(), DiskError> {
-        let ok = self.write_batch_inner(mmu, disk);
+        // A run's zero pages are only described; a loose entry always has
+        // its data (page_in reads it).
+        let ok = self.write_batch_inner(mmu, disk, !loose);
         let n = self.ids.len().min(self.batch.len());
         for i in 0..n {
             let (Some(&id), Some(&s)) = (self.ids.get(i), self.batch.get(i)) else {
@@ -1129,6 +1158,7 @@ impl<R: Replacement> Swap<R> {
         &mut self,
         mmu: &mut impl Mmu,
         disk: &mut impl SwapDisk,
+        elide_zero: bool,
     ) -> Result<(), (DiskError, Option<u32>)> {
         let n = self.ids.len().min(self.batch.len());
         self.descs.clear();
@@ -1139,15 +1169,26 @@ impl<R: Replacement> Swap<R> {
             let r = self.res_get(id).ok_or((DiskError::Io, None))?;
             mmu.copy_frame(r.frame, &mut self.buf)
                 .map_err(|_| (DiskError::Io, None))?;
+            // About half an httpd's pages are zeros at its swap-outs.
+            let zero = elide_zero && is_zero(&self.buf);
             self.descs.push(Desc {
                 owner: r.page.domain.to_raw(),
                 vpn: r.page.vpn,
                 seq: self.seq,
-                data_crc: crc32c(&self.buf[..]),
+                data_crc: if zero {
+                    self.zero_crc
+                } else {
+                    crc32c(&self.buf[..])
+                },
+                zero,
             });
             self.seq += 1;
-            disk.write(self.geo.data_block(s), &self.buf)
-                .map_err(|e| (e, Some(s)))?;
+            if zero {
+                self.counters.zero_pages += 1;
+            } else {
+                disk.write(self.geo.data_block(s), &self.buf)
+                    .map_err(|e| (e, Some(s)))?;
+            }
         }
         // Each descriptor block touched, once (slots come sorted).
         let mut k = 0;
@@ -1547,7 +1588,7 @@ impl<R: Replacement> Swap<R> {
         let Some(m) = self.loose_get(s) else {
             return Err(Lost::ReadError);
         };
-        let frame = self.read_and_bind(mmu, disk, pool, reply, page, m.slot, m.crc, take)?;
+        let frame = self.read_and_bind(mmu, disk, pool, reply, page, Some(m.slot), m.crc, take)?;
         self.set_loose_state(s, State::Copy);
         self.counters.swapped = self.counters.swapped.saturating_sub(1);
         if !self.res_insert(Res {
@@ -1573,16 +1614,22 @@ impl<R: Replacement> Swap<R> {
         pool: &mut FramePool,
         reply: Handle,
         page: Page,
-        slot: u32,
+        slot: Option<u32>,
         crc: u32,
         take: &mut dyn FnMut(&mut FramePool) -> Option<u64>,
     ) -> Result<u64, Lost> {
-        if disk.read(self.geo.data_block(slot), &mut self.buf).is_err() {
-            self.counters.io_errors += 1;
-            return Err(Lost::ReadError);
-        }
-        if crc32c(&self.buf[..]) != crc {
-            return Err(Lost::ChecksumMismatch);
+        match slot {
+            // A zero page: nothing to read.
+            None => self.buf.fill(0),
+            Some(slot) => {
+                if disk.read(self.geo.data_block(slot), &mut self.buf).is_err() {
+                    self.counters.io_errors += 1;
+                    return Err(Lost::ReadError);
+                }
+                if crc32c(&self.buf[..]) != crc {
+                    return Err(Lost::ChecksumMismatch);
+                }
+            }
         }
         // A frame only once the copy is known good: a lost page costs none.
         let mut frame = None;
@@ -1665,7 +1712,8 @@ impl<R: Replacement> Swap<R> {
             if self.find_res(page).is_some() || self.find_loose(page).is_some() {
                 continue; // a newer copy is resident or loose
             }
-            match self.read_and_bind(mmu, disk, pool, reply, page, slot, d.data_crc, take) {
+            let from = (!d.zero).then_some(slot);
+            match self.read_and_bind(mmu, disk, pool, reply, page, from, d.data_crc, take) {
                 Ok(f) => {
                     let tracked = self.res_insert(Res {
                         page,

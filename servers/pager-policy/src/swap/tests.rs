@@ -174,6 +174,8 @@ struct Disk {
     die_after: Option<u32>,
     dead: bool,
     opens: u32,
+    /// Blocks written.
+    writes: u32,
 }
 
 impl Disk {
@@ -220,6 +222,7 @@ impl SwapDisk for Disk {
             return Err(DiskError::Io);
         }
         *self.blocks.get_mut(n as usize).ok_or(DiskError::Io)? = *buf;
+        self.writes += 1;
         Ok(())
     }
     fn flush(&mut self) -> Result<(), DiskError> {
@@ -640,6 +643,79 @@ fn an_idle_check_swaps_out_a_bounded_burst() {
             Ok(u64::from(i))
         );
     }
+    check(&p, &k, &mut disk);
+}
+
+/// A whole swap-out writes only the descriptor of a zero page, and the
+/// swap-in never reads its slot; a restarted swapper finds it too.
+#[test]
+fn zero_pages_of_a_run_are_described_not_written() {
+    let mut k = Kernel::default();
+    let mut disk = Disk::new(300);
+    let mut p = pager(&mut k, &mut disk, 64, false);
+    let (d, busy) = (dom(0), dom(1));
+    // Odd pages zeros: stored as 0, or only read (zero-filled).
+    for vpn in 0..10 {
+        let v = vpn.is_multiple_of(2).then_some(50 + vpn);
+        let v = if vpn == 3 { Some(0) } else { v };
+        access(&mut p, &mut k, &mut disk, d, vpn, v).unwrap();
+    }
+    let value = |vpn: u64| if vpn.is_multiple_of(2) { 50 + vpn } else { 0 };
+    // The area is formatted at its first use.
+    access(&mut p, &mut k, &mut disk, busy, 0, Some(7)).unwrap();
+    assert_eq!(
+        request(
+            &mut p,
+            &mut k,
+            &mut disk,
+            &Request::SwapOut { domain: busy }
+        ),
+        Reply::Ok
+    );
+    let before = disk.writes;
+    assert_eq!(
+        request(&mut p, &mut k, &mut disk, &Request::SwapOut { domain: d }),
+        Reply::Ok
+    );
+    // 5 data blocks and one descriptor block.
+    let wrote = disk.writes - before;
+    assert_eq!(wrote, 6, "blocks written");
+    assert_eq!(p.swap().unwrap().counters().zero_pages, 5);
+    // Garbage where the zero pages' slots are: never read.
+    let geo = p.swap().unwrap().geometry();
+    for s in 0..geo.slots {
+        let b = geo.data_block(s) as usize;
+        if disk.blocks[b] == [0; BLOCK] {
+            disk.blocks[b] = [0xa5; BLOCK];
+        }
+    }
+    access(&mut p, &mut k, &mut disk, busy, 0, Some(7)).unwrap();
+    assert_eq!(access(&mut p, &mut k, &mut disk, d, 1, None), Ok(0));
+    for vpn in 0..10 {
+        assert_eq!(
+            access(&mut p, &mut k, &mut disk, d, vpn, None),
+            Ok(value(vpn))
+        );
+    }
+    assert!(!k.corrupt_mapped);
+    check(&p, &k, &mut disk);
+    // Out again, then a restart: the run is rebuilt from its descriptors.
+    assert_eq!(
+        request(&mut p, &mut k, &mut disk, &Request::SwapOut { domain: d }),
+        Reply::Ok
+    );
+    drop(p);
+    k.owned.clear();
+    k.kill(d);
+    let mut p = pager(&mut k, &mut disk, 64, true);
+    check(&p, &k, &mut disk);
+    for vpn in 0..10 {
+        assert_eq!(
+            access(&mut p, &mut k, &mut disk, d, vpn, None),
+            Ok(value(vpn))
+        );
+    }
+    assert!(!k.corrupt_mapped);
     check(&p, &k, &mut disk);
 }
 
