@@ -655,7 +655,7 @@ fn zero_pages_of_a_run_are_described_not_written() {
     let mut p = pager(&mut k, &mut disk, 64, false);
     let (d, busy) = (dom(0), dom(1));
     // Odd pages zeros: stored as 0, or only read (zero-filled).
-    for vpn in 0..10 {
+    for vpn in 0..10u64 {
         let v = vpn.is_multiple_of(2).then_some(50 + vpn);
         let v = if vpn == 3 { Some(0) } else { v };
         access(&mut p, &mut k, &mut disk, d, vpn, v).unwrap();
