@@ -756,7 +756,7 @@ impl<'a> Supervisor<'a> {
     /// every [`PROGRESS_NS`].
     fn pace(&mut self, i: usize, k: usize, n: usize, pacer: &mut Pacer) {
         let Some(ep) = self.pager_of(i) else { return };
-        self.settle(START_WINDOW - 1, k, n, pacer);
+        self.settle(i, START_WINDOW - 1, k, n, pacer);
         self.pace_wave(ep, i, k, n, pacer);
         if pacer.busy.try_reserve(1).is_ok() {
             pacer.busy.push(i);
@@ -793,7 +793,7 @@ impl<'a> Supervisor<'a> {
             // message, and free frames are not falling over half a second
             // (or 10 s went by: others' churn under pressure need not
             // stop).
-            self.settle(0, k, n, pacer);
+            self.settle(i, 0, k, n, pacer);
             let t0 = time::now_ns().unwrap_or(0);
             while time::now_ns().unwrap_or(0).saturating_sub(t0) < SETTLE_MAX_NS {
                 let _ = time::sleep_ns(500_000_000);
@@ -833,11 +833,11 @@ impl<'a> Supervisor<'a> {
         pacer.free_at_wave = f;
     }
 
-    /// Waits until at most `left` of the starting instances are still
-    /// busy; one that settled (in `idle`, in `reply_recv`, or gone) leaves
+    /// Before instance `i` starts: waits until at most `left` of the
+    /// starting instances are still busy; one that settled (in `idle`, in `reply_recv`, or gone) leaves
     /// the window. Once none settled for [`SETTLE_STALL_NS`] all count as
     /// settled: a domain that never waits must not hold the boot.
-    fn settle(&self, left: usize, k: usize, n: usize, pacer: &mut Pacer) {
+    fn settle(&self, i: usize, left: usize, k: usize, n: usize, pacer: &mut Pacer) {
         let mut since = time::now_ns().unwrap_or(0);
         loop {
             let before = pacer.busy.len();
@@ -857,7 +857,8 @@ impl<'a> Supervisor<'a> {
             }
             if now.saturating_sub(since) >= SETTLE_STALL_NS {
                 println!(
-                    "supervisor: starting: {} domain(s) busy for {} s; counted as started",
+                    "supervisor: starting {}: {} domain(s) busy for {} s; counted as started",
+                    self.spec(i).name,
                     pacer.busy.len(),
                     SETTLE_STALL_NS / 1_000_000_000
                 );
@@ -867,7 +868,8 @@ impl<'a> Supervisor<'a> {
             if now.saturating_sub(pacer.shown) >= PROGRESS_NS {
                 pacer.shown = now;
                 println!(
-                    "supervisor: starting: {k} of {n} started, {} still starting",
+                    "supervisor: starting {}: {k} of {n} started, {} still starting",
+                    self.spec(i).name,
                     pacer.busy.len()
                 );
             }
