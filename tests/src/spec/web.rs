@@ -37,6 +37,8 @@ pub struct Web {
     pub mem: &'static str,
     /// Seconds a phase's request may take before it counts as an error.
     pub request_s: u32,
+    /// Seconds of unmeasured load before each phase (loadgen `settle_s`).
+    pub settle_s: u32,
 }
 
 /// The configuration of `w`: `configs/web_scale.toml` with `w.n` httpd.
@@ -61,11 +63,12 @@ fn loadgen_config(w: &Web, first: u32, last: u32) -> String {
     // wrk's turn: its run and the curl before it.
     let hold = if w.wrk > 0 { w.secs + 10 } else { 0 };
     format!(
-        "slots={first}-{last} conns={} warmup=yes warmup_s={warm_s} secs={} alphas={} raw={RAW_BLOCKS} progress_ms=5000 hold_s={hold} request_s={} path=/2k.html expect=2048 keepalive=no\n",
+        "slots={first}-{last} conns={} warmup=yes warmup_s={warm_s} secs={} alphas={} raw={RAW_BLOCKS} progress_ms=5000 hold_s={hold} request_s={} settle_s={} path=/2k.html expect=2048 keepalive=no\n",
         w.conns,
         w.secs,
         alphas.join("/"),
-        w.request_s
+        w.request_s,
+        w.settle_s
     )
 }
 
@@ -91,7 +94,7 @@ pub fn web_scale(name: &str, w: &Web) -> Result<QemuTest, String> {
             },
         });
     }
-    let phases = u64::from(w.secs) * (w.alphas.len() as u64 + 1);
+    let phases = u64::from(w.secs + w.settle_s) * (w.alphas.len() as u64 + 1);
     Ok(QemuTest::new(name, Boot::Pvh, "serac.exit=1")
         .config(web_config(w))
         .disk(DiskImage::fresh(
@@ -129,6 +132,7 @@ fn web_small() -> QemuTest {
         wrk: 0,
         mem: "256M",
         request_s: 10,
+        settle_s: 0,
     };
     match web_scale("web_small", &w) {
         Ok(t) => t
@@ -164,6 +168,7 @@ fn web_2000() -> QemuTest {
         // Under thrash, a swap-in behind thousands of others: what is
         // judged is that every request is answered, not how fast.
         request_s: 60,
+        settle_s: 0,
     };
     match web_scale("web_2000", &w) {
         Ok(t) => t

@@ -18,7 +18,11 @@
 //! sequential read of B blocks of its disk `loadgen`; `progress_ms=M`: a progress line every M
 //! ms; `hold_s=H`: after the phases, H seconds without load between
 //! `loadgen: hold start` and `loadgen: hold done` (host wrk's turn);
-//! `request_s=10`: a request not answered in this long is an error. Each
+//! `request_s=10`: a request not answered in this long is an error;
+//! `settle_s=S` (0-3600, default 0): before each phase, S seconds of the
+//! same load unmeasured, so that memory caches what that distribution
+//! wants (`loadgen: settle alpha=A secs=S`, `loadgen: settled alpha=A
+//! requests=.. errors=..`; its errors count like a phase's). Each
 //! phase prints `loadgen: phase start alpha=A` and `loadgen:
 //! phase done alpha=A requests=.. errors=.. wrong=.. duration_us=..
 //! rps=.. p50_us=.. p99_us=..`. Latencies go into a fixed histogram, so
@@ -76,6 +80,7 @@ struct Params {
     progress_ms: u64,
     hold_s: u64,
     request_s: u64,
+    settle_s: u64,
 }
 
 impl Default for Params {
@@ -98,6 +103,7 @@ impl Default for Params {
             progress_ms: 0,
             hold_s: 0,
             request_s: 10,
+            settle_s: 0,
         }
     }
 }
@@ -141,6 +147,8 @@ fn parse(text: &str) -> Result<Params, ConfigError<'_>> {
             "hold_s" => p.hold_s = config::int(v)?,
             "request_s" if (1..=600).contains(&config::int(v)?) => p.request_s = config::int(v)?,
             "request_s" => return Err(ConfigError::BadValue(v)),
+            "settle_s" if config::int(v)? <= 3600 => p.settle_s = config::int(v)?,
+            "settle_s" => return Err(ConfigError::BadValue(v)),
             _ => return Err(ConfigError::UnknownKey(k)),
         }
     }
@@ -511,6 +519,23 @@ async fn run_timed(net: Net, p: Params) -> Result<(), &'static str> {
     }
     for &alpha in &p.alphas {
         let z = Rc::new(Sampler::zipf(targets.len(), alpha).map_err(|_| "bad sampler")?);
+        if p.settle_s > 0 {
+            println!("loadgen: settle alpha={alpha:?} secs={}", p.settle_s);
+            let tally = Rc::new(RefCell::new(Tally {
+                until_ns: Some((now_us() + p.settle_s * 1_000_000) * 1000),
+                ..Tally::default()
+            }));
+            let what = alloc::format!("settle alpha={alpha:?}");
+            drive(&net, &p, &targets, z.clone(), &tally, &what).await;
+            let t = tally.borrow();
+            println!(
+                "loadgen: settled alpha={alpha:?} requests={} errors={} wrong={}",
+                t.ok + t.wrong,
+                t.errors,
+                t.wrong
+            );
+            bad += t.errors + t.wrong;
+        }
         println!("loadgen: phase start alpha={alpha:?}");
         let start = now_us();
         let tally = Rc::new(RefCell::new(Tally {
