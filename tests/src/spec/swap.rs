@@ -47,7 +47,6 @@ fn patterners_pass(t: QemuTest) -> QemuTest {
 /// frames (under 10 MiB): they cannot all be resident, so it pages and
 /// swaps them out whole; every one checks every byte after being brought
 /// back, three times.
-#[allow(dead_code)]
 pub fn swap_overcommit() -> QemuTest {
     let t = QemuTest::new("swap_overcommit", Boot::Pvh, "serac.exit=1")
         .config(Config::new("swap_overcommit"))
