@@ -834,9 +834,10 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Before instance `i` starts: waits until at most `left` of the
-    /// starting instances are still busy; one that settled (in `idle`, in `reply_recv`, or gone) leaves
-    /// the window. Once none settled for [`SETTLE_STALL_NS`] all count as
-    /// settled: a domain that never waits must not hold the boot.
+    /// starting instances are still busy; one that settled (in `idle`, in
+    /// `reply_recv`, or gone) leaves the window. Once none settled for
+    /// [`SETTLE_STALL_NS`] all count as settled: a domain that never waits
+    /// must not hold the boot.
     fn settle(&self, i: usize, left: usize, k: usize, n: usize, pacer: &mut Pacer) {
         let mut since = time::now_ns().unwrap_or(0);
         loop {
