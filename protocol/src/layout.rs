@@ -148,7 +148,10 @@ pub mod clock {
 /// zeroed, and may `map` them in its own space). Little-endian `u64`s: the
 /// version at 0, the frame count at 8, the frame holding this page at 16
 /// (the supervisor's, not the domain's: a frame it can name but not bind),
-/// then the frame numbers.
+/// a run of heap frames (first at 24, count at 32: given too, for the
+/// domain to grow its heap with; the vnic's port tables), then the listed
+/// frame numbers. The run is not listed frame by frame, so it may be far
+/// larger than [`MAX_FRAMES`].
 pub mod grant {
     /// Layout version, currently [`VERSION`].
     pub const OFF_VERSION: usize = 0;
@@ -156,10 +159,14 @@ pub mod grant {
     pub const OFF_COUNT: usize = 8;
     /// The frame the page itself is in.
     pub const OFF_PAGE_FRAME: usize = 16;
+    /// The heap run's first frame.
+    pub const OFF_RUN_FIRST: usize = 24;
+    /// The heap run's length in frames (0: none).
+    pub const OFF_RUN_COUNT: usize = 32;
     /// The first frame number; the rest follow.
-    pub const OFF_FRAMES: usize = 24;
-    /// Current layout version.
-    pub const VERSION: u64 = 1;
+    pub const OFF_FRAMES: usize = 40;
+    /// Current layout version (2 added the heap run).
+    pub const VERSION: u64 = 2;
     /// Most frames one grant lists (`frames=` in the manifest).
     pub const MAX_FRAMES: usize = 256;
     /// Bytes of the page a full grant uses.
@@ -173,6 +180,7 @@ pub mod grant {
         pub page_frame: u64,
         count: usize,
         frames: [u64; MAX_FRAMES],
+        run: (u64, u64),
     }
 
     impl FrameGrant {
@@ -184,7 +192,19 @@ pub mod grant {
                 page_frame,
                 count: frames.len(),
                 frames: all,
+                run: (0, 0),
             })
+        }
+
+        /// The same grant with `count` heap frames from `first` on.
+        pub fn with_run(mut self, first: u64, count: u64) -> FrameGrant {
+            self.run = if count == 0 { (0, 0) } else { (first, count) };
+            self
+        }
+
+        /// The heap run: its frames in order (empty without one).
+        pub fn run(&self) -> core::ops::Range<u64> {
+            self.run.0..self.run.0.saturating_add(self.run.1)
         }
 
         /// The frames given, in the supervisor's order.
@@ -197,7 +217,13 @@ pub mod grant {
         pub fn write(&self, page: &mut [u8]) -> Option<usize> {
             let used = OFF_FRAMES + 8 * self.count;
             let b = page.get_mut(..used)?;
-            let words = [VERSION, self.count as u64, self.page_frame];
+            let words = [
+                VERSION,
+                self.count as u64,
+                self.page_frame,
+                self.run.0,
+                self.run.1,
+            ];
             for (w, v) in words.iter().chain(self.frames()).enumerate() {
                 b[8 * w..8 * w + 8].copy_from_slice(&v.to_le_bytes());
             }
@@ -219,10 +245,13 @@ pub mod grant {
             for (i, f) in frames.iter_mut().take(count).enumerate() {
                 *f = word(OFF_FRAMES + 8 * i);
             }
+            let run = (word(OFF_RUN_FIRST), word(OFF_RUN_COUNT));
+            run.0.checked_add(run.1)?;
             Some(FrameGrant {
                 page_frame: word(OFF_PAGE_FRAME),
                 count,
                 frames,
+                run: if run.1 == 0 { (0, 0) } else { run },
             })
         }
     }
@@ -272,7 +301,7 @@ mod tests {
         use super::grant::{FrameGrant, MAX_FRAMES, OFF_COUNT};
         let g = FrameGrant::new(77, &[5, 6, 9]).unwrap();
         let mut page = [0u8; 4096];
-        assert_eq!(g.write(&mut page), Some(48));
+        assert_eq!(g.write(&mut page), Some(64));
         let word = |p: &[u8; 4096], off: usize| {
             let mut a = [0u8; 8];
             a.copy_from_slice(&p[off..off + 8]);
@@ -281,7 +310,20 @@ mod tests {
         let back = FrameGrant::read(|off| word(&page, off)).unwrap();
         assert_eq!(back, g);
         assert_eq!((back.frames(), back.page_frame), (&[5u64, 6, 9][..], 77));
-        assert!(g.write(&mut page[..47]).is_none());
+        assert!(g.write(&mut page[..63]).is_none());
+        assert!(back.run().is_empty());
+        // With a heap run: read back whole, past what the page could list.
+        let r = FrameGrant::new(77, &[5]).unwrap().with_run(1000, 20_000);
+        r.write(&mut page).unwrap();
+        let back = FrameGrant::read(|off| word(&page, off)).unwrap();
+        assert_eq!((back.run(), back.frames()), (1000..21_000, &[5u64][..]));
+        // A run that wraps is no grant.
+        page[super::grant::OFF_RUN_FIRST..][..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(FrameGrant::read(|off| word(&page, off)).is_none());
+        // Version 1 pages (no run words) are not read as version 2.
+        page[..8].copy_from_slice(&1u64.to_le_bytes());
+        assert!(FrameGrant::read(|off| word(&page, off)).is_none());
+        g.write(&mut page).unwrap();
         assert!(FrameGrant::read(|_| 0).is_none(), "a zero page is no grant");
         page[OFF_COUNT..OFF_COUNT + 8].copy_from_slice(&(MAX_FRAMES as u64 + 1).to_le_bytes());
         assert!(FrameGrant::read(|off| word(&page, off)).is_none());

@@ -384,7 +384,7 @@ impl<'a> Supervisor<'a> {
         let mut images = Vec::with_capacity(m.domains().len());
         // Frames the images need; `until-full` domains take what is left.
         let (mut pages, mut fill_pages) = (0u64, 0u64);
-        for d in m.domains() {
+        for (di, d) in m.domains().iter().enumerate() {
             let bytes = match archive.find(d.image) {
                 Ok(e) => e.data,
                 Err(ArchiveError::NotFound) => {
@@ -423,7 +423,7 @@ impl<'a> Supervisor<'a> {
             };
             // Read-only pages are shared: one frame each for all instances.
             let ro = plan.pages().filter(is_shared).count() as u64;
-            let per_instance = plan.page_count() - ro + extras(d) as u64;
+            let per_instance = plan.page_count() - ro + extras(&m, di) as u64;
             let all = per_instance.saturating_mul(u64::from(d.count)) + ro;
             if d.until_full {
                 fill_pages = fill_pages.saturating_add(all);
@@ -1099,6 +1099,8 @@ impl<'a> Supervisor<'a> {
         if n == 0 {
             return Ok(());
         }
+        // The heap run follows the listed frames in the same run.
+        let h = heap_run(&self.m, self.inst[i].dom());
         let at = self.inst[i].frames_start as usize + usize::from(self.inst[i].frames_len);
         if !reuse {
             // `load` just logged this instance's image frames, so these
@@ -1107,13 +1109,13 @@ impl<'a> Supervisor<'a> {
             let run = if spec_device(self, i) {
                 let first = self
                     .pool
-                    .alloc_run(n)
+                    .alloc_run(n + h)
                     .ok_or(fail("contiguous frames", SysError::OutOfMemory))?;
                 Some(first)
             } else {
                 None
             };
-            for k in 0..=n {
+            for k in 0..=n + h {
                 let f = match (k, run) {
                     (k, Some(first)) if k > 0 => first + k as u64 - 1,
                     _ => self
@@ -1130,20 +1132,23 @@ impl<'a> Supervisor<'a> {
         }
         let log = self
             .frame_log
-            .get(at..at + 1 + n)
+            .get(at..at + 1 + n + h)
             .ok_or(fail("reload", SysError::BadArgument))?;
         let mut frames = [0u64; MAX_GRANT_FRAMES];
-        for (f, &off) in frames.iter_mut().zip(&log[1..]) {
+        for (f, &off) in frames.iter_mut().zip(&log[1..=n]) {
             *f = self.pool.frame(off);
         }
         let page_frame = self.pool.frame(log[0]);
         let c = self.inst[i].ctl;
-        for &f in &frames[..n] {
+        let run = log.get(1 + n).map_or(0, |&off| self.pool.frame(off));
+        let heap = (0..h as u64).map(|k| run + k);
+        for f in frames[..n].iter().copied().chain(heap) {
             fill(f, core::iter::empty(), &[])?;
             ctl(c, DomainOp::GiveFrame, f, 0).map_err(|e| fail("give frame", e))?;
         }
         let grant = FrameGrant::new(page_frame, &frames[..n])
-            .ok_or(fail("grant page", SysError::BadArgument))?;
+            .ok_or(fail("grant page", SysError::BadArgument))?
+            .with_run(run, h as u64);
         let mut page = [0u8; GRANT_BYTES];
         let used = grant
             .write(&mut page)
@@ -1665,7 +1670,7 @@ impl<'a> Supervisor<'a> {
         self.inst[i].life = Life::Exited;
         let start = self.inst[i].frames_start as usize;
         // A load that failed part way logged fewer.
-        let n = usize::from(self.inst[i].frames_len) + extras(self.spec(i));
+        let n = usize::from(self.inst[i].frames_len) + extras(&self.m, self.inst[i].dom());
         let end = (start + n).min(self.frame_log.len());
         for &off in self.frame_log.get(start..end).unwrap_or(&[]) {
             self.pool.free(self.pool.frame(off));
@@ -2023,12 +2028,34 @@ fn spec_device(sup: &Supervisor<'_>, i: usize) -> bool {
     sup.spec(i).device.is_some()
 }
 
-/// Frames an instance of `d` logs after its image pages: with `frames=N`,
-/// its grant page and the N frames given.
-fn extras(d: &DomainSpec<'_>) -> usize {
-    match d.frames {
+/// Frames an instance of domain `d` logs after its image pages: with
+/// `frames=N`, its grant page, the N frames given and its heap run.
+fn extras(m: &Manifest<'_>, d: usize) -> usize {
+    match m.domains().get(d).map_or(0, |s| s.frames) {
         0 => 0,
-        n => 1 + usize::from(n),
+        n => 1 + usize::from(n) + heap_run(m, d),
+    }
+}
+
+/// Heap bytes a vnic is given per port on it, beyond its static heap: its
+/// tables' cost at the moment they double (`serac_vnic_core::BYTES_PER_PORT`
+/// is what a port costs them, a table just doubled holding twice that).
+const VNIC_HEAP_PER_PORT: usize = 2 * serac_vnic_core::BYTES_PER_PORT;
+
+/// Frames of the heap run domain `d`'s instances are given (in their grant
+/// page, `layout::grant`): for a vnic (`device = "virtio-net"`), its port
+/// tables for every port the manifest puts on it, so that they are sized
+/// by the plan and not by the vnic's static heap (8 MiB: about 16,000
+/// ports). Its queues, which come and go with traffic, stay in that.
+fn heap_run(m: &Manifest<'_>, d: usize) -> usize {
+    match m.domains().get(d) {
+        Some(s) if s.device == Some(DeviceSel::VirtioNet) && s.frames > 0 => {
+            usize::try_from(m.ports_on(d))
+                .unwrap_or(usize::MAX)
+                .saturating_mul(VNIC_HEAP_PER_PORT)
+                .div_ceil(4096)
+        }
+        _ => 0,
     }
 }
 

@@ -67,11 +67,37 @@ fn main() -> i32 {
             }
         },
     };
+    grow_heap();
     match serve::Server::new(net, irq) {
         Some(s) => s.run(),
         None => {
             println!("vnic: no memory for the switch's tables");
             1
         }
+    }
+}
+
+/// Grows the heap with the grant's heap run: the supervisor sizes it for
+/// the port tables of every port its manifest puts on this vnic, past
+/// what the static heap holds.
+fn grow_heap() {
+    let Some(run) = ilwaco::rt::frame_grant().map(|g| g.run()) else {
+        return;
+    };
+    let want = run.end - run.start;
+    let mut grown = 0u64;
+    for f in run {
+        if let Err(e) = sys::grow_heap(f) {
+            println!("vnic: growing the heap with frame {f:#x} failed: {e:?}");
+            break;
+        }
+        grown += 1;
+    }
+    if want > 0 {
+        println!(
+            "vnic: heap grown by {} KiB of {} KiB given, for port tables",
+            grown * 4,
+            want * 4
+        );
     }
 }

@@ -950,6 +950,15 @@ impl<'a> Manifest<'a> {
         })
     }
 
+    /// Ports on vnic domain `v`: the instances of the domains whose
+    /// [`vnic_of`](Self::vnic_of) it is.
+    pub fn ports_on(&self, v: usize) -> u64 {
+        (0..self.domains().len())
+            .filter(|&d| self.vnic_of(d) == Some(v))
+            .map(|d| u64::from(self.domains()[d].count))
+            .sum()
+    }
+
     /// The index of the domain called `name`.
     pub fn find(&self, name: &str) -> Option<usize> {
         self.domains().iter().position(|d| d.name == name)
@@ -1294,6 +1303,8 @@ control image=control class=server pager=swapper endpoint=supervisor push=yes",
             (m.vnic_of(0), m.vnic_of(1), m.vnic_of(2)),
             (Some(2), None, None)
         );
+        // g's two instances have ports on v; h (no net) and v none.
+        assert_eq!((m.ports_on(2), m.ports_on(0), m.ports_on(1)), (2, 0, 0));
         let w = wire("a image=a class=server eager=yes device=01:1f.7\nb image=b class=server eager=yes device=virtio-blk");
         let m = Manifest::validate(&w).unwrap();
         assert_eq!(m.domains()[0].device, Some(DeviceSel::Bdf(0x1ff)));
