@@ -68,9 +68,17 @@ const WRK_SERVERS: u32 = 4;
 /// Sizes above this (more httpd than memory holds) get phases settled
 /// first and a longer request deadline.
 const SETTLE_ABOVE: u32 = 1000;
-/// The ceiling's target and first probe.
+/// The ceiling's target, its first probe.
 const CEILING_TARGET: u32 = 100_000;
-const CEILING_START: u32 = 10;
+/// The search stops when the largest N that passed is within this many
+/// percent of the smallest known to fail.
+const CEILING_GAP_PCT: u32 = 5;
+/// loadgen's sweep clients in a probe: enough that the sweep keeps up with
+/// the boot (43 httpd a second in TCG), so most touches find their httpd
+/// still resident.
+const CEILING_CONNS: u32 = 32;
+/// The probes' boots are `bench_web_ceiling_N`.
+const CEILING_TAG: &str = "ceiling_";
 
 /// Parses `bench web`'s options.
 pub fn parse(rest: &[String]) -> std::result::Result<WebOpts, String> {
@@ -337,7 +345,8 @@ impl Size {
 /// The figures of one boot's serial log and host lines, which should
 /// have `want` phases.
 fn size_of(n: u32, want: usize, serial: &str, host: &[String], problems: &[String]) -> Size {
-    let started = started(serial);
+    // A paced boot that stopped: how far its starts got.
+    let started = started(serial).max(starting(serial));
     let mut failed = None;
     let phases = phases(serial).unwrap_or_else(|e| {
         failed = Some(e);
@@ -414,11 +423,12 @@ fn progress(log: PathBuf, n: u32, stop: Arc<AtomicBool>) -> thread::JoinHandle<(
 /// One boot of `n` httpd with phases of `secs` seconds, named `bench_web_`
 /// `tag` and `n`.
 fn boot(runner: &mut Runner, tag: &str, n: u32, secs: u32, alphas: &[f64]) -> Size {
+    let probe = tag == CEILING_TAG;
     let w = Web {
         n,
         secs,
         alphas: alphas.to_vec(),
-        conns: 8,
+        conns: if probe { CEILING_CONNS } else { 8 },
         wrk: if n <= WRK_MAX_N && secs >= 10 {
             WRK_SERVERS.min(n)
         } else {
@@ -438,6 +448,9 @@ fn boot(runner: &mut Runner, tag: &str, n: u32, secs: u32, alphas: &[f64]) -> Si
     };
     let name = format!("bench_web_{tag}{n}");
     let t = match web_scale(&name, &w) {
+        // A probe's boot and sweep take about N / 30 s; the spec's
+        // 3 s per httpd would let a stuck one of 100,000 run for days.
+        Ok(t) if probe => t.timeout(Duration::from_secs(900 + u64::from(n) / 8)),
         Ok(t) => t,
         Err(e) => {
             return Size {
@@ -616,34 +629,51 @@ struct Ceiling {
     first_fail: Option<(u32, String)>,
 }
 
-/// The next probe: doubling until a failure, then bisecting until the
-/// gap is within 2 % (or 1); `None` when done.
-fn next_probe(ok: Option<u32>, fail: Option<u32>) -> Option<u32> {
-    match (ok, fail) {
-        (None, None) => Some(CEILING_START),
-        (Some(o), None) if o >= CEILING_TARGET => None,
-        (Some(o), None) => Some(o.saturating_mul(2).min(CEILING_TARGET)),
-        (None, Some(f)) if f > 1 => Some(f / 2),
-        (None, Some(_)) => None,
-        (Some(o), Some(f)) if f - o > (o / 50).max(1) => Some(o + (f - o) / 2),
-        _ => None,
+/// The next probe, given the largest N that passed, the smallest that
+/// failed and how many httpd that failed boot had started: the target
+/// first (a boot of it is what answers the issue, and each probe costs
+/// about N / 30 s in TCG); then bisection between the largest pass and
+/// the failed boot's reach (a boot that stopped after K starts is taken to
+/// stop there for any larger N: starts go in the same order), its first
+/// step at 96 % of that reach; `None` when the target passed or the gap is
+/// within [`CEILING_GAP_PCT`] % (or 1).
+fn next_probe(ok: Option<u32>, fail: Option<(u32, u64)>) -> Option<u32> {
+    let lo = ok.unwrap_or(0);
+    let Some((f, reached)) = fail else {
+        return (lo < CEILING_TARGET).then_some(CEILING_TARGET);
+    };
+    let reach = u32::try_from(reached.saturating_add(1)).unwrap_or(u32::MAX);
+    let hi = f.min(reach.max(1));
+    if hi <= lo.saturating_add((lo * CEILING_GAP_PCT / 100).max(1)) {
+        return None;
     }
+    let first = u32::try_from(u64::from(hi) * 96 / 100).unwrap_or(hi);
+    Some(if ok.is_none() && first > lo {
+        first.max(1)
+    } else {
+        lo + (hi - lo) / 2
+    })
 }
 
 fn ceiling(runner: &mut Runner) -> Ceiling {
-    let (mut ok, mut fail, mut first_fail) = (None, None, None);
+    let (mut ok, mut fail, mut first_fail) = (None, None::<(u32, u64)>, None);
     while let Some(n) = next_probe(ok, fail) {
         // One boot: every httpd started and answered the warm-up, then a
         // 1 s phase.
-        let s = boot(runner, "ceiling_", n, 1, &[0.0]);
+        let s = boot(runner, CEILING_TAG, n, 1, &[0.0]);
         match s.failed {
             None => ok = Some(n),
             Some(why) => {
+                eprintln!(
+                    "xtask: bench web --ceiling: N={n} failed after {} httpd started: {why}",
+                    s.started
+                );
                 if first_fail.is_none() {
-                    eprintln!("xtask: bench web --ceiling: first failure at N={n}: {why}");
                     first_fail = Some((n, why));
                 }
-                fail = Some(n);
+                if fail.is_none_or(|(f, _)| n < f) {
+                    fail = Some((n, s.started));
+                }
             }
         }
     }
@@ -800,15 +830,25 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
     }
 
     #[test]
-    fn ceiling_doubles_then_bisects() {
-        assert_eq!(next_probe(None, None), Some(10));
-        assert_eq!(next_probe(Some(10), None), Some(20));
-        assert_eq!(next_probe(Some(80_000), None), Some(100_000));
+    fn ceiling_probes_the_target_then_bisects_below_the_reach() {
+        assert_eq!(next_probe(None, None), Some(100_000));
         assert_eq!(next_probe(Some(100_000), None), None);
-        assert_eq!(next_probe(Some(40), Some(80)), Some(60));
-        assert_eq!(next_probe(Some(58), Some(59)), None);
-        assert_eq!(next_probe(Some(1000), Some(1015)), None);
-        assert_eq!(next_probe(None, Some(10)), Some(5));
+        // The target failed after 29,999 starts: 96 % of that reach first.
+        assert_eq!(next_probe(None, Some((100_000, 29_999))), Some(28_800));
+        // That passed: bisect up to the reach, within 5 %.
+        assert_eq!(next_probe(Some(28_800), Some((100_000, 29_999))), None);
+        assert_eq!(
+            next_probe(Some(20_000), Some((100_000, 29_999))),
+            Some(25_000)
+        );
+        // A failure that started every httpd (a request failed): N itself.
+        assert_eq!(next_probe(Some(40), Some((80, 80))), Some(60));
+        assert_eq!(next_probe(Some(58), Some((59, 59))), None);
+        assert_eq!(next_probe(Some(1000), Some((1040, 1040))), None);
+        // Nothing passed: down from 96 % of the reach, then halves.
+        assert_eq!(next_probe(None, Some((10, 10))), Some(9));
+        assert_eq!(next_probe(None, Some((9, 0))), None);
+        assert_eq!(next_probe(None, Some((9, 3))), Some(3));
     }
 
     #[test]
