@@ -286,13 +286,15 @@ fn bookkeeping_bytes(n: usize, pages: usize) -> usize {
         .saturating_add(BENCH_SAMPLES * 8)
 }
 
-/// Grows the heap from the pool so that `need` more bytes fit beside what
-/// Ilwaco's static heap has free (kept at a quarter for everything else);
-/// returns the bytes added.
+/// Grows the heap from the pool so that `need` more bytes fit, unless
+/// Ilwaco's static heap has them free (kept at a quarter for everything
+/// else); returns the bytes added. The growth holds all of `need`: a
+/// block cannot straddle the static heap and the grown one, and the
+/// instance table is one block (3.2 MB for 100,000).
 fn grow_for(pool: &mut FramePool, need: usize) -> u64 {
     let spare = (sys::HEAP_SIZE / 4 * 3).saturating_sub(sys::heap_in_use());
     // The allocator's headers and a reallocation's slack: an eighth more.
-    let want = need.saturating_sub(spare).saturating_add(need / 8);
+    let want = need.saturating_add(need / 8);
     let mut grown = 0;
     if need <= spare {
         return 0;
