@@ -102,7 +102,11 @@ impl Handles {
                 kind: e.kind,
                 rights: e.rights,
             }));
-            floor = floor.max(t.max_gen().saturating_add(1));
+            // A free slot's generation already moved past its last
+            // handle's (`free_slot`), so its current one is safe to reuse;
+            // slots never used keep `next_gen`, so a domain packed before
+            // it ran gets its next grants at `HandleBase` as before.
+            floor = floor.max(t.max_gen());
         }
         self.floor = floor;
         self.packed = Some(v.into_boxed_slice());

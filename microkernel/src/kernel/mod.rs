@@ -83,8 +83,10 @@ pub struct Kernel {
 
 // The kernel's bytes per domain slot stay within what the heap was sized
 // for: the boxed record and its allocator header, the run link, the timer
-// slot, the slot's table entry and generation, and the supervisor's
-// handle on it (a 528-byte chunk per 15).
+// slot, the slot's table entry and generation, the supervisor's two
+// handles on it and the vnic's one (528-byte chunks of 15), and its own
+// handles packed (`PACKED_HANDLES` of 32 bytes and a header: a domain not
+// running holds them so, `Handles::pack`).
 const _: () = assert!(
     core::mem::size_of::<Domain>()
         + 16
@@ -92,7 +94,9 @@ const _: () = assert!(
         + core::mem::size_of::<TimerSlot>()
         + core::mem::size_of::<Option<Box<Domain>>>()
         + core::mem::size_of::<u32>()
-        + 2 * 528 / 15
+        + 3 * 528 / 15
+        + serac_kcore::sizing::PACKED_HANDLES as usize * 32
+        + 16
         <= serac_kcore::sizing::BYTES_PER_DOMAIN as usize
 );
 

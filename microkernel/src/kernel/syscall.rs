@@ -433,7 +433,14 @@ fn domain_ctl(
                 badge: recipient.to_raw(),
             };
             let r = k.domain_mut(recipient.index).ok_or(SysError::BadHandle)?;
-            Ok(Some(r.handles.allocate(entry)?.to_raw()))
+            let granted = r.handles.allocate(entry)?;
+            // A domain not started yet keeps its handles packed (32 bytes
+            // each, not a 528-byte chunk): the supervisor builds every
+            // instance before it starts them, 100,000 at once.
+            if r.state == State::Stopped {
+                r.handles.pack();
+            }
+            Ok(Some(granted.to_raw()))
         }
         DomainOp::BindIrq => {
             require_root(k, i, h)?;
