@@ -5,7 +5,7 @@
 //! - MAC `02:00:00:ii:ii:ii`: locally administered, unicast, the low 24
 //!   bits of the index.
 //! - IPv4 in `10.0.0.0/12` (1,048,574 hosts: room for every domain slot
-//!   the kernel sizes, 104,857 in 1 GiB), host number `256 + index`
+//!   the kernel sizes, 107,546 in 1 GiB), host number `256 + index`
 //!   (`10.0.1.0` for index 0, `10.1.135.160` for index 100,000).
 //!   `10.0.0.0/24` is left to the uplink side: QEMU's user network on
 //!   `10.0.0.0/12` puts its gateway at `10.0.0.2`, its DNS at `10.0.0.3`
