@@ -310,6 +310,7 @@ fn starting(serial: &str) -> u64 {
     lines_of(serial, Some("supervisor"))
         .iter()
         .rev()
+        .filter(|l| l.contains(" started, "))
         .find_map(|l| after(l, "supervisor: starting httpd:"))
         .unwrap_or(0)
 }
@@ -827,6 +828,14 @@ KERNEL stats: 9 domain record(s), 9 created since boot, kernel frames in use sin
             .contains("1 of 2 phases"));
         // The ceiling's probes want one.
         assert_eq!(size_of(2, 1, half, &[], &[]).failed, None);
+    }
+
+    #[test]
+    fn starting_reads_the_count_not_the_stall_line() {
+        let log = "[0:1 supervisor] supervisor: starting httpd: 6958 of 100000 started, 64 still starting\n\
+                   [0:1 supervisor] supervisor: starting httpd: 64 domain(s) busy for 10 s; counted as started\n";
+        assert_eq!(starting(log), 6958);
+        assert_eq!(starting(""), 0);
     }
 
     #[test]
