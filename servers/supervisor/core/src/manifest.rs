@@ -950,11 +950,13 @@ impl<'a> Manifest<'a> {
         })
     }
 
-    /// Ports on vnic domain `v`: the instances of the domains whose
-    /// [`vnic_of`](Self::vnic_of) it is.
+    /// Ports the manifest file puts on vnic domain `v`: the instances of
+    /// the domains whose [`vnic_of`](Self::vnic_of) it is, pushed services
+    /// aside (the supervisor sizes the vnic's heap run by this and finds
+    /// the run again by it, so it must not change after boot).
     pub fn ports_on(&self, v: usize) -> u64 {
         (0..self.domains().len())
-            .filter(|&d| self.vnic_of(d) == Some(v))
+            .filter(|&d| !self.domains()[d].pushed && self.vnic_of(d) == Some(v))
             .map(|d| u64::from(self.domains()[d].count))
             .sum()
     }
