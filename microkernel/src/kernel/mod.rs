@@ -357,7 +357,10 @@ fn schedule(frame: &mut TrapFrame) {
                 }
             }
         }
-        if k.alive() == 0 {
+        // O(1) while the supervisor lives: the count walks every record,
+        // and this runs each time the CPU idles (at 100,000 domains the
+        // walk held every disk completion for 8 ms).
+        if k.live(k.supervisor).is_none() && k.alive() == 0 {
             info!("sched: no domain left alive; the kernel idles (Ctrl-A X leaves QEMU)");
         }
         match next_alarm {
