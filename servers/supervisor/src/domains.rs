@@ -95,6 +95,10 @@ struct Pacer {
     /// Instances started and not yet seen settled (in `idle`, in
     /// `reply_recv`, or gone): at most [`START_WINDOW`].
     busy: Vec<usize>,
+    /// Each server instance's CPU ticks at the last progress line, and
+    /// the TSC then: the next line says where the time went since.
+    cpu: Vec<(usize, u64)>,
+    cpu_tsc: u64,
 }
 
 /// How long a start waits for that at most before it goes ahead anyway.
@@ -783,6 +787,7 @@ impl<'a> Supervisor<'a> {
                     "supervisor: starting {}: {k} of {n} started, its pager has {f} frame(s) free",
                     self.spec(i).name
                 );
+                self.cpu_shares(pacer);
             }
         };
         // A pager that does not answer is not waited for.
@@ -875,8 +880,40 @@ impl<'a> Supervisor<'a> {
                     self.spec(i).name,
                     pacer.busy.len()
                 );
+                self.cpu_shares(pacer);
             }
             let _ = time::sleep_ns(20_000_000);
+        }
+    }
+
+    /// Prints each server's share of the CPU since the last call (a slow
+    /// boot shows who holds the processor). The first call only samples.
+    fn cpu_shares(&self, pacer: &mut Pacer) {
+        let now = time::tsc();
+        let window = now.saturating_sub(pacer.cpu_tsc);
+        let first = pacer.cpu.is_empty();
+        if first {
+            let servers = (0..self.inst.len()).filter(|&j| {
+                self.spec(j).class == Class::Server && self.inst[j].life == Life::Running
+            });
+            pacer.cpu = servers.map(|j| (j, 0)).collect();
+        }
+        let mut line = alloc::string::String::new();
+        for (j, last) in pacer.cpu.iter_mut() {
+            let t = self.counter(*j, DomainCounter::CpuTicks);
+            let pct = t
+                .saturating_sub(*last)
+                .saturating_mul(100)
+                .checked_div(window)
+                .unwrap_or(0);
+            *last = t;
+            if !first {
+                let _ = fmt::Write::write_fmt(&mut line, format_args!(" {} {pct}%", self.name(*j)));
+            }
+        }
+        pacer.cpu_tsc = now;
+        if !first {
+            println!("supervisor: cpu since the last line:{line}");
         }
     }
 
