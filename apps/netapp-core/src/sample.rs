@@ -2,7 +2,9 @@
 //!
 //! Target `k` (from 0) has weight `1 / (k + 1)^α`. The table holds the
 //! cumulative weights scaled to 2^32, so a draw is one 32-bit random number
-//! and a binary search. `α = 0` is uniform.
+//! and a binary search. `α = 0` is uniform. It costs [`BYTES_PER_TARGET`]
+//! bytes a target and nothing more while it is built: loadgen's heap holds
+//! one for every httpd of a ceiling probe (100,000).
 
 use alloc::vec::Vec;
 
@@ -47,12 +49,16 @@ pub enum SamplerError {
     NoMemory,
 }
 
+/// Heap bytes a [`Sampler`] holds per target.
+pub const BYTES_PER_TARGET: usize = core::mem::size_of::<u32>();
+
 /// A Zipf(α) (or uniform) choice of one of `n` targets.
 #[derive(Debug, Clone)]
 pub struct Sampler {
-    /// `cdf[k]`: the cumulative weight of targets `0..=k`, scaled to 2^32
-    /// (the last is 2^32).
-    cdf: Vec<u64>,
+    /// `cdf[k] + 1`: the cumulative weight of targets `0..=k`, scaled to
+    /// 2^32 (the last is 2^32, so one less fits a `u32`; the first is at
+    /// least 1, which costs a target of weight 0 a chance in 2^32).
+    cdf: Vec<u32>,
 }
 
 /// `x^y` for `x ≥ 1`, `y ≥ 0`, without libm: `exp(y ln x)`.
@@ -126,27 +132,23 @@ impl Sampler {
         if !(0.0..=10.0).contains(&alpha) {
             return Err(SamplerError::BadAlpha);
         }
-        let mut w = Vec::new();
-        w.try_reserve_exact(n).map_err(|_| SamplerError::NoMemory)?;
-        let mut total = 0.0;
-        for k in 0..n {
-            let x = 1.0 / powf((k + 1) as f64, alpha);
-            total += x;
-            w.push(total);
-        }
-        let scale = (1u64 << 32) as f64;
+        // Two passes over the weights, so the only table is the result.
+        let weight = |k: usize| 1.0 / powf((k + 1) as f64, alpha);
+        let total: f64 = (0..n).map(weight).sum();
         let mut cdf = Vec::new();
         cdf.try_reserve_exact(n)
             .map_err(|_| SamplerError::NoMemory)?;
-        let mut last = 0u64;
-        for c in &w {
+        let (scale, top) = ((1u64 << 32) as f64, u64::from(u32::MAX));
+        let (mut sum, mut last) = (0.0, 0u64);
+        for k in 0..n {
+            sum += weight(k);
             // Monotone even if rounding says otherwise.
-            let v = ((c / total) * scale) as u64;
-            last = last.max(v.min(1 << 32));
-            cdf.push(last);
+            let v = ((sum / total) * scale) as u64;
+            last = last.max(v.saturating_sub(1).min(top));
+            cdf.push(last as u32);
         }
         if let Some(l) = cdf.last_mut() {
-            *l = 1 << 32;
+            *l = u32::MAX;
         }
         Ok(Sampler { cdf })
     }
@@ -168,20 +170,22 @@ impl Sampler {
 
     /// The probability of target `k`, scaled to 2^32.
     pub fn weight(&self, k: usize) -> u64 {
-        let hi = self.cdf.get(k).copied().unwrap_or(0);
-        let lo = if k == 0 {
-            0
-        } else {
-            self.cdf.get(k - 1).copied().unwrap_or(hi)
-        };
+        let at = |k: usize| self.cdf.get(k).map_or(0, |&c| u64::from(c) + 1);
+        let hi = at(k);
+        let lo = if k == 0 { 0 } else { at(k - 1).min(hi) };
         hi - lo
+    }
+
+    /// Heap bytes the table holds.
+    pub fn table_bytes(&self) -> usize {
+        self.cdf.capacity() * BYTES_PER_TARGET
     }
 
     /// Draws a target in `0..len()`.
     pub fn draw(&self, rng: &mut Rng) -> usize {
-        let r = u64::from(rng.next_u32());
-        // The first k with r < cdf[k].
-        let k = self.cdf.partition_point(|&c| c <= r);
+        let r = rng.next_u32();
+        // The first k with r < cdf[k] + 1.
+        let k = self.cdf.partition_point(|&c| c < r);
         k.min(self.cdf.len().saturating_sub(1))
     }
 }
@@ -233,6 +237,22 @@ mod tests {
             let p = z.weight(k) as f64 / (1u64 << 32) as f64;
             let seen = f64::from(h) / f64::from(N);
             assert!((seen - p).abs() < 0.01, "target {k}: {seen} vs {p}");
+        }
+    }
+
+    #[test]
+    fn a_ceiling_sized_table_is_small_and_whole() {
+        // The ceiling's target, and past it: 4 bytes a target.
+        for n in [100_000usize, 1 << 20] {
+            let z = Sampler::zipf(n, 0.8).unwrap();
+            assert_eq!(z.len(), n);
+            assert_eq!(z.table_bytes(), n * BYTES_PER_TARGET);
+            let total: u64 = (0..n).map(|k| z.weight(k)).sum();
+            assert_eq!(total, 1 << 32);
+            // The tail still gets drawn: its share is about 1 - H(n/2)/H(n).
+            let mut rng = super::Rng::new(7);
+            let tail = (0..100_000).filter(|_| z.draw(&mut rng) >= n / 2).count();
+            assert!((5_000..30_000).contains(&tail), "{n}: tail {tail}");
         }
     }
 

@@ -329,6 +329,19 @@ async fn targets_of(net: &Net, p: &Params) -> Result<Vec<Ipv4>, &'static str> {
     Ok(targets)
 }
 
+/// The Zipf(`alpha`) sampler over `n` targets, or why not (said, with the
+/// heap it had, then returned as the run's failure).
+fn sampler(n: usize, alpha: f64) -> Result<Sampler, &'static str> {
+    Sampler::zipf(n, alpha).map_err(|e| {
+        println!(
+            "loadgen: no sampler over {n} targets at alpha={alpha:?}: {e:?} (heap {} of {} bytes in use)",
+            ilwaco::sys::heap_in_use(),
+            ilwaco::sys::heap_size()
+        );
+        "no sampler"
+    })
+}
+
 fn now_us() -> u64 {
     time::now_ns().unwrap_or(0) / 1000
 }
@@ -378,7 +391,7 @@ async fn drive(
 /// The count mode: `p.requests` in all, one summary.
 async fn run_count(net: Net, p: Params) -> Result<(), &'static str> {
     let targets = targets_of(&net, &p).await?;
-    let z = Rc::new(Sampler::zipf(targets.len(), p.alpha).map_err(|_| "bad sampler")?);
+    let z = Rc::new(sampler(targets.len(), p.alpha)?);
     let tally = Rc::new(RefCell::new(Tally {
         per_target: alloc::vec![0; targets.len()],
         ticks: Latencies::new(KEEP),
@@ -518,7 +531,7 @@ async fn run_timed(net: Net, p: Params) -> Result<(), &'static str> {
         bad += warm_up(&net, &p, &targets).await;
     }
     for &alpha in &p.alphas {
-        let z = Rc::new(Sampler::zipf(targets.len(), alpha).map_err(|_| "bad sampler")?);
+        let z = Rc::new(sampler(targets.len(), alpha)?);
         if p.settle_s > 0 {
             println!("loadgen: settle alpha={alpha:?} secs={}", p.settle_s);
             let tally = Rc::new(RefCell::new(Tally {
