@@ -2,6 +2,11 @@
 //! a small image. Unknown keys are errors, so a typo is not silently
 //! ignored.
 
+/// Most concurrent clients loadgen runs (`conns=`): Ilwaco's 32 sockets
+/// less what its resolver and listeners may hold. Here so that the host
+/// side that writes loadgen's config can check against it.
+pub const LOADGEN_MAX_CONNS: usize = 24;
+
 /// Why a config does not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigError<'a> {

@@ -227,8 +227,16 @@ impl<P: Policy, R: Replacement> Pager<P, R> {
             return Err(NotFirst);
         }
         self.pool = FramePool::with_capacity(swap.sizing().pool);
+        // Best effort: a table not reserved still grows as regions come,
+        // and a refusal is reported to the supervisor.
+        let _ = self.regions.reserve(swap.sizing().regions);
         self.swap = Some(swap);
         Ok(())
+    }
+
+    /// Regions the table holds without growing.
+    pub fn region_capacity(&self) -> usize {
+        self.regions.capacity()
     }
 
     /// The room `stats` reports until the first grant (0: the pool's):

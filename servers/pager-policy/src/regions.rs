@@ -25,6 +25,9 @@ pub const MAX_PER_DOMAIN: usize = 8;
 /// at 8,192 httpd). The table grows as regions come, 24 bytes each.
 pub const MAX_REGIONS: usize = 400_000;
 
+/// Heap bytes one region costs.
+pub const ENTRY_BYTES: usize = core::mem::size_of::<Entry>();
+
 /// Why a region was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegionError {
@@ -83,6 +86,21 @@ impl Regions {
         Ok(())
     }
 
+    /// Makes room for `n` regions in all (at most [`MAX_REGIONS`]), so the
+    /// table never reallocates below that: a `Vec` doubling at 65,536
+    /// needs 3 MiB in one piece while the old 1.5 MiB is still held.
+    pub fn reserve(&mut self, n: usize) -> Result<(), RegionError> {
+        let more = n.min(MAX_REGIONS).saturating_sub(self.entries.len());
+        self.entries
+            .try_reserve_exact(more)
+            .map_err(|_| RegionError::TooMany)
+    }
+
+    /// Regions the table holds without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+
     /// Forgets `domain`'s regions (it is gone, or restarted under a new id).
     pub fn remove_domain(&mut self, domain: DomainId) {
         self.entries.retain(|e| e.domain != domain);
@@ -114,6 +132,25 @@ mod tests {
 
     const A: DomainId = DomainId::new(3, 1);
     const B: DomainId = DomainId::new(3, 2);
+
+    #[test]
+    fn a_reserved_table_never_reallocates() {
+        let mut r = Regions::new();
+        r.reserve(1_000).unwrap();
+        let cap = r.capacity();
+        assert!(cap >= 1_000);
+        for i in 0..500u32 {
+            let d = DomainId::new(i + 1, 1);
+            r.add(d, 0x40_0000, 0x41_0000).unwrap();
+            r.add(d, 0x50_0000, 0x51_0000).unwrap();
+        }
+        assert_eq!((r.len(), r.capacity()), (1_000, cap));
+        assert!(r.allows(DomainId::new(77, 1), 0x50_0000));
+        // Past the bound it reserves no more than the bound.
+        let mut big = Regions::new();
+        big.reserve(MAX_REGIONS + 5).unwrap();
+        assert_eq!(big.capacity(), MAX_REGIONS);
+    }
 
     #[test]
     fn default_window_then_explicit_regions() {

@@ -384,10 +384,11 @@ fn size_from(pager: &mut Pager<ZeroFill, WsClock>, first: u64, count: u64) -> (u
     let built = Swap::new(cfg, size, |c| WsClock::new(c, cfg.tau));
     if built.is_ok_and(|sw| pager.set_swap(sw).is_ok()) {
         println!(
-            "swapper: tables for {} frames, {} domain records, {} slots: {} KiB of heap, {grown} frames of the grant",
+            "swapper: tables for {} frames, {} domain records, {} slots, {} regions: {} KiB of heap, {grown} frames of the grant",
             size.frames,
             size.domains,
             size.slot_bytes.saturating_mul(8),
+            pager.region_capacity(),
             grown.saturating_mul(4),
         );
     } else {

@@ -28,7 +28,7 @@ fn patterners_pass(t: QemuTest) -> QemuTest {
         .forbid(d("swapper", "swapper: a first grant of * cannot pay*"))
         .require(d(
             "swapper",
-            "swapper: tables for %n frames, %n domain records, %n slots: %n KiB of heap, %n frames of the grant",
+            "swapper: tables for %n frames, %n domain records, %n slots, %n regions: %n KiB of heap, %n frames of the grant",
         ))
         .forbid("[ info] domain %d:%d patterner halted with code 1")
         .forbid("[ info] domain %d:%d patterner halted with code 2")

@@ -152,7 +152,7 @@ fn parse(text: &str) -> Result<Params, ConfigError<'_>> {
             _ => return Err(ConfigError::UnknownKey(k)),
         }
     }
-    if p.targets == 0 || p.conns == 0 || p.conns > 24 {
+    if p.targets == 0 || p.conns == 0 || p.conns > config::LOADGEN_MAX_CONNS {
         return Err(ConfigError::BadValue(
             "targets and conns: 1.., conns at most 24",
         ));

@@ -29,6 +29,13 @@ pub const DOMAIN_BYTES: usize = 32 + INDEX_BYTES;
 /// Heap bytes one loose page costs (entry, free-list word, index share).
 pub const LOOSE_BYTES: usize = 32 + 4 + INDEX_BYTES;
 
+/// Heap bytes one zero-fill region costs (the pager's region table).
+pub const REGION_BYTES: usize = crate::regions::ENTRY_BYTES;
+/// Regions reserved per domain record (not the records' floor): the two
+/// an httpd gets (`.bss`, stack); past them the table grows as they come. Reserved up front because the table doubling as it grew found
+/// no 3 MiB in the heap at 65,536 regions (a boot of 100,000 httpd).
+pub const REGIONS_PER_DOMAIN: usize = 2;
+
 /// Granted frames per domain record when sizing from a grant: one, so
 /// that the records outnumber the kernel's domain slots at any memory size
 /// (it has one per 10 KiB of RAM; a record is 48 bytes, under 1.2 % of the
@@ -52,6 +59,16 @@ const fn max(a: usize, b: usize) -> usize {
     }
 }
 
+/// Regions reserved for `domains` records, within the table's bound.
+const fn regions_for(domains: usize) -> usize {
+    let r = domains.saturating_mul(REGIONS_PER_DOMAIN);
+    if r < crate::regions::MAX_REGIONS {
+        r
+    } else {
+        crate::regions::MAX_REGIONS
+    }
+}
+
 /// The tables' sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizing {
@@ -66,6 +83,9 @@ pub struct Sizing {
     pub loose: usize,
     /// Bytes of the slot map: 8 slots a byte (the area may be smaller).
     pub slot_bytes: usize,
+    /// Zero-fill regions the pager's table holds without growing (0: it
+    /// grows from the spare heap as they come).
+    pub regions: usize,
 }
 
 impl Sizing {
@@ -89,6 +109,7 @@ impl Sizing {
             domains: b / 8 * 3 / DOMAIN_BYTES,
             loose: b / 8 / LOOSE_BYTES,
             slot_bytes: b / 8,
+            regions: 0,
         }
     }
 
@@ -104,6 +125,7 @@ impl Sizing {
             domains: max(n / FRAMES_PER_DOMAIN, m.domains),
             loose: max(n, m.loose),
             slot_bytes: max(n.saturating_mul(SLOTS_PER_FRAME / 8), m.slot_bytes),
+            regions: regions_for(n / FRAMES_PER_DOMAIN),
         }
     }
 
@@ -116,6 +138,7 @@ impl Sizing {
             domains: max(n / FRAMES_PER_DOMAIN, 1),
             loose: n,
             slot_bytes: n.saturating_mul(SLOTS_PER_FRAME / 8),
+            regions: regions_for(max(n / FRAMES_PER_DOMAIN, 1)),
         }
     }
 
@@ -156,6 +179,7 @@ impl Sizing {
             + self.domains * DOMAIN_BYTES
             + self.loose * LOOSE_BYTES
             + self.slot_bytes
+            + self.regions * REGION_BYTES
     }
 }
 
@@ -265,8 +289,9 @@ mod tests {
 
     #[test]
     fn grants_of_the_test_machines_and_a_1_gib_one() {
-        // About what a 64 MiB machine's swapper is given, and a 1 GiB one's.
-        for (count, most_taken) in [(6_000u64, 800usize), (131_072, 10_400)] {
+        // About what a 64 MiB machine's swapper is given, and a 1 GiB one's
+        // (1,536 of its frames reserve 262,144 regions).
+        for (count, most_taken) in [(6_000u64, 800usize), (131_072, 12_000)] {
             let (s, k) = Sizing::for_grant(count).unwrap();
             assert_eq!(s.frames, count as usize, "every frame tracked");
             assert!(s.domains >= Sizing::MIN.domains && s.loose >= Sizing::MIN.loose);
@@ -278,6 +303,10 @@ mod tests {
         // every one of the kernel's 104,218 domain slots there.
         let (s, _) = Sizing::for_grant(150_525).unwrap();
         assert!(s.domains >= 104_218, "{s:?}");
+        // And two regions each for 100,000 httpd, reserved: the table
+        // grown by doubling found no room at 65,536.
+        assert!(s.regions >= 200_000, "{s:?}");
+        assert!(s.bytes() >= s.regions * REGION_BYTES);
         // Too small for the floors: bare tables; too small for those: none.
         let (s, k) = Sizing::for_grant(400).unwrap();
         assert!(s.domains < Sizing::MIN.domains && k <= 200, "{s:?} {k}");
