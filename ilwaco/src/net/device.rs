@@ -58,6 +58,9 @@ pub struct DeviceStats {
     pub send_cycles: u64,
     /// The same for `Recv` calls.
     pub recv_cycles: u64,
+    /// [`VnicDevice::learn`] calls not queued: [`LEARN_QUEUE`] were
+    /// waiting for a poll.
+    pub learn_skipped: u64,
 }
 
 fn no_cycles() -> u64 {
@@ -115,12 +118,19 @@ struct Rx {
     end: usize,
 }
 
+/// Most [`VnicDevice::learn`] replies queued between two polls. Past it a
+/// caller that learns without letting the stack poll (a connect that
+/// fails at once, in a loop) would grow the queue without end; the next
+/// connect after a poll learns again.
+pub const LEARN_QUEUE: usize = 64;
+
 /// The device. Build it with [`VnicDevice::attach`].
 pub struct VnicDevice {
     link: Link,
     rx: Rx,
     rx_pending: bool,
-    /// ARP replies made here for [`VnicDevice::learn`], received first.
+    /// ARP replies made here for [`VnicDevice::learn`], received first
+    /// (at most [`LEARN_QUEUE`]).
     learned: Vec<[u8; ARP_FRAME]>,
     /// The one being received.
     current: [u8; ARP_FRAME],
@@ -245,6 +255,10 @@ impl VnicDevice {
     /// interface, so a client of thousands of servers whose addresses it
     /// knows (from the address plan) would wait a second for each.
     pub fn learn(&mut self, mac: [u8; 6], ip: [u8; 4]) {
+        if self.learned.len() >= LEARN_QUEUE {
+            self.link.stats.learn_skipped += 1;
+            return;
+        }
         let me = self.link.addresses;
         let mut f = [0u8; ARP_FRAME];
         f[0..6].copy_from_slice(&me.mac.0);

@@ -153,6 +153,32 @@ fn web_small() -> QemuTest {
     }
 }
 
+/// loadgen at its most clients (24, as a ceiling probe runs it) against 16
+/// httpd, uniform: the last requests' sockets still closing and the new
+/// ones share Ilwaco's 32, so connects meet `NoSockets`; loadgen waits for
+/// a socket, and every request is answered (it spun on the failed connect
+/// and ran out of heap, after the sweep of a 100,000 probe).
+fn web_sockets() -> QemuTest {
+    let w = Web {
+        n: 16,
+        secs: 4,
+        alphas: vec![0.0],
+        conns: serac_netapp_core::config::LOADGEN_MAX_CONNS as u32,
+        wrk: 0,
+        mem: "256M",
+        request_s: 10,
+        settle_s: 0,
+    };
+    match web_scale("web_sockets", &w) {
+        Ok(t) => t.require(d(
+            "loadgen",
+            "loadgen: phase done alpha=0.0 requests=%d errors=0 wrong=0 * conns=24",
+        )),
+        Err(e) => QemuTest::new("web_sockets", Boot::Pvh, "serac.exit=1")
+            .require(format!("cannot build the test: {e}")),
+    }
+}
+
 /// 2,000 paged httpd in 256 MiB, more than its memory holds (about 58
 /// pages each): the supervisor paces their start by the swapper's free
 /// frames, loadgen's sweep gets an answer from every one, and at the end
@@ -189,5 +215,5 @@ fn web_2000() -> QemuTest {
 
 /// This module's tests for the suite.
 pub fn tests() -> Vec<QemuTest> {
-    vec![web_small(), web_2000()]
+    vec![web_small(), web_sockets(), web_2000()]
 }

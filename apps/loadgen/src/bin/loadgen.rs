@@ -43,7 +43,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use ilwaco::net::{self, Config, Net, NetDuration, TcpStream};
+use ilwaco::net::{self, Config, Net, NetDuration, NetError, TcpStream};
 use ilwaco::protocol::net::Ipv4;
 use ilwaco::{println, time, BlockDevice};
 use serac_loadgen::{read_response, ExchangeError};
@@ -240,10 +240,7 @@ async fn client(
             .timeout(deadline, async {
                 let mut s = match conn.take() {
                     Some((j, s)) if j == k => s,
-                    _ => {
-                        learn(&net, ip);
-                        net.connect(ip, 80).await?
-                    }
+                    _ => connect(&net, ip).await?,
                 };
                 s.write_all(&req).await?;
                 let mut len = 0;
@@ -298,6 +295,20 @@ async fn client(
 fn learn(net: &Net, ip: Ipv4) {
     if let Some(a) = assign::index_of(ip).and_then(|i| assign::addresses(i).ok()) {
         net.learn_neighbor(a.mac.0, a.ipv4.0);
+    }
+}
+
+/// Connects to `ip`:80, a static neighbour. When every socket is taken
+/// (the last requests' still closing, up to Ilwaco's linger) it waits for
+/// one: that is this client's limit, not the target's failure, and a
+/// connect that fails at once must not spin without letting the stack run.
+async fn connect(net: &Net, ip: Ipv4) -> Result<TcpStream, NetError> {
+    learn(net, ip);
+    loop {
+        match net.connect(ip, 80).await {
+            Err(NetError::NoSockets) => net.sleep(NetDuration::from_millis(10)).await,
+            r => return r,
+        }
     }
 }
 
@@ -471,8 +482,7 @@ async fn warm_up(net: &Net, p: &Rc<Params>, targets: &Rc<Vec<Ipv4>>) -> u64 {
                 loop {
                     let r = net2
                         .timeout(net2.now() + NetDuration::from_secs(5), async {
-                            learn(&net2, ip);
-                            let mut s = net2.connect(ip, 80).await?;
+                            let mut s = connect(&net2, ip).await?;
                             s.write_all(&req).await?;
                             let mut len = 0;
                             read_response(&mut s, &mut buf, &mut len).await
