@@ -61,6 +61,9 @@ pub struct DeviceStats {
     /// [`VnicDevice::learn`] calls not queued: [`LEARN_QUEUE`] were
     /// waiting for a poll.
     pub learn_skipped: u64,
+    /// Neighbours learned again from a segment's source by the static
+    /// resolver ([`VnicDevice::set_static_neighbors`]).
+    pub relearned: u64,
 }
 
 fn no_cycles() -> u64 {
@@ -134,7 +137,15 @@ pub struct VnicDevice {
     learned: Vec<[u8; ARP_FRAME]>,
     /// The one being received.
     current: [u8; ARP_FRAME],
+    /// Maps an address to its MAC when the address plan fixes it.
+    resolver: Option<Resolver>,
+    /// A frame taken from `rx` and held back while the ARP reply learned
+    /// from its source goes first.
+    held: Option<(usize, usize)>,
 }
+
+/// A static neighbour table: the MAC of an IPv4 address, if fixed.
+pub type Resolver = fn([u8; 4]) -> Option<[u8; 6]>;
 
 /// An Ethernet frame carrying an IPv4 ARP packet.
 const ARP_FRAME: usize = 42;
@@ -214,6 +225,8 @@ impl VnicDevice {
             rx_pending: true,
             learned: Vec::new(),
             current: [0; ARP_FRAME],
+            resolver: None,
+            held: None,
         })
     }
 
@@ -237,9 +250,28 @@ impl VnicDevice {
         self.rx_pending = true;
     }
 
-    /// Whether a `Recv` is due or received frames are unread.
+    /// Whether a `Recv` is due or frames are unread: received, held, or
+    /// learned (so that a learn is read before the egress it is for).
     pub fn rx_pending(&self) -> bool {
-        self.rx_pending || self.rx.pos < self.rx.end
+        self.rx_pending
+            || !self.learned.is_empty()
+            || self.held.is_some()
+            || self.rx.pos < self.rx.end
+    }
+
+    /// Learns the source of each TCP segment that opens, closes or
+    /// carries data again, from `resolver`, just before smoltcp reads it.
+    ///
+    /// Why: smoltcp's cache holds 64 neighbours and evicts the oldest;
+    /// it fills only from ARP and asks for one missing neighbour a
+    /// second. A client of thousands of servers (loadgen) learns each at
+    /// connect, but a server that answers late (swapped out) finds itself
+    /// evicted, and its SYN-ACK or FIN waits for the ACK behind the
+    /// others' ARP until its SYN timeout resets the connection. The
+    /// resolver is the address plan, not the frame, so a forged source
+    /// teaches nothing it did not already say.
+    pub fn set_static_neighbors(&mut self, resolver: Resolver) {
+        self.resolver = Some(resolver);
     }
 
     /// Sends the pending batch, if any, in one `Send`.
@@ -462,6 +494,30 @@ impl phy::TxToken for TxToken<'_> {
     }
 }
 
+/// The source `(mac, ip)` of an IPv4 TCP segment with SYN, FIN or data,
+/// when `resolver` gives that address the frame's own source MAC.
+fn tcp_peer(f: &[u8], resolver: Resolver) -> Option<([u8; 6], [u8; 4])> {
+    if f.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = f.get(14..)?;
+    let ihl = usize::from(ip.first()? & 0x0f) * 4;
+    if ip.first()? >> 4 != 4 || ihl < 20 || *ip.get(9)? != 6 {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    let tcp = ip.get(ihl..total.min(ip.len()))?;
+    let offset = usize::from(tcp.get(12)? >> 4) * 4;
+    let flags = *tcp.get(13)?;
+    // SYN or FIN, or a payload.
+    if flags & 0x03 == 0 && tcp.len() <= offset {
+        return None;
+    }
+    let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+    let mac = resolver(src)?;
+    (f.get(6..12)? == mac).then_some((mac, src))
+}
+
 /// A frame the batch cannot hold (longer than the MTU smoltcp was told):
 /// built into a scratch buffer and counted lost.
 fn lost<R, F: FnOnce(&mut [u8]) -> R>(link: &mut Link, len: usize, f: F) -> R {
@@ -475,6 +531,21 @@ impl phy::Device for VnicDevice {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        if self.learned.is_empty() && self.held.is_none() {
+            if let Some(resolver) = self.resolver {
+                let (start, end) = self.next_frame()?;
+                let peer = self
+                    .rx
+                    .buf
+                    .get(start..end)
+                    .and_then(|f| tcp_peer(f, resolver));
+                self.held = Some((start, end));
+                if let Some((mac, ip)) = peer {
+                    self.link.stats.relearned += 1;
+                    self.learn(mac, ip);
+                }
+            }
+        }
         if let Some(f) = self.learned.pop() {
             self.current = f;
             return Some((
@@ -486,7 +557,10 @@ impl phy::Device for VnicDevice {
                 },
             ));
         }
-        let (start, end) = self.next_frame()?;
+        let (start, end) = match self.held.take() {
+            Some(b) => b,
+            None => self.next_frame()?,
+        };
         let frame = self.rx.buf.get(start..end)?;
         Some((
             RxToken { frame },

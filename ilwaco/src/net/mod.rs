@@ -291,6 +291,14 @@ impl Net {
         });
     }
 
+    /// Takes neighbours' MACs from `resolver` (the address plan) again
+    /// whenever one's segment opens, closes or carries data (see
+    /// [`device::VnicDevice::set_static_neighbors`]): for a client of more
+    /// servers than smoltcp's cache holds.
+    pub fn set_static_neighbors(&self, resolver: device::Resolver) {
+        self.with(|i| i.dev.set_static_neighbors(resolver));
+    }
+
     /// The counters.
     pub fn stats(&self) -> NetStats {
         self.with(|i| {

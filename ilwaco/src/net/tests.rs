@@ -53,6 +53,8 @@ impl Transport for Wire {
 struct Node {
     id: DomainId,
     net: Net,
+    /// Not stepped, as a domain swapped out: its frames wait in the vnic.
+    paused: Cell<bool>,
     restarted: Rc<Cell<bool>>,
     calls: Rc<Cell<u64>>,
 }
@@ -122,6 +124,7 @@ impl World {
                 Node {
                     id: guest(i),
                     net,
+                    paused: Cell::new(false),
                     restarted,
                     calls,
                 }
@@ -155,7 +158,7 @@ impl World {
         for round in 0..limit {
             let mut next: Option<Instant> = None;
             let mut woken = false;
-            for n in &self.nodes {
+            for n in self.nodes.iter().filter(|n| !n.paused.get()) {
                 if let Some(d) = n.net.step(self.now, None) {
                     next = Some(next.map_or(d, |x: Instant| x.min(d)));
                 }
@@ -179,6 +182,20 @@ impl World {
             }
         }
         panic!("not done after {limit} rounds");
+    }
+
+    /// Steps every stack not paused `rounds` times, the clock still.
+    fn settle(&self, rounds: usize) {
+        for _ in 0..rounds {
+            for n in self.nodes.iter().filter(|n| !n.paused.get()) {
+                n.net.step(self.now, None);
+                self.deliver();
+            }
+        }
+    }
+
+    fn pause(&self, i: u32, paused: bool) {
+        self.nodes[i as usize - 1].paused.set(paused);
     }
 
     /// The vnic restarts: a fresh switch, the supervisor configures the
@@ -750,4 +767,91 @@ fn static_neighbours_spare_a_client_smoltcps_one_arp_a_second() {
     assert!(asked >= 4_000, "{asked} ms");
     let learned = sweep_udp(6, true);
     assert!(learned < 1_000, "{learned} ms");
+}
+
+/// The address plan's MAC for `ip`, as loadgen resolves it.
+fn plan_mac(ip: [u8; 4]) -> Option<[u8; 6]> {
+    let i = assign::index_of(Ipv4(ip))?;
+    assign::addresses(i).ok().map(|a| a.mac.0)
+}
+
+/// `n` servers, swapped out (paused) while the client connects to each,
+/// answer only after the client learned 64 other neighbours, which evict
+/// them from its cache. Returns the exchanges that failed, the ms from
+/// their resuming to the last exchange's end, and the client's counters.
+fn late_servers(n: u32, resolve: bool) -> (u32, u64, NetStats) {
+    let mut w = World::new(n + 1, Config::default());
+    let c = w.net(n + 1);
+    let me = c.addresses();
+    for i in 1..=n {
+        let s = w.net(i);
+        // They served this client before: it is in their caches.
+        s.learn_neighbor(me.mac.0, me.ipv4.0);
+        let l = s.listen(80, 2).unwrap();
+        s.spawn(async move {
+            loop {
+                let mut t = l.accept().await.unwrap();
+                let mut b = [0u8; 4];
+                if let Ok(k) = t.read(&mut b).await {
+                    let _ = t.write_all(&b[..k]).await;
+                }
+                t.close();
+            }
+        });
+    }
+    w.settle(4);
+    if resolve {
+        c.set_static_neighbors(plan_mac);
+    }
+    let (ok, failed) = (Rc::new(Cell::new(0u32)), Rc::new(Cell::new(0u32)));
+    for i in 1..=n {
+        w.pause(i, true);
+        let a = assign::addresses(i).unwrap();
+        c.learn_neighbor(a.mac.0, a.ipv4.0);
+        let (c2, ok, failed) = (c.clone(), ok.clone(), failed.clone());
+        c.spawn(async move {
+            let r: Result<bool, NetError> = async {
+                let mut t = c2.connect(addr(i), 80).await?;
+                t.write_all(&[i as u8]).await?;
+                let mut b = [0u8; 4];
+                let k = t.read(&mut b).await?;
+                let eof = t.read(&mut b).await?;
+                Ok(k == 1 && b[0] == i as u8 && eof == 0)
+            }
+            .await;
+            match r {
+                Ok(true) => ok.set(ok.get() + 1),
+                _ => failed.set(failed.get() + 1),
+            }
+        });
+    }
+    // The SYNs wait in the vnic; the client learns others meanwhile.
+    w.settle(4);
+    for k in 0..64 {
+        w.now += Duration::from_millis(1);
+        let a = assign::addresses(1000 + k).unwrap();
+        c.learn_neighbor(a.mac.0, a.ipv4.0);
+        w.settle(1);
+    }
+    for i in 1..=n {
+        w.pause(i, false);
+    }
+    let start = w.now;
+    w.run_until(100_000, || ok.get() + failed.get() == n);
+    (failed.get(), (w.now - start).total_millis(), c.stats())
+}
+
+#[test]
+fn late_servers_evicted_from_the_cache_are_learned_again() {
+    // smoltcp alone: one ARP a second, so the last SYN-ACKs wait past
+    // the servers' 3 s SYN timeout and are reset (loadgen's Net(Reset)).
+    let (failed, ms, _) = late_servers(6, false);
+    assert!(failed > 0 && ms >= 3_000, "{failed} failed in {ms} ms");
+    // With the address plan as resolver, each segment's source is
+    // learned again before smoltcp reads it.
+    let (failed, ms, s) = late_servers(6, true);
+    assert_eq!(failed, 0);
+    assert!(ms < 1_000, "{ms} ms");
+    assert!(s.device.relearned >= 6, "{s:?}");
+    assert_eq!(s.device.learn_skipped, 0);
 }

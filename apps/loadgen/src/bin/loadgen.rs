@@ -236,13 +236,16 @@ async fn client(
         let t0 = time::tsc();
         let ns0 = time::now_ns().unwrap_or(0);
         let deadline = net.now() + NetDuration::from_secs(p.request_s);
+        let mut stage = "connect";
         let r = net
             .timeout(deadline, async {
                 let mut s = match conn.take() {
                     Some((j, s)) if j == k => s,
                     _ => connect(&net, ip).await?,
                 };
+                stage = "write";
                 s.write_all(&req).await?;
+                stage = "read";
                 let mut len = 0;
                 let a = read_response(&mut s, &mut buf, &mut len).await?;
                 if p.keepalive && a.head.keep_alive {
@@ -277,13 +280,13 @@ async fn client(
             Ok(Err(e)) => {
                 t.errors += 1;
                 if t.errors <= 4 {
-                    println!("loadgen: target {k}: {e:?}");
+                    println!("loadgen: target {k}: {e:?} in {stage} after {us} us");
                 }
             }
             Err(e) => {
                 t.errors += 1;
                 if t.errors <= 4 {
-                    println!("loadgen: target {k}: {e:?}");
+                    println!("loadgen: target {k}: {e:?} in {stage} after {us} us");
                 }
             }
         }
@@ -296,6 +299,13 @@ fn learn(net: &Net, ip: Ipv4) {
     if let Some(a) = assign::index_of(ip).and_then(|i| assign::addresses(i).ok()) {
         net.learn_neighbor(a.mac.0, a.ipv4.0);
     }
+}
+
+/// The address plan's MAC for `ip`: a target answering after a swap-in
+/// may have been evicted from smoltcp's 64-entry cache since its connect.
+fn plan_mac(ip: [u8; 4]) -> Option<[u8; 6]> {
+    let a = assign::addresses(assign::index_of(Ipv4(ip))?).ok()?;
+    Some(a.mac.0)
 }
 
 /// Connects to `ip`:80, a static neighbour. When every socket is taken
@@ -632,6 +642,7 @@ fn main() -> i32 {
             return 1;
         }
     };
+    net.set_static_neighbors(plan_mac);
     match net::run(&net, run(net.clone(), p)) {
         Ok(()) => {
             println!("TEST loadgen ... ok");
