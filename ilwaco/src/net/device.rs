@@ -496,7 +496,7 @@ impl phy::TxToken for TxToken<'_> {
 
 /// The source `(mac, ip)` of an IPv4 TCP segment with SYN, FIN or data,
 /// when `resolver` gives that address the frame's own source MAC.
-fn tcp_peer(f: &[u8], resolver: Resolver) -> Option<([u8; 6], [u8; 4])> {
+pub(crate) fn tcp_peer(f: &[u8], resolver: Resolver) -> Option<([u8; 6], [u8; 4])> {
     if f.get(12..14)? != [0x08, 0x00] {
         return None;
     }

@@ -855,3 +855,52 @@ fn late_servers_evicted_from_the_cache_are_learned_again() {
     assert!(s.device.relearned >= 6, "{s:?}");
     assert_eq!(s.device.learn_skipped, 0);
 }
+
+#[test]
+fn only_opening_closing_or_data_segments_from_plan_addresses_are_relearned() {
+    use super::device::tcp_peer;
+    let a = assign::addresses(3).unwrap();
+    let syn = syn_frame(3, 4000);
+    assert_eq!(tcp_peer(&syn, plan_mac), Some((a.mac.0, a.ipv4.0)));
+    // The flags are byte 13 of the TCP header, after 14 + 20 bytes.
+    let with_flags = |flags: u8| {
+        let mut f = syn.clone();
+        f[14 + 20 + 13] = flags;
+        f
+    };
+    assert_eq!(
+        tcp_peer(&with_flags(0x11), plan_mac),
+        Some((a.mac.0, a.ipv4.0))
+    );
+    let ack = with_flags(0x10);
+    assert_eq!(tcp_peer(&ack, plan_mac), None, "a bare ACK");
+    let mut data = ack.clone();
+    data.extend_from_slice(b"hello");
+    data[16..18].copy_from_slice(&45u16.to_be_bytes());
+    assert_eq!(tcp_peer(&data, plan_mac), Some((a.mac.0, a.ipv4.0)));
+    let mut forged = syn.clone();
+    forged[11] ^= 1;
+    assert_eq!(tcp_peer(&forged, plan_mac), None, "not the plan's MAC");
+    let mut udp = data.clone();
+    udp[14 + 9] = 17;
+    assert_eq!(tcp_peer(&udp, plan_mac), None, "not TCP");
+    assert_eq!(tcp_peer(&syn, |_| None), None, "not in the plan");
+}
+
+proptest! {
+    // Any frame: no panic, and what is learned is the plan's MAC, which
+    // is also the frame's source.
+    #[test]
+    fn relearning_takes_only_the_plan(
+        body in proptest::collection::vec(any::<u8>(), 0..80),
+        from in 1u32..50,
+    ) {
+        let mut f = syn_frame(from, 4000)[..14].to_vec();
+        f.extend(body);
+        if let Some((mac, ip)) = super::device::tcp_peer(&f, plan_mac) {
+            prop_assert_eq!(Some(mac), plan_mac(ip));
+            prop_assert_eq!(&f[6..12], &mac[..]);
+        }
+        let _ = super::device::tcp_peer(&f[..f.len().min(20)], plan_mac);
+    }
+}
